@@ -1,0 +1,38 @@
+# RealLive: the two commands a fresh machine needs are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+DEMO_OUT ?= demo-out
+
+.PHONY: setup build demo test fmt clippy nextest bench
+
+setup:
+	./scripts/setup
+
+build: setup
+	$(CARGO) build --workspace --release
+
+# The main job on embedded defaults: capture the test pattern, encode it with
+# the automatically chosen H.264 encoder, write 10 s of MP4 and show what
+# ffprobe reads from it.
+demo: setup
+	$(CARGO) build --release -p reallive-pusher
+	mkdir -p $(DEMO_OUT)
+	./target/release/reallive-pusher --source test --output $(DEMO_OUT)/test-pattern.mp4 --seconds 10
+	ffprobe -v error -count_frames -select_streams v:0 \
+	  -show_entries stream=codec_name,profile,width,height,avg_frame_rate,nb_read_frames,has_b_frames \
+	  -show_entries format=duration -of default=noprint_wrappers=1 $(DEMO_OUT)/test-pattern.mp4
+
+test: setup fmt clippy nextest
+
+fmt:
+	$(CARGO) fmt --all --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+nextest:
+	$(CARGO) nextest run --workspace
+
+# Figures for docs/benchmarks.md.
+bench: setup
+	$(CARGO) run --release -p reallive-capture --example bench_capture -- --seconds 20

@@ -1,0 +1,68 @@
+//! Media time (90 kHz) and wall-clock time (UTC nanoseconds).
+//!
+//! Media timestamps come from a source's clock and only mean something
+//! relative to each other; wall-clock time says when something happened and
+//! may jump (NTP, a Pi without an RTC booting in 1970). Keep the two apart:
+//! recordings map one onto the other once per file.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Ticks per second of the RTP/MPEG video clock.
+pub const CLOCK_90K: u32 = 90_000;
+
+/// Nanoseconds to 90 kHz ticks, rounded down, without overflow.
+pub fn ns_to_90k(ns: u64) -> i64 {
+    let ticks = (u128::from(ns) * u128::from(CLOCK_90K)) / 1_000_000_000;
+    i64::try_from(ticks).unwrap_or(i64::MAX)
+}
+
+/// 90 kHz ticks to nanoseconds.
+pub fn ticks_90k_to_ns(ticks: i64) -> i128 {
+    i128::from(ticks) * 1_000_000_000 / i128::from(CLOCK_90K)
+}
+
+/// 90 kHz ticks to a [`Duration`]; negative values give zero.
+pub fn ticks_90k_to_duration(ticks: i64) -> Duration {
+    Duration::from_nanos(u64::try_from(ticks_90k_to_ns(ticks.max(0))).unwrap_or(u64::MAX))
+}
+
+/// A wall-clock instant: nanoseconds since the Unix epoch, UTC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UtcNs(pub i64);
+
+impl UtcNs {
+    /// The current wall-clock time.
+    pub fn now() -> Self {
+        Self::from(SystemTime::now())
+    }
+
+    /// This instant plus `ticks` of 90 kHz media time.
+    pub fn add_90k(self, ticks: i64) -> Self {
+        let ns = ticks_90k_to_ns(ticks);
+        UtcNs(self.0.saturating_add(i64::try_from(ns).unwrap_or(i64::MAX)))
+    }
+}
+
+impl From<SystemTime> for UtcNs {
+    fn from(t: SystemTime) -> Self {
+        match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => UtcNs(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
+            Err(e) => UtcNs(-i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conversions() {
+        assert_eq!(ns_to_90k(1_000_000_000), 90_000);
+        assert_eq!(ns_to_90k(33_333_333), 2999);
+        assert_eq!(ns_to_90k(u64::MAX), 1_660_206_966_633_859);
+        assert_eq!(ticks_90k_to_ns(3000), 33_333_333);
+        assert_eq!(ticks_90k_to_duration(-5), Duration::ZERO);
+        assert_eq!(UtcNs(0).add_90k(90_000), UtcNs(1_000_000_000));
+    }
+}
