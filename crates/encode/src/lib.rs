@@ -1,0 +1,76 @@
+//! H.264 encoders for RealLive capture pipelines.
+//!
+//! An [`Encoder`] builds a GStreamer bin that takes raw video on its `sink`
+//! pad and produces browser-decodable H.264 on its `src` pad: byte-stream, one
+//! access unit per buffer, no B-frames, baseline or constrained-baseline.
+//! Capture pipelines splice the bin between the camera and the appsink, so
+//! raw frames never leave GStreamer.
+//!
+//! Backends:
+//!
+//! | kind | element | where |
+//! |---|---|---|
+//! | `x264` | `x264enc`, `tune=zerolatency` | anywhere; the Raspberry Pi 5 path (no hardware H.264 encoder) |
+//! | `openh264` | `openh264enc` | anywhere, lighter than x264 at low resolutions |
+//! | `v4l2m2m` | `v4l2h264enc` | Pi 4 and earlier; used only when the element exists and its device opens |
+//! | `passthrough` | none | the source is already H.264 (RTSP, UVC H.264, files) |
+//!
+//! [`select`] resolves [`EncoderKind::Auto`] to the first usable of v4l2m2m,
+//! x264, openh264, and logs the choice. Hardware is probed, never guessed from
+//! the board name.
+//!
+//! Parameter sets on every keyframe and one AU per buffer are enforced by the
+//! capture pipeline's `h264parse` after the bin, not here, so passthrough
+//! sources get the same guarantees.
+//!
+//! # Threading
+//!
+//! Building and probing touch GStreamer state changes and may open devices:
+//! call them at setup time, not on a streaming thread.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use reallive_encode::{select, EncoderKind, EncoderSettings};
+//!
+//! gstreamer::init()?;
+//! let encoder = select(EncoderKind::Auto)?;
+//! let bin = encoder.build(&EncoderSettings::default())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod backends;
+mod error;
+mod settings;
+
+pub use backends::{OpenH264, Passthrough, V4l2M2m, X264, select};
+pub use error::EncodeError;
+pub use settings::{EncoderKind, EncoderSettings, H264Profile, X264Preset};
+
+use std::fmt::Debug;
+
+/// Turns raw video into H.264 inside a GStreamer pipeline.
+///
+/// Dyn-compatible: capture code holds a `Box<dyn Encoder>`.
+pub trait Encoder: Send + Sync + Debug {
+    /// The backend's name, as accepted by `--encoder`.
+    fn name(&self) -> &'static str;
+
+    /// True when the bin does not encode, so its input must already be H.264.
+    fn is_passthrough(&self) -> bool {
+        false
+    }
+
+    /// Checks that this backend can run here: its elements exist and, for
+    /// hardware, its device opens.
+    fn probe(&self) -> Result<(), EncodeError>;
+
+    /// Builds a bin with ghost pads `sink` (raw video in any format
+    /// `videoconvert` accepts, or H.264 for passthrough) and `src` (H.264).
+    fn build(&self, settings: &EncoderSettings) -> Result<gstreamer::Bin, EncodeError>;
+}
+
+/// Whether a GStreamer element factory is installed.
+pub fn element_exists(factory: &str) -> bool {
+    gstreamer::ElementFactory::find(factory).is_some()
+}
