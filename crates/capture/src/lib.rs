@@ -1,0 +1,283 @@
+//! Camera capture for RealLive: every supported camera in, H.264 access units out.
+//!
+//! Each backend is one GStreamer pipeline that ends in an appsink. Capture and
+//! encode are fused into that pipeline, so raw frames never cross into Rust;
+//! what does cross is one [`EncodedFrame`](reallive_core::EncodedFrame) per
+//! access unit, pushed into a bounded [`FrameSender`].
+//!
+//! | `--source` | backend | pipeline |
+//! |---|---|---|
+//! | `test[:pattern]` | [`TestPattern`] | `videotestsrc ! [timeoverlay] ! encoder` |
+//! | `v4l2:/dev/videoN` | [`V4l2Camera`] | `v4l2src !` H.264 passthrough, raw `! encoder`, or MJPEG `! jpegdec ! encoder` |
+//! | `libcamera[:name]` | [`LibcameraCamera`] | `libcamerasrc ! encoder` |
+//! | `rtsp://…` | [`RtspCamera`] | `rtspsrc ! depay` (passthrough, TCP or UDP) |
+//! | `file:<path>` | [`FileSource`] | `filesrc ! parsebin` (MP4, MKV) or a raw H.264 parser, paced in real time, optionally looped |
+//!
+//! Every pipeline ends in `h264parse config-interval=-1` and byte-stream AU
+//! caps, so whatever the camera sends, keyframes carry SPS/PPS in band and
+//! each frame is exactly one access unit. Frames before the first keyframe
+//! are dropped; timestamps are the pipeline's running time in 90 kHz.
+//!
+//! # Threading
+//!
+//! [`CameraCapture::start`] must be called inside a tokio runtime: a task per
+//! pipeline reads its bus (`bus.stream()`), logs warnings and reports the end
+//! or the first error through [`Running::wait`]. The appsink callback runs on
+//! GStreamer's streaming thread and never blocks: when the reader falls
+//! behind, [`FrameSender::offer`] drops frames until the next keyframe.
+//! Dropping [`Running`] stops the pipeline.
+//!
+//! Credentials in RTSP URLs are passed to `rtspsrc` as properties, never in
+//! its location, and redacted from every log line and error.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use reallive_capture::{open, CaptureOptions, Source};
+//! use reallive_core::frame_channel;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! gstreamer::init()?;
+//! let source: Source = "test:ball".parse()?;
+//! let capture = open(&source, &CaptureOptions::default())?;
+//! let (tx, mut rx) = frame_channel(64);
+//! let mut running = capture.start(tx)?;
+//! while let Some(frame) = rx.recv().await {
+//!     println!("{} bytes, keyframe: {}", frame.data.len(), frame.keyframe);
+//! #   break;
+//! }
+//! running.wait().await?;
+//! # Ok(()) }
+//! ```
+
+mod devices;
+mod error;
+mod file;
+mod libcamera;
+mod pipeline;
+mod redact;
+mod rtsp;
+mod source;
+mod test_pattern;
+mod v4l2;
+
+pub use devices::{DeviceInfo, list_devices};
+pub use error::CaptureError;
+pub use file::FileSource;
+pub use libcamera::LibcameraCamera;
+pub use pipeline::{CaptureStats, Running};
+pub use redact::redact;
+pub use rtsp::RtspCamera;
+pub use source::{RtspUrl, Source};
+pub use test_pattern::TestPattern;
+pub use v4l2::{V4l2Camera, V4l2Format};
+
+use std::fmt::Debug;
+
+use reallive_core::FrameSender;
+use reallive_encode::{EncoderKind, EncoderSettings};
+
+/// A camera that can be started to emit encoded access units.
+///
+/// Dyn-compatible; [`open`] returns the backend for a [`Source`].
+pub trait CameraCapture: Send + Sync + Debug {
+    /// The source, credentials redacted.
+    fn describe(&self) -> String;
+
+    /// Builds and starts the pipeline, pushing frames into `out`.
+    ///
+    /// Fails at once for what can be checked up front (missing device, file
+    /// or element, bad options); failures after start (a refused connection)
+    /// come from [`Running::wait`].
+    fn start(&self, out: FrameSender) -> Result<Running, CaptureError>;
+}
+
+/// RTSP lower transport.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP TCP connection: works through NAT and loses
+    /// nothing, at the cost of head-of-line blocking.
+    #[default]
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+impl std::str::FromStr for RtspTransport {
+    type Err = CaptureError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tcp" => Ok(RtspTransport::Tcp),
+            "udp" => Ok(RtspTransport::Udp),
+            _ => Err(CaptureError::InvalidSource {
+                input: s.to_string(),
+                reason: "RTSP transport is tcp or udp".into(),
+            }),
+        }
+    }
+}
+
+/// How to capture: picture format, encoder and per-backend knobs.
+///
+/// Width, height and fps apply to sources RealLive encodes (test pattern,
+/// V4L2, libcamera); encoded sources keep their own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureOptions {
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Frames per second; also the assumed rate of raw H.264 files.
+    pub fps: u32,
+    /// Encoder backend; `auto` means passthrough for encoded sources.
+    pub encoder: EncoderKind,
+    /// Bitrate, GOP and profile.
+    pub encoder_settings: EncoderSettings,
+    /// RTSP transport.
+    pub rtsp_transport: RtspTransport,
+    /// RTSP jitter-buffer latency in milliseconds.
+    pub rtsp_latency_ms: u32,
+    /// Loop file sources forever.
+    pub loop_file: bool,
+    /// Test pattern: produce frames in real time (true) or as fast as
+    /// possible (false, for tests).
+    pub live: bool,
+    /// Test pattern: stop after this many frames.
+    pub num_buffers: Option<u32>,
+    /// Test pattern: draw the running time on each frame, to measure
+    /// glass-to-glass latency by eye or OCR.
+    pub timestamp_overlay: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            encoder: EncoderKind::Auto,
+            encoder_settings: EncoderSettings::default(),
+            rtsp_transport: RtspTransport::Tcp,
+            rtsp_latency_ms: 200,
+            loop_file: false,
+            live: true,
+            num_buffers: None,
+            timestamp_overlay: false,
+        }
+    }
+}
+
+impl CaptureOptions {
+    /// Rejects option values no backend accepts.
+    pub fn validate(&self) -> Result<(), CaptureError> {
+        let bad = |reason: String| CaptureError::InvalidSource {
+            input: "options".into(),
+            reason,
+        };
+        if !(16..=7680).contains(&self.width) || !(16..=4320).contains(&self.height) {
+            return Err(bad(format!(
+                "{}x{} is outside 16x16..7680x4320",
+                self.width, self.height
+            )));
+        }
+        if self.width % 2 != 0 || self.height % 2 != 0 {
+            return Err(bad(format!(
+                "{}x{}: 4:2:0 video needs even dimensions",
+                self.width, self.height
+            )));
+        }
+        if !(1..=240).contains(&self.fps) {
+            return Err(bad(format!("{} fps is outside 1..=240", self.fps)));
+        }
+        self.encoder_settings
+            .validate()
+            .map_err(|e| bad(e.to_string()))
+    }
+}
+
+/// The backend for `source`, validated but not started.
+pub fn open(
+    source: &Source,
+    options: &CaptureOptions,
+) -> Result<Box<dyn CameraCapture>, CaptureError> {
+    options.validate()?;
+    let opts = options.clone();
+    Ok(match source {
+        Source::Test { pattern } => Box::new(TestPattern::new(pattern.clone(), opts)),
+        Source::V4l2 { device } => Box::new(V4l2Camera::new(device.clone(), opts)),
+        Source::Libcamera { name } => Box::new(LibcameraCamera::new(name.clone(), opts)),
+        Source::Rtsp(url) => Box::new(RtspCamera::new(url.clone(), opts)),
+        Source::File { path } => Box::new(FileSource::new(path.clone(), opts)),
+    })
+}
+
+/// Picks the encoder for a source that produces raw video.
+pub(crate) fn raw_encoder(
+    label: &str,
+    opts: &CaptureOptions,
+) -> Result<Box<dyn reallive_encode::Encoder>, CaptureError> {
+    if opts.encoder == EncoderKind::Passthrough {
+        return Err(CaptureError::Unsupported {
+            source_name: label.to_string(),
+            detail: "this source produces raw video, so it needs an encoder; \
+                     --encoder passthrough only works with H.264 sources"
+                .into(),
+        });
+    }
+    reallive_encode::select(opts.encoder).map_err(|error| CaptureError::Encoder {
+        source_name: label.to_string(),
+        error,
+    })
+}
+
+/// Builds `source elements ! encoder ! parser ! appsink` for raw sources.
+pub(crate) fn raw_plan(
+    label: String,
+    source_chain: Vec<gstreamer::Element>,
+    opts: &CaptureOptions,
+) -> Result<pipeline::Plan, CaptureError> {
+    use gstreamer::prelude::*;
+    let encoder = raw_encoder(&label, opts)?;
+    let bin = encoder
+        .build(&opts.encoder_settings)
+        .map_err(|error| CaptureError::Encoder {
+            source_name: label.clone(),
+            error,
+        })?;
+    let [parse, filter] = pipeline::parse_chain(&label, reallive_core::Codec::H264)?;
+    let appsink = pipeline::appsink(false);
+    let pipe = gstreamer::Pipeline::builder()
+        .name(format!("capture-{}", label.split(':').next().unwrap_or("src")))
+        .build();
+    let mut chain = source_chain;
+    chain.push(bin.upcast());
+    chain.push(parse);
+    chain.push(filter);
+    chain.push(appsink.clone().upcast());
+    pipe.add_many(&chain)
+        .map_err(|e| pipeline::internal(&label, e))?;
+    gstreamer::Element::link_many(&chain).map_err(|e| pipeline::internal(&label, e))?;
+    Ok(pipeline::Plan {
+        pipeline: pipe,
+        appsink,
+        label,
+        secrets: Vec::new(),
+        mode: pipeline::StartMode::Play,
+        encoder: encoder.name(),
+    })
+}
+
+/// `video/x-raw` (or another media type) at the requested size and rate.
+pub(crate) fn sized_caps(
+    media: &str,
+    format: Option<&str>,
+    opts: &CaptureOptions,
+) -> gstreamer::Caps {
+    gstreamer::Caps::builder(media)
+        .field_if_some("format", format)
+        .field("width", opts.width as i32)
+        .field("height", opts.height as i32)
+        .field("framerate", gstreamer::Fraction::new(opts.fps as i32, 1))
+        .build()
+}

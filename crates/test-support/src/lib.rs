@@ -1,0 +1,77 @@
+//! Fixtures for RealLive's tests. Not published.
+//!
+//! - [`RtspCameraServer`]: a real RTSP server (gstreamer-rtsp-server) on
+//!   loopback that plays a live test pattern as H.264 or H.265, optionally
+//!   behind Basic auth: the fake IP camera for capture, NVR and restream tests.
+//! - [`ffprobe`]: what a user would check about a recorded file: codec,
+//!   profile, size, frame count, duration, B-frames.
+//! - [`require_elements`]: fails the test, naming the package to install,
+//!   when a GStreamer element is missing. Tests never skip silently.
+//!
+//! # Threading
+//!
+//! The RTSP server runs its own GLib main loop on a dedicated thread, so it
+//! works under any test harness and any tokio runtime flavour.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use reallive_test_support::{RtspCameraServer, RtspCameraConfig};
+//!
+//! let camera = RtspCameraServer::start(RtspCameraConfig::default());
+//! println!("camera at {}", camera.url());
+//! ```
+
+pub mod ffprobe;
+mod rtsp_camera;
+
+pub use rtsp_camera::{RtspCameraConfig, RtspCameraServer, RtspCodec};
+
+use gstreamer as gst;
+
+/// Initialises GStreamer, panicking with the reason if it cannot.
+pub fn init_gst() {
+    gst::init().expect("GStreamer must initialise; run scripts/setup");
+}
+
+/// Panics, naming the Debian package, if any of `elements` is not installed.
+///
+/// A test that needs a plugin fails when it is missing; it never passes by
+/// skipping. `scripts/setup` installs everything listed here.
+pub fn require_elements(elements: &[&str]) {
+    init_gst();
+    let missing: Vec<String> = elements
+        .iter()
+        .filter(|e| gst::ElementFactory::find(e).is_none())
+        .map(|e| format!("{e} ({})", package_for(e)))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing GStreamer elements: {}; run scripts/setup (and delete ~/.cache/gstreamer-1.0 if it is stale)",
+        missing.join(", ")
+    );
+}
+
+fn package_for(element: &str) -> &'static str {
+    match element {
+        "x264enc" => "gstreamer1.0-plugins-ugly",
+        "openh264enc" | "h264parse" | "h265parse" | "x265enc" => "gstreamer1.0-plugins-bad",
+        "rtspsrc" | "rtph264depay" | "rtph265depay" | "rtph264pay" | "rtph265pay" | "v4l2src"
+        | "jpegdec" | "qtdemux" | "matroskademux" | "mp4mux" => "gstreamer1.0-plugins-good",
+        "videotestsrc" | "videoconvert" | "parsebin" | "decodebin" | "appsink" => {
+            "gstreamer1.0-plugins-base"
+        }
+        "timeoverlay" => "gstreamer1.0-x",
+        "libcamerasrc" => "gstreamer1.0-libcamera",
+        "avdec_h264" => "gstreamer1.0-libav",
+        _ => "the GStreamer plugin that provides it",
+    }
+}
+
+/// A free TCP port on loopback, for servers that cannot bind port 0.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
