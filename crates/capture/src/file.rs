@@ -66,6 +66,7 @@ impl FileSource {
                         .build(),
                 );
                 let [parse, out] = pipeline::parse_chain(&label, codec)?;
+                stamp_by_count(&out, self.opts.fps);
                 let chain = [src, filter, parse, out, appsink.clone().upcast()];
                 pipe.add_many(&chain).map_err(|e| pipeline::internal(&label, e))?;
                 gst::Element::link_many(&chain).map_err(|e| pipeline::internal(&label, e))?;
@@ -124,6 +125,41 @@ impl FileSource {
             encoder,
         })
     }
+}
+
+/// Gives unstamped access units leaving `el` a timestamp from their index at
+/// `fps`, restarting at each new segment (each loop).
+///
+/// `h264parse` only stamps an elementary stream when its SPS carries VUI
+/// timing; openh264 and many cameras write none, and it ignores the
+/// frame rate in upstream caps. Streams that do carry timing keep their own.
+fn stamp_by_count(el: &gst::Element, fps: u32) {
+    let Some(pad) = el.static_pad("src") else { return };
+    let frame = gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(fps.max(1)));
+    // The probe is Fn and runs on the streaming thread only.
+    let index = std::sync::atomic::AtomicU64::new(0);
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &mut info.data {
+                Some(gst::PadProbeData::Event(ev)) if ev.type_() == gst::EventType::Segment => {
+                    index.store(0, std::sync::atomic::Ordering::Relaxed);
+                }
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    let i = index.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if buffer.pts().is_none() && buffer.dts().is_none() {
+                        let b = buffer.make_mut();
+                        let t = frame * i;
+                        b.set_pts(t);
+                        b.set_dts(t);
+                        b.set_duration(frame);
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 impl CameraCapture for FileSource {

@@ -147,6 +147,11 @@ struct SinkState {
     stats: Arc<CaptureStats>,
     label: String,
     warned_unstamped: bool,
+    /// Decode time of the previous frame after correction, and its duration.
+    last_dts: Option<gst::ClockTime>,
+    last_duration: gst::ClockTime,
+    /// Added to every timestamp since the source last jumped backwards.
+    offset: gst::ClockTime,
 }
 
 impl SinkState {
@@ -178,7 +183,7 @@ impl SinkState {
             (t, _) => t,
         };
         let dts = running(buffer.dts());
-        let Some(pts) = running(buffer.pts()).or(dts) else {
+        let Some(mut pts) = running(buffer.pts()).or(dts) else {
             self.stats.skipped.fetch_add(1, Ordering::Relaxed);
             if !self.warned_unstamped {
                 self.warned_unstamped = true;
@@ -186,10 +191,27 @@ impl SinkState {
             }
             return Ok(gst::FlowSuccess::Ok);
         };
+        let mut dts = dts.unwrap_or(pts);
+        // Decode order must never go backwards, whatever the source does (a
+        // looped file whose segment base lags a frame, a camera restarting
+        // its clock): shift everything after a backward step to continue
+        // one frame later.
+        if let Some(last) = self.last_dts
+            && dts + self.offset <= last
+        {
+            let shift = last + self.last_duration - (dts + self.offset);
+            tracing::debug!(source = %self.label, ?shift, "timestamps went backwards; shifting");
+            self.offset += shift;
+        }
+        pts += self.offset;
+        dts += self.offset;
+        let duration = buffer.duration();
+        self.last_dts = Some(dts);
+        if let Some(d) = duration.filter(|d| !d.is_zero()) {
+            self.last_duration = d;
+        }
         let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let duration_90k = buffer
-            .duration()
-            .and_then(|d| u32::try_from(ns_to_90k(d.nseconds())).ok());
+        let duration_90k = duration.and_then(|d| u32::try_from(ns_to_90k(d.nseconds())).ok());
         let data = match buffer.into_mapped_buffer_readable() {
             Ok(mapped) => Bytes::from_owner(mapped),
             Err(_) => return Err(gst::FlowError::Error),
@@ -226,7 +248,7 @@ impl SinkState {
         let frame = EncodedFrame {
             data,
             pts_90k: ns_to_90k(pts.nseconds()),
-            dts_90k: ns_to_90k(dts.unwrap_or(pts).nseconds()),
+            dts_90k: ns_to_90k(dts.nseconds()),
             duration_90k,
             keyframe,
             params,
@@ -361,6 +383,10 @@ pub(crate) fn start(plan: Plan, out: FrameSender) -> Result<Running, CaptureErro
         stats: stats.clone(),
         label: label.clone(),
         warned_unstamped: false,
+        last_dts: None,
+        // One frame at 30 fps until the stream says otherwise.
+        last_duration: gst::ClockTime::from_nseconds(33_333_333),
+        offset: gst::ClockTime::ZERO,
     }));
     let eos_state = state.clone();
     appsink.set_callbacks(
@@ -420,6 +446,10 @@ async fn watch_bus(
     let secret_refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
     let clean = |s: &str| redact(s, &secret_refs);
     let looping = AtomicBool::new(false);
+    // Seeking with an explicit stop makes each loop's segment end at the
+    // file's duration, so the next loop's running time starts one frame
+    // after the last, not on top of it.
+    let mut loop_stop = gst::ClockTime::NONE;
     while let Some(msg) = messages.next().await {
         use gst::MessageView;
         match msg.view() {
@@ -457,13 +487,14 @@ async fn watch_bus(
                 if let Some(p) = pipeline.upgrade()
                     && !looping.swap(true, Ordering::Relaxed)
                 {
+                    loop_stop = p.query_duration::<gst::ClockTime>();
                     let seek = p.seek(
                         1.0,
                         gst::SeekFlags::FLUSH | gst::SeekFlags::SEGMENT,
                         gst::SeekType::Set,
                         gst::ClockTime::ZERO,
-                        gst::SeekType::None,
-                        gst::ClockTime::NONE,
+                        stop_type(loop_stop),
+                        loop_stop,
                     );
                     if seek.is_err() {
                         tracing::warn!(source = %label, "file is not seekable; playing it once");
@@ -478,8 +509,8 @@ async fn watch_bus(
                         gst::SeekFlags::SEGMENT,
                         gst::SeekType::Set,
                         gst::ClockTime::ZERO,
-                        gst::SeekType::None,
-                        gst::ClockTime::NONE,
+                        stop_type(loop_stop),
+                        loop_stop,
                     );
                     if seek.is_err() {
                         // Cannot loop: finish as if the file ended.
@@ -489,6 +520,14 @@ async fn watch_bus(
             }
             _ => {}
         }
+    }
+}
+
+fn stop_type(stop: Option<gst::ClockTime>) -> gst::SeekType {
+    if stop.is_some() {
+        gst::SeekType::Set
+    } else {
+        gst::SeekType::None
     }
 }
 
