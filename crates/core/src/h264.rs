@@ -17,6 +17,12 @@ pub const NAL_PPS: u8 = 8;
 /// Access unit delimiter.
 pub const NAL_AUD: u8 = 9;
 
+/// Whether avcC carries the chroma/bit-depth extension for this profile
+/// (ISO/IEC 14496-15 §5.3.3.1.2).
+pub fn has_avcc_extension(profile_idc: u8) -> bool {
+    matches!(profile_idc, 100 | 110 | 122 | 144)
+}
+
 /// The profile name as ffprobe prints it, from `profile_idc` and the
 /// constraint flags byte.
 pub fn profile_name(profile_idc: u8, constraint_flags: u8) -> &'static str {
@@ -56,6 +62,10 @@ pub struct Sps {
     pub level_idc: u8,
     /// `chroma_format_idc` (1 = 4:2:0).
     pub chroma_format_idc: u32,
+    /// `bit_depth_luma_minus8`.
+    pub bit_depth_luma_minus8: u32,
+    /// `bit_depth_chroma_minus8`.
+    pub bit_depth_chroma_minus8: u32,
     /// Width in pixels after cropping.
     pub width: u32,
     /// Height in pixels after cropping.
@@ -83,14 +93,15 @@ impl Sps {
         r.ue_max(31, "seq_parameter_set_id")?;
 
         let mut chroma_format_idc = 1;
+        let (mut bit_depth_luma_minus8, mut bit_depth_chroma_minus8) = (0, 0);
         let mut separate_colour_plane = false;
         if has_chroma_info(profile_idc) {
             chroma_format_idc = r.ue_max(3, "chroma_format_idc")?;
             if chroma_format_idc == 3 {
                 separate_colour_plane = r.bit()?;
             }
-            r.ue_max(6, "bit_depth_luma_minus8")?;
-            r.ue_max(6, "bit_depth_chroma_minus8")?;
+            bit_depth_luma_minus8 = r.ue_max(6, "bit_depth_luma_minus8")?;
+            bit_depth_chroma_minus8 = r.ue_max(6, "bit_depth_chroma_minus8")?;
             r.bit()?; // qpprime_y_zero_transform_bypass_flag
             if r.bit()? {
                 // seq_scaling_matrix_present_flag
@@ -157,6 +168,8 @@ impl Sps {
             constraint_flags,
             level_idc,
             chroma_format_idc,
+            bit_depth_luma_minus8,
+            bit_depth_chroma_minus8,
             width,
             height,
             frame_mbs_only,

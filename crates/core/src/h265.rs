@@ -38,6 +38,14 @@ pub struct Sps {
     pub profile_idc: u8,
     /// `general_level_idc` (level × 30).
     pub level_idc: u8,
+    /// `sps_max_sub_layers_minus1`.
+    pub max_sub_layers_minus1: u8,
+    /// `chroma_format_idc` (1 = 4:2:0).
+    pub chroma_format_idc: u32,
+    /// `bit_depth_luma_minus8`.
+    pub bit_depth_luma_minus8: u32,
+    /// `bit_depth_chroma_minus8`.
+    pub bit_depth_chroma_minus8: u32,
     /// Width after the conformance window.
     pub width: u32,
     /// Height after the conformance window.
@@ -105,9 +113,15 @@ impl Sps {
         if width == 0 || height == 0 {
             return Err(Error::bitstream(WHAT, "zero picture size"));
         }
+        let bit_depth_luma_minus8 = r.ue_max(8, "bit_depth_luma_minus8")?;
+        let bit_depth_chroma_minus8 = r.ue_max(8, "bit_depth_chroma_minus8")?;
         Ok(Sps {
             profile_idc,
             level_idc,
+            max_sub_layers_minus1: max_sub_layers_minus1 as u8,
+            chroma_format_idc,
+            bit_depth_luma_minus8,
+            bit_depth_chroma_minus8,
             width,
             height,
         })

@@ -66,6 +66,48 @@ pub fn is_keyframe(codec: Codec, au: &Bytes) -> bool {
     })
 }
 
+/// Splits an Annex-B elementary stream into access units, each re-emitted
+/// with 4-byte start codes.
+///
+/// A new access unit starts at an AUD or parameter set/SEI that follows a
+/// picture, or at a slice that begins a new picture (`first_mb_in_slice ==
+/// 0`, H.265 `first_slice_segment_in_pic_flag`). Good enough for encoder
+/// output and camera streams; it does not track `frame_num`/POC changes in
+/// streams whose pictures lack those markers.
+pub fn access_units(codec: Codec, stream: &Bytes) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    let mut current = BytesMut::new();
+    let mut has_picture = false;
+    for unit in split_annex_b(stream) {
+        let Some(ty) = nal_type(codec, &unit) else {
+            continue;
+        };
+        let (is_vcl, starts_picture, is_prefix) = match codec {
+            Codec::H264 => (
+                matches!(ty, 1..=5),
+                matches!(ty, 1..=5) && unit.get(1).is_some_and(|b| b & 0x80 != 0),
+                matches!(ty, 6..=9 | 14 | 15),
+            ),
+            Codec::H265 => (
+                ty < 32,
+                ty < 32 && unit.get(2).is_some_and(|b| b & 0x80 != 0),
+                matches!(ty, 32..=35 | 39),
+            ),
+        };
+        if has_picture && (starts_picture || is_prefix) {
+            out.push(std::mem::take(&mut current).freeze());
+            has_picture = false;
+        }
+        current.put_slice(&[0, 0, 0, 1]);
+        current.put_slice(&unit);
+        has_picture |= is_vcl;
+    }
+    if has_picture {
+        out.push(current.freeze());
+    }
+    out
+}
+
 /// Rewrites an Annex-B access unit as 4-byte length-prefixed NAL units, the
 /// form MP4 (`avc1`/`hvc1`) and RTP aggregation expect.
 pub fn annex_b_to_length_prefixed(au: &Bytes) -> Bytes {
@@ -231,5 +273,26 @@ mod tests {
     fn truncated_reads_error() {
         let mut r = BitReader::new(&[0], "test");
         assert!(r.ue().is_err());
+    }
+}
+
+#[cfg(test)]
+mod au_tests {
+    use super::*;
+
+    #[test]
+    fn groups_nal_units_into_pictures() {
+        // AUD SPS PPS IDR(first) IDR(second slice) | P(first) | AUD P(first)
+        let stream = Bytes::from_static(&[
+            0, 0, 0, 1, 0x09, 0x10, 0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1,
+            0x65, 0x88, 0, 0, 0, 1, 0x65, 0x40, 0, 0, 0, 1, 0x41, 0x9a, 0, 0, 0, 1, 0x09, 0x30,
+            0, 0, 0, 1, 0x41, 0x9b,
+        ]);
+        let aus = access_units(Codec::H264, &stream);
+        let types: Vec<Vec<u8>> = aus
+            .iter()
+            .map(|au| split_annex_b(au).map(|u| u[0] & 0x1f).collect())
+            .collect();
+        assert_eq!(types, vec![vec![9, 7, 8, 5, 5], vec![1], vec![9, 1]]);
     }
 }

@@ -1,11 +1,11 @@
 //! Fixtures for RealLive's tests. Not published.
 //!
-//! - [`RtspCameraServer`]: a real RTSP server (gstreamer-rtsp-server) on
+//! - `RtspCameraServer` (feature `gst`, default): a real RTSP server (gstreamer-rtsp-server) on
 //!   loopback that plays a live test pattern as H.264 or H.265, optionally
 //!   behind Basic auth: the fake IP camera for capture, NVR and restream tests.
 //! - [`ffprobe`]: what a user would check about a recorded file: codec,
 //!   profile, size, frame count, duration, B-frames.
-//! - [`require_elements`]: fails the test, naming the package to install,
+//! - `require_elements` (feature `gst`): fails the test, naming the package to install,
 //!   when a GStreamer element is missing. Tests never skip silently.
 //!
 //! # Threading
@@ -23,17 +23,22 @@
 //! ```
 
 pub mod ffprobe;
+#[cfg(feature = "gst")]
 mod rtsp_camera;
 
+#[cfg(feature = "gst")]
 pub use rtsp_camera::{RtspCameraConfig, RtspCameraServer, RtspCodec};
 
+#[cfg(feature = "gst")]
 use gstreamer as gst;
 
 /// Initialises GStreamer, panicking with the reason if it cannot.
+#[cfg(feature = "gst")]
 pub fn init_gst() {
     gst::init().expect("GStreamer must initialise; run scripts/setup");
 }
 
+#[cfg(feature = "gst")]
 /// Panics, naming the Debian package, if any of `elements` is not installed.
 ///
 /// A test that needs a plugin fails when it is missing; it never passes by
@@ -52,6 +57,7 @@ pub fn require_elements(elements: &[&str]) {
     );
 }
 
+#[cfg(feature = "gst")]
 fn package_for(element: &str) -> &'static str {
     match element {
         "x264enc" => "gstreamer1.0-plugins-ugly",

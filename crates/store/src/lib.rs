@@ -1,0 +1,40 @@
+//! RealLive's recording store.
+//!
+//! The store is where a user's footage lives. Its format is fragmented MP4:
+//! an init segment (`ftyp` + `moov` with `mvex`) followed by one `moof` +
+//! `mdat` per fragment of about a second, so a file is playable up to its
+//! last complete fragment even after a crash, and HLS can address each
+//! fragment by byte range.
+//!
+//! This crate has no GStreamer dependency: it takes
+//! [`EncodedFrame`](reallive_core::EncodedFrame)s from any source.
+//!
+//! Today it holds the muxer, [`mp4::Fmp4Muxer`], which `reallive-pusher
+//! --output x.mp4` uses. The `Storage` trait with its SQLite index, crash
+//! recovery, retention and HLS playback builds on it (see
+//! `docs/design/recording.md` once written).
+//!
+//! # Threading
+//!
+//! The muxer is sans-IO: it returns bytes for the caller to write, so it
+//! can run on whatever thread owns the file.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use reallive_store::mp4::Fmp4Muxer;
+//! # fn frames() -> Vec<reallive_core::EncodedFrame> { Vec::new() }
+//!
+//! let mut muxer = Fmp4Muxer::new(90_000); // ~1 s fragments
+//! let mut file = Vec::new();
+//! for frame in frames() {
+//!     file.extend_from_slice(&muxer.push(frame)?);
+//! }
+//! file.extend_from_slice(&muxer.finish());
+//! # Ok::<(), reallive_store::StoreError>(())
+//! ```
+
+mod error;
+pub mod mp4;
+
+pub use error::StoreError;

@@ -1,0 +1,561 @@
+//! Fragmented MP4 (ISO/IEC 14496-12) for one video track, H.264 or H.265.
+//!
+//! Layout: `ftyp` + `moov` (with `mvex`, empty sample tables and `avcC` or
+//! `hvcC` built from the stream's parameter sets), then `moof` + `mdat` per
+//! fragment. Media time is 90 kHz throughout, so RTP, capture and file
+//! timestamps map one to one.
+//!
+//! Everything here is sans-IO: functions return the bytes to append.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use reallive_core::{Codec, CodecParameters, EncodedFrame, h264, h265, nal};
+
+use crate::StoreError;
+
+/// The media timescale: 90 kHz.
+pub const TIMESCALE: u32 = 90_000;
+const TRACK_ID: u32 = 1;
+
+/// `sample_depends_on = 2`: decodable on its own.
+const FLAGS_SYNC: u32 = 0x0200_0000;
+/// `sample_depends_on = 1` and `sample_is_non_sync_sample`.
+const FLAGS_NON_SYNC: u32 = 0x0101_0000;
+
+fn mp4_box(buf: &mut BytesMut, fourcc: &[u8; 4], body: impl FnOnce(&mut BytesMut)) {
+    let start = buf.len();
+    buf.put_u32(0);
+    buf.put_slice(fourcc);
+    body(buf);
+    let size = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
+    buf[start..start + 4].copy_from_slice(&size.to_be_bytes());
+}
+
+fn full_box(
+    buf: &mut BytesMut,
+    fourcc: &[u8; 4],
+    version: u8,
+    flags: u32,
+    body: impl FnOnce(&mut BytesMut),
+) {
+    mp4_box(buf, fourcc, |b| {
+        b.put_u32((u32::from(version) << 24) | (flags & 0x00ff_ffff));
+        body(b);
+    });
+}
+
+const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+
+/// `ftyp` + `moov` for a stream with these parameter sets.
+pub fn init_segment(params: &CodecParameters) -> Result<Bytes, StoreError> {
+    if !params.is_complete() {
+        return Err(StoreError::InvalidInput(format!(
+            "cannot describe a {} track without its parameter sets",
+            params.codec
+        )));
+    }
+    let info = params.stream_info()?;
+    let (width, height) = (
+        u16::try_from(info.width).map_err(|_| StoreError::InvalidInput("width too large".into()))?,
+        u16::try_from(info.height).map_err(|_| StoreError::InvalidInput("height too large".into()))?,
+    );
+    let config = match params.codec {
+        Codec::H264 => avcc(params)?,
+        _ => hvcc(params)?,
+    };
+    let mut b = BytesMut::with_capacity(1024);
+    mp4_box(&mut b, b"ftyp", |b| {
+        b.put_slice(b"isom");
+        b.put_u32(0x200);
+        for brand in [b"isom", b"iso6", b"mp41"] {
+            b.put_slice(brand);
+        }
+        b.put_slice(match params.codec {
+            Codec::H264 => b"avc1",
+            _ => b"hvc1",
+        });
+    });
+    mp4_box(&mut b, b"moov", |b| {
+        full_box(b, b"mvhd", 0, 0, |b| {
+            b.put_u32(0); // creation_time
+            b.put_u32(0); // modification_time
+            b.put_u32(1000); // timescale
+            b.put_u32(0); // duration: unknown, fragments follow
+            b.put_u32(0x0001_0000); // rate 1.0
+            b.put_u16(0x0100); // volume 1.0
+            b.put_slice(&[0; 10]);
+            MATRIX.iter().for_each(|m| b.put_u32(*m));
+            b.put_slice(&[0; 24]); // pre_defined
+            b.put_u32(TRACK_ID + 1); // next_track_ID
+        });
+        mp4_box(b, b"trak", |b| {
+            full_box(b, b"tkhd", 0, 0x3, |b| {
+                b.put_u32(0);
+                b.put_u32(0);
+                b.put_u32(TRACK_ID);
+                b.put_u32(0);
+                b.put_u32(0); // duration
+                b.put_slice(&[0; 8]);
+                b.put_u16(0); // layer
+                b.put_u16(0); // alternate_group
+                b.put_u16(0); // volume: video
+                b.put_u16(0);
+                MATRIX.iter().for_each(|m| b.put_u32(*m));
+                b.put_u32(u32::from(width) << 16);
+                b.put_u32(u32::from(height) << 16);
+            });
+            mp4_box(b, b"mdia", |b| {
+                full_box(b, b"mdhd", 0, 0, |b| {
+                    b.put_u32(0);
+                    b.put_u32(0);
+                    b.put_u32(TIMESCALE);
+                    b.put_u32(0);
+                    b.put_u16(0x55c4); // "und"
+                    b.put_u16(0);
+                });
+                full_box(b, b"hdlr", 0, 0, |b| {
+                    b.put_u32(0);
+                    b.put_slice(b"vide");
+                    b.put_slice(&[0; 12]);
+                    b.put_slice(b"RealLive video\0");
+                });
+                mp4_box(b, b"minf", |b| {
+                    full_box(b, b"vmhd", 0, 1, |b| b.put_slice(&[0; 8]));
+                    mp4_box(b, b"dinf", |b| {
+                        full_box(b, b"dref", 0, 0, |b| {
+                            b.put_u32(1);
+                            full_box(b, b"url ", 0, 1, |_| {});
+                        });
+                    });
+                    mp4_box(b, b"stbl", |b| {
+                        full_box(b, b"stsd", 0, 0, |b| {
+                            b.put_u32(1);
+                            let entry = match params.codec {
+                                Codec::H264 => b"avc1",
+                                _ => b"hvc1",
+                            };
+                            mp4_box(b, entry, |b| {
+                                b.put_slice(&[0; 6]);
+                                b.put_u16(1); // data_reference_index
+                                b.put_slice(&[0; 16]);
+                                b.put_u16(width);
+                                b.put_u16(height);
+                                b.put_u32(0x0048_0000); // 72 dpi
+                                b.put_u32(0x0048_0000);
+                                b.put_u32(0);
+                                b.put_u16(1); // frame_count
+                                b.put_slice(&[0; 32]); // compressorname
+                                b.put_u16(0x0018); // depth
+                                b.put_i16(-1);
+                                b.put_slice(&config);
+                            });
+                        });
+                        full_box(b, b"stts", 0, 0, |b| b.put_u32(0));
+                        full_box(b, b"stsc", 0, 0, |b| b.put_u32(0));
+                        full_box(b, b"stsz", 0, 0, |b| {
+                            b.put_u32(0);
+                            b.put_u32(0);
+                        });
+                        full_box(b, b"stco", 0, 0, |b| b.put_u32(0));
+                    });
+                });
+            });
+        });
+        mp4_box(b, b"mvex", |b| {
+            full_box(b, b"trex", 0, 0, |b| {
+                b.put_u32(TRACK_ID);
+                b.put_u32(1); // default_sample_description_index
+                b.put_u32(0);
+                b.put_u32(0);
+                b.put_u32(0);
+            });
+        });
+    });
+    Ok(b.freeze())
+}
+
+fn put_u16_len(b: &mut BytesMut, data: &[u8]) -> Result<(), StoreError> {
+    let len = u16::try_from(data.len())
+        .map_err(|_| StoreError::InvalidInput("parameter set longer than 64 KiB".into()))?;
+    b.put_u16(len);
+    b.put_slice(data);
+    Ok(())
+}
+
+/// `avcC`: AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3).
+fn avcc(params: &CodecParameters) -> Result<Bytes, StoreError> {
+    let sps = &params.sps[0];
+    let parsed = h264::Sps::parse(sps)?;
+    let mut out = BytesMut::new();
+    let mut err = None;
+    mp4_box(&mut out, b"avcC", |b| {
+        b.put_u8(1);
+        b.put_slice(&sps[1..4]); // profile, compatibility, level
+        b.put_u8(0xfc | 3); // 4-byte NAL lengths
+        b.put_u8(0xe0 | (params.sps.len().min(31) as u8));
+        for s in params.sps.iter().take(31) {
+            if let Err(e) = put_u16_len(b, s) {
+                err = Some(e);
+            }
+        }
+        b.put_u8(params.pps.len().min(255) as u8);
+        for p in params.pps.iter().take(255) {
+            if let Err(e) = put_u16_len(b, p) {
+                err = Some(e);
+            }
+        }
+        if h264::has_avcc_extension(parsed.profile_idc) {
+            b.put_u8(0xfc | (parsed.chroma_format_idc as u8 & 3));
+            b.put_u8(0xf8 | (parsed.bit_depth_luma_minus8 as u8 & 7));
+            b.put_u8(0xf8 | (parsed.bit_depth_chroma_minus8 as u8 & 7));
+            b.put_u8(0); // numOfSequenceParameterSetExt
+        }
+    });
+    err.map_or(Ok(out.freeze()), Err)
+}
+
+/// `hvcC`: HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 §8.3.3).
+fn hvcc(params: &CodecParameters) -> Result<Bytes, StoreError> {
+    let sps = &params.sps[0];
+    let parsed = h265::Sps::parse(sps)?;
+    // general_profile_tier_level: 12 bytes after the NAL header and the
+    // vps_id/max_sub_layers/nesting byte.
+    let rbsp = nal::unescape_rbsp(&sps[2..]);
+    let ptl = rbsp
+        .get(1..13)
+        .ok_or_else(|| StoreError::InvalidInput("H.265 SPS too short".into()))?;
+    let mut out = BytesMut::new();
+    let mut err = None;
+    mp4_box(&mut out, b"hvcC", |b| {
+        b.put_u8(1);
+        b.put_slice(ptl);
+        b.put_u16(0xf000); // min_spatial_segmentation_idc
+        b.put_u8(0xfc); // parallelismType
+        b.put_u8(0xfc | (parsed.chroma_format_idc as u8 & 3));
+        b.put_u8(0xf8 | (parsed.bit_depth_luma_minus8 as u8 & 7));
+        b.put_u8(0xf8 | (parsed.bit_depth_chroma_minus8 as u8 & 7));
+        b.put_u16(0); // avgFrameRate
+        // constantFrameRate 0, numTemporalLayers, temporalIdNested 1, 4-byte lengths
+        b.put_u8((((parsed.max_sub_layers_minus1 + 1) & 7) << 3) | 0x04 | 3);
+        b.put_u8(3);
+        for (ty, units) in [
+            (h265::NAL_VPS, &params.vps),
+            (h265::NAL_SPS, &params.sps),
+            (h265::NAL_PPS, &params.pps),
+        ] {
+            b.put_u8(0x80 | ty); // array_completeness
+            b.put_u16(units.len().min(0xffff) as u16);
+            for u in units {
+                if let Err(e) = put_u16_len(b, u) {
+                    err = Some(e);
+                }
+            }
+        }
+    });
+    err.map_or(Ok(out.freeze()), Err)
+}
+
+/// One sample of a fragment.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// The access unit with 4-byte length prefixes.
+    pub data: Bytes,
+    /// How long until the next sample's decode time, 90 kHz.
+    pub duration_90k: u32,
+    /// `pts - dts`, 90 kHz.
+    pub composition_offset_90k: i32,
+    /// A sync sample.
+    pub keyframe: bool,
+}
+
+/// `moof` + `mdat` for `samples`, whose first decode time is
+/// `base_decode_time_90k` from the start of the file.
+pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample]) -> Bytes {
+    let payload: usize = samples.iter().map(|s| s.data.len()).sum();
+    let mut b = BytesMut::with_capacity(payload + 64 + samples.len() * 16);
+    let mut data_offset_at = 0;
+    mp4_box(&mut b, b"moof", |b| {
+        full_box(b, b"mfhd", 0, 0, |b| b.put_u32(sequence));
+        mp4_box(b, b"traf", |b| {
+            // default-base-is-moof: offsets count from this moof.
+            full_box(b, b"tfhd", 0, 0x02_0000, |b| b.put_u32(TRACK_ID));
+            full_box(b, b"tfdt", 1, 0, |b| b.put_u64(base_decode_time_90k));
+            // data-offset, duration, size, flags, composition offset; v1: signed offsets.
+            full_box(b, b"trun", 1, 0x0001 | 0x0100 | 0x0200 | 0x0400 | 0x0800, |b| {
+                b.put_u32(samples.len() as u32);
+                data_offset_at = b.len();
+                b.put_i32(0);
+                for s in samples {
+                    b.put_u32(s.duration_90k);
+                    b.put_u32(s.data.len() as u32);
+                    b.put_u32(if s.keyframe { FLAGS_SYNC } else { FLAGS_NON_SYNC });
+                    b.put_i32(s.composition_offset_90k);
+                }
+            });
+        });
+    });
+    let data_offset = (b.len() + 8) as i32;
+    b[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
+    b.put_u32((payload + 8) as u32);
+    b.put_slice(b"mdat");
+    for s in samples {
+        b.put_slice(&s.data);
+    }
+    b.freeze()
+}
+
+/// A top-level box found by [`scan_boxes`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoxInfo {
+    /// Its four-character type.
+    pub fourcc: [u8; 4],
+    /// Offset of its header in the buffer.
+    pub offset: u64,
+    /// Its size including the header.
+    pub size: u64,
+}
+
+/// The complete top-level boxes at the start of `data`, stopping at the
+/// first one that is truncated or malformed. Handles 64-bit sizes.
+pub fn scan_boxes(data: &[u8]) -> Vec<BoxInfo> {
+    let mut out = Vec::new();
+    let mut pos: u64 = 0;
+    let len = data.len() as u64;
+    while pos + 8 <= len {
+        let p = pos as usize;
+        let size32 = u32::from_be_bytes([data[p], data[p + 1], data[p + 2], data[p + 3]]);
+        let fourcc = [data[p + 4], data[p + 5], data[p + 6], data[p + 7]];
+        let size = match size32 {
+            0 => len - pos, // to end of file
+            1 if pos + 16 <= len => {
+                let mut s = [0u8; 8];
+                s.copy_from_slice(&data[p + 8..p + 16]);
+                u64::from_be_bytes(s)
+            }
+            1 => break,
+            n => u64::from(n),
+        };
+        if size < 8 || pos + size > len {
+            break;
+        }
+        out.push(BoxInfo {
+            fourcc,
+            offset: pos,
+            size,
+        });
+        pos += size;
+    }
+    out
+}
+
+/// Turns a stream of [`EncodedFrame`]s into one fragmented MP4 file.
+///
+/// Fragments are cut at the first keyframe after `fragment_target_90k`, or at
+/// any frame once a fragment reaches four times that (cameras with long
+/// GOPs). A frame's duration is known only when the next one arrives, so
+/// the newest frame is held back until then or [`finish`](Self::finish).
+#[derive(Debug)]
+pub struct Fmp4Muxer {
+    fragment_target_90k: u64,
+    params: Option<Arc<CodecParameters>>,
+    first_dts: i64,
+    pending: Option<EncodedFrame>,
+    fragment: Vec<Sample>,
+    fragment_start_dts: i64,
+    sequence: u32,
+    last_duration: u32,
+    frames: u64,
+}
+
+impl Fmp4Muxer {
+    /// A muxer cutting fragments of about `fragment_target_90k` ticks.
+    pub fn new(fragment_target_90k: u64) -> Self {
+        Fmp4Muxer {
+            fragment_target_90k: fragment_target_90k.max(1),
+            params: None,
+            first_dts: 0,
+            pending: None,
+            fragment: Vec::new(),
+            fragment_start_dts: 0,
+            sequence: 0,
+            last_duration: 3000,
+            frames: 0,
+        }
+    }
+
+    /// Fragments written so far.
+    pub fn fragments(&self) -> u32 {
+        self.sequence
+    }
+
+    /// Frames accepted so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Adds a frame; returns the bytes to append (possibly empty).
+    ///
+    /// The first frame must be a keyframe. A frame whose parameter sets
+    /// differ from the file's, or whose decode time does not increase, is
+    /// refused: the caller starts a new file.
+    pub fn push(&mut self, frame: EncodedFrame) -> Result<Bytes, StoreError> {
+        let mut out = BytesMut::new();
+        match &self.params {
+            None => {
+                if !frame.keyframe {
+                    return Err(StoreError::InvalidInput(
+                        "a recording must start on a keyframe".into(),
+                    ));
+                }
+                out.put(init_segment(&frame.params)?);
+                self.params = Some(frame.params.clone());
+                self.first_dts = frame.dts_90k;
+                self.fragment_start_dts = frame.dts_90k;
+            }
+            Some(p) if !Arc::ptr_eq(p, &frame.params) && **p != *frame.params => {
+                return Err(StoreError::InvalidInput(
+                    "codec parameters changed; start a new file".into(),
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(prev) = &self.pending
+            && frame.dts_90k <= prev.dts_90k
+        {
+            return Err(StoreError::InvalidInput(format!(
+                "decode time {} does not follow {}",
+                frame.dts_90k, prev.dts_90k
+            )));
+        }
+        if let Some(prev) = self.pending.take() {
+            let duration = u32::try_from(frame.dts_90k - prev.dts_90k).unwrap_or(u32::MAX);
+            self.add_sample(prev, duration);
+            let elapsed = (frame.dts_90k - self.fragment_start_dts) as u64;
+            if (frame.keyframe && elapsed >= self.fragment_target_90k)
+                || elapsed >= 4 * self.fragment_target_90k
+            {
+                out.put(self.flush());
+                self.fragment_start_dts = frame.dts_90k;
+            }
+        }
+        self.frames += 1;
+        self.pending = Some(frame);
+        Ok(out.freeze())
+    }
+
+    /// Writes out the held-back frame and the open fragment.
+    pub fn finish(&mut self) -> Bytes {
+        if let Some(last) = self.pending.take() {
+            let duration = last.duration_90k.unwrap_or(self.last_duration);
+            self.add_sample(last, duration);
+        }
+        self.flush()
+    }
+
+    fn add_sample(&mut self, frame: EncodedFrame, duration_90k: u32) {
+        self.last_duration = duration_90k;
+        self.fragment.push(Sample {
+            data: nal::annex_b_to_length_prefixed(&frame.data),
+            duration_90k,
+            composition_offset_90k: i32::try_from(frame.pts_90k - frame.dts_90k).unwrap_or(0),
+            keyframe: frame.keyframe,
+        });
+    }
+
+    fn flush(&mut self) -> Bytes {
+        if self.fragment.is_empty() {
+            return Bytes::new();
+        }
+        self.sequence += 1;
+        let base = (self.fragment_start_dts - self.first_dts).max(0) as u64;
+        let seg = media_segment(self.sequence, base, &self.fragment);
+        self.fragment.clear();
+        seg
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(file: &str, codec: Codec) -> Vec<EncodedFrame> {
+        let path = format!("{}/testdata/{file}", env!("CARGO_MANIFEST_DIR"));
+        let data = Bytes::from(std::fs::read(path).unwrap());
+        let mut params: Option<Arc<CodecParameters>> = None;
+        nal::access_units(codec, &data)
+            .into_iter()
+            .enumerate()
+            .map(|(i, au)| {
+                let keyframe = nal::is_keyframe(codec, &au);
+                if keyframe {
+                    params = CodecParameters::from_annex_b(codec, &au).map(Arc::new);
+                }
+                EncodedFrame {
+                    pts_90k: 1_000_000 + i as i64 * 3000,
+                    dts_90k: 1_000_000 + i as i64 * 3000,
+                    duration_90k: Some(3000),
+                    keyframe,
+                    params: params.clone().unwrap(),
+                    data: au,
+                }
+            })
+            .collect()
+    }
+
+    fn mux(frames: Vec<EncodedFrame>, target: u64) -> (Bytes, u32) {
+        let mut m = Fmp4Muxer::new(target);
+        let mut out = BytesMut::new();
+        for f in frames {
+            out.put(m.push(f).unwrap());
+        }
+        out.put(m.finish());
+        (out.freeze(), m.fragments())
+    }
+
+    #[test]
+    fn fragments_start_on_keyframes() {
+        let f = frames("ball-160x120-30f.h264", Codec::H264);
+        assert_eq!(f.len(), 30);
+        let (file, fragments) = mux(f, 9000);
+        // Keyframes every 10 frames, target 0.1 s: one fragment per GOP.
+        assert_eq!(fragments, 3);
+        let kinds: Vec<[u8; 4]> = scan_boxes(&file).iter().map(|b| b.fourcc).collect();
+        assert_eq!(
+            kinds,
+            vec![*b"ftyp", *b"moov", *b"moof", *b"mdat", *b"moof", *b"mdat", *b"moof", *b"mdat"]
+        );
+    }
+
+    #[test]
+    fn long_gops_are_split() {
+        let (_, fragments) = mux(frames("ball-160x120-30f.h264", Codec::H264), 1500);
+        // Keyframes every 10 frames but a 1/60 s target: cut at 4× target
+        // (every 2 frames) when no keyframe comes.
+        assert_eq!(fragments, 15);
+    }
+
+    #[test]
+    fn refuses_bad_input() {
+        let f = frames("ball-160x120-30f.h264", Codec::H264);
+        let mut m = Fmp4Muxer::new(90_000);
+        assert!(m.push(f[1].clone()).is_err(), "must start on a keyframe");
+        m.push(f[0].clone()).unwrap();
+        m.push(f[1].clone()).unwrap();
+        assert!(m.push(f[1].clone()).is_err(), "repeated decode time");
+        let mut other = f[2].clone();
+        let mut p = (*other.params).clone();
+        p.pps[0] = Bytes::from_static(&[0x68, 0xee, 0x3c, 0x80]);
+        other.params = Arc::new(p);
+        assert!(m.push(other).is_err(), "parameter change");
+    }
+
+    #[test]
+    fn scan_stops_at_truncation() {
+        let (file, _) = mux(frames("ball-160x120-30f.h264", Codec::H264), 9000);
+        let all = scan_boxes(&file);
+        let cut = &file[..file.len() - 10];
+        assert_eq!(scan_boxes(cut).len(), all.len() - 1);
+        assert!(scan_boxes(&[0, 0, 0, 4, b'x', b'x', b'x', b'x']).is_empty());
+    }
+}
