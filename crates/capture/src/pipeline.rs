@@ -184,8 +184,10 @@ impl SinkState {
         };
         let dts = running(buffer.dts());
         let Some(mut pts) = running(buffer.pts()).or(dts) else {
-            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-            if !self.warned_unstamped {
+            // rtspsrc emits a few before its clock mapping settles; only a
+            // source that keeps doing it is worth a warning.
+            let skipped = self.stats.skipped.fetch_add(1, Ordering::Relaxed) + 1;
+            if skipped >= 30 && !self.warned_unstamped {
                 self.warned_unstamped = true;
                 tracing::warn!(source = %self.label, "dropping access units without timestamps");
             }

@@ -85,20 +85,25 @@ impl CodecParameters {
         }
     }
 
-    /// Collects the parameter sets found in an Annex-B access unit.
+    /// Collects the distinct parameter sets found in an Annex-B access unit.
     ///
-    /// Returns `None` when the access unit carries none.
+    /// RTSP cameras often repeat them: the payloader resends the SDP's copy
+    /// and the encoder its own, so identical copies are kept once. Returns
+    /// `None` when the access unit carries none.
     pub fn from_annex_b(codec: Codec, au: &Bytes) -> Option<Self> {
         let mut p = CodecParameters::new(codec);
         for unit in nal::split_annex_b(au) {
             let Some(ty) = nal::nal_type(codec, &unit) else {
                 continue;
             };
-            match (codec, ty) {
-                (Codec::H264, h264::NAL_SPS) | (Codec::H265, h265::NAL_SPS) => p.sps.push(unit),
-                (Codec::H264, h264::NAL_PPS) | (Codec::H265, h265::NAL_PPS) => p.pps.push(unit),
-                (Codec::H265, h265::NAL_VPS) => p.vps.push(unit),
-                _ => {}
+            let list = match (codec, ty) {
+                (Codec::H264, h264::NAL_SPS) | (Codec::H265, h265::NAL_SPS) => &mut p.sps,
+                (Codec::H264, h264::NAL_PPS) | (Codec::H265, h265::NAL_PPS) => &mut p.pps,
+                (Codec::H265, h265::NAL_VPS) => &mut p.vps,
+                _ => continue,
+            };
+            if !list.contains(&unit) {
+                list.push(unit);
             }
         }
         (!p.sps.is_empty() || !p.pps.is_empty() || !p.vps.is_empty()).then_some(p)
@@ -262,6 +267,17 @@ impl StreamInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_parameter_sets_are_kept_once() {
+        let au = Bytes::from_static(&[
+            0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x09, 0x10,
+            0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65, 0x88,
+        ]);
+        let p = CodecParameters::from_annex_b(Codec::H264, &au).unwrap();
+        assert_eq!((p.sps.len(), p.pps.len()), (1, 1));
+        assert!(p.is_complete());
+    }
 
     #[test]
     fn fps_frame_duration_rounds() {

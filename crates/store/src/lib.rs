@@ -9,8 +9,8 @@
 //! This crate has no GStreamer dependency: it takes
 //! [`EncodedFrame`](reallive_core::EncodedFrame)s from any source.
 //!
-//! Today it holds the muxer, [`mp4::Fmp4Muxer`], which `reallive-pusher
-//! --output x.mp4` uses. The `Storage` trait with its SQLite index, crash
+//! Today it holds the muxer, [`mp4::Fmp4Muxer`], and [`FileSink`], which
+//! `reallive-pusher --output x.mp4` uses. The `Storage` trait with its SQLite index, crash
 //! recovery, retention and HLS playback builds on it (see
 //! `docs/design/recording.md` once written).
 //!
@@ -35,6 +35,8 @@
 //! ```
 
 mod error;
+mod file_sink;
 pub mod mp4;
 
 pub use error::StoreError;
+pub use file_sink::{FileFormat, FileSink, FileSummary};

@@ -1,0 +1,219 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use reallive_capture::{CaptureOptions, RtspTransport, Source};
+use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
+use reallive_pusher::{PusherConfig, run};
+use tokio_util::sync::CancellationToken;
+
+/// Capture a camera and encode browser-ready H.264.
+///
+/// Sources: test[:pattern], v4l2:/dev/videoN, libcamera[:name],
+/// rtsp://[user:pass@]host/path, file:<path>.
+#[derive(Debug, Parser)]
+#[command(name = "reallive-pusher", version, about, long_about = None)]
+struct Cli {
+    /// What to capture.
+    #[arg(long, env = "REALLIVE_SOURCE", default_value = "test")]
+    source: String,
+
+    /// Write the stream to this file (.mp4 or .h264) instead of publishing.
+    #[arg(long, value_name = "FILE", required_unless_present = "list_devices")]
+    output: Option<PathBuf>,
+
+    /// Stop after this many seconds of video [default: until Ctrl-C].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    seconds: Option<u32>,
+
+    /// H.264 encoder: auto, x264, openh264, v4l2m2m or passthrough.
+    #[arg(long, default_value = "auto", value_parser = parse_encoder)]
+    encoder: EncoderKind,
+
+    /// Picture width (sources that are encoded here).
+    #[arg(long, default_value_t = 1280)]
+    width: u32,
+
+    /// Picture height.
+    #[arg(long, default_value_t = 720)]
+    height: u32,
+
+    /// Frames per second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+
+    /// Target bitrate in kbit/s.
+    #[arg(long, default_value_t = 2000)]
+    bitrate_kbps: u32,
+
+    /// Frames between keyframes [default: one second's worth].
+    #[arg(long, value_name = "FRAMES")]
+    keyframe_interval: Option<u32>,
+
+    /// x264 speed preset: ultrafast, superfast, veryfast, faster, fast, medium.
+    #[arg(long, default_value = "ultrafast", value_parser = parse_preset)]
+    x264_preset: X264Preset,
+
+    /// RTSP transport: tcp or udp.
+    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
+    rtsp_transport: RtspTransport,
+
+    /// Loop file sources forever.
+    #[arg(long = "loop")]
+    loop_file: bool,
+
+    /// Draw the running time on the test pattern.
+    #[arg(long)]
+    timestamp_overlay: bool,
+
+    /// List V4L2 and libcamera cameras with their formats, then exit.
+    #[arg(long)]
+    list_devices: bool,
+
+    /// More logging: -v for progress, -vv for debug.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn parse_encoder(s: &str) -> Result<EncoderKind, String> {
+    s.parse().map_err(|e: reallive_encode::EncodeError| e.to_string())
+}
+
+fn parse_preset(s: &str) -> Result<X264Preset, String> {
+    s.parse().map_err(|e: reallive_encode::EncodeError| e.to_string())
+}
+
+fn parse_transport(s: &str) -> Result<RtspTransport, String> {
+    s.parse()
+        .map_err(|_| "expected tcp or udp".to_string())
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[allow(clippy::print_stdout)]
+fn list_devices() -> anyhow::Result<()> {
+    gstreamer::init().context("initialising GStreamer")?;
+    let devices = reallive_capture::list_devices();
+    if devices.is_empty() {
+        println!("no cameras found (V4L2 or libcamera)");
+    }
+    for d in devices {
+        println!(
+            "{}\n  source:  {}\n  formats: {}",
+            d.name,
+            d.source.as_deref().unwrap_or("(not usable as a source)"),
+            d.formats
+        );
+    }
+    Ok(())
+}
+
+fn config(cli: Cli) -> anyhow::Result<PusherConfig> {
+    let source: Source = cli.source.parse()?;
+    let capture = CaptureOptions {
+        width: cli.width,
+        height: cli.height,
+        fps: cli.fps,
+        encoder: cli.encoder,
+        encoder_settings: EncoderSettings {
+            bitrate_kbps: cli.bitrate_kbps,
+            keyframe_interval: cli.keyframe_interval.unwrap_or(cli.fps),
+            x264_preset: cli.x264_preset,
+            ..EncoderSettings::default()
+        },
+        rtsp_transport: cli.rtsp_transport,
+        loop_file: cli.loop_file,
+        timestamp_overlay: cli.timestamp_overlay,
+        ..CaptureOptions::default()
+    };
+    capture.validate()?;
+    Ok(PusherConfig {
+        source,
+        capture,
+        output: cli.output.context("--output is required")?,
+        seconds: cli.seconds,
+    })
+}
+
+async fn shutdown_signal(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    token.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = if cli.list_devices {
+        list_devices()
+    } else {
+        config(cli).and_then(|config| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(async {
+                let token = CancellationToken::new();
+                tokio::spawn(shutdown_signal(token.clone()));
+                let output = config.output.clone();
+                let summary = run(config, token).await?;
+                let f = &summary.file;
+                let what = f
+                    .info
+                    .as_ref()
+                    .map(|i| format!("{}x{} {} {}", i.width, i.height, i.codec, i.profile_name()))
+                    .unwrap_or_default();
+                eprintln!(
+                    "reallive-pusher: wrote {} frames ({:.2} s, {what}, encoder {}) to {}{}",
+                    f.frames,
+                    f.duration_90k as f64 / 90_000.0,
+                    summary.encoder,
+                    output.display(),
+                    if summary.dropped > 0 {
+                        format!("; {} frames dropped", summary.dropped)
+                    } else {
+                        String::new()
+                    }
+                );
+                Ok(())
+            })
+        })
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reallive-pusher: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
