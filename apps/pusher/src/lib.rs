@@ -111,7 +111,12 @@ fn write_frames(
     let mut first_pts = None;
     while let Some(frame) = rx.blocking_recv() {
         let first = *first_pts.get_or_insert(frame.pts_90k);
-        if !within(limit_90k, first, frame.pts_90k, frame.duration_90k.unwrap_or(3000)) {
+        if !within(
+            limit_90k,
+            first,
+            frame.pts_90k,
+            frame.duration_90k.unwrap_or(3000),
+        ) {
             break;
         }
         if let Err(e) = sink.write(frame) {

@@ -77,16 +77,17 @@ struct Cli {
 }
 
 fn parse_encoder(s: &str) -> Result<EncoderKind, String> {
-    s.parse().map_err(|e: reallive_encode::EncodeError| e.to_string())
+    s.parse()
+        .map_err(|e: reallive_encode::EncodeError| e.to_string())
 }
 
 fn parse_preset(s: &str) -> Result<X264Preset, String> {
-    s.parse().map_err(|e: reallive_encode::EncodeError| e.to_string())
+    s.parse()
+        .map_err(|e: reallive_encode::EncodeError| e.to_string())
 }
 
 fn parse_transport(s: &str) -> Result<RtspTransport, String> {
-    s.parse()
-        .map_err(|_| "expected tcp or udp".to_string())
+    s.parse().map_err(|_| "expected tcp or udp".to_string())
 }
 
 fn init_logging(verbose: u8) {

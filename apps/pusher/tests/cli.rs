@@ -1,9 +1,13 @@
 //! `reallive-pusher` as a user runs it: real pipelines, real files, ffprobe.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-use reallive_test_support::{RtspCameraConfig, RtspCameraServer, ffprobe, free_port, require_elements};
+use reallive_test_support::{
+    RtspCameraConfig, RtspCameraServer, ffprobe, free_port, require_elements,
+};
 
 fn pusher(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_reallive-pusher"))
@@ -24,8 +28,16 @@ fn ten_seconds_of_mp4_is_300_baseline_frames() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ten.mp4");
     let out = pusher(&[
-        "--source", "test:ball", "--output", file.to_str().unwrap(), "--seconds", "10", "--fps", "30",
-        "--encoder", "x264",
+        "--source",
+        "test:ball",
+        "--output",
+        file.to_str().unwrap(),
+        "--seconds",
+        "10",
+        "--fps",
+        "30",
+        "--encoder",
+        "x264",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let p = ffprobe::probe(&file);
@@ -42,7 +54,11 @@ fn ten_seconds_of_mp4_is_300_baseline_frames() {
     assert!((d - 10.0).abs() < 0.05, "duration {d}");
     // Presentation order equals decode order: no reordering anywhere.
     assert!(p.frame_pts.windows(2).all(|w| w[1] > w[0]));
-    assert!(stderr(&out).contains("wrote 300 frames"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrote 300 frames"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -51,14 +67,28 @@ fn annex_b_output_with_openh264() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("two.h264");
     let out = pusher(&[
-        "--output", file.to_str().unwrap(), "--seconds", "2", "--encoder", "openh264", "--width", "640",
-        "--height", "360", "--keyframe-interval", "15",
+        "--output",
+        file.to_str().unwrap(),
+        "--seconds",
+        "2",
+        "--encoder",
+        "openh264",
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--keyframe-interval",
+        "15",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let p = ffprobe::probe(&file);
     assert_eq!(p.frames, 60);
     assert_eq!(p.profile, "Constrained Baseline");
-    assert_eq!(p.keyframes.iter().filter(|k| **k).count(), 4, "keyframe every 15 frames");
+    assert_eq!(
+        p.keyframes.iter().filter(|k| **k).count(),
+        4,
+        "keyframe every 15 frames"
+    );
 }
 
 #[test]
@@ -67,9 +97,20 @@ fn rtsp_camera_is_recorded_without_reencoding() {
     let camera = RtspCameraServer::start(RtspCameraConfig::default());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cam.mp4");
-    let out = pusher(&["--source", &camera.url(), "--output", file.to_str().unwrap(), "--seconds", "2"]);
+    let out = pusher(&[
+        "--source",
+        &camera.url(),
+        "--output",
+        file.to_str().unwrap(),
+        "--seconds",
+        "2",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("encoder passthrough"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("encoder passthrough"),
+        "{}",
+        stderr(&out)
+    );
     let p = ffprobe::probe(&file);
     assert_eq!((p.width, p.height), (640, 360));
     assert!((59..=61).contains(&p.frames), "{} frames", p.frames);
@@ -86,18 +127,31 @@ fn bad_sources_fail_with_one_clear_line() {
     let cases = [
         ("v4l2:/dev/video99", "v4l2:/dev/video99: no such device"),
         (refused.as_str(), "rtsp://***@127.0.0.1:"),
-        ("file:/nonexistent/clip.mp4", "file:/nonexistent/clip.mp4: no such file"),
+        (
+            "file:/nonexistent/clip.mp4",
+            "file:/nonexistent/clip.mp4: no such file",
+        ),
         ("webcam", "invalid source 'webcam'"),
     ];
     for (source, expected) in cases {
-        let out = pusher(&["--source", source, "--output", file.to_str().unwrap(), "--seconds", "2"]);
+        let out = pusher(&[
+            "--source",
+            source,
+            "--output",
+            file.to_str().unwrap(),
+            "--seconds",
+            "2",
+        ]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{source}: {err}");
         let lines: Vec<&str> = err.lines().collect();
         assert_eq!(lines.len(), 1, "{source}: {err}");
         assert!(lines[0].starts_with("reallive-pusher: error: "), "{err}");
         assert!(lines[0].contains(expected), "{source}: {err}");
-        assert!(!err.contains("topsecret") && !err.contains("panicked"), "{err}");
+        assert!(
+            !err.contains("topsecret") && !err.contains("panicked"),
+            "{err}"
+        );
         assert!(!Path::new(&file).exists(), "{source}: left a file behind");
     }
 }
@@ -114,8 +168,16 @@ fn help_lists_only_working_options() {
     let out = pusher(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
-        "--source", "--output", "--seconds", "--encoder", "--width", "--height", "--fps",
-        "--bitrate-kbps", "--keyframe-interval", "--list-devices",
+        "--source",
+        "--output",
+        "--seconds",
+        "--encoder",
+        "--width",
+        "--height",
+        "--fps",
+        "--bitrate-kbps",
+        "--keyframe-interval",
+        "--list-devices",
     ] {
         assert!(help.contains(flag), "missing {flag}");
     }

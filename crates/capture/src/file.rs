@@ -49,7 +49,10 @@ impl FileSource {
         src.set_property("location", self.path.to_string_lossy().as_ref());
         let appsink = pipeline::appsink(true);
         let pipe = gst::Pipeline::builder().name("capture-file").build();
-        let passthrough = matches!(self.opts.encoder, EncoderKind::Auto | EncoderKind::Passthrough);
+        let passthrough = matches!(
+            self.opts.encoder,
+            EncoderKind::Auto | EncoderKind::Passthrough
+        );
         let mut encoder = "passthrough";
 
         match (self.raw_codec(), passthrough) {
@@ -57,7 +60,11 @@ impl FileSource {
                 // An elementary stream has no container timing: give the
                 // parser a frame rate so it can stamp each access unit.
                 let filter = make(&label, "capsfilter", "libgstreamer1.0-0")?;
-                let media = if codec == Codec::H264 { "video/x-h264" } else { "video/x-h265" };
+                let media = if codec == Codec::H264 {
+                    "video/x-h264"
+                } else {
+                    "video/x-h265"
+                };
                 filter.set_property(
                     "caps",
                     gst::Caps::builder(media)
@@ -68,14 +75,16 @@ impl FileSource {
                 let [parse, out] = pipeline::parse_chain(&label, codec)?;
                 stamp_by_count(&out, self.opts.fps);
                 let chain = [src, filter, parse, out, appsink.clone().upcast()];
-                pipe.add_many(&chain).map_err(|e| pipeline::internal(&label, e))?;
+                pipe.add_many(&chain)
+                    .map_err(|e| pipeline::internal(&label, e))?;
                 gst::Element::link_many(&chain).map_err(|e| pipeline::internal(&label, e))?;
             }
             (_, true) => {
                 let parsebin = make(&label, "parsebin", "gstreamer1.0-plugins-base")?;
                 pipe.add_many([&src, &parsebin, appsink.upcast_ref()])
                     .map_err(|e| pipeline::internal(&label, e))?;
-                src.link(&parsebin).map_err(|e| pipeline::internal(&label, e))?;
+                src.link(&parsebin)
+                    .map_err(|e| pipeline::internal(&label, e))?;
                 let (weak_pipe, weak_sink, pad_label) =
                     (pipe.downgrade(), appsink.downgrade(), label.clone());
                 parsebin.connect_pad_added(move |_, pad| {
@@ -87,19 +96,21 @@ impl FileSource {
             (_, false) => {
                 let enc = crate::raw_encoder(&label, &self.opts)?;
                 encoder = enc.name();
-                let bin = enc
-                    .build(&self.opts.encoder_settings)
-                    .map_err(|error| CaptureError::Encoder {
+                let bin = enc.build(&self.opts.encoder_settings).map_err(|error| {
+                    CaptureError::Encoder {
                         source_name: label.clone(),
                         error,
-                    })?;
+                    }
+                })?;
                 let decodebin = make(&label, "decodebin", "gstreamer1.0-plugins-base")?;
                 let [parse, out] = pipeline::parse_chain(&label, Codec::H264)?;
                 let tail = [bin.clone().upcast(), parse, out, appsink.clone().upcast()];
                 pipe.add_many([&src, &decodebin])
                     .map_err(|e| pipeline::internal(&label, e))?;
-                pipe.add_many(&tail).map_err(|e| pipeline::internal(&label, e))?;
-                src.link(&decodebin).map_err(|e| pipeline::internal(&label, e))?;
+                pipe.add_many(&tail)
+                    .map_err(|e| pipeline::internal(&label, e))?;
+                src.link(&decodebin)
+                    .map_err(|e| pipeline::internal(&label, e))?;
                 gst::Element::link_many(&tail).map_err(|e| pipeline::internal(&label, e))?;
                 let weak_bin = bin.downgrade();
                 decodebin.connect_pad_added(move |_, pad| {
@@ -121,7 +132,11 @@ impl FileSource {
             appsink,
             label,
             secrets: Vec::new(),
-            mode: if self.opts.loop_file { StartMode::Loop } else { StartMode::Play },
+            mode: if self.opts.loop_file {
+                StartMode::Loop
+            } else {
+                StartMode::Play
+            },
             encoder,
         })
     }
@@ -134,7 +149,9 @@ impl FileSource {
 /// timing; openh264 and many cameras write none, and it ignores the
 /// frame rate in upstream caps. Streams that do carry timing keep their own.
 fn stamp_by_count(el: &gst::Element, fps: u32) {
-    let Some(pad) = el.static_pad("src") else { return };
+    let Some(pad) = el.static_pad("src") else {
+        return;
+    };
     let frame = gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(fps.max(1)));
     // The probe is Fn and runs on the streaming thread only.
     let index = std::sync::atomic::AtomicU64::new(0);

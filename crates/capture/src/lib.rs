@@ -181,7 +181,7 @@ impl CaptureOptions {
                 self.width, self.height
             )));
         }
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return Err(bad(format!(
                 "{}x{}: 4:2:0 video needs even dimensions",
                 self.width, self.height
@@ -248,7 +248,10 @@ pub(crate) fn raw_plan(
     let [parse, filter] = pipeline::parse_chain(&label, reallive_core::Codec::H264)?;
     let appsink = pipeline::appsink(false);
     let pipe = gstreamer::Pipeline::builder()
-        .name(format!("capture-{}", label.split(':').next().unwrap_or("src")))
+        .name(format!(
+            "capture-{}",
+            label.split(':').next().unwrap_or("src")
+        ))
         .build();
     let mut chain = source_chain;
     chain.push(bin.upcast());

@@ -75,10 +75,7 @@ fn encoded_caps(codec: Codec) -> gst::Caps {
 ///
 /// This runs after every encoder and every passthrough source, so the
 /// guarantees hold whatever the camera sends.
-pub(crate) fn parse_chain(
-    label: &str,
-    codec: Codec,
-) -> Result<[gst::Element; 2], CaptureError> {
+pub(crate) fn parse_chain(label: &str, codec: Codec) -> Result<[gst::Element; 2], CaptureError> {
     let parse = match codec {
         Codec::H264 => make(label, "h264parse", "gstreamer1.0-plugins-bad")?,
         _ => make(label, "h265parse", "gstreamer1.0-plugins-bad")?,
@@ -161,15 +158,16 @@ impl SinkState {
             return Err(gst::FlowError::Eos);
         };
         if let Some(caps) = sample.caps()
-            && self.caps.as_ref().is_none_or(|c| c.as_ptr() != caps.as_ptr())
+            && self
+                .caps
+                .as_ref()
+                .is_none_or(|c| c.as_ptr() != caps.as_ptr())
         {
-            self.codec = caps
-                .structure(0)
-                .and_then(|s| match s.name().as_str() {
-                    "video/x-h264" => Some(Codec::H264),
-                    "video/x-h265" => Some(Codec::H265),
-                    _ => None,
-                });
+            self.codec = caps.structure(0).and_then(|s| match s.name().as_str() {
+                "video/x-h264" => Some(Codec::H264),
+                "video/x-h265" => Some(Codec::H265),
+                _ => None,
+            });
             self.caps = Some(caps.to_owned());
         }
         let (Some(codec), Some(buffer)) = (self.codec, sample.buffer_owned()) else {
@@ -401,10 +399,7 @@ pub(crate) fn start(plan: Plan, out: FrameSender) -> Result<Running, CaptureErro
             })
             .eos(move |_| {
                 // Closing the channel tells the reader the stream ended.
-                eos_state
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .out = None;
+                eos_state.lock().unwrap_or_else(PoisonError::into_inner).out = None;
             })
             .build(),
     );
@@ -415,8 +410,15 @@ pub(crate) fn start(plan: Plan, out: FrameSender) -> Result<Running, CaptureErro
     let (tx, outcome) = watch::channel(None);
     let span = tracing::info_span!("capture", source = %label);
     let bus_task = rt.spawn(
-        watch_bus(bus.stream(), pipeline.downgrade(), label.clone(), secrets, mode, tx)
-            .instrument(span),
+        watch_bus(
+            bus.stream(),
+            pipeline.downgrade(),
+            label.clone(),
+            secrets,
+            mode,
+            tx,
+        )
+        .instrument(span),
     );
 
     let target = match mode {
@@ -574,15 +576,15 @@ pub(crate) fn link_encoded_pad(
     let (is_video, codec_name) = match s.name().as_str() {
         "application/x-rtp" => (
             s.get::<&str>("media").is_ok_and(|m| m == "video"),
-            s.get::<&str>("encoding-name").unwrap_or("").to_ascii_uppercase(),
+            s.get::<&str>("encoding-name")
+                .unwrap_or("")
+                .to_ascii_uppercase(),
         ),
         "video/x-h264" => (true, "H264-ES".to_string()),
         "video/x-h265" => (true, "H265-ES".to_string()),
         n => (n.starts_with("video/"), n.to_string()),
     };
-    let taken = appsink
-        .static_pad("sink")
-        .is_some_and(|p| p.is_linked());
+    let taken = appsink.static_pad("sink").is_some_and(|p| p.is_linked());
     let result = if !is_video || taken {
         discard(pipeline, pad)
     } else {
@@ -635,7 +637,9 @@ fn link_chain(
     let sink = chain[0]
         .static_pad("sink")
         .ok_or_else(|| "parser has no sink pad".to_string())?;
-    pad.link(&sink).map(|_| ()).map_err(|e| format!("linking {codec} stream: {e:?}"))
+    pad.link(&sink)
+        .map(|_| ())
+        .map_err(|e| format!("linking {codec} stream: {e:?}"))
 }
 
 fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), String> {

@@ -41,9 +41,15 @@ mod tests {
                 "rtsp://admin:hunter2@10.0.0.5:554/stream1",
                 "rtsp://***@10.0.0.5:554/stream1",
             ),
-            ("failed rtsp://u@h/x and rtsp://a:b@c/y", "failed rtsp://***@h/x and rtsp://***@c/y"),
+            (
+                "failed rtsp://u@h/x and rtsp://a:b@c/y",
+                "failed rtsp://***@h/x and rtsp://***@c/y",
+            ),
             ("rtsp://host/no-creds", "rtsp://host/no-creds"),
-            ("401 for user admin with hunter2", "401 for user admin with ***"),
+            (
+                "401 for user admin with hunter2",
+                "401 for user admin with ***",
+            ),
             ("file:///tmp/a@b.mp4", "file:///tmp/a@b.mp4"),
         ];
         for (input, want) in cases {

@@ -21,7 +21,10 @@ impl RtspCamera {
 
     pub(crate) fn plan(&self) -> Result<pipeline::Plan, CaptureError> {
         let label = self.describe();
-        if !matches!(self.opts.encoder, EncoderKind::Auto | EncoderKind::Passthrough) {
+        if !matches!(
+            self.opts.encoder,
+            EncoderKind::Auto | EncoderKind::Passthrough
+        ) {
             return Err(CaptureError::Unsupported {
                 source_name: label,
                 detail: "RTSP cameras are passed through as they send; use --encoder auto or passthrough"

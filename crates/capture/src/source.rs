@@ -59,7 +59,8 @@ impl Source {
     }
 }
 
-const FORMS: &str = "expected test[:pattern], v4l2:/dev/videoN, libcamera[:name], rtsp://host/path or file:<path>";
+const FORMS: &str =
+    "expected test[:pattern], v4l2:/dev/videoN, libcamera[:name], rtsp://host/path or file:<path>";
 
 impl FromStr for Source {
     type Err = CaptureError;
@@ -85,9 +86,7 @@ impl FromStr for Source {
             if !dev.starts_with('/') {
                 return Err(invalid("v4l2 needs a device path, e.g. v4l2:/dev/video0"));
             }
-            return Ok(Source::V4l2 {
-                device: dev.into(),
-            });
+            return Ok(Source::V4l2 { device: dev.into() });
         }
         if s == "libcamera" {
             return Ok(Source::Libcamera { name: None });
@@ -173,9 +172,7 @@ impl FromStr for RtspUrl {
             input: redact(s, &[]),
             reason: reason.to_string(),
         };
-        let (scheme, rest) = s
-            .split_once("://")
-            .ok_or_else(|| invalid("not a URL"))?;
+        let (scheme, rest) = s.split_once("://").ok_or_else(|| invalid("not a URL"))?;
         let authority_end = rest.find('/').unwrap_or(rest.len());
         let (authority, path) = rest.split_at(authority_end);
         let (userinfo, host) = match authority.rfind('@') {
@@ -250,9 +247,21 @@ mod tests {
             ("test:ball", "test:ball", "test"),
             ("v4l2:/dev/video2", "v4l2:/dev/video2", "v4l2"),
             ("libcamera", "libcamera", "libcamera"),
-            ("libcamera:/base/soc/i2c0mux/i2c@1/imx708@1a", "libcamera:/base/soc/i2c0mux/i2c@1/imx708@1a", "libcamera"),
-            ("rtsp://cam.local:8554/live", "rtsp://cam.local:8554/live", "rtsp"),
-            ("rtsp://admin:s%40cret@10.0.0.9/h264", "rtsp://***@10.0.0.9/h264", "rtsp"),
+            (
+                "libcamera:/base/soc/i2c0mux/i2c@1/imx708@1a",
+                "libcamera:/base/soc/i2c0mux/i2c@1/imx708@1a",
+                "libcamera",
+            ),
+            (
+                "rtsp://cam.local:8554/live",
+                "rtsp://cam.local:8554/live",
+                "rtsp",
+            ),
+            (
+                "rtsp://admin:s%40cret@10.0.0.9/h264",
+                "rtsp://***@10.0.0.9/h264",
+                "rtsp",
+            ),
             ("file:/tmp/clip.mp4", "file:/tmp/clip.mp4", "file"),
         ];
         for (input, shown, backend) in ok {
@@ -265,7 +274,10 @@ mod tests {
 
     #[test]
     fn rtsp_credentials_are_split_and_decoded() {
-        let Source::Rtsp(url) = "rtsp://admin:s%40cret@10.0.0.9:554/h264?ch=1".parse().unwrap() else {
+        let Source::Rtsp(url) = "rtsp://admin:s%40cret@10.0.0.9:554/h264?ch=1"
+            .parse()
+            .unwrap()
+        else {
             panic!("not rtsp");
         };
         assert_eq!(url.location(), "rtsp://10.0.0.9:554/h264?ch=1");
@@ -276,7 +288,16 @@ mod tests {
 
     #[test]
     fn rejects_malformed_sources_without_echoing_secrets() {
-        for bad in ["", "webcam", "v4l2:video0", "test:", "test:ba ll", "libcamera:", "file:", "rtsp://user:pw@"] {
+        for bad in [
+            "",
+            "webcam",
+            "v4l2:video0",
+            "test:",
+            "test:ba ll",
+            "libcamera:",
+            "file:",
+            "rtsp://user:pw@",
+        ] {
             let err = bad.parse::<Source>().unwrap_err();
             assert!(!err.to_string().contains(":pw"), "{err}");
         }

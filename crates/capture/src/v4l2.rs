@@ -66,10 +66,7 @@ impl V4l2Camera {
     /// With `auto`, H.264 from the camera wins (nothing to encode), then raw,
     /// then MJPEG. An explicit encoder skips camera H.264; `passthrough`
     /// requires it.
-    pub fn choose_format(
-        &self,
-        device_caps: &gst::Caps,
-    ) -> Result<V4l2Format, CaptureError> {
+    pub fn choose_format(&self, device_caps: &gst::Caps) -> Result<V4l2Format, CaptureError> {
         let offers = |media: &str| device_caps.can_intersect(&sized_caps(media, None, &self.opts));
         let (h264, raw, jpeg) = (
             offers("video/x-h264"),

@@ -1,6 +1,8 @@
 //! File, RTSP, V4L2 and libcamera sources, against real files, a real RTSP
 //! server and the real (absent) devices of a CI machine.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::path::Path;
@@ -10,8 +12,8 @@ use common::{assert_well_formed, collect, expect_failure};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use reallive_capture::{
-    CaptureError, CaptureOptions, FileSource, LibcameraCamera, RtspTransport,
-    V4l2Camera, V4l2Format, open,
+    CaptureError, CaptureOptions, FileSource, LibcameraCamera, RtspTransport, V4l2Camera,
+    V4l2Format, open,
 };
 use reallive_core::{Codec, ErrorKind};
 use reallive_encode::EncoderKind;
@@ -22,7 +24,13 @@ use reallive_test_support::{
 /// Encodes `frames` of the test pattern at 30 fps into `path` with a
 /// GStreamer pipeline (`tail` is the muxer/parser part).
 fn make_clip(path: &Path, frames: u32, encoder: &str, tail: &str) {
-    require_elements(&["videotestsrc", "x264enc", "openh264enc", "mp4mux", "matroskamux"]);
+    require_elements(&[
+        "videotestsrc",
+        "x264enc",
+        "openh264enc",
+        "mp4mux",
+        "matroskamux",
+    ]);
     let desc = format!(
         "videotestsrc num-buffers={frames} pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1 \
          ! {encoder} ! h264parse ! {tail} ! filesink location={}",
@@ -32,7 +40,10 @@ fn make_clip(path: &Path, frames: u32, encoder: &str, tail: &str) {
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
     let msg = bus
-        .timed_pop_filtered(gst::ClockTime::from_seconds(30), &[gst::MessageType::Eos, gst::MessageType::Error])
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
         .expect("clip pipeline finishes");
     assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
     pipeline.set_state(gst::State::Null).unwrap();
@@ -59,7 +70,10 @@ async fn mp4_and_mkv_files_play_in_real_time() {
         assert_eq!(running.encoder(), "passthrough");
         assert_well_formed(&frames, Codec::H264);
         // 30 frames at 30 fps: about a second when paced, not milliseconds.
-        assert!(elapsed >= Duration::from_millis(900), "{name}: not paced ({elapsed:?})");
+        assert!(
+            elapsed >= Duration::from_millis(900),
+            "{name}: not paced ({elapsed:?})"
+        );
     }
 }
 
@@ -68,9 +82,18 @@ async fn raw_h264_without_timing_uses_fps() {
     let dir = tempfile::tempdir().unwrap();
     // openh264 writes no VUI timing, so only --fps can time this stream.
     let path = dir.path().join("clip.h264");
-    make_clip(&path, 20, "openh264enc gop-size=10", "video/x-h264,stream-format=byte-stream");
-    let opts = CaptureOptions { fps: 25, ..file_opts() };
-    let (frames, _running) = collect(&FileSource::new(path, opts), 1000, Duration::from_secs(20)).await;
+    make_clip(
+        &path,
+        20,
+        "openh264enc gop-size=10",
+        "video/x-h264,stream-format=byte-stream",
+    );
+    let opts = CaptureOptions {
+        fps: 25,
+        ..file_opts()
+    };
+    let (frames, _running) =
+        collect(&FileSource::new(path, opts), 1000, Duration::from_secs(20)).await;
     assert_eq!(frames.len(), 20);
     assert_well_formed(&frames, Codec::H264);
     for w in frames.windows(2) {
@@ -83,11 +106,18 @@ async fn looped_file_keeps_timestamps_increasing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("loop.mp4");
     make_clip(&path, 15, X264, "mp4mux");
-    let opts = CaptureOptions { loop_file: true, ..file_opts() };
-    let (frames, _running) = collect(&FileSource::new(path, opts), 40, Duration::from_secs(20)).await;
+    let opts = CaptureOptions {
+        loop_file: true,
+        ..file_opts()
+    };
+    let (frames, _running) =
+        collect(&FileSource::new(path, opts), 40, Duration::from_secs(20)).await;
     assert_eq!(frames.len(), 40, "more frames than the file holds");
     assert_well_formed(&frames, Codec::H264);
-    assert!(frames[15].keyframe && frames[30].keyframe, "each loop restarts on the keyframe");
+    assert!(
+        frames[15].keyframe && frames[30].keyframe,
+        "each loop restarts on the keyframe"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,9 +125,16 @@ async fn file_with_b_frames_is_reencoded_on_request() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bframes.mp4");
     make_clip(&path, 30, "x264enc bframes=2 key-int-max=30", "mp4mux");
-    assert!(ffprobe::probe(&path).has_b_frames > 0, "fixture has B-frames");
-    let opts = CaptureOptions { encoder: EncoderKind::X264, ..file_opts() };
-    let (frames, running) = collect(&FileSource::new(path, opts), 1000, Duration::from_secs(20)).await;
+    assert!(
+        ffprobe::probe(&path).has_b_frames > 0,
+        "fixture has B-frames"
+    );
+    let opts = CaptureOptions {
+        encoder: EncoderKind::X264,
+        ..file_opts()
+    };
+    let (frames, running) =
+        collect(&FileSource::new(path, opts), 1000, Duration::from_secs(20)).await;
     assert_eq!(running.encoder(), "x264");
     assert_eq!(frames.len(), 30);
     assert_well_formed(&frames, Codec::H264);
@@ -123,7 +160,10 @@ async fn rtsp_camera_over_tcp_and_udp() {
         ..RtspCameraConfig::default()
     });
     for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
-        let opts = CaptureOptions { rtsp_transport: transport, ..CaptureOptions::default() };
+        let opts = CaptureOptions {
+            rtsp_transport: transport,
+            ..CaptureOptions::default()
+        };
         let capture = open(&camera.url().parse().unwrap(), &opts).unwrap();
         let (frames, running) = collect(capture.as_ref(), 45, Duration::from_secs(20)).await;
         assert_eq!(frames.len(), 45, "{transport:?}");
@@ -157,16 +197,25 @@ async fn rtsp_credentials_work_and_never_leak() {
         credentials: Some(("admin".into(), "hunter2-secret".into())),
         ..RtspCameraConfig::default()
     });
-    let good = open(&camera.url_with_credentials().parse().unwrap(), &CaptureOptions::default()).unwrap();
+    let good = open(
+        &camera.url_with_credentials().parse().unwrap(),
+        &CaptureOptions::default(),
+    )
+    .unwrap();
     assert!(!good.describe().contains("hunter2"), "{}", good.describe());
     let (frames, _running) = collect(good.as_ref(), 10, Duration::from_secs(20)).await;
     assert_eq!(frames.len(), 10);
 
-    let bad_url = camera.url_with_credentials().replace("hunter2-secret", "wrong-password-x");
+    let bad_url = camera
+        .url_with_credentials()
+        .replace("hunter2-secret", "wrong-password-x");
     let bad = open(&bad_url.parse().unwrap(), &CaptureOptions::default()).unwrap();
     let err = expect_failure(bad.as_ref(), Duration::from_secs(20)).await;
     let text = format!("{err} {err:?}");
-    assert!(!text.contains("wrong-password-x"), "password leaked: {text}");
+    assert!(
+        !text.contains("wrong-password-x"),
+        "password leaked: {text}"
+    );
     assert!(text.contains("rtsp://***@127.0.0.1"), "{text}");
     assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{text}");
 }
@@ -190,7 +239,11 @@ async fn v4l2_missing_device_is_not_found() {
     let capture = V4l2Camera::new("/dev/video99".into(), CaptureOptions::default());
     let err = expect_failure(&capture, Duration::from_secs(5)).await;
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    assert!(err.to_string().starts_with("v4l2:/dev/video99: no such device"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("v4l2:/dev/video99: no such device"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -208,15 +261,41 @@ fn v4l2_picks_a_format_from_what_the_camera_offers() {
          video/x-raw, format=YUY2, width=1280, height=720, framerate=10/1",
     );
     let cam = |w, h, encoder| {
-        V4l2Camera::new("/dev/video0".into(), CaptureOptions { width: w, height: h, encoder, ..CaptureOptions::default() })
+        V4l2Camera::new(
+            "/dev/video0".into(),
+            CaptureOptions {
+                width: w,
+                height: h,
+                encoder,
+                ..CaptureOptions::default()
+            },
+        )
     };
     let cases = [
         (&webcam, 640, 480, EncoderKind::Auto, Some(V4l2Format::Raw)),
-        (&webcam, 1280, 720, EncoderKind::Auto, Some(V4l2Format::Mjpeg)),
+        (
+            &webcam,
+            1280,
+            720,
+            EncoderKind::Auto,
+            Some(V4l2Format::Mjpeg),
+        ),
         (&webcam, 1280, 720, EncoderKind::Passthrough, None),
         (&webcam, 1920, 1080, EncoderKind::Auto, None),
-        (&h264_cam, 1280, 720, EncoderKind::Auto, Some(V4l2Format::H264)),
-        (&h264_cam, 1280, 720, EncoderKind::Passthrough, Some(V4l2Format::H264)),
+        (
+            &h264_cam,
+            1280,
+            720,
+            EncoderKind::Auto,
+            Some(V4l2Format::H264),
+        ),
+        (
+            &h264_cam,
+            1280,
+            720,
+            EncoderKind::Passthrough,
+            Some(V4l2Format::H264),
+        ),
         (&h264_cam, 1280, 720, EncoderKind::X264, None), // raw is only 10 fps
     ];
     for (caps, w, h, enc, want) in cases {
@@ -235,7 +314,13 @@ fn v4l2_picks_a_format_from_what_the_camera_offers() {
 #[test]
 fn v4l2_pipelines_build_for_every_format() {
     require_elements(&["v4l2src", "jpegdec", "x264enc", "h264parse"]);
-    let cam = V4l2Camera::new("/dev/video0".into(), CaptureOptions { encoder: EncoderKind::X264, ..CaptureOptions::default() });
+    let cam = V4l2Camera::new(
+        "/dev/video0".into(),
+        CaptureOptions {
+            encoder: EncoderKind::X264,
+            ..CaptureOptions::default()
+        },
+    );
     let factories = |p: &gst::Pipeline| -> Vec<String> {
         p.iterate_recurse()
             .into_iter()
@@ -243,17 +328,32 @@ fn v4l2_pipelines_build_for_every_format() {
             .collect()
     };
     let raw = factories(&cam.build(V4l2Format::Raw).unwrap());
-    assert!(raw.contains(&"x264enc".into()) && !raw.contains(&"jpegdec".into()), "{raw:?}");
+    assert!(
+        raw.contains(&"x264enc".into()) && !raw.contains(&"jpegdec".into()),
+        "{raw:?}"
+    );
     let mjpeg = factories(&cam.build(V4l2Format::Mjpeg).unwrap());
-    assert!(mjpeg.contains(&"jpegdec".into()) && mjpeg.contains(&"x264enc".into()), "{mjpeg:?}");
+    assert!(
+        mjpeg.contains(&"jpegdec".into()) && mjpeg.contains(&"x264enc".into()),
+        "{mjpeg:?}"
+    );
     let h264 = factories(&cam.build(V4l2Format::H264).unwrap());
-    assert!(h264.contains(&"h264parse".into()) && !h264.contains(&"x264enc".into()), "{h264:?}");
+    assert!(
+        h264.contains(&"h264parse".into()) && !h264.contains(&"x264enc".into()),
+        "{h264:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn libcamera_builds_and_reports_a_missing_camera() {
     require_elements(&["libcamerasrc", "x264enc"]);
-    let cam = LibcameraCamera::new(Some("imx708".into()), CaptureOptions { encoder: EncoderKind::X264, ..CaptureOptions::default() });
+    let cam = LibcameraCamera::new(
+        Some("imx708".into()),
+        CaptureOptions {
+            encoder: EncoderKind::X264,
+            ..CaptureOptions::default()
+        },
+    );
     let pipeline = cam.build().unwrap();
     let src = pipeline
         .iterate_recurse()
@@ -261,7 +361,10 @@ async fn libcamera_builds_and_reports_a_missing_camera() {
         .filter_map(Result::ok)
         .find(|e| e.factory().is_some_and(|f| f.name() == "libcamerasrc"))
         .expect("libcamerasrc in the pipeline");
-    assert_eq!(src.property::<Option<String>>("camera-name").as_deref(), Some("imx708"));
+    assert_eq!(
+        src.property::<Option<String>>("camera-name").as_deref(),
+        Some("imx708")
+    );
     drop(pipeline);
     // This machine has no CSI camera: the error names the source.
     let err = expect_failure(&cam, Duration::from_secs(10)).await;

@@ -1,5 +1,7 @@
 //! The test pattern through each software encoder, as a real pipeline.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -81,7 +83,10 @@ async fn live_pattern_with_overlay_measures_latency() {
     // A live 640x360 ultrafast encode is a few ms; a second would mean the
     // measurement is broken, not slow.
     let p50 = latency.percentile(50.0).unwrap();
-    assert!(p50 > Duration::ZERO && p50 < Duration::from_secs(1), "p50 {p50:?}");
+    assert!(
+        p50 > Duration::ZERO && p50 < Duration::from_secs(1),
+        "p50 {p50:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -181,7 +181,13 @@ mod tests {
         assert_eq!(tx.offer(frame(6, false)), Offer::Sent);
         assert_eq!(rx.try_recv().map(|f| f.pts_90k), Some(15000));
         assert_eq!(rx.try_recv().map(|f| f.pts_90k), Some(18000));
-        assert_eq!(rx.stats(), ChannelStats { sent: 4, dropped: 3 });
+        assert_eq!(
+            rx.stats(),
+            ChannelStats {
+                sent: 4,
+                dropped: 3
+            }
+        );
     }
 
     #[test]

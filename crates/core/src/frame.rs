@@ -271,8 +271,8 @@ mod tests {
     #[test]
     fn repeated_parameter_sets_are_kept_once() {
         let au = Bytes::from_static(&[
-            0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x09, 0x10,
-            0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65, 0x88,
+            0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x09, 0x10, 0,
+            0, 0, 1, 0x67, 0x42, 0xc0, 0x1f, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1, 0x65, 0x88,
         ]);
         let p = CodecParameters::from_annex_b(Codec::H264, &au).unwrap();
         assert_eq!((p.sps.len(), p.pps.len()), (1, 1));

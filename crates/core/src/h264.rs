@@ -291,7 +291,10 @@ fn reduce(a: u32, b: u32) -> (u32, u32) {
     while y != 0 {
         (x, y) = (y, x % y);
     }
-    if x == 0 { (a, b) } else { (a / x, b / x) }
+    match (a.checked_div(x), b.checked_div(x)) {
+        (Some(n), Some(d)) => (n, d),
+        _ => (a, b),
+    }
 }
 
 #[cfg(test)]
@@ -312,9 +315,33 @@ mod tests {
     fn parses_real_encoder_sps() {
         // (fixture, width, height, fps, profile, level_idc, may_reorder)
         let cases = [
-            ("x264-cb-1280x720-30.h264", 1280, 720, Some((30, 1)), "Constrained Baseline", 31, false),
-            ("x264-high-1920x1080-30.h264", 1920, 1080, Some((30, 1)), "High", 40, true),
-            ("openh264-640x360-25.h264", 640, 360, None, "Constrained Baseline", 30, false),
+            (
+                "x264-cb-1280x720-30.h264",
+                1280,
+                720,
+                Some((30, 1)),
+                "Constrained Baseline",
+                31,
+                false,
+            ),
+            (
+                "x264-high-1920x1080-30.h264",
+                1920,
+                1080,
+                Some((30, 1)),
+                "High",
+                40,
+                true,
+            ),
+            (
+                "openh264-640x360-25.h264",
+                640,
+                360,
+                None,
+                "Constrained Baseline",
+                30,
+                false,
+            ),
         ];
         for (file, w, h, fps, profile, level, reorder) in cases {
             let info = Sps::parse(&first_sps(file)).unwrap().stream_info();

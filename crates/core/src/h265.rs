@@ -105,7 +105,10 @@ impl Sps {
             let dx = (left + right).saturating_mul(sub_w);
             let dy = (top + bottom).saturating_mul(sub_h);
             if dx >= width || dy >= height {
-                return Err(Error::bitstream(WHAT, "conformance window larger than the picture"));
+                return Err(Error::bitstream(
+                    WHAT,
+                    "conformance window larger than the picture",
+                ));
             }
             width -= dx;
             height -= dy;
@@ -152,7 +155,10 @@ mod tests {
 
     #[test]
     fn parses_x265_parameter_sets() {
-        let path = format!("{}/testdata/x265-1920x1080-30.h265", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/testdata/x265-1920x1080-30.h265",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let data = Bytes::from(std::fs::read(path).unwrap());
         let params = CodecParameters::from_annex_b(Codec::H265, &data).unwrap();
         assert!(params.is_complete());

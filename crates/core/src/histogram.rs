@@ -65,7 +65,9 @@ impl LatencyHistogram {
         if total == 0 {
             return None;
         }
-        let rank = ((p.clamp(0.0, 100.0) / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let rank = ((p.clamp(0.0, 100.0) / 100.0) * total as f64)
+            .ceil()
+            .max(1.0) as u64;
         let mut seen = 0;
         for (i, c) in counts.iter().enumerate() {
             seen += c;
@@ -74,7 +76,9 @@ impl LatencyHistogram {
                     return Some(self.max());
                 }
                 let upper = (i as u64 + 1) * BUCKET_NS;
-                return Some(Duration::from_nanos(upper.min(self.max_ns.load(Ordering::Relaxed).max(upper - BUCKET_NS))));
+                return Some(Duration::from_nanos(
+                    upper.min(self.max_ns.load(Ordering::Relaxed).max(upper - BUCKET_NS)),
+                ));
             }
         }
         Some(self.max())
@@ -94,9 +98,15 @@ mod tests {
         }
         assert_eq!(h.count(), 100);
         let p50 = h.percentile(50.0).unwrap();
-        assert!(p50 >= Duration::from_millis(50) && p50 <= Duration::from_micros(50_100), "{p50:?}");
+        assert!(
+            p50 >= Duration::from_millis(50) && p50 <= Duration::from_micros(50_100),
+            "{p50:?}"
+        );
         let p99 = h.percentile(99.0).unwrap();
-        assert!(p99 >= Duration::from_millis(99) && p99 <= Duration::from_micros(99_100), "{p99:?}");
+        assert!(
+            p99 >= Duration::from_millis(99) && p99 <= Duration::from_micros(99_100),
+            "{p99:?}"
+        );
         h.record(Duration::from_secs(5));
         assert_eq!(h.percentile(100.0), Some(Duration::from_secs(5)));
     }

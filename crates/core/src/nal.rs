@@ -254,7 +254,10 @@ mod tests {
 
     #[test]
     fn unescapes_emulation_prevention() {
-        assert_eq!(unescape_rbsp(&[0, 0, 3, 1, 0, 0, 3, 0]), vec![0, 0, 1, 0, 0, 0]);
+        assert_eq!(
+            unescape_rbsp(&[0, 0, 3, 1, 0, 0, 3, 0]),
+            vec![0, 0, 1, 0, 0, 0]
+        );
     }
 
     #[test]
@@ -285,8 +288,8 @@ mod au_tests {
         // AUD SPS PPS IDR(first) IDR(second slice) | P(first) | AUD P(first)
         let stream = Bytes::from_static(&[
             0, 0, 0, 1, 0x09, 0x10, 0, 0, 0, 1, 0x67, 0x42, 0, 0, 0, 1, 0x68, 0xce, 0, 0, 0, 1,
-            0x65, 0x88, 0, 0, 0, 1, 0x65, 0x40, 0, 0, 0, 1, 0x41, 0x9a, 0, 0, 0, 1, 0x09, 0x30,
-            0, 0, 0, 1, 0x41, 0x9b,
+            0x65, 0x88, 0, 0, 0, 1, 0x65, 0x40, 0, 0, 0, 1, 0x41, 0x9a, 0, 0, 0, 1, 0x09, 0x30, 0,
+            0, 0, 1, 0x41, 0x9b,
         ]);
         let aus = access_units(Codec::H264, &stream);
         let types: Vec<Vec<u8>> = aus

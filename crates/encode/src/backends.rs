@@ -151,11 +151,9 @@ impl Encoder for V4l2M2m {
         let enc = make("v4l2h264enc", "gstreamer1.0-plugins-good")?;
         let ready = enc.set_state(gst::State::Ready);
         let _ = enc.set_state(gst::State::Null);
-        ready
-            .map(|_| ())
-            .map_err(|_| EncodeError::DeviceUnusable {
-                element: "v4l2h264enc",
-            })
+        ready.map(|_| ()).map_err(|_| EncodeError::DeviceUnusable {
+            element: "v4l2h264enc",
+        })
     }
 
     fn build(&self, s: &EncoderSettings) -> Result<gst::Bin, EncodeError> {

@@ -1,5 +1,7 @@
 //! Encoder selection and bin construction against the installed GStreamer.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use reallive_encode::{EncodeError, Encoder, EncoderKind, EncoderSettings, OpenH264, X264, select};
@@ -42,8 +44,10 @@ fn explicit_hardware_without_device_is_a_clear_error() {
     assert!(
         matches!(
             err,
-            EncodeError::MissingElement { element: "v4l2h264enc", .. }
-                | EncodeError::DeviceUnusable { .. }
+            EncodeError::MissingElement {
+                element: "v4l2h264enc",
+                ..
+            } | EncodeError::DeviceUnusable { .. }
         ),
         "{err}"
     );
@@ -59,5 +63,8 @@ fn settings_are_validated() {
     };
     assert!(X264.build(&bad).is_err());
     assert!("h266".parse::<EncoderKind>().is_err());
-    assert_eq!("OpenH264".parse::<EncoderKind>().unwrap(), EncoderKind::OpenH264);
+    assert_eq!(
+        "OpenH264".parse::<EncoderKind>().unwrap(),
+        EncoderKind::OpenH264
+    );
 }

@@ -57,8 +57,10 @@ pub fn init_segment(params: &CodecParameters) -> Result<Bytes, StoreError> {
     }
     let info = params.stream_info()?;
     let (width, height) = (
-        u16::try_from(info.width).map_err(|_| StoreError::InvalidInput("width too large".into()))?,
-        u16::try_from(info.height).map_err(|_| StoreError::InvalidInput("height too large".into()))?,
+        u16::try_from(info.width)
+            .map_err(|_| StoreError::InvalidInput("width too large".into()))?,
+        u16::try_from(info.height)
+            .map_err(|_| StoreError::InvalidInput("height too large".into()))?,
     );
     let config = match params.codec {
         Codec::H264 => avcc(params)?,
@@ -282,17 +284,27 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
             full_box(b, b"tfhd", 0, 0x02_0000, |b| b.put_u32(TRACK_ID));
             full_box(b, b"tfdt", 1, 0, |b| b.put_u64(base_decode_time_90k));
             // data-offset, duration, size, flags, composition offset; v1: signed offsets.
-            full_box(b, b"trun", 1, 0x0001 | 0x0100 | 0x0200 | 0x0400 | 0x0800, |b| {
-                b.put_u32(samples.len() as u32);
-                data_offset_at = b.len();
-                b.put_i32(0);
-                for s in samples {
-                    b.put_u32(s.duration_90k);
-                    b.put_u32(s.data.len() as u32);
-                    b.put_u32(if s.keyframe { FLAGS_SYNC } else { FLAGS_NON_SYNC });
-                    b.put_i32(s.composition_offset_90k);
-                }
-            });
+            full_box(
+                b,
+                b"trun",
+                1,
+                0x0001 | 0x0100 | 0x0200 | 0x0400 | 0x0800,
+                |b| {
+                    b.put_u32(samples.len() as u32);
+                    data_offset_at = b.len();
+                    b.put_i32(0);
+                    for s in samples {
+                        b.put_u32(s.duration_90k);
+                        b.put_u32(s.data.len() as u32);
+                        b.put_u32(if s.keyframe {
+                            FLAGS_SYNC
+                        } else {
+                            FLAGS_NON_SYNC
+                        });
+                        b.put_i32(s.composition_offset_90k);
+                    }
+                },
+            );
         });
     });
     let data_offset = (b.len() + 8) as i32;
@@ -523,7 +535,9 @@ mod tests {
         let kinds: Vec<[u8; 4]> = scan_boxes(&file).iter().map(|b| b.fourcc).collect();
         assert_eq!(
             kinds,
-            vec![*b"ftyp", *b"moov", *b"moof", *b"mdat", *b"moof", *b"mdat", *b"moof", *b"mdat"]
+            vec![
+                *b"ftyp", *b"moov", *b"moof", *b"mdat", *b"moof", *b"mdat", *b"moof", *b"mdat"
+            ]
         );
     }
 

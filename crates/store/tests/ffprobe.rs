@@ -1,5 +1,7 @@
 //! Files from the muxer, read back by ffprobe as a user would.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -55,7 +57,13 @@ fn h264_file_plays_with_every_frame() {
     assert_eq!(p.has_b_frames, 0);
     let duration = p.duration_secs.expect("a duration");
     assert!((duration - 1.0).abs() < 0.01, "duration {duration}");
-    let keys: Vec<usize> = p.keyframes.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
+    let keys: Vec<usize> = p
+        .keyframes
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k)
+        .map(|(i, _)| i)
+        .collect();
     assert_eq!(keys, vec![0, 10, 20]);
     // Times start at zero in the file, whatever the source clock said.
     assert_eq!(p.frame_pts.first().copied(), Some(0.0));

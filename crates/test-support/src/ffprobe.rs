@@ -93,10 +93,7 @@ pub fn try_probe(path: &Path) -> Result<VideoProbe, String> {
         profile: s.profile,
         width: s.width,
         height: s.height,
-        frames: s
-            .nb_read_frames
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
+        frames: s.nb_read_frames.and_then(|n| n.parse().ok()).unwrap_or(0),
         has_b_frames: s.has_b_frames.unwrap_or(0),
         duration_secs: parsed
             .format

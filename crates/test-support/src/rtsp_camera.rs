@@ -88,7 +88,11 @@ impl RtspCameraServer {
                 ctx.with_thread_default(|| {
                     let server = build_server(&cfg);
                     let source = server.attach(Some(&ctx));
-                    let _ = tx.send(source.map(|_| server.bound_port()).map_err(|e| e.to_string()));
+                    let _ = tx.send(
+                        source
+                            .map(|_| server.bound_port())
+                            .map_err(|e| e.to_string()),
+                    );
                     ml.run();
                 })
                 .expect("acquire the RTSP server's main context");

@@ -26,7 +26,13 @@ pub async fn collect(
     };
     tokio::time::timeout(timeout, read)
         .await
-        .unwrap_or_else(|_| panic!("{}: timed out with {} frames", capture.describe(), frames.len()));
+        .unwrap_or_else(|_| {
+            panic!(
+                "{}: timed out with {} frames",
+                capture.describe(),
+                frames.len()
+            )
+        });
     (frames, running)
 }
 
@@ -69,20 +75,39 @@ pub fn assert_well_formed(frames: &[EncodedFrame], codec: Codec) {
     assert!(frames[0].keyframe, "the first frame must be a keyframe");
     for (i, f) in frames.iter().enumerate() {
         assert_eq!(f.codec(), codec, "frame {i}");
-        assert!(f.params.is_complete(), "frame {i}: incomplete parameter sets");
-        assert_eq!(pictures_in(codec, &f.data), 1, "frame {i}: not exactly one picture");
-        assert_eq!(nal::is_keyframe(codec, &f.data), f.keyframe, "frame {i}: keyframe flag");
+        assert!(
+            f.params.is_complete(),
+            "frame {i}: incomplete parameter sets"
+        );
+        assert_eq!(
+            pictures_in(codec, &f.data),
+            1,
+            "frame {i}: not exactly one picture"
+        );
+        assert_eq!(
+            nal::is_keyframe(codec, &f.data),
+            f.keyframe,
+            "frame {i}: keyframe flag"
+        );
         if f.keyframe {
             let types = nal_types(codec, &f.data);
             let (sps, pps) = match codec {
                 Codec::H264 => (h264::NAL_SPS, h264::NAL_PPS),
                 _ => (h265::NAL_SPS, h265::NAL_PPS),
             };
-            assert!(types.contains(&sps) && types.contains(&pps), "keyframe {i} lacks SPS/PPS: {types:?}");
+            assert!(
+                types.contains(&sps) && types.contains(&pps),
+                "keyframe {i} lacks SPS/PPS: {types:?}"
+            );
         }
     }
     for w in frames.windows(2) {
-        assert!(w[1].pts_90k > w[0].pts_90k, "pts not increasing: {} then {}", w[0].pts_90k, w[1].pts_90k);
+        assert!(
+            w[1].pts_90k > w[0].pts_90k,
+            "pts not increasing: {} then {}",
+            w[0].pts_90k,
+            w[1].pts_90k
+        );
         assert!(w[1].dts_90k >= w[0].dts_90k, "dts going backwards");
     }
 }
