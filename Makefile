@@ -35,4 +35,4 @@ nextest:
 
 # Figures for docs/benchmarks.md.
 bench: setup
-	$(CARGO) run --release -p reallive-capture --example bench_capture -- --seconds 20
+	$(CARGO) bench -p reallive-capture --bench capture -- --seconds 20
