@@ -25,7 +25,12 @@ fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
     // Fields after the parenthesised command name; utime and stime are 14 and 15.
     let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<u64> = rest.split(' ').skip(11).take(2).map(|x| x.parse().unwrap()).collect();
+    let f: Vec<u64> = rest
+        .split(' ')
+        .skip(11)
+        .take(2)
+        .map(|x| x.parse().unwrap())
+        .collect();
     // USER_HZ is 100 on every Linux this runs on.
     Duration::from_millis((f[0] + f[1]) * 10)
 }
@@ -90,7 +95,10 @@ async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, 
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let cores = (cpu_time() - c0).as_secs_f64() / t0.elapsed().as_secs_f64();
     let latency = running.stats().latency();
-    let (p50, p99) = (latency.percentile(50.0).unwrap(), latency.percentile(99.0).unwrap());
+    let (p50, p99) = (
+        latency.percentile(50.0).unwrap(),
+        latency.percentile(99.0).unwrap(),
+    );
     assert!(latency.count() > latency_before, "no frames measured");
     let name = format!("{} {width}x{height}@30, {pattern}", running.encoder());
     drop(running);
@@ -120,7 +128,9 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10u64);
     gst::init().unwrap();
-    println!("| scenario | cores (total) | cores (source only) | cores (encode+parse) | fps | latency p50 | latency p99 | kbit/s |");
+    println!(
+        "| scenario | cores (total) | cores (source only) | cores (encode+parse) | fps | latency p50 | latency p99 | kbit/s |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     // smpte is `--source test`'s default; ball moves, so the encoder has work.
     for (enc, pattern, w, h) in [

@@ -28,6 +28,14 @@ impl FileSource {
         FileSource { path, opts }
     }
 
+    fn mode(&self) -> StartMode {
+        if self.opts.loop_file {
+            StartMode::Loop
+        } else {
+            StartMode::Play
+        }
+    }
+
     fn raw_codec(&self) -> Option<Codec> {
         let ext = self.path.extension()?.to_str()?.to_ascii_lowercase();
         match ext.as_str() {
@@ -48,95 +56,91 @@ impl FileSource {
         let src = make(&label, "filesrc", "libgstreamer1.0-0")?;
         src.set_property("location", self.path.to_string_lossy().as_ref());
         let appsink = pipeline::appsink(true);
-        let pipe = gst::Pipeline::builder().name("capture-file").build();
         let passthrough = matches!(
             self.opts.encoder,
             EncoderKind::Auto | EncoderKind::Passthrough
         );
+        if let (Some(codec), true) = (self.raw_codec(), passthrough) {
+            // An elementary stream has no container timing: the caps tell
+            // the parser what it is, and stamp_by_count() times it.
+            let filter = make(&label, "capsfilter", "libgstreamer1.0-0")?;
+            let media = if codec == Codec::H264 {
+                "video/x-h264"
+            } else {
+                "video/x-h265"
+            };
+            filter.set_property(
+                "caps",
+                gst::Caps::builder(media)
+                    .field("stream-format", "byte-stream")
+                    .field("framerate", gst::Fraction::new(self.opts.fps as i32, 1))
+                    .build(),
+            );
+            let [parse, out] = pipeline::parse_chain(&label, codec)?;
+            stamp_by_count(&out, self.opts.fps);
+            return pipeline::linear_plan(
+                label,
+                "capture-file",
+                vec![src, filter, parse, out],
+                appsink,
+                "passthrough",
+                self.mode(),
+            );
+        }
+        let pipe = gst::Pipeline::builder().name("capture-file").build();
         let mut encoder = "passthrough";
-
-        match (self.raw_codec(), passthrough) {
-            (Some(codec), true) => {
-                // An elementary stream has no container timing: give the
-                // parser a frame rate so it can stamp each access unit.
-                let filter = make(&label, "capsfilter", "libgstreamer1.0-0")?;
-                let media = if codec == Codec::H264 {
-                    "video/x-h264"
-                } else {
-                    "video/x-h265"
-                };
-                filter.set_property(
-                    "caps",
-                    gst::Caps::builder(media)
-                        .field("stream-format", "byte-stream")
-                        .field("framerate", gst::Fraction::new(self.opts.fps as i32, 1))
-                        .build(),
-                );
-                let [parse, out] = pipeline::parse_chain(&label, codec)?;
-                stamp_by_count(&out, self.opts.fps);
-                let chain = [src, filter, parse, out, appsink.clone().upcast()];
-                pipe.add_many(&chain)
-                    .map_err(|e| pipeline::internal(&label, e))?;
-                gst::Element::link_many(&chain).map_err(|e| pipeline::internal(&label, e))?;
-            }
-            (_, true) => {
-                let parsebin = make(&label, "parsebin", "gstreamer1.0-plugins-base")?;
-                pipe.add_many([&src, &parsebin, appsink.upcast_ref()])
-                    .map_err(|e| pipeline::internal(&label, e))?;
-                src.link(&parsebin)
-                    .map_err(|e| pipeline::internal(&label, e))?;
-                let (weak_pipe, weak_sink, pad_label) =
-                    (pipe.downgrade(), appsink.downgrade(), label.clone());
-                parsebin.connect_pad_added(move |_, pad| {
-                    if let (Some(p), Some(s)) = (weak_pipe.upgrade(), weak_sink.upgrade()) {
-                        pipeline::link_encoded_pad(&p, pad, &s, &pad_label);
-                    }
-                });
-            }
-            (_, false) => {
-                let enc = crate::raw_encoder(&label, &self.opts)?;
-                encoder = enc.name();
-                let bin = enc.build(&self.opts.encoder_settings).map_err(|error| {
-                    CaptureError::Encoder {
+        if passthrough {
+            let parsebin = make(&label, "parsebin", "gstreamer1.0-plugins-base")?;
+            pipe.add_many([&src, &parsebin, appsink.upcast_ref()])
+                .map_err(|e| pipeline::internal(&label, e))?;
+            src.link(&parsebin)
+                .map_err(|e| pipeline::internal(&label, e))?;
+            let (weak_pipe, weak_sink, pad_label) =
+                (pipe.downgrade(), appsink.downgrade(), label.clone());
+            parsebin.connect_pad_added(move |_, pad| {
+                if let (Some(p), Some(s)) = (weak_pipe.upgrade(), weak_sink.upgrade()) {
+                    pipeline::link_encoded_pad(&p, pad, &s, &pad_label);
+                }
+            });
+        } else {
+            let enc = crate::raw_encoder(&label, &self.opts)?;
+            encoder = enc.name();
+            let bin =
+                enc.build(&self.opts.encoder_settings)
+                    .map_err(|error| CaptureError::Encoder {
                         source_name: label.clone(),
                         error,
-                    }
-                })?;
-                let decodebin = make(&label, "decodebin", "gstreamer1.0-plugins-base")?;
-                let [parse, out] = pipeline::parse_chain(&label, Codec::H264)?;
-                let tail = [bin.clone().upcast(), parse, out, appsink.clone().upcast()];
-                pipe.add_many([&src, &decodebin])
-                    .map_err(|e| pipeline::internal(&label, e))?;
-                pipe.add_many(&tail)
-                    .map_err(|e| pipeline::internal(&label, e))?;
-                src.link(&decodebin)
-                    .map_err(|e| pipeline::internal(&label, e))?;
-                gst::Element::link_many(&tail).map_err(|e| pipeline::internal(&label, e))?;
-                let weak_bin = bin.downgrade();
-                decodebin.connect_pad_added(move |_, pad| {
-                    let is_raw_video = pad
-                        .current_caps()
-                        .and_then(|c| c.structure(0).map(|s| s.name() == "video/x-raw"))
-                        .unwrap_or(false);
-                    if let (true, Some(bin)) = (is_raw_video, weak_bin.upgrade())
-                        && let Some(sink) = bin.static_pad("sink")
-                        && !sink.is_linked()
-                    {
-                        let _ = pad.link(&sink);
-                    }
-                });
-            }
+                    })?;
+            let decodebin = make(&label, "decodebin", "gstreamer1.0-plugins-base")?;
+            let [parse, out] = pipeline::parse_chain(&label, Codec::H264)?;
+            let tail = [bin.clone().upcast(), parse, out, appsink.clone().upcast()];
+            pipe.add_many([&src, &decodebin])
+                .map_err(|e| pipeline::internal(&label, e))?;
+            pipe.add_many(&tail)
+                .map_err(|e| pipeline::internal(&label, e))?;
+            src.link(&decodebin)
+                .map_err(|e| pipeline::internal(&label, e))?;
+            gst::Element::link_many(&tail).map_err(|e| pipeline::internal(&label, e))?;
+            let weak_bin = bin.downgrade();
+            decodebin.connect_pad_added(move |_, pad| {
+                let is_raw_video = pad
+                    .current_caps()
+                    .and_then(|c| c.structure(0).map(|s| s.name() == "video/x-raw"))
+                    .unwrap_or(false);
+                if let (true, Some(bin)) = (is_raw_video, weak_bin.upgrade())
+                    && let Some(sink) = bin.static_pad("sink")
+                    && !sink.is_linked()
+                {
+                    let _ = pad.link(&sink);
+                }
+            });
         }
         Ok(pipeline::Plan {
             pipeline: pipe,
             appsink,
             label,
             secrets: Vec::new(),
-            mode: if self.opts.loop_file {
-                StartMode::Loop
-            } else {
-                StartMode::Play
-            },
+            mode: self.mode(),
             encoder,
         })
     }

@@ -246,29 +246,17 @@ pub(crate) fn raw_plan(
             error,
         })?;
     let [parse, filter] = pipeline::parse_chain(&label, reallive_core::Codec::H264)?;
-    let appsink = pipeline::appsink(false);
-    let pipe = gstreamer::Pipeline::builder()
-        .name(format!(
-            "capture-{}",
-            label.split(':').next().unwrap_or("src")
-        ))
-        .build();
+    let name = format!("capture-{}", label.split(':').next().unwrap_or("src"));
     let mut chain = source_chain;
-    chain.push(bin.upcast());
-    chain.push(parse);
-    chain.push(filter);
-    chain.push(appsink.clone().upcast());
-    pipe.add_many(&chain)
-        .map_err(|e| pipeline::internal(&label, e))?;
-    gstreamer::Element::link_many(&chain).map_err(|e| pipeline::internal(&label, e))?;
-    Ok(pipeline::Plan {
-        pipeline: pipe,
-        appsink,
+    chain.extend([bin.upcast(), parse, filter]);
+    pipeline::linear_plan(
         label,
-        secrets: Vec::new(),
-        mode: pipeline::StartMode::Play,
-        encoder: encoder.name(),
-    })
+        &name,
+        chain,
+        pipeline::appsink(false),
+        encoder.name(),
+        pipeline::StartMode::Play,
+    )
 }
 
 /// `video/x-raw` (or another media type) at the requested size and rate.

@@ -289,6 +289,29 @@ pub(crate) struct Plan {
     pub encoder: &'static str,
 }
 
+/// A pipeline that is one chain of elements ending in `appsink`.
+pub(crate) fn linear_plan(
+    label: String,
+    name: &str,
+    mut chain: Vec<gst::Element>,
+    appsink: gst_app::AppSink,
+    encoder: &'static str,
+    mode: StartMode,
+) -> Result<Plan, CaptureError> {
+    let pipe = gst::Pipeline::builder().name(name).build();
+    chain.push(appsink.clone().upcast());
+    pipe.add_many(&chain).map_err(|e| internal(&label, e))?;
+    gst::Element::link_many(&chain).map_err(|e| internal(&label, e))?;
+    Ok(Plan {
+        pipeline: pipe,
+        appsink,
+        label,
+        secrets: Vec::new(),
+        mode,
+        encoder,
+    })
+}
+
 type Outcome = Option<Result<(), CaptureError>>;
 
 /// A running capture. Dropping it stops the source and sets the pipeline to

@@ -116,20 +116,14 @@ impl V4l2Camera {
             V4l2Format::H264 => {
                 filter.set_property("caps", sized_caps("video/x-h264", None, &self.opts));
                 let [parse, out_caps] = pipeline::parse_chain(&label, Codec::H264)?;
-                let appsink = pipeline::appsink(false);
-                let pipe = gst::Pipeline::builder().name("capture-v4l2").build();
-                let chain = [src, filter, parse, out_caps, appsink.clone().upcast()];
-                pipe.add_many(&chain)
-                    .map_err(|e| pipeline::internal(&label, e))?;
-                gst::Element::link_many(&chain).map_err(|e| pipeline::internal(&label, e))?;
-                Ok(pipeline::Plan {
-                    pipeline: pipe,
-                    appsink,
+                pipeline::linear_plan(
                     label,
-                    secrets: Vec::new(),
-                    mode: pipeline::StartMode::Play,
-                    encoder: "passthrough",
-                })
+                    "capture-v4l2",
+                    vec![src, filter, parse, out_caps],
+                    pipeline::appsink(false),
+                    "passthrough",
+                    pipeline::StartMode::Play,
+                )
             }
             V4l2Format::Raw => {
                 filter.set_property("caps", sized_caps("video/x-raw", None, &self.opts));

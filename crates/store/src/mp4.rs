@@ -492,27 +492,10 @@ mod tests {
     use super::*;
 
     fn frames(file: &str, codec: Codec) -> Vec<EncodedFrame> {
-        let path = format!("{}/testdata/{file}", env!("CARGO_MANIFEST_DIR"));
-        let data = Bytes::from(std::fs::read(path).unwrap());
-        let mut params: Option<Arc<CodecParameters>> = None;
-        nal::access_units(codec, &data)
-            .into_iter()
-            .enumerate()
-            .map(|(i, au)| {
-                let keyframe = nal::is_keyframe(codec, &au);
-                if keyframe {
-                    params = CodecParameters::from_annex_b(codec, &au).map(Arc::new);
-                }
-                EncodedFrame {
-                    pts_90k: 1_000_000 + i as i64 * 3000,
-                    dts_90k: 1_000_000 + i as i64 * 3000,
-                    duration_90k: Some(3000),
-                    keyframe,
-                    params: params.clone().unwrap(),
-                    data: au,
-                }
-            })
-            .collect()
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(file);
+        reallive_test_support::clip::annex_b_frames(&path, codec, 1_000_000, 3000)
     }
 
     fn mux(frames: Vec<EncodedFrame>, target: u64) -> (Bytes, u32) {

@@ -2,35 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use bytes::{BufMut, Bytes, BytesMut};
-use reallive_core::{Codec, CodecParameters, EncodedFrame, nal};
+use bytes::{BufMut, BytesMut};
+use reallive_core::{Codec, EncodedFrame};
 use reallive_store::mp4::Fmp4Muxer;
 use reallive_test_support::ffprobe;
 
 fn clip(file: &str, codec: Codec) -> Vec<EncodedFrame> {
-    let path = format!("{}/testdata/{file}", env!("CARGO_MANIFEST_DIR"));
-    let data = Bytes::from(std::fs::read(path).unwrap());
-    let mut params = None;
-    nal::access_units(codec, &data)
-        .into_iter()
-        .enumerate()
-        .map(|(i, au)| {
-            let keyframe = nal::is_keyframe(codec, &au);
-            if keyframe {
-                params = CodecParameters::from_annex_b(codec, &au).map(Arc::new);
-            }
-            EncodedFrame {
-                pts_90k: 500 + i as i64 * 3000,
-                dts_90k: 500 + i as i64 * 3000,
-                duration_90k: None,
-                keyframe,
-                params: params.clone().expect("clip starts with parameter sets"),
-                data: au,
-            }
-        })
-        .collect()
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(file);
+    // duration_90k set on every frame; the muxer uses it only for the last.
+    reallive_test_support::clip::annex_b_frames(&path, codec, 500, 3000)
 }
 
 fn write(frames: Vec<EncodedFrame>, name: &str) -> (tempfile::TempDir, std::path::PathBuf) {

@@ -3,6 +3,8 @@
 //! - `RtspCameraServer` (feature `gst`, default): a real RTSP server (gstreamer-rtsp-server) on
 //!   loopback that plays a live test pattern as H.264 or H.265, optionally
 //!   behind Basic auth: the fake IP camera for capture, NVR and restream tests.
+//! - [`clip`]: real encoder output from a fixture file as `EncodedFrame`s,
+//!   for tests that need frames without a pipeline.
 //! - [`ffprobe`]: what a user would check about a recorded file: codec,
 //!   profile, size, frame count, duration, B-frames.
 //! - `require_elements` (feature `gst`): fails the test, naming the package to install,
@@ -22,6 +24,7 @@
 //! println!("camera at {}", camera.url());
 //! ```
 
+pub mod clip;
 pub mod ffprobe;
 #[cfg(feature = "gst")]
 mod rtsp_camera;
