@@ -188,3 +188,48 @@ fn help_lists_only_working_options() {
     let out = pusher(&["--seconds", "3"]);
     assert_eq!(out.status.code(), Some(2), "--output is required");
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM on an open-ended capture: exit 0 and a
+/// complete, playable file holding what was captured.
+#[test]
+// A plain test thread waiting on a child process: no runtime or GStreamer
+// thread is stalled by this sleep.
+#[allow(clippy::disallowed_methods)]
+fn interrupt_finishes_the_file() {
+    require_elements(&["videotestsrc", "x264enc"]);
+    let dir = tempfile::tempdir().unwrap();
+    for (signal, name) in [("-INT", "int.mp4"), ("-TERM", "term.mp4")] {
+        let file = dir.path().join(name);
+        let child = Command::new(env!("CARGO_BIN_EXE_reallive-pusher"))
+            .args([
+                "--output",
+                file.to_str().unwrap(),
+                "--width",
+                "640",
+                "--height",
+                "360",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{signal}: {}", stderr(&out));
+        let p = ffprobe::probe(&file);
+        assert!(
+            (30..=90).contains(&p.frames),
+            "{signal}: {} frames",
+            p.frames
+        );
+        assert_eq!(
+            p.frame_pts.len() as u64,
+            p.frames,
+            "{signal}: every frame complete"
+        );
+    }
+}

@@ -678,3 +678,29 @@ fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<(), String> {
         .ok_or_else(|| "fakesink has no sink pad".to_string())?;
     pad.link(&sinkpad).map(|_| ()).map_err(|e| format!("{e:?}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_element_names_its_package() {
+        gst::init().unwrap();
+        let err = make("libcamera", "no-such-element-x", "gstreamer1.0-libcamera").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "libcamera: GStreamer element 'no-such-element-x' is missing; install gstreamer1.0-libcamera"
+        );
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+    }
+
+    #[test]
+    fn unknown_enum_nick_is_an_error_not_a_panic() {
+        gst::init().unwrap();
+        let src = gst::ElementFactory::make("videotestsrc").build().unwrap();
+        assert!(set_enum(&src, "pattern", "ball").is_ok());
+        let err = set_enum(&src, "pattern", "nope").unwrap_err();
+        assert!(err.starts_with("unknown pattern 'nope'"), "{err}");
+        assert!(set_enum(&src, "no-such-prop", "x").is_err());
+    }
+}
