@@ -75,9 +75,10 @@ pub async fn run(config: PusherConfig, shutdown: CancellationToken) -> anyhow::R
     let capture_result = tokio::select! {
         written = &mut writer => {
             // Enough media, or the source ended and closed the channel.
+            let dropped = running.stats().dropped();
             drop(running);
             let summary = written.context("file writer panicked")??;
-            return Ok(RunSummary { file: summary, encoder, dropped: 0 });
+            return Ok(RunSummary { file: summary, encoder, dropped });
         }
         result = running.wait() => result,
         () = shutdown.cancelled() => Ok(()),

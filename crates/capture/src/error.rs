@@ -16,6 +16,9 @@ pub enum CaptureError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A capture option is out of range.
+    #[error("invalid capture options: {0}")]
+    InvalidOptions(String),
     /// A GStreamer element the source needs is not installed.
     #[error("{source_name}: GStreamer element '{element}' is missing; install {package}")]
     MissingElement {
@@ -78,9 +81,9 @@ impl CaptureError {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            CaptureError::InvalidSource { .. } | CaptureError::Unsupported { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            CaptureError::InvalidSource { .. }
+            | CaptureError::InvalidOptions(_)
+            | CaptureError::Unsupported { .. } => ErrorKind::InvalidArgument,
             CaptureError::MissingElement { .. } => ErrorKind::Unavailable,
             CaptureError::NotFound { .. } => ErrorKind::NotFound,
             CaptureError::Encoder { error, .. } => error.kind(),

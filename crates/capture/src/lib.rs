@@ -110,10 +110,9 @@ impl std::str::FromStr for RtspTransport {
         match s {
             "tcp" => Ok(RtspTransport::Tcp),
             "udp" => Ok(RtspTransport::Udp),
-            _ => Err(CaptureError::InvalidSource {
-                input: s.to_string(),
-                reason: "RTSP transport is tcp or udp".into(),
-            }),
+            _ => Err(CaptureError::InvalidOptions(format!(
+                "RTSP transport '{s}': expected tcp or udp"
+            ))),
         }
     }
 }
@@ -171,10 +170,7 @@ impl Default for CaptureOptions {
 impl CaptureOptions {
     /// Rejects option values no backend accepts.
     pub fn validate(&self) -> Result<(), CaptureError> {
-        let bad = |reason: String| CaptureError::InvalidSource {
-            input: "options".into(),
-            reason,
-        };
+        let bad = CaptureError::InvalidOptions;
         if !(16..=7680).contains(&self.width) || !(16..=4320).contains(&self.height) {
             return Err(bad(format!(
                 "{}x{} is outside 16x16..7680x4320",

@@ -90,8 +90,7 @@ pub(crate) fn parse_chain(label: &str, codec: Codec) -> Result<[gst::Element; 2]
 /// The appsink every pipeline ends in. `sync` paces output to the clock
 /// (files); live sources are already paced and must not wait.
 pub(crate) fn appsink(sync: bool) -> gst_app::AppSink {
-    let caps = encoded_caps(Codec::H264);
-    let mut caps = caps;
+    let mut caps = encoded_caps(Codec::H264);
     caps.make_mut().append(encoded_caps(Codec::H265));
     gst_app::AppSink::builder()
         .name("frames")
