@@ -10,9 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Ticks per second of the RTP/MPEG video clock.
 pub const CLOCK_90K: u32 = 90_000;
 
-/// Nanoseconds to 90 kHz ticks, rounded down, without overflow.
+/// Nanoseconds to 90 kHz ticks, rounded to nearest, without overflow.
+///
+/// Rounding matters: GStreamer stamps frame n at 30 fps as
+/// `floor(n × 10⁹ / 30)` ns, so flooring again would make steps of 2999
+/// and 3001 ticks instead of exactly 3000.
 pub fn ns_to_90k(ns: u64) -> i64 {
-    let ticks = (u128::from(ns) * u128::from(CLOCK_90K)) / 1_000_000_000;
+    let ticks = (u128::from(ns) * u128::from(CLOCK_90K) + 500_000_000) / 1_000_000_000;
     i64::try_from(ticks).unwrap_or(i64::MAX)
 }
 
@@ -59,8 +63,15 @@ mod tests {
     #[test]
     fn conversions() {
         assert_eq!(ns_to_90k(1_000_000_000), 90_000);
-        assert_eq!(ns_to_90k(33_333_333), 2999);
-        assert_eq!(ns_to_90k(u64::MAX), 1_660_206_966_633_859);
+        assert_eq!(ns_to_90k(33_333_333), 3000);
+        assert_eq!(ns_to_90k(33_333_332), 3000);
+        assert_eq!(ns_to_90k(5_555), 0);
+        assert_eq!(ns_to_90k(5_556), 1);
+        assert_eq!(ns_to_90k(u64::MAX), 1_660_206_966_633_860);
+        // Frame n at 30 fps, as GStreamer computes it, lands on n × 3000.
+        for n in 0..10_000u64 {
+            assert_eq!(ns_to_90k(n * 1_000_000_000 / 30), (n * 3000) as i64);
+        }
         assert_eq!(ticks_90k_to_ns(3000), 33_333_333);
         assert_eq!(ticks_90k_to_duration(-5), Duration::ZERO);
         assert_eq!(UtcNs(0).add_90k(90_000), UtcNs(1_000_000_000));
