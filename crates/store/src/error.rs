@@ -10,6 +10,9 @@ pub enum StoreError {
     /// The codec parameters are malformed.
     #[error(transparent)]
     Bitstream(#[from] reallive_core::Error),
+    /// A recording or the index holds something that cannot be right.
+    #[error("corrupt recording data: {0}")]
+    Corrupt(String),
     /// Reading or writing a recording failed.
     #[error("{context}: {source}")]
     Io {
@@ -25,6 +28,7 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::InvalidInput(_) | StoreError::Bitstream(_) => ErrorKind::InvalidArgument,
+            StoreError::Corrupt(_) => ErrorKind::Internal,
             StoreError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,
                 std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,

@@ -109,8 +109,14 @@ impl FileSink {
         let end = pts + i64::from(frame.duration_90k.unwrap_or(0));
         match self.muxer.as_mut() {
             Some(m) => {
-                let bytes = m.push(frame)?;
-                self.put(&bytes)?;
+                let out = m.push(frame)?;
+                for bytes in out
+                    .init
+                    .iter()
+                    .chain(out.fragment.as_ref().map(|f| &f.data))
+                {
+                    self.put(bytes)?;
+                }
             }
             None => self.put(&frame.data)?,
         }
@@ -122,9 +128,8 @@ impl FileSink {
 
     /// Writes what is buffered, syncs the file to disk and closes it.
     pub fn finish(mut self) -> Result<FileSummary, StoreError> {
-        if let Some(m) = self.muxer.as_mut() {
-            let tail = m.finish();
-            self.put(&tail)?;
+        if let Some(tail) = self.muxer.as_mut().and_then(|m| m.finish(None)) {
+            self.put(&tail.data)?;
         }
         self.out.flush().map_err(|e| self.io(e))?;
         self.out.get_ref().sync_all().map_err(|e| self.io(e))?;

@@ -26,17 +26,21 @@
 //! # fn frames() -> Vec<reallive_core::EncodedFrame> { Vec::new() }
 //!
 //! let mut muxer = Fmp4Muxer::new(90_000); // ~1 s fragments
-//! let mut file = Vec::new();
+//! let mut file: Vec<u8> = Vec::new();
 //! for frame in frames() {
-//!     file.extend_from_slice(&muxer.push(frame)?);
+//!     let out = muxer.push(frame)?;
+//!     file.extend(out.init.iter().flatten());
+//!     file.extend(out.fragment.iter().flat_map(|f| f.data.iter()));
 //! }
-//! file.extend_from_slice(&muxer.finish());
+//! file.extend(muxer.finish(None).iter().flat_map(|f| f.data.iter()));
 //! # Ok::<(), reallive_store::StoreError>(())
 //! ```
 
 mod error;
 mod file_sink;
+pub mod fragment;
 pub mod mp4;
+pub mod scan;
 
 pub use error::StoreError;
 pub use file_sink::{FileFormat, FileSink, FileSummary};

@@ -317,48 +317,28 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
     b.freeze()
 }
 
-/// A top-level box found by [`scan_boxes`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BoxInfo {
-    /// Its four-character type.
-    pub fourcc: [u8; 4],
-    /// Offset of its header in the buffer.
-    pub offset: u64,
-    /// Its size including the header.
-    pub size: u64,
+/// A fragment the muxer finished.
+#[derive(Clone, Debug)]
+pub struct MuxedFragment {
+    /// `moof` + `mdat`.
+    pub data: Bytes,
+    /// Decode time of its first sample, from the start of the file (its `tfdt`).
+    pub decode_time_90k: u64,
+    /// Sum of its sample durations.
+    pub duration_90k: u64,
+    /// Number of samples (frames).
+    pub frames: u32,
+    /// Whether its first sample is a keyframe.
+    pub keyframe: bool,
 }
 
-/// The complete top-level boxes at the start of `data`, stopping at the
-/// first one that is truncated or malformed. Handles 64-bit sizes.
-pub fn scan_boxes(data: &[u8]) -> Vec<BoxInfo> {
-    let mut out = Vec::new();
-    let mut pos: u64 = 0;
-    let len = data.len() as u64;
-    while pos + 8 <= len {
-        let p = pos as usize;
-        let size32 = u32::from_be_bytes([data[p], data[p + 1], data[p + 2], data[p + 3]]);
-        let fourcc = [data[p + 4], data[p + 5], data[p + 6], data[p + 7]];
-        let size = match size32 {
-            0 => len - pos, // to end of file
-            1 if pos + 16 <= len => {
-                let mut s = [0u8; 8];
-                s.copy_from_slice(&data[p + 8..p + 16]);
-                u64::from_be_bytes(s)
-            }
-            1 => break,
-            n => u64::from(n),
-        };
-        if size < 8 || pos + size > len {
-            break;
-        }
-        out.push(BoxInfo {
-            fourcc,
-            offset: pos,
-            size,
-        });
-        pos += size;
-    }
-    out
+/// What one [`Fmp4Muxer::push`] produced, in file order.
+#[derive(Clone, Debug, Default)]
+pub struct MuxOutput {
+    /// The init segment (`ftyp` + `moov`), with the file's first frame.
+    pub init: Option<Bytes>,
+    /// A fragment completed by this frame's arrival.
+    pub fragment: Option<MuxedFragment>,
 }
 
 /// Turns a stream of [`EncodedFrame`]s into one fragmented MP4 file.
@@ -406,13 +386,28 @@ impl Fmp4Muxer {
         self.frames
     }
 
-    /// Adds a frame; returns the bytes to append (possibly empty).
+    /// The parameter sets of this file, once the first frame is in.
+    pub fn params(&self) -> Option<&Arc<CodecParameters>> {
+        self.params.as_ref()
+    }
+
+    /// Decode time of the newest frame accepted, in the caller's timeline.
+    pub fn last_dts(&self) -> Option<i64> {
+        self.pending.as_ref().map(|f| f.dts_90k)
+    }
+
+    /// Media time from the file's first frame to the newest frame's start.
+    pub fn elapsed_90k(&self) -> i64 {
+        self.last_dts().map_or(0, |d| d - self.first_dts)
+    }
+
+    /// Adds a frame.
     ///
     /// The first frame must be a keyframe. A frame whose parameter sets
     /// differ from the file's, or whose decode time does not increase, is
     /// refused: the caller starts a new file.
-    pub fn push(&mut self, frame: EncodedFrame) -> Result<Bytes, StoreError> {
-        let mut out = BytesMut::new();
+    pub fn push(&mut self, frame: EncodedFrame) -> Result<MuxOutput, StoreError> {
+        let mut out = MuxOutput::default();
         match &self.params {
             None => {
                 if !frame.keyframe {
@@ -420,7 +415,7 @@ impl Fmp4Muxer {
                         "a recording must start on a keyframe".into(),
                     ));
                 }
-                out.put(init_segment(&frame.params)?);
+                out.init = Some(init_segment(&frame.params)?);
                 self.params = Some(frame.params.clone());
                 self.first_dts = frame.dts_90k;
                 self.fragment_start_dts = frame.dts_90k;
@@ -447,19 +442,28 @@ impl Fmp4Muxer {
             if (frame.keyframe && elapsed >= self.fragment_target_90k)
                 || elapsed >= 4 * self.fragment_target_90k
             {
-                out.put(self.flush());
+                out.fragment = self.flush();
                 self.fragment_start_dts = frame.dts_90k;
             }
         }
         self.frames += 1;
         self.pending = Some(frame);
-        Ok(out.freeze())
+        Ok(out)
     }
 
     /// Writes out the held-back frame and the open fragment.
-    pub fn finish(&mut self) -> Bytes {
+    ///
+    /// `next_dts_90k` is the decode time of the frame that follows in the
+    /// stream (the first of the next file), which gives the last frame its
+    /// true duration; without it the frame's own duration, or the previous
+    /// frame's, is used.
+    pub fn finish(&mut self, next_dts_90k: Option<i64>) -> Option<MuxedFragment> {
         if let Some(last) = self.pending.take() {
-            let duration = last.duration_90k.unwrap_or(self.last_duration);
+            let duration = next_dts_90k
+                .filter(|n| *n > last.dts_90k)
+                .and_then(|n| u32::try_from(n - last.dts_90k).ok())
+                .or(last.duration_90k)
+                .unwrap_or(self.last_duration);
             self.add_sample(last, duration);
         }
         self.flush()
@@ -475,15 +479,25 @@ impl Fmp4Muxer {
         });
     }
 
-    fn flush(&mut self) -> Bytes {
+    fn flush(&mut self) -> Option<MuxedFragment> {
         if self.fragment.is_empty() {
-            return Bytes::new();
+            return None;
         }
         self.sequence += 1;
         let base = (self.fragment_start_dts - self.first_dts).max(0) as u64;
-        let seg = media_segment(self.sequence, base, &self.fragment);
+        let fragment = MuxedFragment {
+            data: media_segment(self.sequence, base, &self.fragment),
+            decode_time_90k: base,
+            duration_90k: self
+                .fragment
+                .iter()
+                .map(|s| u64::from(s.duration_90k))
+                .sum(),
+            frames: self.fragment.len() as u32,
+            keyframe: self.fragment[0].keyframe,
+        };
         self.fragment.clear();
-        seg
+        Some(fragment)
     }
 }
 
@@ -502,9 +516,11 @@ mod tests {
         let mut m = Fmp4Muxer::new(target);
         let mut out = BytesMut::new();
         for f in frames {
-            out.put(m.push(f).unwrap());
+            let o = m.push(f).unwrap();
+            out.extend(o.init);
+            out.extend(o.fragment.map(|f| f.data));
         }
-        out.put(m.finish());
+        out.extend(m.finish(None).map(|f| f.data));
         (out.freeze(), m.fragments())
     }
 
@@ -515,13 +531,17 @@ mod tests {
         let (file, fragments) = mux(f, 9000);
         // Keyframes every 10 frames, target 0.1 s: one fragment per GOP.
         assert_eq!(fragments, 3);
-        let kinds: Vec<[u8; 4]> = scan_boxes(&file).iter().map(|b| b.fourcc).collect();
+        let scanned = crate::scan::scan(&mut std::io::Cursor::new(&file)).unwrap();
+        let shape: Vec<(u64, u32, bool)> = scanned
+            .fragments
+            .iter()
+            .map(|f| (f.decode_time_90k, f.frames, f.keyframe))
+            .collect();
         assert_eq!(
-            kinds,
-            vec![
-                *b"ftyp", *b"moov", *b"moof", *b"mdat", *b"moof", *b"mdat", *b"moof", *b"mdat"
-            ]
+            shape,
+            vec![(0, 10, true), (30_000, 10, true), (60_000, 10, true)]
         );
+        assert_eq!(scanned.valid_len, file.len() as u64);
     }
 
     #[test]
@@ -545,14 +565,5 @@ mod tests {
         p.pps[0] = Bytes::from_static(&[0x68, 0xee, 0x3c, 0x80]);
         other.params = Arc::new(p);
         assert!(m.push(other).is_err(), "parameter change");
-    }
-
-    #[test]
-    fn scan_stops_at_truncation() {
-        let (file, _) = mux(frames("ball-160x120-30f.h264", Codec::H264), 9000);
-        let all = scan_boxes(&file);
-        let cut = &file[..file.len() - 10];
-        assert_eq!(scan_boxes(cut).len(), all.len() - 1);
-        assert!(scan_boxes(&[0, 0, 0, 4, b'x', b'x', b'x', b'x']).is_empty());
     }
 }

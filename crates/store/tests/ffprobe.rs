@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 use reallive_core::{Codec, EncodedFrame};
 use reallive_store::mp4::Fmp4Muxer;
 use reallive_test_support::ffprobe;
@@ -19,9 +19,11 @@ fn write(frames: Vec<EncodedFrame>, name: &str) -> (tempfile::TempDir, std::path
     let mut muxer = Fmp4Muxer::new(90_000 / 3);
     let mut out = BytesMut::new();
     for f in frames {
-        out.put(muxer.push(f).unwrap());
+        let o = muxer.push(f).unwrap();
+        out.extend(o.init);
+        out.extend(o.fragment.map(|f| f.data));
     }
-    out.put(muxer.finish());
+    out.extend(muxer.finish(None).map(|f| f.data));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
     std::fs::write(&path, &out).unwrap();
