@@ -41,6 +41,7 @@ mod file_sink;
 pub mod fragment;
 pub mod mp4;
 pub mod scan;
+pub mod segmenter;
 
 pub use error::StoreError;
 pub use file_sink::{FileFormat, FileSink, FileSummary};
