@@ -4,6 +4,9 @@ use reallive_core::ErrorKind;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// A recording, lock or camera that does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
     /// The frames cannot be recorded as given.
     #[error("{0}")]
     InvalidInput(String),
@@ -13,6 +16,12 @@ pub enum StoreError {
     /// A recording or the index holds something that cannot be right.
     #[error("corrupt recording data: {0}")]
     Corrupt(String),
+    /// The SQLite index failed.
+    #[error("recording index: {0}")]
+    Index(#[from] sqlx::Error),
+    /// The index schema could not be brought up to date.
+    #[error("recording index migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     /// Reading or writing a recording failed.
     #[error("{context}: {source}")]
     Io {
@@ -28,7 +37,9 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::InvalidInput(_) | StoreError::Bitstream(_) => ErrorKind::InvalidArgument,
-            StoreError::Corrupt(_) => ErrorKind::Internal,
+            StoreError::Corrupt(_) | StoreError::Migrate(_) => ErrorKind::Internal,
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Index(_) => ErrorKind::Unavailable,
             StoreError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,
                 std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
@@ -38,5 +49,20 @@ impl StoreError {
                 _ => ErrorKind::Unavailable,
             },
         }
+    }
+}
+
+impl StoreError {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Whether this is the disk running out of space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Io { source, .. }
+            if matches!(source.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded))
     }
 }

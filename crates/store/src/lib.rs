@@ -39,9 +39,16 @@
 mod error;
 mod file_sink;
 pub mod fragment;
+mod model;
 pub mod mp4;
+pub mod retention;
 pub mod scan;
 pub mod segmenter;
+mod store;
 
 pub use error::StoreError;
 pub use file_sink::{FileFormat, FileSink, FileSummary};
+pub use model::{Recording, RecordingState, TimeRange, rfc3339_ms, validate_camera};
+pub use store::{
+    RecordingSession, RecoveryReport, RetentionReport, Store, StoreConfig, disk_space,
+};

@@ -213,6 +213,17 @@ impl Segmenter {
         Ok(out)
     }
 
+    /// Forgets the open file after a write failure: nothing more is written
+    /// to it, and the next keyframe starts a new, non-continuous file.
+    pub fn abort(&mut self) {
+        if let Some(f) = self.file.take() {
+            self.prev_end_utc_ns = Some(f.start_utc_ns + ns(f.duration_90k));
+        }
+        self.continuous = false;
+        self.last_dts = None;
+        self.offset_90k = 0;
+    }
+
     /// Closes the open file at the end of the stream.
     pub fn finish(&mut self) -> Vec<Output> {
         let mut out = Vec::new();

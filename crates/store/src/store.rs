@@ -1,0 +1,1019 @@
+//! The on-disk store: fragmented MP4 files under `recordings/`, indexed in
+//! SQLite, with the write order, recovery and retention of
+//! `docs/design/recording.md`.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use reallive_core::EncodedFrame;
+use reallive_core::time::UtcNs;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::StoreError;
+use crate::fragment::{self, FragmentEntry};
+use crate::model::{
+    Recording, RecordingState, TimeRange, codec_name, file_path, parse_codec, start_from_file_name,
+    ticks_to_ns, validate_camera,
+};
+use crate::retention::{self, Candidate, DiskSpace, LockedRange, RetentionPolicy};
+use crate::scan::{self, ScanError};
+use crate::segmenter::{Output, Segmenter, SegmenterConfig};
+
+/// How a store behaves.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Holds `index.sqlite` and `recordings/`.
+    pub data_dir: PathBuf,
+    /// Fragment and file lengths, gap thresholds.
+    pub segmenter: SegmenterConfig,
+    /// Fragments per `fdatasync` + index commit (default 1: every fragment).
+    pub flush_interval: u32,
+    /// What to delete, and when.
+    pub retention: RetentionPolicy,
+    /// Space to free ahead of a new file (default 30 MB: 60 s at 4 Mbit/s).
+    pub expected_file_bytes: u64,
+    /// Use these figures instead of asking the file system, for tests and
+    /// simulations of a full disk.
+    pub disk_override: Option<DiskSpace>,
+}
+
+impl StoreConfig {
+    /// Defaults for a store in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            segmenter: SegmenterConfig::default(),
+            flush_interval: 1,
+            retention: RetentionPolicy::default(),
+            expected_file_bytes: 30_000_000,
+            disk_override: None,
+        }
+    }
+}
+
+/// What recovery did when the store opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// `writing` recordings repaired and closed.
+    pub repaired: u64,
+    /// Fragments found in files but missing from the index, now indexed.
+    pub fragments_recovered: u64,
+    /// Fragments the index claimed but the files lacked.
+    pub fragments_dropped: u64,
+    /// Bytes of partial tails cut off.
+    pub bytes_truncated: u64,
+    /// Files on disk that had no row, now indexed.
+    pub files_indexed: u64,
+    /// Unreadable files moved to `.quarantine/`.
+    pub files_quarantined: u64,
+    /// Rows whose file was gone, removed.
+    pub rows_removed: u64,
+    /// Deletions left half-done by a crash, finished.
+    pub garbage_finished: u64,
+}
+
+/// What one retention pass deleted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Recordings deleted.
+    pub deleted: u64,
+    /// Bytes freed.
+    pub bytes_freed: u64,
+}
+
+/// The recording store. Cheap to clone; all clones share one index.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: StoreConfig,
+    root: PathBuf,
+    pool: SqlitePool,
+    /// Next camera-wide fragment number per camera (live HLS media sequence).
+    next_seq: Mutex<HashMap<String, i64>>,
+    /// One retention pass at a time.
+    retention: tokio::sync::Mutex<()>,
+}
+
+const QUARANTINE: &str = ".quarantine";
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("blocking task failed: {e}")))?
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(format!("syncing directory {}", dir.display()), e))
+}
+
+/// Free and total bytes of the file system holding `dir`.
+pub fn disk_space(dir: &Path) -> Result<DiskSpace, StoreError> {
+    let st = rustix::fs::statvfs(dir)
+        .map_err(|e| StoreError::io(format!("statvfs {}", dir.display()), e.into()))?;
+    Ok(DiskSpace {
+        free_bytes: st.f_bavail.saturating_mul(st.f_frsize),
+        total_bytes: st.f_blocks.saturating_mul(st.f_frsize),
+    })
+}
+
+fn row_to_recording(r: &sqlx::sqlite::SqliteRow) -> Result<Recording, StoreError> {
+    let blob: Vec<u8> = r.try_get("fragments")?;
+    Ok(Recording {
+        id: r.try_get("id")?,
+        camera: r.try_get("camera")?,
+        path: r.try_get("path")?,
+        start_utc_ns: r.try_get("start_utc_ns")?,
+        end_utc_ns: r.try_get("end_utc_ns")?,
+        bytes: r.try_get::<i64, _>("bytes")? as u64,
+        init_bytes: r.try_get::<i64, _>("init_bytes")? as u64,
+        codec: parse_codec(r.try_get::<&str, _>("codec")?),
+        width: r.try_get::<i64, _>("width")? as u32,
+        height: r.try_get::<i64, _>("height")? as u32,
+        state: RecordingState::parse(r.try_get::<&str, _>("state")?),
+        first_seq: r.try_get("first_seq")?,
+        fragments: fragment::unpack(&blob)?,
+    })
+}
+
+/// The columns `row_to_recording` reads, as a literal for `concat!`.
+macro_rules! recording_columns {
+    () => {
+        "id, camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, state, first_seq, \
+         fragments"
+    };
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `cfg.data_dir`, and runs
+    /// recovery before returning.
+    pub async fn open(cfg: StoreConfig) -> Result<(Store, RecoveryReport), StoreError> {
+        let root = cfg.data_dir.join("recordings");
+        let data_dir = cfg.data_dir.clone();
+        let root2 = root.clone();
+        blocking(move || {
+            fs::create_dir_all(&root2)
+                .map_err(|e| StoreError::io(format!("creating {}", root2.display()), e))?;
+            fsync_dir(&data_dir)
+        })
+        .await?;
+        let opts = SqliteConnectOptions::new()
+            .filename(cfg.data_dir.join("index.sqlite"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL + NORMAL: a commit can be lost to power loss, never torn;
+            // recovery re-reads what the files hold, so nothing committed to
+            // a file is lost with it.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                cfg,
+                root,
+                pool,
+                next_seq: Mutex::new(HashMap::new()),
+                retention: tokio::sync::Mutex::new(()),
+            }),
+        };
+        let report = store.recover().await?;
+        store.load_sequences().await?;
+        Ok((store, report))
+    }
+
+    /// The directory recordings live under; every recording path is relative to it.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// The configuration the store was opened with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.cfg
+    }
+
+    /// Closes the index cleanly (checkpointing the WAL).
+    pub async fn close(&self) {
+        self.inner.pool.close().await;
+    }
+
+    async fn load_sequences(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query(
+            "SELECT camera, MAX(first_seq + length(fragments) / 28) AS next FROM recordings GROUP BY camera",
+        )
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let mut seqs = self
+            .inner
+            .next_seq
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for r in rows {
+            seqs.insert(r.try_get("camera")?, r.try_get::<i64, _>("next")?);
+        }
+        Ok(())
+    }
+
+    /// Starts recording `camera`. Frames go in with
+    /// [`RecordingSession::write`]; files rotate on their own.
+    pub fn session(&self, camera: &str) -> Result<RecordingSession, StoreError> {
+        validate_camera(camera)?;
+        Ok(RecordingSession {
+            store: self.clone(),
+            camera: camera.to_string(),
+            seg: Segmenter::new(self.inner.cfg.segmenter),
+            file: None,
+        })
+    }
+
+    /// Recordings of `camera` overlapping `range`, oldest first, with their fragments.
+    pub async fn recordings(
+        &self,
+        camera: &str,
+        range: TimeRange,
+    ) -> Result<Vec<Recording>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings WHERE camera = ? AND start_utc_ns < ? AND end_utc_ns > ? ORDER BY start_utc_ns, id"
+        ))
+        .bind(camera)
+        .bind(range.end_utc_ns)
+        .bind(range.start_utc_ns)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.iter().map(row_to_recording).collect()
+    }
+
+    /// One recording by id.
+    pub async fn recording(&self, id: i64) -> Result<Option<Recording>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.inner.pool)
+        .await?;
+        row.as_ref().map(row_to_recording).transpose()
+    }
+
+    /// Every camera with recordings.
+    pub async fn cameras(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT DISTINCT camera FROM recordings ORDER BY camera")
+            .fetch_all(&self.inner.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("camera")?)).collect()
+    }
+
+    /// Protects `range` of `camera` from retention; returns the lock's id.
+    pub async fn lock(
+        &self,
+        camera: &str,
+        range: TimeRange,
+        reason: &str,
+    ) -> Result<i64, StoreError> {
+        validate_camera(camera)?;
+        let r = sqlx::query(
+            "INSERT INTO locks (camera, start_utc_ns, end_utc_ns, reason) VALUES (?, ?, ?, ?)",
+        )
+        .bind(camera)
+        .bind(range.start_utc_ns)
+        .bind(range.end_utc_ns)
+        .bind(reason)
+        .execute(&self.inner.pool)
+        .await?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// Removes a lock. Unknown ids are an error.
+    pub async fn unlock(&self, lock_id: i64) -> Result<(), StoreError> {
+        let r = sqlx::query("DELETE FROM locks WHERE id = ?")
+            .bind(lock_id)
+            .execute(&self.inner.pool)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("lock {lock_id}")));
+        }
+        Ok(())
+    }
+
+    /// Deletes a complete recording: its row goes to `garbage`, then the file,
+    /// then the garbage row.
+    pub async fn delete(&self, recording_id: i64) -> Result<u64, StoreError> {
+        let mut tx = self.inner.pool.begin().await?;
+        let row = sqlx::query("SELECT path, bytes, state FROM recordings WHERE id = ?")
+            .bind(recording_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("recording {recording_id}")))?;
+        let path: String = row.try_get("path")?;
+        let bytes: i64 = row.try_get("bytes")?;
+        if row.try_get::<&str, _>("state")? == "writing" {
+            return Err(StoreError::InvalidInput(format!(
+                "recording {recording_id} is still being written"
+            )));
+        }
+        sqlx::query("INSERT OR REPLACE INTO garbage (path, marked_at_utc_ns) VALUES (?, ?)")
+            .bind(&path)
+            .bind(UtcNs::now().0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM recordings WHERE id = ?")
+            .bind(recording_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.unlink_garbage(&path).await?;
+        Ok(bytes as u64)
+    }
+
+    async fn unlink_garbage(&self, rel: &str) -> Result<(), StoreError> {
+        let abs = self.inner.root.join(rel);
+        blocking(move || match fs::remove_file(&abs) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(format!("deleting {}", abs.display()), e)),
+        })
+        .await?;
+        sqlx::query("DELETE FROM garbage WHERE path = ?")
+            .bind(rel)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs one retention pass, freeing `headroom_bytes` beyond the floor.
+    pub async fn run_retention(&self, headroom_bytes: u64) -> Result<RetentionReport, StoreError> {
+        let _one = self.inner.retention.lock().await;
+        let rows = sqlx::query(
+            "SELECT id, camera, start_utc_ns, end_utc_ns, bytes, state FROM recordings",
+        )
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let candidates = rows
+            .iter()
+            .map(|r| {
+                Ok(Candidate {
+                    id: r.try_get("id")?,
+                    camera: r.try_get("camera")?,
+                    start_utc_ns: r.try_get("start_utc_ns")?,
+                    end_utc_ns: r.try_get("end_utc_ns")?,
+                    bytes: r.try_get::<i64, _>("bytes")? as u64,
+                    writing: r.try_get::<&str, _>("state")? == "writing",
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let locks = sqlx::query("SELECT camera, start_utc_ns, end_utc_ns FROM locks")
+            .fetch_all(&self.inner.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(LockedRange {
+                    camera: r.try_get("camera")?,
+                    start_utc_ns: r.try_get("start_utc_ns")?,
+                    end_utc_ns: r.try_get("end_utc_ns")?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let disk = self.disk().await?;
+        let plan = retention::plan(
+            &candidates,
+            &locks,
+            &self.inner.cfg.retention,
+            UtcNs::now().0,
+            disk,
+            headroom_bytes,
+        );
+        let mut report = RetentionReport::default();
+        for (id, reason) in plan {
+            match self.delete(id).await {
+                Ok(bytes) => {
+                    report.deleted += 1;
+                    report.bytes_freed += bytes;
+                    tracing::debug!(recording = id, ?reason, bytes, "retention deleted");
+                }
+                // Deleted meanwhile, or became locked: not an error.
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if report.deleted > 0 {
+            tracing::info!(
+                deleted = report.deleted,
+                bytes = report.bytes_freed,
+                "retention"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Runs retention every `interval` until `cancel` fires.
+    pub fn spawn_retention(
+        &self,
+        interval: Duration,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = store.run_retention(0).await {
+                            tracing::warn!(error = %e, "retention pass failed");
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    async fn disk(&self) -> Result<DiskSpace, StoreError> {
+        if let Some(d) = self.inner.cfg.disk_override {
+            return Ok(d);
+        }
+        let root = self.inner.root.clone();
+        blocking(move || disk_space(&root)).await
+    }
+
+    /// Frees space ahead of a new file when the disk is getting short.
+    async fn ensure_space(&self) -> Result<(), StoreError> {
+        let disk = self.disk().await?;
+        let cfg = &self.inner.cfg;
+        let floor = cfg.retention.free_floor(disk.total_bytes);
+        if floor > 0
+            && disk.free_bytes
+                < floor
+                    .saturating_mul(2)
+                    .saturating_add(cfg.expected_file_bytes)
+        {
+            self.run_retention(cfg.expected_file_bytes).await?;
+        }
+        Ok(())
+    }
+
+    fn take_seq(&self, camera: &str, n: i64) -> i64 {
+        let mut seqs = self
+            .inner
+            .next_seq
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let next = seqs.entry(camera.to_string()).or_insert(0);
+        let first = *next;
+        *next += n;
+        first
+    }
+
+    // ---- recovery ----
+
+    async fn recover(&self) -> Result<RecoveryReport, StoreError> {
+        let mut report = RecoveryReport::default();
+        let pool = &self.inner.pool;
+
+        // 1. Finish deletions a crash interrupted.
+        let garbage: Vec<String> = sqlx::query("SELECT path FROM garbage")
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("path"))
+            .collect::<Result<_, _>>()?;
+        for path in garbage {
+            self.unlink_garbage(&path).await?;
+            report.garbage_finished += 1;
+        }
+
+        // 2. Repair recordings that were being written.
+        let writing = sqlx::query(concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings WHERE state = 'writing'"
+        ))
+        .fetch_all(pool)
+        .await?;
+        for row in &writing {
+            let rec = row_to_recording(row)?;
+            self.repair(rec, &mut report).await?;
+        }
+
+        // 3. Index files nobody knows, and 4. drop rows whose file is gone.
+        let known: HashSet<String> = sqlx::query("SELECT path FROM recordings")
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get("path"))
+            .collect::<Result<_, _>>()?;
+        let root = self.inner.root.clone();
+        let on_disk = blocking(move || list_mp4(&root)).await?;
+        for rel in on_disk.difference(&known) {
+            self.index_orphan(rel, &mut report).await?;
+        }
+        for rel in known.difference(&on_disk) {
+            sqlx::query("DELETE FROM recordings WHERE path = ?")
+                .bind(rel)
+                .execute(pool)
+                .await?;
+            report.rows_removed += 1;
+        }
+        if report != RecoveryReport::default() {
+            tracing::warn!(?report, "recovered the recording store");
+        } else {
+            tracing::info!("recording store is consistent");
+        }
+        Ok(report)
+    }
+
+    async fn repair(&self, rec: Recording, report: &mut RecoveryReport) -> Result<(), StoreError> {
+        let abs = self.inner.root.join(&rec.path);
+        let abs2 = abs.clone();
+        let scanned = blocking(move || {
+            let mut f = match OpenOptions::new().read(true).write(true).open(&abs2) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(StoreError::io(format!("opening {}", abs2.display()), e)),
+            };
+            let s = match scan::scan(&mut f) {
+                Ok(s) => s,
+                Err(ScanError::NoInit(_)) => return Ok(Some(Err(()))),
+                Err(ScanError::Io(e)) => {
+                    return Err(StoreError::io(format!("reading {}", abs2.display()), e));
+                }
+            };
+            if s.file_len > s.valid_len && !s.fragments.is_empty() {
+                f.set_len(s.valid_len)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| StoreError::io(format!("truncating {}", abs2.display()), e))?;
+            }
+            Ok(Some(Ok(s)))
+        })
+        .await?;
+        let s = match scanned {
+            None => return Ok(()), // file gone: step 4 removes the row
+            Some(Ok(s)) if !s.fragments.is_empty() => s,
+            Some(_) => {
+                self.quarantine(&rec.path).await?;
+                sqlx::query("DELETE FROM recordings WHERE id = ?")
+                    .bind(rec.id)
+                    .execute(&self.inner.pool)
+                    .await?;
+                report.files_quarantined += 1;
+                return Ok(());
+            }
+        };
+        report.repaired += 1;
+        report.bytes_truncated += s.file_len - s.valid_len;
+        let kept = rec
+            .fragments
+            .iter()
+            .zip(&s.fragments)
+            .take_while(|(a, b)| a == b)
+            .count();
+        report.fragments_dropped += (rec.fragments.len() - kept) as u64;
+        report.fragments_recovered += (s.fragments.len() - kept) as u64;
+        let duration: i64 = s.fragments.iter().map(|f| i64::from(f.duration_90k)).sum();
+        sqlx::query(
+            "UPDATE recordings SET state = 'complete', bytes = ?, end_utc_ns = ?, fragments = ? WHERE id = ?",
+        )
+        .bind(s.valid_len as i64)
+        .bind(rec.start_utc_ns + ticks_to_ns(duration))
+        .bind(fragment::pack(&s.fragments))
+        .bind(rec.id)
+        .execute(&self.inner.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn index_orphan(&self, rel: &str, report: &mut RecoveryReport) -> Result<(), StoreError> {
+        let abs = self.inner.root.join(rel);
+        let camera = rel.split('/').next().unwrap_or_default().to_string();
+        let scanned = blocking(move || {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&abs)
+                .map_err(|e| StoreError::io(format!("opening {}", abs.display()), e))?;
+            let s = match scan::scan(&mut f) {
+                Ok(s) if !s.fragments.is_empty() => s,
+                Ok(_) | Err(ScanError::NoInit(_)) => return Ok(None),
+                Err(ScanError::Io(e)) => {
+                    return Err(StoreError::io(format!("reading {}", abs.display()), e));
+                }
+            };
+            if s.file_len > s.valid_len {
+                f.set_len(s.valid_len)
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| StoreError::io(format!("truncating {}", abs.display()), e))?;
+            }
+            let mtime = f
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| UtcNs::from(t).0)
+                .ok();
+            Ok(Some((s, mtime)))
+        })
+        .await?;
+        let name = rel.rsplit('/').next().unwrap_or_default();
+        let Some((s, mtime)) = scanned.filter(|_| validate_camera(&camera).is_ok()) else {
+            self.quarantine(rel).await?;
+            report.files_quarantined += 1;
+            return Ok(());
+        };
+        let duration = ticks_to_ns(s.fragments.iter().map(|f| i64::from(f.duration_90k)).sum());
+        let start = start_from_file_name(name)
+            .or_else(|| mtime.map(|m| m - duration))
+            .unwrap_or(0);
+        let first_seq = self.take_seq(&camera, s.fragments.len() as i64);
+        sqlx::query(
+            "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, \
+             state, first_seq, fragments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?)",
+        )
+        .bind(&camera)
+        .bind(rel)
+        .bind(start)
+        .bind(start + duration)
+        .bind(s.valid_len as i64)
+        .bind(s.init_bytes as i64)
+        .bind(s.codec.map_or("h264", |c| c.name()))
+        .bind(i64::from(s.width))
+        .bind(i64::from(s.height))
+        .bind(first_seq)
+        .bind(fragment::pack(&s.fragments))
+        .execute(&self.inner.pool)
+        .await?;
+        report.files_indexed += 1;
+        Ok(())
+    }
+
+    async fn quarantine(&self, rel: &str) -> Result<(), StoreError> {
+        let from = self.inner.root.join(rel);
+        let to = self.inner.root.join(QUARANTINE).join(rel);
+        blocking(move || {
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::io(format!("creating {}", parent.display()), e))?;
+            }
+            match fs::rename(&from, &to) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::io(
+                    format!("moving {} aside", from.display()),
+                    e,
+                )),
+            }
+        })
+        .await?;
+        tracing::warn!(path = rel, "moved an unreadable recording to .quarantine");
+        Ok(())
+    }
+}
+
+/// Every `*.mp4` under `root` (relative, `/`-separated), quarantine excluded.
+fn list_mp4(root: &Path) -> Result<HashSet<String>, StoreError> {
+    let mut out = HashSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = fs::read_dir(&dir)
+            .map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| StoreError::io(format!("listing {}", dir.display()), e))?;
+            let path = entry.path();
+            let ty = entry
+                .file_type()
+                .map_err(|e| StoreError::io(format!("inspecting {}", path.display()), e))?;
+            if ty.is_dir() {
+                if path != root.join(QUARANTINE) {
+                    stack.push(path);
+                }
+            } else if ty.is_file()
+                && path.extension().is_some_and(|e| e == "mp4")
+                && let Ok(rel) = path.strip_prefix(root)
+                && let Some(rel) = rel.to_str()
+            {
+                out.insert(rel.replace('\\', "/"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The file a session is writing.
+#[derive(Debug)]
+struct OpenFile {
+    file: Option<File>,
+    id: i64,
+    rel: String,
+    abs: PathBuf,
+    start_utc_ns: i64,
+    /// Bytes written (init + fragments), committed or not.
+    bytes: u64,
+    committed_bytes: u64,
+    fragments: Vec<FragmentEntry>,
+    unflushed: u32,
+    duration_90k: i64,
+}
+
+/// Recording one camera: frames in, files out. Dropping it without
+/// [`finish`](Self::finish) leaves the open file to recovery, exactly as a
+/// crash would.
+#[derive(Debug)]
+pub struct RecordingSession {
+    store: Store,
+    camera: String,
+    seg: Segmenter,
+    file: Option<OpenFile>,
+}
+
+impl RecordingSession {
+    /// The camera being recorded.
+    pub fn camera(&self) -> &str {
+        &self.camera
+    }
+
+    /// Records a frame that arrived now.
+    pub async fn write(&mut self, frame: EncodedFrame) -> Result<(), StoreError> {
+        self.write_at(frame, UtcNs::now().0).await
+    }
+
+    /// Records a frame that arrived at `now_utc_ns`.
+    pub async fn write_at(
+        &mut self,
+        frame: EncodedFrame,
+        now_utc_ns: i64,
+    ) -> Result<(), StoreError> {
+        let outputs = self.seg.push(frame, now_utc_ns)?;
+        for out in outputs {
+            if let Err(e) = self.apply(out).await {
+                // Keep what is committed; the next keyframe starts a new file.
+                self.abandon_file().await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open file cleanly.
+    pub async fn finish(mut self) -> Result<(), StoreError> {
+        for out in self.seg.finish() {
+            self.apply(out).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply(&mut self, out: Output) -> Result<(), StoreError> {
+        match out {
+            Output::StartFile {
+                start_utc_ns,
+                init,
+                params,
+            } => self.start_file(start_utc_ns, init, &params).await,
+            Output::Fragment(frag) => {
+                let f = self
+                    .file
+                    .as_mut()
+                    .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
+                let mut file = f
+                    .file
+                    .take()
+                    .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
+                let data = frag.data.clone();
+                let abs = f.abs.clone();
+                let result = blocking(move || {
+                    let r = file.write_all(&data);
+                    Ok((
+                        file,
+                        r.map_err(|e| StoreError::io(format!("writing {}", abs.display()), e)),
+                    ))
+                })
+                .await?;
+                f.file = Some(result.0);
+                result.1?;
+                f.fragments.push(FragmentEntry {
+                    decode_time_90k: frag.decode_time_90k,
+                    duration_90k: u32::try_from(frag.duration_90k).unwrap_or(u32::MAX),
+                    offset: f.bytes,
+                    size: frag.data.len() as u32,
+                    frames: frag.frames,
+                    keyframe: frag.keyframe,
+                });
+                f.bytes += frag.data.len() as u64;
+                f.duration_90k += frag.duration_90k as i64;
+                f.unflushed += 1;
+                if f.unflushed >= self.store.inner.cfg.flush_interval.max(1) {
+                    self.flush().await?;
+                }
+                Ok(())
+            }
+            Output::EndFile { end_utc_ns, .. } => self.end_file(end_utc_ns).await,
+            Output::Clamped { step_90k } => {
+                tracing::warn!(
+                    camera = %self.camera,
+                    step_ms = step_90k / 90,
+                    "camera timestamps went backwards; clamping (logged once per session)"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    async fn start_file(
+        &mut self,
+        start_utc_ns: i64,
+        init: bytes::Bytes,
+        params: &reallive_core::CodecParameters,
+    ) -> Result<(), StoreError> {
+        self.store.ensure_space().await?;
+        let info = params.stream_info()?;
+        let root = self.store.inner.root.clone();
+        let camera = self.camera.clone();
+        let init_len = init.len() as u64;
+        let (file, rel, abs) = blocking(move || {
+            for suffix in 0..1000 {
+                let rel = file_path(&camera, start_utc_ns, suffix);
+                let abs = root.join(&rel);
+                let dir = abs
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.clone());
+                let fresh_dir = !dir.exists();
+                fs::create_dir_all(&dir)
+                    .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+                let mut file = match OpenOptions::new().write(true).create_new(true).open(&abs) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(StoreError::io(format!("creating {}", abs.display()), e)),
+                };
+                file.write_all(&init)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| StoreError::io(format!("writing {}", abs.display()), e))?;
+                // Make the new directory entries durable, up to the root.
+                let mut d = dir.as_path();
+                loop {
+                    fsync_dir(d)?;
+                    if !fresh_dir || d == root {
+                        break;
+                    }
+                    match d.parent() {
+                        Some(p) if p.starts_with(&root) => d = p,
+                        _ => break,
+                    }
+                }
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                return Ok((file, rel, abs));
+            }
+            Err(StoreError::InvalidInput(
+                "too many recordings start in the same millisecond".into(),
+            ))
+        })
+        .await?;
+        let first_seq = self.store.take_seq(&self.camera, 0);
+        let r = sqlx::query(
+            "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, \
+             state, first_seq, fragments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?, ?)",
+        )
+        .bind(&self.camera)
+        .bind(&rel)
+        .bind(start_utc_ns)
+        .bind(start_utc_ns)
+        .bind(init_len as i64)
+        .bind(init_len as i64)
+        .bind(codec_name(info.codec))
+        .bind(i64::from(info.width))
+        .bind(i64::from(info.height))
+        .bind(first_seq)
+        .bind(Vec::<u8>::new())
+        .execute(&self.store.inner.pool)
+        .await?;
+        self.file = Some(OpenFile {
+            file: Some(file),
+            id: r.last_insert_rowid(),
+            rel,
+            abs,
+            start_utc_ns,
+            bytes: init_len,
+            committed_bytes: init_len,
+            fragments: Vec::new(),
+            unflushed: 0,
+            duration_90k: 0,
+        });
+        Ok(())
+    }
+
+    /// `fdatasync`, then commit the fragments written since the last flush.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if f.unflushed == 0 {
+            return Ok(());
+        }
+        let file = f
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
+        let abs = f.abs.clone();
+        let (file, synced) = blocking(move || {
+            let r = file.sync_data();
+            Ok((
+                file,
+                r.map_err(|e| StoreError::io(format!("syncing {}", abs.display()), e)),
+            ))
+        })
+        .await?;
+        f.file = Some(file);
+        synced?;
+        let new = i64::from(f.unflushed);
+        sqlx::query("UPDATE recordings SET end_utc_ns = ?, bytes = ?, fragments = ? WHERE id = ?")
+            .bind(f.start_utc_ns + ticks_to_ns(f.duration_90k))
+            .bind(f.bytes as i64)
+            .bind(fragment::pack(&f.fragments))
+            .bind(f.id)
+            .execute(&self.store.inner.pool)
+            .await?;
+        f.committed_bytes = f.bytes;
+        f.unflushed = 0;
+        self.store.take_seq(&self.camera, new);
+        Ok(())
+    }
+
+    async fn end_file(&mut self, end_utc_ns: i64) -> Result<(), StoreError> {
+        self.flush().await?;
+        let Some(mut f) = self.file.take() else {
+            return Ok(());
+        };
+        if let Some(file) = f.file.take() {
+            let abs = f.abs.clone();
+            blocking(move || {
+                file.sync_all()
+                    .map_err(|e| StoreError::io(format!("syncing {}", abs.display()), e))?;
+                match abs.parent() {
+                    Some(dir) => fsync_dir(dir),
+                    None => Ok(()),
+                }
+            })
+            .await?;
+        }
+        sqlx::query("UPDATE recordings SET state = 'complete', end_utc_ns = ? WHERE id = ?")
+            .bind(end_utc_ns)
+            .bind(f.id)
+            .execute(&self.store.inner.pool)
+            .await?;
+        tracing::debug!(camera = %self.camera, path = %f.rel, fragments = f.fragments.len(), "recording closed");
+        Ok(())
+    }
+
+    /// After a failed write: cut the file back to what the index holds and
+    /// close it, so the index and the file agree; the segmenter starts over
+    /// at the next keyframe.
+    async fn abandon_file(&mut self) {
+        self.seg.abort();
+        let Some(mut f) = self.file.take() else {
+            return;
+        };
+        let committed = f.committed_bytes;
+        let n = f.fragments.len() - f.unflushed as usize;
+        f.fragments.truncate(n);
+        if let Some(file) = f.file.take() {
+            let _ = blocking(move || {
+                let _ = file.set_len(committed).and_then(|()| file.sync_all());
+                Ok(())
+            })
+            .await;
+        }
+        let duration: i64 = f.fragments.iter().map(|x| i64::from(x.duration_90k)).sum();
+        let done = sqlx::query(
+            "UPDATE recordings SET state = 'complete', bytes = ?, end_utc_ns = ?, fragments = ? WHERE id = ?",
+        )
+        .bind(committed as i64)
+        .bind(f.start_utc_ns + ticks_to_ns(duration))
+        .bind(fragment::pack(&f.fragments))
+        .bind(f.id)
+        .execute(&self.store.inner.pool)
+        .await;
+        if let Err(e) = done {
+            // Left as 'writing': recovery will close it at next open.
+            tracing::warn!(camera = %self.camera, error = %e, "could not close a failed recording");
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The store against a real SQLite file and real files, checked with ffprobe.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use reallive_core::{Codec, EncodedFrame};
+use reallive_store::retention::{CameraRetention, RetentionPolicy};
+use reallive_store::segmenter::SegmenterConfig;
+use reallive_store::{RecordingState, Store, StoreConfig, TimeRange};
+use reallive_test_support::ffprobe;
+
+const SEC: i64 = 1_000_000_000;
+const T0: i64 = 1_763_700_000 * SEC;
+
+/// `n` frames at 30 fps, keyframe every 10, from a real x264 clip.
+fn frames(n: usize) -> Vec<EncodedFrame> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/ball-160x120-30f.h264");
+    let clip = reallive_test_support::clip::annex_b_frames(&path, Codec::H264, 0, 3000);
+    (0..n)
+        .map(|i| {
+            let mut f = clip[i % 30].clone();
+            f.pts_90k = i as i64 * 3000;
+            f.dts_90k = f.pts_90k;
+            f
+        })
+        .collect()
+}
+
+fn config(dir: &Path) -> StoreConfig {
+    StoreConfig {
+        segmenter: SegmenterConfig {
+            fragment_90k: 30_000, // one GOP of 10 frames
+            file_90k: 2 * 90_000,
+            ..SegmenterConfig::default()
+        },
+        ..StoreConfig::new(dir)
+    }
+}
+
+async fn record(store: &Store, camera: &str, frames: Vec<EncodedFrame>, t0: i64) {
+    let mut s = store.session(camera).unwrap();
+    for f in frames {
+        let now = t0 + f.dts_90k * SEC / 90_000;
+        s.write_at(f, now).await.unwrap();
+    }
+    s.finish().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_play_and_match_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, report) = Store::open(config(dir.path())).await.unwrap();
+    assert_eq!(report, Default::default());
+    record(&store, "front", frames(200), T0).await;
+    let recs = store.recordings("front", TimeRange::all()).await.unwrap();
+    // 200 frames at 30 fps in 2 s files: 60 + 60 + 60 + 20 frames.
+    assert_eq!(recs.len(), 4);
+    for w in recs.windows(2) {
+        assert_eq!(
+            w[0].end_utc_ns, w[1].start_utc_ns,
+            "files tile the timeline"
+        );
+    }
+    assert_eq!(recs[0].start_utc_ns, T0);
+    let mut total = 0;
+    for r in &recs {
+        assert_eq!(r.state, RecordingState::Complete);
+        let p = ffprobe::probe(&store.root().join(&r.path));
+        let frames: u64 = r.fragments.iter().map(|f| u64::from(f.frames)).sum();
+        assert_eq!(p.frames, frames, "{}", r.path);
+        let d = p.duration_secs.unwrap();
+        let indexed = (r.end_utc_ns - r.start_utc_ns) as f64 / 1e9;
+        assert!(
+            (d - indexed).abs() <= 1.0 / 30.0 + 1e-6,
+            "{}: ffprobe {d} vs index {indexed}",
+            r.path
+        );
+        assert_eq!(
+            std::fs::metadata(store.root().join(&r.path)).unwrap().len(),
+            r.bytes
+        );
+        total += frames;
+    }
+    assert_eq!(total, 200);
+    // A range query returns only what overlaps.
+    let mid = store
+        .recordings(
+            "front",
+            TimeRange::new(T0 + 2 * SEC + 1, T0 + 4 * SEC).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        mid.iter().map(|r| r.start_utc_ns).collect::<Vec<_>>(),
+        vec![T0 + 2 * SEC]
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_repairs_what_a_crash_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let root;
+    {
+        let (store, _) = Store::open(config(dir.path())).await.unwrap();
+        root = store.root().to_path_buf();
+        // Camera "a": a crash mid-file (the session is dropped, never finished).
+        let mut s = store.session("a").unwrap();
+        for f in frames(45) {
+            let now = T0 + f.dts_90k * SEC / 90_000;
+            s.write_at(f, now).await.unwrap();
+        }
+        drop(s);
+        // Camera "b": complete, then its file is deleted behind the store's back.
+        record(&store, "b", frames(30), T0).await;
+        store.close().await;
+    }
+    let b = std::fs::read_dir(root.join("b/2025/11/21"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&b).unwrap();
+    // A file with no row (copied in from elsewhere), and one that is garbage.
+    let a_dir = root.join("a/2025/11/21");
+    let a_file = std::fs::read_dir(&a_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    // Half a fragment of junk after the last complete one: a torn write.
+    let mut data = std::fs::read(&a_file).unwrap();
+    let clean_len = data.len();
+    data.extend_from_slice(&[0, 0, 1, 0, b'm', b'o', b'o', b'f', 1, 2, 3]);
+    std::fs::write(&a_file, &data).unwrap();
+    std::fs::create_dir_all(root.join("c/2025/11/21")).unwrap();
+    std::fs::copy(&a_file, root.join("c/2025/11/21/20251121T040000.000Z.mp4")).unwrap();
+    std::fs::write(root.join("c/2025/11/21/junk.mp4"), b"not a video").unwrap();
+
+    let (store, report) = Store::open(config(dir.path())).await.unwrap();
+    assert_eq!(report.repaired, 1, "{report:?}");
+    assert_eq!(report.bytes_truncated, 11, "{report:?}");
+    assert_eq!(report.files_indexed, 1, "{report:?}");
+    assert_eq!(report.files_quarantined, 1, "{report:?}");
+    assert_eq!(report.rows_removed, 1, "{report:?}");
+    assert_eq!(
+        std::fs::metadata(&a_file).unwrap().len() as usize,
+        clean_len
+    );
+    assert!(root.join(".quarantine/c/2025/11/21/junk.mp4").exists());
+    // 45 frames were written; fragments close at each keyframe (every 10),
+    // so frames 40..45 were still in memory when the session was dropped:
+    // 40 survive, all playable.
+    let a = store.recordings("a", TimeRange::all()).await.unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].state, RecordingState::Complete);
+    assert_eq!(ffprobe::probe(&root.join(&a[0].path)).frames, 40);
+    assert_eq!(a[0].end_utc_ns, T0 + 40 * SEC / 30);
+    let c = store.recordings("c", TimeRange::all()).await.unwrap();
+    assert_eq!(
+        c[0].start_utc_ns,
+        1_763_697_600 * SEC,
+        "start from the file name"
+    );
+    assert!(
+        store
+            .recordings("b", TimeRange::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Opening again finds nothing to do.
+    store.close().await;
+    let (_store, report) = Store::open(config(dir.path())).await.unwrap();
+    assert_eq!(report, Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_each_camera_under_max_bytes_and_spares_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    let (probe_store, _) = Store::open(config(&dir.path().join("probe")))
+        .await
+        .unwrap();
+    record(&probe_store, "x", frames(60), T0).await;
+    let file_bytes = probe_store.recordings("x", TimeRange::all()).await.unwrap()[0].bytes;
+    let max = 4 * file_bytes + file_bytes / 2;
+    cfg.retention = RetentionPolicy {
+        default: CameraRetention {
+            max_age_ns: None,
+            max_bytes: Some(max),
+        },
+        ..RetentionPolicy::default()
+    };
+    let (store, _) = Store::open(cfg).await.unwrap();
+    // Lock the second file's range before it is written.
+    let lock = store
+        .lock(
+            "front",
+            TimeRange::new(T0 + 2 * SEC + 1, T0 + 3 * SEC).unwrap(),
+            "evidence",
+        )
+        .await
+        .unwrap();
+    let mut s = store.session("front").unwrap();
+    for f in frames(30 * 40) {
+        let now = T0 + f.dts_90k * SEC / 90_000;
+        let new_file = f.keyframe && f.dts_90k % (2 * 90_000) == 0;
+        s.write_at(f, now).await.unwrap();
+        if new_file {
+            store.run_retention(0).await.unwrap();
+            let total: u64 = store
+                .recordings("front", TimeRange::all())
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.bytes)
+                .sum();
+            assert!(total <= max, "{total} > {max}");
+        }
+    }
+    s.finish().await.unwrap();
+    store.run_retention(0).await.unwrap();
+    let recs = store.recordings("front", TimeRange::all()).await.unwrap();
+    assert!(recs.iter().map(|r| r.bytes).sum::<u64>() <= max);
+    assert!(
+        recs.iter().any(|r| r.start_utc_ns == T0 + 2 * SEC),
+        "the locked file survives"
+    );
+    assert_eq!(
+        recs.last().unwrap().end_utc_ns,
+        T0 + 40 * SEC,
+        "the newest footage is kept"
+    );
+    // Unlocked, it is the oldest, so it goes first once more is recorded.
+    store.unlock(lock).await.unwrap();
+    record(&store, "front", frames(60), T0 + 40 * SEC).await;
+    store.run_retention(0).await.unwrap();
+    let recs = store.recordings("front", TimeRange::all()).await.unwrap();
+    assert!(!recs.iter().any(|r| r.start_utc_ns == T0 + 2 * SEC));
+    assert!(recs.iter().map(|r| r.bytes).sum::<u64>() <= max);
+    assert!(store.unlock(lock).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_space_floor_deletes_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(config(dir.path())).await.unwrap();
+    record(&store, "a", frames(300), T0).await;
+    record(&store, "b", frames(300), T0 + 100 * SEC).await;
+    let before = store.recordings("a", TimeRange::all()).await.unwrap();
+    let one = before[0].bytes;
+    store.close().await;
+    // A disk 10 GB in size with 1 GB free, and a 1 GB floor: freeing one
+    // and a half files' worth means the two oldest go.
+    let mut cfg = config(dir.path());
+    cfg.disk_override = Some(reallive_store::retention::DiskSpace {
+        free_bytes: 1_000_000_000,
+        total_bytes: 10_000_000_000,
+    });
+    cfg.retention.min_free_bytes = 1_000_000_000 + one + one / 2;
+    let (store, _) = Store::open(cfg).await.unwrap();
+    let report = store.run_retention(0).await.unwrap();
+    assert_eq!(report.deleted, 2, "{report:?}");
+    let after = store.recordings("a", TimeRange::all()).await.unwrap();
+    assert_eq!(
+        after[0].start_utc_ns, before[report.deleted as usize].start_utc_ns,
+        "oldest went first"
+    );
+    assert_eq!(
+        store.recordings("b", TimeRange::all()).await.unwrap().len(),
+        5,
+        "camera b is newer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(config(dir.path())).await.unwrap();
+    for bad in ["../etc", "a/b", "", ".hidden"] {
+        assert!(store.session(bad).is_err(), "{bad}");
+    }
+    assert!(store.delete(12345).await.is_err());
+    assert!(TimeRange::new(5, 1).is_err());
+}
