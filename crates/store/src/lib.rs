@@ -37,8 +37,10 @@
 //! ```
 
 mod error;
+mod export;
 mod file_sink;
 pub mod fragment;
+pub mod hls;
 mod model;
 pub mod mp4;
 pub mod retention;
@@ -47,6 +49,7 @@ pub mod segmenter;
 mod store;
 
 pub use error::StoreError;
+pub use export::ExportSummary;
 pub use file_sink::{FileFormat, FileSink, FileSummary};
 pub use model::{Recording, RecordingState, TimeRange, rfc3339_ms, validate_camera};
 pub use store::{

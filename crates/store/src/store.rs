@@ -277,6 +277,56 @@ impl Store {
         row.as_ref().map(row_to_recording).transpose()
     }
 
+    /// An HLS VOD playlist for `range` of `camera`; segment URIs are
+    /// `uri_prefix` followed by the recording's path.
+    pub async fn vod_playlist(
+        &self,
+        camera: &str,
+        range: TimeRange,
+        uri_prefix: &str,
+    ) -> Result<String, StoreError> {
+        let recs = self.recordings(camera, range).await?;
+        Ok(crate::hls::vod_playlist(&recs, range, uri_prefix))
+    }
+
+    /// An HLS live playlist of the newest `window` fragments of `camera`.
+    pub async fn live_playlist(
+        &self,
+        camera: &str,
+        window: usize,
+        uri_prefix: &str,
+    ) -> Result<String, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            recording_columns!(),
+            " FROM recordings WHERE camera = ? ORDER BY start_utc_ns DESC, id DESC LIMIT ?"
+        ))
+        .bind(camera)
+        .bind(i64::try_from(window.clamp(1, 1000)).unwrap_or(1000))
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let mut recs = rows
+            .iter()
+            .map(row_to_recording)
+            .collect::<Result<Vec<_>, _>>()?;
+        recs.reverse();
+        Ok(crate::hls::live_playlist(&recs, window, uri_prefix))
+    }
+
+    /// Writes `range` of `camera` to `dest` as one standalone MP4, starting
+    /// at the keyframe at or before the range start.
+    pub async fn export(
+        &self,
+        camera: &str,
+        range: TimeRange,
+        dest: &Path,
+    ) -> Result<crate::ExportSummary, StoreError> {
+        let recs = self.recordings(camera, range).await?;
+        let root = self.inner.root.clone();
+        let dest = dest.to_path_buf();
+        blocking(move || crate::export::export(&root, &recs, range, &dest)).await
+    }
+
     /// Every camera with recordings.
     pub async fn cameras(&self) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT DISTINCT camera FROM recordings ORDER BY camera")

@@ -287,3 +287,34 @@ async fn bad_requests_are_refused() {
     assert!(store.delete(12345).await.is_err());
     assert!(TimeRange::new(5, 1).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_spans_files_from_the_keyframe_before_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(config(dir.path())).await.unwrap();
+    record(&store, "front", frames(180), T0).await;
+    let dest = dir.path().join("clip.mp4");
+    // 1.5 s .. 4.5 s: starts in the GOP that begins at 1.333 s (frame 40),
+    // crosses the file boundary at 2 s and 4 s.
+    let range = TimeRange::new(T0 + 3 * SEC / 2, T0 + 9 * SEC / 2).unwrap();
+    let s = store.export("front", range, &dest).await.unwrap();
+    assert_eq!(s.start_utc_ns, T0 + 40 * SEC / 30);
+    assert!(!s.truncated_at_parameter_change);
+    let p = ffprobe::probe(&dest);
+    assert_eq!(p.frames, s.frames);
+    // Frames 40..140: whole GOPs of 10 covering the range.
+    assert_eq!(s.frames, 100);
+    assert!(p.keyframes[0], "starts on a keyframe");
+    let d = p.duration_secs.unwrap();
+    assert!((d - 100.0 / 30.0).abs() < 0.05, "duration {d}");
+    assert!(
+        p.frame_pts.windows(2).all(|w| w[1] > w[0]),
+        "one continuous timeline"
+    );
+    assert_eq!(std::fs::metadata(&dest).unwrap().len(), s.bytes);
+    // Nothing there: a clear error, and no file left behind.
+    let none = TimeRange::new(T0 + 100 * SEC, T0 + 200 * SEC).unwrap();
+    let dest2 = dir.path().join("none.mp4");
+    assert!(store.export("front", none, &dest2).await.is_err());
+    assert!(!dest2.exists() && !dest2.with_extension("partial").exists());
+}

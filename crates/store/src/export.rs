@@ -1,0 +1,164 @@
+//! Exporting a time range as one standalone MP4.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use crate::StoreError;
+use crate::hls::selected;
+use crate::model::{Recording, TimeRange};
+
+/// What an export holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Fragments copied.
+    pub fragments: u64,
+    /// Frames in them.
+    pub frames: u64,
+    /// Size of the MP4.
+    pub bytes: u64,
+    /// Wall clock of its first frame (a keyframe at or before the range start).
+    pub start_utc_ns: i64,
+    /// Wall clock just past its last frame.
+    pub end_utc_ns: i64,
+    /// Whether it stopped early at a parameter change.
+    pub truncated_at_parameter_change: bool,
+}
+
+/// Finds the child box `fourcc` in `data`; returns its body's range.
+fn find(data: &[u8], fourcc: &[u8; 4]) -> Option<std::ops::Range<usize>> {
+    let mut pos = 0usize;
+    while pos + 8 <= data.len() {
+        let size =
+            u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        if size < 8 || pos + size > data.len() {
+            return None;
+        }
+        if &data[pos + 4..pos + 8] == fourcc {
+            return Some(pos + 8..pos + size);
+        }
+        pos += size;
+    }
+    None
+}
+
+/// Rewrites a `moof`'s sequence number and base decode time in place.
+fn rebase_moof(fragment: &mut [u8], sequence: u32, decode_time_90k: u64) -> Result<(), StoreError> {
+    let bad = || StoreError::Corrupt("fragment without the expected moof layout".into());
+    let moof = find(fragment, b"moof").ok_or_else(bad)?;
+    let body = &mut fragment[moof.clone()];
+    let mfhd = find(body, b"mfhd").ok_or_else(bad)?;
+    body[mfhd.start + 4..mfhd.start + 8].copy_from_slice(&sequence.to_be_bytes());
+    let traf = find(body, b"traf").ok_or_else(bad)?;
+    let traf_body = &mut body[traf];
+    let tfdt = find(traf_body, b"tfdt").ok_or_else(bad)?;
+    match traf_body[tfdt.start] {
+        1 => traf_body[tfdt.start + 4..tfdt.start + 12]
+            .copy_from_slice(&decode_time_90k.to_be_bytes()),
+        _ => {
+            let t = u32::try_from(decode_time_90k).map_err(|_| bad())?;
+            traf_body[tfdt.start + 4..tfdt.start + 8].copy_from_slice(&t.to_be_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn read_range(file: &mut File, offset: u64, len: u64, path: &Path) -> Result<Vec<u8>, StoreError> {
+    let mut buf = vec![
+        0u8;
+        usize::try_from(len)
+            .map_err(|_| StoreError::Corrupt("fragment too large".into()))?
+    ];
+    file.seek(SeekFrom::Start(offset))
+        .and_then(|_| file.read_exact(&mut buf))
+        .map_err(|e| StoreError::io(format!("reading {}", path.display()), e))?;
+    Ok(buf)
+}
+
+/// Writes `[range]` of `recordings` (one camera, oldest first) under `root`
+/// to `dest` as one fragmented MP4 whose timeline starts at zero. Blocking.
+pub(crate) fn export(
+    root: &Path,
+    recordings: &[Recording],
+    range: TimeRange,
+    dest: &Path,
+) -> Result<ExportSummary, StoreError> {
+    let tmp = dest.with_extension("partial");
+    let result = write_export(root, recordings, range, &tmp);
+    match result {
+        Ok(summary) => {
+            fs::rename(&tmp, dest)
+                .map_err(|e| StoreError::io(format!("renaming to {}", dest.display()), e))?;
+            Ok(summary)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn write_export(
+    root: &Path,
+    recordings: &[Recording],
+    range: TimeRange,
+    tmp: &Path,
+) -> Result<ExportSummary, StoreError> {
+    let mut out =
+        File::create(tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+    let mut init: Option<Vec<u8>> = None;
+    let mut summary = ExportSummary {
+        fragments: 0,
+        frames: 0,
+        bytes: 0,
+        start_utc_ns: 0,
+        end_utc_ns: 0,
+        truncated_at_parameter_change: false,
+    };
+    let mut sequence = 0u32;
+    'files: for rec in recordings {
+        let frags = selected(rec, range);
+        if frags.is_empty() {
+            continue;
+        }
+        let path = root.join(&rec.path);
+        let mut file = File::open(&path)
+            .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
+        let this_init = read_range(&mut file, 0, rec.init_bytes, &path)?;
+        match &init {
+            None => {
+                out.write_all(&this_init)
+                    .map_err(|e| StoreError::io(format!("writing {}", tmp.display()), e))?;
+                summary.bytes += this_init.len() as u64;
+                summary.start_utc_ns = rec.fragment_start_utc_ns(&frags[0]);
+                init = Some(this_init);
+            }
+            // One file has one sample description: stop where it changes.
+            Some(first) if *first != this_init => {
+                summary.truncated_at_parameter_change = true;
+                break 'files;
+            }
+            Some(_) => {}
+        }
+        for f in frags {
+            let mut data = read_range(&mut file, f.offset, u64::from(f.size), &path)?;
+            let wall = rec.fragment_start_utc_ns(f);
+            let decode_time =
+                ((i128::from(wall - summary.start_utc_ns) * 90_000) / 1_000_000_000).max(0) as u64;
+            sequence += 1;
+            rebase_moof(&mut data, sequence, decode_time)?;
+            out.write_all(&data)
+                .map_err(|e| StoreError::io(format!("writing {}", tmp.display()), e))?;
+            summary.bytes += data.len() as u64;
+            summary.fragments += 1;
+            summary.frames += u64::from(f.frames);
+            summary.end_utc_ns = wall + crate::model::ticks_to_ns(i64::from(f.duration_90k));
+        }
+    }
+    if init.is_none() {
+        return Err(StoreError::NotFound("recordings in that range".into()));
+    }
+    out.sync_all()
+        .map_err(|e| StoreError::io(format!("syncing {}", tmp.display()), e))?;
+    Ok(summary)
+}
