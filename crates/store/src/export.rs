@@ -25,44 +25,6 @@ pub struct ExportSummary {
     pub truncated_at_parameter_change: bool,
 }
 
-/// Finds the child box `fourcc` in `data`; returns its body's range.
-fn find(data: &[u8], fourcc: &[u8; 4]) -> Option<std::ops::Range<usize>> {
-    let mut pos = 0usize;
-    while pos + 8 <= data.len() {
-        let size =
-            u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
-        if size < 8 || pos + size > data.len() {
-            return None;
-        }
-        if &data[pos + 4..pos + 8] == fourcc {
-            return Some(pos + 8..pos + size);
-        }
-        pos += size;
-    }
-    None
-}
-
-/// Rewrites a `moof`'s sequence number and base decode time in place.
-fn rebase_moof(fragment: &mut [u8], sequence: u32, decode_time_90k: u64) -> Result<(), StoreError> {
-    let bad = || StoreError::Corrupt("fragment without the expected moof layout".into());
-    let moof = find(fragment, b"moof").ok_or_else(bad)?;
-    let body = &mut fragment[moof.clone()];
-    let mfhd = find(body, b"mfhd").ok_or_else(bad)?;
-    body[mfhd.start + 4..mfhd.start + 8].copy_from_slice(&sequence.to_be_bytes());
-    let traf = find(body, b"traf").ok_or_else(bad)?;
-    let traf_body = &mut body[traf];
-    let tfdt = find(traf_body, b"tfdt").ok_or_else(bad)?;
-    match traf_body[tfdt.start] {
-        1 => traf_body[tfdt.start + 4..tfdt.start + 12]
-            .copy_from_slice(&decode_time_90k.to_be_bytes()),
-        _ => {
-            let t = u32::try_from(decode_time_90k).map_err(|_| bad())?;
-            traf_body[tfdt.start + 4..tfdt.start + 8].copy_from_slice(&t.to_be_bytes());
-        }
-    }
-    Ok(())
-}
-
 fn read_range(file: &mut File, offset: u64, len: u64, path: &Path) -> Result<Vec<u8>, StoreError> {
     let mut buf = vec![
         0u8;
@@ -146,7 +108,12 @@ fn write_export(
             let decode_time =
                 ((i128::from(wall - summary.start_utc_ns) * 90_000) / 1_000_000_000).max(0) as u64;
             sequence += 1;
-            rebase_moof(&mut data, sequence, decode_time)?;
+            if !crate::mp4::rewrite_moof(&mut data, Some(sequence), |_| decode_time) {
+                return Err(StoreError::Corrupt(format!(
+                    "{}: fragment at {} is not a moof",
+                    rec.path, f.offset
+                )));
+            }
             out.write_all(&data)
                 .map_err(|e| StoreError::io(format!("writing {}", tmp.display()), e))?;
             summary.bytes += data.len() as u64;

@@ -1,10 +1,15 @@
 //! HLS playlists over recordings: VOD for any time range, and live.
 //!
 //! Segments are fragments addressed by `EXT-X-BYTERANGE` inside each file;
-//! each file contributes an `EXT-X-MAP` for its init segment. Every file's
-//! media timeline starts at zero, so files are separated by
-//! `EXT-X-DISCONTINUITY`, and `EXT-X-PROGRAM-DATE-TIME` puts each one on the
-//! wall clock (a gap shows as the jump between two of them).
+//! each file contributes an `EXT-X-MAP` for its init segment and an
+//! `EXT-X-PROGRAM-DATE-TIME` for its first segment.
+//!
+//! Each file's own timeline starts at zero, so it plays standalone. A
+//! playlist needs one increasing timeline across files (ffmpeg merges
+//! samples with equal timestamps), so segment URIs carry `?t=<ticks>`: the
+//! server adds it to the `tfdt` of the fragments it serves
+//! ([`crate::mp4::shift_decode_times`]), which keeps byte ranges intact.
+//! `EXT-X-DISCONTINUITY` then marks only gaps and format changes.
 //!
 //! Rendering is pure and allocation-light: a 24 h playlist (86,400
 //! segments) is one `String` built with `fmt::Write`.
@@ -48,24 +53,49 @@ fn header(out: &mut String, target: u32, media_sequence: Option<i64>, vod: bool)
     }
 }
 
+/// Whether `next` continues `prev` on one timeline with the same format.
+/// Files share a timeline (see `Fmp4Muxer::with_base_decode_time`), so only
+/// a gap or a format change is a discontinuity.
+fn continues(
+    prev: &Recording,
+    prev_last: &FragmentEntry,
+    next: &Recording,
+    next_first: &FragmentEntry,
+) -> bool {
+    let prev_end = prev.fragment_start_utc_ns(prev_last)
+        + crate::model::ticks_to_ns(i64::from(prev_last.duration_90k));
+    (next.fragment_start_utc_ns(next_first) - prev_end).abs() < 1_000_000
+        && (prev.codec, prev.width, prev.height) == (next.codec, next.width, next.height)
+}
+
+/// 90 kHz ticks from `origin_utc_ns` to the start of `rec`: what the server
+/// adds to the file's `tfdt` (`?t=`) so all files of a playlist share one
+/// increasing timeline.
+fn timeline_offset(rec: &Recording, origin_utc_ns: i64) -> u64 {
+    u64::try_from(i128::from(rec.start_utc_ns - origin_utc_ns) * 90_000 / 1_000_000_000)
+        .unwrap_or(0)
+}
+
 fn write_file(
     out: &mut String,
     rec: &Recording,
     frags: &[FragmentEntry],
     uri_prefix: &str,
-    first: bool,
+    origin_utc_ns: i64,
+    discontinuity: bool,
 ) {
-    if !first {
+    if discontinuity {
         out.push_str("#EXT-X-DISCONTINUITY\n");
     }
-    let uri_len = uri_prefix.len() + rec.path.len();
-    let mut uri = String::with_capacity(uri_len);
-    uri.push_str(uri_prefix);
-    uri.push_str(&rec.path);
     let _ = writeln!(
         out,
-        "#EXT-X-MAP:URI=\"{uri}\",BYTERANGE=\"{}@0\"",
-        rec.init_bytes
+        "#EXT-X-MAP:URI=\"{uri_prefix}{}\",BYTERANGE=\"{}@0\"",
+        rec.path, rec.init_bytes
+    );
+    let uri = format!(
+        "{uri_prefix}{}?t={}",
+        rec.path,
+        timeline_offset(rec, origin_utc_ns)
     );
     if let Some(f) = frags.first() {
         let _ = writeln!(
@@ -103,9 +133,9 @@ pub fn vod_playlist(recordings: &[Recording], range: TimeRange, uri_prefix: &str
         .max(1);
     let mut out = String::with_capacity(128 + segments * 72 + picks.len() * 200);
     header(&mut out, target, None, true);
-    for (i, (rec, frags)) in picks.iter().enumerate() {
-        write_file(&mut out, rec, frags, uri_prefix, i == 0);
-    }
+    // The playlist's timeline starts at zero with its first file.
+    let origin = picks.first().map_or(0, |(r, _)| r.start_utc_ns);
+    write_files(&mut out, &picks, uri_prefix, origin);
     out.push_str("#EXT-X-ENDLIST\n");
     out
 }
@@ -139,10 +169,28 @@ pub fn live_playlist(recordings: &[Recording], window: usize, uri_prefix: &str) 
         .map_or(0, |(r, from)| r.first_seq + *from as i64);
     let mut out = String::with_capacity(256 + window * 80);
     header(&mut out, target, Some(first_seq), false);
-    for (i, (rec, from)) in picks.iter().enumerate() {
-        write_file(&mut out, rec, &rec.fragments[*from..], uri_prefix, i == 0);
-    }
+    let picks: Vec<(&Recording, &[FragmentEntry])> = picks
+        .iter()
+        .map(|(r, from)| (*r, &r.fragments[*from..]))
+        .collect();
+    // Live timestamps must not move between reloads: anchor at the epoch.
+    write_files(&mut out, &picks, uri_prefix, 0);
     out
+}
+
+fn write_files(
+    out: &mut String,
+    picks: &[(&Recording, &[FragmentEntry])],
+    uri_prefix: &str,
+    origin_utc_ns: i64,
+) {
+    let mut prev: Option<(&Recording, &FragmentEntry)> = None;
+    for (rec, frags) in picks {
+        let Some(first) = frags.first() else { continue };
+        let discontinuity = prev.is_some_and(|(p, last)| !continues(p, last, rec, first));
+        write_file(out, rec, frags, uri_prefix, origin_utc_ns, discontinuity);
+        prev = frags.last().map(|l| (*rec, l));
+    }
 }
 
 #[cfg(test)]
@@ -201,16 +249,22 @@ mod tests {
                 .iter()
                 .filter(|l| **l == "#EXT-X-DISCONTINUITY")
                 .count(),
-            2
+            1
         );
         assert!(p.contains("#EXT-X-MAP:URI=\"/rec/c/f1.mp4\",BYTERANGE=\"700@0\""));
         assert!(p.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:02.000Z"));
         assert!(p.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:18.000Z"));
-        assert!(p.contains("#EXT-X-BYTERANGE:1000@2700\n/rec/c/f1.mp4\n"));
+        assert!(p.contains("#EXT-X-BYTERANGE:1000@2700\n/rec/c/f1.mp4?t=0\n"));
+        // File 2 starts 4 s after file 1: its fragments are shifted by 4 s.
+        assert!(p.contains("#EXT-X-BYTERANGE:1000@700\n/rec/c/f2.mp4?t=360000\n"));
         assert!(p.starts_with(
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:VOD\n"
         ));
         assert!(p.ends_with("#EXT-X-ENDLIST\n"));
+        // Files 1 and 2 are back to back: one timeline, no discontinuity.
+        // File 3 comes after a 10 s gap: one discontinuity.
+        let disc = p.find("#EXT-X-DISCONTINUITY").unwrap();
+        assert!(p[disc..].starts_with("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"/rec/c/f3.mp4\""));
         // An empty range is an empty (but valid) playlist.
         let empty = vod_playlist(&recs, TimeRange::new(100 * SEC, 200 * SEC).unwrap(), "/");
         assert!(!empty.contains("#EXTINF") && empty.ends_with("#EXT-X-ENDLIST\n"));
@@ -223,6 +277,10 @@ mod tests {
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:12\n"), "{p}");
         assert_eq!(p.matches("#EXTINF").count(), 5);
         assert!(!p.contains("#EXT-X-ENDLIST"));
-        assert_eq!(p.matches("#EXT-X-DISCONTINUITY").count(), 1);
+        assert_eq!(
+            p.matches("#EXT-X-DISCONTINUITY").count(),
+            0,
+            "contiguous files"
+        );
     }
 }

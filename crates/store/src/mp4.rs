@@ -317,12 +317,104 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
     b.freeze()
 }
 
+/// The body range of the first child box `fourcc` of `data`.
+fn child_range(data: &[u8], fourcc: &[u8; 4]) -> Option<std::ops::Range<usize>> {
+    let mut pos = 0usize;
+    while pos + 8 <= data.len() {
+        let size =
+            u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        if size < 8 || pos + size > data.len() {
+            return None;
+        }
+        if &data[pos + 4..pos + 8] == fourcc {
+            return Some(pos + 8..pos + size);
+        }
+        pos += size;
+    }
+    None
+}
+
+/// Rewrites, in place, the `moof` box at the start of `moof` (anything after
+/// it, such as its `mdat`, is left alone): its sequence number
+/// when `sequence` is given, and its `tfdt` through `decode_time`. Returns
+/// false, changing nothing, if the box is not a moof of the expected shape
+/// or a 32-bit `tfdt` cannot hold the new time.
+pub fn rewrite_moof(
+    moof: &mut [u8],
+    sequence: Option<u32>,
+    decode_time: impl Fn(u64) -> u64,
+) -> bool {
+    if moof.len() < 8 || &moof[4..8] != b"moof" {
+        return false;
+    }
+    let size = u32::from_be_bytes([moof[0], moof[1], moof[2], moof[3]]) as usize;
+    if size < 8 || size > moof.len() {
+        return false;
+    }
+    let body = &mut moof[8..size];
+    let (Some(mfhd), Some(traf)) = (child_range(body, b"mfhd"), child_range(body, b"traf")) else {
+        return false;
+    };
+    let Some(tfdt) =
+        child_range(&body[traf.clone()], b"tfdt").map(|r| traf.start + r.start..traf.start + r.end)
+    else {
+        return false;
+    };
+    let at = tfdt.start + 4;
+    match body.get(tfdt.start) {
+        Some(1) if body.len() >= at + 8 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&body[at..at + 8]);
+            let t = decode_time(u64::from_be_bytes(b));
+            body[at..at + 8].copy_from_slice(&t.to_be_bytes());
+        }
+        Some(0) if body.len() >= at + 4 => {
+            let old = u32::from_be_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
+            let Ok(t) = u32::try_from(decode_time(u64::from(old))) else {
+                return false;
+            };
+            body[at..at + 4].copy_from_slice(&t.to_be_bytes());
+        }
+        _ => return false,
+    }
+    if let Some(seq) = sequence
+        && body.len() >= mfhd.start + 8
+    {
+        body[mfhd.start + 4..mfhd.start + 8].copy_from_slice(&seq.to_be_bytes());
+    }
+    true
+}
+
+/// Adds `delta_90k` to the `tfdt` of every complete `moof` in `data`, a run
+/// of whole top-level boxes (a fragment as served by byte range). Stops at
+/// the first box that is not complete. Returns how many were shifted.
+pub fn shift_decode_times(data: &mut [u8], delta_90k: u64) -> usize {
+    let mut pos = 0usize;
+    let mut shifted = 0;
+    while pos + 8 <= data.len() {
+        let size =
+            u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        if size < 8 || pos + size > data.len() {
+            break;
+        }
+        if &data[pos + 4..pos + 8] == b"moof"
+            && rewrite_moof(&mut data[pos..pos + size], None, |t| {
+                t.saturating_add(delta_90k)
+            })
+        {
+            shifted += 1;
+        }
+        pos += size;
+    }
+    shifted
+}
+
 /// A fragment the muxer finished.
 #[derive(Clone, Debug)]
 pub struct MuxedFragment {
     /// `moof` + `mdat`.
     pub data: Bytes,
-    /// Decode time of its first sample, from the start of the file (its `tfdt`).
+    /// Decode time of its first sample from the start of the file (its `tfdt`).
     pub decode_time_90k: u64,
     /// Sum of its sample durations.
     pub duration_90k: u64,

@@ -27,8 +27,11 @@ pub struct ScannedFile {
     pub width: u16,
     /// Height from the sample entry.
     pub height: u16,
-    /// Complete fragments, in file order.
+    /// Complete fragments, in file order, with decode times relative to
+    /// the first (as the index stores them).
     pub fragments: Vec<FragmentEntry>,
+    /// `tfdt` of the first fragment: the file's timeline origin.
+    pub base_decode_time_90k: u64,
     /// Length up to the end of the last complete fragment (or of the init
     /// segment): everything after it is a partial tail to truncate.
     pub valid_len: u64,
@@ -112,6 +115,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<ScannedFile, ScanError> {
         width,
         height,
         fragments: Vec::new(),
+        base_decode_time_90k: 0,
         valid_len: moov_pos + moov.size,
         file_len: len,
     };
@@ -137,8 +141,15 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<ScannedFile, ScanError> {
                 else {
                     break;
                 };
+                if out.fragments.is_empty() {
+                    out.base_decode_time_90k = m.decode_time;
+                }
+                // A fragment before the file's origin cannot be ours.
+                let Some(decode_time) = m.decode_time.checked_sub(out.base_decode_time_90k) else {
+                    break;
+                };
                 out.fragments.push(FragmentEntry {
-                    decode_time_90k: m.decode_time,
+                    decode_time_90k: decode_time,
                     duration_90k: duration,
                     offset: pos,
                     size,
