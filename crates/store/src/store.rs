@@ -242,6 +242,7 @@ impl Store {
             camera: camera.to_string(),
             seg: Segmenter::new(self.inner.cfg.segmenter),
             file: None,
+            finished: Vec::new(),
         })
     }
 
@@ -567,6 +568,20 @@ impl Store {
             self.repair(rec, &mut report).await?;
         }
 
+        // 2b. A closed file whose size no longer matches its row was cut
+        // short (a disk that lost writes): rescan it like an open one.
+        let sizes = sqlx::query(concat!("SELECT ", recording_columns!(), " FROM recordings"))
+            .fetch_all(pool)
+            .await?;
+        for row in &sizes {
+            let rec = row_to_recording(row)?;
+            let abs = self.inner.root.join(&rec.path);
+            let len = blocking(move || Ok(fs::metadata(&abs).map(|m| m.len()).ok())).await?;
+            if len.is_some_and(|l| l != rec.bytes) {
+                self.repair(rec, &mut report).await?;
+            }
+        }
+
         // 3. Index files nobody knows, and 4. drop rows whose file is gone.
         let known: HashSet<String> = sqlx::query("SELECT path FROM recordings")
             .fetch_all(pool)
@@ -793,12 +808,18 @@ pub struct RecordingSession {
     camera: String,
     seg: Segmenter,
     file: Option<OpenFile>,
+    finished: Vec<i64>,
 }
 
 impl RecordingSession {
     /// The camera being recorded.
     pub fn camera(&self) -> &str {
         &self.camera
+    }
+
+    /// Ids of the recordings closed since the last call, oldest first.
+    pub fn drain_finished(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.finished)
     }
 
     /// Records a frame that arrived now.
@@ -823,12 +844,13 @@ impl RecordingSession {
         Ok(())
     }
 
-    /// Closes the open file cleanly.
-    pub async fn finish(mut self) -> Result<(), StoreError> {
+    /// Closes the open file cleanly; returns the ids of the recordings
+    /// closed since the last [`drain_finished`](Self::drain_finished).
+    pub async fn finish(mut self) -> Result<Vec<i64>, StoreError> {
         for out in self.seg.finish() {
             self.apply(out).await?;
         }
-        Ok(())
+        Ok(self.finished)
     }
 
     async fn apply(&mut self, out: Output) -> Result<(), StoreError> {
@@ -1030,6 +1052,7 @@ impl RecordingSession {
             .execute(&self.store.inner.pool)
             .await?;
         tracing::debug!(camera = %self.camera, path = %f.rel, fragments = f.fragments.len(), "recording closed");
+        self.finished.push(f.id);
         Ok(())
     }
 
