@@ -46,12 +46,16 @@ pub mod mp4;
 pub mod retention;
 pub mod scan;
 pub mod segmenter;
+mod storage;
 mod store;
 
 pub use error::StoreError;
 pub use export::ExportSummary;
 pub use file_sink::{FileFormat, FileSink, FileSummary};
 pub use model::{Recording, RecordingState, TimeRange, rfc3339_ms, validate_camera};
+#[cfg(feature = "test-util")]
+pub use storage::MemoryStorage;
+pub use storage::{RecordingWriter, Storage};
 pub use store::{
     RecordingSession, RecoveryReport, RetentionReport, Store, StoreConfig, disk_space,
 };

@@ -418,3 +418,38 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The same frames through the real store and the in-memory one, both as
+/// `dyn Storage`, give the same recordings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_storage_behaves_like_the_store() {
+    use reallive_store::{MemoryStorage, Storage};
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(config(dir.path())).await.unwrap();
+    let mem = MemoryStorage::new(config(dir.path()).segmenter);
+    let backends: [&dyn Storage; 2] = [&store, &mem];
+    let mut shapes = Vec::new();
+    for b in backends {
+        let mut w = b.start_recording("cam").await.unwrap();
+        for f in frames(100) {
+            let now = T0 + f.dts_90k * SEC / 90_000;
+            w.write_at(f, now).await.unwrap();
+        }
+        w.finish().await.unwrap();
+        let recs = b.recordings("cam", TimeRange::all()).await.unwrap();
+        let lock = b
+            .lock("cam", TimeRange::new(T0, T0 + 1).unwrap(), "x")
+            .await
+            .unwrap();
+        b.unlock(lock).await.unwrap();
+        assert!(b.unlock(lock).await.is_err());
+        assert!(b.delete(recs[0].id).await.unwrap() > 0);
+        shapes.push(
+            recs.iter()
+                .map(|r| (r.start_utc_ns, r.end_utc_ns, r.bytes, r.fragments.clone()))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(shapes[0], shapes[1]);
+    assert!(mem.file(2).is_some());
+}
