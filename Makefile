@@ -36,3 +36,4 @@ nextest:
 # Figures for docs/benchmarks.md.
 bench: setup
 	$(CARGO) bench -p reallive-capture --bench capture -- --seconds 20
+	$(CARGO) bench -p reallive-store --bench store
