@@ -32,17 +32,17 @@ pub fn split_annex_b(buf: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
 
 /// Finds the next `00 00 01` at or after `from`; returns (its index, the
 /// index just past it).
+///
+/// Runs over every byte of every frame recorded, so it searches with SIMD
+/// (`memchr`) for the `01` and only then checks the two zeros before it.
 fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut i = from;
-    while i + 3 <= data.len() {
-        // Skip ahead quickly: a start code needs data[i+2] == 1 and two zeros before it.
-        if data[i + 2] > 1 {
-            i += 3;
-        } else if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            return Some((i, i + 3));
-        } else {
-            i += 1;
+    let mut i = from + 2;
+    while i < data.len() {
+        let one = i + memchr::memchr(1, &data[i..])?;
+        if data[one - 1] == 0 && data[one - 2] == 0 {
+            return Some((one - 2, one + 1));
         }
+        i = one + 1;
     }
     None
 }
@@ -106,6 +106,20 @@ pub fn access_units(codec: Codec, stream: &Bytes) -> Vec<Bytes> {
         out.push(current.freeze());
     }
     out
+}
+
+/// Size of `au` once rewritten with 4-byte length prefixes.
+pub fn length_prefixed_len(au: &Bytes) -> usize {
+    split_annex_b(au).map(|u| 4 + u.len()).sum()
+}
+
+/// Appends `au` to `out` with 4-byte length prefixes instead of start codes,
+/// without an intermediate buffer.
+pub fn put_length_prefixed(au: &Bytes, out: &mut BytesMut) {
+    for unit in split_annex_b(au) {
+        out.put_u32(u32::try_from(unit.len()).unwrap_or(u32::MAX));
+        out.put_slice(&unit);
+    }
 }
 
 /// Rewrites an Annex-B access unit as 4-byte length-prefixed NAL units, the

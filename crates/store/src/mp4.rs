@@ -261,7 +261,8 @@ fn hvcc(params: &CodecParameters) -> Result<Bytes, StoreError> {
 /// One sample of a fragment.
 #[derive(Clone, Debug)]
 pub struct Sample {
-    /// The access unit with 4-byte length prefixes.
+    /// The access unit in Annex-B; [`media_segment`] writes it with 4-byte
+    /// length prefixes straight into the fragment, with no copy in between.
     pub data: Bytes,
     /// How long until the next sample's decode time, 90 kHz.
     pub duration_90k: u32,
@@ -274,7 +275,11 @@ pub struct Sample {
 /// `moof` + `mdat` for `samples`, whose first decode time is
 /// `base_decode_time_90k` from the start of the file.
 pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample]) -> Bytes {
-    let payload: usize = samples.iter().map(|s| s.data.len()).sum();
+    let sizes: Vec<usize> = samples
+        .iter()
+        .map(|s| nal::length_prefixed_len(&s.data))
+        .collect();
+    let payload: usize = sizes.iter().sum();
     let mut b = BytesMut::with_capacity(payload + 64 + samples.len() * 16);
     let mut data_offset_at = 0;
     mp4_box(&mut b, b"moof", |b| {
@@ -293,9 +298,9 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
                     b.put_u32(samples.len() as u32);
                     data_offset_at = b.len();
                     b.put_i32(0);
-                    for s in samples {
+                    for (s, size) in samples.iter().zip(&sizes) {
                         b.put_u32(s.duration_90k);
-                        b.put_u32(s.data.len() as u32);
+                        b.put_u32(*size as u32);
                         b.put_u32(if s.keyframe {
                             FLAGS_SYNC
                         } else {
@@ -312,7 +317,7 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
     b.put_u32((payload + 8) as u32);
     b.put_slice(b"mdat");
     for s in samples {
-        b.put_slice(&s.data);
+        nal::put_length_prefixed(&s.data, &mut b);
     }
     b.freeze()
 }
@@ -564,7 +569,7 @@ impl Fmp4Muxer {
     fn add_sample(&mut self, frame: EncodedFrame, duration_90k: u32) {
         self.last_duration = duration_90k;
         self.fragment.push(Sample {
-            data: nal::annex_b_to_length_prefixed(&frame.data),
+            data: frame.data,
             duration_90k,
             composition_offset_90k: i32::try_from(frame.pts_90k - frame.dts_90k).unwrap_or(0),
             keyframe: frame.keyframe,
@@ -642,6 +647,28 @@ mod tests {
         // Keyframes every 10 frames but a 1/60 s target: cut at 4× target
         // (every 2 frames) when no keyframe comes.
         assert_eq!(fragments, 15);
+    }
+
+    #[test]
+    fn three_byte_start_codes_are_sized_as_written() {
+        // The same frames with 3-byte start codes: trun sizes must describe
+        // the length-prefixed samples, which are longer than the input.
+        let frames: Vec<EncodedFrame> = frames("ball-160x120-30f.h264", Codec::H264)
+            .into_iter()
+            .map(|mut f| {
+                let mut short = BytesMut::new();
+                for u in nal::split_annex_b(&f.data) {
+                    short.extend_from_slice(&[0, 0, 1]);
+                    short.extend_from_slice(&u);
+                }
+                f.data = short.freeze();
+                f
+            })
+            .collect();
+        let (file, _) = mux(frames, 9000);
+        let scanned = crate::scan::scan(&mut std::io::Cursor::new(&file)).unwrap();
+        assert_eq!(scanned.fragments.len(), 3);
+        assert_eq!(scanned.valid_len, file.len() as u64);
     }
 
     #[test]

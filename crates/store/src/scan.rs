@@ -129,11 +129,12 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<ScannedFile, ScanError> {
                 let Some(mdat) = header(r, mdat_pos, len)?.filter(|m| &m.fourcc == b"mdat") else {
                     break;
                 };
-                // Samples must lie inside this moof+mdat pair.
+                // The samples must fill this moof's mdat exactly, as the
+                // writer lays them out; anything else is damage.
                 let data_start = m.data_offset.unwrap_or(h.size + mdat.header_len);
                 let pair = h.size + mdat.size;
-                if data_start < h.size + mdat.header_len
-                    || data_start.checked_add(m.bytes).is_none_or(|e| e > pair)
+                if data_start != h.size + mdat.header_len
+                    || data_start.checked_add(m.bytes) != Some(pair)
                 {
                     break;
                 }

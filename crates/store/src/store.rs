@@ -871,8 +871,13 @@ impl RecordingSession {
                     .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
                 let data = frag.data.clone();
                 let abs = f.abs.clone();
+                // When this fragment completes a flush, write and fdatasync in
+                // one trip to the blocking pool.
+                let sync = f.unflushed + 1 >= self.store.inner.cfg.flush_interval.max(1);
                 let result = blocking(move || {
-                    let r = file.write_all(&data);
+                    let r = file
+                        .write_all(&data)
+                        .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
                     Ok((
                         file,
                         r.map_err(|e| StoreError::io(format!("writing {}", abs.display()), e)),
@@ -892,8 +897,8 @@ impl RecordingSession {
                 f.bytes += frag.data.len() as u64;
                 f.duration_90k += frag.duration_90k as i64;
                 f.unflushed += 1;
-                if f.unflushed >= self.store.inner.cfg.flush_interval.max(1) {
-                    self.flush().await?;
+                if sync {
+                    self.commit().await?;
                 }
                 Ok(())
             }
@@ -1015,6 +1020,14 @@ impl RecordingSession {
         .await?;
         f.file = Some(file);
         synced?;
+        self.commit().await
+    }
+
+    /// Commits the synced fragments to the index (their bytes are on disk).
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
         let new = i64::from(f.unflushed);
         sqlx::query("UPDATE recordings SET end_utc_ns = ?, bytes = ?, fragments = ? WHERE id = ?")
             .bind(f.start_utc_ns + ticks_to_ns(f.duration_90k))
