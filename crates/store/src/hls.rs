@@ -23,23 +23,31 @@ fn secs(ticks: u32) -> f64 {
     f64::from(ticks) / 90_000.0
 }
 
-/// The fragments of `rec` that overlap `range`, extended back to the
-/// nearest keyframe fragment so playback can start decoding.
-pub(crate) fn selected(rec: &Recording, range: TimeRange) -> &[FragmentEntry] {
-    let f = &rec.fragments;
+/// The fragments of `frags` (of `rec`) that overlap `range`, extended back
+/// to the nearest keyframe fragment so playback can start decoding.
+pub(crate) fn selected_in<'a>(
+    rec: &Recording,
+    frags: &'a [FragmentEntry],
+    range: TimeRange,
+) -> &'a [FragmentEntry] {
     let overlaps = |e: &FragmentEntry| {
         let s = rec.fragment_start_utc_ns(e);
         range.overlaps(s, s + crate::model::ticks_to_ns(i64::from(e.duration_90k)))
     };
-    let Some(first) = f.iter().position(overlaps) else {
+    let Some(first) = frags.iter().position(overlaps) else {
         return &[];
     };
-    let last = f.iter().rposition(overlaps).unwrap_or(first);
-    let first = f[..=first]
+    let last = frags.iter().rposition(overlaps).unwrap_or(first);
+    let first = frags[..=first]
         .iter()
         .rposition(|e| e.keyframe)
         .unwrap_or(first);
-    &f[first..=last]
+    &frags[first..=last]
+}
+
+/// [`selected_in`] over the recording's own fragments.
+pub(crate) fn selected(rec: &Recording, range: TimeRange) -> &[FragmentEntry] {
+    selected_in(rec, &rec.fragments, range)
 }
 
 fn header(out: &mut String, target: u32, media_sequence: Option<i64>, vod: bool) {
@@ -53,9 +61,8 @@ fn header(out: &mut String, target: u32, media_sequence: Option<i64>, vod: bool)
     }
 }
 
-/// Whether `next` continues `prev` on one timeline with the same format.
-/// Files share a timeline (see `Fmp4Muxer::with_base_decode_time`), so only
-/// a gap or a format change is a discontinuity.
+/// Whether `next` continues `prev` on one timeline with the same format:
+/// only a gap or a format change is a discontinuity.
 fn continues(
     prev: &Recording,
     prev_last: &FragmentEntry,
@@ -68,34 +75,26 @@ fn continues(
         && (prev.codec, prev.width, prev.height) == (next.codec, next.width, next.height)
 }
 
-/// 90 kHz ticks from `origin_utc_ns` to the start of `rec`: what the server
-/// adds to the file's `tfdt` (`?t=`) so all files of a playlist share one
-/// increasing timeline.
-fn timeline_offset(rec: &Recording, origin_utc_ns: i64) -> u64 {
-    u64::try_from(i128::from(rec.start_utc_ns - origin_utc_ns) * 90_000 / 1_000_000_000)
-        .unwrap_or(0)
+/// 90 kHz ticks from the Unix epoch to the start of `rec`: what the server
+/// adds to the file's `tfdt` (`?t=`) so all files of a camera share one
+/// increasing timeline. Absolute, so a file's lines are the same in every
+/// playlist and can be cached.
+fn timeline_offset(rec: &Recording) -> u64 {
+    u64::try_from(i128::from(rec.start_utc_ns) * 90_000 / 1_000_000_000).unwrap_or(0)
 }
 
-fn write_file(
+/// One file's lines: `EXT-X-MAP`, `EXT-X-PROGRAM-DATE-TIME`, then a segment
+/// per fragment. No discontinuity line: that depends on the neighbour.
+pub(crate) fn write_file_lines(
     out: &mut String,
     rec: &Recording,
     frags: &[FragmentEntry],
     uri_prefix: &str,
-    origin_utc_ns: i64,
-    discontinuity: bool,
 ) {
-    if discontinuity {
-        out.push_str("#EXT-X-DISCONTINUITY\n");
-    }
     let _ = writeln!(
         out,
         "#EXT-X-MAP:URI=\"{uri_prefix}{}\",BYTERANGE=\"{}@0\"",
         rec.path, rec.init_bytes
-    );
-    let uri = format!(
-        "{uri_prefix}{}?t={}",
-        rec.path,
-        timeline_offset(rec, origin_utc_ns)
     );
     if let Some(f) = frags.first() {
         let _ = writeln!(
@@ -104,6 +103,7 @@ fn write_file(
             rfc3339_ms(rec.fragment_start_utc_ns(f))
         );
     }
+    let uri = format!("{uri_prefix}{}?t={}", rec.path, timeline_offset(rec));
     for f in frags {
         let _ = write!(
             out,
@@ -115,36 +115,72 @@ fn write_file(
     }
 }
 
-/// A VOD playlist for `range` over `recordings` (oldest first, one camera).
-/// Segment URIs are `uri_prefix` + the recording's path.
-pub fn vod_playlist(recordings: &[Recording], range: TimeRange, uri_prefix: &str) -> String {
-    let picks: Vec<(&Recording, &[FragmentEntry])> = recordings
+/// A file in a playlist: its recording and all its committed fragments.
+pub(crate) type FileRef<'a> = (&'a Recording, &'a [FragmentEntry]);
+
+/// Supplies the cached lines of a whole file, if any.
+pub(crate) type WholeFileLines<'a> =
+    dyn FnMut(&Recording, &[FragmentEntry]) -> Option<std::sync::Arc<str>> + 'a;
+
+/// Renders a VOD playlist. For a file wholly inside the range, `whole`
+/// may supply its lines (from a cache); otherwise they are rendered here.
+pub(crate) fn render_vod(
+    files: &[FileRef<'_>],
+    range: TimeRange,
+    uri_prefix: &str,
+    whole: &mut WholeFileLines<'_>,
+) -> String {
+    let picks: Vec<(&Recording, &[FragmentEntry], bool)> = files
         .iter()
-        .map(|r| (r, selected(r, range)))
-        .filter(|(_, f)| !f.is_empty())
+        .map(|(r, all)| {
+            let sel = selected_in(r, all, range);
+            (*r, sel, sel.len() == all.len())
+        })
+        .filter(|(_, f, _)| !f.is_empty())
         .collect();
-    let segments: usize = picks.iter().map(|(_, f)| f.len()).sum();
+    let segments: usize = picks.iter().map(|(_, f, _)| f.len()).sum();
     let target = picks
         .iter()
-        .flat_map(|(_, f)| f.iter())
-        .map(|f| secs(f.duration_90k).ceil() as u32)
+        .flat_map(|(_, f, _)| f.iter())
+        .map(|f| f.duration_90k)
         .max()
-        .unwrap_or(1)
+        .map_or(1, |d| secs(d).ceil() as u32)
         .max(1);
-    let mut out = String::with_capacity(128 + segments * 72 + picks.len() * 200);
+    let mut out = String::with_capacity(128 + segments * 112 + picks.len() * 200);
     header(&mut out, target, None, true);
-    // The playlist's timeline starts at zero with its first file.
-    let origin = picks.first().map_or(0, |(r, _)| r.start_utc_ns);
-    write_files(&mut out, &picks, uri_prefix, origin);
+    let mut prev: Option<(&Recording, &FragmentEntry)> = None;
+    for (rec, frags, is_whole) in &picks {
+        let (Some(first), Some(last)) = (frags.first(), frags.last()) else {
+            continue;
+        };
+        if prev.is_some_and(|(p, l)| !continues(p, l, rec, first)) {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        match is_whole.then(|| whole(rec, frags)).flatten() {
+            Some(lines) => out.push_str(&lines),
+            None => write_file_lines(&mut out, rec, frags, uri_prefix),
+        }
+        prev = Some((rec, last));
+    }
     out.push_str("#EXT-X-ENDLIST\n");
     out
+}
+
+/// A VOD playlist for `range` over `recordings` (oldest first, one camera).
+/// Segment URIs are `uri_prefix` + the recording's path + `?t=`.
+pub fn vod_playlist(recordings: &[Recording], range: TimeRange, uri_prefix: &str) -> String {
+    let files: Vec<FileRef<'_>> = recordings
+        .iter()
+        .map(|r| (r, r.fragments.as_slice()))
+        .collect();
+    render_vod(&files, range, uri_prefix, &mut |_, _| None)
 }
 
 /// A live playlist of the newest `window` fragments across `recordings`
 /// (oldest first). The media sequence is the camera-wide fragment number,
 /// so each fragment keeps its number across reloads.
 pub fn live_playlist(recordings: &[Recording], window: usize, uri_prefix: &str) -> String {
-    let mut picks: Vec<(&Recording, usize)> = Vec::new(); // (recording, first fragment index)
+    let mut picks: Vec<(&Recording, &[FragmentEntry])> = Vec::new();
     let mut left = window.max(1);
     for rec in recordings.iter().rev() {
         if left == 0 {
@@ -152,45 +188,35 @@ pub fn live_playlist(recordings: &[Recording], window: usize, uri_prefix: &str) 
         }
         let n = rec.fragments.len().min(left);
         if n > 0 {
-            picks.push((rec, rec.fragments.len() - n));
+            picks.push((rec, &rec.fragments[rec.fragments.len() - n..]));
             left -= n;
         }
     }
     picks.reverse();
     let target = picks
         .iter()
-        .flat_map(|(r, from)| r.fragments[*from..].iter())
+        .flat_map(|(_, f)| f.iter())
         .map(|f| secs(f.duration_90k).ceil() as u32)
         .max()
         .unwrap_or(1)
         .max(1);
-    let first_seq = picks
-        .first()
-        .map_or(0, |(r, from)| r.first_seq + *from as i64);
-    let mut out = String::with_capacity(256 + window * 80);
+    let first_seq = picks.first().map_or(0, |(r, f)| {
+        r.first_seq + (r.fragments.len() - f.len()) as i64
+    });
+    let mut out = String::with_capacity(256 + window * 112);
     header(&mut out, target, Some(first_seq), false);
-    let picks: Vec<(&Recording, &[FragmentEntry])> = picks
-        .iter()
-        .map(|(r, from)| (*r, &r.fragments[*from..]))
-        .collect();
-    // Live timestamps must not move between reloads: anchor at the epoch.
-    write_files(&mut out, &picks, uri_prefix, 0);
-    out
-}
-
-fn write_files(
-    out: &mut String,
-    picks: &[(&Recording, &[FragmentEntry])],
-    uri_prefix: &str,
-    origin_utc_ns: i64,
-) {
     let mut prev: Option<(&Recording, &FragmentEntry)> = None;
-    for (rec, frags) in picks {
-        let Some(first) = frags.first() else { continue };
-        let discontinuity = prev.is_some_and(|(p, last)| !continues(p, last, rec, first));
-        write_file(out, rec, frags, uri_prefix, origin_utc_ns, discontinuity);
-        prev = frags.last().map(|l| (*rec, l));
+    for (rec, frags) in &picks {
+        let (Some(first), Some(last)) = (frags.first(), frags.last()) else {
+            continue;
+        };
+        if prev.is_some_and(|(p, l)| !continues(p, l, rec, first)) {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        write_file_lines(&mut out, rec, frags, uri_prefix);
+        prev = Some((rec, last));
     }
+    out
 }
 
 #[cfg(test)]
@@ -254,8 +280,8 @@ mod tests {
         assert!(p.contains("#EXT-X-MAP:URI=\"/rec/c/f1.mp4\",BYTERANGE=\"700@0\""));
         assert!(p.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:02.000Z"));
         assert!(p.contains("#EXT-X-PROGRAM-DATE-TIME:1970-01-01T00:00:18.000Z"));
+        // Offsets are from the epoch: file 1 starts at 0 s, file 2 at 4 s.
         assert!(p.contains("#EXT-X-BYTERANGE:1000@2700\n/rec/c/f1.mp4?t=0\n"));
-        // File 2 starts 4 s after file 1: its fragments are shifted by 4 s.
         assert!(p.contains("#EXT-X-BYTERANGE:1000@700\n/rec/c/f2.mp4?t=360000\n"));
         assert!(p.starts_with(
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:VOD\n"

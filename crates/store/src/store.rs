@@ -104,9 +104,106 @@ struct Inner {
     next_seq: Mutex<HashMap<String, i64>>,
     /// One retention pass at a time.
     retention: tokio::sync::Mutex<()>,
+    playlists: Mutex<PlaylistCache>,
 }
 
 const QUARANTINE: &str = ".quarantine";
+
+/// Fragment tables and rendered playlist lines of recordings, so a playlist
+/// over a day of footage reads no BLOBs and renders only its two edge
+/// files. Entries are valid while the recording's committed size matches.
+#[derive(Debug, Default)]
+struct PlaylistCache {
+    entries: HashMap<i64, CacheEntry>,
+    cost: usize,
+    tick: u64,
+    /// Every recording of a camera (metadata only, oldest first), loaded on
+    /// the camera's first playlist and kept current by the writers.
+    cameras: HashMap<String, Vec<Recording>>,
+    /// Bumped on every change to a camera's rows, loaded or not, so a load
+    /// that raced a change is not cached.
+    generations: HashMap<String, u64>,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    bytes: u64,
+    fragments: Arc<Vec<FragmentEntry>>,
+    /// (URI prefix, lines) of the whole file, once rendered.
+    lines: Option<(String, Arc<str>)>,
+    last_used: u64,
+}
+
+impl CacheEntry {
+    fn cost(&self) -> usize {
+        self.fragments.len() * fragment::PACKED_LEN
+            + self.lines.as_ref().map_or(0, |(p, l)| p.len() + l.len())
+    }
+}
+
+impl PlaylistCache {
+    /// Bytes the cache may hold before it evicts the least recently used.
+    const BUDGET: usize = 32 << 20;
+
+    fn get(&mut self, id: i64, bytes: u64) -> Option<&mut CacheEntry> {
+        self.tick += 1;
+        let tick = self.tick;
+        let e = self.entries.get_mut(&id)?;
+        if e.bytes != bytes {
+            return None;
+        }
+        e.last_used = tick;
+        Some(e)
+    }
+
+    fn insert(&mut self, id: i64, bytes: u64, fragments: Arc<Vec<FragmentEntry>>) {
+        self.tick += 1;
+        let entry = CacheEntry {
+            bytes,
+            fragments,
+            lines: None,
+            last_used: self.tick,
+        };
+        self.cost += entry.cost();
+        if let Some(old) = self.entries.insert(id, entry) {
+            self.cost -= old.cost();
+        }
+    }
+
+    /// Applies a change to a camera's rows.
+    fn change(&mut self, camera: &str, f: impl FnOnce(&mut Vec<Recording>)) {
+        *self.generations.entry(camera.to_string()).or_default() += 1;
+        if let Some(list) = self.cameras.get_mut(camera) {
+            f(list);
+        }
+    }
+
+    fn remove_entry(&mut self, id: i64) {
+        if let Some(e) = self.entries.remove(&id) {
+            self.cost -= e.cost();
+        }
+    }
+
+    fn evict(&mut self) {
+        if self.cost <= Self::BUDGET {
+            return;
+        }
+        let mut by_age: Vec<(u64, i64)> = self
+            .entries
+            .iter()
+            .map(|(id, e)| (e.last_used, *id))
+            .collect();
+        by_age.sort_unstable();
+        for (_, id) in by_age {
+            if self.cost <= Self::BUDGET * 3 / 4 {
+                break;
+            }
+            if let Some(e) = self.entries.remove(&id) {
+                self.cost -= e.cost();
+            }
+        }
+    }
+}
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
@@ -194,6 +291,7 @@ impl Store {
                 pool,
                 next_seq: Mutex::new(HashMap::new()),
                 retention: tokio::sync::Mutex::new(()),
+                playlists: Mutex::new(PlaylistCache::default()),
             }),
         };
         let report = store.recover().await?;
@@ -280,14 +378,79 @@ impl Store {
 
     /// An HLS VOD playlist for `range` of `camera`; segment URIs are
     /// `uri_prefix` followed by the recording's path.
+    ///
+    /// Closed recordings' fragment tables and lines are cached, so a
+    /// repeated or overlapping request reads only metadata rows.
     pub async fn vod_playlist(
         &self,
         camera: &str,
         range: TimeRange,
         uri_prefix: &str,
     ) -> Result<String, StoreError> {
-        let recs = self.recordings(camera, range).await?;
-        Ok(crate::hls::vod_playlist(&recs, range, uri_prefix))
+        let metas = self.recordings_meta(camera, range).await?;
+        let missing = {
+            let mut cache = self
+                .inner
+                .playlists
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            metas.iter().any(|m| cache.get(m.id, m.bytes).is_none())
+        };
+        if missing {
+            // One query for the range fills every gap (cold start, the open
+            // file, or evicted entries).
+            let full = self.recordings(camera, range).await?;
+            let mut cache = self
+                .inner
+                .playlists
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for r in full {
+                if cache.get(r.id, r.bytes).is_none() {
+                    cache.insert(r.id, r.bytes, Arc::new(r.fragments));
+                }
+            }
+        }
+        let mut cache = self
+            .inner
+            .playlists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let tables: Vec<Arc<Vec<FragmentEntry>>> = metas
+            .iter()
+            .map(|m| {
+                cache
+                    .get(m.id, m.bytes)
+                    .map(|e| e.fragments.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let files: Vec<crate::hls::FileRef<'_>> = metas
+            .iter()
+            .zip(&tables)
+            .map(|(m, t)| (m, t.as_slice()))
+            .collect();
+        let playlist = crate::hls::render_vod(&files, range, uri_prefix, &mut |rec, frags| {
+            if rec.state != RecordingState::Complete {
+                return None;
+            }
+            let e = cache.get(rec.id, rec.bytes)?;
+            if let Some((prefix, lines)) = &e.lines
+                && prefix == uri_prefix
+            {
+                return Some(lines.clone());
+            }
+            let mut text = String::with_capacity(frags.len() * 112 + 200);
+            crate::hls::write_file_lines(&mut text, rec, frags, uri_prefix);
+            let lines: Arc<str> = text.into();
+            let old = e.cost();
+            e.lines = Some((uri_prefix.to_string(), lines.clone()));
+            let new = e.cost();
+            cache.cost = cache.cost + new - old;
+            Some(lines)
+        });
+        cache.evict();
+        Ok(playlist)
     }
 
     /// An HLS live playlist of the newest `window` fragments of `camera`.
@@ -372,11 +535,12 @@ impl Store {
     /// then the garbage row.
     pub async fn delete(&self, recording_id: i64) -> Result<u64, StoreError> {
         let mut tx = self.inner.pool.begin().await?;
-        let row = sqlx::query("SELECT path, bytes, state FROM recordings WHERE id = ?")
+        let row = sqlx::query("SELECT camera, path, bytes, state FROM recordings WHERE id = ?")
             .bind(recording_id)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("recording {recording_id}")))?;
+        let camera: String = row.try_get("camera")?;
         let path: String = row.try_get("path")?;
         let bytes: i64 = row.try_get("bytes")?;
         if row.try_get::<&str, _>("state")? == "writing" {
@@ -394,6 +558,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        // SQLite may hand this id out again: forget what was cached under it.
+        self.cache_change(&camera, |list| list.retain(|r| r.id != recording_id));
+        self.inner
+            .playlists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove_entry(recording_id);
         self.unlink_garbage(&path).await?;
         Ok(bytes as u64)
     }
@@ -411,6 +582,64 @@ impl Store {
             .execute(&self.inner.pool)
             .await?;
         Ok(())
+    }
+
+    fn cache_change(&self, camera: &str, f: impl FnOnce(&mut Vec<Recording>)) {
+        self.inner
+            .playlists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .change(camera, f);
+    }
+
+    /// Recordings of `camera` overlapping `range`, metadata only, from
+    /// memory once the camera is loaded.
+    async fn recordings_meta(
+        &self,
+        camera: &str,
+        range: TimeRange,
+    ) -> Result<Vec<Recording>, StoreError> {
+        let in_range = |all: &[Recording]| -> Vec<Recording> {
+            // Files of one camera do not overlap: ends are sorted like starts.
+            let first = all.partition_point(|r| r.end_utc_ns <= range.start_utc_ns);
+            all[first..]
+                .iter()
+                .take_while(|r| r.start_utc_ns < range.end_utc_ns)
+                .filter(|r| range.overlaps(r.start_utc_ns, r.end_utc_ns))
+                .cloned()
+                .collect()
+        };
+        let generation = {
+            let cache = self
+                .inner
+                .playlists
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(list) = cache.cameras.get(camera) {
+                return Ok(in_range(list));
+            }
+            cache.generations.get(camera).copied().unwrap_or(0)
+        };
+        let list = sqlx::query(
+            "SELECT id, camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, state, \
+             first_seq, x'' AS fragments FROM recordings WHERE camera = ? ORDER BY start_utc_ns, id",
+        )
+        .bind(camera)
+        .fetch_all(&self.inner.pool)
+        .await?
+        .iter()
+        .map(row_to_recording)
+        .collect::<Result<Vec<_>, _>>()?;
+        let found = in_range(&list);
+        let mut cache = self
+            .inner
+            .playlists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if cache.generations.get(camera).copied().unwrap_or(0) == generation {
+            cache.cameras.insert(camera.to_string(), list);
+        }
+        Ok(found)
     }
 
     /// Runs one retention pass, freeing `headroom_bytes` beyond the floor.
@@ -982,9 +1211,29 @@ impl RecordingSession {
         .bind(Vec::<u8>::new())
         .execute(&self.store.inner.pool)
         .await?;
+        let id = r.last_insert_rowid();
+        let meta = Recording {
+            id,
+            camera: self.camera.clone(),
+            path: rel.clone(),
+            start_utc_ns,
+            end_utc_ns: start_utc_ns,
+            bytes: init_len,
+            init_bytes: init_len,
+            codec: info.codec,
+            width: info.width,
+            height: info.height,
+            state: RecordingState::Writing,
+            first_seq,
+            fragments: Vec::new(),
+        };
+        self.store.cache_change(&self.camera, |list| {
+            let at = list.partition_point(|r| (r.start_utc_ns, r.id) < (start_utc_ns, id));
+            list.insert(at, meta);
+        });
         self.file = Some(OpenFile {
             file: Some(file),
-            id: r.last_insert_rowid(),
+            id,
             rel,
             abs,
             start_utc_ns,
@@ -1038,6 +1287,13 @@ impl RecordingSession {
             .await?;
         f.committed_bytes = f.bytes;
         f.unflushed = 0;
+        let (id, end, bytes) = (f.id, f.start_utc_ns + ticks_to_ns(f.duration_90k), f.bytes);
+        self.store.cache_change(&self.camera, |list| {
+            if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
+                r.end_utc_ns = end;
+                r.bytes = bytes;
+            }
+        });
         self.store.take_seq(&self.camera, new);
         Ok(())
     }
@@ -1064,6 +1320,13 @@ impl RecordingSession {
             .bind(f.id)
             .execute(&self.store.inner.pool)
             .await?;
+        let id = f.id;
+        self.store.cache_change(&self.camera, |list| {
+            if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
+                r.end_utc_ns = end_utc_ns;
+                r.state = RecordingState::Complete;
+            }
+        });
         tracing::debug!(camera = %self.camera, path = %f.rel, fragments = f.fragments.len(), "recording closed");
         self.finished.push(f.id);
         Ok(())
@@ -1097,9 +1360,21 @@ impl RecordingSession {
         .bind(f.id)
         .execute(&self.store.inner.pool)
         .await;
-        if let Err(e) = done {
+        match done {
+            Ok(_) => {
+                let (id, end) = (f.id, f.start_utc_ns + ticks_to_ns(duration));
+                self.store.cache_change(&self.camera, |list| {
+                    if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
+                        r.end_utc_ns = end;
+                        r.bytes = committed;
+                        r.state = RecordingState::Complete;
+                    }
+                });
+            }
             // Left as 'writing': recovery will close it at next open.
-            tracing::warn!(camera = %self.camera, error = %e, "could not close a failed recording");
+            Err(e) => {
+                tracing::warn!(camera = %self.camera, error = %e, "could not close a failed recording")
+            }
         }
     }
 }

@@ -453,3 +453,43 @@ async fn memory_storage_behaves_like_the_store() {
     assert_eq!(shapes[0], shapes[1]);
     assert!(mem.file(2).is_some());
 }
+
+/// The playlist cache follows the index: new fragments appear, a deleted
+/// file disappears, and the open file is always current.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vod_playlists_follow_recording_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(config(dir.path())).await.unwrap();
+    let all = TimeRange::all();
+    let segments = |p: &str| p.matches("#EXTINF").count();
+    record(&store, "cam", frames(120), T0).await; // 4 s: two files, 12 fragments
+    let p1 = store.vod_playlist("cam", all, "/r/").await.unwrap();
+    assert_eq!(segments(&p1), 12);
+    // Keep recording in an open session: each committed fragment shows up.
+    let mut s = store.session("cam").unwrap();
+    for f in frames(45) {
+        let now = T0 + 4 * SEC + f.dts_90k * SEC / 90_000;
+        s.write_at(f, now).await.unwrap();
+    }
+    let p2 = store.vod_playlist("cam", all, "/r/").await.unwrap();
+    assert_eq!(
+        segments(&p2),
+        12 + 4,
+        "four fragments of the open file are committed"
+    );
+    s.finish().await.unwrap();
+    assert_eq!(
+        segments(&store.vod_playlist("cam", all, "/r/").await.unwrap()),
+        12 + 5
+    );
+    // Delete the oldest file: its six segments go.
+    let oldest = store.recordings("cam", all).await.unwrap()[0].clone();
+    store.delete(oldest.id).await.unwrap();
+    let p3 = store.vod_playlist("cam", all, "/r/").await.unwrap();
+    assert_eq!(segments(&p3), 6 + 5);
+    assert!(!p3.contains(&oldest.path));
+    // The cached text equals a fresh rendering from the index.
+    let fresh =
+        reallive_store::hls::vod_playlist(&store.recordings("cam", all).await.unwrap(), all, "/r/");
+    assert_eq!(p3, fresh);
+}
