@@ -146,7 +146,8 @@ pub(crate) fn render_vod(
         .max()
         .map_or(1, |d| secs(d).ceil() as u32)
         .max(1);
-    let mut out = String::with_capacity(128 + segments * 112 + picks.len() * 200);
+    // ~116 bytes a segment with a typical path; a realloc of ~10 MB costs more than slack.
+    let mut out = String::with_capacity(256 + segments * 128 + picks.len() * 256);
     header(&mut out, target, None, true);
     let mut prev: Option<(&Recording, &FragmentEntry)> = None;
     for (rec, frags, is_whole) in &picks {
