@@ -1094,27 +1094,23 @@ impl RecordingSession {
                     .file
                     .as_mut()
                     .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
-                let mut file = f
-                    .file
-                    .take()
-                    .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
-                let data = frag.data.clone();
-                let abs = f.abs.clone();
                 // When this fragment completes a flush, write and fdatasync in
                 // one trip to the blocking pool.
                 let sync = f.unflushed + 1 >= self.store.inner.cfg.flush_interval.max(1);
-                let result = blocking(move || {
-                    let r = file
-                        .write_all(&data)
-                        .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
-                    Ok((
-                        file,
-                        r.map_err(|e| StoreError::io(format!("writing {}", abs.display()), e)),
-                    ))
-                })
-                .await?;
-                f.file = Some(result.0);
-                result.1?;
+                let mut written = self.append(&frag.data, sync).await;
+                if written.as_ref().is_err_and(StoreError::is_disk_full) {
+                    // Recording does not stop for a full disk: free the
+                    // oldest footage and try once more.
+                    tracing::warn!(camera = %self.camera, "disk full; running emergency retention");
+                    let headroom = self.store.inner.cfg.expected_file_bytes;
+                    self.store.run_retention(headroom).await?;
+                    written = self.append(&frag.data, sync).await;
+                }
+                written?;
+                let f = self
+                    .file
+                    .as_mut()
+                    .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
                 f.fragments.push(FragmentEntry {
                     decode_time_90k: frag.decode_time_90k,
                     duration_90k: u32::try_from(frag.duration_90k).unwrap_or(u32::MAX),
@@ -1141,6 +1137,39 @@ impl RecordingSession {
                 Ok(())
             }
         }
+    }
+
+    /// Appends `data` to the open file (and `fdatasync`s it when `sync`).
+    /// A failed write is undone: the file is cut back to where it was, so
+    /// a retry or recovery sees no partial fragment.
+    async fn append(&mut self, data: &bytes::Bytes, sync: bool) -> Result<(), StoreError> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
+        let mut file = f
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
+        let (data, abs, offset) = (data.clone(), f.abs.clone(), f.bytes);
+        let (file, result) = blocking(move || {
+            let r = file
+                .write_all(&data)
+                .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+            if r.is_err() {
+                use std::io::Seek;
+                let _ = file
+                    .set_len(offset)
+                    .and_then(|()| file.seek(std::io::SeekFrom::Start(offset)));
+            }
+            Ok((
+                file,
+                r.map_err(|e| StoreError::io(format!("writing {}", abs.display()), e)),
+            ))
+        })
+        .await?;
+        f.file = Some(file);
+        result
     }
 
     async fn start_file(
