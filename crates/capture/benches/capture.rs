@@ -20,20 +20,7 @@ use reallive_capture::{CameraCapture, CaptureOptions, TestPattern};
 use reallive_core::frame_channel;
 use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
 
-/// Process CPU time (user + system, all threads).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let f: Vec<u64> = rest
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .map(|x| x.parse().unwrap())
-        .collect();
-    // USER_HZ is 100 on every Linux this runs on.
-    Duration::from_millis((f[0] + f[1]) * 10)
-}
+use reallive_test_support::process_cpu_time as cpu_time;
 
 /// Cores used by the test source alone, to separate its cost from the encoder's.
 async fn source_only(pattern: &str, width: u32, height: u32, secs: u64) -> f64 {

@@ -16,17 +16,7 @@ use reallive_store::{Store, StoreConfig, TimeRange};
 const SEC: i64 = 1_000_000_000;
 const T0: i64 = 1_763_700_000 * SEC;
 
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<u64> = rest
-        .split(' ')
-        .skip(11)
-        .take(2)
-        .map(|x| x.parse().unwrap())
-        .collect();
-    Duration::from_millis((f[0] + f[1]) * 10)
-}
+use reallive_test_support::process_cpu_time as cpu_time;
 
 /// Parameter sets from a real x264 stream.
 fn params() -> Arc<CodecParameters> {

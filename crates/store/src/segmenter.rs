@@ -266,15 +266,7 @@ mod tests {
 
     /// `n` frames at 30 fps with a keyframe every 10, cycling the clip.
     fn frames(n: usize) -> Vec<EncodedFrame> {
-        let c = clip();
-        (0..n)
-            .map(|i| {
-                let mut f = c[i % 30].clone();
-                f.pts_90k = i as i64 * 3000;
-                f.dts_90k = f.pts_90k;
-                f
-            })
-            .collect()
+        reallive_test_support::clip::cycled(&clip(), n, 3000)
     }
 
     #[derive(Debug, PartialEq)]

@@ -17,14 +17,7 @@ const T0: i64 = 1_763_700_000 * SEC;
 fn frames(n: usize) -> Vec<EncodedFrame> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/ball-160x120-30f.h264");
     let clip = reallive_test_support::clip::annex_b_frames(&path, Codec::H264, 0, 3000);
-    (0..n)
-        .map(|i| {
-            let mut f = clip[i % 30].clone();
-            f.pts_90k = i as i64 * 3000;
-            f.dts_90k = f.pts_90k;
-            f
-        })
-        .collect()
+    reallive_test_support::clip::cycled(&clip, n, 3000)
 }
 
 fn config(dir: &Path) -> StoreConfig {

@@ -42,3 +42,16 @@ pub fn annex_b_frames(
         })
         .collect()
 }
+
+/// `n` frames cycled from `clip` (which must start on a keyframe), re-stamped
+/// `step_90k` apart from zero: a long stream from a short real clip.
+pub fn cycled(clip: &[EncodedFrame], n: usize, step_90k: u32) -> Vec<EncodedFrame> {
+    (0..n)
+        .map(|i| {
+            let mut f = clip[i % clip.len()].clone();
+            f.pts_90k = i as i64 * i64::from(step_90k);
+            f.dts_90k = f.pts_90k;
+            f
+        })
+        .collect()
+}
