@@ -388,24 +388,36 @@ impl Store {
         uri_prefix: &str,
     ) -> Result<String, StoreError> {
         let metas = self.recordings_meta(camera, range).await?;
-        let missing = {
+        let missing: Vec<i64> = {
             let mut cache = self
                 .inner
                 .playlists
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            metas.iter().any(|m| cache.get(m.id, m.bytes).is_none())
+            metas
+                .iter()
+                .filter(|m| cache.get(m.id, m.bytes).is_none())
+                .map(|m| m.id)
+                .collect()
         };
-        if missing {
-            // One query for the range fills every gap (cold start, the open
-            // file, or evicted entries).
-            let full = self.recordings(camera, range).await?;
+        // Usually only the open file (its size changes every fragment):
+        // fetch just those rows. A cold start reads the range in one query.
+        let fetched = if missing.len() <= 4 {
+            let mut rows = Vec::with_capacity(missing.len());
+            for id in &missing {
+                rows.extend(self.recording(*id).await?);
+            }
+            rows
+        } else {
+            self.recordings(camera, range).await?
+        };
+        if !fetched.is_empty() {
             let mut cache = self
                 .inner
                 .playlists
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            for r in full {
+            for r in fetched {
                 if cache.get(r.id, r.bytes).is_none() {
                     cache.insert(r.id, r.bytes, Arc::new(r.fragments));
                 }
@@ -799,14 +811,33 @@ impl Store {
 
         // 2b. A closed file whose size no longer matches its row was cut
         // short (a disk that lost writes): rescan it like an open one.
-        let sizes = sqlx::query(concat!("SELECT ", recording_columns!(), " FROM recordings"))
+        // Only sizes are compared, in one trip to the blocking pool; the
+        // fragment tables are read just for the files that need repair.
+        let sizes: Vec<(i64, String, u64)> = sqlx::query("SELECT id, path, bytes FROM recordings")
             .fetch_all(pool)
-            .await?;
-        for row in &sizes {
-            let rec = row_to_recording(row)?;
-            let abs = self.inner.root.join(&rec.path);
-            let len = blocking(move || Ok(fs::metadata(&abs).map(|m| m.len()).ok())).await?;
-            if len.is_some_and(|l| l != rec.bytes) {
+            .await?
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("path")?,
+                    r.try_get::<i64, _>("bytes")? as u64,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let root = self.inner.root.clone();
+        let changed: Vec<i64> = blocking(move || {
+            Ok(sizes
+                .into_iter()
+                .filter(|(_, path, bytes)| {
+                    fs::metadata(root.join(path)).is_ok_and(|m| m.len() != *bytes)
+                })
+                .map(|(id, _, _)| id)
+                .collect())
+        })
+        .await?;
+        for id in changed {
+            if let Some(rec) = self.recording(id).await? {
                 self.repair(rec, &mut report).await?;
             }
         }
