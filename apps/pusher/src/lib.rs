@@ -76,7 +76,7 @@ pub async fn run(config: PusherConfig, shutdown: CancellationToken) -> anyhow::R
         written = &mut writer => {
             // Enough media, or the source ended and closed the channel.
             let dropped = running.stats().dropped();
-            drop(running);
+            running.stop().await;
             let summary = written.context("file writer panicked")??;
             return Ok(RunSummary { file: summary, encoder, dropped });
         }
@@ -87,7 +87,7 @@ pub async fn run(config: PusherConfig, shutdown: CancellationToken) -> anyhow::R
     // writer finishes the file with what it has.
     stop.store(true, Ordering::Relaxed);
     let dropped = running.stats().dropped();
-    drop(running);
+    running.stop().await;
     let written = writer.await.context("file writer panicked")?;
     capture_result.map_err(anyhow::Error::from)?;
     Ok(RunSummary {

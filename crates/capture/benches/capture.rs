@@ -88,7 +88,7 @@ async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, 
     );
     assert!(latency.count() > latency_before, "no frames measured");
     let name = format!("{} {width}x{height}@30, {pattern}", running.encoder());
-    drop(running);
+    running.stop().await;
     let marks = reader.await.unwrap();
     let window: Vec<_> = marks.iter().filter(|(t, _, _)| *t >= warm).collect();
     let (first, last) = (window.first().unwrap(), window.last().unwrap());

@@ -366,20 +366,43 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Stops the pipeline and waits until it has reached `Null`: streaming
+    /// threads joined, RTSP torn down. Prefer this to dropping at the end of
+    /// a program, so nothing is left for the runtime's shutdown.
+    pub async fn stop(self) {
+        self.bus_task.abort();
+        let guard = NullOnDrop(Some(self.pipeline.clone()));
+        let _ = tokio::task::spawn_blocking(move || drop(guard)).await;
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.bus_task.abort();
-        let pipeline = self.pipeline.clone();
+        let guard = NullOnDrop(Some(self.pipeline.clone()));
         // Going to NULL joins the streaming threads and, for RTSP, sends a
-        // TEARDOWN: keep that off the async workers when there are some.
-        let stop = move || {
-            let _ = pipeline.set_state(gst::State::Null);
-        };
+        // TEARDOWN: keep that off the async workers when there are some. If
+        // the runtime shuts down before the blocking task runs, the closure
+        // is dropped instead, and the guard still stops the pipeline there.
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
-                rt.spawn_blocking(stop);
+                rt.spawn_blocking(move || drop(guard));
             }
-            Err(_) => stop(),
+            Err(_) => drop(guard),
+        }
+    }
+}
+
+/// Sets the pipeline to `Null` when dropped, wherever that happens. A
+/// pipeline must never be disposed of while it is playing: GStreamer aborts
+/// the process.
+struct NullOnDrop(Option<gst::Pipeline>);
+
+impl Drop for NullOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.set_state(gst::State::Null);
         }
     }
 }

@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
             () = stop.cancelled() => break,
         }
     }
-    drop(running);
+    running.stop().await;
     for id in session.finish().await? {
         if let Some(rec) = store.recording(id).await? {
             print(&rec);
