@@ -1,167 +1,113 @@
 //! Who may do what in RealLive.
 //!
-//! Users have one [`Role`]; cameras grant users a [`Permission`]. This crate
-//! will also own argon2id password hashing, JWT issue/verify, stream keys
-//! and the axum extractors (see ARCHITECTURE.md, "Auth"); today it holds
-//! the vocabulary both the API and the signaling hub decide with.
+//! - [`Role`] and [`Permission`]: the vocabulary. Admins do everything;
+//!   operators create cameras; viewers see what they are granted. Grants
+//!   are levels: `control` includes `playback` includes `view`.
+//! - [`PasswordHasher`]: argon2id in PHC strings.
+//! - [`TokenKeys`] and [`Claims`]: HS256 session tokens.
+//! - [`generate_stream_key`] and friends: publisher keys, stored hashed,
+//!   compared in constant time.
+//! - [`RateLimiter`]: sans-IO GCRA, for logins.
+//! - [`validate`]: the input rules for usernames, emails, passwords and
+//!   camera names.
+//! - [`Accounts`]: users, cameras, grants and sessions in SQLite, read from
+//!   an in-memory [`Snapshot`]. See `docs/design/auth.md`.
+//! - [`Secret`]: anything that must never reach a log line.
 //!
 //! # Threading
 //!
-//! Pure values; no I/O.
+//! Hashing and verifying passwords take tens of milliseconds of CPU: call
+//! them on a blocking thread. [`Accounts`] reads are lock-free snapshot
+//! lookups; its writes are async (sqlx runs SQLite on its own threads).
+//! Everything else is pure.
 //!
 //! # Example
 //!
 //! ```
-//! use reallive_auth::{Permission, Role};
+//! use reallive_auth::{Claims, PasswordHasher, PasswordParams, Permission, Role, TokenKeys};
 //!
-//! let role: Role = "operator".parse()?;
-//! assert!(role.can_manage_cameras());
+//! let hasher = PasswordHasher::new(PasswordParams::cheap())?;
+//! let phc = hasher.hash("correct horse battery")?;
+//! assert!(hasher.verify(&phc, "correct horse battery"));
+//!
+//! let keys = TokenKeys::new(&[42u8; 32])?;
+//! let claims = Claims { sub: 1, role: Role::Admin, ver: 0, iat: 0, exp: 60 };
+//! let token = keys.issue(&claims);
+//! assert_eq!(keys.verify(&token, 30).unwrap(), claims);
 //! assert!(Permission::Control.includes(Permission::View));
 //! # Ok::<(), reallive_auth::AuthError>(())
 //! ```
 
-use std::fmt;
-use std::str::FromStr;
+pub mod accounts;
+mod password;
+mod ratelimit;
+mod roles;
+mod secret;
+mod stream_key;
+mod token;
+pub mod validate;
 
 use reallive_core::ErrorKind;
 
-/// Errors from auth decisions and parsing.
+pub use accounts::{
+    Accounts, Camera, CameraStatus, CameraUpdate, Grant, NewUser, Snapshot, User, UserUpdate,
+};
+pub use password::{PasswordHasher, PasswordParams};
+pub use ratelimit::{RateLimit, RateLimiter};
+pub use roles::{Permission, Role};
+pub use secret::{Secret, random_bytes, random_token};
+pub use stream_key::{STREAM_KEY_PREFIX, generate_stream_key, stream_key_hash, stream_key_matches};
+pub use token::{Claims, MIN_SECRET_BYTES, TokenError, TokenKeys};
+
+/// Errors from auth decisions, the accounts database and parsing.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {
-    /// An unknown role or permission name.
+    /// An unknown role, permission or status name.
     #[error("unknown {what} '{value}'")]
     Unknown {
-        /// "role" or "permission".
+        /// "role", "permission" or "camera status".
         what: &'static str,
         /// The value given.
         value: String,
     },
+    /// Input that breaks a rule; the message says which, safe to show.
+    #[error("{0}")]
+    Invalid(String),
+    /// Would duplicate a unique name or break an invariant (the last admin).
+    #[error("{0}")]
+    Conflict(String),
+    /// No such user, camera or grant.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A token was refused.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// A bug or an unexpected state; the message is for the log only.
+    #[error("{0}")]
+    Internal(String),
+    /// The accounts database failed.
+    #[error("accounts database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The accounts database could not be migrated.
+    #[error("accounts database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
 impl AuthError {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            AuthError::Unknown { .. } => ErrorKind::InvalidArgument,
+            AuthError::Unknown { .. } | AuthError::Invalid(_) => ErrorKind::InvalidArgument,
+            AuthError::Conflict(_) => ErrorKind::AlreadyExists,
+            AuthError::NotFound(_) => ErrorKind::NotFound,
+            AuthError::Token(_) => ErrorKind::Unauthenticated,
+            AuthError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
+                ErrorKind::Unavailable
+            }
+            AuthError::Internal(_) | AuthError::Database(_) | AuthError::Migrate(_) => {
+                ErrorKind::Internal
+            }
         }
-    }
-}
-
-/// A user's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Role {
-    /// Sees only cameras granted to them.
-    Viewer,
-    /// Creates and runs cameras.
-    Operator,
-    /// Everything, including users.
-    Admin,
-}
-
-impl Role {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Whether this role may create cameras.
-    pub fn can_manage_cameras(self) -> bool {
-        self >= Role::Operator
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = AuthError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Role::Viewer, Role::Operator, Role::Admin]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| AuthError::Unknown {
-                what: "role",
-                value: s.to_string(),
-            })
-    }
-}
-
-/// What a grant lets a user do with one camera. Each level includes the
-/// ones below it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Permission {
-    /// Watch live.
-    View,
-    /// Watch recordings and export clips.
-    Playback,
-    /// Change settings, trigger recording.
-    Control,
-}
-
-impl Permission {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::View => "view",
-            Permission::Playback => "playback",
-            Permission::Control => "control",
-        }
-    }
-
-    /// Whether holding `self` allows `needed`.
-    pub fn includes(self, needed: Permission) -> bool {
-        self >= needed
-    }
-}
-
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Permission {
-    type Err = AuthError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Permission::View, Permission::Playback, Permission::Control]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| AuthError::Unknown {
-                what: "permission",
-                value: s.to_string(),
-            })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_round_trip_and_order() {
-        for r in [Role::Viewer, Role::Operator, Role::Admin] {
-            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
-        }
-        for p in [Permission::View, Permission::Playback, Permission::Control] {
-            assert_eq!(p.as_str().parse::<Permission>().unwrap(), p);
-        }
-        assert!(!Role::Viewer.can_manage_cameras());
-        assert!(Role::Admin.can_manage_cameras());
-        assert!(Permission::Playback.includes(Permission::View));
-        assert!(!Permission::View.includes(Permission::Playback));
-        assert_eq!(
-            "root".parse::<Role>().unwrap_err().kind(),
-            ErrorKind::InvalidArgument
-        );
     }
 }

@@ -16,6 +16,11 @@ pub enum ErrorKind {
     Unavailable,
     /// The caller is not allowed to do this.
     PermissionDenied,
+    /// The caller did not prove who they are, or the proof is no longer
+    /// valid (a missing, expired or revoked token; a wrong password).
+    Unauthenticated,
+    /// The thing to create exists already (a username, a camera name).
+    AlreadyExists,
     /// A limit was hit: disk, memory, a queue, a rate limit.
     ResourceExhausted,
     /// A bug or an unexpected state inside RealLive.
@@ -30,6 +35,8 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::Unauthenticated => "unauthenticated",
+            ErrorKind::AlreadyExists => "already_exists",
             ErrorKind::ResourceExhausted => "resource_exhausted",
             ErrorKind::Internal => "internal",
         }

@@ -56,6 +56,53 @@ impl From<SystemTime> for UtcNs {
     }
 }
 
+/// Civil date (year, month, day) and time of day from Unix seconds (UTC).
+pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Howard Hinnant's days_from_civil inverse.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    (
+        y,
+        m,
+        d,
+        (tod / 3600) as u32,
+        (tod / 60 % 60) as u32,
+        (tod % 60) as u32,
+    )
+}
+
+/// `2026-11-21T16:38:12.123Z`, for playlists and logs.
+pub fn rfc3339_ms(utc_ns: i64) -> String {
+    let secs = utc_ns.div_euclid(1_000_000_000);
+    let ms = utc_ns.rem_euclid(1_000_000_000) / 1_000_000;
+    let (y, mo, d, h, mi, s) = civil(secs);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+}
+
+/// Unix seconds from a civil date and time of day (UTC); the inverse of
+/// [`civil`]. Fields are not range-checked.
+pub fn unix_from_civil(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> i64 {
+    // Howard Hinnant's days_from_civil.
+    let y2 = if mo <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + h * 3600 + mi * 60 + s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,6 +28,8 @@ pub fn status_for(kind: ErrorKind) -> (u16, &'static str) {
         ErrorKind::NotFound => 404,
         ErrorKind::InvalidArgument => 400,
         ErrorKind::PermissionDenied => 403,
+        ErrorKind::Unauthenticated => 401,
+        ErrorKind::AlreadyExists => 409,
         ErrorKind::ResourceExhausted => 429,
         ErrorKind::Unavailable => 503,
         _ => 500,

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use reallive_core::Codec;
+pub use reallive_core::time::rfc3339_ms;
+use reallive_core::time::{civil, unix_from_civil};
 
 use crate::StoreError;
 use crate::fragment::FragmentEntry;
@@ -136,39 +138,6 @@ pub fn validate_camera(name: &str) -> Result<(), StoreError> {
     }
 }
 
-/// Civil date (year, month, day) and time of day from Unix seconds (UTC).
-fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400);
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = if m <= 2 { y + 1 } else { y };
-    (
-        y,
-        m,
-        d,
-        (tod / 3600) as u32,
-        (tod / 60 % 60) as u32,
-        (tod % 60) as u32,
-    )
-}
-
-/// `2026-11-21T16:38:12.123Z`, for playlists and logs.
-pub fn rfc3339_ms(utc_ns: i64) -> String {
-    let secs = utc_ns.div_euclid(1_000_000_000);
-    let ms = utc_ns.rem_euclid(1_000_000_000) / 1_000_000;
-    let (y, mo, d, h, mi, s) = civil(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
-}
-
 /// `<camera>/<YYYY>/<MM>/<DD>/<YYYYMMDD>T<HHMMSS>.<mmm>Z` plus `suffix`, `.mp4`.
 pub(crate) fn file_path(camera: &str, start_utc_ns: i64, suffix: u32) -> PathBuf {
     let secs = start_utc_ns.div_euclid(1_000_000_000);
@@ -202,15 +171,8 @@ pub(crate) fn start_from_file_name(name: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
-    // days_from_civil
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if mo > 2 { mo - 3 } else { mo + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + s) * 1000 + ms) * 1_000_000)
+    let secs = unix_from_civil(y, mo, d, h, mi, s);
+    Some((secs * 1000 + ms) * 1_000_000)
 }
 
 #[cfg(test)]

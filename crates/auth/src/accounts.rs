@@ -1,0 +1,920 @@
+//! The accounts database: users, cameras, grants and streaming sessions,
+//! in SQLite through sqlx.
+//!
+//! Reads come from an in-memory [`Snapshot`] and do no I/O. Each write is
+//! one transaction, after which the snapshot is reloaded before the call
+//! returns; writes and reloads are serialised, so an older reload never
+//! replaces a newer one. Another process writing the same file (the
+//! `user` admin subcommands) is noticed within a second through
+//! `PRAGMA data_version`. See `docs/design/auth.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Connection as _, SqliteConnection};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::stream_key::{generate_stream_key, stream_key_matches};
+use crate::{AuthError, Permission, Role, Secret, validate};
+
+/// File name of the accounts database inside the data dir.
+pub const ACCOUNTS_FILE: &str = "accounts.sqlite";
+
+/// How often another process's writes are looked for.
+const EXTERNAL_POLL: Duration = Duration::from_secs(1);
+
+/// A user as the API shows it: no password hash.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct User {
+    /// Stable id.
+    pub id: i64,
+    /// Unique, case-insensitively.
+    pub username: String,
+    /// Unique, case-insensitively.
+    pub email: String,
+    /// What the user may do globally.
+    pub role: Role,
+    /// Bumped by a password change; tokens carry it.
+    #[serde(skip)]
+    pub token_version: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A camera's streaming state, set by the live path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraStatus {
+    /// No publisher.
+    Offline,
+    /// A publisher is connected, no media yet.
+    Online,
+    /// Media is flowing.
+    Streaming,
+}
+
+impl CameraStatus {
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraStatus::Offline => "offline",
+            CameraStatus::Online => "online",
+            CameraStatus::Streaming => "streaming",
+        }
+    }
+}
+
+impl FromStr for CameraStatus {
+    type Err = AuthError;
+    fn from_str(s: &str) -> Result<Self, AuthError> {
+        [
+            CameraStatus::Offline,
+            CameraStatus::Online,
+            CameraStatus::Streaming,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .ok_or_else(|| AuthError::Unknown {
+            what: "camera status",
+            value: s.to_string(),
+        })
+    }
+}
+
+/// A camera as the API shows it: no stream key hash.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Camera {
+    /// Stable id.
+    pub id: i64,
+    /// The user who created it.
+    pub owner_id: i64,
+    /// Unique; 1-64 characters, stored exactly as given.
+    pub name: String,
+    /// Free text such as `1280x720`.
+    pub resolution: Option<String>,
+    /// Streaming state.
+    pub status: CameraStatus,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// One user's grant on one camera.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Grant {
+    /// The user granted.
+    pub user_id: i64,
+    /// Their username, for display.
+    pub username: String,
+    /// The level granted.
+    pub permission: Permission,
+}
+
+/// What to create a user with. The password is already hashed: hashing is
+/// the caller's blocking work.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// Checked against [`validate::username`].
+    pub username: String,
+    /// Checked against [`validate::email`].
+    pub email: String,
+    /// A PHC string.
+    pub password_hash: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// Changes to a user; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct UserUpdate {
+    /// New email.
+    pub email: Option<String>,
+    /// New role. Refused if it would leave no admin.
+    pub role: Option<Role>,
+    /// New PHC string; also revokes every token issued before.
+    pub password_hash: Option<String>,
+}
+
+/// Changes to a camera; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct CameraUpdate {
+    /// New name.
+    pub name: Option<String>,
+    /// New resolution; `Some(None)` clears it.
+    pub resolution: Option<Option<String>>,
+}
+
+#[derive(Clone, Debug)]
+struct UserRow {
+    user: User,
+    password_hash: String,
+}
+
+/// An immutable view of every table, as of the last write or reload.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    users: BTreeMap<i64, UserRow>,
+    by_name: HashMap<String, i64>,
+    cameras: BTreeMap<i64, Camera>,
+    key_hashes: HashMap<i64, Vec<u8>>,
+    /// camera -> user -> level
+    grants: HashMap<i64, BTreeMap<i64, Permission>>,
+    /// user -> camera -> level
+    grants_by_user: HashMap<i64, BTreeMap<i64, Permission>>,
+}
+
+impl Snapshot {
+    /// The user with `id`.
+    pub fn user(&self, id: i64) -> Option<&User> {
+        self.users.get(&id).map(|r| &r.user)
+    }
+
+    /// The user named `name`, case-insensitively, with their password hash.
+    pub fn user_by_name(&self, name: &str) -> Option<(&User, &str)> {
+        let id = self.by_name.get(&name.to_ascii_lowercase())?;
+        self.users
+            .get(id)
+            .map(|r| (&r.user, r.password_hash.as_str()))
+    }
+
+    /// Every user, by id.
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values().map(|r| &r.user)
+    }
+
+    /// The camera with `id`, whoever may see it.
+    pub fn camera(&self, id: i64) -> Option<&Camera> {
+        self.cameras.get(&id)
+    }
+
+    /// The camera named `name`.
+    pub fn camera_by_name(&self, name: &str) -> Option<&Camera> {
+        self.cameras.values().find(|c| c.name == name)
+    }
+
+    /// Every camera, by id.
+    pub fn cameras(&self) -> impl Iterator<Item = &Camera> {
+        self.cameras.values()
+    }
+
+    /// What `user` may do with `camera`: `None` if they may not even see
+    /// it. Admins and owners hold [`Permission::Control`].
+    pub fn access(&self, user: &User, camera: &Camera) -> Option<Permission> {
+        if user.role == Role::Admin || camera.owner_id == user.id {
+            return Some(Permission::Control);
+        }
+        self.grants
+            .get(&camera.id)
+            .and_then(|g| g.get(&user.id))
+            .copied()
+    }
+
+    /// Whether `user` may change or delete `camera`, its key and grants.
+    pub fn may_manage(&self, user: &User, camera: &Camera) -> bool {
+        user.role == Role::Admin || camera.owner_id == user.id
+    }
+
+    /// The cameras `user` may see, by id.
+    pub fn visible_cameras<'a>(&'a self, user: &'a User) -> impl Iterator<Item = &'a Camera> {
+        let granted = self.grants_by_user.get(&user.id);
+        self.cameras.values().filter(move |c| {
+            user.role == Role::Admin
+                || c.owner_id == user.id
+                || granted.is_some_and(|g| g.contains_key(&c.id))
+        })
+    }
+
+    /// The grants on `camera`, by user id.
+    pub fn grants(&self, camera: i64) -> Vec<Grant> {
+        self.grants
+            .get(&camera)
+            .into_iter()
+            .flatten()
+            .filter_map(|(uid, p)| {
+                Some(Grant {
+                    user_id: *uid,
+                    username: self.user(*uid)?.username.clone(),
+                    permission: *p,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `key` is `camera`'s current stream key (constant time).
+    pub fn stream_key_matches(&self, camera: i64, key: &str) -> bool {
+        self.key_hashes
+            .get(&camera)
+            .is_some_and(|h| stream_key_matches(key, h))
+    }
+}
+
+/// The accounts database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: SqlitePool,
+    path: PathBuf,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Serialises writes with reloads.
+    write: tokio::sync::Mutex<()>,
+    stop: CancellationToken,
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Accounts change rarely and matter: a committed user or key must
+        // survive power loss.
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+}
+
+impl Accounts {
+    /// Opens (creating and migrating if needed) `data_dir/accounts.sqlite`
+    /// and loads the snapshot. Starts the watcher for other processes'
+    /// writes, which stops at [`close`](Self::close).
+    pub async fn open(data_dir: &Path) -> Result<Accounts, AuthError> {
+        tokio::fs::create_dir_all(data_dir)
+            .await
+            .map_err(|e| AuthError::Internal(format!("creating {}: {e}", data_dir.display())))?;
+        let path = data_dir.join(ACCOUNTS_FILE);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(connect_options(&path))
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        let accounts = Accounts {
+            inner: Arc::new(Inner {
+                pool,
+                path,
+                snapshot: RwLock::new(Arc::default()),
+                write: tokio::sync::Mutex::new(()),
+                stop: CancellationToken::new(),
+            }),
+        };
+        {
+            let _w = accounts.inner.write.lock().await;
+            accounts.reload().await?;
+        }
+        accounts.spawn_watcher().await?;
+        Ok(accounts)
+    }
+
+    /// Stops the watcher and closes the database cleanly.
+    pub async fn close(&self) {
+        self.inner.stop.cancel();
+        self.inner.pool.close().await;
+    }
+
+    /// The current snapshot. Hold it briefly; it does not change under you.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        // A poisoned lock only means a panic elsewhere mid-swap of an Arc,
+        // which cannot leave it torn.
+        match self.inner.snapshot.read() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Whether no user exists yet (first start).
+    pub fn is_empty(&self) -> bool {
+        self.snapshot().users.is_empty()
+    }
+
+    async fn reload(&self) -> Result<(), AuthError> {
+        let pool = &self.inner.pool;
+        type UserTuple = (i64, String, String, String, String, i64, i64);
+        let users: Vec<UserTuple> = sqlx::query_as(
+            "SELECT id, username, email, password_hash, role, token_version, created_at FROM users",
+        )
+        .fetch_all(pool)
+        .await?;
+        type CameraRow = (i64, i64, String, Option<String>, String, Vec<u8>, i64);
+        let cameras: Vec<CameraRow> =
+            sqlx::query_as(
+                "SELECT id, owner_id, name, resolution, status, stream_key_hash, created_at FROM cameras",
+            )
+            .fetch_all(pool)
+            .await?;
+        let grants: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT user_id, camera_id, permission FROM camera_grants")
+                .fetch_all(pool)
+                .await?;
+        let mut snap = Snapshot::default();
+        for (id, username, email, password_hash, role, token_version, created_at) in users {
+            snap.by_name.insert(username.to_ascii_lowercase(), id);
+            snap.users.insert(
+                id,
+                UserRow {
+                    user: User {
+                        id,
+                        username,
+                        email,
+                        role: role.parse()?,
+                        token_version,
+                        created_at,
+                    },
+                    password_hash,
+                },
+            );
+        }
+        for (id, owner_id, name, resolution, status, key_hash, created_at) in cameras {
+            snap.key_hashes.insert(id, key_hash);
+            snap.cameras.insert(
+                id,
+                Camera {
+                    id,
+                    owner_id,
+                    name,
+                    resolution,
+                    status: status.parse()?,
+                    created_at,
+                },
+            );
+        }
+        for (user, camera, permission) in grants {
+            let p: Permission = permission.parse()?;
+            snap.grants.entry(camera).or_default().insert(user, p);
+            snap.grants_by_user
+                .entry(user)
+                .or_default()
+                .insert(camera, p);
+        }
+        let snap = Arc::new(snap);
+        match self.inner.snapshot.write() {
+            Ok(mut s) => *s = snap,
+            Err(p) => *p.into_inner() = snap,
+        }
+        Ok(())
+    }
+
+    async fn spawn_watcher(&self) -> Result<(), AuthError> {
+        let mut conn = SqliteConnection::connect_with(&connect_options(&self.inner.path)).await?;
+        let mut seen: i64 = sqlx::query_scalar("PRAGMA data_version")
+            .fetch_one(&mut conn)
+            .await?;
+        let weak = Arc::downgrade(&self.inner);
+        let stop = self.inner.stop.clone();
+        let span = tracing::info_span!("accounts-watcher");
+        tokio::spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => break,
+                        () = tokio::time::sleep(EXTERNAL_POLL) => {}
+                    }
+                    let Some(inner) = weak.upgrade() else { break };
+                    let v: i64 = match sqlx::query_scalar("PRAGMA data_version")
+                        .fetch_one(&mut conn)
+                        .await
+                    {
+                        Ok(v) => v,
+                        Err(e) => {
+                            tracing::warn!("checking for outside changes: {e}");
+                            continue;
+                        }
+                    };
+                    if v != seen {
+                        seen = v;
+                        let accounts = Accounts { inner };
+                        let _w = accounts.inner.write.lock().await;
+                        if let Err(e) = accounts.reload().await {
+                            tracing::warn!("reloading accounts: {e}");
+                        }
+                    }
+                }
+                let _ = conn.close().await;
+            }
+            .instrument(span),
+        );
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction, then reloads the snapshot.
+    async fn write<T, F>(&self, f: F) -> Result<T, AuthError>
+    where
+        F: for<'c> FnOnce(
+            &'c mut SqliteConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, AuthError>> + Send + 'c>,
+        >,
+    {
+        let _w = self.inner.write.lock().await;
+        let mut tx = self.inner.pool.begin().await?;
+        let out = f(&mut tx).await?;
+        tx.commit().await?;
+        self.reload().await?;
+        Ok(out)
+    }
+
+    /// Creates a user.
+    pub async fn create_user(&self, new: NewUser) -> Result<User, AuthError> {
+        validate::username(&new.username)?;
+        validate::email(&new.email)?;
+        let created_at = now_unix();
+        let id = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let r = sqlx::query(
+                        "INSERT INTO users (username, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(&new.username)
+                    .bind(&new.email)
+                    .bind(&new.password_hash)
+                    .bind(new.role.as_str())
+                    .bind(created_at)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(conflict)?;
+                    Ok(r.last_insert_rowid())
+                })
+            })
+            .await?;
+        self.user_or_missing(id)
+    }
+
+    fn user_or_missing(&self, id: i64) -> Result<User, AuthError> {
+        self.snapshot()
+            .user(id)
+            .cloned()
+            .ok_or(AuthError::NotFound("user"))
+    }
+
+    fn camera_or_missing(&self, id: i64) -> Result<Camera, AuthError> {
+        self.snapshot()
+            .camera(id)
+            .cloned()
+            .ok_or(AuthError::NotFound("camera"))
+    }
+
+    /// Changes a user. A new password hash bumps the token version.
+    pub async fn update_user(&self, id: i64, update: UserUpdate) -> Result<User, AuthError> {
+        if let Some(e) = &update.email {
+            validate::email(e)?;
+        }
+        self.write(move |c| {
+            Box::pin(async move {
+                let role: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM users WHERE id = ?")
+                        .bind(id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                let role: Role = role.ok_or(AuthError::NotFound("user"))?.parse()?;
+                if role == Role::Admin && update.role.is_some_and(|r| r != Role::Admin) {
+                    last_admin_guard(c, id).await?;
+                }
+                sqlx::query(
+                    "UPDATE users SET email = COALESCE(?, email), role = COALESCE(?, role),
+                     password_hash = COALESCE(?, password_hash),
+                     token_version = token_version + (? IS NOT NULL) WHERE id = ?",
+                )
+                .bind(update.email.as_deref())
+                .bind(update.role.map(Role::as_str))
+                .bind(update.password_hash.as_deref())
+                .bind(update.password_hash.as_deref())
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(conflict)?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.user_or_missing(id)
+    }
+
+    /// Deletes a user and their grants. Refused for the last admin, and for
+    /// a user who still owns cameras.
+    pub async fn delete_user(&self, id: i64) -> Result<(), AuthError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let role: Option<String> =
+                    sqlx::query_scalar("SELECT role FROM users WHERE id = ?")
+                        .bind(id)
+                        .fetch_optional(&mut *c)
+                        .await?;
+                let role: Role = role.ok_or(AuthError::NotFound("user"))?.parse()?;
+                if role == Role::Admin {
+                    last_admin_guard(c, id).await?;
+                }
+                let owned: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM cameras WHERE owner_id = ?")
+                        .bind(id)
+                        .fetch_one(&mut *c)
+                        .await?;
+                if owned > 0 {
+                    return Err(AuthError::Conflict(format!(
+                        "the user owns {owned} camera(s); delete them first"
+                    )));
+                }
+                sqlx::query("DELETE FROM users WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Creates a camera owned by `owner`. The stream key is returned here
+    /// and never again.
+    pub async fn create_camera(
+        &self,
+        owner: i64,
+        name: &str,
+        resolution: Option<&str>,
+    ) -> Result<(Camera, Secret), AuthError> {
+        validate::camera_name(name)?;
+        if let Some(r) = resolution {
+            validate::resolution(r)?;
+        }
+        let (key, hash) = generate_stream_key();
+        let (name, resolution) = (name.to_string(), resolution.map(str::to_string));
+        let created_at = now_unix();
+        let id = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let r = sqlx::query(
+                        "INSERT INTO cameras (owner_id, name, resolution, stream_key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                    )
+                    .bind(owner)
+                    .bind(&name)
+                    .bind(resolution.as_deref())
+                    .bind(&hash[..])
+                    .bind(created_at)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(conflict)?;
+                    Ok(r.last_insert_rowid())
+                })
+            })
+            .await?;
+        Ok((self.camera_or_missing(id)?, key))
+    }
+
+    /// Renames a camera or changes its resolution.
+    pub async fn update_camera(&self, id: i64, update: CameraUpdate) -> Result<Camera, AuthError> {
+        if let Some(n) = &update.name {
+            validate::camera_name(n)?;
+        }
+        if let Some(Some(r)) = &update.resolution {
+            validate::resolution(r)?;
+        }
+        self.write(move |c| {
+            Box::pin(async move {
+                let (set_res, res) = match update.resolution {
+                    Some(r) => (true, r),
+                    None => (false, None),
+                };
+                let r = sqlx::query(
+                    "UPDATE cameras SET name = COALESCE(?, name),
+                     resolution = CASE WHEN ? THEN ? ELSE resolution END WHERE id = ?",
+                )
+                .bind(update.name.as_deref())
+                .bind(set_res)
+                .bind(res.as_deref())
+                .bind(id)
+                .execute(&mut *c)
+                .await
+                .map_err(conflict)?;
+                if r.rows_affected() == 0 {
+                    return Err(AuthError::NotFound("camera"));
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        self.camera_or_missing(id)
+    }
+
+    /// Deletes a camera with its grants and sessions.
+    pub async fn delete_camera(&self, id: i64) -> Result<(), AuthError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query("DELETE FROM cameras WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    return Err(AuthError::NotFound("camera"));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Replaces a camera's stream key; the old one stops working when this
+    /// returns.
+    pub async fn regenerate_stream_key(&self, id: i64) -> Result<Secret, AuthError> {
+        let (key, hash) = generate_stream_key();
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query("UPDATE cameras SET stream_key_hash = ? WHERE id = ?")
+                    .bind(&hash[..])
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    return Err(AuthError::NotFound("camera"));
+                }
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(key)
+    }
+
+    /// Sets a camera's streaming state.
+    pub async fn set_camera_status(&self, id: i64, status: CameraStatus) -> Result<(), AuthError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query("UPDATE cameras SET status = ? WHERE id = ?")
+                    .bind(status.as_str())
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    return Err(AuthError::NotFound("camera"));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Grants `user` `permission` on `camera`, replacing any earlier grant.
+    pub async fn grant(
+        &self,
+        camera: i64,
+        user: i64,
+        permission: Permission,
+    ) -> Result<Grant, AuthError> {
+        let snap = self.snapshot();
+        let username = snap
+            .user(user)
+            .map(|u| u.username.clone())
+            .ok_or(AuthError::NotFound("user"))?;
+        snap.camera(camera).ok_or(AuthError::NotFound("camera"))?;
+        drop(snap);
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO camera_grants (user_id, camera_id, permission) VALUES (?, ?, ?)
+                     ON CONFLICT (user_id, camera_id) DO UPDATE SET permission = excluded.permission",
+                )
+                .bind(user)
+                .bind(camera)
+                .bind(permission.as_str())
+                .execute(&mut *c)
+                .await
+                // A user or camera deleted since the check above.
+                .map_err(|e| match e.as_database_error() {
+                    Some(d) if d.is_foreign_key_violation() => AuthError::NotFound("user"),
+                    _ => e.into(),
+                })?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(Grant {
+            user_id: user,
+            username,
+            permission,
+        })
+    }
+
+    /// Removes `user`'s grant on `camera`.
+    pub async fn revoke(&self, camera: i64, user: i64) -> Result<(), AuthError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let r =
+                    sqlx::query("DELETE FROM camera_grants WHERE user_id = ? AND camera_id = ?")
+                        .bind(user)
+                        .bind(camera)
+                        .execute(&mut *c)
+                        .await?;
+                if r.rows_affected() == 0 {
+                    return Err(AuthError::NotFound("grant"));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+/// Refuses if `id` is the only admin.
+async fn last_admin_guard(c: &mut SqliteConnection, id: i64) -> Result<(), AuthError> {
+    let others: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = 'admin' AND id != ?")
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await?;
+    if others == 0 {
+        return Err(AuthError::Conflict("this is the last admin".into()));
+    }
+    Ok(())
+}
+
+/// Turns a unique-constraint failure into a conflict naming the field.
+fn conflict(e: sqlx::Error) -> AuthError {
+    match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => {
+            let m = d.message();
+            let what = if m.contains("users.username") {
+                "that username is taken"
+            } else if m.contains("users.email") {
+                "that email is already registered"
+            } else if m.contains("cameras.name") {
+                "a camera with that name exists"
+            } else {
+                "that already exists"
+            };
+            AuthError::Conflict(what.into())
+        }
+        Some(d) if d.is_foreign_key_violation() => AuthError::NotFound("user"),
+        _ => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_user(name: &str, role: Role) -> NewUser {
+        NewUser {
+            username: name.into(),
+            email: format!("{name}@example.com"),
+            password_hash: "$argon2id$fake".into(),
+            role,
+        }
+    }
+
+    #[tokio::test]
+    async fn writes_show_at_once_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = Accounts::open(dir.path()).await.unwrap();
+        assert!(acc.is_empty());
+        let admin = acc
+            .create_user(new_user("admin", Role::Admin))
+            .await
+            .unwrap();
+        let op = acc
+            .create_user(new_user("oper", Role::Operator))
+            .await
+            .unwrap();
+        let viewer = acc
+            .create_user(new_user("Viewer", Role::Viewer))
+            .await
+            .unwrap();
+        let mut dup = new_user("VIEWER", Role::Viewer);
+        dup.email = "other@example.com".into();
+        let err = acc.create_user(dup).await.unwrap_err();
+        assert!(
+            matches!(err, AuthError::Conflict(ref m) if m.contains("username")),
+            "{err}"
+        );
+
+        let (cam, key) = acc
+            .create_camera(op.id, "'; DROP TABLE users; --", None)
+            .await
+            .unwrap();
+        let snap = acc.snapshot();
+        assert!(snap.stream_key_matches(cam.id, key.expose()));
+        assert_eq!(snap.visible_cameras(&viewer).count(), 0);
+        assert_eq!(snap.visible_cameras(&admin).count(), 1);
+        assert_eq!(snap.access(&op, &cam), Some(Permission::Control));
+        drop(snap);
+
+        acc.grant(cam.id, viewer.id, Permission::Playback)
+            .await
+            .unwrap();
+        let snap = acc.snapshot();
+        assert_eq!(snap.access(&viewer, &cam), Some(Permission::Playback));
+        assert!(!snap.may_manage(&viewer, &cam));
+        drop(snap);
+
+        let key2 = acc.regenerate_stream_key(cam.id).await.unwrap();
+        assert!(!acc.snapshot().stream_key_matches(cam.id, key.expose()));
+        assert!(acc.snapshot().stream_key_matches(cam.id, key2.expose()));
+
+        // The last admin stays.
+        assert!(matches!(
+            acc.delete_user(admin.id).await,
+            Err(AuthError::Conflict(_))
+        ));
+        let demote = UserUpdate {
+            role: Some(Role::Viewer),
+            ..Default::default()
+        };
+        assert!(matches!(
+            acc.update_user(admin.id, demote).await,
+            Err(AuthError::Conflict(_))
+        ));
+        // An owner cannot be deleted out from under their cameras.
+        assert!(matches!(
+            acc.delete_user(op.id).await,
+            Err(AuthError::Conflict(_))
+        ));
+
+        let pw = UserUpdate {
+            password_hash: Some("$argon2id$other".into()),
+            ..Default::default()
+        };
+        let v2 = acc.update_user(viewer.id, pw).await.unwrap();
+        assert_eq!(v2.token_version, viewer.token_version + 1);
+        acc.close().await;
+
+        let acc = Accounts::open(dir.path()).await.unwrap();
+        let snap = acc.snapshot();
+        assert_eq!(snap.users().count(), 3);
+        assert_eq!(snap.camera(cam.id).unwrap().name, "'; DROP TABLE users; --");
+        assert_eq!(snap.grants(cam.id).len(), 1);
+        assert!(snap.stream_key_matches(cam.id, key2.expose()));
+        assert_eq!(snap.user_by_name("viewer").unwrap().0.token_version, 1);
+        drop(snap);
+
+        acc.delete_camera(cam.id).await.unwrap();
+        assert!(acc.snapshot().grants(cam.id).is_empty());
+        acc.delete_user(op.id).await.unwrap();
+        acc.close().await;
+    }
+
+    #[tokio::test]
+    async fn another_process_writes_are_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Accounts::open(dir.path()).await.unwrap();
+        let cli = Accounts::open(dir.path()).await.unwrap();
+        cli.create_user(new_user("later", Role::Viewer))
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while server.snapshot().user_by_name("later").is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "never noticed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cli.close().await;
+        server.close().await;
+    }
+}
