@@ -44,7 +44,9 @@ pub struct User {
     /// Bumped by a password change; tokens carry it.
     #[serde(skip)]
     pub token_version: i64,
-    /// Unix seconds.
+    /// Unix seconds; RFC 3339 on the wire.
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -101,7 +103,9 @@ pub struct Camera {
     pub resolution: Option<String>,
     /// Streaming state.
     pub status: CameraStatus,
-    /// Unix seconds.
+    /// Unix seconds; RFC 3339 on the wire.
+    #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
 
@@ -270,6 +274,13 @@ struct Inner {
     stop: CancellationToken,
 }
 
+/// Unix seconds as RFC 3339, for the wire.
+pub fn rfc3339<S: serde::Serializer>(secs: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&reallive_core::time::rfc3339_ms(
+        secs.saturating_mul(1_000_000_000),
+    ))
+}
+
 fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -297,6 +308,27 @@ impl Accounts {
             .await
             .map_err(|e| AuthError::Internal(format!("creating {}: {e}", data_dir.display())))?;
         let path = data_dir.join(ACCOUNTS_FILE);
+        // Password and key hashes live here: readable by us alone. SQLite
+        // gives the -wal and -shm files the same mode.
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let p = path.clone();
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p);
+            match created {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(AuthError::Internal(format!(
+                        "creating {}: {e}",
+                        p.display()
+                    )));
+                }
+            }
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(connect_options(&path))
@@ -333,6 +365,14 @@ impl Accounts {
             Ok(s) => s.clone(),
             Err(p) => p.into_inner().clone(),
         }
+    }
+
+    /// Whether the database answers a query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.inner.pool)
+            .await
+            .is_ok()
     }
 
     /// Whether no user exists yet (first start).

@@ -1,85 +1,125 @@
 //! The HTTP surface shared by `reallive-server` and `reallive-nvr`.
 //!
-//! One axum router per domain (auth, cameras, recordings and HLS,
-//! signaling, WHIP/WHEP, health and metrics, static UI) will live here.
-//! What exists now:
-//!
+//! - [`router`]: the API, one router per domain under [`routes`] (auth,
+//!   cameras and grants, users, health and metrics), with the 64 KiB body
+//!   limit, optional CORS and the request log.
+//! - [`Server`]: opens the accounts in a data dir, makes the first admin
+//!   and the token secret on first start, binds, and serves until a
+//!   shutdown token fires.
 //! - [`ApiError`]: the one error type handlers return. It maps an
-//!   [`ErrorKind`] to a status in one `match`, logs a 5xx once, and answers
-//!   `{"error": {"code", "message"}}` without echoing paths or internals.
+//!   [`ErrorKind`](reallive_core::ErrorKind) to a status in one `match`,
+//!   logs a 5xx once, and answers `{"error": {"code", "message"}}` without
+//!   echoing paths or internals.
+//! - [`AuthUser`] and [`MediaUser`]: extractors for a signed-in user.
 //! - [`files::serve`]: byte-range file serving for recordings, HLS segments
 //!   and exports, refusing any path that resolves outside its root.
+//! - [`openapi`]: the generated OpenAPI document (`proto/openapi.yaml`).
 //!
 //! # Threading
 //!
-//! Handlers are async and never block: file reads go through `tokio::fs`,
-//! and disk and SQLite work goes to `spawn_blocking` inside the crates
-//! that own it.
+//! Handlers are async and never block: password hashing runs on blocking
+//! threads (one per core at a time), account reads are in-memory
+//! snapshots, SQLite runs on sqlx's own threads, and file reads go through
+//! `tokio::fs`.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use reallive_http::{Server, ServerOptions};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo() -> Result<(), reallive_http::ServerError> {
+//! let server = Server::bind(ServerOptions::new("./data", "127.0.0.1:8080".parse().unwrap())).await?;
+//! if let Some(pw) = server.first_admin_password() {
+//!     eprintln!("admin password: {}", pw.expose());
+//! }
+//! server.run(CancellationToken::new()).await
+//! # }
+//! ```
 
+pub mod config;
+mod error;
+pub mod extract;
 pub mod files;
+mod json;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+mod server;
+mod state;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use reallive_core::ErrorKind;
+use std::time::Instant;
 
-/// The HTTP status and JSON error code for an error of `kind`.
-pub fn status_for(kind: ErrorKind) -> (u16, &'static str) {
-    let status = match kind {
-        ErrorKind::NotFound => 404,
-        ErrorKind::InvalidArgument => 400,
-        ErrorKind::PermissionDenied => 403,
-        ErrorKind::Unauthenticated => 401,
-        ErrorKind::AlreadyExists => 409,
-        ErrorKind::ResourceExhausted => 429,
-        ErrorKind::Unavailable => 503,
-        _ => 500,
-    };
-    (status, kind.code())
-}
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 
-/// An error as the API answers it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    /// Category, which decides the status.
-    pub kind: ErrorKind,
-    /// A message safe to show a client: no paths, SQL or credentials.
-    pub message: String,
-}
+pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
+pub use extract::{AuthUser, MediaUser, PeerIp};
+pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
+pub use server::{Server, ServerError, ServerOptions, open_accounts};
+pub use state::{ApiOptions, ApiState, IceServer};
 
-impl ApiError {
-    /// An error of `kind` with a client-safe `message`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError {
-            kind,
-            message: message.into(),
-        }
+/// The whole API over `state`: every domain router, the body limit, CORS
+/// when configured, JSON 404/405, and the request log.
+pub fn router(state: ApiState) -> Router {
+    let mut app = Router::new()
+        .merge(routes::auth::router())
+        .merge(routes::cameras::router())
+        .merge(routes::users::router())
+        .merge(routes::system::router())
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::with_status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed here",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), observe));
+    if let Some(cors) = cors(&state.options().cors_origins) {
+        app = app.layer(cors);
     }
+    app.with_state(state)
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code) = status_for(self.kind);
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let message = if status.is_server_error() {
-            // Logged here, once; the client gets no internals.
-            tracing::error!(code, message = %self.message, "request failed");
-            "internal error".to_string()
-        } else {
-            self.message
-        };
-        let body = serde_json::json!({ "error": { "code": code, "message": message } });
-        (status, axum::Json(body)).into_response()
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if list.is_empty() {
+        return None;
     }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(list))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_kind_has_a_status() {
-        assert_eq!(status_for(ErrorKind::NotFound), (404, "not_found"));
-        assert_eq!(status_for(ErrorKind::Internal), (500, "internal"));
-        assert_eq!(status_for(ErrorKind::ResourceExhausted).0, 429);
+/// Counts every response and logs it at debug: method and path only. The
+/// query string is never logged, because media URLs carry `?token=`.
+async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let logged = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    state.metrics().request(status);
+    if let Some((method, path)) = logged {
+        tracing::debug!(
+            %method,
+            path,
+            status,
+            us = started.elapsed().as_micros() as u64,
+            "request"
+        );
     }
+    resp
 }

@@ -1,0 +1,6 @@
+//! One router per domain.
+
+pub mod auth;
+pub mod cameras;
+pub mod system;
+pub mod users;

@@ -1,0 +1,95 @@
+//! `/api/health`, `/metrics` and `/api/openapi.json`.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use reallive_auth::Role;
+use serde::Serialize;
+use utoipa::{OpenApi as _, ToSchema};
+
+use crate::error::ErrorBody;
+use crate::extract::PeerIp;
+use crate::{ApiError, ApiJson, ApiState};
+
+/// The system routes.
+pub fn router() -> Router<ApiState> {
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/api/openapi.json", get(openapi))
+}
+
+/// Liveness, with nothing sensitive in it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, or `degraded` when the database does not answer.
+    pub status: &'static str,
+    /// The server's version.
+    pub version: &'static str,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// `ok` or `error`.
+    pub db: &'static str,
+}
+
+/// Health.
+#[utoipa::path(get, path = "/api/health", tag = "system",
+    responses((status = 200, body = Health), (status = 503, body = Health, description = "the database does not answer")))]
+pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
+    let db_ok = state.accounts().ping().await;
+    let body = Health {
+        status: if db_ok { "ok" } else { "degraded" },
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_secs: state.uptime().as_secs(),
+        db: if db_ok { "ok" } else { "error" },
+    };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, ApiJson(body))
+}
+
+/// Prometheus metrics: open on loopback, admins only from elsewhere.
+#[utoipa::path(get, path = "/metrics", tag = "system", security((), ("bearer" = [])),
+    responses(
+        (status = 200, content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+pub async fn metrics(
+    State(state): State<ApiState>,
+    PeerIp(ip): PeerIp,
+    headers: axum::http::HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if !ip.is_some_and(|ip| ip.is_loopback()) {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::unauthenticated("sign in as an admin"))?;
+        let user = state.authenticate(token.trim())?;
+        if user.role != Role::Admin {
+            return Err(ApiError::forbidden("metrics are for admins"));
+        }
+    }
+    let body = state
+        .metrics()
+        .render(&state.accounts().snapshot(), state.uptime().as_secs());
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    ))
+}
+
+/// This API's OpenAPI document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "system",
+    responses((status = 200, content_type = "application/json", body = Object)))]
+pub async fn openapi() -> impl IntoResponse {
+    axum::Json(crate::openapi::ApiDoc::openapi())
+}

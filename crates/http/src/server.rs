@@ -1,0 +1,273 @@
+//! [`Server`]: the API on a socket, over the accounts in a data dir.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use axum::Router;
+use reallive_auth::{
+    Accounts, AuthError, MIN_SECRET_BYTES, NewUser, Role, Secret, TokenKeys, random_token,
+};
+use reallive_core::ErrorKind;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{ApiOptions, ApiState};
+
+/// File holding the generated token secret, mode 0600.
+pub const JWT_SECRET_FILE: &str = "jwt.secret";
+
+/// The first admin's username.
+pub const FIRST_ADMIN: &str = "admin";
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, naming the path or address.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The accounts database or a secret was refused.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+impl ServerError {
+    /// The category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ServerError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable => {
+                    ErrorKind::Unavailable
+                }
+                std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+                _ => ErrorKind::Internal,
+            },
+            ServerError::Auth(e) => e.kind(),
+        }
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+    let what = what.into();
+    move |source| ServerError::Io { what, source }
+}
+
+/// What a server needs.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Databases and secrets.
+    pub data_dir: PathBuf,
+    /// Address to listen on; port 0 picks one.
+    pub listen: SocketAddr,
+    /// The first admin's password; random (and reported once) if `None`.
+    pub admin_password: Option<Secret>,
+    /// Token secret; generated into the data dir if `None`.
+    pub jwt_secret: Option<Secret>,
+    /// API behaviour.
+    pub api: ApiOptions,
+}
+
+impl ServerOptions {
+    /// The defaults, in `data_dir` on `listen`.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        ServerOptions {
+            data_dir: data_dir.into(),
+            listen,
+            admin_password: None,
+            jwt_secret: None,
+            api: ApiOptions::default(),
+        }
+    }
+}
+
+/// A bound, ready server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    state: ApiState,
+    extra: Router,
+    first_admin_password: Option<Secret>,
+}
+
+/// Opens the accounts in `data_dir`, for tools that manage users without
+/// serving (the `user` subcommands).
+pub async fn open_accounts(data_dir: &Path) -> Result<Accounts, ServerError> {
+    Ok(Accounts::open(data_dir).await?)
+}
+
+impl Server {
+    /// Opens the data dir (creating it, the accounts database, the token
+    /// secret and the first admin as needed) and binds the listener.
+    pub async fn bind(opts: ServerOptions) -> Result<Server, ServerError> {
+        tokio::fs::create_dir_all(&opts.data_dir)
+            .await
+            .map_err(io(format!("creating {}", opts.data_dir.display())))?;
+        let secret = match &opts.jwt_secret {
+            Some(s) => s.clone(),
+            None => {
+                let dir = opts.data_dir.clone();
+                tokio::task::spawn_blocking(move || load_or_create_secret(&dir))
+                    .await
+                    .map_err(|e| AuthError::Internal(format!("secret task: {e}")))??
+            }
+        };
+        let keys = TokenKeys::new(secret.expose().as_bytes())?;
+        let accounts = Accounts::open(&opts.data_dir).await?;
+        let state = ApiState::new(accounts.clone(), keys, opts.api.clone())
+            .map_err(|e| AuthError::Internal(e.message))?;
+        let first_admin_password = if accounts.is_empty() {
+            create_first_admin(&state, opts.admin_password.clone()).await?
+        } else {
+            None
+        };
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(io(format!("listening on {}", opts.listen)))?;
+        Ok(Server {
+            listener,
+            state,
+            extra: Router::new(),
+            first_admin_password,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+        self.listener
+            .local_addr()
+            .map_err(io("reading the bound address"))
+    }
+
+    /// The shared API state, for routers added with [`merge`](Self::merge).
+    pub fn state(&self) -> &ApiState {
+        &self.state
+    }
+
+    /// The first admin's password, when it was generated at this start. Show
+    /// it to the operator once; it is never logged.
+    pub fn first_admin_password(&self) -> Option<&Secret> {
+        self.first_admin_password.as_ref()
+    }
+
+    /// Adds routes (signaling, media) beside the API.
+    pub fn merge(mut self, router: Router) -> Self {
+        self.extra = self.extra.merge(router);
+        self
+    }
+
+    /// Serves until `shutdown` fires, then lets in-flight requests finish
+    /// and closes the database.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+        let addr = self.local_addr()?;
+        let app = crate::router(self.state.clone()).merge(self.extra);
+        tracing::info!(%addr, "listening");
+        let served = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .map_err(io("serving"));
+        self.state.accounts().close().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+async fn create_first_admin(
+    state: &ApiState,
+    password: Option<Secret>,
+) -> Result<Option<Secret>, ServerError> {
+    let (password, generated) = match password {
+        Some(p) => {
+            reallive_auth::validate::password(p.expose())?;
+            (p, false)
+        }
+        None => (random_token::<12>(), true),
+    };
+    let password_hash = state
+        .hash_password(password.expose().to_string())
+        .await
+        .map_err(|e| AuthError::Internal(e.message))?;
+    let created = state
+        .accounts()
+        .create_user(NewUser {
+            username: FIRST_ADMIN.into(),
+            email: "admin@reallive.local".into(),
+            password_hash,
+            role: Role::Admin,
+        })
+        .await;
+    match created {
+        Ok(_) => {
+            tracing::info!("first start: created user '{FIRST_ADMIN}'");
+            Ok(generated.then_some(password))
+        }
+        // Another process made it first.
+        Err(AuthError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reads `DATA_DIR/jwt.secret`, or creates it (mode 0600, fsynced) with 256
+/// random bits.
+fn load_or_create_secret(dir: &Path) -> Result<Secret, ServerError> {
+    let path = dir.join(JWT_SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => {
+            let mode = std::fs::metadata(&path)
+                .map(|m| m.permissions().mode())
+                .unwrap_or(0);
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), "the token secret is readable by others; chmod 600 it");
+            }
+            let s = s.trim().to_string();
+            if s.len() < MIN_SECRET_BYTES {
+                return Err(AuthError::Invalid(format!(
+                    "{} holds fewer than {MIN_SECRET_BYTES} bytes",
+                    path.display()
+                ))
+                .into());
+            }
+            Ok(Secret::new(s))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let secret = random_token::<32>();
+            let tmp = dir.join(format!("{JWT_SECRET_FILE}.tmp"));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(io(format!("creating {}", tmp.display())))?;
+            f.write_all(secret.expose().as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(io(format!("writing {}", tmp.display())))?;
+            // No clobbering: if another process made one meanwhile, use it.
+            match std::fs::hard_link(&tmp, &path) {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    if let Ok(d) = std::fs::File::open(dir) {
+                        let _ = d.sync_all();
+                    }
+                    tracing::info!(path = %path.display(), "generated the token secret");
+                    Ok(secret)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = std::fs::remove_file(&tmp);
+                    load_or_create_secret(dir)
+                }
+                Err(e) => Err(io(format!("creating {}", path.display()))(e)),
+            }
+        }
+        Err(e) => Err(io(format!("reading {}", path.display()))(e)),
+    }
+}

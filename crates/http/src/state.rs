@@ -1,0 +1,219 @@
+//! [`ApiState`]: what every handler shares.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use reallive_auth::{
+    Accounts, Claims, PasswordHasher, PasswordParams, RateLimit, RateLimiter, TokenKeys, User,
+};
+use reallive_core::ErrorKind;
+use tokio::sync::Semaphore;
+
+use crate::ApiError;
+use crate::metrics::Metrics;
+
+/// A STUN or TURN server handed to clients.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:host:port` or `turn:host:port?transport=udp`.
+    pub urls: Vec<String>,
+    /// TURN username.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential. Handed to signed-in clients, never logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// How the API behaves. The defaults are the documented ones.
+#[derive(Clone, Debug)]
+pub struct ApiOptions {
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// Whether anyone may create a viewer account.
+    pub allow_registration: bool,
+    /// Logins (and registrations) per client IP.
+    pub login_per_ip: RateLimit,
+    /// Logins per username.
+    pub login_per_user: RateLimit,
+    /// argon2id cost for new hashes.
+    pub password_params: PasswordParams,
+    /// STUN/TURN servers for clients.
+    pub ice_servers: Vec<IceServer>,
+    /// Origins allowed cross-origin requests; empty turns CORS off.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        ApiOptions {
+            token_ttl: Duration::from_secs(24 * 3600),
+            allow_registration: true,
+            login_per_ip: RateLimit {
+                burst: 10,
+                period: Duration::from_secs(6),
+            },
+            login_per_user: RateLimit {
+                burst: 5,
+                period: Duration::from_secs(12),
+            },
+            password_params: PasswordParams::default(),
+            ice_servers: Vec::new(),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Rate-limiter tables are bounded to this many keys each.
+const LIMITER_KEYS: usize = 10_000;
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    accounts: Accounts,
+    keys: TokenKeys,
+    hasher: PasswordHasher,
+    options: ApiOptions,
+    /// One password hash per core at a time: logins cannot starve the box.
+    hash_slots: Semaphore,
+    per_ip: Mutex<RateLimiter<IpAddr>>,
+    per_user: Mutex<RateLimiter<String>>,
+    metrics: Metrics,
+    started: Instant,
+}
+
+pub(crate) fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl ApiState {
+    /// State over `accounts`, signing tokens with `keys`.
+    pub fn new(accounts: Accounts, keys: TokenKeys, options: ApiOptions) -> Result<Self, ApiError> {
+        let hasher = PasswordHasher::new(options.password_params)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(ApiState {
+            inner: Arc::new(Inner {
+                accounts,
+                keys,
+                hasher,
+                hash_slots: Semaphore::new(cores),
+                per_ip: Mutex::new(RateLimiter::new(options.login_per_ip, LIMITER_KEYS)),
+                per_user: Mutex::new(RateLimiter::new(options.login_per_user, LIMITER_KEYS)),
+                options,
+                metrics: Metrics::default(),
+                started: Instant::now(),
+            }),
+        })
+    }
+
+    /// The accounts database.
+    pub fn accounts(&self) -> &Accounts {
+        &self.inner.accounts
+    }
+
+    /// The options this state was built with.
+    pub fn options(&self) -> &ApiOptions {
+        &self.inner.options
+    }
+
+    /// Counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Time since the state was built.
+    pub fn uptime(&self) -> Duration {
+        self.inner.started.elapsed()
+    }
+
+    /// A token for `user`, and when it expires (Unix seconds).
+    pub fn issue_token(&self, user: &User) -> (String, i64) {
+        let iat = now_unix();
+        let exp = iat + self.inner.options.token_ttl.as_secs() as i64;
+        let token = self.inner.keys.issue(&Claims {
+            sub: user.id,
+            role: user.role,
+            ver: user.token_version,
+            iat,
+            exp,
+        });
+        (token, exp)
+    }
+
+    /// The user `token` belongs to, if it is valid now: signed by us, not
+    /// expired, and not revoked by a password change or deletion.
+    pub fn authenticate(&self, token: &str) -> Result<User, ApiError> {
+        let refused = |_| ApiError::unauthenticated("invalid or expired token");
+        let claims = self.inner.keys.verify(token, now_unix()).map_err(refused)?;
+        let snap = self.inner.accounts.snapshot();
+        match snap.user(claims.sub) {
+            Some(u) if u.token_version == claims.ver => Ok(u.clone()),
+            _ => Err(ApiError::unauthenticated("invalid or expired token")),
+        }
+    }
+
+    /// Takes one attempt from the limits for `ip` and, if given, `username`.
+    pub fn rate_limit(&self, ip: Option<IpAddr>, username: Option<&str>) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
+        if let Some(ip) = ip {
+            let mut l = self.inner.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            l.check(&ip, now)
+                .map_err(|d| ApiError::rate_limited(secs(d)))?;
+        }
+        if let Some(name) = username {
+            let mut l = self
+                .inner
+                .per_user
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            l.check(&name.to_ascii_lowercase(), now)
+                .map_err(|d| ApiError::rate_limited(secs(d)))?;
+        }
+        Ok(())
+    }
+
+    /// Hashes `password` on a blocking thread, one hash per core at a time.
+    pub async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+        let _slot = self.hash_slot().await?;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || state.inner.hasher.hash(&password))
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("hash task: {e}")))?
+            .map_err(ApiError::from)
+    }
+
+    /// Checks `password` against `phc` (or, for an unknown user, spends the
+    /// same time and fails) on a blocking thread.
+    pub async fn verify_password(
+        &self,
+        phc: Option<String>,
+        password: String,
+    ) -> Result<bool, ApiError> {
+        let _slot = self.hash_slot().await?;
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || match phc {
+            Some(phc) => state.inner.hasher.verify(&phc, &password),
+            None => state.inner.hasher.verify_nobody(&password),
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("verify task: {e}")))
+    }
+
+    async fn hash_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.inner
+            .hash_slots
+            .acquire()
+            .await
+            .map_err(|_| ApiError::new(ErrorKind::Unavailable, "shutting down"))
+    }
+}
