@@ -310,23 +310,20 @@ impl Accounts {
         let path = data_dir.join(ACCOUNTS_FILE);
         // Password and key hashes live here: readable by us alone. SQLite
         // gives the -wal and -shm files the same mode.
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            let p = path.clone();
-            let created = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&p);
-            match created {
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(AuthError::Internal(format!(
-                        "creating {}: {e}",
-                        p.display()
-                    )));
-                }
+        let created = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(AuthError::Internal(format!(
+                    "creating {}: {e}",
+                    path.display()
+                )));
             }
         }
         let pool = SqlitePoolOptions::new()

@@ -65,11 +65,24 @@ pub use state::{ApiOptions, ApiState, IceServer};
 /// The whole API over `state`: every domain router, the body limit, CORS
 /// when configured, JSON 404/405, and the request log.
 pub fn router(state: ApiState) -> Router {
-    let mut app = Router::new()
+    with_layers(api_routes().with_state(state.clone()), &state)
+}
+
+/// Every API route, before state and layers.
+pub fn api_routes() -> Router<ApiState> {
+    Router::new()
         .merge(routes::auth::router())
         .merge(routes::cameras::router())
         .merge(routes::users::router())
         .merge(routes::system::router())
+}
+
+/// Wraps a complete app (API plus any merged routers) in what every route
+/// gets: JSON 404/405, the 64 KiB body limit, the request log and
+/// counters, and CORS when configured. Apply it last: layers only cover
+/// routes present when they are added.
+pub fn with_layers(app: Router, state: &ApiState) -> Router {
+    let mut app = app
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
             ApiError::with_status(
@@ -83,7 +96,7 @@ pub fn router(state: ApiState) -> Router {
     if let Some(cors) = cors(&state.options().cors_origins) {
         app = app.layer(cors);
     }
-    app.with_state(state)
+    app
 }
 
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {

@@ -166,7 +166,12 @@ impl Server {
     /// and closes the database.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
         let addr = self.local_addr()?;
-        let app = crate::router(self.state.clone()).merge(self.extra);
+        let app = crate::with_layers(
+            crate::api_routes()
+                .with_state(self.state.clone())
+                .merge(self.extra),
+            &self.state,
+        );
         tracing::info!(%addr, "listening");
         let served = axum::serve(
             self.listener,

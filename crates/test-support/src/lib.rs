@@ -7,6 +7,8 @@
 //!   for tests that need frames without a pipeline.
 //! - [`ffprobe`]: what a user would check about a recorded file: codec,
 //!   profile, size, frame count, duration, B-frames.
+//! - [`http`]: a minimal HTTP/1.1 client for API tests, with raw control
+//!   over headers and bodies.
 //! - `require_elements` (feature `gst`): fails the test, naming the package to install,
 //!   when a GStreamer element is missing. Tests never skip silently.
 //!
@@ -26,6 +28,7 @@
 
 pub mod clip;
 pub mod ffprobe;
+pub mod http;
 #[cfg(feature = "gst")]
 mod rtsp_camera;
 
