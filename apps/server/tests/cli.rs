@@ -1,0 +1,283 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `reallive-server` binary as an operator runs it.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use reallive_test_support::http::Api;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+const BIN: &str = env!("CARGO_BIN_EXE_reallive-server");
+
+struct Proc {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Vec<String>,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+}
+
+async fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("REALLIVE_ADMIN_PASSWORD")
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = Vec::new();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            stderr.push(line.clone());
+            if let Some(a) = line.strip_prefix("reallive-server: listening on http://") {
+                return a.parse::<SocketAddr>().unwrap();
+            }
+        }
+        panic!("exited before listening:\n{}", stderr.join("\n"));
+    })
+    .await
+    .expect("listening within 30 s");
+    Proc {
+        child,
+        addr,
+        stderr,
+        lines,
+    }
+}
+
+impl Proc {
+    /// SIGTERM, then the exit status and the rest of stderr.
+    async fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().unwrap();
+        let ok = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        while let Some(line) = self.lines.next_line().await.unwrap() {
+            self.stderr.push(line);
+        }
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("exits within 10 s of SIGTERM")
+            .unwrap();
+        (status, self.stderr)
+    }
+}
+
+async fn run(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("REALLIVE_ADMIN_PASSWORD")
+        .env_remove("REALLIVE_USER_PASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap()
+}
+
+fn data_args(dir: &Path) -> Vec<String> {
+    vec![
+        "--data-dir".into(),
+        dir.to_str().unwrap().into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_start_shows_the_password_once_and_restarts_keep_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = data_args(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let p = spawn(&args, &[]).await;
+    let addr = p.addr;
+    let pw_line = p
+        .stderr
+        .iter()
+        .find(|l| l.contains("created user 'admin' with password: "))
+        .expect("the generated password is shown")
+        .clone();
+    let pw = pw_line.rsplit(' ').next().unwrap().to_string();
+    let admin = Api::new(addr).login("admin", &pw).await;
+    let cam = admin
+        .post("/api/cameras", serde_json::json!({"name": "yard"}))
+        .await;
+    assert_eq!(cam.status, 201);
+    let (status, stderr) = p.terminate().await;
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    let showing: Vec<_> = stderr.iter().filter(|l| l.contains(&pw)).collect();
+    assert_eq!(showing.len(), 1, "shown once, never logged: {showing:#?}");
+    assert!(stderr.iter().any(|l| l.contains("stopped")), "{stderr:#?}");
+
+    // Second start: no new password, the old token works.
+    let p = spawn(&args, &[]).await;
+    assert!(!p.stderr.iter().any(|l| l.contains("with password")));
+    let same = Api::new(p.addr).with_token(admin.token.as_deref().unwrap());
+    let me = same.get("/api/auth/me").await;
+    assert_eq!(me.status, 200, "{}", me.text());
+    assert_eq!(same.get("/api/cameras").await.json()[0]["name"], "yard");
+    let (status, _) = p.terminate().await;
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_subcommands_work_beside_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let args = data_args(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let p = spawn(&args, &[("REALLIVE_ADMIN_PASSWORD", "env-admin-password")]).await;
+    let admin = Api::new(p.addr).login("admin", "env-admin-password").await;
+
+    let out = run(&[
+        "user",
+        "add",
+        "--data-dir",
+        d,
+        "--username",
+        "bob",
+        "--email",
+        "bob@example.com",
+        "--role",
+        "operator",
+        "--password",
+        "bob-password-1",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The running server picks it up within its one-second poll.
+    let mut ok = false;
+    for _ in 0..40 {
+        let users = admin.get("/api/users").await.json();
+        if users
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == "bob")
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "the server never saw the new user");
+    let bob = Api::new(p.addr).login("bob", "bob-password-1").await;
+    assert_eq!(
+        bob.get("/api/auth/me").await.json()["user"]["role"],
+        "operator"
+    );
+
+    let out = run(&[
+        "user",
+        "add",
+        "--data-dir",
+        d,
+        "--username",
+        "BOB",
+        "--email",
+        "b2@example.com",
+    ])
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("username is taken"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    let out = run(&["user", "passwd", "--data-dir", d, "--username", "bob"]).await;
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let new_pw = text
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .expect("a generated password")
+        .to_string();
+
+    let out = run(&["user", "list", "--data-dir", d]).await;
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        list.contains("admin") && list.contains("bob") && list.contains("operator"),
+        "{list}"
+    );
+    assert!(!list.contains("argon2"), "no hashes in the list");
+
+    let out = run(&["user", "passwd", "--data-dir", d, "--username", "nobody"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user named 'nobody'"));
+
+    // The password change reaches the server too, and signs bob out.
+    let mut signed_out = false;
+    for _ in 0..40 {
+        if bob.get("/api/auth/me").await.status == 401 {
+            signed_out = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(signed_out, "bob's old token still works");
+    Api::new(p.addr).login("bob", &new_pw).await;
+    let (status, _) = p.terminate().await;
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_password = \"file-admin-password\"\nallow_registration = false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let p = spawn(&["--config", cfg.to_str().unwrap()], &[]).await;
+    let api = Api::new(p.addr);
+    api.login("admin", "file-admin-password").await;
+    let r = api
+        .post(
+            "/api/auth/register",
+            serde_json::json!({"username": "zed", "email": "z@example.com", "password": "password-123"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert!(dir.path().join("data/accounts.sqlite").exists());
+    let (status, _) = p.terminate().await;
+    assert!(status.success());
+
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nlisen = 1\n").unwrap();
+    let out = run(&["--config", cfg.to_str().unwrap()]).await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3") && err.contains("lisen"), "{err}");
+
+    let out = run(&[
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-password",
+        "short",
+    ])
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 10"), "{err}");
+    assert!(
+        !err.contains("short\n") || err.matches("short").count() == 0,
+        "{err}"
+    );
+}
