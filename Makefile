@@ -37,3 +37,4 @@ nextest:
 bench: setup
 	$(CARGO) bench -p reallive-capture --bench capture -- --seconds 20
 	$(CARGO) bench -p reallive-store --bench store
+	$(CARGO) bench -p reallive-http --bench api
