@@ -883,3 +883,54 @@ async fn openapi_is_served_and_matches_proto() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_is_off_unless_origins_are_configured() {
+    let preflight = |addr| async move {
+        request(
+            addr,
+            "OPTIONS",
+            "/api/cameras",
+            &[
+                ("Origin", "http://ui.example"),
+                ("Access-Control-Request-Method", "GET"),
+                ("Access-Control-Request-Headers", "authorization"),
+            ],
+            b"",
+        )
+        .await
+        .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(options(dir.path())).await;
+    let r = preflight(srv.addr).await;
+    assert!(
+        r.header("access-control-allow-origin").is_none(),
+        "{:?}",
+        r.headers
+    );
+    srv.stop().await;
+
+    let mut opts = options(dir.path());
+    opts.api.cors_origins = vec!["http://ui.example".into()];
+    let srv = start(opts).await;
+    let r = preflight(srv.addr).await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("http://ui.example")
+    );
+    let r = request(
+        srv.addr,
+        "OPTIONS",
+        "/api/cameras",
+        &[
+            ("Origin", "http://evil.example"),
+            ("Access-Control-Request-Method", "GET"),
+        ],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert!(r.header("access-control-allow-origin").is_none());
+    srv.stop().await;
+}
