@@ -801,6 +801,76 @@ impl Accounts {
     }
 }
 
+impl Accounts {
+    /// Records a streaming session starting on `camera`; returns its id.
+    pub async fn start_session(&self, camera: i64) -> Result<i64, AuthError> {
+        let now = now_unix();
+        let r = sqlx::query(
+            "INSERT INTO sessions (camera_id, start_at, status) VALUES (?, ?, 'active')",
+        )
+        .bind(camera)
+        .bind(now)
+        .execute(&self.inner.pool)
+        .await
+        .map_err(|e| match e.as_database_error() {
+            Some(d) if d.is_foreign_key_violation() => AuthError::NotFound("camera"),
+            _ => e.into(),
+        })?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// Records a session's end: `ended` when it closed normally, `error`
+    /// when it failed.
+    pub async fn end_session(&self, id: i64, failed: bool) -> Result<(), AuthError> {
+        sqlx::query(
+            "UPDATE sessions SET end_at = ?, status = ? WHERE id = ? AND status = 'active'",
+        )
+        .bind(now_unix())
+        .bind(if failed { "error" } else { "ended" })
+        .bind(id)
+        .execute(&self.inner.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// At start: sessions a crash left `active` become `error`, and every
+    /// camera is `offline` until a publisher connects. Returns how many
+    /// sessions were closed.
+    pub async fn reset_live_state(&self) -> Result<u64, AuthError> {
+        let now = now_unix();
+        let n = self
+            .write(move |c| {
+                Box::pin(async move {
+                    let r = sqlx::query(
+                        "UPDATE sessions SET end_at = ?, status = 'error' WHERE status = 'active'",
+                    )
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+                    sqlx::query("UPDATE cameras SET status = 'offline' WHERE status != 'offline'")
+                        .execute(&mut *c)
+                        .await?;
+                    Ok(r.rows_affected())
+                })
+            })
+            .await?;
+        Ok(n)
+    }
+
+    /// A camera's sessions, newest first: (id, start, end, status).
+    pub async fn sessions(
+        &self,
+        camera: i64,
+    ) -> Result<Vec<(i64, i64, Option<i64>, String)>, AuthError> {
+        Ok(sqlx::query_as(
+            "SELECT id, start_at, end_at, status FROM sessions WHERE camera_id = ? ORDER BY id DESC",
+        )
+        .bind(camera)
+        .fetch_all(&self.inner.pool)
+        .await?)
+    }
+}
+
 /// Refuses if `id` is the only admin.
 async fn last_admin_guard(c: &mut SqliteConnection, id: i64) -> Result<(), AuthError> {
     let others: i64 =

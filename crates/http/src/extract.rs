@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use reallive_auth::User;
@@ -44,24 +44,32 @@ fn query_token(parts: &Parts) -> Option<&str> {
         .find_map(|kv| kv.strip_prefix("token="))
 }
 
-impl FromRequestParts<ApiState> for AuthUser {
+impl<S> FromRequestParts<S> for AuthUser
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = bearer(parts)?.ok_or_else(|| ApiError::unauthenticated("sign in first"))?;
-        state.authenticate(token).map(AuthUser)
+        ApiState::from_ref(state).authenticate(token).map(AuthUser)
     }
 }
 
-impl FromRequestParts<ApiState> for MediaUser {
+impl<S> FromRequestParts<S> for MediaUser
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = match bearer(parts)? {
             Some(t) => t,
             None => query_token(parts).ok_or_else(|| ApiError::unauthenticated("sign in first"))?,
         };
-        state.authenticate(token).map(MediaUser)
+        ApiState::from_ref(state).authenticate(token).map(MediaUser)
     }
 }
 

@@ -42,6 +42,7 @@ mod error;
 pub mod extract;
 pub mod files;
 mod json;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -60,7 +61,7 @@ pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
 pub use extract::{AuthUser, MediaUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use server::{Server, ServerError, ServerOptions, open_accounts};
-pub use state::{ApiOptions, ApiState, IceServer};
+pub use state::{ApiOptions, ApiState, IceServer, MetricsSource};
 
 /// The whole API over `state`: every domain router, the body limit, CORS
 /// when configured, JSON 404/405, and the request log.

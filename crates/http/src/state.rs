@@ -75,7 +75,6 @@ pub struct ApiState {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     accounts: Accounts,
     keys: TokenKeys,
@@ -86,8 +85,21 @@ struct Inner {
     per_ip: Mutex<RateLimiter<IpAddr>>,
     per_user: Mutex<RateLimiter<String>>,
     metrics: Metrics,
+    /// More `/metrics` text, from the relay and the recorder.
+    metrics_sources: Mutex<Vec<MetricsSource>>,
     started: Instant,
 }
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Appends Prometheus text to `/metrics`.
+pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
 
 pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
@@ -110,6 +122,7 @@ impl ApiState {
                 per_user: Mutex::new(RateLimiter::new(options.login_per_user, LIMITER_KEYS)),
                 options,
                 metrics: Metrics::default(),
+                metrics_sources: Mutex::new(Vec::new()),
                 started: Instant::now(),
             }),
         })
@@ -128,6 +141,33 @@ impl ApiState {
     /// Counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Adds a source of `/metrics` text.
+    pub fn add_metrics_source(&self, source: MetricsSource) {
+        self.inner
+            .metrics_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
+    }
+
+    /// Everything `/metrics` shows.
+    pub fn render_metrics(&self) -> String {
+        let mut out = self
+            .inner
+            .metrics
+            .render(&self.inner.accounts.snapshot(), self.uptime().as_secs());
+        for s in self
+            .inner
+            .metrics_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            s(&mut out);
+        }
+        out
     }
 
     /// Time since the state was built.

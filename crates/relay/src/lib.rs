@@ -1,21 +1,50 @@
 //! The WebRTC relay (SFU) at the heart of `reallive-server`.
 //!
-//! Each published camera enters once, over WebRTC or WHIP, and leaves to
+//! Each published camera enters once (signaling or WHIP) and leaves to
 //! every subscriber (browsers, pullers, WHEP clients) without decoding:
-//! RTP is forwarded, subscriber PLI/FIR requests are merged so a publisher
-//! sees at most one keyframe request per 500 ms, and a slow subscriber's
-//! bounded queue drops and asks for a keyframe instead of stalling others.
-//! It will run on `str0m`: one UDP socket for all peers, no task per
-//! connection, and a sans-IO forwarding core driven with `now`.
+//! str0m depacketizes each frame, and the relay writes it into every
+//! subscriber's session. Subscriber PLI/FIR requests are merged so a
+//! publisher sees at most one keyframe request per 500 ms; a subscriber
+//! only ever starts at a keyframe; a subscriber that cannot keep up drops to
+//! the next keyframe instead of stalling others. See `docs/design/live.md`.
 //!
-//! This crate is an empty shell until the live-video work lands; it exists
-//! so the workspace has its final shape and dependents can be wired.
+//! - [`Relay`]: the running relay (one UDP socket, one task).
+//! - [`Core`]: the sans-IO state: every peer's `str0m::Rtc`, the rooms, and
+//!   the forwarding decisions. Tests drive it directly.
+//! - [`KeyframeMerger`] and [`Gate`]: the keyframe policy, table-tested.
 //!
 //! # Threading
 //!
-//! One tokio task owns the socket and the `str0m` state machines.
+//! One tokio task owns the socket and every `str0m` state machine: no task,
+//! socket or unbounded queue per peer. Callers talk to it through a bounded
+//! command queue and get events on a bounded queue.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use reallive_relay::{PeerRole, Relay, RelayConfig};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # async fn demo(offer: String) -> Result<(), reallive_relay::RelayError> {
+//! let config = RelayConfig { bind: "127.0.0.1:8189".parse().unwrap(), public_ips: vec![] };
+//! let (relay, mut events) = Relay::start(config, CancellationToken::new()).await?;
+//! let (session, answer) = relay.accept(1, PeerRole::Publisher, offer).await?;
+//! # Ok(()) }
+//! ```
+
+mod core;
+pub mod keyframe;
+mod shell;
+
+use std::net::SocketAddr;
 
 use reallive_core::ErrorKind;
+
+pub use crate::core::{
+    CameraCounters, Core, PeerCounters, PeerRole, RelayEvent, SessionId, Transmit,
+};
+pub use keyframe::{Gate, KeyframeMerger, MIN_KEYFRAME_REQUEST_INTERVAL};
+pub use shell::{Relay, RelayConfig};
 
 /// The UDP port the relay listens on unless told otherwise.
 pub const DEFAULT_RTC_PORT: u16 = 8189;
@@ -25,20 +54,35 @@ pub const DEFAULT_RTC_PORT: u16 = 8189;
 #[non_exhaustive]
 pub enum RelayError {
     /// The UDP socket could not be bound.
-    #[error("cannot bind the relay's UDP port {port}: {source}")]
+    #[error("cannot bind the relay's UDP socket {addr}: {source}")]
     Bind {
-        /// The port.
-        port: u16,
+        /// The address.
+        addr: SocketAddr,
         /// The OS error.
         source: std::io::Error,
     },
+    /// The SDP offer or a candidate was refused; the message says why.
+    #[error("{0}")]
+    BadSdp(String),
+    /// No such session (closed, or never existed).
+    #[error("no such relay session")]
+    NoSession,
+    /// The relay task has stopped.
+    #[error("the relay has stopped")]
+    Stopped,
+    /// A bug or an unexpected state.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl RelayError {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RelayError::Bind { .. } => ErrorKind::Unavailable,
+            RelayError::Bind { .. } | RelayError::Stopped => ErrorKind::Unavailable,
+            RelayError::BadSdp(_) => ErrorKind::InvalidArgument,
+            RelayError::NoSession => ErrorKind::NotFound,
+            RelayError::Internal(_) => ErrorKind::Internal,
         }
     }
 }

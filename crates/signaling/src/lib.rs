@@ -4,14 +4,34 @@
 //! messages tagged by `type` (`join-room`, `leave-room`, `offer`, `answer`,
 //! `ice-candidate`, `camera-status`, `error`) to set up WebRTC sessions in
 //! which the server's relay is always the other peer. The contract lives in
-//! `proto/signaling.schema.json` and `proto/signaling.md`; this crate will
-//! hold its Rust types, the sans-IO room hub (rooms, roles, auth decisions)
-//! and the thin WebSocket handler. Today it fixes the protocol version and
-//! the message size limit both sides enforce.
+//! `proto/signaling.schema.json` and `proto/signaling.md`.
+//!
+//! - [`Message`]: the wire types, with [`Message::parse`] refusing oversized
+//!   or malformed frames.
+//! - [`Hub`]: the sans-IO room hub: rooms, roles and auth decisions (through
+//!   a [`Directory`]), returning [`Action`]s for the shell to carry out. The
+//!   WebSocket shell lives in `reallive-http`.
 //!
 //! # Threading
 //!
-//! The hub is sans-IO: it takes `now` and inputs, and returns outputs.
+//! The hub is sans-IO: it takes inputs and returns outputs, and never
+//! touches a socket or a clock.
+//!
+//! # Example
+//!
+//! ```
+//! use reallive_signaling::{Message, Role};
+//!
+//! let m = Message::parse(r#"{"type":"join-room","v":1,"camera_id":3,"role":"viewer","token":"t"}"#)?;
+//! assert!(matches!(m, Message::JoinRoom { role: Role::Viewer, camera_id: 3, .. }));
+//! # Ok::<(), reallive_signaling::SignalingError>(())
+//! ```
+
+pub mod hub;
+pub mod message;
+
+pub use hub::{Action, ConnId, Directory, Hub};
+pub use message::{ErrorCode, Message, Role, Status};
 
 use reallive_core::ErrorKind;
 
@@ -28,6 +48,9 @@ pub enum SignalingError {
     /// The message exceeds [`MAX_MESSAGE_BYTES`].
     #[error("message of {0} bytes exceeds the {MAX_MESSAGE_BYTES}-byte limit")]
     TooLarge(usize),
+    /// Not JSON, or not a message of this protocol.
+    #[error("malformed message: {0}")]
+    Malformed(String),
 }
 
 impl SignalingError {
@@ -35,6 +58,7 @@ impl SignalingError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             SignalingError::TooLarge(_) => ErrorKind::ResourceExhausted,
+            SignalingError::Malformed(_) => ErrorKind::InvalidArgument,
         }
     }
 }

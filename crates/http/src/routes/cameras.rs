@@ -316,7 +316,7 @@ pub async fn stream_info(
     Ok(ApiJson(StreamInfo {
         camera_id: id,
         signaling_url: format!("ws://{host}/ws/signaling"),
-        whep_url: format!("http://{host}/api/cameras/{id}/whep"),
+        whep_url: format!("http://{host}/whep/{id}"),
         ice_servers: state.options().ice_servers.clone(),
     }))
 }

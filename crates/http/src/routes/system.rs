@@ -75,9 +75,7 @@ pub async fn metrics(
             return Err(ApiError::forbidden("metrics are for admins"));
         }
     }
-    let body = state
-        .metrics()
-        .render(&state.accounts().snapshot(), state.uptime().as_secs());
+    let body = state.render_metrics();
     Ok((
         [(
             header::CONTENT_TYPE,

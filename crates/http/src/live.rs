@@ -1,0 +1,620 @@
+//! The live path's HTTP surface: the `/ws/signaling` shell around the
+//! sans-IO [`Hub`], WHIP and WHEP, and the pump that turns relay events
+//! into camera status, session rows and `camera-status` pushes.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use reallive_auth::{CameraStatus, random_token};
+use reallive_core::ErrorKind;
+use reallive_relay::{PeerRole, Relay, RelayEvent, SessionId};
+use reallive_signaling::{Action, ConnId, Directory, Hub, Message, Role, Status};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::extract::MediaUser;
+use crate::json::ApiPath;
+use crate::{ApiError, ApiState};
+
+/// Messages queued to one WebSocket; a client that does not read is closed.
+const WS_QUEUE: usize = 64;
+
+/// The live path's shared state. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct LiveState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    api: ApiState,
+    relay: Relay,
+    hub: Mutex<Hub>,
+    next_conn: AtomicU64,
+    conns: Mutex<HashMap<ConnId, mpsc::Sender<Outgoing>>>,
+    /// Relay sessions made over signaling.
+    ws_sessions: Mutex<HashMap<(ConnId, i64), SessionId>>,
+    /// Relay sessions made over WHIP/WHEP, by their URL id.
+    http_sessions: Mutex<HashMap<String, HttpSession>>,
+    /// Session rows for publishers, by relay session.
+    rows: Mutex<HashMap<SessionId, i64>>,
+}
+
+#[derive(Debug, Clone)]
+struct HttpSession {
+    camera: i64,
+    session: SessionId,
+    role: PeerRole,
+    /// The WHEP viewer, who alone may end it (WHIP: the key holder).
+    user: Option<i64>,
+}
+
+#[derive(Debug)]
+enum Outgoing {
+    Message(Message),
+    Close,
+}
+
+impl axum::extract::FromRef<LiveState> for ApiState {
+    fn from_ref(live: &LiveState) -> ApiState {
+        live.inner.api.clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Auth decisions for the hub, over the accounts snapshot.
+struct Dir<'a>(&'a ApiState);
+
+impl Directory for Dir<'_> {
+    fn camera_exists(&self, camera: i64) -> bool {
+        self.0.accounts().snapshot().camera(camera).is_some()
+    }
+    fn stream_key_matches(&self, camera: i64, key: &str) -> bool {
+        self.0.accounts().snapshot().stream_key_matches(camera, key)
+    }
+    fn user_for_token(&self, token: &str) -> Option<i64> {
+        self.0.authenticate(token).ok().map(|u| u.id)
+    }
+    fn may_view(&self, user: i64, camera: i64) -> bool {
+        let snap = self.0.accounts().snapshot();
+        match (snap.user(user), snap.camera(camera)) {
+            (Some(u), Some(c)) => snap.access(u, c).is_some(),
+            _ => false,
+        }
+    }
+}
+
+fn status_of(s: Status) -> CameraStatus {
+    match s {
+        Status::Offline => CameraStatus::Offline,
+        Status::Online => CameraStatus::Online,
+        Status::Streaming => CameraStatus::Streaming,
+    }
+}
+
+impl LiveState {
+    /// Wires the relay to the API: starts the event pump, which stops with
+    /// `shutdown`. Call once at start; it also closes sessions a crash left
+    /// open.
+    pub async fn start(
+        api: ApiState,
+        relay: Relay,
+        mut events: mpsc::Receiver<RelayEvent>,
+        shutdown: CancellationToken,
+    ) -> Result<LiveState, ApiError> {
+        let stale = api.accounts().reset_live_state().await?;
+        if stale > 0 {
+            tracing::warn!(
+                sessions = stale,
+                "closed streaming sessions left open by an unclean stop"
+            );
+        }
+        let live = LiveState {
+            inner: Arc::new(Inner {
+                api,
+                relay,
+                hub: Mutex::new(Hub::new()),
+                next_conn: AtomicU64::new(1),
+                conns: Mutex::new(HashMap::new()),
+                ws_sessions: Mutex::new(HashMap::new()),
+                http_sessions: Mutex::new(HashMap::new()),
+                rows: Mutex::new(HashMap::new()),
+            }),
+        };
+        let pump = live.clone();
+        tokio::spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        e = events.recv() => match e {
+                            Some(e) => pump.relay_event(e).await,
+                            None => break,
+                        },
+                    }
+                }
+            }
+            .instrument(tracing::info_span!("live-events")),
+        );
+        let metrics = live.clone();
+        live.inner
+            .api
+            .add_metrics_source(Box::new(move |out: &mut String| {
+                metrics.render_metrics(out)
+            }));
+        Ok(live)
+    }
+
+    /// The relay.
+    pub fn relay(&self) -> &Relay {
+        &self.inner.relay
+    }
+
+    async fn relay_event(&self, e: RelayEvent) {
+        match e {
+            RelayEvent::Media { camera, flowing } => {
+                let actions = {
+                    let mut hub = lock(&self.inner.hub);
+                    hub.media(camera, flowing, &Dir(&self.inner.api))
+                };
+                self.execute(actions).await;
+            }
+            RelayEvent::SessionEnded {
+                session,
+                camera,
+                role,
+            } => {
+                let row = lock(&self.inner.rows).remove(&session);
+                if let Some(row) = row
+                    && let Err(e) = self.inner.api.accounts().end_session(row, false).await
+                {
+                    tracing::warn!(camera, "recording a session's end: {e}");
+                }
+                lock(&self.inner.ws_sessions).retain(|_, s| *s != session);
+                let http = {
+                    let mut m = lock(&self.inner.http_sessions);
+                    let key = m
+                        .iter()
+                        .find(|(_, s)| s.session == session)
+                        .map(|(k, _)| k.clone());
+                    key.and_then(|k| m.remove(&k))
+                };
+                if http.is_some() && role == PeerRole::Publisher {
+                    let actions = lock(&self.inner.hub).external_publisher(
+                        camera,
+                        false,
+                        &Dir(&self.inner.api),
+                    );
+                    self.execute(actions).await;
+                }
+            }
+        }
+    }
+
+    /// Carries out the hub's actions.
+    async fn execute(&self, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Send(conn, msg) => self.send(conn, Outgoing::Message(msg)),
+                Action::Close(conn) => self.send(conn, Outgoing::Close),
+                Action::RelayOffer {
+                    conn,
+                    camera,
+                    role,
+                    sdp,
+                } => {
+                    let live = self.clone();
+                    // The relay answers in microseconds, but never make the
+                    // connection's reader wait on it.
+                    tokio::spawn(async move { live.offer(conn, camera, role, sdp).await });
+                }
+                Action::RelayCandidate {
+                    conn,
+                    camera,
+                    candidate,
+                } => {
+                    let session = lock(&self.inner.ws_sessions).get(&(conn, camera)).copied();
+                    if let Some(s) = session {
+                        self.inner.relay.add_candidate(s, candidate).await;
+                    }
+                }
+                Action::RelayLeave { conn, camera } => {
+                    let session = lock(&self.inner.ws_sessions).remove(&(conn, camera));
+                    if let Some(s) = session {
+                        self.inner.relay.close(s).await;
+                    }
+                }
+                Action::SetStatus { camera, status } => {
+                    if let Err(e) = self
+                        .inner
+                        .api
+                        .accounts()
+                        .set_camera_status(camera, status_of(status))
+                        .await
+                        && e.kind() != ErrorKind::NotFound
+                    {
+                        tracing::warn!(camera, "recording camera status: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, conn: ConnId, out: Outgoing) {
+        let tx = lock(&self.inner.conns).get(&conn).cloned();
+        if let Some(tx) = tx
+            && tx.try_send(out).is_err()
+        {
+            // Not reading: close it rather than buffer without bound.
+            tracing::debug!(conn, "signaling client too slow; closing");
+            lock(&self.inner.conns).remove(&conn);
+        }
+    }
+
+    async fn offer(&self, conn: ConnId, camera: i64, role: Role, sdp: String) {
+        let peer_role = match role {
+            Role::Publisher => PeerRole::Publisher,
+            Role::Viewer => PeerRole::Subscriber,
+        };
+        match self.inner.relay.accept(camera, peer_role, sdp).await {
+            Ok((session, answer)) => {
+                let old = lock(&self.inner.ws_sessions).insert((conn, camera), session);
+                if let Some(old) = old {
+                    self.inner.relay.close(old).await;
+                }
+                if peer_role == PeerRole::Publisher {
+                    self.record_start(camera, session).await;
+                }
+                self.send(
+                    conn,
+                    Outgoing::Message(Message::Answer {
+                        camera_id: camera,
+                        sdp: answer,
+                    }),
+                );
+            }
+            Err(e) => self.send(
+                conn,
+                Outgoing::Message(Message::error(
+                    reallive_signaling::ErrorCode::Relay,
+                    e.to_string(),
+                    Some(camera),
+                )),
+            ),
+        }
+    }
+
+    async fn record_start(&self, camera: i64, session: SessionId) {
+        match self.inner.api.accounts().start_session(camera).await {
+            Ok(row) => {
+                lock(&self.inner.rows).insert(session, row);
+            }
+            Err(e) => tracing::warn!(camera, "recording a session's start: {e}"),
+        }
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        let counters = self.inner.relay.counters();
+        out.push_str(
+            "# HELP reallive_relay_subscribers Subscribers per camera.\n# TYPE reallive_relay_subscribers gauge\n",
+        );
+        for (cam, c) in &counters {
+            let _ = writeln!(
+                out,
+                "reallive_relay_subscribers{{camera=\"{cam}\"}} {}",
+                c.subscribers.len()
+            );
+        }
+        out.push_str(
+            "# HELP reallive_relay_keyframe_requests_total Keyframe requests per camera: asked by subscribers and the relay, and sent to the publisher.\n# TYPE reallive_relay_keyframe_requests_total counter\n",
+        );
+        for (cam, c) in &counters {
+            let _ = writeln!(
+                out,
+                "reallive_relay_keyframe_requests_total{{camera=\"{cam}\",stage=\"asked\"}} {}\nreallive_relay_keyframe_requests_total{{camera=\"{cam}\",stage=\"sent\"}} {}",
+                c.keyframes_asked, c.keyframes_sent
+            );
+        }
+        out.push_str(
+            "# HELP reallive_relay_packets_total Media packets: received from the publisher, sent to each subscriber.\n# TYPE reallive_relay_packets_total counter\n\
+             # HELP reallive_relay_bytes_total Media bytes, likewise.\n# TYPE reallive_relay_bytes_total counter\n\
+             # HELP reallive_relay_loss_ratio Fraction of packets lost, as last reported.\n# TYPE reallive_relay_loss_ratio gauge\n\
+             # HELP reallive_relay_rtt_seconds Round-trip time, as last measured.\n# TYPE reallive_relay_rtt_seconds gauge\n\
+             # HELP reallive_relay_peer_keyframe_requests_total Keyframe requests sent to a publisher or received from a subscriber.\n# TYPE reallive_relay_peer_keyframe_requests_total counter\n",
+        );
+        for (cam, c) in &counters {
+            let peers = c
+                .publisher
+                .iter()
+                .map(|(s, p)| ("publisher", s, p))
+                .chain(c.subscribers.iter().map(|(s, p)| ("subscriber", s, p)));
+            for (role, s, p) in peers {
+                let l = format!("camera=\"{cam}\",role=\"{role}\",session=\"{s}\"");
+                let _ = writeln!(out, "reallive_relay_packets_total{{{l}}} {}", p.packets);
+                let _ = writeln!(out, "reallive_relay_bytes_total{{{l}}} {}", p.bytes);
+                let _ = writeln!(out, "reallive_relay_loss_ratio{{{l}}} {}", p.loss);
+                if let Some(rtt) = p.rtt_ms {
+                    let _ = writeln!(out, "reallive_relay_rtt_seconds{{{l}}} {}", rtt / 1e3);
+                }
+                let _ = writeln!(
+                    out,
+                    "reallive_relay_peer_keyframe_requests_total{{{l}}} {}",
+                    p.keyframe_requests
+                );
+            }
+        }
+    }
+}
+
+/// The live routes: `/ws/signaling`, `/whip/{camera}`, `/whep/{camera}`.
+pub fn router(live: LiveState) -> Router {
+    Router::new()
+        .route("/ws/signaling", get(ws_upgrade))
+        .route("/whip/{camera}", post(whip))
+        .route(
+            "/whip/{camera}/sessions/{id}",
+            axum::routing::delete(whip_delete),
+        )
+        .route("/whep/{camera}", post(whep))
+        .route(
+            "/whep/{camera}/sessions/{id}",
+            axum::routing::delete(whep_delete),
+        )
+        .with_state(live)
+}
+
+async fn ws_upgrade(State(live): State<LiveState>, ws: WebSocketUpgrade) -> Response {
+    // Frames up to 1 MiB are read so an oversized one (over 64 KiB) can be
+    // answered with an error; beyond that the connection is simply dropped.
+    ws.max_message_size(1 << 20)
+        .max_frame_size(1 << 20)
+        .on_upgrade(move |socket| connection(live, socket))
+}
+
+async fn connection(live: LiveState, mut socket: WebSocket) {
+    let conn = live.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (tx, mut rx) = mpsc::channel(WS_QUEUE);
+    lock(&live.inner.conns).insert(conn, tx);
+    lock(&live.inner.hub).connect(conn);
+    let span = tracing::debug_span!("signaling", conn);
+    async {
+        tracing::debug!("connected");
+        loop {
+            tokio::select! {
+                incoming = socket.recv() => {
+                    let text = match incoming {
+                        Some(Ok(WsMessage::Text(t))) => t,
+                        Some(Ok(WsMessage::Binary(_))) => {
+                            let actions = lock(&live.inner.hub).handle(
+                                conn,
+                                Err(reallive_signaling::SignalingError::Malformed("binary frames are not part of the protocol".into())),
+                                &Dir(&live.inner.api),
+                            );
+                            live.execute(actions).await;
+                            continue;
+                        }
+                        Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(_)) => continue, // ping/pong: answered by axum
+                    };
+                    let parsed = Message::parse(text.as_str());
+                    let actions = lock(&live.inner.hub).handle(conn, parsed, &Dir(&live.inner.api));
+                    live.execute(actions).await;
+                }
+                out = rx.recv() => match out {
+                    Some(Outgoing::Message(m)) => {
+                        if socket.send(WsMessage::Text(m.to_json().into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    Some(Outgoing::Close) | None => {
+                        let _ = socket
+                            .send(WsMessage::Close(Some(CloseFrame {
+                                code: 1008,
+                                reason: "policy violation".into(),
+                            })))
+                            .await;
+                        break;
+                    }
+                },
+            }
+        }
+        lock(&live.inner.conns).remove(&conn);
+        let actions = lock(&live.inner.hub).disconnect(conn, &Dir(&live.inner.api));
+        live.execute(actions).await;
+        tracing::debug!("closed");
+    }
+    .instrument(span)
+    .await;
+}
+
+fn sdp_body(headers: &HeaderMap, body: &Bytes) -> Result<String, ApiError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct.starts_with("application/sdp") {
+        return Err(ApiError::with_status(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/sdp",
+        ));
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(ErrorKind::InvalidArgument, "the SDP is not UTF-8"))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+fn created(location: String, answer: String) -> Response {
+    let mut r = (StatusCode::CREATED, answer).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    r
+}
+
+fn relay_error(e: reallive_relay::RelayError) -> ApiError {
+    ApiError::new(e.kind(), e.to_string())
+}
+
+/// WHIP: publish with the camera's stream key.
+async fn whip(
+    State(live): State<LiveState>,
+    ApiPath(camera): ApiPath<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = bearer(&headers)
+        .ok_or_else(|| ApiError::unauthenticated("send the stream key as a Bearer token"))?;
+    if !live
+        .inner
+        .api
+        .accounts()
+        .snapshot()
+        .stream_key_matches(camera, key)
+    {
+        return Err(ApiError::unauthenticated("wrong stream key"));
+    }
+    let sdp = sdp_body(&headers, &body)?;
+    let (session, answer) = live
+        .inner
+        .relay
+        .accept(camera, PeerRole::Publisher, sdp)
+        .await
+        .map_err(relay_error)?;
+    let id = random_token::<16>().expose().to_string();
+    lock(&live.inner.http_sessions).insert(
+        id.clone(),
+        HttpSession {
+            camera,
+            session,
+            role: PeerRole::Publisher,
+            user: None,
+        },
+    );
+    live.record_start(camera, session).await;
+    let actions = lock(&live.inner.hub).external_publisher(camera, true, &Dir(&live.inner.api));
+    live.execute(actions).await;
+    tracing::info!(camera, session, "WHIP publisher connected");
+    Ok(created(format!("/whip/{camera}/sessions/{id}"), answer))
+}
+
+async fn whip_delete(
+    State(live): State<LiveState>,
+    ApiPath((camera, id)): ApiPath<(i64, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let key = bearer(&headers)
+        .ok_or_else(|| ApiError::unauthenticated("send the stream key as a Bearer token"))?;
+    if !live
+        .inner
+        .api
+        .accounts()
+        .snapshot()
+        .stream_key_matches(camera, key)
+    {
+        return Err(ApiError::unauthenticated("wrong stream key"));
+    }
+    end_http_session(&live, camera, &id, PeerRole::Publisher, None).await
+}
+
+/// WHEP: watch with a token that grants `view`.
+async fn whep(
+    State(live): State<LiveState>,
+    MediaUser(user): MediaUser,
+    ApiPath(camera): ApiPath<i64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    {
+        let snap = live.inner.api.accounts().snapshot();
+        let visible = snap
+            .camera(camera)
+            .is_some_and(|c| snap.access(&user, c).is_some());
+        if !visible {
+            return Err(ApiError::not_found("camera"));
+        }
+    }
+    let sdp = sdp_body(&headers, &body)?;
+    if lock(&live.inner.hub).status(camera) == Status::Offline {
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "the camera has no publisher now",
+        ));
+    }
+    let (session, answer) = live
+        .inner
+        .relay
+        .accept(camera, PeerRole::Subscriber, sdp)
+        .await
+        .map_err(relay_error)?;
+    let id = random_token::<16>().expose().to_string();
+    lock(&live.inner.http_sessions).insert(
+        id.clone(),
+        HttpSession {
+            camera,
+            session,
+            role: PeerRole::Subscriber,
+            user: Some(user.id),
+        },
+    );
+    Ok(created(format!("/whep/{camera}/sessions/{id}"), answer))
+}
+
+async fn whep_delete(
+    State(live): State<LiveState>,
+    MediaUser(user): MediaUser,
+    ApiPath((camera, id)): ApiPath<(i64, String)>,
+) -> Result<StatusCode, ApiError> {
+    end_http_session(&live, camera, &id, PeerRole::Subscriber, Some(user.id)).await
+}
+
+async fn end_http_session(
+    live: &LiveState,
+    camera: i64,
+    id: &str,
+    role: PeerRole,
+    user: Option<i64>,
+) -> Result<StatusCode, ApiError> {
+    let found = {
+        let mut m = lock(&live.inner.http_sessions);
+        match m.get(id) {
+            Some(s)
+                if s.camera == camera && s.role == role && (user.is_none() || s.user == user) =>
+            {
+                m.remove(id)
+            }
+            _ => None,
+        }
+    };
+    let s = found.ok_or_else(|| ApiError::not_found("session"))?;
+    live.inner.relay.close(s.session).await;
+    if role == PeerRole::Publisher {
+        let actions =
+            lock(&live.inner.hub).external_publisher(camera, false, &Dir(&live.inner.api));
+        live.execute(actions).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

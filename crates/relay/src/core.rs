@@ -1,0 +1,679 @@
+//! The relay's core: every peer's `str0m::Rtc`, the rooms, and the
+//! forwarding and keyframe decisions. Sans-IO: the shell hands it
+//! datagrams and `now`, and sends what it returns.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::RelayError;
+use crate::keyframe::{Gate, KeyframeMerger};
+
+/// A relay session: one peer's WebRTC connection.
+pub type SessionId = u64;
+
+/// After this long without a frame, a camera's media is not flowing.
+pub const MEDIA_IDLE: Duration = Duration::from_secs(3);
+
+/// A peer that never completes ICE within this is dropped.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a peer does in its camera's room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PeerRole {
+    /// Sends the camera's media.
+    Publisher,
+    /// Receives it.
+    Subscriber,
+}
+
+/// What the relay tells the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// A camera's media started or stopped flowing.
+    Media {
+        /// The camera.
+        camera: i64,
+        /// Whether frames arrive.
+        flowing: bool,
+    },
+    /// A session ended: its peer left, failed ICE, or was replaced.
+    SessionEnded {
+        /// The session.
+        session: SessionId,
+        /// Its camera.
+        camera: i64,
+        /// Its role.
+        role: PeerRole,
+    },
+}
+
+/// Counters for one peer, for `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PeerCounters {
+    /// Media packets sent (subscribers) or received (publishers).
+    pub packets: u64,
+    /// Media bytes sent or received.
+    pub bytes: u64,
+    /// Fraction lost, 0..1, as last reported.
+    pub loss: f32,
+    /// Round-trip time, as last measured.
+    pub rtt_ms: Option<f64>,
+    /// Keyframe requests (PLI + FIR) this peer sent us (subscribers) or we
+    /// sent it (publishers).
+    pub keyframe_requests: u64,
+    /// Frames dropped for this subscriber (gate closed or write refused).
+    pub frames_dropped: u64,
+}
+
+/// A snapshot of one camera's room for metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CameraCounters {
+    /// Whether media flows.
+    pub flowing: bool,
+    /// The publisher's session and counters.
+    pub publisher: Option<(SessionId, PeerCounters)>,
+    /// Subscribers' sessions and counters.
+    pub subscribers: Vec<(SessionId, PeerCounters)>,
+    /// Keyframe requests asked for by subscribers and the relay, and sent.
+    pub keyframes_asked: u64,
+    /// Keyframe requests that reached the publisher.
+    pub keyframes_sent: u64,
+}
+
+struct Peer {
+    rtc: Rtc,
+    camera: i64,
+    role: PeerRole,
+    created: Instant,
+    connected: bool,
+    /// The peer's m-lines by kind (the first of each).
+    mids: HashMap<MediaKind, Mid>,
+    kinds: HashMap<Mid, MediaKind>,
+    gate: Gate,
+    next_timeout: Instant,
+    counters: PeerCounters,
+    /// Where its datagrams come from, for routing.
+    addrs: BTreeSet<SocketAddr>,
+}
+
+#[derive(Default)]
+struct Camera {
+    publisher: Option<SessionId>,
+    subscribers: BTreeSet<SessionId>,
+    merger: KeyframeMerger,
+    last_frame: Option<Instant>,
+    flowing: bool,
+}
+
+/// A datagram to send.
+#[derive(Debug)]
+pub struct Transmit {
+    /// From which local address (the relay's socket).
+    pub source: SocketAddr,
+    /// To whom.
+    pub destination: SocketAddr,
+    /// The bytes.
+    pub contents: Vec<u8>,
+}
+
+/// The relay's state.
+pub struct Core {
+    candidates: Vec<SocketAddr>,
+    cert: Option<str0m::config::DtlsCert>,
+    peers: HashMap<SessionId, Peer>,
+    by_addr: HashMap<SocketAddr, SessionId>,
+    cameras: BTreeMap<i64, Camera>,
+    next_id: SessionId,
+    events: VecDeque<RelayEvent>,
+    transmits: Vec<Transmit>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("candidates", &self.candidates)
+            .field("peers", &self.peers.len())
+            .field("cameras", &self.cameras.len())
+            .finish()
+    }
+}
+
+impl Core {
+    /// A relay answering with host candidates at `candidates` (all on the
+    /// relay's one UDP port).
+    pub fn new(candidates: Vec<SocketAddr>) -> Result<Core, RelayError> {
+        // One certificate for every peer: generating a key per connection
+        // would make joins slow and CPU-bound.
+        let provider = str0m::crypto::from_feature_flags();
+        let cert = provider
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| RelayError::Internal("cannot generate a DTLS certificate".into()))?;
+        Ok(Core {
+            candidates,
+            cert: Some(cert),
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            cameras: BTreeMap::new(),
+            next_id: 1,
+            events: VecDeque::new(),
+            transmits: Vec::new(),
+        })
+    }
+
+    /// Peers open.
+    pub fn peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Accepts an SDP offer for `camera` as `role`, returning the new
+    /// session and the SDP answer. A new publisher replaces the old one.
+    pub fn accept(
+        &mut self,
+        camera: i64,
+        role: PeerRole,
+        offer_sdp: &str,
+        now: Instant,
+    ) -> Result<(SessionId, String), RelayError> {
+        let offer =
+            SdpOffer::from_sdp_string(offer_sdp).map_err(|e| RelayError::BadSdp(e.to_string()))?;
+        check_direction(offer_sdp, role)?;
+        let mut config = Rtc::builder()
+            .set_ice_lite(true)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .clear_codecs()
+            .enable_h264(true)
+            .enable_opus(true, false);
+        if let Some(cert) = &self.cert {
+            config = config.set_dtls_cert(cert.clone());
+        }
+        let mut rtc = config.build(now);
+        for addr in &self.candidates {
+            let c = Candidate::host(*addr, "udp")
+                .map_err(|e| RelayError::Internal(format!("candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(c);
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| RelayError::BadSdp(e.to_string()))?;
+        let id = self.next_id;
+        self.next_id += 1;
+        let peer = Peer {
+            rtc,
+            camera,
+            role,
+            created: now,
+            connected: false,
+            mids: HashMap::new(),
+            kinds: HashMap::new(),
+            gate: Gate::WaitKeyframe,
+            next_timeout: now,
+            counters: PeerCounters::default(),
+            addrs: BTreeSet::new(),
+        };
+        self.peers.insert(id, peer);
+        let cam = self.cameras.entry(camera).or_default();
+        match role {
+            PeerRole::Publisher => {
+                if let Some(old) = cam.publisher.replace(id) {
+                    self.remove(old);
+                }
+                // Everyone waits for the new publisher's first keyframe.
+                let subs: Vec<SessionId> = self
+                    .cameras
+                    .get(&camera)
+                    .map(|c| c.subscribers.iter().copied().collect())
+                    .unwrap_or_default();
+                for s in subs {
+                    if let Some(p) = self.peers.get_mut(&s) {
+                        p.gate = Gate::WaitKeyframe;
+                    }
+                }
+            }
+            PeerRole::Subscriber => {
+                cam.subscribers.insert(id);
+            }
+        }
+        self.poll_peer(id, now);
+        Ok((id, answer.to_sdp_string()))
+    }
+
+    /// Adds a trickled remote candidate to a session.
+    pub fn add_candidate(&mut self, session: SessionId, candidate: &str) -> Result<(), RelayError> {
+        let peer = self.peers.get_mut(&session).ok_or(RelayError::NoSession)?;
+        let line = candidate.trim().trim_start_matches("a=");
+        let c = Candidate::from_sdp_string(line)
+            .map_err(|e| RelayError::BadSdp(format!("candidate: {e}")))?;
+        peer.rtc.add_remote_candidate(c);
+        Ok(())
+    }
+
+    /// Ends a session.
+    pub fn close(&mut self, session: SessionId, now: Instant) {
+        self.remove(session);
+        self.tick(now);
+    }
+
+    fn remove(&mut self, session: SessionId) {
+        let Some(mut peer) = self.peers.remove(&session) else {
+            return;
+        };
+        peer.rtc.disconnect();
+        for a in &peer.addrs {
+            self.by_addr.remove(a);
+        }
+        if let Some(cam) = self.cameras.get_mut(&peer.camera) {
+            match peer.role {
+                PeerRole::Publisher => {
+                    if cam.publisher == Some(session) {
+                        cam.publisher = None;
+                        cam.last_frame = None;
+                        if cam.flowing {
+                            cam.flowing = false;
+                            self.events.push_back(RelayEvent::Media {
+                                camera: peer.camera,
+                                flowing: false,
+                            });
+                        }
+                    }
+                }
+                PeerRole::Subscriber => {
+                    cam.subscribers.remove(&session);
+                }
+            }
+            if cam.publisher.is_none() && cam.subscribers.is_empty() {
+                self.cameras.remove(&peer.camera);
+            }
+        }
+        self.events.push_back(RelayEvent::SessionEnded {
+            session,
+            camera: peer.camera,
+            role: peer.role,
+        });
+    }
+
+    /// A datagram arrived on the relay's socket.
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Ok(contents) = bytes.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        let id = match self.by_addr.get(&source) {
+            Some(id) if self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)) => *id,
+            _ => {
+                // A new address: whoever's ICE credentials it carries.
+                let Some(id) = self
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.rtc.accepts(&input))
+                    .map(|(id, _)| *id)
+                else {
+                    return;
+                };
+                self.by_addr.insert(source, id);
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.addrs.insert(source);
+                }
+                id
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if let Err(e) = peer.rtc.handle_input(input) {
+            tracing::debug!(session = id, "input refused: {e}");
+            self.remove(id);
+            return;
+        }
+        self.poll_peer(id, now);
+    }
+
+    /// Drives time: timeouts, keyframe windows, idle detection.
+    pub fn tick(&mut self, now: Instant) {
+        let due: Vec<SessionId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.next_timeout <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(p) = self.peers.get_mut(&id) {
+                if !p.connected && now.duration_since(p.created) > CONNECT_TIMEOUT {
+                    tracing::debug!(session = id, "ICE never completed");
+                    self.remove(id);
+                    continue;
+                }
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(session = id, "timeout refused: {e}");
+                    self.remove(id);
+                    continue;
+                }
+            }
+            self.poll_peer(id, now);
+        }
+        let cams: Vec<i64> = self.cameras.keys().copied().collect();
+        for camera in cams {
+            let Some(cam) = self.cameras.get_mut(&camera) else {
+                continue;
+            };
+            if cam.flowing
+                && cam
+                    .last_frame
+                    .is_some_and(|t| now.duration_since(t) > MEDIA_IDLE)
+            {
+                cam.flowing = false;
+                self.events.push_back(RelayEvent::Media {
+                    camera,
+                    flowing: false,
+                });
+            }
+            if cam.merger.poll(now) {
+                self.send_keyframe_request(camera, now);
+            }
+        }
+    }
+
+    /// When [`tick`](Self::tick) next has work.
+    pub fn next_timeout(&self, now: Instant) -> Instant {
+        let mut t = now + Duration::from_millis(100);
+        for p in self.peers.values() {
+            t = t.min(p.next_timeout);
+        }
+        for c in self.cameras.values() {
+            if let Some(d) = c.merger.next_due() {
+                t = t.min(d);
+            }
+        }
+        t.max(now)
+    }
+
+    /// Datagrams to send, in order.
+    pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
+        self.transmits.drain(..)
+    }
+
+    /// Events for the server, in order.
+    pub fn drain_events(&mut self) -> std::collections::vec_deque::Drain<'_, RelayEvent> {
+        self.events.drain(..)
+    }
+
+    /// Counters per camera.
+    pub fn counters(&self) -> BTreeMap<i64, CameraCounters> {
+        self.cameras
+            .iter()
+            .map(|(id, c)| {
+                let peer = |s: &SessionId| self.peers.get(s).map(|p| (*s, p.counters.clone()));
+                let (asked, sent) = c.merger.counts();
+                (
+                    *id,
+                    CameraCounters {
+                        flowing: c.flowing,
+                        publisher: c.publisher.as_ref().and_then(peer),
+                        subscribers: c.subscribers.iter().filter_map(peer).collect(),
+                        keyframes_asked: asked,
+                        keyframes_sent: sent,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Polls one peer until it has nothing more, handling its events.
+    fn poll_peer(&mut self, id: SessionId, now: Instant) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
+            if !peer.rtc.is_alive() {
+                self.remove(id);
+                return;
+            }
+            let out = match peer.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!(session = id, "poll failed: {e}");
+                    self.remove(id);
+                    return;
+                }
+            };
+            match out {
+                Output::Timeout(t) => {
+                    peer.next_timeout = t;
+                    return;
+                }
+                Output::Transmit(t) => {
+                    self.transmits.push(Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.to_vec(),
+                    });
+                }
+                Output::Event(e) => self.handle_event(id, e, now),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, id: SessionId, event: Event, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        match event {
+            Event::Connected => {
+                peer.connected = true;
+                if peer.role == PeerRole::Subscriber {
+                    // Video starts at the next keyframe: ask for one now.
+                    let camera = peer.camera;
+                    self.ask_keyframe(camera, now);
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.remove(id);
+            }
+            Event::MediaAdded(m) => {
+                peer.mids.entry(m.kind).or_insert(m.mid);
+                peer.kinds.insert(m.mid, m.kind);
+                if peer.role == PeerRole::Publisher && m.kind == MediaKind::Video {
+                    let camera = peer.camera;
+                    self.ask_keyframe(camera, now);
+                }
+            }
+            Event::MediaData(data) if peer.role == PeerRole::Publisher => {
+                let kind = peer.kinds.get(&data.mid).copied();
+                peer.counters.packets +=
+                    1 + (**data.seq_range.end()).saturating_sub(**data.seq_range.start());
+                peer.counters.bytes += data.data.len() as u64;
+                let camera = peer.camera;
+                if let Some(kind) = kind {
+                    self.forward(camera, kind, &data, now);
+                }
+            }
+            Event::KeyframeRequest(_) => {
+                peer.counters.keyframe_requests += 1;
+                let camera = peer.camera;
+                if peer.role == PeerRole::Subscriber {
+                    self.ask_keyframe(camera, now);
+                }
+            }
+            Event::PeerStats(s) => {
+                peer.counters.rtt_ms = s.rtt.map(|d| d.as_secs_f64() * 1e3);
+                let loss = match peer.role {
+                    PeerRole::Publisher => s.ingress_loss_fraction,
+                    PeerRole::Subscriber => s.egress_loss_fraction,
+                };
+                if let Some(l) = loss {
+                    peer.counters.loss = l;
+                }
+            }
+            Event::MediaEgressStats(s)
+                if peer.role == PeerRole::Subscriber
+                    && peer.kinds.get(&s.mid) == Some(&MediaKind::Video) =>
+            {
+                peer.counters.packets = s.packets;
+                peer.counters.bytes = s.bytes;
+                if let Some(l) = s.loss {
+                    peer.counters.loss = l;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A publisher's frame to every subscriber of its camera.
+    fn forward(&mut self, camera: i64, kind: MediaKind, data: &MediaData, now: Instant) {
+        let Some(cam) = self.cameras.get_mut(&camera) else {
+            return;
+        };
+        let keyframe = kind == MediaKind::Video && data.is_keyframe();
+        cam.last_frame = Some(now);
+        if !cam.flowing {
+            cam.flowing = true;
+            self.events.push_back(RelayEvent::Media {
+                camera,
+                flowing: true,
+            });
+        }
+        if keyframe {
+            cam.merger.keyframe_seen();
+        }
+        let retry = cam.merger.poll(now);
+        let subs: Vec<SessionId> = cam.subscribers.iter().copied().collect();
+        let mut want_keyframe = false;
+        if kind == MediaKind::Video && !data.contiguous && !keyframe {
+            // The publisher's stream has a hole: nobody can decode on
+            // until the next keyframe.
+            want_keyframe = true;
+            for s in &subs {
+                if let Some(p) = self.peers.get_mut(s) {
+                    p.gate = Gate::WaitKeyframe;
+                }
+            }
+        }
+        for s in subs {
+            let Some(p) = self.peers.get_mut(&s) else {
+                continue;
+            };
+            if !p.connected {
+                continue;
+            }
+            if kind == MediaKind::Video && !p.gate.pass(keyframe) {
+                p.counters.frames_dropped += 1;
+                want_keyframe = true;
+                continue;
+            }
+            let Some(mid) = p.mids.get(&kind).copied() else {
+                continue;
+            };
+            let written = match p.rtc.writer(mid) {
+                Some(w) => match w.match_params(data.params) {
+                    Some(pt) => w
+                        .write(pt, data.network_time, data.time, data.data.clone())
+                        .is_ok(),
+                    None => false,
+                },
+                None => false,
+            };
+            if !written && kind == MediaKind::Video {
+                // Refused (codec mismatch or a full send buffer): drop to the
+                // next keyframe rather than send undecodable deltas.
+                p.gate = Gate::WaitKeyframe;
+                p.counters.frames_dropped += 1;
+                want_keyframe = true;
+            }
+            self.poll_peer(s, now);
+        }
+        if retry {
+            self.send_keyframe_request(camera, now);
+        }
+        if want_keyframe {
+            self.ask_keyframe(camera, now);
+        }
+    }
+
+    fn ask_keyframe(&mut self, camera: i64, now: Instant) {
+        let Some(cam) = self.cameras.get_mut(&camera) else {
+            return;
+        };
+        if cam.publisher.is_none() {
+            return;
+        }
+        if cam.merger.request(now) {
+            self.send_keyframe_request(camera, now);
+        }
+    }
+
+    fn send_keyframe_request(&mut self, camera: i64, now: Instant) {
+        let Some(pubid) = self.cameras.get(&camera).and_then(|c| c.publisher) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&pubid) else {
+            return;
+        };
+        let Some(mid) = p.mids.get(&MediaKind::Video).copied() else {
+            return;
+        };
+        let sent = match p.rtc.writer(mid) {
+            Some(mut w) => w.request_keyframe(None, KeyframeRequestKind::Pli).is_ok(),
+            None => false,
+        };
+        if sent {
+            p.counters.keyframe_requests += 1;
+            self.poll_peer(pubid, now);
+        } else if let Some(cam) = self.cameras.get_mut(&camera) {
+            // No packets from the publisher yet: retry at its first frame.
+            cam.merger.unsent();
+        }
+    }
+}
+
+/// Publishers must offer to send, subscribers to receive: catches a client
+/// that joined with the wrong role before any media is set up.
+fn check_direction(sdp: &str, role: PeerRole) -> Result<(), RelayError> {
+    let media_lines = sdp.lines().filter(|l| l.starts_with("m=")).count();
+    if media_lines == 0 {
+        return Err(RelayError::BadSdp("the offer has no media".into()));
+    }
+    let refused = match role {
+        PeerRole::Publisher => Direction::RecvOnly,
+        PeerRole::Subscriber => Direction::SendOnly,
+    };
+    let all_refused = sdp
+        .lines()
+        .filter(|l| {
+            l.starts_with("a=sendonly")
+                || l.starts_with("a=recvonly")
+                || l.starts_with("a=sendrecv")
+                || l.starts_with("a=inactive")
+        })
+        .all(|l| l.trim() == format!("a={refused}"));
+    let has_direction = sdp.lines().any(|l| {
+        l.starts_with("a=sendonly") || l.starts_with("a=recvonly") || l.starts_with("a=sendrecv")
+    });
+    if has_direction && all_refused {
+        return Err(RelayError::BadSdp(match role {
+            PeerRole::Publisher => "a publisher must offer to send".into(),
+            PeerRole::Subscriber => "a viewer must offer to receive".into(),
+        }));
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! The relay's tokio shell: one UDP socket, one task, the [`Core`] inside.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::RelayError;
+use crate::core::{CameraCounters, Core, PeerRole, RelayEvent, SessionId};
+
+/// Commands queued to the relay task; more wait at the caller.
+const COMMAND_QUEUE: usize = 256;
+/// Events queued for the server; a server that stops reading loses the
+/// oldest kind of news only (media up/down), never blocks the relay.
+const EVENT_QUEUE: usize = 1024;
+
+/// How the relay listens and what it advertises.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// The UDP address to bind; port 0 picks one.
+    pub bind: SocketAddr,
+    /// Extra addresses to advertise as host candidates on the same port
+    /// (public IPs of a NATed box with the port forwarded).
+    pub public_ips: Vec<IpAddr>,
+}
+
+enum Command {
+    Accept {
+        camera: i64,
+        role: PeerRole,
+        sdp: String,
+        reply: oneshot::Sender<Result<(SessionId, String), RelayError>>,
+    },
+    Candidate {
+        session: SessionId,
+        candidate: String,
+    },
+    Close {
+        session: SessionId,
+    },
+}
+
+/// A handle on the running relay. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Relay {
+    commands: mpsc::Sender<Command>,
+    local: SocketAddr,
+    counters: Arc<Mutex<BTreeMap<i64, CameraCounters>>>,
+}
+
+impl Relay {
+    /// Binds the socket and starts the relay task; it stops when
+    /// `shutdown` fires. Events (media up/down, sessions ended) arrive on
+    /// the returned receiver.
+    pub async fn start(
+        config: RelayConfig,
+        shutdown: CancellationToken,
+    ) -> Result<(Relay, mpsc::Receiver<RelayEvent>), RelayError> {
+        str0m::crypto::from_feature_flags().install_process_default();
+        let socket = UdpSocket::bind(config.bind)
+            .await
+            .map_err(|source| RelayError::Bind {
+                addr: config.bind,
+                source,
+            })?;
+        let local = socket.local_addr().map_err(|source| RelayError::Bind {
+            addr: config.bind,
+            source,
+        })?;
+        let candidates = candidates(local, &config.public_ips);
+        tracing::info!(%local, ?candidates, "relay listening");
+        let core = Core::new(candidates)?;
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (etx, erx) = mpsc::channel(EVENT_QUEUE);
+        let counters = Arc::new(Mutex::new(BTreeMap::new()));
+        let span = tracing::info_span!("relay", %local);
+        tokio::spawn(
+            run(core, socket, local, rx, etx, counters.clone(), shutdown).instrument(span),
+        );
+        Ok((
+            Relay {
+                commands: tx,
+                local,
+                counters,
+            },
+            erx,
+        ))
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Accepts an offer for `camera` as `role`: the session and the answer.
+    pub async fn accept(
+        &self,
+        camera: i64,
+        role: PeerRole,
+        sdp: String,
+    ) -> Result<(SessionId, String), RelayError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Accept {
+                camera,
+                role,
+                sdp,
+                reply,
+            })
+            .await
+            .map_err(|_| RelayError::Stopped)?;
+        rx.await.map_err(|_| RelayError::Stopped)?
+    }
+
+    /// Adds a trickled candidate; an unknown session is ignored.
+    pub async fn add_candidate(&self, session: SessionId, candidate: String) {
+        let _ = self
+            .commands
+            .send(Command::Candidate { session, candidate })
+            .await;
+    }
+
+    /// Ends a session.
+    pub async fn close(&self, session: SessionId) {
+        let _ = self.commands.send(Command::Close { session }).await;
+    }
+
+    /// Counters per camera, as of the last second.
+    pub fn counters(&self) -> BTreeMap<i64, CameraCounters> {
+        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+/// Host candidates: the bound address unless it is a wildcard, and each
+/// public IP, all on the bound port. A wildcard bind with no public IP
+/// advertises loopback, which only local peers can use.
+fn candidates(local: SocketAddr, public: &[IpAddr]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    if !local.ip().is_unspecified() {
+        out.push(local);
+    }
+    for ip in public {
+        let a = SocketAddr::new(*ip, local.port());
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    if out.is_empty() {
+        out.push(SocketAddr::new(
+            if local.is_ipv4() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+            },
+            local.port(),
+        ));
+    }
+    out
+}
+
+async fn run(
+    mut core: Core,
+    socket: UdpSocket,
+    local: SocketAddr,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<RelayEvent>,
+    counters: Arc<Mutex<BTreeMap<i64, CameraCounters>>>,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; 2048];
+    let mut next_counters = Instant::now();
+    loop {
+        let now = Instant::now();
+        let deadline = core.next_timeout(now);
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            cmd = commands.recv() => {
+                let Some(cmd) = cmd else { break };
+                let now = Instant::now();
+                match cmd {
+                    Command::Accept { camera, role, sdp, reply } => {
+                        let _ = reply.send(core.accept(camera, role, &sdp, now));
+                    }
+                    Command::Candidate { session, candidate } => {
+                        if let Err(e) = core.add_candidate(session, &candidate) {
+                            tracing::debug!(session, "candidate refused: {e}");
+                        }
+                    }
+                    Command::Close { session } => core.close(session, now),
+                }
+            }
+            r = socket.recv_from(&mut buf) => {
+                match r {
+                    Ok((n, from)) => core.receive(Instant::now(), from, local, &buf[..n]),
+                    // ICMP errors surface here on Linux; they concern one peer.
+                    Err(e) => tracing::trace!("recv: {e}"),
+                }
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {}
+        }
+        let now = Instant::now();
+        core.tick(now);
+        for t in core.drain_transmits() {
+            // Never wait on one peer: a full socket buffer drops, like the
+            // network would, and NACK or a keyframe request recovers.
+            let _ = socket.try_send_to(&t.contents, t.destination);
+        }
+        for e in core.drain_events() {
+            if events.try_send(e).is_err() {
+                tracing::warn!("relay event queue full; an event was dropped");
+            }
+        }
+        if now >= next_counters {
+            next_counters = now + Duration::from_secs(1);
+            if let Ok(mut c) = counters.lock() {
+                *c = core.counters();
+            }
+        }
+    }
+    tracing::info!(peers = core.peers(), "relay stopped");
+}

@@ -1,0 +1,257 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
+//! The relay core between real WebRTC peers (str0m clients doing full ICE,
+//! DTLS and SRTP) over a simulated network: deterministic, no sockets.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use reallive_core::Codec;
+use reallive_relay::{Core, PeerRole, RelayEvent};
+use str0m::change::SdpAnswer;
+use str0m::format::Codec as RtcCodec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+const RELAY: &str = "10.0.0.1:8189";
+
+struct Client {
+    rtc: Rtc,
+    addr: SocketAddr,
+    mid: Mid,
+    frames: Vec<(bool, usize)>,
+    plis: u32,
+    connected: bool,
+}
+
+fn client(addr: &str, dir: Direction, core: &mut Core, camera: i64, now: Instant) -> (Client, u64) {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let mut rtc = Rtc::builder().clear_codecs().enable_h264(true).build(now);
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    let mid = change.add_media(MediaKind::Video, dir, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    let role = if dir == Direction::SendOnly {
+        PeerRole::Publisher
+    } else {
+        PeerRole::Subscriber
+    };
+    let (session, answer) = core
+        .accept(camera, role, &offer.to_sdp_string(), now)
+        .unwrap();
+    assert!(answer.contains("a=ice-lite"), "{answer}");
+    rtc.sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    (
+        Client {
+            rtc,
+            addr,
+            mid,
+            frames: Vec::new(),
+            plis: 0,
+            connected: false,
+        },
+        session,
+    )
+}
+
+/// Moves datagrams between the clients and the relay until everyone is
+/// idle, then advances time by `step`.
+fn run(core: &mut Core, clients: &mut [&mut Client], now: &mut Instant, step: Duration) {
+    let relay: SocketAddr = RELAY.parse().unwrap();
+    for _ in 0..1000 {
+        let mut moved = false;
+        for c in clients.iter_mut() {
+            loop {
+                match c.rtc.poll_output().unwrap() {
+                    Output::Timeout(_) => break,
+                    Output::Transmit(t) => {
+                        assert_eq!(t.destination, relay);
+                        core.receive(*now, c.addr, relay, &t.contents);
+                        moved = true;
+                    }
+                    Output::Event(e) => match e {
+                        Event::Connected => c.connected = true,
+                        Event::MediaData(d) => c.frames.push((d.is_keyframe(), d.data.len())),
+                        Event::KeyframeRequest(_) => c.plis += 1,
+                        _ => {}
+                    },
+                }
+            }
+        }
+        core.tick(*now);
+        let out: Vec<_> = core.drain_transmits().collect();
+        for t in out {
+            let Some(c) = clients.iter_mut().find(|c| c.addr == t.destination) else {
+                continue;
+            };
+            let input = Input::Receive(
+                *now,
+                Receive {
+                    proto: Protocol::Udp,
+                    source: relay,
+                    destination: t.destination,
+                    contents: t.contents.as_slice().try_into().unwrap(),
+                },
+            );
+            c.rtc.handle_input(input).unwrap();
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    *now += step;
+    for c in clients.iter_mut() {
+        c.rtc.handle_input(Input::Timeout(*now)).unwrap();
+    }
+    core.tick(*now);
+}
+
+#[test]
+fn frames_reach_every_subscriber_from_a_keyframe_and_requests_merge() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let clip = reallive_test_support::clip::annex_b_frames(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
+        Codec::H264,
+        0,
+        3000,
+    );
+    assert!(clip[0].keyframe);
+    let mut now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    let (mut publ, _) = client("10.0.0.2:5000", Direction::SendOnly, &mut core, 7, now);
+    let (mut s1, _) = client("10.0.0.3:5000", Direction::RecvOnly, &mut core, 7, now);
+    let ms = Duration::from_millis(10);
+    for _ in 0..300 {
+        run(&mut core, &mut [&mut publ, &mut s1], &mut now, ms);
+        if publ.connected && s1.connected {
+            break;
+        }
+    }
+    assert!(publ.connected && s1.connected, "ICE and DTLS complete");
+    let pt = {
+        let w = publ.rtc.writer(publ.mid).unwrap();
+        w.payload_params()
+            .find(|p| p.spec().codec == RtcCodec::H264)
+            .map(|p| p.pt())
+            .unwrap()
+    };
+    let send = |publ: &mut Client, i: usize, now: Instant| {
+        let f = &clip[i % clip.len()];
+        publ.rtc
+            .writer(publ.mid)
+            .unwrap()
+            .write(
+                pt,
+                now,
+                MediaTime::from_90khz(i as u64 * 3000),
+                f.data.to_vec(),
+            )
+            .unwrap();
+    };
+    // The clip has a keyframe every 10 frames. Join mid-GOP: frames 5..9
+    // are deltas the subscriber could not decode, so it gets none of them.
+    let frame_step = Duration::from_millis(33);
+    let t_start = now;
+    for i in 5..10 {
+        assert!(!clip[i].keyframe);
+        send(&mut publ, i, now);
+        run(&mut core, &mut [&mut publ, &mut s1], &mut now, frame_step);
+    }
+    assert!(
+        s1.frames.is_empty(),
+        "no delta frame before a keyframe: {}",
+        s1.frames.len()
+    );
+    // From the keyframe on, everything flows.
+    for i in 10..40 {
+        send(&mut publ, i, now);
+        run(&mut core, &mut [&mut publ, &mut s1], &mut now, frame_step);
+    }
+    // A frame leaves str0m's depacketizer when the next one begins.
+    run(&mut core, &mut [&mut publ, &mut s1], &mut now, frame_step);
+    assert!(s1.frames[0].0, "the first frame is a keyframe");
+    assert_eq!(s1.frames.len(), 30, "every frame from the keyframe on");
+    // The relay asked the publisher for a keyframe as soon as its stream
+    // existed. (A str0m client does not surface the relay's FIR as an
+    // event; browsers and webrtc-rs do, which the end-to-end tests check.)
+    let asked = core.counters()[&7]
+        .publisher
+        .as_ref()
+        .unwrap()
+        .1
+        .keyframe_requests;
+    assert!(asked >= 1, "{:?}", core.counters());
+
+    // A second subscriber joins mid-GOP: it too starts at a keyframe, and
+    // the first keeps every frame.
+    let (mut s2, s2_session) = client("10.0.0.4:5000", Direction::RecvOnly, &mut core, 7, now);
+    for _ in 0..300 {
+        run(&mut core, &mut [&mut publ, &mut s1, &mut s2], &mut now, ms);
+        if s2.connected {
+            break;
+        }
+    }
+    assert!(s2.connected);
+    for i in 43..60 {
+        send(&mut publ, i, now);
+        run(
+            &mut core,
+            &mut [&mut publ, &mut s1, &mut s2],
+            &mut now,
+            frame_step,
+        );
+    }
+    assert!(s2.frames[0].0);
+    assert_eq!(s2.frames.len(), 10, "frames 50..59");
+    assert_eq!(s1.frames.len(), 30 + 17);
+    // Requests were merged: at most one per 500 ms went to the publisher,
+    // though subscribers and the relay asked more often.
+    let elapsed = now.duration_since(t_start).as_millis() as u64;
+    let c = &core.counters()[&7];
+    let sent = c.publisher.as_ref().unwrap().1.keyframe_requests;
+    assert!(sent <= elapsed / 500 + 1, "{sent} requests in {elapsed} ms");
+    assert!(c.keyframes_asked > sent, "{c:?}");
+
+    // Counters and events.
+    let counters = core.counters();
+    let cam = &counters[&7];
+    assert!(cam.flowing);
+    assert_eq!(cam.subscribers.len(), 2);
+    assert!(cam.keyframes_sent <= cam.keyframes_asked);
+    core.close(s2_session, now);
+    let events: Vec<_> = core.drain_events().collect();
+    assert!(events.contains(&RelayEvent::Media {
+        camera: 7,
+        flowing: true
+    }));
+    assert!(events.iter().any(|e| matches!(e, RelayEvent::SessionEnded { session, role: PeerRole::Subscriber, .. } if *session == s2_session)));
+    let mut seen = HashMap::new();
+    for e in &events {
+        *seen.entry(format!("{e:?}")).or_insert(0) += 1;
+    }
+    assert_eq!(core.counters()[&7].subscribers.len(), 1);
+}
+
+#[test]
+fn wrong_direction_and_junk_offers_are_refused() {
+    let now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    assert!(core.accept(1, PeerRole::Publisher, "not sdp", now).is_err());
+    let mut rtc = Rtc::builder().build(now);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, _) = change.apply().unwrap();
+    let e = core
+        .accept(1, PeerRole::Publisher, &offer.to_sdp_string(), now)
+        .unwrap_err();
+    assert!(e.to_string().contains("must offer to send"), "{e}");
+    assert_eq!(core.peers(), 0);
+}

@@ -1,0 +1,181 @@
+#!/usr/bin/env node
+// End-to-end check of live playback: log in through the form, wait for the
+// grid, optionally open one camera full-size, and wait until some camera's
+// video decoder has produced more than MIN_FRAMES frames.
+//
+// Prints one JSON line and exits 0 ({"ok":true,"framesDecoded":N,"ms":T}) or
+// 1 ({"ok":false,"reason":"...","stats":[...]}). `ms` counts from the moment
+// the live page appeared. Never hangs: a hard timeout ends the run.
+//
+// Env: BASE_URL, RL_USERNAME, RL_PASSWORD, RL_CAMERA_NAME (optional),
+//      MIN_FRAMES (60), TIMEOUT_MS (10000), CHROMIUM (/usr/bin/chromium),
+//      CHROMIUM_EXTRA_ARGS (space-separated flags added to the fixed ones),
+//      HARD_TIMEOUT_MS (default: 3 × TIMEOUT_MS + 30000).
+
+import { chromium } from 'playwright-core'
+
+let browser = null
+let lastStats = []
+let done = false
+
+function intEnv(name, dflt) {
+  const raw = process.env[name]
+  if (raw == null || raw === '') return dflt
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < 0) {
+    finish(false, { reason: `${name} must be a non-negative number, got ${JSON.stringify(raw)}` })
+    process.exit(1)
+  }
+  return Math.floor(n)
+}
+
+const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8080'
+const USERNAME = process.env.RL_USERNAME ?? ''
+const PASSWORD = process.env.RL_PASSWORD ?? ''
+const CAMERA_NAME = process.env.RL_CAMERA_NAME || ''
+const MIN_FRAMES = intEnv('MIN_FRAMES', 60)
+const TIMEOUT_MS = intEnv('TIMEOUT_MS', 10_000)
+const HARD_TIMEOUT_MS = intEnv('HARD_TIMEOUT_MS', 3 * TIMEOUT_MS + 30_000)
+const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium'
+// Extra Chromium flags, space-separated (e.g. --allow-loopback-in-peer-connection).
+const EXTRA_ARGS = (process.env.CHROMIUM_EXTRA_ARGS ?? '').split(/\s+/).filter(Boolean)
+const POLL_MS = 200
+
+function finish(ok, fields) {
+  if (done) return
+  done = true
+  const line = ok ? { ok: true, ...fields } : { ok: false, reason: fields.reason, stats: fields.stats ?? lastStats }
+  process.stdout.write(`${JSON.stringify(line)}\n`)
+  process.exitCode = ok ? 0 : 1
+}
+
+/** Closes the browser, but gives up after `ms` (its process dies with ours). */
+async function closeBrowser(ms = 5000) {
+  const b = browser
+  browser = null
+  if (!b) return
+  let t
+  await Promise.race([b.close().catch(() => {}), new Promise((r) => (t = setTimeout(r, ms)))])
+  clearTimeout(t)
+}
+
+const hardTimer = setTimeout(async () => {
+  finish(false, { reason: `hard timeout after ${HARD_TIMEOUT_MS} ms` })
+  await closeBrowser(3000)
+  process.exit(1)
+}, HARD_TIMEOUT_MS)
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    finish(false, { reason: `interrupted by ${sig}` })
+    await closeBrowser(3000)
+    process.exit(1)
+  })
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms))
+}
+
+async function readStats(page) {
+  try {
+    const s = await page.evaluate(() => (window.__reallive ? window.__reallive.stats() : null))
+    if (Array.isArray(s)) lastStats = s
+    return s
+  } catch {
+    return null
+  }
+}
+
+async function run() {
+  if (!USERNAME) throw new Error('RL_USERNAME is not set')
+  browser = await chromium.launch({
+    executablePath: EXECUTABLE,
+    headless: true,
+    timeout: 30_000,
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--autoplay-policy=no-user-gesture-required',
+      ...EXTRA_ARGS,
+    ],
+  })
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const page = await context.newPage()
+  page.setDefaultTimeout(TIMEOUT_MS)
+  const pageErrors = []
+  page.on('pageerror', (e) => pageErrors.push(String(e?.message ?? e)))
+
+  const res = await page.goto(BASE_URL, { waitUntil: 'domcontentloaded', timeout: TIMEOUT_MS })
+  if (res && !res.ok()) throw new Error(`GET ${BASE_URL} answered HTTP ${res.status()}`)
+
+  // A stale token from nowhere cannot exist (fresh profile), so this is the login form.
+  await page.locator('#login-username').waitFor({ state: 'visible', timeout: TIMEOUT_MS })
+  await page.locator('#login-username').fill(USERNAME)
+  await page.locator('#login-password').fill(PASSWORD)
+  await page.locator('.login-card button[type=submit]').click()
+
+  // Either the live page appears or the login form says why not.
+  const outcome = await Promise.race([
+    page.locator('section.live').waitFor({ state: 'visible', timeout: TIMEOUT_MS }).then(() => 'live'),
+    page.locator('#login-error').waitFor({ state: 'visible', timeout: TIMEOUT_MS }).then(() => 'error'),
+  ]).catch(() => 'timeout')
+  if (outcome === 'error') {
+    const msg = await page.locator('#login-error').textContent().catch(() => '')
+    throw new Error(`login failed: ${(msg ?? '').trim()}`)
+  }
+  if (outcome !== 'live') throw new Error(`the live page did not appear within ${TIMEOUT_MS} ms after logging in`)
+  const t0 = Date.now()
+  const deadline = t0 + TIMEOUT_MS
+  const left = () => Math.max(1, deadline - Date.now())
+
+  if (CAMERA_NAME) {
+    // Find the tile by its exact name (text, so no selector escaping).
+    let id = null
+    while (id == null && Date.now() < deadline) {
+      id = await page.evaluate((name) => {
+        for (const el of document.querySelectorAll('.tile')) {
+          if (el.querySelector('.tile-name')?.textContent === name) return el.getAttribute('data-camera-id')
+        }
+        return null
+      }, CAMERA_NAME)
+      if (id == null) await sleep(POLL_MS)
+    }
+    if (id == null) {
+      const names = await page.locator('.tile-name').allTextContents().catch(() => [])
+      throw new Error(`no camera tile named ${JSON.stringify(CAMERA_NAME)} (tiles: ${JSON.stringify(names)})`)
+    }
+    await page.locator(`.tile[data-camera-id="${id}"] .tile-link`).click({ timeout: left() })
+    await page.locator('.tile.focused').waitFor({ state: 'visible', timeout: left() })
+  }
+
+  while (Date.now() < deadline) {
+    const stats = await readStats(page)
+    const best = (stats ?? []).reduce((m, s) => Math.max(m, Number(s.framesDecoded) || 0), 0)
+    if (best > MIN_FRAMES) {
+      finish(true, { framesDecoded: best, ms: Date.now() - t0 })
+      return
+    }
+    await sleep(Math.min(POLL_MS, left()))
+  }
+  await readStats(page)
+  const extra = pageErrors.length ? `; page errors: ${pageErrors.slice(0, 3).join(' | ')}` : ''
+  throw new Error(`no camera decoded more than ${MIN_FRAMES} frames within ${TIMEOUT_MS} ms${extra}`)
+}
+
+try {
+  await run()
+} catch (e) {
+  const msg = String(e?.message ?? e).split('\n')[0]
+  finish(false, { reason: msg })
+} finally {
+  await closeBrowser()
+  clearTimeout(hardTimer)
+}
+process.exit(process.exitCode ?? 1)

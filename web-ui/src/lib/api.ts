@@ -1,0 +1,248 @@
+// The RealLive HTTP API, as the UI uses it. All URLs are relative: the app is
+// served from the same origin as the API.
+
+export type Role = 'viewer' | 'operator' | 'admin'
+export type CameraStatus = 'offline' | 'online' | 'streaming'
+export type Permission = 'view' | 'playback' | 'control'
+
+export interface User {
+  id: number
+  username: string
+  email: string | null
+  role: Role
+  created_at: string
+}
+
+export interface LoginResponse {
+  token: string
+  expires_at: string
+  user: User
+}
+
+export interface Camera {
+  id: number
+  owner_id: number
+  name: string
+  resolution: string | null
+  status: CameraStatus
+  created_at: string
+  permission: Permission
+}
+
+export interface IceServerConfig {
+  urls: string[]
+  username?: string
+  credential?: string
+}
+
+export interface StreamInfo {
+  ice_servers?: IceServerConfig[]
+}
+
+export const TOKEN_KEY = 'reallive.token'
+
+/** An error answered by the server (`{"error": {"code", "message"}}`) or met on the way. */
+export class ApiError extends Error {
+  /** HTTP status; 0 when the request never got an answer. */
+  readonly status: number
+  /** The server's machine-readable code, or a local one (`network`, `http_<status>`). */
+  readonly code: string
+  /** Seconds to wait before trying again (from `Retry-After`), when the server said. */
+  readonly retryAfter: number | null
+
+  constructor(status: number, code: string, message: string, retryAfter: number | null = null) {
+    super(message)
+    this.name = 'ApiError'
+    this.status = status
+    this.code = code
+    this.retryAfter = retryAfter
+  }
+}
+
+/**
+ * Reads `Retry-After` as whole seconds: either delta-seconds or an HTTP date.
+ * `null` when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null, now: number = Date.now()): number | null {
+  if (value == null) return null
+  const v = value.trim()
+  if (/^\d+$/.test(v)) return Number.parseInt(v, 10)
+  const at = Date.parse(v)
+  if (Number.isNaN(at)) return null
+  return Math.max(0, Math.ceil((at - now) / 1000))
+}
+
+/** Turns a non-2xx response into an [`ApiError`], whatever its body. */
+export async function errorFromResponse(res: Response): Promise<ApiError> {
+  const retryAfter = parseRetryAfter(res.headers.get('Retry-After'))
+  let code = `http_${res.status}`
+  let message = res.statusText || `HTTP ${res.status}`
+  let text = ''
+  try {
+    text = await res.text()
+  } catch {
+    // An unreadable body keeps the status line.
+  }
+  if (text) {
+    try {
+      const body: unknown = JSON.parse(text)
+      const err = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error
+      if (err && typeof err === 'object') {
+        if (typeof err.code === 'string' && err.code) code = err.code
+        if (typeof err.message === 'string' && err.message) message = err.message
+      }
+    } catch {
+      // Not JSON: a proxy's or the server's plain-text page. Keep it short.
+      const plain = text.trim()
+      if (plain && plain.length <= 200 && !plain.startsWith('<')) message = plain
+    }
+  }
+  return new ApiError(res.status, code, message, retryAfter)
+}
+
+type Storage = Pick<globalThis.Storage, 'getItem' | 'setItem' | 'removeItem'>
+
+function defaultStorage(): Storage | null {
+  try {
+    return globalThis.localStorage ?? null
+  } catch {
+    return null
+  }
+}
+
+export interface ApiClientOptions {
+  fetch?: typeof fetch
+  storage?: Storage | null
+}
+
+/**
+ * The API client: holds the bearer token (in `localStorage`), and drops it
+ * and tells its listeners when the server answers 401 to an authenticated call.
+ */
+export class ApiClient {
+  private readonly fetchFn: typeof fetch
+  private readonly storage: Storage | null
+  private memoryToken: string | null = null
+  private readonly unauthorizedListeners = new Set<() => void>()
+
+  constructor(opts: ApiClientOptions = {}) {
+    this.fetchFn = opts.fetch ?? ((input, init) => globalThis.fetch(input, init))
+    this.storage = opts.storage === undefined ? defaultStorage() : opts.storage
+  }
+
+  get token(): string | null {
+    if (this.storage) {
+      try {
+        return this.storage.getItem(TOKEN_KEY)
+      } catch {
+        // Storage refused (privacy mode): fall back to memory.
+      }
+    }
+    return this.memoryToken
+  }
+
+  setToken(token: string | null): void {
+    this.memoryToken = token
+    if (!this.storage) return
+    try {
+      if (token) this.storage.setItem(TOKEN_KEY, token)
+      else this.storage.removeItem(TOKEN_KEY)
+    } catch {
+      // Memory only.
+    }
+  }
+
+  /** Calls `fn` whenever the token turns out to be expired or revoked. */
+  onUnauthorized(fn: () => void): () => void {
+    this.unauthorizedListeners.add(fn)
+    return () => this.unauthorizedListeners.delete(fn)
+  }
+
+  /** Drops the token and tells the listeners (the app goes to the login page). */
+  handleUnauthorized(): void {
+    this.setToken(null)
+    for (const fn of [...this.unauthorizedListeners]) fn()
+  }
+
+  /** Headers for an authenticated call. */
+  authHeaders(): Record<string, string> {
+    const t = this.token
+    return t ? { Authorization: `Bearer ${t}` } : {}
+  }
+
+  /** The `fetch` this client uses, for other clients (WHEP) to share. */
+  get fetch(): typeof fetch {
+    return this.fetchFn
+  }
+
+  private async request<T>(
+    method: string,
+    path: string,
+    opts: { body?: unknown; auth?: boolean; signal?: AbortSignal } = {},
+  ): Promise<T> {
+    const auth = opts.auth ?? true
+    const headers: Record<string, string> = { Accept: 'application/json' }
+    if (auth) {
+      const t = this.token
+      if (!t) {
+        this.handleUnauthorized()
+        throw new ApiError(401, 'unauthenticated', 'not signed in')
+      }
+      headers.Authorization = `Bearer ${t}`
+    }
+    const init: RequestInit = { method, headers, signal: opts.signal, cache: 'no-store' }
+    if (opts.body !== undefined) {
+      headers['Content-Type'] = 'application/json'
+      init.body = JSON.stringify(opts.body)
+    }
+    let res: Response
+    try {
+      res = await this.fetchFn(path, init)
+    } catch (e) {
+      if ((e as { name?: string } | null)?.name === 'AbortError') throw e
+      throw new ApiError(0, 'network', 'cannot reach the server')
+    }
+    if (!res.ok) {
+      const err = await errorFromResponse(res)
+      if (res.status === 401 && auth) this.handleUnauthorized()
+      throw err
+    }
+    if (res.status === 204) return undefined as T
+    try {
+      return (await res.json()) as T
+    } catch {
+      throw new ApiError(res.status, 'bad_response', 'the server sent an unreadable answer')
+    }
+  }
+
+  /** Signs in and keeps the token. A 401 here is a wrong password, not an expired session. */
+  async login(username: string, password: string): Promise<LoginResponse> {
+    const r = await this.request<LoginResponse>('POST', '/api/auth/login', {
+      body: { username, password },
+      auth: false,
+    })
+    this.setToken(r.token)
+    return r
+  }
+
+  async me(): Promise<User> {
+    const r = await this.request<{ user: User }>('GET', '/api/auth/me')
+    return r.user
+  }
+
+  async cameras(signal?: AbortSignal): Promise<Camera[]> {
+    return this.request<Camera[]>('GET', '/api/cameras', { signal })
+  }
+
+  async streamInfo(cameraId: number): Promise<StreamInfo> {
+    return this.request<StreamInfo>('GET', `/api/cameras/${encodeURIComponent(cameraId)}/stream`)
+  }
+
+  /** Forgets the token locally (the server's tokens expire on their own). */
+  logout(): void {
+    this.setToken(null)
+  }
+}
+
+/** The app's one client. */
+export const api = new ApiClient()

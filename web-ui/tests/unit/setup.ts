@@ -1,0 +1,3 @@
+import { FakeMediaStream } from './fakes'
+
+Object.defineProperty(globalThis, 'MediaStream', { value: FakeMediaStream, configurable: true, writable: true })
