@@ -176,7 +176,7 @@ async fn register_login_cameras_grants_and_keys() {
         info["whep_url"]
             .as_str()
             .unwrap()
-            .contains(&format!("/api/cameras/{cam}/"))
+            .ends_with(&format!("/whep/{cam}"))
     );
     // Seeing is not managing.
     let r = viewer
