@@ -3,12 +3,20 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_OUT ?= demo-out
 
-.PHONY: setup build demo test fmt clippy nextest bench
+.PHONY: setup ui ui-test build demo test fmt clippy nextest bench
 
 setup:
 	./scripts/setup
 
-build: setup
+# The web UI: dependencies from package-lock.json, then a type-checked build
+# into web-ui/dist (which release builds embed).
+ui: setup
+	cd web-ui && npm ci --no-audit --no-fund && npm run build
+
+ui-test: ui
+	cd web-ui && npm test
+
+build: ui
 	$(CARGO) build --workspace --release
 
 # The main job on embedded defaults: capture the test pattern, encode it with
@@ -22,7 +30,7 @@ demo: setup
 	  -show_entries stream=codec_name,profile,width,height,avg_frame_rate,nb_read_frames,has_b_frames \
 	  -show_entries format=duration -of default=noprint_wrappers=1 $(DEMO_OUT)/test-pattern.mp4
 
-test: setup fmt clippy nextest
+test: setup ui-test fmt clippy nextest
 
 fmt:
 	$(CARGO) fmt --all --check

@@ -12,13 +12,25 @@ use reallive_auth::{
     NewUser, PasswordHasher, PasswordParams, Role, Secret, User, UserUpdate, random_token, validate,
 };
 use reallive_http::config::ServerSection;
-use reallive_http::{ApiOptions, Server, ServerOptions, open_accounts};
+use reallive_http::{ApiOptions, IceServer, Server, ServerOptions, open_accounts};
+use reallive_relay::RelayConfig;
 use tokio_util::sync::CancellationToken;
 
 /// Defaults when neither the CLI, the environment nor the file says.
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Loopback only, unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The live path's flags, over the file's values.
+#[derive(Debug, Clone, Default)]
+pub struct LiveFlags {
+    /// `--rtc-port`.
+    pub rtc_port: Option<u16>,
+    /// `--public-ip`, repeated.
+    pub public_ips: Vec<std::net::IpAddr>,
+    /// `--ice-server`, repeated: STUN/TURN URLs handed to clients.
+    pub ice_servers: Vec<String>,
+}
 
 /// Resolved options: CLI over environment over file over defaults.
 #[derive(Debug, Clone)]
@@ -34,6 +46,7 @@ impl ServerConfig {
         data_dir: Option<PathBuf>,
         listen: Option<SocketAddr>,
         admin_password: Option<Secret>,
+        live: LiveFlags,
     ) -> anyhow::Result<Self> {
         let data_dir = data_dir
             .or(file.data_dir)
@@ -52,7 +65,24 @@ impl ServerConfig {
         }
         api.cors_origins = file.cors_origins;
         api.ice_servers = file.ice_servers;
+        for url in live.ice_servers {
+            api.ice_servers.push(IceServer {
+                urls: vec![url],
+                username: None,
+                credential: None,
+            });
+        }
+        let rtc_port = live
+            .rtc_port
+            .or(file.rtc_port)
+            .unwrap_or(reallive_relay::DEFAULT_RTC_PORT);
+        let mut public_ips = file.public_ips;
+        public_ips.extend(live.public_ips);
         let mut server = ServerOptions::new(data_dir, listen);
+        server.relay = Some(RelayConfig {
+            bind: SocketAddr::new(listen.ip(), rtc_port),
+            public_ips,
+        });
         server.admin_password = admin_password.or(file.admin_password);
         server.jwt_secret = file.jwt_secret;
         server.api = api;
@@ -66,13 +96,14 @@ impl ServerConfig {
 pub async fn run(
     config: ServerConfig,
     shutdown: CancellationToken,
-    on_ready: impl FnOnce(SocketAddr, Option<&Secret>),
+    on_ready: impl FnOnce(SocketAddr, Option<SocketAddr>, Option<&Secret>),
 ) -> anyhow::Result<()> {
     let data_dir = config.server.data_dir.clone();
     let server = Server::bind(config.server)
         .await
         .with_context(|| format!("starting the server in {}", data_dir.display()))?;
-    on_ready(server.local_addr()?, server.first_admin_password());
+    let rtc = server.live().map(|l| l.relay().local_addr());
+    on_ready(server.local_addr()?, rtc, server.first_admin_password());
     server.run(shutdown).await?;
     Ok(())
 }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reallive_auth::{Role, Secret};
 use reallive_http::config::ServerConfigFile;
-use reallive_server::{ServerConfig, run, user_add, user_list, user_passwd};
+use reallive_server::{LiveFlags, ServerConfig, run, user_add, user_list, user_passwd};
 use tokio_util::sync::CancellationToken;
 
 /// The RealLive hub: users, cameras, stream keys and grants behind a JSON
@@ -36,6 +36,20 @@ struct Cli {
         hide_env_values = true
     )]
     admin_password: Option<String>,
+
+    /// UDP port of the WebRTC relay, shared by every peer [default: 8189].
+    #[arg(long, env = "REALLIVE_RTC_PORT", value_name = "PORT")]
+    rtc_port: Option<u16>,
+
+    /// A public address to advertise for the relay (repeatable), when the
+    /// server sits behind NAT with the RTC port forwarded.
+    #[arg(long = "public-ip", value_name = "IP")]
+    public_ips: Vec<std::net::IpAddr>,
+
+    /// A STUN or TURN URL handed to clients (repeatable), e.g.
+    /// stun:stun.example.org:3478.
+    #[arg(long = "ice-server", value_name = "URL")]
+    ice_servers: Vec<String>,
 
     /// TOML config file with a [server] section.
     #[arg(long, env = "REALLIVE_CONFIG", value_name = "FILE")]
@@ -154,10 +168,15 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         cli.data_dir,
         cli.listen,
         cli.admin_password.map(Secret::new),
+        LiveFlags {
+            rtc_port: cli.rtc_port,
+            public_ips: cli.public_ips,
+            ice_servers: cli.ice_servers,
+        },
     )?;
     let shutdown = CancellationToken::new();
     spawn_signal_handler(shutdown.clone())?;
-    run(config, shutdown, |addr, admin_password| {
+    run(config, shutdown, |addr, rtc, admin_password| {
         if let Some(pw) = admin_password {
             // Straight to the terminal, once: never through the logger.
             eprintln!(
@@ -167,6 +186,9 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
             );
         }
         eprintln!("reallive-server: listening on http://{addr}");
+        if let Some(rtc) = rtc {
+            eprintln!("reallive-server: WebRTC relay on udp://{rtc}");
+        }
     })
     .await
 }

@@ -90,6 +90,8 @@ fn data_args(dir: &Path) -> Vec<String> {
         dir.to_str().unwrap().into(),
         "--listen".into(),
         "127.0.0.1:0".into(),
+        "--rtc-port".into(),
+        "0".into(),
     ]
 }
 
@@ -239,7 +241,7 @@ async fn config_file_is_read_and_checked() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nadmin_password = \"file-admin-password\"\nallow_registration = false\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nrtc_port = 0\ndata_dir = \"{}\"\nadmin_password = \"file-admin-password\"\nallow_registration = false\n",
             dir.path().join("data").display()
         ),
     )

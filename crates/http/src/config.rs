@@ -32,6 +32,12 @@ pub struct ServerSection {
     /// STUN/TURN servers handed to clients.
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,
+    /// The relay's UDP port; default 8189.
+    pub rtc_port: Option<u16>,
+    /// Public addresses to advertise as relay candidates (a NATed box
+    /// with the port forwarded).
+    #[serde(default)]
+    pub public_ips: Vec<std::net::IpAddr>,
 }
 
 /// A `reallive-server` config file.

@@ -48,6 +48,7 @@ pub mod openapi;
 pub mod routes;
 mod server;
 mod state;
+pub mod ui;
 
 use std::time::Instant;
 

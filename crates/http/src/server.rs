@@ -13,6 +13,9 @@ use reallive_core::ErrorKind;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use reallive_relay::Relay;
+
+use crate::live::LiveState;
 use crate::{ApiOptions, ApiState};
 
 /// File holding the generated token secret, mode 0600.
@@ -36,6 +39,9 @@ pub enum ServerError {
     /// The accounts database or a secret was refused.
     #[error(transparent)]
     Auth(#[from] AuthError),
+    /// The relay could not start (its UDP port is taken).
+    #[error(transparent)]
+    Relay(#[from] reallive_relay::RelayError),
 }
 
 impl ServerError {
@@ -50,6 +56,7 @@ impl ServerError {
                 _ => ErrorKind::Internal,
             },
             ServerError::Auth(e) => e.kind(),
+            ServerError::Relay(e) => e.kind(),
         }
     }
 }
@@ -72,6 +79,9 @@ pub struct ServerOptions {
     pub jwt_secret: Option<Secret>,
     /// API behaviour.
     pub api: ApiOptions,
+    /// The WebRTC relay, signaling and WHIP/WHEP; `None` serves the API
+    /// only.
+    pub relay: Option<reallive_relay::RelayConfig>,
 }
 
 impl ServerOptions {
@@ -83,6 +93,7 @@ impl ServerOptions {
             admin_password: None,
             jwt_secret: None,
             api: ApiOptions::default(),
+            relay: None,
         }
     }
 }
@@ -94,6 +105,9 @@ pub struct Server {
     state: ApiState,
     extra: Router,
     first_admin_password: Option<Secret>,
+    live: Option<LiveState>,
+    /// Stops the relay and the live event pump when serving ends.
+    stop: CancellationToken,
 }
 
 /// Opens the accounts in `data_dir`, for tools that manage users without
@@ -130,11 +144,26 @@ impl Server {
         let listener = TcpListener::bind(opts.listen)
             .await
             .map_err(io(format!("listening on {}", opts.listen)))?;
+        let stop = CancellationToken::new();
+        let mut extra = crate::ui::router();
+        let live = match opts.relay {
+            Some(cfg) => {
+                let (relay, events) = Relay::start(cfg, stop.clone()).await?;
+                let live = LiveState::start(state.clone(), relay, events, stop.clone())
+                    .await
+                    .map_err(|e| AuthError::Internal(e.message))?;
+                extra = extra.merge(crate::live::router(live.clone()));
+                Some(live)
+            }
+            None => None,
+        };
         Ok(Server {
             listener,
             state,
-            extra: Router::new(),
+            extra,
             first_admin_password,
+            live,
+            stop,
         })
     }
 
@@ -143,6 +172,11 @@ impl Server {
         self.listener
             .local_addr()
             .map_err(io("reading the bound address"))
+    }
+
+    /// The live path, when the relay runs.
+    pub fn live(&self) -> Option<&LiveState> {
+        self.live.as_ref()
     }
 
     /// The shared API state, for routers added with [`merge`](Self::merge).
@@ -180,6 +214,7 @@ impl Server {
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .map_err(io("serving"));
+        self.stop.cancel();
         self.state.accounts().close().await;
         tracing::info!("stopped");
         served

@@ -139,11 +139,10 @@ export class LivePlayer {
       this.setState(this.everLive || this.attempt > 0 ? 'reconnecting' : 'connecting', this.detail)
     }
 
-    let session: WhepSession
     try {
       const iceServers = await this.loadIceServers()
       if (gen !== this.generation) return
-      session = new WhepSession({
+      const session = new WhepSession({
         url: `/whep/${encodeURIComponent(this.cameraId)}`,
         token: this.opts.api.token,
         iceServers,
