@@ -155,3 +155,117 @@ mod tests {
         assert!(within(None, 0, i64::MAX / 2, 3000));
     }
 }
+
+/// Where to publish: a RealLive server's camera.
+#[derive(Clone)]
+pub struct PublishTarget {
+    /// `http://host:port` of the server.
+    pub server: String,
+    /// The camera's id.
+    pub camera: i64,
+    /// Its stream key.
+    pub key: String,
+}
+
+impl std::fmt::Debug for PublishTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishTarget")
+            .field("server", &self.server)
+            .field("camera", &self.camera)
+            .field("key", &"***")
+            .finish()
+    }
+}
+
+/// What [`publish`] did.
+#[derive(Debug, Clone)]
+pub struct PublishSummary {
+    /// Frames handed to the WebRTC track.
+    pub frames_sent: u64,
+    /// The encoder used.
+    pub encoder: &'static str,
+    /// Frames the capture dropped because publishing fell behind.
+    pub dropped: u64,
+}
+
+/// Captures `source` and publishes it to `target` until `seconds` of media
+/// went out, the source ends, or `shutdown` fires. Network trouble never
+/// stops it: the publisher reconnects with backoff while the capture runs.
+pub async fn publish(
+    source: Source,
+    capture: CaptureOptions,
+    target: PublishTarget,
+    seconds: Option<u32>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<PublishSummary> {
+    gstreamer::init().context("initialising GStreamer")?;
+    let cap = reallive_capture::open(&source, &capture)?;
+    let (tx, rx) = frame_channel(QUEUE_FRAMES);
+    let mut running = cap.start(tx)?;
+    let encoder = running.encoder();
+    tracing::info!(source = %cap.describe(), encoder, server = %target.server, camera = target.camera, "publishing");
+    let publisher = reallive_stream::WebRtcPublisher::new(reallive_stream::PublishConfig {
+        server: target.server.clone(),
+        camera: target.camera,
+        key: target.key.clone(),
+        keyframe: running.keyframe_requester(),
+    });
+    let session = publisher.start_session(rx)?;
+    let mut state = session.state();
+    let limit = async {
+        match seconds {
+            Some(s) => {
+                // Count media time from the first frame that goes out.
+                loop {
+                    if session.frames_sent.load(Ordering::Relaxed) > 0 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(u64::from(s))).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let watch_state = async {
+        loop {
+            if state.changed().await.is_err() {
+                return;
+            }
+            let s = state.borrow().clone();
+            match s {
+                reallive_stream::PublishState::Publishing => tracing::info!("live"),
+                reallive_stream::PublishState::Refused => {
+                    tracing::error!("the server refused the stream key; check --camera and --key");
+                }
+                reallive_stream::PublishState::Stopped => return,
+                _ => {}
+            }
+        }
+    };
+    let result = tokio::select! {
+        () = limit => Ok(()),
+        r = running.wait() => r.map_err(anyhow::Error::from),
+        () = shutdown.cancelled() => Ok(()),
+        () = watch_state => Ok(()),
+    };
+    session.stop();
+    // Let the session say goodbye (leave-room) before the capture stops.
+    let mut st = session.state();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while *st.borrow() != reallive_stream::PublishState::Stopped {
+            if st.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    let dropped = running.stats().dropped();
+    running.stop().await;
+    result?;
+    Ok(PublishSummary {
+        frames_sent: session.frames_sent.load(Ordering::Relaxed),
+        encoder,
+        dropped,
+    })
+}

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Parser;
 use reallive_capture::{CaptureOptions, RtspTransport, Source};
 use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
-use reallive_pusher::{PusherConfig, run};
+use reallive_pusher::{PublishTarget, PusherConfig, publish, run};
 use tokio_util::sync::CancellationToken;
 
 /// Capture a camera and encode browser-ready H.264.
@@ -20,8 +20,25 @@ struct Cli {
     source: String,
 
     /// Write the stream to this file (.mp4 or .h264) instead of publishing.
-    #[arg(long, value_name = "FILE", required_unless_present = "list_devices")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["list_devices", "server"], conflicts_with = "server")]
     output: Option<PathBuf>,
+
+    /// Publish to this RealLive server (http://host:port) over WebRTC.
+    #[arg(long, env = "REALLIVE_SERVER", value_name = "URL", requires_all = ["camera", "key"])]
+    server: Option<String>,
+
+    /// The camera's id on the server.
+    #[arg(long, env = "REALLIVE_CAMERA", value_name = "ID")]
+    camera: Option<i64>,
+
+    /// The camera's stream key.
+    #[arg(
+        long,
+        env = "REALLIVE_STREAM_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    key: Option<String>,
 
     /// Stop after this many seconds of video [default: until Ctrl-C].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=86_400))]
@@ -122,7 +139,7 @@ fn list_devices() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn config(cli: Cli) -> anyhow::Result<PusherConfig> {
+fn config(cli: Cli) -> anyhow::Result<Mode> {
     let source: Source = cli.source.parse()?;
     let capture = CaptureOptions {
         width: cli.width,
@@ -141,12 +158,34 @@ fn config(cli: Cli) -> anyhow::Result<PusherConfig> {
         ..CaptureOptions::default()
     };
     capture.validate()?;
-    Ok(PusherConfig {
+    if let Some(server) = cli.server {
+        return Ok(Mode::Publish {
+            source,
+            capture,
+            target: PublishTarget {
+                server,
+                camera: cli.camera.context("--camera is required with --server")?,
+                key: cli.key.context("--key is required with --server")?,
+            },
+            seconds: cli.seconds,
+        });
+    }
+    Ok(Mode::File(PusherConfig {
         source,
         capture,
         output: cli.output.context("--output is required")?,
         seconds: cli.seconds,
-    })
+    }))
+}
+
+enum Mode {
+    File(PusherConfig),
+    Publish {
+        source: Source,
+        capture: CaptureOptions,
+        target: PublishTarget,
+        seconds: Option<u32>,
+    },
 }
 
 async fn shutdown_signal(token: CancellationToken) {
@@ -186,6 +225,28 @@ fn main() -> ExitCode {
             runtime.block_on(async {
                 let token = CancellationToken::new();
                 tokio::spawn(shutdown_signal(token.clone()));
+                let config = match config {
+                    Mode::File(c) => c,
+                    Mode::Publish {
+                        source,
+                        capture,
+                        target,
+                        seconds,
+                    } => {
+                        let s = publish(source, capture, target, seconds, token).await?;
+                        eprintln!(
+                            "reallive-pusher: published {} frames (encoder {}){}",
+                            s.frames_sent,
+                            s.encoder,
+                            if s.dropped > 0 {
+                                format!("; {} frames dropped", s.dropped)
+                            } else {
+                                String::new()
+                            }
+                        );
+                        return Ok(());
+                    }
+                };
                 let output = config.output.clone();
                 let summary = run(config, token).await?;
                 let f = &summary.file;

@@ -360,6 +360,28 @@ impl Running {
         self.pipeline.send_event(gst::event::Eos::new());
     }
 
+    /// Asks the encoder for a keyframe now (a viewer joined, or a relay
+    /// saw loss). Sources that arrive encoded (RTSP, files) ignore it and
+    /// keep their own keyframe interval.
+    pub fn force_keyframe(&self) {
+        (self.keyframe_requester())();
+    }
+
+    /// [`force_keyframe`](Self::force_keyframe) as a function other tasks
+    /// can hold (the publisher calls it when the relay asks). It holds the
+    /// pipeline weakly: after the capture stops it does nothing.
+    pub fn keyframe_requester(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let weak = self.pipeline.downgrade();
+        Arc::new(move || {
+            if let Some(p) = weak.upgrade() {
+                let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .build();
+                p.send_event(event);
+            }
+        })
+    }
+
     /// The underlying pipeline, for inspection in tests and tools.
     pub fn pipeline(&self) -> &gst::Pipeline {
         &self.pipeline

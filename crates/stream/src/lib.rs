@@ -2,16 +2,26 @@
 //!
 //! [`Streamer`] publishes a camera's frames (the pusher); [`Receiver`]
 //! subscribes to one (the puller). Both sit where data crosses into Rust as
-//! encoded access units, and both are dyn-compatible. The WebRTC backends,
-//! on the `webrtc` crate over WS signaling or WHIP/WHEP, and the RTSP-out
-//! backend arrive with the live-video and puller work.
+//! encoded access units, and both are dyn-compatible.
+//!
+//! - [`WebRtcPublisher`]: publishes over `/ws/signaling` with the `webrtc`
+//!   crate, forwards the relay's keyframe requests to the capture (at most
+//!   one per 500 ms), and reconnects with [`Backoff`] (1 s to 60 s, ±20 %).
 //!
 //! # Threading
 //!
 //! `start` spawns onto the caller's tokio runtime and returns at once;
 //! frames move through bounded channels.
 
+mod backoff;
+mod publish;
+
 use std::fmt::Debug;
+
+pub use backoff::Backoff;
+pub use publish::{
+    MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, PublishSession, PublishState, WebRtcPublisher,
+};
 
 use reallive_core::{ErrorKind, FrameReceiver, FrameSender};
 
@@ -25,6 +35,9 @@ pub enum StreamError {
     /// The server or network is unreachable.
     #[error("{0}")]
     Unavailable(String),
+    /// A setting is malformed (a URL, an id).
+    #[error("{0}")]
+    InvalidConfig(String),
 }
 
 impl StreamError {
@@ -33,6 +46,7 @@ impl StreamError {
         match self {
             StreamError::Unauthorized => ErrorKind::PermissionDenied,
             StreamError::Unavailable(_) => ErrorKind::Unavailable,
+            StreamError::InvalidConfig(_) => ErrorKind::InvalidArgument,
         }
     }
 }
