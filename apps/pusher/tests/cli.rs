@@ -181,15 +181,39 @@ fn help_lists_only_working_options() {
         "--bitrate-kbps",
         "--keyframe-interval",
         "--list-devices",
+        "--server",
+        "--camera",
+        "--key",
     ] {
         assert!(help.contains(flag), "missing {flag}");
     }
-    // Publishing is not wired yet, so it must not be offered.
-    for absent in ["--server", "--stream-key", "--config"] {
+    // WHIP and config files are not wired yet, so they must not be offered.
+    for absent in ["--whip", "--stream-key", "--config"] {
         assert!(!help.contains(absent), "offers {absent}");
     }
     let out = pusher(&["--seconds", "3"]);
-    assert_eq!(out.status.code(), Some(2), "--output is required");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--output or --server is required"
+    );
+    let out = pusher(&["--server", "http://127.0.0.1:1"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--server needs --camera and --key"
+    );
+    let out = pusher(&[
+        "--server",
+        "http://127.0.0.1:1",
+        "--camera",
+        "1",
+        "--key",
+        "k",
+        "--output",
+        "x.mp4",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "--output and --server conflict");
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM on an open-ended capture: exit 0 and a
