@@ -177,6 +177,7 @@ async fn run(
     loop {
         let now = Instant::now();
         let deadline = core.next_timeout(now);
+        let mut membership_changed = false;
         tokio::select! {
             () = shutdown.cancelled() => break,
             cmd = commands.recv() => {
@@ -185,13 +186,17 @@ async fn run(
                 match cmd {
                     Command::Accept { camera, role, sdp, reply } => {
                         let _ = reply.send(core.accept(camera, role, &sdp, now));
+                        membership_changed = true;
                     }
                     Command::Candidate { session, candidate } => {
                         if let Err(e) = core.add_candidate(session, &candidate) {
                             tracing::debug!(session, "candidate refused: {e}");
                         }
                     }
-                    Command::Close { session } => core.close(session, now),
+                    Command::Close { session } => {
+                        core.close(session, now);
+                        membership_changed = true;
+                    }
                 }
             }
             r = socket.recv_from(&mut buf) => {
@@ -215,7 +220,8 @@ async fn run(
                 tracing::warn!("relay event queue full; an event was dropped");
             }
         }
-        if now >= next_counters {
+        // Who is in which room shows at once; traffic counters each second.
+        if membership_changed || now >= next_counters {
             next_counters = now + Duration::from_secs(1);
             if let Ok(mut c) = counters.lock() {
                 *c = core.counters();

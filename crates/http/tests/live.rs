@@ -1,0 +1,255 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The live path's doors, against a real server with its relay: every
+//! refusal is the same at signaling, WHIP and WHEP; sessions and camera
+//! status follow what happens.
+
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt as _, StreamExt as _};
+use reallive_auth::{Claims, PasswordParams, Role, Secret, TokenKeys};
+use reallive_http::{Server, ServerOptions};
+use reallive_relay::RelayConfig;
+use reallive_test_support::http::{Api, HttpResponse, request};
+use serde_json::json;
+use str0m::media::{Direction, MediaKind};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &str = "live-test-secret-live-test-secret-live";
+
+fn offer(dir: Direction) -> String {
+    let mut rtc = str0m::Rtc::builder().build(Instant::now());
+    rtc.add_local_candidate(
+        str0m::Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap(),
+    );
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, dir, None, None, None);
+    change.apply().unwrap().0.to_sdp_string()
+}
+
+async fn sdp_post(addr: std::net::SocketAddr, path: &str, bearer: &str, sdp: &str) -> HttpResponse {
+    let auth = format!("Bearer {bearer}");
+    request(
+        addr,
+        "POST",
+        path,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/sdp"),
+        ],
+        sdp.as_bytes(),
+    )
+    .await
+    .unwrap()
+}
+
+async fn ws_exchange(addr: std::net::SocketAddr, msg: serde_json::Value) -> serde_json::Value {
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/signaling"))
+        .await
+        .unwrap();
+    ws.send(WsMessage::Text(msg.to_string().into()))
+        .await
+        .unwrap();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(WsMessage::Text(t))) => return serde_json::from_str(t.as_str()).unwrap(),
+            Some(Ok(_)) => continue,
+            other => panic!("no answer: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = ServerOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    o.admin_password = Some(Secret::new("admin-password-1"));
+    o.jwt_secret = Some(Secret::new(SECRET));
+    o.api.password_params = PasswordParams::cheap();
+    o.relay = Some(RelayConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        public_ips: vec![],
+    });
+    let server = Server::bind(o).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+
+    let anon = Api::new(addr);
+    let admin = anon.login("admin", "admin-password-1").await;
+    let created = admin
+        .post("/api/cameras", json!({"name": "yard"}))
+        .await
+        .json();
+    let cam = created["camera"]["id"].as_i64().unwrap();
+    let key = created["stream_key"].as_str().unwrap().to_string();
+    anon.post(
+        "/api/auth/register",
+        json!({"username": "nogrant", "email": "n@example.com", "password": "password-123"}),
+    )
+    .await;
+    let nogrant = anon.login("nogrant", "password-123").await;
+    let nogrant_token = nogrant.token.clone().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let expired = TokenKeys::new(SECRET.as_bytes()).unwrap().issue(&Claims {
+        sub: 1,
+        role: Role::Admin,
+        ver: 0,
+        iat: now - 7200,
+        exp: now - 3600,
+    });
+    let admin_token = admin.token.clone().unwrap();
+
+    // Signaling.
+    let join = |role: &str, cred: (&str, &str)| {
+        let mut m = json!({"type": "join-room", "v": 1, "camera_id": cam, "role": role});
+        m[cred.0] = json!(cred.1);
+        m
+    };
+    let e = ws_exchange(addr, join("publisher", ("stream_key", "rlk_wrong"))).await;
+    assert_eq!(
+        (e["type"].as_str(), e["code"].as_str()),
+        (Some("error"), Some("unauthorized"))
+    );
+    let e = ws_exchange(addr, join("viewer", ("token", &nogrant_token))).await;
+    assert_eq!(e["code"], "not_found");
+    let e = ws_exchange(addr, join("viewer", ("token", &expired))).await;
+    assert_eq!(e["code"], "unauthorized");
+    let e = ws_exchange(addr, join("viewer", ("token", &admin_token))).await;
+    assert_eq!(
+        (e["type"].as_str(), e["status"].as_str()),
+        (Some("camera-status"), Some("offline"))
+    );
+    let e = ws_exchange(
+        addr,
+        json!({"type": "join-room", "v": 9, "camera_id": cam, "role": "viewer"}),
+    )
+    .await;
+    assert_eq!(e["code"], "unsupported_version");
+    let e = ws_exchange(
+        addr,
+        json!({"type": "offer", "camera_id": cam, "sdp": "x".repeat(70_000)}),
+    )
+    .await;
+    assert_eq!(e["code"], "bad_message");
+
+    // WHEP before anyone publishes: 503; refusals as above.
+    let recv = offer(Direction::RecvOnly);
+    let r = sdp_post(addr, &format!("/whep/{cam}"), &admin_token, &recv).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(
+        sdp_post(addr, &format!("/whep/{cam}"), &nogrant_token, &recv)
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        sdp_post(addr, &format!("/whep/{cam}"), &expired, &recv)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        sdp_post(addr, "/whep/999", &admin_token, &recv)
+            .await
+            .status,
+        404
+    );
+
+    // WHIP.
+    let send = offer(Direction::SendOnly);
+    assert_eq!(
+        sdp_post(addr, &format!("/whip/{cam}"), "rlk_wrong", &send)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        sdp_post(addr, "/whip/999", &key, &send).await.status,
+        401,
+        "same as a wrong key"
+    );
+    let r = request(
+        addr,
+        "POST",
+        &format!("/whip/{cam}"),
+        &[
+            ("Authorization", &format!("Bearer {key}")),
+            ("Content-Type", "text/plain"),
+        ],
+        send.as_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 415);
+    let r = sdp_post(addr, &format!("/whip/{cam}"), &key, &recv).await;
+    assert_eq!(
+        r.status,
+        400,
+        "a publisher must offer to send: {}",
+        r.text()
+    );
+    let r = sdp_post(addr, &format!("/whip/{cam}"), &key, &send).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/sdp"));
+    assert!(r.text().contains("a=ice-lite"));
+    let whip_location = r.header("location").unwrap().to_string();
+    assert!(whip_location.starts_with(&format!("/whip/{cam}/sessions/")));
+
+    // The camera is online now, in the API and to signaling viewers.
+    let status = |api: Api| async move {
+        api.get(&format!("/api/cameras/{cam}")).await.json()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status(admin.clone()).await, "online");
+    let e = ws_exchange(addr, join("viewer", ("token", &admin_token))).await;
+    assert_eq!(e["status"], "online");
+
+    // WHEP works now; deleting needs the same viewer.
+    let r = sdp_post(addr, &format!("/whep/{cam}"), &admin_token, &recv).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let whep_location = r.header("location").unwrap().to_string();
+    let del = |loc: String, bearer: String| async move {
+        request(
+            addr,
+            "DELETE",
+            &loc,
+            &[("Authorization", &format!("Bearer {bearer}"))],
+            b"",
+        )
+        .await
+        .unwrap()
+        .status
+    };
+    assert_eq!(del(whep_location.clone(), nogrant_token.clone()).await, 404);
+    assert_eq!(del(whep_location.clone(), admin_token.clone()).await, 204);
+    assert_eq!(del(whep_location, admin_token.clone()).await, 404);
+
+    // The metrics know the relay.
+    let m = anon.get("/metrics").await.text();
+    assert!(
+        m.contains(&format!("reallive_relay_subscribers{{camera=\"{cam}\"}}")),
+        "{m}"
+    );
+
+    // Ending the WHIP session takes the camera offline and closes its row.
+    assert_eq!(del(whip_location.clone(), "rlk_wrong".into()).await, 401);
+    assert_eq!(del(whip_location, key.clone()).await, 204);
+    assert_eq!(status(admin.clone()).await, "offline");
+
+    stop.cancel();
+    task.await.unwrap().unwrap();
+    let accounts = reallive_auth::Accounts::open(dir.path()).await.unwrap();
+    let sessions = accounts.sessions(cam).await.unwrap();
+    assert_eq!(sessions.len(), 1, "{sessions:?}");
+    assert_eq!(sessions[0].3, "ended");
+    accounts.close().await;
+}
