@@ -40,6 +40,12 @@ const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium'
 // Extra Chromium flags, space-separated (e.g. --allow-loopback-in-peer-connection).
 const EXTRA_ARGS = (process.env.CHROMIUM_EXTRA_ARGS ?? '').split(/\s+/).filter(Boolean)
 const POLL_MS = 200
+// Restart phase (optional): after the first success, print a phase line,
+// wait for RESTART_FILE to appear (holding the epoch ms at which the server
+// came back), then measure until a new connection decodes RESUME_FRAMES.
+const RESTART_FILE = process.env.RESTART_FILE || ''
+const RESUME_FRAMES = intEnv('RESUME_FRAMES', 30)
+const RESTART_WAIT_MS = intEnv('RESTART_WAIT_MS', 60_000)
 
 function finish(ok, fields) {
   if (done) return
@@ -159,6 +165,10 @@ async function run() {
     const stats = await readStats(page)
     const best = (stats ?? []).reduce((m, s) => Math.max(m, Number(s.framesDecoded) || 0), 0)
     if (best > MIN_FRAMES) {
+      if (RESTART_FILE) {
+        await resumeAfterRestart(page, best, Date.now() - t0)
+        return
+      }
       finish(true, { framesDecoded: best, ms: Date.now() - t0 })
       return
     }
@@ -167,6 +177,40 @@ async function run() {
   await readStats(page)
   const extra = pageErrors.length ? `; page errors: ${pageErrors.slice(0, 3).join(' | ')}` : ''
   throw new Error(`no camera decoded more than ${MIN_FRAMES} frames within ${TIMEOUT_MS} ms${extra}`)
+}
+
+async function resumeAfterRestart(page, firstFrames, firstMs) {
+  const fs = await import('node:fs')
+  process.stdout.write(`${JSON.stringify({ phase: 1, framesDecoded: firstFrames, ms: firstMs })}\n`)
+  // While the server is away, watch for the connection being replaced: a
+  // new decoder starts again from zero.
+  let low = firstFrames
+  let back = null
+  const waitUntil = Date.now() + RESTART_WAIT_MS
+  while (back == null && Date.now() < waitUntil) {
+    const stats = await readStats(page)
+    const best = (stats ?? []).reduce((m, s) => Math.max(m, Number(s.framesDecoded) || 0), 0)
+    low = Math.min(low, best)
+    try {
+      back = Number(fs.readFileSync(RESTART_FILE, 'utf8').trim())
+    } catch {
+      back = null
+    }
+    if (back == null) await sleep(POLL_MS)
+  }
+  if (back == null) throw new Error(`RESTART_FILE never appeared within ${RESTART_WAIT_MS} ms`)
+  const deadline = back + TIMEOUT_MS
+  while (Date.now() < deadline) {
+    const stats = await readStats(page)
+    const best = (stats ?? []).reduce((m, s) => Math.max(m, Number(s.framesDecoded) || 0), 0)
+    low = Math.min(low, best)
+    if (low < firstFrames && best >= RESUME_FRAMES && best - low >= RESUME_FRAMES) {
+      finish(true, { framesDecoded: firstFrames, ms: firstMs, resumedFrames: best, resumeMs: Date.now() - back })
+      return
+    }
+    await sleep(POLL_MS)
+  }
+  throw new Error(`video did not resume within ${TIMEOUT_MS} ms of the server's return`)
 }
 
 try {

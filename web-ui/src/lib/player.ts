@@ -20,6 +20,10 @@ export interface PlayerOptions {
   disconnectGraceMs?: number
   /** How long a new session may take to connect before it is replaced. */
   connectTimeoutMs?: number
+  /** How long a connected session may receive no video before it is
+   * replaced. A server restart or a dead path shows up here seconds before
+   * ICE gives up. 0 turns the watchdog off. */
+  stallMs?: number
   random?: () => number
 }
 
@@ -36,6 +40,7 @@ export class LivePlayer {
   private retryTimer: ReturnType<typeof setTimeout> | null = null
   private graceTimer: ReturnType<typeof setTimeout> | null = null
   private connectTimer: ReturnType<typeof setTimeout> | null = null
+  private stallTimer: ReturnType<typeof setInterval> | null = null
   private iceServers: RTCIceServer[] | null = null
   private everLive = false
   private stopped = false
@@ -102,6 +107,8 @@ export class LivePlayer {
   private clearTimers(): void {
     for (const t of [this.retryTimer, this.graceTimer, this.connectTimer]) if (t != null) clearTimeout(t)
     this.retryTimer = this.graceTimer = this.connectTimer = null
+    if (this.stallTimer != null) clearInterval(this.stallTimer)
+    this.stallTimer = null
   }
 
   private async dropSession(): Promise<void> {
@@ -185,6 +192,7 @@ export class LivePlayer {
         this.attempt = 0
         this.everLive = true
         this.setState('live', '')
+        this.watchForStall(pc, gen)
       } else if (s === 'failed' || s === 'closed') {
         this.fail(`connection ${s}`)
       } else if (s === 'disconnected' && this.graceTimer == null) {
@@ -196,6 +204,34 @@ export class LivePlayer {
       }
     }
     pc.addEventListener('connectionstatechange', onChange)
+  }
+
+  /** Replaces a connected session whose video stopped arriving. */
+  private watchForStall(pc: RTCPeerConnection, gen: number): void {
+    const stallMs = this.opts.stallMs ?? 2500
+    if (stallMs <= 0 || this.stallTimer != null || typeof pc.getStats !== 'function') return
+    let lastBytes = -1
+    let lastChange = Date.now()
+    const step = Math.min(1000, stallMs)
+    this.stallTimer = setInterval(() => {
+      if (gen !== this.generation || this.stopped) return
+      void pc
+        .getStats()
+        .then((report) => {
+          let bytes = 0
+          report.forEach((st: { type?: string; kind?: string; mediaType?: string; bytesReceived?: number }) => {
+            if (st.type === 'inbound-rtp' && (st.kind ?? st.mediaType) === 'video') bytes += st.bytesReceived ?? 0
+          })
+          const now = Date.now()
+          if (bytes !== lastBytes) {
+            lastBytes = bytes
+            lastChange = now
+          } else if (now - lastChange >= stallMs && gen === this.generation) {
+            this.fail('no video for a while')
+          }
+        })
+        .catch(() => {})
+    }, step)
   }
 
   /** Ends the current session and schedules the next try. */

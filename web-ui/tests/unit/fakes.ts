@@ -63,6 +63,9 @@ export class FakePeerConnection extends EventTarget {
   connectionState: RTCPeerConnectionState = 'new'
   closed = false
   framesDecoded = 0
+  /** Video bytes received: grows on every getStats() unless `frozen`. */
+  bytesReceived = 0
+  frozen = false
 
   constructor(config: RTCConfiguration = {}) {
     super()
@@ -91,9 +94,10 @@ export class FakePeerConnection extends EventTarget {
   }
 
   async getStats() {
+    if (!this.frozen) this.bytesReceived += 1000
     return new Map<string, unknown>([
       ['a', { type: 'inbound-rtp', kind: 'audio' }],
-      ['v', { type: 'inbound-rtp', kind: 'video', framesDecoded: this.framesDecoded }],
+      ['v', { type: 'inbound-rtp', kind: 'video', framesDecoded: this.framesDecoded, bytesReceived: this.bytesReceived }],
     ])
   }
 

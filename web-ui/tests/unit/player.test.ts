@@ -51,6 +51,22 @@ describe('LivePlayer', () => {
     expect(await collectStats()).toEqual([{ cameraId: 3, state: 'live', framesDecoded: 75 }])
   })
 
+  it('replaces a connected session whose video stops arriving', async () => {
+    const { player, states, log } = setup((_, n) => sdpAnswer(`/whep/3/sessions/${n}`))
+    player.start()
+    await flush(30)
+    const pc = FakePeerConnection.instances[0]!
+    pc.setState('connected')
+    await vi.advanceTimersByTimeAsync(5000)
+    expect(log()).toEqual(['POST /whep/3'])
+    // The server went away: ICE still says connected, but nothing arrives.
+    pc.frozen = true
+    await vi.advanceTimersByTimeAsync(3500)
+    expect(states.at(-1)).toBe('reconnecting')
+    await vi.advanceTimersByTimeAsync(1500)
+    expect(log()).toEqual(['POST /whep/3', 'DELETE /whep/3/sessions/0', 'POST /whep/3'])
+  })
+
   it('retries an offline camera with backoff: 1 s, 2 s, 4 s', async () => {
     const { player, states, log } = setup((_, n) => (n < 3 ? apiError(503, 'unavailable', 'no publisher') : sdpAnswer('/whep/3/sessions/ok')))
     player.start()
