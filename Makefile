@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_OUT ?= demo-out
 
-.PHONY: setup ui ui-test build demo test fmt clippy nextest bench
+.PHONY: setup ui ui-test build demo demo-file test fmt clippy nextest bench
 
 setup:
 	./scripts/setup
@@ -19,10 +19,16 @@ ui-test: ui
 build: ui
 	$(CARGO) build --workspace --release
 
-# The main job on embedded defaults: capture the test pattern, encode it with
-# the automatically chosen H.264 encoder, write 10 s of MP4 and show what
-# ffprobe reads from it.
-demo: setup
+# The main job on embedded defaults: reallive-server on 127.0.0.1:8080 with
+# data in ./data/demo, a demo camera, and reallive-pusher publishing the test
+# pattern through the relay. Open the printed URL and log in. Ctrl-C stops it.
+demo: ui
+	$(CARGO) build --release -p reallive-server -p reallive-pusher
+	./scripts/demo
+
+# The pusher alone, no server: 10 s of the test pattern to an MP4, checked
+# by ffprobe.
+demo-file: setup
 	$(CARGO) build --release -p reallive-pusher
 	mkdir -p $(DEMO_OUT)
 	./target/release/reallive-pusher --source test --output $(DEMO_OUT)/test-pattern.mp4 --seconds 10
