@@ -36,3 +36,114 @@ fn a_browser_decodes_the_pusher_through_the_relay_and_survives_a_server_restart(
     assert!(v["resumedFrames"].as_u64().unwrap() >= 30, "{line}");
     assert!(v["resumeMs"].as_u64().unwrap() <= 10_000, "{line}");
 }
+
+/// A second WebRTC stack (the `webrtc` crate's subscriber, not a browser)
+/// watches the camera through the relay and gets at least 90% of the frames
+/// the pusher sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webrtc_rs_subscriber_gets_the_frames_the_pusher_sent() {
+    use reallive_stream::{SubscribeConfig, WebRtcSubscriber};
+    use reallive_test_support::http::Api;
+    use tokio::io::AsyncBufReadExt as _;
+
+    let pusher = env!("CARGO_BIN_EXE_reallive-pusher");
+    let server = Path::new(pusher).with_file_name("reallive-server");
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = tokio::process::Command::new(&server)
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--rtc-port",
+            "0",
+        ])
+        .env("REALLIVE_ADMIN_PASSWORD", "live-admin-password")
+        .env("RUST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(srv.stderr.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let l = lines.next_line().await.unwrap().expect("server exited");
+        if let Some(a) = l.strip_prefix("reallive-server: listening on http://") {
+            break a.parse().unwrap();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let admin = Api::new(addr).login("admin", "live-admin-password").await;
+    let created = admin
+        .post("/api/cameras", serde_json::json!({"name": "cam"}))
+        .await
+        .json();
+    let cam = created["camera"]["id"].as_i64().unwrap();
+    let key = created["stream_key"].as_str().unwrap().to_string();
+
+    // The viewer joins first: its video starts with the publisher's first
+    // keyframe, no renegotiation.
+    let (tx, mut rx) = reallive_core::frame_channel(1024);
+    let sub = WebRtcSubscriber::new(SubscribeConfig {
+        server: format!("http://{addr}"),
+        camera: cam,
+        token: admin.token.clone().unwrap(),
+    })
+    .start_session(tx)
+    .unwrap();
+    let counter = tokio::spawn(async move {
+        let mut n = 0u64;
+        let mut first_keyframe = None;
+        while let Some(f) = rx.recv().await {
+            first_keyframe.get_or_insert(f.keyframe);
+            n += 1;
+        }
+        (n, first_keyframe)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    let out = tokio::process::Command::new(pusher)
+        .args([
+            "--source",
+            "test",
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--server",
+            &format!("http://{addr}"),
+            "--camera",
+            &cam.to_string(),
+            "--key",
+            &key,
+            "--seconds",
+            "8",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let sent: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("reallive-pusher: published "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    // Let the last frames arrive, then stop.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    sub.stop();
+    drop(sub);
+    let (received, first_keyframe) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), counter)
+            .await
+            .unwrap()
+            .unwrap();
+    assert!(sent >= 200, "8 s at 30 fps: {sent}");
+    assert_eq!(first_keyframe, Some(true), "the first frame is a keyframe");
+    assert!(
+        received * 100 >= sent * 90,
+        "received {received} of {sent} frames"
+    );
+    eprintln!("received {received} of {sent} frames");
+    srv.kill().await.unwrap();
+}

@@ -7,6 +7,9 @@
 //! - [`WebRtcPublisher`]: publishes over `/ws/signaling` with the `webrtc`
 //!   crate, forwards the relay's keyframe requests to the capture (at most
 //!   one per 500 ms), and reconnects with [`Backoff`] (1 s to 60 s, ±20 %).
+//! - [`WebRtcSubscriber`]: the other way: joins as a viewer, turns RTP back
+//!   into access units, drops to the next keyframe on loss and asks for one
+//!   with PLI (at most every 500 ms), and reconnects.
 //!
 //! # Threading
 //!
@@ -15,6 +18,8 @@
 
 mod backoff;
 mod publish;
+mod signal;
+mod subscribe;
 
 use std::fmt::Debug;
 
@@ -22,6 +27,7 @@ pub use backoff::Backoff;
 pub use publish::{
     MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, PublishSession, PublishState, WebRtcPublisher,
 };
+pub use subscribe::{SubscribeConfig, SubscribeSession, SubscribeState, WebRtcSubscriber};
 
 use reallive_core::{ErrorKind, FrameReceiver, FrameSender};
 

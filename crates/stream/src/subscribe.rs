@@ -1,0 +1,520 @@
+//! [`WebRtcSubscriber`]: one camera from a RealLive server as
+//! [`EncodedFrame`]s, over WebRTC (the `webrtc` crate) set up through
+//! `/ws/signaling`, reconnecting on its own.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{SinkExt as _, StreamExt as _};
+use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, nal};
+use reallive_signaling::{ErrorCode, Message, PROTOCOL_VERSION, Role};
+use rtc::media::io::sample_builder::SampleBuilder;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    Registry, register_default_interceptors,
+};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState,
+};
+use webrtc::runtime::TokioRuntime;
+
+use crate::backoff::Backoff;
+use crate::signal::{Ws, local_ip_towards, next_message, signaling_url};
+use crate::{Receiver, Session, StreamError};
+
+/// What to watch, and as whom.
+#[derive(Clone)]
+pub struct SubscribeConfig {
+    /// The server, `http://host:port`.
+    pub server: String,
+    /// The camera's id.
+    pub camera: i64,
+    /// A token whose user holds `view` on the camera.
+    pub token: String,
+}
+
+impl std::fmt::Debug for SubscribeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscribeConfig")
+            .field("server", &self.server)
+            .field("camera", &self.camera)
+            .field("token", &"***")
+            .finish()
+    }
+}
+
+/// What the subscriber is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubscribeState {
+    /// Setting up.
+    Connecting,
+    /// Frames arrive.
+    Receiving,
+    /// Waiting before the next attempt; the reason is in the string.
+    Retrying(String),
+    /// The token or grant was refused; retrying slowly.
+    Refused(String),
+    /// Stopped.
+    Stopped,
+}
+
+/// Receives over WS signaling with the `webrtc` crate.
+#[derive(Debug, Clone)]
+pub struct WebRtcSubscriber {
+    config: SubscribeConfig,
+}
+
+/// A running subscription; dropping it ends it.
+#[derive(Debug)]
+pub struct SubscribeSession {
+    stop: CancellationToken,
+    state: watch::Receiver<SubscribeState>,
+    /// Frames delivered.
+    pub frames: Arc<AtomicU64>,
+    /// Connections made (1 + reconnects).
+    pub connections: Arc<AtomicU64>,
+}
+
+impl SubscribeSession {
+    /// The current state, and changes to it.
+    pub fn state(&self) -> watch::Receiver<SubscribeState> {
+        self.state.clone()
+    }
+
+    /// Ends the subscription now.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}
+
+impl Drop for SubscribeSession {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Session for SubscribeSession {}
+
+impl Receiver for WebRtcSubscriber {
+    fn start(&self, out: FrameSender) -> Result<Box<dyn Session>, StreamError> {
+        Ok(Box::new(self.start_session(out)?))
+    }
+}
+
+impl WebRtcSubscriber {
+    /// A subscriber for `config`.
+    pub fn new(config: SubscribeConfig) -> Self {
+        WebRtcSubscriber { config }
+    }
+
+    /// Starts receiving on the current tokio runtime into `out`.
+    pub fn start_session(&self, out: FrameSender) -> Result<SubscribeSession, StreamError> {
+        let rt = tokio::runtime::Handle::try_current()
+            .map_err(|_| StreamError::Unavailable("no tokio runtime".into()))?;
+        let ws_url = signaling_url(&self.config.server)?;
+        let stop = CancellationToken::new();
+        let (state_tx, state) = watch::channel(SubscribeState::Connecting);
+        let frames = Arc::new(AtomicU64::new(0));
+        let connections = Arc::new(AtomicU64::new(0));
+        let span = tracing::info_span!("subscribe", camera = self.config.camera);
+        rt.spawn(
+            run(
+                self.config.clone(),
+                ws_url,
+                out,
+                state_tx,
+                frames.clone(),
+                connections.clone(),
+                stop.clone(),
+            )
+            .instrument(span),
+        );
+        Ok(SubscribeSession {
+            stop,
+            state,
+            frames,
+            connections,
+        })
+    }
+}
+
+enum Ended {
+    Stopped,
+    Refused(String),
+    Failed(String),
+}
+
+async fn run(
+    config: SubscribeConfig,
+    ws_url: String,
+    out: FrameSender,
+    state: watch::Sender<SubscribeState>,
+    frames: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
+    stop: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        state.send_replace(SubscribeState::Connecting);
+        let started = Instant::now();
+        let ended = Box::pin(connect_and_receive(
+            &config,
+            &ws_url,
+            &out,
+            &state,
+            &frames,
+            &connections,
+            &stop,
+        ))
+        .await;
+        if started.elapsed() >= Duration::from_secs(30) {
+            backoff.reset();
+        }
+        let wait = match ended {
+            Ended::Stopped => break,
+            Ended::Refused(why) => {
+                tracing::error!("the server refused this viewer ({why}); retrying every 30 s");
+                state.send_replace(SubscribeState::Refused(why));
+                backoff.max()
+            }
+            Ended::Failed(why) => {
+                let wait = backoff.next_delay();
+                tracing::warn!(
+                    "receiving stopped: {why}; retrying in {:.1} s",
+                    wait.as_secs_f64()
+                );
+                state.send_replace(SubscribeState::Retrying(why));
+                wait
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    state.send_replace(SubscribeState::Stopped);
+}
+
+#[derive(Clone)]
+struct Events {
+    gathered: mpsc::Sender<()>,
+    state: mpsc::Sender<RTCPeerConnectionState>,
+    tracks: mpsc::Sender<Arc<dyn TrackRemote>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.state.try_send(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.try_send(track);
+    }
+}
+
+async fn connect_and_receive(
+    config: &SubscribeConfig,
+    ws_url: &str,
+    out: &FrameSender,
+    state: &watch::Sender<SubscribeState>,
+    frames: &AtomicU64,
+    connections: &AtomicU64,
+    stop: &CancellationToken,
+) -> Ended {
+    let connect = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(ws_url),
+    );
+    let mut ws: Ws = match connect.await {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => return Ended::Failed(format!("signaling {ws_url}: {e}")),
+        Err(_) => return Ended::Failed(format!("signaling {ws_url}: timed out")),
+    };
+    let join = Message::JoinRoom {
+        v: PROTOCOL_VERSION,
+        camera_id: config.camera,
+        role: Role::Viewer,
+        stream_key: None,
+        token: Some(config.token.clone()),
+    };
+    if let Err(e) = ws.send(WsMessage::Text(join.to_json().into())).await {
+        return Ended::Failed(format!("signaling: {e}"));
+    }
+    match next_message(&mut ws, Duration::from_secs(10)).await {
+        Ok(Message::CameraStatus { .. }) => {}
+        Ok(Message::Error {
+            code: ErrorCode::Unauthorized | ErrorCode::NotFound,
+            message,
+            ..
+        }) => return Ended::Refused(message),
+        Ok(other) => {
+            return Ended::Failed(format!("unexpected answer to join: {}", other.to_json()));
+        }
+        Err(e) => return Ended::Failed(e),
+    }
+
+    let mut media = MediaEngine::default();
+    let codec = RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .to_owned(),
+        rtcp_feedback: ["nack", "nack pli", "ccm fir"]
+            .iter()
+            .map(|f| {
+                let (typ, parameter) = f.split_once(' ').unwrap_or((f, ""));
+                RTCPFeedback {
+                    typ: typ.to_owned(),
+                    parameter: parameter.to_owned(),
+                }
+            })
+            .collect(),
+    };
+    if let Err(e) = media.register_codec(
+        RTCRtpCodecParameters {
+            rtp_codec: codec,
+            payload_type: 102,
+        },
+        RtpCodecKind::Video,
+    ) {
+        return Ended::Failed(format!("registering H.264: {e}"));
+    }
+    let registry = match register_default_interceptors(Registry::new(), &mut media) {
+        Ok(r) => r,
+        Err(e) => return Ended::Failed(format!("interceptors: {e}")),
+    };
+    let (gtx, mut gathered) = mpsc::channel(1);
+    let (stx, mut pc_state) = mpsc::channel(16);
+    let (ttx, mut tracks) = mpsc::channel(4);
+    let local = local_ip_towards(ws_url).map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
+    let built = Box::pin(
+        PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Events {
+                gathered: gtx,
+                state: stx,
+                tracks: ttx,
+            }))
+            .with_runtime(Arc::new(TokioRuntime))
+            .with_udp_addrs(vec![local])
+            .build(),
+    )
+    .await;
+    let pc = match built {
+        Ok(pc) => pc,
+        Err(e) => return Ended::Failed(format!("peer connection: {e}")),
+    };
+    let ended = async {
+        pc.add_transceiver_from_kind(
+            RtpCodecKind::Video,
+            Some(RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            }),
+        )
+        .await
+        .map_err(|e| format!("transceiver: {e}"))?;
+        let offer = pc
+            .create_offer(None)
+            .await
+            .map_err(|e| format!("offer: {e}"))?;
+        pc.set_local_description(offer)
+            .await
+            .map_err(|e| format!("local description: {e}"))?;
+        let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
+        let offer = pc
+            .local_description()
+            .await
+            .ok_or_else(|| "no local description".to_string())?;
+        let msg = Message::Offer {
+            camera_id: config.camera,
+            sdp: offer.sdp.clone(),
+        };
+        ws.send(WsMessage::Text(msg.to_json().into()))
+            .await
+            .map_err(|e| format!("signaling: {e}"))?;
+        let answer = loop {
+            match next_message(&mut ws, Duration::from_secs(10)).await? {
+                Message::Answer { sdp, .. } => break sdp,
+                Message::Error { message, .. } => return Err(format!("relay: {message}")),
+                _ => continue,
+            }
+        };
+        let answer = RTCSessionDescription::answer(answer).map_err(|e| format!("answer: {e}"))?;
+        pc.set_remote_description(answer)
+            .await
+            .map_err(|e| format!("remote description: {e}"))?;
+        connections.fetch_add(1, Ordering::Relaxed);
+        Ok::<_, String>(
+            receive(
+                config,
+                &mut ws,
+                &mut pc_state,
+                &mut tracks,
+                out,
+                state,
+                frames,
+                stop,
+            )
+            .await,
+        )
+    }
+    .await;
+    let _ = pc.close().await;
+    let _ = ws.close(None).await;
+    match ended {
+        Ok(e) => e,
+        Err(e) => Ended::Failed(e),
+    }
+}
+
+/// Turns RTP into access units until something ends the connection.
+#[allow(clippy::too_many_arguments)]
+async fn receive(
+    config: &SubscribeConfig,
+    ws: &mut Ws,
+    pc_state: &mut mpsc::Receiver<RTCPeerConnectionState>,
+    tracks: &mut mpsc::Receiver<Arc<dyn TrackRemote>>,
+    out: &FrameSender,
+    state: &watch::Sender<SubscribeState>,
+    frames: &AtomicU64,
+    stop: &CancellationToken,
+) -> Ended {
+    let mut track: Option<Arc<dyn TrackRemote>> = None;
+    let mut media_ssrc = 0u32;
+    // A few packets of reordering, as the jitter a LAN or a relay adds.
+    let mut builder = SampleBuilder::new(64, H264Packet::default(), 90_000);
+    let mut params: Option<Arc<CodecParameters>> = None;
+    let mut need_keyframe = true;
+    let mut last_pli: Option<Instant> = None;
+    let mut last_ts: Option<u32> = None;
+    let mut pts_base: i64 = 0;
+    loop {
+        let next_event = async {
+            match &track {
+                Some(t) => t.poll().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => {
+                let leave = Message::LeaveRoom { camera_id: config.camera };
+                let _ = ws.send(WsMessage::Text(leave.to_json().into())).await;
+                return Ended::Stopped;
+            }
+            s = pc_state.recv() => match s {
+                Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected) | None => {
+                    return Ended::Failed("the WebRTC connection was lost".into());
+                }
+                _ => {}
+            },
+            m = ws.next() => match m {
+                Some(Ok(WsMessage::Text(t))) => {
+                    if let Ok(Message::Error { code, message, .. }) = Message::parse(t.as_str()) {
+                        return match code {
+                            ErrorCode::Unauthorized | ErrorCode::NotFound => Ended::Refused(message),
+                            _ => Ended::Failed(format!("server: {message}")),
+                        };
+                    }
+                }
+                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
+                    return Ended::Failed("signaling closed".into());
+                }
+                Some(Ok(_)) => {}
+            },
+            t = tracks.recv(), if track.is_none() => {
+                let Some(t) = t else { continue };
+                media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
+                track = Some(t);
+            }
+            ev = next_event => match ev {
+                Some(TrackRemoteEvent::OnRtpPacket(p)) => {
+                    let now = Instant::now();
+                    builder.push(now, p);
+                    while let Some(sample) = builder.pop(now) {
+                        let lost = sample.prev_dropped_packets > 0;
+                        if lost {
+                            need_keyframe = true;
+                        }
+                        let data = Bytes::from(sample.data.to_vec());
+                        let keyframe = nal::is_keyframe(Codec::H264, &data);
+                        if keyframe
+                            && let Some(p) = CodecParameters::from_annex_b(Codec::H264, &data)
+                        {
+                            params = Some(Arc::new(p));
+                        }
+                        if need_keyframe && !(keyframe && params.is_some()) {
+                            // Ask for one, at most every 500 ms.
+                            if last_pli.is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+                                && let Some(t) = &track
+                            {
+                                last_pli = Some(Instant::now());
+                                let _ = t
+                                    .write_rtcp(vec![Box::new(PictureLossIndication {
+                                        sender_ssrc: 0,
+                                        media_ssrc,
+                                    })])
+                                    .await;
+                            }
+                            continue;
+                        }
+                        need_keyframe = false;
+                        // 32-bit RTP time to a continuous 90 kHz timeline.
+                        let ts = sample.packet_timestamp;
+                        if let Some(prev) = last_ts {
+                            pts_base += i64::from(ts.wrapping_sub(prev) as i32);
+                        }
+                        last_ts = Some(ts);
+                        let Some(p) = params.clone() else { continue };
+                        let frame = EncodedFrame {
+                            data,
+                            pts_90k: pts_base,
+                            dts_90k: pts_base,
+                            duration_90k: u32::try_from(sample.duration.as_micros() * 9 / 100).ok().filter(|d| *d > 0),
+                            keyframe,
+                            params: p,
+                        };
+                        if frames.fetch_add(1, Ordering::Relaxed) == 0 {
+                            state.send_replace(SubscribeState::Receiving);
+                            tracing::info!("receiving");
+                        }
+                        if out.offer(frame) == reallive_core::Offer::Closed {
+                            // Nobody reads the frames any more.
+                            return Ended::Stopped;
+                        }
+                    }
+                }
+                Some(TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) | None => {
+                    return Ended::Failed("the track ended".into());
+                }
+                Some(_) => {}
+            },
+        }
+    }
+}
