@@ -165,6 +165,8 @@ pub struct PublishTarget {
     pub camera: i64,
     /// Its stream key.
     pub key: String,
+    /// Publish with WHIP at this URL instead of WS signaling.
+    pub whip: Option<String>,
 }
 
 impl std::fmt::Debug for PublishTarget {
@@ -173,6 +175,7 @@ impl std::fmt::Debug for PublishTarget {
             .field("server", &self.server)
             .field("camera", &self.camera)
             .field("key", &"***")
+            .field("whip", &self.whip)
             .finish()
     }
 }
@@ -208,6 +211,7 @@ pub async fn publish(
         server: target.server.clone(),
         camera: target.camera,
         key: target.key.clone(),
+        whip: target.whip.clone(),
         keyframe: running.keyframe_requester(),
     });
     let session = publisher.start_session(rx)?;

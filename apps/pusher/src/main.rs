@@ -20,12 +20,17 @@ struct Cli {
     source: String,
 
     /// Write the stream to this file (.mp4 or .h264) instead of publishing.
-    #[arg(long, value_name = "FILE", required_unless_present_any = ["list_devices", "server"], conflicts_with = "server")]
+    #[arg(long, value_name = "FILE", required_unless_present_any = ["list_devices", "server", "whip"], conflicts_with_all = ["server", "whip"])]
     output: Option<PathBuf>,
 
     /// Publish to this RealLive server (http://host:port) over WebRTC.
     #[arg(long, env = "REALLIVE_SERVER", value_name = "URL", requires_all = ["camera", "key"])]
     server: Option<String>,
+
+    /// Publish with WHIP to this URL (http://host:port/whip/ID) instead of
+    /// WS signaling; needs --key.
+    #[arg(long, value_name = "URL", requires = "key", conflicts_with = "server")]
+    whip: Option<String>,
 
     /// The camera's id on the server.
     #[arg(long, env = "REALLIVE_CAMERA", value_name = "ID")]
@@ -166,6 +171,27 @@ fn config(cli: Cli) -> anyhow::Result<Mode> {
                 server,
                 camera: cli.camera.context("--camera is required with --server")?,
                 key: cli.key.context("--key is required with --server")?,
+                whip: None,
+            },
+            seconds: cli.seconds,
+        });
+    }
+    if let Some(whip) = cli.whip {
+        // The camera id is the URL's last segment, for logs.
+        let camera = whip
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        return Ok(Mode::Publish {
+            source,
+            capture,
+            target: PublishTarget {
+                server: String::new(),
+                camera,
+                key: cli.key.context("--key is required with --whip")?,
+                whip: Some(whip),
             },
             seconds: cli.seconds,
         });

@@ -42,6 +42,16 @@ fn a_browser_decodes_the_pusher_through_the_relay_and_survives_a_server_restart(
 /// the pusher sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webrtc_rs_subscriber_gets_the_frames_the_pusher_sent() {
+    relay_round_trip(false).await;
+}
+
+/// The same, with the pusher publishing over WHIP instead of signaling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_reaches_a_subscriber() {
+    relay_round_trip(true).await;
+}
+
+async fn relay_round_trip(whip: bool) {
     use reallive_stream::{SubscribeConfig, WebRtcSubscriber};
     use reallive_test_support::http::Api;
     use tokio::io::AsyncBufReadExt as _;

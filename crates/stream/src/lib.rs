@@ -17,6 +17,7 @@
 //! frames move through bounded channels.
 
 mod backoff;
+mod http1;
 mod publish;
 mod signal;
 mod subscribe;

@@ -56,6 +56,8 @@ pub struct PublishConfig {
     pub camera: i64,
     /// The camera's stream key.
     pub key: String,
+    /// Publish with WHIP at this `http://` URL instead of WS signaling.
+    pub whip: Option<String>,
     /// Called (at most every 500 ms) when the relay wants a keyframe: the
     /// capture should force one.
     pub keyframe: Arc<dyn Fn() + Send + Sync>,
@@ -67,6 +69,7 @@ impl std::fmt::Debug for PublishConfig {
             .field("server", &self.server)
             .field("camera", &self.camera)
             .field("key", &"***")
+            .field("whip", &self.whip)
             .finish()
     }
 }
@@ -139,7 +142,13 @@ impl WebRtcPublisher {
     pub fn start_session(&self, frames: FrameReceiver) -> Result<PublishSession, StreamError> {
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| StreamError::Unavailable("no tokio runtime".into()))?;
-        let ws_url = signaling_url(&self.config.server)?;
+        let ws_url = match &self.config.whip {
+            Some(w) => {
+                crate::http1::split(w).map_err(StreamError::InvalidConfig)?;
+                String::new()
+            }
+            None => signaling_url(&self.config.server)?,
+        };
         let stop = CancellationToken::new();
         let (state_tx, state) = watch::channel(PublishState::Connecting);
         let frames_sent = Arc::new(AtomicU64::new(0));
@@ -258,40 +267,22 @@ async fn connect_and_publish(
     sent: &AtomicU64,
     stop: &CancellationToken,
 ) -> Ended {
-    // 1. Signaling: join as the camera's publisher.
-    let connect = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(ws_url),
-    );
-    let mut ws = match connect.await {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return Ended::Failed(format!("signaling {ws_url}: {e}")),
-        Err(_) => return Ended::Failed(format!("signaling {ws_url}: timed out")),
+    // 1. Signaling: join as the camera's publisher (or, with WHIP, nothing
+    // until the offer).
+    let mut chan = match &config.whip {
+        Some(url) => match crate::http1::split(url) {
+            Ok((hostport, path)) => Channel::Whip {
+                hostport,
+                path,
+                location: None,
+            },
+            Err(e) => return Ended::Failed(e),
+        },
+        None => match join_ws(config, ws_url).await {
+            Ok(ws) => Channel::Ws(ws),
+            Err(e) => return e,
+        },
     };
-    let join = Message::JoinRoom {
-        v: PROTOCOL_VERSION,
-        camera_id: config.camera,
-        role: Role::Publisher,
-        stream_key: Some(config.key.clone()),
-        token: None,
-    };
-    if let Err(e) = ws.send(WsMessage::Text(join.to_json().into())).await {
-        return Ended::Failed(format!("signaling: {e}"));
-    }
-    match next_message(&mut ws, Duration::from_secs(10)).await {
-        Ok(Message::CameraStatus { .. }) => {}
-        Ok(Message::Error {
-            code: ErrorCode::Unauthorized | ErrorCode::NotFound,
-            message,
-            ..
-        }) => {
-            return Ended::Refused(message);
-        }
-        Ok(other) => {
-            return Ended::Failed(format!("unexpected answer to join: {}", other.to_json()));
-        }
-        Err(e) => return Ended::Failed(e),
-    }
 
     // 2. WebRTC: one sendonly H.264 track, constrained baseline.
     let video_codec = RTCRtpCodec {
@@ -327,7 +318,8 @@ async fn connect_and_publish(
     };
     let (gtx, mut gathered) = tokio::sync::mpsc::channel(1);
     let (stx, mut pc_state) = tokio::sync::mpsc::channel(16);
-    let local = local_ip_towards(ws_url).map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
+    let local = local_ip_towards(config.whip.as_deref().unwrap_or(ws_url))
+        .map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
     let built = Box::pin(
         PeerConnectionBuilder::new()
             .with_configuration(
@@ -390,19 +382,10 @@ async fn connect_and_publish(
             .local_description()
             .await
             .ok_or_else(|| "no local description".to_string())?;
-        let msg = Message::Offer {
-            camera_id: config.camera,
-            sdp: offer.sdp.clone(),
-        };
-        ws.send(WsMessage::Text(msg.to_json().into()))
-            .await
-            .map_err(|e| format!("signaling: {e}"))?;
-        let answer = loop {
-            match next_message(&mut ws, Duration::from_secs(10)).await? {
-                Message::Answer { sdp, .. } => break sdp,
-                Message::Error { message, .. } => return Err(format!("relay: {message}")),
-                _ => continue,
-            }
+        let answer = match chan.exchange(config, offer.sdp.clone()).await {
+            Ok(a) => a,
+            Err(Exchange::Refused(why)) => return Ok(Ended::Refused(why)),
+            Err(Exchange::Failed(why)) => return Err(why),
         };
         let answer = RTCSessionDescription::answer(answer).map_err(|e| format!("answer: {e}"))?;
         pc.set_remote_description(answer)
@@ -438,7 +421,7 @@ async fn connect_and_publish(
         Ok::<_, String>(
             stream_frames(
                 config,
-                &mut ws,
+                &mut chan,
                 &track,
                 ssrc,
                 pt,
@@ -452,10 +435,179 @@ async fn connect_and_publish(
     }
     .await;
     let _ = pc.close().await;
-    let _ = ws.close(None).await;
+    chan.close(config).await;
     match ended {
         Ok(e) => e,
         Err(e) => Ended::Failed(e),
+    }
+}
+
+async fn join_ws(config: &PublishConfig, ws_url: &str) -> Result<Ws, Ended> {
+    let connect = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(ws_url),
+    );
+    let mut ws = match connect.await {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => return Err(Ended::Failed(format!("signaling {ws_url}: {e}"))),
+        Err(_) => return Err(Ended::Failed(format!("signaling {ws_url}: timed out"))),
+    };
+    let join = Message::JoinRoom {
+        v: PROTOCOL_VERSION,
+        camera_id: config.camera,
+        role: Role::Publisher,
+        stream_key: Some(config.key.clone()),
+        token: None,
+    };
+    if let Err(e) = ws.send(WsMessage::Text(join.to_json().into())).await {
+        return Err(Ended::Failed(format!("signaling: {e}")));
+    }
+    match next_message(&mut ws, Duration::from_secs(10)).await {
+        Ok(Message::CameraStatus { .. }) => Ok(ws),
+        Ok(Message::Error {
+            code: ErrorCode::Unauthorized | ErrorCode::NotFound,
+            message,
+            ..
+        }) => Err(Ended::Refused(message)),
+        Ok(other) => Err(Ended::Failed(format!(
+            "unexpected answer to join: {}",
+            other.to_json()
+        ))),
+        Err(e) => Err(Ended::Failed(e)),
+    }
+}
+
+enum Exchange {
+    Refused(String),
+    Failed(String),
+}
+
+/// How offers reach the relay: the signaling socket, or WHIP.
+enum Channel {
+    Ws(Ws),
+    Whip {
+        hostport: String,
+        path: String,
+        location: Option<String>,
+    },
+}
+
+impl Channel {
+    async fn exchange(&mut self, config: &PublishConfig, sdp: String) -> Result<String, Exchange> {
+        match self {
+            Channel::Ws(ws) => {
+                let msg = Message::Offer {
+                    camera_id: config.camera,
+                    sdp,
+                };
+                ws.send(WsMessage::Text(msg.to_json().into()))
+                    .await
+                    .map_err(|e| Exchange::Failed(format!("signaling: {e}")))?;
+                loop {
+                    match next_message(ws, Duration::from_secs(10))
+                        .await
+                        .map_err(Exchange::Failed)?
+                    {
+                        Message::Answer { sdp, .. } => return Ok(sdp),
+                        Message::Error { message, .. } => {
+                            return Err(Exchange::Failed(format!("relay: {message}")));
+                        }
+                        _ => continue,
+                    }
+                }
+            }
+            Channel::Whip {
+                hostport,
+                path,
+                location,
+            } => {
+                let auth = format!("Bearer {}", config.key);
+                let r = crate::http1::request(
+                    hostport,
+                    "POST",
+                    path,
+                    &[
+                        ("Authorization", &auth),
+                        ("Content-Type", "application/sdp"),
+                    ],
+                    sdp.as_bytes(),
+                )
+                .await
+                .map_err(|e| Exchange::Failed(format!("WHIP: {e}")))?;
+                match r.status {
+                    201 => {
+                        *location = r.header("location").map(str::to_string);
+                        String::from_utf8(r.body)
+                            .map_err(|_| Exchange::Failed("WHIP: the answer is not UTF-8".into()))
+                    }
+                    401 | 403 | 404 => {
+                        Err(Exchange::Refused(format!("WHIP answered {}", r.status)))
+                    }
+                    s => Err(Exchange::Failed(format!(
+                        "WHIP answered {s}: {}",
+                        String::from_utf8_lossy(&r.body)
+                            .chars()
+                            .take(200)
+                            .collect::<String>()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// The next thing the server says that ends the session, if any.
+    async fn ended(&mut self) -> Ended {
+        match self {
+            Channel::Ws(ws) => loop {
+                match ws.next().await {
+                    Some(Ok(WsMessage::Text(t))) => {
+                        if let Ok(Message::Error { code, message, .. }) = Message::parse(t.as_str())
+                        {
+                            return match code {
+                                ErrorCode::Unauthorized | ErrorCode::NotFound => {
+                                    Ended::Refused(message)
+                                }
+                                _ => Ended::Failed(format!("server: {message}")),
+                            };
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
+                        return Ended::Failed("signaling closed".into());
+                    }
+                    Some(Ok(_)) => {}
+                }
+            },
+            // WHIP has no channel back: the peer connection tells.
+            Channel::Whip { .. } => std::future::pending().await,
+        }
+    }
+
+    /// Says goodbye: leave-room, or DELETE the WHIP session.
+    async fn close(&mut self, config: &PublishConfig) {
+        match self {
+            Channel::Ws(ws) => {
+                let leave = Message::LeaveRoom {
+                    camera_id: config.camera,
+                };
+                let _ = ws.send(WsMessage::Text(leave.to_json().into())).await;
+                let _ = ws.close(None).await;
+            }
+            Channel::Whip {
+                hostport, location, ..
+            } => {
+                if let Some(loc) = location.take() {
+                    let auth = format!("Bearer {}", config.key);
+                    let _ = crate::http1::request(
+                        hostport,
+                        "DELETE",
+                        &loc,
+                        &[("Authorization", &auth)],
+                        b"",
+                    )
+                    .await;
+                }
+            }
+        }
     }
 }
 
@@ -468,7 +620,7 @@ fn rand_ssrc() -> u32 {
 #[allow(clippy::too_many_arguments)]
 async fn stream_frames(
     config: &PublishConfig,
-    ws: &mut Ws,
+    chan: &mut Channel,
     track: &Arc<TrackLocalStaticSample>,
     ssrc: u32,
     pt: u8,
@@ -485,31 +637,14 @@ async fn stream_frames(
     let mut prev_pts: Option<i64> = None;
     loop {
         tokio::select! {
-            () = stop.cancelled() => {
-                let leave = Message::LeaveRoom { camera_id: config.camera };
-                let _ = ws.send(WsMessage::Text(leave.to_json().into())).await;
-                return Ended::Stopped;
-            }
+            () = stop.cancelled() => return Ended::Stopped,
             s = pc_state.recv() => match s {
                 Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected) | None => {
                     return Ended::Failed("the WebRTC connection was lost".into());
                 }
                 _ => {}
             },
-            m = ws.next() => match m {
-                Some(Ok(WsMessage::Text(t))) => {
-                    if let Ok(Message::Error { code, message, .. }) = Message::parse(t.as_str()) {
-                        return match code {
-                            ErrorCode::Unauthorized | ErrorCode::NotFound => Ended::Refused(message),
-                            _ => Ended::Failed(format!("server: {message}")),
-                        };
-                    }
-                }
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
-                    return Ended::Failed("signaling closed".into());
-                }
-                Some(Ok(_)) => {}
-            },
+            e = chan.ended() => return e,
             ev = track.poll() => match ev {
                 Some(TrackLocalEvent::OnRtcpPacket(_)) => {
                     // Only keyframe requests reach us (KeyframeRequests).
