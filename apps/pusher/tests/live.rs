@@ -111,23 +111,33 @@ async fn relay_round_trip(whip: bool) {
     });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
+    let mut args: Vec<String> = [
+        "--source",
+        "test",
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--key",
+        &key,
+        "--seconds",
+        "8",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    if whip {
+        args.extend(["--whip".into(), format!("http://{addr}/whip/{cam}")]);
+    } else {
+        args.extend([
+            "--server".into(),
+            format!("http://{addr}"),
+            "--camera".into(),
+            cam.to_string(),
+        ]);
+    }
     let out = tokio::process::Command::new(pusher)
-        .args([
-            "--source",
-            "test",
-            "--width",
-            "640",
-            "--height",
-            "360",
-            "--server",
-            &format!("http://{addr}"),
-            "--camera",
-            &cam.to_string(),
-            "--key",
-            &key,
-            "--seconds",
-            "8",
-        ])
+        .args(&args)
         .output()
         .await
         .unwrap();

@@ -279,7 +279,7 @@ async fn connect_and_publish(
             Err(e) => return Ended::Failed(e),
         },
         None => match join_ws(config, ws_url).await {
-            Ok(ws) => Channel::Ws(ws),
+            Ok(ws) => Channel::Ws(Box::new(ws)),
             Err(e) => return e,
         },
     };
@@ -484,7 +484,7 @@ enum Exchange {
 
 /// How offers reach the relay: the signaling socket, or WHIP.
 enum Channel {
-    Ws(Ws),
+    Ws(Box<Ws>),
     Whip {
         hostport: String,
         path: String,
@@ -590,7 +590,7 @@ impl Channel {
                     camera_id: config.camera,
                 };
                 let _ = ws.send(WsMessage::Text(leave.to_json().into())).await;
-                let _ = ws.close(None).await;
+                let _ = (**ws).close(None).await;
             }
             Channel::Whip {
                 hostport, location, ..
