@@ -52,3 +52,4 @@ bench: setup
 	$(CARGO) bench -p reallive-capture --bench capture -- --seconds 20
 	$(CARGO) bench -p reallive-store --bench store
 	$(CARGO) bench -p reallive-http --bench api
+	$(CARGO) bench -p reallive-relay --bench fanout -- --seconds 10 --n 0,10,50,100,200
