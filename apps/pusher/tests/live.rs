@@ -54,34 +54,12 @@ async fn a_whip_publisher_reaches_a_subscriber() {
 async fn relay_round_trip(whip: bool) {
     use reallive_stream::{SubscribeConfig, WebRtcSubscriber};
     use reallive_test_support::http::Api;
-    use tokio::io::AsyncBufReadExt as _;
+    use reallive_test_support::process::spawn_server;
 
     let pusher = env!("CARGO_BIN_EXE_reallive-pusher");
     let server = Path::new(pusher).with_file_name("reallive-server");
     let dir = tempfile::tempdir().unwrap();
-    let mut srv = tokio::process::Command::new(&server)
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--rtc-port",
-            "0",
-        ])
-        .env("REALLIVE_ADMIN_PASSWORD", "live-admin-password")
-        .env("RUST_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(srv.stderr.take().unwrap()).lines();
-    let addr: std::net::SocketAddr = loop {
-        let l = lines.next_line().await.unwrap().expect("server exited");
-        if let Some(a) = l.strip_prefix("reallive-server: listening on http://") {
-            break a.parse().unwrap();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let (mut srv, addr) = spawn_server(&server, dir.path(), "live-admin-password").await;
     let admin = Api::new(addr).login("admin", "live-admin-password").await;
     let created = admin
         .post("/api/cameras", serde_json::json!({"name": "cam"}))

@@ -2,14 +2,12 @@
 //! One publisher, 2,000 viewer join/leave cycles against the real binary:
 //! its memory settles and no file descriptor leaks.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use reallive_test_support::http::{Api, request};
+use reallive_test_support::process::{rss_kib, spawn_server};
 use serde_json::json;
 use str0m::media::{Direction, MediaKind};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_reallive-server");
 
@@ -23,14 +21,6 @@ fn offer(dir: Direction) -> String {
     change.apply().unwrap().0.to_sdp_string()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
-}
-
 fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
@@ -40,32 +30,9 @@ fn fds(pid: u32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_viewer_cycles_leak_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--rtc-port",
-            "0",
-        ])
-        .env("REALLIVE_ADMIN_PASSWORD", "soak-admin-password")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let (mut child, addr) =
+        spawn_server(std::path::Path::new(BIN), dir.path(), "soak-admin-password").await;
     let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr: std::net::SocketAddr = loop {
-        let l = lines.next_line().await.unwrap().expect("server exited");
-        if let Some(a) = l.strip_prefix("reallive-server: listening on http://") {
-            break a.parse().unwrap();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     let admin = Api::new(addr).login("admin", "soak-admin-password").await;
     let created = admin
@@ -119,7 +86,7 @@ async fn two_thousand_viewer_cycles_leak_nothing() {
         cycle(i).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss_100, fds_100) = (rss_kib(pid), fds(pid));
+    let (rss_100, fds_100) = (rss_kib(Some(pid)), fds(pid));
     for i in 100..2000 {
         cycle(i).await;
         assert!(
@@ -128,7 +95,7 @@ async fn two_thousand_viewer_cycles_leak_nothing() {
         );
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let (rss_end, fds_end) = (rss_kib(pid), fds(pid));
+    let (rss_end, fds_end) = (rss_kib(Some(pid)), fds(pid));
     eprintln!(
         "2000 cycles in {:.1} s; RSS {rss_100} -> {rss_end} KiB; fds {fds_100} -> {fds_end}",
         started.elapsed().as_secs_f64()

@@ -197,11 +197,6 @@ impl Snapshot {
         self.cameras.get(&id)
     }
 
-    /// The camera named `name`.
-    pub fn camera_by_name(&self, name: &str) -> Option<&Camera> {
-        self.cameras.values().find(|c| c.name == name)
-    }
-
     /// Every camera, by id.
     pub fn cameras(&self) -> impl Iterator<Item = &Camera> {
         self.cameras.values()
@@ -663,21 +658,20 @@ impl Accounts {
                     Some(r) => (true, r),
                     None => (false, None),
                 };
-                let r = sqlx::query(
-                    "UPDATE cameras SET name = COALESCE(?, name),
+                one_row(
+                    sqlx::query(
+                        "UPDATE cameras SET name = COALESCE(?, name),
                      resolution = CASE WHEN ? THEN ? ELSE resolution END WHERE id = ?",
+                    )
+                    .bind(update.name.as_deref())
+                    .bind(set_res)
+                    .bind(res.as_deref())
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await
+                    .map_err(conflict),
+                    "camera",
                 )
-                .bind(update.name.as_deref())
-                .bind(set_res)
-                .bind(res.as_deref())
-                .bind(id)
-                .execute(&mut *c)
-                .await
-                .map_err(conflict)?;
-                if r.rows_affected() == 0 {
-                    return Err(AuthError::NotFound("camera"));
-                }
-                Ok(())
             })
         })
         .await?;
@@ -688,14 +682,13 @@ impl Accounts {
     pub async fn delete_camera(&self, id: i64) -> Result<(), AuthError> {
         self.write(move |c| {
             Box::pin(async move {
-                let r = sqlx::query("DELETE FROM cameras WHERE id = ?")
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                if r.rows_affected() == 0 {
-                    return Err(AuthError::NotFound("camera"));
-                }
-                Ok(())
+                one_row(
+                    sqlx::query("DELETE FROM cameras WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await,
+                    "camera",
+                )
             })
         })
         .await
@@ -707,15 +700,14 @@ impl Accounts {
         let (key, hash) = generate_stream_key();
         self.write(move |c| {
             Box::pin(async move {
-                let r = sqlx::query("UPDATE cameras SET stream_key_hash = ? WHERE id = ?")
-                    .bind(&hash[..])
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                if r.rows_affected() == 0 {
-                    return Err(AuthError::NotFound("camera"));
-                }
-                Ok(())
+                one_row(
+                    sqlx::query("UPDATE cameras SET stream_key_hash = ? WHERE id = ?")
+                        .bind(&hash[..])
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await,
+                    "camera",
+                )
             })
         })
         .await?;
@@ -726,15 +718,14 @@ impl Accounts {
     pub async fn set_camera_status(&self, id: i64, status: CameraStatus) -> Result<(), AuthError> {
         self.write(move |c| {
             Box::pin(async move {
-                let r = sqlx::query("UPDATE cameras SET status = ? WHERE id = ?")
-                    .bind(status.as_str())
-                    .bind(id)
-                    .execute(&mut *c)
-                    .await?;
-                if r.rows_affected() == 0 {
-                    return Err(AuthError::NotFound("camera"));
-                }
-                Ok(())
+                one_row(
+                    sqlx::query("UPDATE cameras SET status = ? WHERE id = ?")
+                        .bind(status.as_str())
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await,
+                    "camera",
+                )
             })
         })
         .await
@@ -868,6 +859,18 @@ impl Accounts {
         .bind(camera)
         .fetch_all(&self.inner.pool)
         .await?)
+    }
+}
+
+/// `Ok` if the statement changed a row, `NotFound(what)` if none matched.
+fn one_row<E: Into<AuthError>>(
+    r: Result<sqlx::sqlite::SqliteQueryResult, E>,
+    what: &'static str,
+) -> Result<(), AuthError> {
+    if r.map_err(Into::into)?.rows_affected() == 0 {
+        Err(AuthError::NotFound(what))
+    } else {
+        Ok(())
     }
 }
 

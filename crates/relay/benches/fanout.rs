@@ -23,6 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reallive_relay::{PeerRole, Relay, RelayConfig};
+use reallive_test_support::process::rss_kib;
+use reallive_test_support::process_cpu_time;
 use str0m::change::SdpAnswer;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
@@ -46,21 +48,6 @@ fn wall_ns() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos() as u64
-}
-
-fn cpu_secs() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let f: Vec<&str> = s.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
-    ticks / 100.0
-}
-
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-        .unwrap()
 }
 
 /// A client `Rtc` on its own socket, driven by hand.
@@ -387,10 +374,10 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
     }
     // Warm up, then measure.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (c0, t0) = (cpu_secs(), Instant::now());
+    let (c0, t0) = (process_cpu_time(), Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let cores = (cpu_secs() - c0) / t0.elapsed().as_secs_f64();
-    let rss = rss_kib();
+    let cores = (process_cpu_time() - c0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let rss = rss_kib(None);
     running.store(false, Ordering::Relaxed);
     publisher.join().unwrap();
     let mut summary = String::new();

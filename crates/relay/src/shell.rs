@@ -209,7 +209,12 @@ async fn run(
             () = tokio::time::sleep_until(deadline.into()) => {}
         }
         let now = Instant::now();
-        core.tick(now);
+        // A datagram or a command already polled the peers it touched;
+        // sweeping every peer's timers is needed only when one is due, not
+        // once per packet.
+        if now >= deadline {
+            core.tick(now);
+        }
         for t in core.drain_transmits() {
             // Never wait on one peer: a full socket buffer drops, like the
             // network would, and NACK or a keyframe request recovers.

@@ -7,24 +7,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{SinkExt as _, StreamExt as _};
+use futures::SinkExt as _;
 use reallive_core::{EncodedFrame, FrameReceiver};
-use reallive_signaling::{ErrorCode, Message, PROTOCOL_VERSION, Role};
+use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    Registry, register_default_interceptors,
-};
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceServer;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use tokio::sync::watch;
@@ -40,7 +35,10 @@ use webrtc::peer_connection::{
 use webrtc::runtime::TokioRuntime;
 
 use crate::backoff::Backoff;
-use crate::signal::{Ws, local_ip_towards, next_message, signaling_url};
+use crate::signal::{
+    self, Ended, Ws, h264_codec, h264_engine, local_ip_towards, next_message, signaling_url,
+    until_server_ends,
+};
 use crate::{Session, StreamError, Streamer};
 
 /// At most one forced keyframe per this interval, however often the relay
@@ -172,13 +170,6 @@ impl WebRtcPublisher {
     }
 }
 
-/// Why one connection ended.
-enum Ended {
-    Stopped,
-    Refused(String),
-    Failed(String),
-}
-
 async fn run(
     config: PublishConfig,
     ws_url: String,
@@ -285,37 +276,12 @@ async fn connect_and_publish(
     };
 
     // 2. WebRTC: one sendonly H.264 track, constrained baseline.
-    let video_codec = RTCRtpCodec {
-        mime_type: MIME_TYPE_H264.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-            .to_owned(),
-        rtcp_feedback: ["nack", "nack pli", "ccm fir"]
-            .iter()
-            .map(|f| {
-                let (typ, parameter) = f.split_once(' ').unwrap_or((f, ""));
-                RTCPFeedback {
-                    typ: typ.to_owned(),
-                    parameter: parameter.to_owned(),
-                }
-            })
-            .collect(),
+    let video_codec = h264_codec();
+    let (media, registry) = match h264_engine() {
+        Ok(x) => x,
+        Err(e) => return e,
     };
-    let mut media = MediaEngine::default();
-    if let Err(e) = media.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: video_codec.clone(),
-            payload_type: 102,
-        },
-        RtpCodecKind::Video,
-    ) {
-        return Ended::Failed(format!("registering H.264: {e}"));
-    }
-    let registry = match register_default_interceptors(Registry::new(), &mut media) {
-        Ok(r) => r.with(Slot::from(14_000), KeyframeRequests::default()),
-        Err(e) => return Ended::Failed(format!("interceptors: {e}")),
-    };
+    let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
     let (gtx, mut gathered) = tokio::sync::mpsc::channel(1);
     let (stx, mut pc_state) = tokio::sync::mpsc::channel(16);
     let local = local_ip_towards(config.whip.as_deref().unwrap_or(ws_url))
@@ -443,15 +409,6 @@ async fn connect_and_publish(
 }
 
 async fn join_ws(config: &PublishConfig, ws_url: &str) -> Result<Ws, Ended> {
-    let connect = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(ws_url),
-    );
-    let mut ws = match connect.await {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return Err(Ended::Failed(format!("signaling {ws_url}: {e}"))),
-        Err(_) => return Err(Ended::Failed(format!("signaling {ws_url}: timed out"))),
-    };
     let join = Message::JoinRoom {
         v: PROTOCOL_VERSION,
         camera_id: config.camera,
@@ -459,22 +416,7 @@ async fn join_ws(config: &PublishConfig, ws_url: &str) -> Result<Ws, Ended> {
         stream_key: Some(config.key.clone()),
         token: None,
     };
-    if let Err(e) = ws.send(WsMessage::Text(join.to_json().into())).await {
-        return Err(Ended::Failed(format!("signaling: {e}")));
-    }
-    match next_message(&mut ws, Duration::from_secs(10)).await {
-        Ok(Message::CameraStatus { .. }) => Ok(ws),
-        Ok(Message::Error {
-            code: ErrorCode::Unauthorized | ErrorCode::NotFound,
-            message,
-            ..
-        }) => Err(Ended::Refused(message)),
-        Ok(other) => Err(Ended::Failed(format!(
-            "unexpected answer to join: {}",
-            other.to_json()
-        ))),
-        Err(e) => Err(Ended::Failed(e)),
-    }
+    signal::join(ws_url, &join).await
 }
 
 enum Exchange {
@@ -558,25 +500,7 @@ impl Channel {
     /// The next thing the server says that ends the session, if any.
     async fn ended(&mut self) -> Ended {
         match self {
-            Channel::Ws(ws) => loop {
-                match ws.next().await {
-                    Some(Ok(WsMessage::Text(t))) => {
-                        if let Ok(Message::Error { code, message, .. }) = Message::parse(t.as_str())
-                        {
-                            return match code {
-                                ErrorCode::Unauthorized | ErrorCode::NotFound => {
-                                    Ended::Refused(message)
-                                }
-                                _ => Ended::Failed(format!("server: {message}")),
-                            };
-                        }
-                    }
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
-                        return Ended::Failed("signaling closed".into());
-                    }
-                    Some(Ok(_)) => {}
-                }
-            },
+            Channel::Ws(ws) => until_server_ends(ws).await,
             // WHIP has no channel back: the peer connection tells.
             Channel::Whip { .. } => std::future::pending().await,
         }

@@ -1,10 +1,18 @@
-//! Shared by the publisher and the subscriber: the signaling socket.
+//! Shared by the publisher and the subscriber: the signaling socket, how a
+//! session ends, and the H.264 codec both negotiate.
 
 use std::net::{SocketAddr, ToSocketAddrs as _, UdpSocket};
 use std::time::Duration;
 
-use futures::StreamExt as _;
-use reallive_signaling::Message;
+use futures::{SinkExt as _, StreamExt as _};
+use reallive_signaling::{ErrorCode, Message};
+use rtc::peer_connection::configuration::interceptor_registry::{
+    Registry, register_default_interceptors,
+};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::StreamError;
@@ -64,4 +72,108 @@ pub(crate) async fn next_message(ws: &mut Ws, within: Duration) -> Result<Messag
             Some(Err(e)) => return Err(format!("signaling: {e}")),
         }
     }
+}
+
+/// Why one connection ended.
+pub(crate) enum Ended {
+    /// Asked to stop.
+    Stopped,
+    /// The server refused the credentials; retry slowly.
+    Refused(String),
+    /// Anything else; retry with backoff.
+    Failed(String),
+}
+
+impl Ended {
+    /// An `error` message from the server, as a reason to end.
+    fn from_error(code: ErrorCode, message: String) -> Ended {
+        match code {
+            ErrorCode::Unauthorized | ErrorCode::NotFound => Ended::Refused(message),
+            _ => Ended::Failed(format!("server: {message}")),
+        }
+    }
+}
+
+/// Connects to `ws_url` and sends `join`; the room's first `camera-status`
+/// means we are in.
+pub(crate) async fn join(ws_url: &str, join: &Message) -> Result<Ws, Ended> {
+    let connect = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(ws_url),
+    );
+    let mut ws = match connect.await {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => return Err(Ended::Failed(format!("signaling {ws_url}: {e}"))),
+        Err(_) => return Err(Ended::Failed(format!("signaling {ws_url}: timed out"))),
+    };
+    if let Err(e) = ws.send(WsMessage::Text(join.to_json().into())).await {
+        return Err(Ended::Failed(format!("signaling: {e}")));
+    }
+    match next_message(&mut ws, Duration::from_secs(10)).await {
+        Ok(Message::CameraStatus { .. }) => Ok(ws),
+        Ok(Message::Error { code, message, .. }) => Err(Ended::from_error(code, message)),
+        Ok(other) => Err(Ended::Failed(format!(
+            "unexpected answer to join: {}",
+            other.to_json()
+        ))),
+        Err(e) => Err(Ended::Failed(e)),
+    }
+}
+
+/// Waits until the server ends the session: an `error`, or the socket
+/// closing. Cancel-safe: nothing is lost when another branch wins.
+pub(crate) async fn until_server_ends(ws: &mut Ws) -> Ended {
+    loop {
+        match ws.next().await {
+            Some(Ok(WsMessage::Text(t))) => {
+                if let Ok(Message::Error { code, message, .. }) = Message::parse(t.as_str()) {
+                    return Ended::from_error(code, message);
+                }
+            }
+            Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
+                return Ended::Failed("signaling closed".into());
+            }
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// H.264 constrained baseline, packetization mode 1, with NACK, PLI and
+/// FIR: what the pusher sends and the relay forwards.
+pub(crate) fn h264_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_H264.to_owned(),
+        clock_rate: 90_000,
+        channels: 0,
+        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
+            .to_owned(),
+        rtcp_feedback: ["nack", "nack pli", "ccm fir"]
+            .iter()
+            .map(|f| {
+                let (typ, parameter) = f.split_once(' ').unwrap_or((f, ""));
+                RTCPFeedback {
+                    typ: typ.to_owned(),
+                    parameter: parameter.to_owned(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// A media engine knowing only [`h264_codec`], and the default
+/// interceptors for it.
+pub(crate) fn h264_engine() -> Result<(MediaEngine, Registry), Ended> {
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: h264_codec(),
+                payload_type: 102,
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(|e| Ended::Failed(format!("registering H.264: {e}")))?;
+    let registry = register_default_interceptors(Registry::new(), &mut media)
+        .map_err(|e| Ended::Failed(format!("interceptors: {e}")))?;
+    Ok((media, registry))
 }

@@ -7,21 +7,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::{SinkExt as _, StreamExt as _};
+use futures::SinkExt as _;
 use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, nal};
-use reallive_signaling::{ErrorCode, Message, PROTOCOL_VERSION, Role};
+use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
 use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::configuration::interceptor_registry::{
-    Registry, register_default_interceptors,
-};
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -35,7 +29,9 @@ use webrtc::peer_connection::{
 use webrtc::runtime::TokioRuntime;
 
 use crate::backoff::Backoff;
-use crate::signal::{Ws, local_ip_towards, next_message, signaling_url};
+use crate::signal::{
+    self, Ended, Ws, h264_engine, local_ip_towards, next_message, signaling_url, until_server_ends,
+};
 use crate::{Receiver, Session, StreamError};
 
 /// What to watch, and as whom.
@@ -154,12 +150,6 @@ impl WebRtcSubscriber {
     }
 }
 
-enum Ended {
-    Stopped,
-    Refused(String),
-    Failed(String),
-}
-
 async fn run(
     config: SubscribeConfig,
     ws_url: String,
@@ -244,15 +234,6 @@ async fn connect_and_receive(
     connections: &AtomicU64,
     stop: &CancellationToken,
 ) -> Ended {
-    let connect = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio_tungstenite::connect_async(ws_url),
-    );
-    let mut ws: Ws = match connect.await {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return Ended::Failed(format!("signaling {ws_url}: {e}")),
-        Err(_) => return Ended::Failed(format!("signaling {ws_url}: timed out")),
-    };
     let join = Message::JoinRoom {
         v: PROTOCOL_VERSION,
         camera_id: config.camera,
@@ -260,52 +241,13 @@ async fn connect_and_receive(
         stream_key: None,
         token: Some(config.token.clone()),
     };
-    if let Err(e) = ws.send(WsMessage::Text(join.to_json().into())).await {
-        return Ended::Failed(format!("signaling: {e}"));
-    }
-    match next_message(&mut ws, Duration::from_secs(10)).await {
-        Ok(Message::CameraStatus { .. }) => {}
-        Ok(Message::Error {
-            code: ErrorCode::Unauthorized | ErrorCode::NotFound,
-            message,
-            ..
-        }) => return Ended::Refused(message),
-        Ok(other) => {
-            return Ended::Failed(format!("unexpected answer to join: {}", other.to_json()));
-        }
-        Err(e) => return Ended::Failed(e),
-    }
-
-    let mut media = MediaEngine::default();
-    let codec = RTCRtpCodec {
-        mime_type: MIME_TYPE_H264.to_owned(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-            .to_owned(),
-        rtcp_feedback: ["nack", "nack pli", "ccm fir"]
-            .iter()
-            .map(|f| {
-                let (typ, parameter) = f.split_once(' ').unwrap_or((f, ""));
-                RTCPFeedback {
-                    typ: typ.to_owned(),
-                    parameter: parameter.to_owned(),
-                }
-            })
-            .collect(),
+    let mut ws = match signal::join(ws_url, &join).await {
+        Ok(ws) => ws,
+        Err(e) => return e,
     };
-    if let Err(e) = media.register_codec(
-        RTCRtpCodecParameters {
-            rtp_codec: codec,
-            payload_type: 102,
-        },
-        RtpCodecKind::Video,
-    ) {
-        return Ended::Failed(format!("registering H.264: {e}"));
-    }
-    let registry = match register_default_interceptors(Registry::new(), &mut media) {
-        Ok(r) => r,
-        Err(e) => return Ended::Failed(format!("interceptors: {e}")),
+    let (media, registry) = match h264_engine() {
+        Ok(x) => x,
+        Err(e) => return e,
     };
     let (gtx, mut gathered) = mpsc::channel(1);
     let (stx, mut pc_state) = mpsc::channel(16);
@@ -434,20 +376,7 @@ async fn receive(
                 }
                 _ => {}
             },
-            m = ws.next() => match m {
-                Some(Ok(WsMessage::Text(t))) => {
-                    if let Ok(Message::Error { code, message, .. }) = Message::parse(t.as_str()) {
-                        return match code {
-                            ErrorCode::Unauthorized | ErrorCode::NotFound => Ended::Refused(message),
-                            _ => Ended::Failed(format!("server: {message}")),
-                        };
-                    }
-                }
-                Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => {
-                    return Ended::Failed("signaling closed".into());
-                }
-                Some(Ok(_)) => {}
-            },
+            e = until_server_ends(ws) => return e,
             t = tracks.recv(), if track.is_none() => {
                 let Some(t) = t else { continue };
                 media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);

@@ -7,6 +7,7 @@
 //!   for tests that need frames without a pipeline.
 //! - [`ffprobe`]: what a user would check about a recorded file: codec,
 //!   profile, size, frame count, duration, B-frames.
+//! - [`process`]: `reallive-server` as a child process, and its memory.
 //! - [`http`]: a minimal HTTP/1.1 client for API tests, with raw control
 //!   over headers and bodies.
 //! - `require_elements` (feature `gst`): fails the test, naming the package to install,
@@ -29,6 +30,7 @@
 pub mod clip;
 pub mod ffprobe;
 pub mod http;
+pub mod process;
 #[cfg(feature = "gst")]
 mod rtsp_camera;
 
