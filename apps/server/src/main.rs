@@ -11,6 +11,11 @@ use reallive_http::config::ServerConfigFile;
 use reallive_server::{LiveFlags, ServerConfig, run, user_add, user_list, user_passwd};
 use tokio_util::sync::CancellationToken;
 
+// The relay allocates and frees per packet per viewer; glibc malloc cost a
+// quarter of its CPU in the fan-out bench, mimalloc a fraction of that.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The RealLive hub: users, cameras, stream keys and grants behind a JSON
 /// API (see /api/openapi.json).
 ///

@@ -43,6 +43,14 @@ impl LatencyHistogram {
         self.max_ns.fetch_max(ns, Ordering::Relaxed);
     }
 
+    /// Forgets every sample, to measure a window from now on.
+    pub fn reset(&self) {
+        for b in &self.buckets {
+            b.store(0, Ordering::Relaxed);
+        }
+        self.max_ns.store(0, Ordering::Relaxed);
+    }
+
     /// Number of samples recorded.
     pub fn count(&self) -> u64 {
         self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()

@@ -16,6 +16,11 @@
 //! `cargo bench -p reallive-relay --bench fanout [-- --seconds 10 --n 10,50,100,200]`
 
 use std::io::{BufRead as _, BufReader, Write as _};
+
+// As in `reallive-server`: the relay allocates per packet.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -126,8 +131,7 @@ impl Peer {
 /// A 1080p-sized access unit: SPS+PPS+IDR on keyframes, one slice
 /// otherwise. The payload is not decodable (the relay never decodes); its
 /// first bytes carry the send time for the latency figure.
-fn frame(i: u64, sent_ns: u64) -> Vec<u8> {
-    let keyframe = i.is_multiple_of(GOP);
+fn frame(i: u64, keyframe: bool, sent_ns: u64) -> Vec<u8> {
     let avg = BITRATE / 8 / FPS;
     let size = if keyframe {
         avg * 4
@@ -279,7 +283,7 @@ fn main() {
         let (cores, rss, child_out) = rt.block_on(round(n, seconds));
         if n == 0 {
             baseline = Some((cores, rss));
-            println!("publisher alone: {:.3} cores, RSS {rss} KiB", cores);
+            println!("publisher alone: {cores:.3} cores, RSS {rss} KiB; {child_out}");
             continue;
         }
         let (c0, r0) = baseline.unwrap_or((0.0, rss));
@@ -317,6 +321,8 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
         let mut events = Vec::new();
         let mut connected = false;
         let mut i = 0u64;
+        let mut since_keyframe = 0u64;
+        let mut force_keyframe = false;
         let start = Instant::now();
         let mut next_frame = start;
         while run2.load(Ordering::Relaxed) {
@@ -325,7 +331,17 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
             if events.iter().any(|e| matches!(e, Event::Connected)) {
                 connected = true;
             }
+            // Like the pusher's encoder: a keyframe request forces one, and
+            // the GOP starts again from it.
+            if events
+                .iter()
+                .any(|e| matches!(e, Event::KeyframeRequest(_)))
+            {
+                force_keyframe = true;
+            }
             if connected && Instant::now() >= next_frame {
+                let keyframe = force_keyframe || since_keyframe >= GOP || i == 0;
+                force_keyframe = false;
                 let pt = publ.rtc.writer(publ.mid).and_then(|w| {
                     w.payload_params()
                         .find(|p| p.spec().codec == RtcCodec::H264)
@@ -336,9 +352,10 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
                         pt,
                         Instant::now(),
                         MediaTime::from_90khz(i * 3000),
-                        frame(i, wall_ns()),
+                        frame(i, keyframe, wall_ns()),
                     );
                 }
+                since_keyframe = if keyframe { 1 } else { since_keyframe + 1 };
                 i += 1;
                 next_frame += Duration::from_micros(1_000_000 / FPS);
             }
@@ -374,9 +391,21 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
     }
     // Warm up, then measure.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    relay.forward_latency().reset();
     let (c0, t0) = (process_cpu_time(), Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let cores = (process_cpu_time() - c0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let lat = relay.forward_latency();
+    let ms = |p: f64| {
+        lat.percentile(p)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    };
+    let relay_latency = format!(
+        "relay added latency p50 {:.1} ms, p99 {:.1} ms ({} sends)",
+        ms(50.0),
+        ms(99.0),
+        lat.count()
+    );
     let rss = rss_kib(None);
     running.store(false, Ordering::Relaxed);
     publisher.join().unwrap();
@@ -387,5 +416,5 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
         let _ = c.wait();
     }
     stop.cancel();
-    (cores, rss, summary.trim().to_string())
+    (cores, rss, format!("{}; {relay_latency}", summary.trim()))
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::RelayError;
@@ -187,15 +188,27 @@ impl Core {
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             // Resend history per subscriber: str0m keeps this many packets
-            // (~1.2 KB each) for NACKs. The default 1000 cost 1.85 MB per
-            // subscriber; 200 (~0.5 s at 4 Mbit/s) covers the round trips of
-            // a LAN or a continent, and a lost keyframe past it is healed
-            // by a keyframe request instead.
-            .set_send_buffer_video(200)
+            // (~1.5 KiB each in memory) for NACKs. The default 1000 cost
+            // 1.85 MB per subscriber; 128 is ~0.3 s at 4 Mbit/s, two keyframe
+            // bursts, which covers the round trips of a LAN or a continent.
+            // A loss older than that is healed by a keyframe request.
+            .set_send_buffer_video(128)
             .set_stats_interval(Some(Duration::from_secs(1)))
             .clear_codecs()
             .enable_h264(true)
             .enable_opus(true, false);
+        if role == PeerRole::Subscriber {
+            // No transport-wide congestion control towards viewers: the
+            // relay forwards the publisher's bitrate and runs no bandwidth
+            // estimator, and TWCC would cost every viewer a 1,000-entry
+            // send register (~90 KB) and a feedback packet every few
+            // tens of milliseconds. Loss is still repaired by NACK and PLI.
+            config = config
+                .clear_extension_map()
+                .set_extension(1, Extension::AudioLevel)
+                .set_extension(4, Extension::RtpMid)
+                .set_extension(13, Extension::VideoOrientation);
+        }
         if let Some(cert) = &self.cert {
             config = config.set_dtls_cert(cert.clone());
         }
@@ -228,6 +241,7 @@ impl Core {
         let cam = self.cameras.entry(camera).or_default();
         match role {
             PeerRole::Publisher => {
+                cam.last_frame = None;
                 if let Some(old) = cam.publisher.replace(id) {
                     self.remove(old);
                 }
@@ -414,6 +428,11 @@ impl Core {
         t.max(now)
     }
 
+    /// Datagrams waiting in [`drain_transmits`](Self::drain_transmits).
+    pub fn pending_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
     /// Datagrams to send, in order.
     pub fn drain_transmits(&mut self) -> std::vec::Drain<'_, Transmit> {
         self.transmits.drain(..)
@@ -472,7 +491,7 @@ impl Core {
                     self.transmits.push(Transmit {
                         source: t.source,
                         destination: t.destination,
-                        contents: t.contents.to_vec(),
+                        contents: t.contents.into(),
                     });
                 }
                 Output::Event(e) => self.handle_event(id, e, now),
@@ -499,10 +518,6 @@ impl Core {
             Event::MediaAdded(m) => {
                 peer.mids.entry(m.kind).or_insert(m.mid);
                 peer.kinds.insert(m.mid, m.kind);
-                if peer.role == PeerRole::Publisher && m.kind == MediaKind::Video {
-                    let camera = peer.camera;
-                    self.ask_keyframe(camera, now);
-                }
             }
             Event::MediaData(data) if peer.role == PeerRole::Publisher => {
                 let kind = peer.kinds.get(&data.mid).copied();
@@ -629,9 +644,19 @@ impl Core {
     }
 
     fn send_keyframe_request(&mut self, camera: i64, now: Instant) {
-        let Some(pubid) = self.cameras.get(&camera).and_then(|c| c.publisher) else {
+        let Some(cam) = self.cameras.get_mut(&camera) else {
             return;
         };
+        let Some(pubid) = cam.publisher else {
+            return;
+        };
+        if cam.last_frame.is_none() {
+            // Until the publisher's media arrives, its SRTP keys may not be
+            // up (the relay finishes DTLS first), and a request it cannot
+            // decrypt is lost. Ask again at its first frame.
+            cam.merger.unsent();
+            return;
+        }
         let Some(p) = self.peers.get_mut(&pubid) else {
             return;
         };

@@ -35,6 +35,7 @@
 mod core;
 pub mod keyframe;
 mod shell;
+mod udp;
 
 use std::net::SocketAddr;
 

@@ -10,14 +10,19 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
+use reallive_core::LatencyHistogram;
+
 use crate::RelayError;
 use crate::core::{CameraCounters, Core, PeerRole, RelayEvent, SessionId};
+use crate::udp::Socket;
 
 /// Commands queued to the relay task; more wait at the caller.
 const COMMAND_QUEUE: usize = 256;
 /// Events queued for the server; a server that stops reading loses the
 /// oldest kind of news only (media up/down), never blocks the relay.
 const EVENT_QUEUE: usize = 1024;
+/// `recvmmsg` batches read per wakeup before timers and sends get a turn.
+const RECV_ROUNDS: usize = 4;
 
 /// How the relay listens and what it advertises.
 #[derive(Clone, Debug)]
@@ -50,7 +55,16 @@ enum Command {
 pub struct Relay {
     commands: mpsc::Sender<Command>,
     local: SocketAddr,
-    counters: Arc<Mutex<BTreeMap<i64, CameraCounters>>>,
+    shared: Arc<Shared>,
+}
+
+/// What the relay task publishes for the server.
+#[derive(Debug, Default)]
+struct Shared {
+    counters: Mutex<BTreeMap<i64, CameraCounters>>,
+    /// From the kernel receiving a datagram to the relay handing what it
+    /// caused (forwarded media, above all) to the kernel.
+    latency: LatencyHistogram,
 }
 
 impl Relay {
@@ -72,21 +86,23 @@ impl Relay {
             addr: config.bind,
             source,
         })?;
+        let socket = Socket::new(socket).map_err(|source| RelayError::Bind {
+            addr: config.bind,
+            source,
+        })?;
         let candidates = candidates(local, &config.public_ips);
         tracing::info!(%local, ?candidates, "relay listening");
         let core = Core::new(candidates)?;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (etx, erx) = mpsc::channel(EVENT_QUEUE);
-        let counters = Arc::new(Mutex::new(BTreeMap::new()));
+        let shared = Arc::new(Shared::default());
         let span = tracing::info_span!("relay", %local);
-        tokio::spawn(
-            run(core, socket, local, rx, etx, counters.clone(), shutdown).instrument(span),
-        );
+        tokio::spawn(run(core, socket, local, rx, etx, shared.clone(), shutdown).instrument(span));
         Ok((
             Relay {
                 commands: tx,
                 local,
-                counters,
+                shared,
             },
             erx,
         ))
@@ -132,7 +148,18 @@ impl Relay {
 
     /// Counters per camera, as of the last second.
     pub fn counters(&self) -> BTreeMap<i64, CameraCounters> {
-        self.counters.lock().map(|c| c.clone()).unwrap_or_default()
+        self.shared
+            .counters
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default()
+    }
+
+    /// Time from the kernel receiving a datagram to the relay handing what
+    /// it caused to the kernel: the relay's added latency, per send (one
+    /// send carries one frame's packets for one subscriber).
+    pub fn forward_latency(&self) -> &LatencyHistogram {
+        &self.shared.latency
     }
 }
 
@@ -165,16 +192,18 @@ fn candidates(local: SocketAddr, public: &[IpAddr]) -> Vec<SocketAddr> {
 
 async fn run(
     mut core: Core,
-    socket: UdpSocket,
+    mut socket: Socket,
     local: SocketAddr,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<RelayEvent>,
-    counters: Arc<Mutex<BTreeMap<i64, CameraCounters>>>,
+    shared: Arc<Shared>,
     shutdown: CancellationToken,
 ) {
-    let mut buf = vec![0u8; 2048];
     let mut next_counters = Instant::now();
     loop {
+        // The kernel's receive time of the longest-waiting datagram this
+        // round: what this round sends is timed from it.
+        let mut received: Option<Duration> = None;
         let now = Instant::now();
         let deadline = core.next_timeout(now);
         let mut membership_changed = false;
@@ -199,12 +228,18 @@ async fn run(
                     }
                 }
             }
-            r = socket.recv_from(&mut buf) => {
-                match r {
-                    Ok((n, from)) => core.receive(Instant::now(), from, local, &buf[..n]),
-                    // ICMP errors surface here on Linux; they concern one peer.
-                    Err(e) => tracing::trace!("recv: {e}"),
+            r = socket.readable() => {
+                if let Err(e) = r {
+                    tracing::warn!("relay socket: {e}");
+                    break;
                 }
+                let now = Instant::now();
+                socket.recv_ready(RECV_ROUNDS, |from, d, at| {
+                    core.receive(now, from, local, d);
+                    if let Some(at) = at {
+                        received = Some(received.map_or(at, |r| r.min(at)));
+                    }
+                });
             }
             () = tokio::time::sleep_until(deadline.into()) => {}
         }
@@ -215,11 +250,9 @@ async fn run(
         if now >= deadline {
             core.tick(now);
         }
-        for t in core.drain_transmits() {
-            // Never wait on one peer: a full socket buffer drops, like the
-            // network would, and NACK or a keyframe request recovers.
-            let _ = socket.try_send_to(&t.contents, t.destination);
-        }
+        // Never wait on one peer: a full socket buffer drops, like the
+        // network would, and NACK or a keyframe request recovers.
+        socket.send_all(core.drain_transmits(), received, &shared.latency);
         for e in core.drain_events() {
             if events.try_send(e).is_err() {
                 tracing::warn!("relay event queue full; an event was dropped");
@@ -228,7 +261,7 @@ async fn run(
         // Who is in which room shows at once; traffic counters each second.
         if membership_changed || now >= next_counters {
             next_counters = now + Duration::from_secs(1);
-            if let Ok(mut c) = counters.lock() {
+            if let Ok(mut c) = shared.counters.lock() {
                 *c = core.counters();
             }
         }

@@ -189,6 +189,7 @@ fn frames_reach_every_subscriber_from_a_keyframe_and_requests_merge() {
         .1
         .keyframe_requests;
     assert!(asked >= 1, "{:?}", core.counters());
+    assert!(publ.plis >= 1, "publisher saw {} PLIs", publ.plis);
 
     // A second subscriber joins mid-GOP: it too starts at a keyframe, and
     // the first keeps every frame.
