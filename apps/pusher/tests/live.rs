@@ -39,19 +39,23 @@ fn a_browser_decodes_the_pusher_through_the_relay_and_survives_a_server_restart(
 
 /// A second WebRTC stack (the `webrtc` crate's subscriber, not a browser)
 /// watches the camera through the relay and gets at least 90% of the frames
-/// the pusher sent.
+/// the pusher sent. Both signal over `/ws/signaling`; the viewer joins
+/// before the publisher and waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webrtc_rs_subscriber_gets_the_frames_the_pusher_sent() {
     relay_round_trip(false).await;
 }
 
-/// The same, with the pusher publishing over WHIP instead of signaling.
+/// The same over HTTP: the pusher publishes with WHIP and the subscriber
+/// watches with WHEP. WHEP answers 503 while nobody publishes, so the
+/// subscriber starts once the camera is online; every frame sent before
+/// then still counts as one it missed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_whip_publisher_reaches_a_subscriber() {
+async fn a_whip_publisher_reaches_a_whep_subscriber() {
     relay_round_trip(true).await;
 }
 
-async fn relay_round_trip(whip: bool) {
+async fn relay_round_trip(http: bool) {
     use reallive_stream::{SubscribeConfig, WebRtcSubscriber};
     use reallive_test_support::http::Api;
     use reallive_test_support::process::spawn_server;
@@ -68,27 +72,6 @@ async fn relay_round_trip(whip: bool) {
     let cam = created["camera"]["id"].as_i64().unwrap();
     let key = created["stream_key"].as_str().unwrap().to_string();
 
-    // The viewer joins first: its video starts with the publisher's first
-    // keyframe, no renegotiation.
-    let (tx, mut rx) = reallive_core::frame_channel(1024);
-    let sub = WebRtcSubscriber::new(SubscribeConfig {
-        server: format!("http://{addr}"),
-        camera: cam,
-        token: admin.token.clone().unwrap(),
-    })
-    .start_session(tx)
-    .unwrap();
-    let counter = tokio::spawn(async move {
-        let mut n = 0u64;
-        let mut first_keyframe = None;
-        while let Some(f) = rx.recv().await {
-            first_keyframe.get_or_insert(f.keyframe);
-            n += 1;
-        }
-        (n, first_keyframe)
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-
     let mut args: Vec<String> = [
         "--source",
         "test",
@@ -104,7 +87,7 @@ async fn relay_round_trip(whip: bool) {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    if whip {
+    if http {
         args.extend(["--whip".into(), format!("http://{addr}/whip/{cam}")]);
     } else {
         args.extend([
@@ -114,11 +97,56 @@ async fn relay_round_trip(whip: bool) {
             cam.to_string(),
         ]);
     }
-    let out = tokio::process::Command::new(pusher)
-        .args(&args)
-        .output()
-        .await
+    let start_viewer = || {
+        let (tx, mut rx) = reallive_core::frame_channel(1024);
+        let sub = WebRtcSubscriber::new(SubscribeConfig {
+            server: format!("http://{addr}"),
+            camera: cam,
+            token: admin.token.clone().unwrap(),
+            whep: http.then(|| format!("http://{addr}/whep/{cam}")),
+        })
+        .start_session(tx)
         .unwrap();
+        let counter = tokio::spawn(async move {
+            let mut n = 0u64;
+            let mut first_keyframe = None;
+            while let Some(f) = rx.recv().await {
+                first_keyframe.get_or_insert(f.keyframe);
+                n += 1;
+            }
+            (n, first_keyframe)
+        });
+        (sub, counter)
+    };
+    let mut viewer = None;
+    if !http {
+        // The viewer joins first: its video starts with the publisher's
+        // first keyframe, no renegotiation.
+        viewer = Some(start_viewer());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let pushing = tokio::process::Command::new(pusher)
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if http {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let status = admin.get(&format!("/api/cameras/{cam}")).await.json()["status"].clone();
+            if status != "offline" {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WHIP publisher never came online"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        viewer = Some(start_viewer());
+    }
+    let (sub, counter) = viewer.unwrap();
+    let out = pushing.wait_with_output().await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let sent: u64 = err

@@ -4,10 +4,11 @@
 //! subscribes to one (the puller). Both sit where data crosses into Rust as
 //! encoded access units, and both are dyn-compatible.
 //!
-//! - [`WebRtcPublisher`]: publishes over `/ws/signaling` with the `webrtc`
-//!   crate, forwards the relay's keyframe requests to the capture (at most
+//! - [`WebRtcPublisher`]: publishes over `/ws/signaling` or WHIP with the
+//!   `webrtc` crate, forwards the relay's keyframe requests to the capture (at most
 //!   one per 500 ms), and reconnects with [`Backoff`] (1 s to 60 s, ±20 %).
-//! - [`WebRtcSubscriber`]: the other way: joins as a viewer, turns RTP back
+//! - [`WebRtcSubscriber`]: the other way: joins as a viewer over
+//!   `/ws/signaling` or WHEP, turns RTP back
 //!   into access units, drops to the next keyframe on loss and asks for one
 //!   with PLI (at most every 500 ms), and reconnects.
 //!

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::SinkExt as _;
 use reallive_core::{EncodedFrame, FrameReceiver};
 use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
@@ -23,7 +22,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 };
 use rtc::sansio::Protocol;
 use tokio::sync::watch;
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
@@ -35,10 +33,7 @@ use webrtc::peer_connection::{
 use webrtc::runtime::TokioRuntime;
 
 use crate::backoff::Backoff;
-use crate::signal::{
-    self, Ended, Ws, h264_codec, h264_engine, local_ip_towards, next_message, signaling_url,
-    until_server_ends,
-};
+use crate::signal::{Channel, Ended, h264_codec, h264_engine, local_ip_towards, signaling_url};
 use crate::{Session, StreamError, Streamer};
 
 /// At most one forced keyframe per this interval, however often the relay
@@ -260,19 +255,22 @@ async fn connect_and_publish(
 ) -> Ended {
     // 1. Signaling: join as the camera's publisher (or, with WHIP, nothing
     // until the offer).
-    let mut chan = match &config.whip {
-        Some(url) => match crate::http1::split(url) {
-            Ok((hostport, path)) => Channel::Whip {
-                hostport,
-                path,
-                location: None,
-            },
-            Err(e) => return Ended::Failed(e),
-        },
-        None => match join_ws(config, ws_url).await {
-            Ok(ws) => Channel::Ws(Box::new(ws)),
-            Err(e) => return e,
-        },
+    let opened = match &config.whip {
+        Some(url) => Channel::http(url, &config.key),
+        None => {
+            let join = Message::JoinRoom {
+                v: PROTOCOL_VERSION,
+                camera_id: config.camera,
+                role: Role::Publisher,
+                stream_key: Some(config.key.clone()),
+                token: None,
+            };
+            Channel::ws(ws_url, &join).await
+        }
+    };
+    let mut chan = match opened {
+        Ok(c) => c,
+        Err(e) => return e,
     };
 
     // 2. WebRTC: one sendonly H.264 track, constrained baseline.
@@ -348,10 +346,10 @@ async fn connect_and_publish(
             .local_description()
             .await
             .ok_or_else(|| "no local description".to_string())?;
-        let answer = match chan.exchange(config, offer.sdp.clone()).await {
+        let answer = match chan.exchange(offer.sdp.clone()).await {
             Ok(a) => a,
-            Err(Exchange::Refused(why)) => return Ok(Ended::Refused(why)),
-            Err(Exchange::Failed(why)) => return Err(why),
+            Err(Ended::Failed(why)) => return Err(why),
+            Err(e) => return Ok(e),
         };
         let answer = RTCSessionDescription::answer(answer).map_err(|e| format!("answer: {e}"))?;
         pc.set_remote_description(answer)
@@ -401,137 +399,10 @@ async fn connect_and_publish(
     }
     .await;
     let _ = pc.close().await;
-    chan.close(config).await;
+    chan.close().await;
     match ended {
         Ok(e) => e,
         Err(e) => Ended::Failed(e),
-    }
-}
-
-async fn join_ws(config: &PublishConfig, ws_url: &str) -> Result<Ws, Ended> {
-    let join = Message::JoinRoom {
-        v: PROTOCOL_VERSION,
-        camera_id: config.camera,
-        role: Role::Publisher,
-        stream_key: Some(config.key.clone()),
-        token: None,
-    };
-    signal::join(ws_url, &join).await
-}
-
-enum Exchange {
-    Refused(String),
-    Failed(String),
-}
-
-/// How offers reach the relay: the signaling socket, or WHIP.
-enum Channel {
-    Ws(Box<Ws>),
-    Whip {
-        hostport: String,
-        path: String,
-        location: Option<String>,
-    },
-}
-
-impl Channel {
-    async fn exchange(&mut self, config: &PublishConfig, sdp: String) -> Result<String, Exchange> {
-        match self {
-            Channel::Ws(ws) => {
-                let msg = Message::Offer {
-                    camera_id: config.camera,
-                    sdp,
-                };
-                ws.send(WsMessage::Text(msg.to_json().into()))
-                    .await
-                    .map_err(|e| Exchange::Failed(format!("signaling: {e}")))?;
-                loop {
-                    match next_message(ws, Duration::from_secs(10))
-                        .await
-                        .map_err(Exchange::Failed)?
-                    {
-                        Message::Answer { sdp, .. } => return Ok(sdp),
-                        Message::Error { message, .. } => {
-                            return Err(Exchange::Failed(format!("relay: {message}")));
-                        }
-                        _ => continue,
-                    }
-                }
-            }
-            Channel::Whip {
-                hostport,
-                path,
-                location,
-            } => {
-                let auth = format!("Bearer {}", config.key);
-                let r = crate::http1::request(
-                    hostport,
-                    "POST",
-                    path,
-                    &[
-                        ("Authorization", &auth),
-                        ("Content-Type", "application/sdp"),
-                    ],
-                    sdp.as_bytes(),
-                )
-                .await
-                .map_err(|e| Exchange::Failed(format!("WHIP: {e}")))?;
-                match r.status {
-                    201 => {
-                        *location = r.header("location").map(str::to_string);
-                        String::from_utf8(r.body)
-                            .map_err(|_| Exchange::Failed("WHIP: the answer is not UTF-8".into()))
-                    }
-                    401 | 403 | 404 => {
-                        Err(Exchange::Refused(format!("WHIP answered {}", r.status)))
-                    }
-                    s => Err(Exchange::Failed(format!(
-                        "WHIP answered {s}: {}",
-                        String::from_utf8_lossy(&r.body)
-                            .chars()
-                            .take(200)
-                            .collect::<String>()
-                    ))),
-                }
-            }
-        }
-    }
-
-    /// The next thing the server says that ends the session, if any.
-    async fn ended(&mut self) -> Ended {
-        match self {
-            Channel::Ws(ws) => until_server_ends(ws).await,
-            // WHIP has no channel back: the peer connection tells.
-            Channel::Whip { .. } => std::future::pending().await,
-        }
-    }
-
-    /// Says goodbye: leave-room, or DELETE the WHIP session.
-    async fn close(&mut self, config: &PublishConfig) {
-        match self {
-            Channel::Ws(ws) => {
-                let leave = Message::LeaveRoom {
-                    camera_id: config.camera,
-                };
-                let _ = ws.send(WsMessage::Text(leave.to_json().into())).await;
-                let _ = (**ws).close(None).await;
-            }
-            Channel::Whip {
-                hostport, location, ..
-            } => {
-                if let Some(loc) = location.take() {
-                    let auth = format!("Bearer {}", config.key);
-                    let _ = crate::http1::request(
-                        hostport,
-                        "DELETE",
-                        &loc,
-                        &[("Authorization", &auth)],
-                        b"",
-                    )
-                    .await;
-                }
-            }
-        }
     }
 }
 

@@ -177,3 +177,146 @@ pub(crate) fn h264_engine() -> Result<(MediaEngine, Registry), Ended> {
         .map_err(|e| Ended::Failed(format!("interceptors: {e}")))?;
     Ok((media, registry))
 }
+
+/// How an offer reaches the relay and a session ends: the signaling
+/// socket, or WHIP/WHEP (an HTTP POST with a Bearer credential, and a
+/// DELETE on the `Location` it returns).
+pub(crate) enum Channel {
+    /// Joined to the camera's room on `/ws/signaling`.
+    Ws { ws: Box<Ws>, camera: i64 },
+    /// WHIP (`/whip/{id}`, the stream key) or WHEP (`/whep/{id}`, a token).
+    Http {
+        hostport: String,
+        path: String,
+        bearer: String,
+        location: Option<String>,
+    },
+}
+
+impl Channel {
+    /// Joins the room with `join` (which names the camera, role and
+    /// credential).
+    pub(crate) async fn ws(ws_url: &str, join: &Message) -> Result<Channel, Ended> {
+        let camera = match join {
+            Message::JoinRoom { camera_id, .. } => *camera_id,
+            _ => return Err(Ended::Failed("not a join-room message".into())),
+        };
+        Ok(Channel::Ws {
+            ws: Box::new(self::join(ws_url, join).await?),
+            camera,
+        })
+    }
+
+    /// WHIP or WHEP at `url`; nothing is sent until the offer.
+    pub(crate) fn http(url: &str, bearer: &str) -> Result<Channel, Ended> {
+        let (hostport, path) = crate::http1::split(url).map_err(Ended::Failed)?;
+        Ok(Channel::Http {
+            hostport,
+            path,
+            bearer: format!("Bearer {bearer}"),
+            location: None,
+        })
+    }
+
+    /// Sends the offer and returns the answer SDP.
+    pub(crate) async fn exchange(&mut self, sdp: String) -> Result<String, Ended> {
+        match self {
+            Channel::Ws { ws, camera } => {
+                let msg = Message::Offer {
+                    camera_id: *camera,
+                    sdp,
+                };
+                ws.send(WsMessage::Text(msg.to_json().into()))
+                    .await
+                    .map_err(|e| Ended::Failed(format!("signaling: {e}")))?;
+                loop {
+                    match next_message(ws, Duration::from_secs(10))
+                        .await
+                        .map_err(Ended::Failed)?
+                    {
+                        Message::Answer { sdp, .. } => return Ok(sdp),
+                        Message::Error { code, message, .. } => {
+                            return Err(Ended::from_error(code, message));
+                        }
+                        _ => continue,
+                    }
+                }
+            }
+            Channel::Http {
+                hostport,
+                path,
+                bearer,
+                location,
+            } => {
+                let r = crate::http1::request(
+                    hostport,
+                    "POST",
+                    path,
+                    &[
+                        ("Authorization", bearer.as_str()),
+                        ("Content-Type", "application/sdp"),
+                    ],
+                    sdp.as_bytes(),
+                )
+                .await
+                .map_err(|e| Ended::Failed(format!("{path}: {e}")))?;
+                let body = || {
+                    String::from_utf8_lossy(&r.body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                };
+                match r.status {
+                    201 => {
+                        *location = r.header("location").map(str::to_string);
+                        String::from_utf8(r.body.clone())
+                            .map_err(|_| Ended::Failed(format!("{path}: the answer is not UTF-8")))
+                    }
+                    401 | 403 | 404 => Err(Ended::Refused(format!(
+                        "{path} answered {}: {}",
+                        r.status,
+                        body()
+                    ))),
+                    s => Err(Ended::Failed(format!("{path} answered {s}: {}", body()))),
+                }
+            }
+        }
+    }
+
+    /// The next thing the server says that ends the session. Cancel-safe.
+    pub(crate) async fn ended(&mut self) -> Ended {
+        match self {
+            Channel::Ws { ws, .. } => until_server_ends(ws).await,
+            // WHIP/WHEP have no channel back: the peer connection tells.
+            Channel::Http { .. } => std::future::pending().await,
+        }
+    }
+
+    /// Says goodbye: leave-room, or DELETE the WHIP/WHEP session.
+    pub(crate) async fn close(&mut self) {
+        match self {
+            Channel::Ws { ws, camera } => {
+                let leave = Message::LeaveRoom { camera_id: *camera };
+                let _ = ws.send(WsMessage::Text(leave.to_json().into())).await;
+                let _ = (**ws).close(None).await;
+            }
+            Channel::Http {
+                hostport,
+                location,
+                bearer,
+                ..
+            } => {
+                if let Some(loc) = location.take() {
+                    let _ = crate::http1::request(
+                        hostport,
+                        "DELETE",
+                        &loc,
+                        &[("Authorization", bearer.as_str())],
+                        b"",
+                    )
+                    .await;
+                }
+            }
+        }
+    }
+}

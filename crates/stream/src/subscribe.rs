@@ -1,13 +1,12 @@
 //! [`WebRtcSubscriber`]: one camera from a RealLive server as
 //! [`EncodedFrame`]s, over WebRTC (the `webrtc` crate) set up through
-//! `/ws/signaling`, reconnecting on its own.
+//! `/ws/signaling` or WHEP, reconnecting on its own.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::SinkExt as _;
 use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, nal};
 use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
 use rtc::media::io::sample_builder::SampleBuilder;
@@ -18,7 +17,6 @@ use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{mpsc, watch};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -29,9 +27,7 @@ use webrtc::peer_connection::{
 use webrtc::runtime::TokioRuntime;
 
 use crate::backoff::Backoff;
-use crate::signal::{
-    self, Ended, Ws, h264_engine, local_ip_towards, next_message, signaling_url, until_server_ends,
-};
+use crate::signal::{Channel, Ended, h264_engine, local_ip_towards, signaling_url};
 use crate::{Receiver, Session, StreamError};
 
 /// What to watch, and as whom.
@@ -43,6 +39,9 @@ pub struct SubscribeConfig {
     pub camera: i64,
     /// A token whose user holds `view` on the camera.
     pub token: String,
+    /// Subscribe with WHEP at this `http://` URL (`…/whep/{id}`) instead
+    /// of WS signaling.
+    pub whep: Option<String>,
 }
 
 impl std::fmt::Debug for SubscribeConfig {
@@ -51,6 +50,7 @@ impl std::fmt::Debug for SubscribeConfig {
             .field("server", &self.server)
             .field("camera", &self.camera)
             .field("token", &"***")
+            .field("whep", &self.whep)
             .finish()
     }
 }
@@ -124,6 +124,9 @@ impl WebRtcSubscriber {
         let rt = tokio::runtime::Handle::try_current()
             .map_err(|_| StreamError::Unavailable("no tokio runtime".into()))?;
         let ws_url = signaling_url(&self.config.server)?;
+        if let Some(w) = &self.config.whep {
+            crate::http1::split(w).map_err(StreamError::InvalidConfig)?;
+        }
         let stop = CancellationToken::new();
         let (state_tx, state) = watch::channel(SubscribeState::Connecting);
         let frames = Arc::new(AtomicU64::new(0));
@@ -234,15 +237,21 @@ async fn connect_and_receive(
     connections: &AtomicU64,
     stop: &CancellationToken,
 ) -> Ended {
-    let join = Message::JoinRoom {
-        v: PROTOCOL_VERSION,
-        camera_id: config.camera,
-        role: Role::Viewer,
-        stream_key: None,
-        token: Some(config.token.clone()),
+    let opened = match &config.whep {
+        Some(url) => Channel::http(url, &config.token),
+        None => {
+            let join = Message::JoinRoom {
+                v: PROTOCOL_VERSION,
+                camera_id: config.camera,
+                role: Role::Viewer,
+                stream_key: None,
+                token: Some(config.token.clone()),
+            };
+            Channel::ws(ws_url, &join).await
+        }
     };
-    let mut ws = match signal::join(ws_url, &join).await {
-        Ok(ws) => ws,
+    let mut chan = match opened {
+        Ok(c) => c,
         Err(e) => return e,
     };
     let (media, registry) = match h264_engine() {
@@ -252,7 +261,8 @@ async fn connect_and_receive(
     let (gtx, mut gathered) = mpsc::channel(1);
     let (stx, mut pc_state) = mpsc::channel(16);
     let (ttx, mut tracks) = mpsc::channel(4);
-    let local = local_ip_towards(ws_url).map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
+    let local = local_ip_towards(config.whep.as_deref().unwrap_or(ws_url))
+        .map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
     let built = Box::pin(
         PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().build())
@@ -294,19 +304,10 @@ async fn connect_and_receive(
             .local_description()
             .await
             .ok_or_else(|| "no local description".to_string())?;
-        let msg = Message::Offer {
-            camera_id: config.camera,
-            sdp: offer.sdp.clone(),
-        };
-        ws.send(WsMessage::Text(msg.to_json().into()))
-            .await
-            .map_err(|e| format!("signaling: {e}"))?;
-        let answer = loop {
-            match next_message(&mut ws, Duration::from_secs(10)).await? {
-                Message::Answer { sdp, .. } => break sdp,
-                Message::Error { message, .. } => return Err(format!("relay: {message}")),
-                _ => continue,
-            }
+        let answer = match chan.exchange(offer.sdp.clone()).await {
+            Ok(a) => a,
+            Err(Ended::Failed(why)) => return Err(why),
+            Err(e) => return Ok(e),
         };
         let answer = RTCSessionDescription::answer(answer).map_err(|e| format!("answer: {e}"))?;
         pc.set_remote_description(answer)
@@ -315,8 +316,7 @@ async fn connect_and_receive(
         connections.fetch_add(1, Ordering::Relaxed);
         Ok::<_, String>(
             receive(
-                config,
-                &mut ws,
+                &mut chan,
                 &mut pc_state,
                 &mut tracks,
                 out,
@@ -329,7 +329,7 @@ async fn connect_and_receive(
     }
     .await;
     let _ = pc.close().await;
-    let _ = ws.close(None).await;
+    chan.close().await;
     match ended {
         Ok(e) => e,
         Err(e) => Ended::Failed(e),
@@ -339,8 +339,7 @@ async fn connect_and_receive(
 /// Turns RTP into access units until something ends the connection.
 #[allow(clippy::too_many_arguments)]
 async fn receive(
-    config: &SubscribeConfig,
-    ws: &mut Ws,
+    chan: &mut Channel,
     pc_state: &mut mpsc::Receiver<RTCPeerConnectionState>,
     tracks: &mut mpsc::Receiver<Arc<dyn TrackRemote>>,
     out: &FrameSender,
@@ -365,18 +364,14 @@ async fn receive(
             }
         };
         tokio::select! {
-            () = stop.cancelled() => {
-                let leave = Message::LeaveRoom { camera_id: config.camera };
-                let _ = ws.send(WsMessage::Text(leave.to_json().into())).await;
-                return Ended::Stopped;
-            }
+            () = stop.cancelled() => return Ended::Stopped,
             s = pc_state.recv() => match s {
                 Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected) | None => {
                     return Ended::Failed("the WebRTC connection was lost".into());
                 }
                 _ => {}
             },
-            e = until_server_ends(ws) => return e,
+            e = chan.ended() => return e,
             t = tracks.recv(), if track.is_none() => {
                 let Some(t) = t else { continue };
                 media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
