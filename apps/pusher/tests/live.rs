@@ -102,7 +102,7 @@ async fn relay_round_trip(http: bool) {
         let sub = WebRtcSubscriber::new(SubscribeConfig {
             server: format!("http://{addr}"),
             camera: cam,
-            token: admin.token.clone().unwrap(),
+            token: reallive_stream::Credential::new(admin.token.clone().unwrap()),
             whep: http.then(|| format!("http://{addr}/whep/{cam}")),
         })
         .start_session(tx)

@@ -103,9 +103,59 @@ pub fn unix_from_civil(y: i64, mo: i64, d: i64, h: i64, mi: i64, s: i64) -> i64 
     days * 86_400 + h * 3600 + mi * 60 + s
 }
 
+/// Unix seconds of a UTC RFC 3339 time as [`rfc3339_ms`] writes it
+/// (`YYYY-MM-DDTHH:MM:SS`, optional fraction, `Z`); `None` otherwise.
+pub fn parse_rfc3339_secs(s: &str) -> Option<i64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let time = time.split('.').next()?;
+    let num = |t: &str, len: usize| -> Option<i64> {
+        (t.len() == len && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let mut d = date.split('-');
+    let (y, mo, dd) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
+    let mut t = time.split(':');
+    let (h, mi, sec) = (num(t.next()?, 2)?, num(t.next()?, 2)?, num(t.next()?, 2)?);
+    if d.next().is_some()
+        || t.next().is_some()
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&dd)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
+        return None;
+    }
+    Some(unix_from_civil(y, mo, dd, h, mi, sec))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        let ns = 1_763_743_092_123_000_000i64;
+        assert_eq!(
+            parse_rfc3339_secs(&rfc3339_ms(ns)),
+            Some(ns / 1_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_secs("2026-11-21T16:38:12Z"),
+            Some(1_795_279_092)
+        );
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-13-01T00:00:00Z",
+            "2026-11-21T16:38:12",
+            "x-11-21T16:38:12Z",
+        ] {
+            assert_eq!(parse_rfc3339_secs(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn conversions() {

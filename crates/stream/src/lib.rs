@@ -19,6 +19,7 @@
 
 mod backoff;
 mod http1;
+mod login;
 mod publish;
 mod signal;
 mod subscribe;
@@ -26,6 +27,7 @@ mod subscribe;
 use std::fmt::Debug;
 
 pub use backoff::Backoff;
+pub use login::{Credential, Token, login};
 pub use publish::{
     MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, PublishSession, PublishState, WebRtcPublisher,
 };

@@ -28,7 +28,7 @@ use webrtc::runtime::TokioRuntime;
 
 use crate::backoff::Backoff;
 use crate::signal::{Channel, Ended, h264_engine, local_ip_towards, signaling_url};
-use crate::{Receiver, Session, StreamError};
+use crate::{Credential, Receiver, Session, StreamError};
 
 /// What to watch, and as whom.
 #[derive(Clone)]
@@ -37,8 +37,10 @@ pub struct SubscribeConfig {
     pub server: String,
     /// The camera's id.
     pub camera: i64,
-    /// A token whose user holds `view` on the camera.
-    pub token: String,
+    /// A token whose user holds `view` on the camera; each connection
+    /// reads its current value, so a refreshed token takes effect on the
+    /// next reconnect.
+    pub token: Credential,
     /// Subscribe with WHEP at this `http://` URL (`…/whep/{id}`) instead
     /// of WS signaling.
     pub whep: Option<String>,
@@ -49,7 +51,6 @@ impl std::fmt::Debug for SubscribeConfig {
         f.debug_struct("SubscribeConfig")
             .field("server", &self.server)
             .field("camera", &self.camera)
-            .field("token", &"***")
             .field("whep", &self.whep)
             .finish()
     }
@@ -163,12 +164,15 @@ async fn run(
     stop: CancellationToken,
 ) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut timeline = Timeline::default();
     loop {
         state.send_replace(SubscribeState::Connecting);
+        timeline.discontinuity();
         let started = Instant::now();
         let ended = Box::pin(connect_and_receive(
             &config,
             &ws_url,
+            &mut timeline,
             &out,
             &state,
             &frames,
@@ -228,9 +232,11 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn connect_and_receive(
     config: &SubscribeConfig,
     ws_url: &str,
+    timeline: &mut Timeline,
     out: &FrameSender,
     state: &watch::Sender<SubscribeState>,
     frames: &AtomicU64,
@@ -238,14 +244,14 @@ async fn connect_and_receive(
     stop: &CancellationToken,
 ) -> Ended {
     let opened = match &config.whep {
-        Some(url) => Channel::http(url, &config.token),
+        Some(url) => Channel::http(url, &config.token.get()),
         None => {
             let join = Message::JoinRoom {
                 v: PROTOCOL_VERSION,
                 camera_id: config.camera,
                 role: Role::Viewer,
                 stream_key: None,
-                token: Some(config.token.clone()),
+                token: Some(config.token.get()),
             };
             Channel::ws(ws_url, &join).await
         }
@@ -317,6 +323,7 @@ async fn connect_and_receive(
         Ok::<_, String>(
             receive(
                 &mut chan,
+                timeline,
                 &mut pc_state,
                 &mut tracks,
                 out,
@@ -340,6 +347,7 @@ async fn connect_and_receive(
 #[allow(clippy::too_many_arguments)]
 async fn receive(
     chan: &mut Channel,
+    timeline: &mut Timeline,
     pc_state: &mut mpsc::Receiver<RTCPeerConnectionState>,
     tracks: &mut mpsc::Receiver<Arc<dyn TrackRemote>>,
     out: &FrameSender,
@@ -354,8 +362,6 @@ async fn receive(
     let mut params: Option<Arc<CodecParameters>> = None;
     let mut need_keyframe = true;
     let mut last_pli: Option<Instant> = None;
-    let mut last_ts: Option<u32> = None;
-    let mut pts_base: i64 = 0;
     loop {
         let next_event = async {
             match &track {
@@ -409,17 +415,12 @@ async fn receive(
                             continue;
                         }
                         need_keyframe = false;
-                        // 32-bit RTP time to a continuous 90 kHz timeline.
-                        let ts = sample.packet_timestamp;
-                        if let Some(prev) = last_ts {
-                            pts_base += i64::from(ts.wrapping_sub(prev) as i32);
-                        }
-                        last_ts = Some(ts);
                         let Some(p) = params.clone() else { continue };
+                        let pts = timeline.pts(sample.packet_timestamp, now);
                         let frame = EncodedFrame {
                             data,
-                            pts_90k: pts_base,
-                            dts_90k: pts_base,
+                            pts_90k: pts,
+                            dts_90k: pts,
                             duration_90k: u32::try_from(sample.duration.as_micros() * 9 / 100).ok().filter(|d| *d > 0),
                             keyframe,
                             params: p,
@@ -440,5 +441,76 @@ async fn receive(
                 Some(_) => {}
             },
         }
+    }
+}
+
+/// Largest step between two frames' RTP times still taken as media time;
+/// anything else (a new publisher's random base, a reconnect) is a
+/// discontinuity, bridged with the wall-clock time that passed.
+const MAX_RTP_STEP_90K: i32 = 5 * 90_000;
+
+/// One 90 kHz timeline for everything a subscription receives, across
+/// reconnects and publisher restarts: RTP time within a stream, and the
+/// wall-clock gap between them, so a gap in the stream is a gap in time.
+#[derive(Debug, Default)]
+struct Timeline {
+    /// The last frame's pts and when it arrived.
+    last: Option<(i64, Instant)>,
+    /// The last frame's RTP time in the current stream.
+    last_ts: Option<u32>,
+}
+
+impl Timeline {
+    /// The next frame starts a new stream (a new connection).
+    fn discontinuity(&mut self) {
+        self.last_ts = None;
+    }
+
+    /// The pts of a frame with RTP time `ts` arriving at `now`.
+    fn pts(&mut self, ts: u32, now: Instant) -> i64 {
+        let step = self
+            .last_ts
+            .map(|prev| ts.wrapping_sub(prev) as i32)
+            .filter(|d| (0..=MAX_RTP_STEP_90K).contains(d));
+        let pts = match (self.last, step) {
+            (None, _) => 0,
+            (Some((p, _)), Some(d)) => p + i64::from(d),
+            (Some((p, at)), None) => {
+                let gap = now.saturating_duration_since(at).as_micros() as i64 * 9 / 100;
+                p + gap.max(1)
+            }
+        };
+        self.last = Some((pts, now));
+        self.last_ts = Some(ts);
+        pts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeline_runs_on_across_reconnects_and_new_publishers() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut tl = Timeline::default();
+        assert_eq!(tl.pts(1_000_000, ms(0)), 0);
+        assert_eq!(tl.pts(1_003_000, ms(33)), 3000);
+        // RTP wraps around: still one step.
+        let mut w = Timeline::default();
+        w.pts(u32::MAX - 1000, ms(0));
+        assert_eq!(w.pts(1999, ms(33)), 3000);
+        // A reconnect 4 s later: the gap is wall-clock time.
+        tl.discontinuity();
+        assert_eq!(tl.pts(77, ms(4033)), 3000 + 4 * 90_000);
+        assert_eq!(tl.pts(77 + 3000, ms(4066)), 3000 + 4 * 90_000 + 3000);
+        // A new publisher on the same connection (a random RTP base, or a
+        // step backwards): bridged by the wall clock too.
+        assert_eq!(tl.pts(5, ms(4166)), 3000 + 4 * 90_000 + 3000 + 9000);
+        // Never two frames at one time.
+        tl.discontinuity();
+        let p = tl.pts(9, ms(4166));
+        assert_eq!(p, 3000 + 4 * 90_000 + 3000 + 9000 + 1);
     }
 }
