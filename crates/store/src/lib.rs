@@ -55,7 +55,7 @@ pub use file_sink::{FileFormat, FileSink, FileSummary};
 pub use model::{Recording, RecordingState, TimeRange, rfc3339_ms, validate_camera};
 #[cfg(feature = "test-util")]
 pub use storage::MemoryStorage;
-pub use storage::{RecordingWriter, Storage};
+pub use storage::{RecordStats, RecordingWriter, Storage, record};
 pub use store::{
     RecordingSession, RecoveryReport, RetentionReport, Store, StoreConfig, disk_space,
 };

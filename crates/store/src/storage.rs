@@ -302,3 +302,87 @@ mod memory {
         }
     }
 }
+
+/// What [`record`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordStats {
+    /// Frames written.
+    pub frames: u64,
+    /// Write failures (each closed the writer; recording went on in a new
+    /// file after a pause).
+    pub failures: u64,
+}
+
+/// Records what arrives on `frames` as `camera` until `stop` fires or the
+/// sender goes away, then closes the open file cleanly.
+///
+/// A failed write (a full or vanished disk) never ends recording and never
+/// touches committed fragments: the writer is closed, and after a pause (1
+/// to 30 s, doubling) a new file starts at the next keyframe.
+pub async fn record(
+    storage: &dyn Storage,
+    camera: &str,
+    mut frames: reallive_core::FrameReceiver,
+    stop: &tokio_util::sync::CancellationToken,
+) -> RecordStats {
+    let mut stats = RecordStats::default();
+    let mut writer: Option<Box<dyn RecordingWriter>> = None;
+    let mut pause = std::time::Duration::from_secs(1);
+    let mut paused_until: Option<tokio::time::Instant> = None;
+    loop {
+        let frame = tokio::select! {
+            () = stop.cancelled() => break,
+            f = frames.recv() => match f {
+                Some(f) => f,
+                None => break,
+            },
+        };
+        if paused_until.is_some_and(|t| tokio::time::Instant::now() < t) {
+            continue;
+        }
+        if writer.is_none() {
+            // A new file starts at a keyframe.
+            if !frame.keyframe {
+                continue;
+            }
+            match storage.start_recording(camera).await {
+                Ok(w) => writer = Some(w),
+                Err(e) => {
+                    stats.failures += 1;
+                    tracing::error!(camera, "cannot start recording: {e}; retrying in {pause:?}");
+                    paused_until = Some(tokio::time::Instant::now() + pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(30));
+                    continue;
+                }
+            }
+        }
+        let Some(w) = writer.as_mut() else { continue };
+        match w.write(frame).await {
+            Ok(()) => {
+                stats.frames += 1;
+                pause = std::time::Duration::from_secs(1);
+                paused_until = None;
+            }
+            Err(e) => {
+                stats.failures += 1;
+                tracing::error!(
+                    camera,
+                    "recording failed: {e}; a new file starts in {pause:?}"
+                );
+                if let Some(w) = writer.take()
+                    && let Err(e) = w.finish().await
+                {
+                    tracing::warn!(camera, "closing the failed file: {e}");
+                }
+                paused_until = Some(tokio::time::Instant::now() + pause);
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+        }
+    }
+    if let Some(w) = writer
+        && let Err(e) = w.finish().await
+    {
+        tracing::warn!(camera, "closing the recording: {e}");
+    }
+    stats
+}
