@@ -14,6 +14,8 @@
 //! - [`files::serve`]: byte-range file serving for recordings, HLS segments
 //!   and exports, refusing any path that resolves outside its root.
 //! - [`openapi`]: the generated OpenAPI document (`proto/openapi.yaml`).
+//! - [`recordings`]: playback of a store (list, HLS VOD and live, files by
+//!   range, MP4 export), behind a [`recordings::PlaybackAccess`] policy.
 //!
 //! # Threading
 //!
@@ -45,6 +47,7 @@ mod json;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod recordings;
 pub mod routes;
 mod server;
 mod state;

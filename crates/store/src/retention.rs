@@ -6,6 +6,40 @@
 
 use std::collections::HashMap;
 
+/// A size such as `200GiB`, `500MB`, `1.5 TiB` or `1048576` (bytes).
+/// Binary (KiB, MiB, GiB, TiB) and decimal (kB, MB, GB, TB) units.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (like 200GiB or 500MB)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "mb" | "m" => 1e6,
+        "gb" | "g" => 1e9,
+        "tb" | "t" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => {
+            return Err(format!(
+                "'{s}': unknown unit (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)"
+            ));
+        }
+    };
+    let v = n * mult;
+    if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(v.round() as u64)
+}
+
 /// Limits for one camera.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CameraRetention {
@@ -163,6 +197,22 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        for (s, v) in [
+            ("200GiB", 200u64 << 30),
+            ("500MB", 500_000_000),
+            ("1.5 TiB", 3u64 << 39),
+            ("1048576", 1 << 20),
+            ("10 kb", 10_000),
+        ] {
+            assert_eq!(parse_bytes(s), Ok(v), "{s}");
+        }
+        for bad in ["", "GiB", "12 parsecs", "-1GB", "1e400GB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
 
     const MIN: i64 = 60 * 1_000_000_000;
 

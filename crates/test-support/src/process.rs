@@ -17,10 +17,27 @@ pub async fn spawn_server(
     data_dir: &Path,
     admin_password: &str,
 ) -> (Child, SocketAddr) {
+    spawn_server_at(
+        bin,
+        data_dir,
+        admin_password,
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+    )
+    .await
+}
+
+/// [`spawn_server`] on a given HTTP address: to restart a server where its
+/// clients expect it.
+pub async fn spawn_server_at(
+    bin: &Path,
+    data_dir: &Path,
+    admin_password: &str,
+    listen: SocketAddr,
+) -> (Child, SocketAddr) {
     let mut child = Command::new(bin)
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--listen", "127.0.0.1:0", "--rtc-port", "0"])
+        .args(["--listen", &listen.to_string(), "--rtc-port", "0"])
         .env("REALLIVE_ADMIN_PASSWORD", admin_password)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())

@@ -1,0 +1,276 @@
+//! `reallive-puller` as a library: [`run`] records cameras from a server
+//! until the shutdown token fires. It wires `reallive-stream` (subscribing
+//! and signing in), `reallive-store` (recording and retention) and
+//! `reallive-http` (local playback); the logic lives there.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use reallive_http::recordings::{LocalAccess, RecordingsState};
+use reallive_store::retention::RetentionPolicy;
+use reallive_store::{Store, StoreConfig};
+use reallive_stream::{Backoff, Credential, StreamError, SubscribeConfig, WebRtcSubscriber};
+use tokio_util::sync::CancellationToken;
+
+/// How the puller signs in.
+#[derive(Clone)]
+pub enum Login {
+    /// A username and password: the token is fetched, and fetched again
+    /// before it expires.
+    Password {
+        /// The username.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// A token given as is; when it expires the server refuses it.
+    Token(String),
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Login::Password { username, .. } => write!(f, "Password({username}, ***)"),
+            Login::Token(_) => f.write_str("Token(***)"),
+        }
+    }
+}
+
+/// Everything the puller needs.
+#[derive(Clone, Debug)]
+pub struct PullerConfig {
+    /// The server, `http://host:port`.
+    pub server: String,
+    /// How to sign in.
+    pub login: Login,
+    /// Camera ids on the server.
+    pub cameras: Vec<i64>,
+    /// Where the recordings and their index live.
+    pub data_dir: PathBuf,
+    /// Local playback address, if any.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token local playback requires (needed beyond loopback).
+    pub listen_token: Option<String>,
+    /// Subscribe with WHEP instead of WS signaling.
+    pub whep: bool,
+    /// What the store keeps.
+    pub retention: RetentionPolicy,
+}
+
+/// The store's name for a server camera.
+pub fn store_name(camera: i64) -> String {
+    format!("camera-{camera}")
+}
+
+/// What a run recorded.
+#[derive(Debug, Default)]
+pub struct Summary {
+    /// `(camera id, frames written)`.
+    pub frames: Vec<(i64, u64)>,
+}
+
+/// Records until `shutdown` fires; `on_ready` gets the playback address.
+pub async fn run(
+    config: PullerConfig,
+    shutdown: CancellationToken,
+    on_ready: impl FnOnce(Option<SocketAddr>),
+) -> anyhow::Result<Summary> {
+    anyhow::ensure!(!config.cameras.is_empty(), "name at least one --camera");
+    if let Some(addr) = config.listen
+        && !addr.ip().is_loopback()
+        && config.listen_token.is_none()
+    {
+        anyhow::bail!(
+            "--listen {addr} is beyond loopback: playback there needs --listen-token (or REALLIVE_LISTEN_TOKEN)"
+        );
+    }
+    let mut store_config = StoreConfig::new(&config.data_dir);
+    store_config.retention = config.retention.clone();
+    let (store, recovery) = Store::open(store_config)
+        .await
+        .with_context(|| format!("opening the recordings in {}", config.data_dir.display()))?;
+    tracing::info!(?recovery, "store open");
+    let stop = shutdown.child_token();
+    let retention = store.spawn_retention(Duration::from_secs(60), stop.clone());
+
+    // Local playback.
+    let mut http = None;
+    let mut bound = None;
+    if let Some(addr) = config.listen {
+        let cameras: HashMap<i64, String> = config
+            .cameras
+            .iter()
+            .map(|c| (*c, store_name(*c)))
+            .collect();
+        let state = RecordingsState::new(
+            store.clone(),
+            Arc::new(LocalAccess::new(cameras, config.listen_token.clone())),
+            config.data_dir.join("exports"),
+        );
+        let app = reallive_http::recordings::router(state);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        bound = Some(listener.local_addr()?);
+        let stop = stop.clone();
+        http = Some(tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!("playback server: {e}");
+            }
+        }));
+    }
+    on_ready(bound);
+
+    // Sign in before subscribing; keep the token fresh.
+    let credential = Credential::default();
+    let Some(refresh) = sign_in(&config, &credential, &stop).await else {
+        return finish(store, retention, http, Vec::new()).await;
+    };
+
+    let mut sessions = Vec::new();
+    let mut recorders = Vec::new();
+    for &camera in &config.cameras {
+        let (tx, rx) = reallive_core::frame_channel(256);
+        let whep = config
+            .whep
+            .then(|| format!("{}/whep/{camera}", config.server.trim_end_matches('/')));
+        let session = WebRtcSubscriber::new(SubscribeConfig {
+            server: config.server.clone(),
+            camera,
+            token: credential.clone(),
+            whep,
+        })
+        .start_session(tx)
+        .map_err(|e| anyhow::anyhow!("camera {camera}: {e}"))?;
+        sessions.push(session);
+        let store = store.clone();
+        let stop = stop.clone();
+        recorders.push(tokio::spawn(async move {
+            let name = store_name(camera);
+            let stats = reallive_store::record(&store, &name, rx, &stop).await;
+            (camera, stats.frames)
+        }));
+    }
+    stop.cancelled().await;
+    drop(sessions);
+    if let Some(r) = refresh {
+        r.abort();
+    }
+    let mut frames = Vec::new();
+    for r in recorders {
+        if let Ok(x) = r.await {
+            frames.push(x);
+        }
+    }
+    finish(store, retention, http, frames).await
+}
+
+async fn finish(
+    store: Store,
+    retention: tokio::task::JoinHandle<()>,
+    http: Option<tokio::task::JoinHandle<()>>,
+    frames: Vec<(i64, u64)>,
+) -> anyhow::Result<Summary> {
+    let _ = retention.await;
+    if let Some(h) = http {
+        let _ = h.await;
+    }
+    store.close().await;
+    Ok(Summary { frames })
+}
+
+/// Puts a token in `credential`: the given one, or a login's (retried
+/// until it works or `stop` fires, slowly if the password is refused).
+/// Returns the refresh task for a password login, `None` if stopped first.
+async fn sign_in(
+    config: &PullerConfig,
+    credential: &Credential,
+    stop: &CancellationToken,
+) -> Option<Option<tokio::task::JoinHandle<()>>> {
+    let (username, password) = match &config.login {
+        Login::Token(t) => {
+            credential.set(t.clone());
+            return Some(None);
+        }
+        Login::Password { username, password } => (username.clone(), password.clone()),
+    };
+    let server = config.server.clone();
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let expires = loop {
+        match reallive_stream::login(&server, &username, &password).await {
+            Ok(t) => {
+                credential.set(t.token);
+                break t.expires_unix;
+            }
+            Err(e) => {
+                let wait = login_failed(&e, &mut backoff);
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    };
+    let credential = credential.clone();
+    let stop = stop.clone();
+    Some(Some(tokio::spawn(async move {
+        let mut expires = expires;
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+        loop {
+            // Log in again when half the token's life is left (at most
+            // hourly, at least every minute).
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let left = (expires - now).max(0) as u64;
+            let wait = Duration::from_secs((left / 2).clamp(60, 3600));
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            loop {
+                match reallive_stream::login(&server, &username, &password).await {
+                    Ok(t) => {
+                        credential.set(t.token);
+                        expires = t.expires_unix;
+                        backoff.reset();
+                        break;
+                    }
+                    Err(e) => {
+                        let wait = login_failed(&e, &mut backoff);
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                }
+            }
+        }
+    })))
+}
+
+fn login_failed(e: &StreamError, backoff: &mut Backoff) -> Duration {
+    match e {
+        StreamError::Unauthorized => {
+            tracing::error!("the server refused the username or password; retrying every 60 s");
+            backoff.max()
+        }
+        other => {
+            let wait = backoff.next_delay();
+            tracing::warn!(
+                "signing in: {other}; retrying in {:.1} s",
+                wait.as_secs_f64()
+            );
+            wait
+        }
+    }
+}

@@ -1,0 +1,332 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The puller end to end, against a real server and pusher: what it
+//! records plays in ffprobe and ffmpeg, a `kill -9` loses no committed
+//! fragment, and a server restart leaves a gap and then recording again.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reallive_store::{Store, StoreConfig, TimeRange};
+use reallive_test_support::http::Api;
+use reallive_test_support::process::{spawn_server, spawn_server_at};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+const PASSWORD: &str = "puller-admin-password";
+
+fn bin(name: &str) -> PathBuf {
+    let puller = Path::new(env!("CARGO_BIN_EXE_reallive-puller"));
+    let b = puller.with_file_name(name);
+    assert!(
+        b.exists(),
+        "{} is missing: run the tests with --workspace so it is built",
+        b.display()
+    );
+    b
+}
+
+/// A running puller: its playback address and everything it printed.
+struct Puller {
+    child: Child,
+    playback: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+async fn start_puller(server: SocketAddr, camera: i64, data: &Path) -> Puller {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reallive-puller"))
+        .args(["--server", &format!("http://{server}")])
+        .args(["--username", "admin", "--password", PASSWORD])
+        .args(["--camera", &camera.to_string()])
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = Arc::new(Mutex::new(String::new()));
+    let playback = loop {
+        let l = lines
+            .next_line()
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("the puller exited: {}", log.lock().unwrap()));
+        log.lock().unwrap().push_str(&format!("{l}\n"));
+        if let Some(a) = l.strip_prefix("reallive-puller: playback on http://") {
+            break a.parse().unwrap();
+        }
+    };
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = lines.next_line().await {
+            log2.lock().unwrap().push_str(&format!("{l}\n"));
+        }
+    });
+    Puller {
+        child,
+        playback,
+        log,
+    }
+}
+
+async fn camera(api: &Api) -> (i64, String) {
+    let created = api
+        .post("/api/cameras", serde_json::json!({"name": "yard"}))
+        .await
+        .json();
+    (
+        created["camera"]["id"].as_i64().unwrap(),
+        created["stream_key"].as_str().unwrap().to_string(),
+    )
+}
+
+fn pusher(server: SocketAddr, camera: i64, key: &str, seconds: Option<u32>) -> Command {
+    let mut c = Command::new(bin("reallive-pusher"));
+    c.args(["--source", "test", "--width", "640", "--height", "360"])
+        .args(["--server", &format!("http://{server}")])
+        .args(["--camera", &camera.to_string(), "--key", key])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(s) = seconds {
+        c.args(["--seconds", &s.to_string()]);
+    }
+    c
+}
+
+/// The recordings the puller lists: `(id, start_ms, end_ms, bytes)`.
+async fn listed(p: &Puller, camera: i64) -> Vec<(i64, i64, i64, u64)> {
+    let r = Api::new(p.playback)
+        .get(&format!("/api/recordings?camera={camera}"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_i64().unwrap(),
+                v["start_ms"].as_i64().unwrap(),
+                v["end_ms"].as_i64().unwrap(),
+                v["bytes"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().unwrap();
+    let s = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(s.success());
+    tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("the puller exits within 15 s of SIGTERM")
+        .unwrap()
+}
+
+/// Sum of ffprobe's frames and durations over the camera's files.
+async fn probe_store(data: &Path, camera: i64) -> (u64, f64, usize) {
+    let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
+    let recs = store
+        .recordings(&reallive_puller::store_name(camera), TimeRange::all())
+        .await
+        .unwrap();
+    let mut frames = 0;
+    let mut secs = 0.0;
+    for r in &recs {
+        let p = reallive_test_support::ffprobe::probe(&store.root().join(&r.path));
+        frames += p.frames;
+        secs += p.duration_secs.unwrap_or(0.0);
+    }
+    store.close().await;
+    (frames, secs, recs.len())
+}
+
+/// 30 s from the pusher through the relay into the puller's store: 30 s
+/// ± 1 s of video in ffprobe, frames within 2 % of those sent, and the VOD
+/// playlist plays in ffmpeg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_seconds_recorded_play_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srv, addr) =
+        spawn_server(&bin("reallive-server"), &dir.path().join("srv"), PASSWORD).await;
+    let admin = Api::new(addr).login("admin", PASSWORD).await;
+    let (cam, key) = camera(&admin).await;
+    let data = dir.path().join("puller");
+    let mut puller = start_puller(addr, cam, &data).await;
+    // The puller joins first and waits for the publisher.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let out = pusher(addr, cam, &key, Some(30))
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let sent: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("reallive-pusher: published "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The VOD playlist of what is recorded plays in ffmpeg.
+    let url = format!("http://{}/api/cameras/{cam}/vod.m3u8", puller.playback);
+    let ff = Command::new("ffmpeg")
+        .args([
+            "-v", "error", "-i", &url, "-map", "0:v:0", "-f", "null", "-",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        ff.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&ff.stderr)
+    );
+    // Another camera's id is not served.
+    let other = Api::new(puller.playback)
+        .get(&format!("/api/cameras/{}/vod.m3u8", cam + 1))
+        .await;
+    assert_eq!(other.status, 404);
+
+    let status = sigterm(&mut puller.child).await;
+    let log = puller.log.lock().unwrap().clone();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("recorded"), "{log}");
+    let (frames, secs, files) = probe_store(&data, cam).await;
+    eprintln!("sent {sent}; recorded {frames} frames, {secs:.2} s in {files} files");
+    assert!((secs - 30.0).abs() <= 1.0, "{secs:.2} s recorded; {log}");
+    let diff = frames.abs_diff(sent);
+    assert!(
+        diff * 100 <= sent * 2,
+        "recorded {frames} of {sent} frames; {log}"
+    );
+    srv.kill().await.unwrap();
+}
+
+/// `kill -9` mid-recording loses no committed fragment, and a restarted
+/// puller records on. Then the server restarts: the puller records again
+/// within 10 s of its return, and the outage is a gap in the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_server_restart_lose_nothing_and_leave_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv_dir = dir.path().join("srv");
+    let server_bin = bin("reallive-server");
+    let (mut srv, addr) = spawn_server(&server_bin, &srv_dir, PASSWORD).await;
+    let admin = Api::new(addr).login("admin", PASSWORD).await;
+    let (cam, key) = camera(&admin).await;
+    let data = dir.path().join("puller");
+    let mut puller = start_puller(addr, cam, &data).await;
+    let mut push = pusher(addr, cam, &key, None)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    // Recording for a while, then kill -9.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let l = listed(&puller, cam).await;
+        if l.iter().map(|r| r.3).sum::<u64>() > 0 && l.iter().any(|r| r.2 - r.1 >= 4000) {
+            break l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing recorded: {}",
+            puller.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    puller.child.kill().await.unwrap();
+    let mut puller = start_puller(addr, cam, &data).await;
+    let after = listed(&puller, cam).await;
+    for (id, start, end, bytes) in &before {
+        let now = after
+            .iter()
+            .find(|r| r.0 == *id)
+            .unwrap_or_else(|| panic!("recording {id} vanished: {after:?}"));
+        assert_eq!(now.1, *start);
+        assert!(
+            now.2 >= *end && now.3 >= *bytes,
+            "{id} shrank: {before:?} -> {after:?}"
+        );
+    }
+    // And it records on, in a new file.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let l = listed(&puller, cam).await;
+        if l.len() > before.len() && l.last().is_some_and(|r| r.2 - r.1 >= 2000) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recording after the restart: {l:?}\n{}",
+            puller.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The server goes away for 4 s.
+    srv.kill().await.unwrap();
+    let down_ms = now_ms();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (mut srv, _) = spawn_server_at(&server_bin, &srv_dir, PASSWORD, addr).await;
+    let back = Instant::now();
+    let back_ms = now_ms();
+    let deadline = back + Duration::from_secs(10);
+    let resumed = loop {
+        let l = listed(&puller, cam).await;
+        if let Some(r) = l.iter().find(|r| r.1 >= down_ms && r.2 > r.1) {
+            break (l.clone(), *r);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the puller did not record within 10 s of the server's return: {l:?}\n{}",
+            puller.log.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "recording again {} ms after the server came back",
+        back.elapsed().as_millis()
+    );
+    // The gap: nothing recorded covers the outage.
+    let (all, first_after) = resumed;
+    let last_before = all
+        .iter()
+        .filter(|r| r.1 < down_ms)
+        .map(|r| r.2)
+        .max()
+        .unwrap();
+    assert!(last_before <= down_ms + 500, "{all:?}");
+    assert!(first_after.1 >= back_ms - 500, "{all:?}");
+    assert!(
+        first_after.1 - last_before >= 3_000,
+        "a gap of at least the outage: {all:?}"
+    );
+
+    let status = sigterm(&mut puller.child).await;
+    assert!(status.success(), "{}", puller.log.lock().unwrap());
+    let _ = push.kill().await;
+    srv.kill().await.unwrap();
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}

@@ -1,0 +1,362 @@
+//! Playback of a [`Store`]: the recordings list, HLS VOD and live
+//! playlists, the files they point at (by byte range), and MP4 export.
+//!
+//! Shared by every program that records (the puller, the NVR). Who may
+//! play what back is theirs to say, through [`PlaybackAccess`]; this
+//! router only asks it, per request, for the store's name of a camera.
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | `/api/recordings?camera={id}&start={unix_ms}&end={unix_ms}` | `[{id, camera_id, start_ms, end_ms, bytes, state}]` |
+//! | GET | `/api/cameras/{id}/vod.m3u8?start=&end=` | HLS VOD over the range |
+//! | GET | `/api/cameras/{id}/live.m3u8` | HLS of the newest fragments |
+//! | GET | `/api/cameras/{id}/files/{path}?t=` | a recording, by byte range |
+//! | GET | `/api/cameras/{id}/export.mp4?start=&end=` | one MP4, with HTTP Range |
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use reallive_core::ErrorKind;
+use reallive_store::{Store, TimeRange};
+use serde::Serialize;
+
+use crate::ApiError;
+
+/// The longest range one export may cover.
+pub const MAX_EXPORT: Duration = Duration::from_secs(6 * 3600);
+/// Exports are kept this long for resumed or repeated downloads.
+const EXPORT_TTL: Duration = Duration::from_secs(3600);
+
+/// What a playback request carries for the access check.
+#[derive(Debug)]
+pub struct PlaybackRequest<'a> {
+    /// The request's headers (`Authorization`).
+    pub headers: &'a HeaderMap,
+    /// A `token` query parameter, for players that cannot set headers.
+    pub query_token: Option<&'a str>,
+    /// The peer's address.
+    pub peer: SocketAddr,
+}
+
+impl PlaybackRequest<'_> {
+    /// The `Authorization: Bearer` token, else the `token` query parameter.
+    pub fn token(&self) -> Option<&str> {
+        self.headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .or(self.query_token)
+    }
+}
+
+/// Decides who may play back which camera.
+pub trait PlaybackAccess: Send + Sync + 'static {
+    /// The store's name for `camera` if `request` may play it back;
+    /// otherwise the error to answer (401, 403 or 404).
+    fn authorize(&self, request: &PlaybackRequest<'_>, camera: i64) -> Result<String, ApiError>;
+}
+
+/// A fixed set of cameras, open on loopback, and behind one bearer token
+/// when one is set (it must be, to listen beyond loopback).
+#[derive(Clone)]
+pub struct LocalAccess {
+    cameras: HashMap<i64, String>,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for LocalAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalAccess")
+            .field("cameras", &self.cameras)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl LocalAccess {
+    /// `cameras` maps an id to the store's name. With `token`, every
+    /// request needs it, from loopback too; without, only loopback peers
+    /// are served.
+    pub fn new(cameras: HashMap<i64, String>, token: Option<String>) -> Self {
+        LocalAccess { cameras, token }
+    }
+}
+
+impl PlaybackAccess for LocalAccess {
+    fn authorize(&self, request: &PlaybackRequest<'_>, camera: i64) -> Result<String, ApiError> {
+        match &self.token {
+            Some(want) => {
+                use subtle::ConstantTimeEq as _;
+                let given = request
+                    .token()
+                    .ok_or_else(|| ApiError::unauthenticated("send the token as a Bearer token"))?;
+                let ok: bool = given.as_bytes().ct_eq(want.as_bytes()).into();
+                if !ok {
+                    return Err(ApiError::unauthenticated("wrong token"));
+                }
+            }
+            None if !request.peer.ip().is_loopback() => {
+                return Err(ApiError::forbidden("playback is served to loopback only"));
+            }
+            None => {}
+        }
+        self.cameras
+            .get(&camera)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("camera"))
+    }
+}
+
+/// The router's state.
+#[derive(Clone)]
+pub struct RecordingsState {
+    store: Store,
+    access: Arc<dyn PlaybackAccess>,
+    exports: PathBuf,
+}
+
+impl std::fmt::Debug for RecordingsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingsState")
+            .field("root", &self.store.root())
+            .finish()
+    }
+}
+
+impl RecordingsState {
+    /// Playback of `store`, asking `access`; exports are written under
+    /// `exports` (created if missing).
+    pub fn new(store: Store, access: Arc<dyn PlaybackAccess>, exports: PathBuf) -> Self {
+        RecordingsState {
+            store,
+            access,
+            exports,
+        }
+    }
+}
+
+/// The playback routes. Serve them with
+/// `into_make_service_with_connect_info::<SocketAddr>()`, so the access
+/// check sees the peer.
+pub fn router(state: RecordingsState) -> Router {
+    Router::new()
+        .route("/api/recordings", get(list))
+        .route("/api/cameras/{id}/vod.m3u8", get(vod))
+        .route("/api/cameras/{id}/live.m3u8", get(live))
+        .route("/api/cameras/{id}/files/{*path}", get(file))
+        .route("/api/cameras/{id}/export.mp4", get(export))
+        .with_state(state)
+}
+
+/// One recording in the list.
+#[derive(Debug, Serialize)]
+struct RecordingItem {
+    id: i64,
+    camera_id: i64,
+    start_ms: i64,
+    end_ms: i64,
+    bytes: u64,
+    state: String,
+}
+
+fn authorize(
+    s: &RecordingsState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    peer: SocketAddr,
+    camera: i64,
+) -> Result<String, ApiError> {
+    s.access.authorize(
+        &PlaybackRequest {
+            headers,
+            query_token: q.get("token").map(String::as_str),
+            peer,
+        },
+        camera,
+    )
+}
+
+fn ms_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    q.get(name)
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("{name} must be Unix milliseconds"),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// `start`/`end` in Unix ms; either may be missing (open-ended).
+fn range(q: &HashMap<String, String>) -> Result<TimeRange, ApiError> {
+    let start = ms_param(q, "start")?.map_or(i64::MIN, |ms| ms.saturating_mul(1_000_000));
+    let end = ms_param(q, "end")?.map_or(i64::MAX, |ms| ms.saturating_mul(1_000_000));
+    Ok(TimeRange::new(start, end)?)
+}
+
+fn camera_param(q: &HashMap<String, String>) -> Result<i64, ApiError> {
+    q.get("camera")
+        .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "camera is required"))?
+        .parse()
+        .map_err(|_| ApiError::new(ErrorKind::InvalidArgument, "camera must be an id"))
+}
+
+async fn list(
+    State(s): State<RecordingsState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let camera = camera_param(&q)?;
+    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let recs = s.store.recordings(&name, range(&q)?).await?;
+    let items: Vec<RecordingItem> = recs
+        .into_iter()
+        .map(|r| RecordingItem {
+            id: r.id,
+            camera_id: camera,
+            start_ms: r.start_utc_ns.div_euclid(1_000_000),
+            end_ms: r.end_utc_ns.div_euclid(1_000_000),
+            bytes: r.bytes,
+            state: format!("{:?}", r.state).to_lowercase(),
+        })
+        .collect();
+    Ok(axum::Json(items).into_response())
+}
+
+fn playlist(body: String) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.apple.mpegurl"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+async fn vod(
+    State(s): State<RecordingsState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    UrlPath(camera): UrlPath<i64>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let prefix = format!("/api/cameras/{camera}/files/");
+    let body = s.store.vod_playlist(&name, range(&q)?, &prefix).await?;
+    Ok(playlist(body))
+}
+
+async fn live(
+    State(s): State<RecordingsState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    UrlPath(camera): UrlPath<i64>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let prefix = format!("/api/cameras/{camera}/files/");
+    let body = s.store.live_playlist(&name, 6, &prefix).await?;
+    Ok(playlist(body))
+}
+
+async fn file(
+    State(s): State<RecordingsState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    UrlPath((camera, path)): UrlPath<(i64, String)>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let name = authorize(&s, &headers, &q, peer, camera)?;
+    // Only this camera's files: its directory is its name.
+    if !path.starts_with(&format!("{name}/")) {
+        return Err(ApiError::not_found("file"));
+    }
+    let shift = q.get("t").and_then(|t| t.parse::<u64>().ok());
+    Ok(crate::files::serve_recording(s.store.root(), &path, shift, &headers).await)
+}
+
+async fn export(
+    State(s): State<RecordingsState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    UrlPath(camera): UrlPath<i64>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let (Some(start), Some(end)) = (ms_param(&q, "start")?, ms_param(&q, "end")?) else {
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            "start and end (Unix ms) are required",
+        ));
+    };
+    if end <= start || end - start > MAX_EXPORT.as_millis() as i64 {
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "the range must be positive and at most {} h",
+                MAX_EXPORT.as_secs() / 3600
+            ),
+        ));
+    }
+    let range = TimeRange::new(start * 1_000_000, end * 1_000_000)?;
+    tokio::fs::create_dir_all(&s.exports)
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("exports: {e}")))?;
+    sweep_exports(&s.exports).await;
+    // One file per camera and range: a resumed download (Range) or a
+    // repeat reuses it. Written under a temporary name, then renamed.
+    let file = format!("{camera}-{start}-{end}.mp4");
+    let dest = s.exports.join(&file);
+    if tokio::fs::metadata(&dest).await.is_err() {
+        let tmp = s.exports.join(format!(
+            ".{file}.{}.tmp",
+            reallive_auth::random_token::<8>().expose()
+        ));
+        let result = s.store.export(&name, range, &tmp).await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e.into());
+        }
+        tokio::fs::rename(&tmp, &dest)
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("exports: {e}")))?;
+    }
+    let mut r = crate::files::serve(&s.exports, &file, &headers).await;
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-{start}.mp4\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+/// Deletes exports older than [`EXPORT_TTL`].
+async fn sweep_exports(dir: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
+        return;
+    };
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let old = e
+            .metadata()
+            .await
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age > EXPORT_TTL);
+        if old {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+    }
+}
