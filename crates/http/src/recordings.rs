@@ -360,3 +360,60 @@ async fn sweep_exports(dir: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_access_is_loopback_only_unless_a_token_guards_it() {
+        let cams = HashMap::from([(3, "camera-3".to_string())]);
+        let open = LocalAccess::new(cams.clone(), None);
+        let guarded = LocalAccess::new(cams, Some("s3cret-token".into()));
+        let lo: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let lan: SocketAddr = "192.0.2.7:5000".parse().unwrap();
+        let none = HeaderMap::new();
+        let mut good = HeaderMap::new();
+        good.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret-token"),
+        );
+        let mut bad = HeaderMap::new();
+        bad.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cret-tokeN"),
+        );
+        let req = |headers, query_token, peer| PlaybackRequest {
+            headers,
+            query_token,
+            peer,
+        };
+        let status = |r: Result<String, ApiError>| r.map_err(|e| e.status().as_u16());
+        assert_eq!(
+            status(open.authorize(&req(&none, None, lo), 3)),
+            Ok("camera-3".into())
+        );
+        assert_eq!(status(open.authorize(&req(&none, None, lan), 3)), Err(403));
+        assert_eq!(status(open.authorize(&req(&none, None, lo), 4)), Err(404));
+        assert_eq!(
+            status(guarded.authorize(&req(&none, None, lo), 3)),
+            Err(401)
+        );
+        assert_eq!(
+            status(guarded.authorize(&req(&bad, None, lan), 3)),
+            Err(401)
+        );
+        assert_eq!(
+            status(guarded.authorize(&req(&good, None, lan), 3)),
+            Ok("camera-3".into())
+        );
+        assert_eq!(
+            status(guarded.authorize(&req(&none, Some("s3cret-token"), lan), 3)),
+            Ok("camera-3".into())
+        );
+        assert_eq!(
+            status(guarded.authorize(&req(&good, None, lan), 4)),
+            Err(404)
+        );
+    }
+}
