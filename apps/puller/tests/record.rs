@@ -330,3 +330,235 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// 2 % of the relay's packets to the puller are lost (a lossy UDP proxy
+/// that the WHEP answer points the puller at). The files stay decodable
+/// and recording goes on.
+///
+/// Known failure, being worked on: after the first losses the subscriber
+/// stops delivering frames (100 of about 570 recorded), although keyframes
+/// keep coming every second. Run it with `--run-ignored only`.
+#[ignore = "known failure: the subscriber stalls after loss (issue 6, open)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_percent_loss_leaves_decodable_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut srv, addr) =
+        spawn_server(&bin("reallive-server"), &dir.path().join("srv"), PASSWORD).await;
+    let admin = Api::new(addr).login("admin", PASSWORD).await;
+    let (cam, key) = camera(&admin).await;
+    let mut push = pusher(addr, cam, &key, None)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let udp = lossy_udp_proxy(50).await;
+    let front = whep_rewriting_proxy(addr, &udp).await;
+    let data = dir.path().join("puller");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reallive-puller"))
+        .args(["--server", &format!("http://{front}"), "--whep"])
+        .args(["--username", "admin", "--password", PASSWORD])
+        .args(["--camera", &cam.to_string()])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let (relayed, dropped) = udp.counts();
+    let status = sigterm(&mut child).await;
+    let log = String::from_utf8_lossy(&child.wait_with_output().await.unwrap().stderr).to_string();
+    assert!(status.success(), "{log}");
+    eprintln!("relay to puller: {relayed} datagrams, {dropped} dropped");
+    assert!(
+        relayed > 1000 && dropped * 100 >= relayed,
+        "the loss was real: {relayed}/{dropped}"
+    );
+
+    let (store, _) = Store::open(StoreConfig::new(&data)).await.unwrap();
+    let recs = store
+        .recordings(&reallive_puller::store_name(cam), TimeRange::all())
+        .await
+        .unwrap();
+    assert!(!recs.is_empty(), "{log}");
+    let mut frames = 0;
+    for r in &recs {
+        let path = store.root().join(&r.path);
+        let ff = Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&path)
+            .args(["-f", "null", "-"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            ff.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&ff.stderr)
+        );
+        frames += reallive_test_support::ffprobe::probe(&path).frames;
+    }
+    // Loss costs GOPs, not the recording: most of 17+ s of 30 fps survive,
+    // up to the end.
+    assert!(frames >= 300, "{frames} frames; {log}");
+    let last_end = recs.iter().map(|r| r.end_utc_ns).max().unwrap() / 1_000_000;
+    assert!(
+        now_ms() - last_end < 5_000,
+        "recording went on to the end; {log}"
+    );
+    store.close().await;
+    let _ = push.kill().await;
+    srv.kill().await.unwrap();
+}
+
+/// A UDP proxy in front of the relay: forwards both ways, and drops every
+/// `nth` datagram from the relay to the client. The relay's address is
+/// learnt from the WHEP answer (see [`whep_rewriting_proxy`]).
+struct LossyProxy {
+    local: SocketAddr,
+    relay: Arc<Mutex<Option<SocketAddr>>>,
+    counts: Arc<Mutex<(u64, u64)>>,
+}
+
+impl LossyProxy {
+    fn counts(&self) -> (u64, u64) {
+        *self.counts.lock().unwrap()
+    }
+}
+
+async fn lossy_udp_proxy(nth: u64) -> LossyProxy {
+    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let back = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let local = front.local_addr().unwrap();
+    let counts = Arc::new(Mutex::new((0u64, 0u64)));
+    let relay: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+    let client: Arc<Mutex<Option<SocketAddr>>> = Arc::default();
+    let (b2, f2, cl2, c2) = (back.clone(), front.clone(), client.clone(), counts.clone());
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        let mut n = 0u64;
+        while let Ok((len, _)) = b2.recv_from(&mut buf).await {
+            n += 1;
+            let drop = n.is_multiple_of(nth);
+            {
+                let mut c = c2.lock().unwrap();
+                c.0 += 1;
+                c.1 += u64::from(drop);
+            }
+            let to = *cl2.lock().unwrap();
+            if let (false, Some(to)) = (drop, to) {
+                let _ = f2.send_to(&buf[..len], to).await;
+            }
+        }
+    });
+    let r2 = relay.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok((len, from)) = front.recv_from(&mut buf).await {
+            *client.lock().unwrap() = Some(from);
+            let to = *r2.lock().unwrap();
+            if let Some(to) = to {
+                let _ = back.send_to(&buf[..len], to).await;
+            }
+        }
+    });
+    LossyProxy {
+        local,
+        relay,
+        counts,
+    }
+}
+
+/// An HTTP/1.1 proxy (one request per connection) in front of the
+/// server that points WHEP answers' candidates at `udp` instead of the
+/// relay, and tells `udp` where the relay is.
+async fn whep_rewriting_proxy(server: SocketAddr, udp: &LossyProxy) -> SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let (udp_local, relay) = (udp.local, udp.relay.clone());
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let relay = relay.clone();
+            tokio::spawn(async move {
+                // The request: head, then Content-Length bytes.
+                let mut req = Vec::new();
+                let mut buf = [0u8; 8192];
+                let head_end = loop {
+                    let n = client.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&req[..head_end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while req.len() < head_end + len {
+                    let n = client.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                }
+                let mut up = tokio::net::TcpStream::connect(server).await.unwrap();
+                up.write_all(&req).await.unwrap();
+                let mut resp = Vec::new();
+                let _ = up.read_to_end(&mut resp).await;
+                if head.starts_with("POST /whep/") {
+                    let text = String::from_utf8_lossy(&resp).to_string();
+                    if let Some((rhead, body)) = text.split_once("\r\n\r\n") {
+                        // `a=candidate:... udp PRIO 127.0.0.1 PORT typ host`
+                        let mut new_body = String::new();
+                        for line in body.split("\r\n") {
+                            let mut l = line.to_string();
+                            if line.starts_with("a=candidate:") {
+                                let f: Vec<&str> = line.split(' ').collect();
+                                if f.len() > 5
+                                    && let Ok(a) =
+                                        format!("{}:{}", f[4], f[5]).parse::<SocketAddr>()
+                                {
+                                    *relay.lock().unwrap() = Some(a);
+                                    let mut g: Vec<String> =
+                                        f.iter().map(|s| s.to_string()).collect();
+                                    g[4] = udp_local.ip().to_string();
+                                    g[5] = udp_local.port().to_string();
+                                    l = g.join(" ");
+                                }
+                            }
+                            new_body.push_str(&l);
+                            new_body.push_str("\r\n");
+                        }
+                        let new_body = new_body.trim_end_matches("\r\n").to_string() + "\r\n";
+                        let rhead: String = rhead
+                            .split("\r\n")
+                            .map(|h| {
+                                if h.to_ascii_lowercase().starts_with("content-length:") {
+                                    format!("content-length: {}", new_body.len())
+                                } else {
+                                    h.to_string()
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\r\n");
+                        resp = format!("{rhead}\r\n\r\n{new_body}").into_bytes();
+                    }
+                }
+                let _ = client.write_all(&resp).await;
+                let _ = client.shutdown().await;
+            });
+        }
+    });
+    local
+}
