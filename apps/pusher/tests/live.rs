@@ -82,7 +82,10 @@ async fn relay_round_trip(http: bool) {
         "--key",
         &key,
         "--seconds",
-        "8",
+        // Over WHEP the viewer can only start once the publisher is online,
+        // and every frame before its first keyframe counts as missed: a
+        // longer run keeps that start-up from deciding the ratio.
+        if http { "20" } else { "8" },
     ]
     .iter()
     .map(|s| s.to_string())
