@@ -205,26 +205,18 @@ async fn sign_in(
     };
     let server = config.server.clone();
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    let expires = loop {
-        match reallive_stream::login(&server, &username, &password).await {
-            Ok(t) => {
-                credential.set(t.token);
-                break t.expires_unix;
-            }
-            Err(e) => {
-                let wait = login_failed(&e, &mut backoff);
-                tokio::select! {
-                    () = stop.cancelled() => return None,
-                    () = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    };
+    let mut expires = login_until_ok(
+        &server,
+        &username,
+        &password,
+        credential,
+        &mut backoff,
+        stop,
+    )
+    .await?;
     let credential = credential.clone();
     let stop = stop.clone();
     Some(Some(tokio::spawn(async move {
-        let mut expires = expires;
-        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
         loop {
             // Log in again when half the token's life is left (at most
             // hourly, at least every minute).
@@ -237,25 +229,49 @@ async fn sign_in(
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
             }
-            loop {
-                match reallive_stream::login(&server, &username, &password).await {
-                    Ok(t) => {
-                        credential.set(t.token);
-                        expires = t.expires_unix;
-                        backoff.reset();
-                        break;
-                    }
-                    Err(e) => {
-                        let wait = login_failed(&e, &mut backoff);
-                        tokio::select! {
-                            () = stop.cancelled() => return,
-                            () = tokio::time::sleep(wait) => {}
-                        }
-                    }
-                }
+            backoff.reset();
+            match login_until_ok(
+                &server,
+                &username,
+                &password,
+                &credential,
+                &mut backoff,
+                &stop,
+            )
+            .await
+            {
+                Some(e) => expires = e,
+                None => return,
             }
         }
     })))
+}
+
+/// Logs in until it works (setting `credential`; returns the expiry) or
+/// `stop` fires (`None`).
+async fn login_until_ok(
+    server: &str,
+    username: &str,
+    password: &str,
+    credential: &Credential,
+    backoff: &mut Backoff,
+    stop: &CancellationToken,
+) -> Option<i64> {
+    loop {
+        match reallive_stream::login(server, username, password).await {
+            Ok(t) => {
+                credential.set(t.token);
+                return Some(t.expires_unix);
+            }
+            Err(e) => {
+                let wait = login_failed(&e, backoff);
+                tokio::select! {
+                    () = stop.cancelled() => return None,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+        }
+    }
 }
 
 fn login_failed(e: &StreamError, backoff: &mut Backoff) -> Duration {
