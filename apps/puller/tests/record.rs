@@ -333,12 +333,8 @@ fn now_ms() -> i64 {
 
 /// 2 % of the relay's packets to the puller are lost (a lossy UDP proxy
 /// that the WHEP answer points the puller at). The files stay decodable
-/// and recording goes on.
-///
-/// Known failure, being worked on: after the first losses the subscriber
-/// stops delivering frames (100 of about 570 recorded), although keyframes
-/// keep coming every second. Run it with `--run-ignored only`.
-#[ignore = "known failure: the subscriber stalls after loss (issue 6, open)"]
+/// and recording goes on: NACK retransmissions fill most holes, and a hole
+/// that stays open costs the frames up to the next keyframe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_percent_loss_leaves_decodable_files() {
     let dir = tempfile::tempdir().unwrap();
@@ -353,6 +349,8 @@ async fn two_percent_loss_leaves_decodable_files() {
     let udp = lossy_udp_proxy(50).await;
     let front = whep_rewriting_proxy(addr, &udp).await;
     let data = dir.path().join("puller");
+    // A file, not a pipe: nothing reads the log until the end.
+    let log_path = dir.path().join("puller.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_reallive-puller"))
         .args(["--server", &format!("http://{front}"), "--whep"])
         .args(["--username", "admin", "--password", PASSWORD])
@@ -361,14 +359,14 @@ async fn two_percent_loss_leaves_decodable_files() {
         .arg(&data)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
     let (relayed, dropped) = udp.counts();
     let status = sigterm(&mut child).await;
-    let log = String::from_utf8_lossy(&child.wait_with_output().await.unwrap().stderr).to_string();
+    let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(status.success(), "{log}");
     eprintln!("relay to puller: {relayed} datagrams, {dropped} dropped");
     assert!(
@@ -400,9 +398,11 @@ async fn two_percent_loss_leaves_decodable_files() {
         );
         frames += reallive_test_support::ffprobe::probe(&path).frames;
     }
-    // Loss costs GOPs, not the recording: most of 17+ s of 30 fps survive,
-    // up to the end.
-    assert!(frames >= 300, "{frames} frames; {log}");
+    // NACK and RTX repair nearly every loss; what they cannot costs frames
+    // to the next keyframe, never the recording: most of 17+ s of 30 fps
+    // survive, up to the end.
+    eprintln!("recorded {frames} frames in {} files", recs.len());
+    assert!(frames >= 450, "{frames} frames; {log}");
     let last_end = recs.iter().map(|r| r.end_utc_ns).max().unwrap() / 1_000_000;
     assert!(
         now_ms() - last_end < 5_000,

@@ -17,6 +17,7 @@
 //! `start` spawns onto the caller's tokio runtime and returns at once;
 //! frames move through bounded channels.
 
+mod assemble;
 mod backoff;
 mod http1;
 mod login;

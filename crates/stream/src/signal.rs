@@ -9,7 +9,9 @@ use reallive_signaling::{ErrorCode, Message};
 use rtc::peer_connection::configuration::interceptor_registry::{
     Registry, register_default_interceptors,
 };
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MediaEngine};
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_H264, MIME_TYPE_RTX, MediaEngine,
+};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
@@ -139,7 +141,7 @@ pub(crate) async fn until_server_ends(ws: &mut Ws) -> Ended {
 }
 
 /// H.264 constrained baseline, packetization mode 1, with NACK, PLI and
-/// FIR: what the pusher sends and the relay forwards.
+/// FIR (and RTX beside it, see [`h264_engine`]): what the pusher sends and the relay forwards.
 pub(crate) fn h264_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_H264.to_owned(),
@@ -173,6 +175,24 @@ pub(crate) fn h264_engine() -> Result<(MediaEngine, Registry), Ended> {
             RtpCodecKind::Video,
         )
         .map_err(|e| Ended::Failed(format!("registering H.264: {e}")))?;
+    // RFC 4588 retransmission for it: the relay (str0m) resends lost
+    // packets only on an RTX stream, so without it a NACK goes unanswered
+    // and every loss costs the rest of a GOP.
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_RTX.to_owned(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: "apt=102".to_owned(),
+                    rtcp_feedback: Vec::new(),
+                },
+                payload_type: 103,
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(|e| Ended::Failed(format!("registering RTX: {e}")))?;
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .map_err(|e| Ended::Failed(format!("interceptors: {e}")))?;
     Ok((media, registry))

@@ -6,14 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, nal};
 use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
-use rtc::media::io::sample_builder::SampleBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
-use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::{mpsc, watch};
@@ -26,6 +23,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::TokioRuntime;
 
+use crate::assemble::Assembler;
 use crate::backoff::Backoff;
 use crate::signal::{Channel, Ended, h264_engine, local_ip_towards, signaling_url};
 use crate::{Credential, Receiver, Session, StreamError};
@@ -357,8 +355,8 @@ async fn receive(
 ) -> Ended {
     let mut track: Option<Arc<dyn TrackRemote>> = None;
     let mut media_ssrc = 0u32;
-    // A few packets of reordering, as the jitter a LAN or a relay adds.
-    let mut builder = SampleBuilder::new(64, H264Packet::default(), 90_000);
+    // Holes wait for NACK retransmissions this long, then are given up.
+    let mut assembler = Assembler::new(HOLE_WAIT, MAX_HELD_PACKETS);
     let mut params: Option<Arc<CodecParameters>> = None;
     let mut need_keyframe = true;
     let mut last_pli: Option<Instant> = None;
@@ -366,6 +364,12 @@ async fn receive(
         let next_event = async {
             match &track {
                 Some(t) => t.poll().await,
+                None => std::future::pending().await,
+            }
+        };
+        let hole = async {
+            match assembler.deadline() {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
                 None => std::future::pending().await,
             }
         };
@@ -383,57 +387,10 @@ async fn receive(
                 media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
                 track = Some(t);
             }
+            () = hole => {}
             ev = next_event => match ev {
                 Some(TrackRemoteEvent::OnRtpPacket(p)) => {
-                    let now = Instant::now();
-                    builder.push(now, p);
-                    while let Some(sample) = builder.pop(now) {
-                        let lost = sample.prev_dropped_packets > 0;
-                        if lost {
-                            need_keyframe = true;
-                        }
-                        let data = Bytes::from(sample.data.to_vec());
-                        let keyframe = nal::is_keyframe(Codec::H264, &data);
-                        if keyframe
-                            && let Some(p) = CodecParameters::from_annex_b(Codec::H264, &data)
-                        {
-                            params = Some(Arc::new(p));
-                        }
-                        if need_keyframe && !(keyframe && params.is_some()) {
-                            // Ask for one, at most every 500 ms.
-                            if last_pli.is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
-                                && let Some(t) = &track
-                            {
-                                last_pli = Some(Instant::now());
-                                let _ = t
-                                    .write_rtcp(vec![Box::new(PictureLossIndication {
-                                        sender_ssrc: 0,
-                                        media_ssrc,
-                                    })])
-                                    .await;
-                            }
-                            continue;
-                        }
-                        need_keyframe = false;
-                        let Some(p) = params.clone() else { continue };
-                        let pts = timeline.pts(sample.packet_timestamp, now);
-                        let frame = EncodedFrame {
-                            data,
-                            pts_90k: pts,
-                            dts_90k: pts,
-                            duration_90k: u32::try_from(sample.duration.as_micros() * 9 / 100).ok().filter(|d| *d > 0),
-                            keyframe,
-                            params: p,
-                        };
-                        if frames.fetch_add(1, Ordering::Relaxed) == 0 {
-                            state.send_replace(SubscribeState::Receiving);
-                            tracing::info!("receiving");
-                        }
-                        if out.offer(frame) == reallive_core::Offer::Closed {
-                            // Nobody reads the frames any more.
-                            return Ended::Stopped;
-                        }
-                    }
+                    assembler.push(p.header.sequence_number, p.header.timestamp, p.header.marker, p.payload);
                 }
                 Some(TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) | None => {
                     return Ended::Failed("the track ended".into());
@@ -441,8 +398,59 @@ async fn receive(
                 Some(_) => {}
             },
         }
+        let now = Instant::now();
+        while let Some(unit) = assembler.pop(now) {
+            if !unit.intact {
+                need_keyframe = true;
+            }
+            let keyframe = unit.intact && nal::is_keyframe(Codec::H264, &unit.data);
+            if keyframe && let Some(p) = CodecParameters::from_annex_b(Codec::H264, &unit.data) {
+                params = Some(Arc::new(p));
+            }
+            if need_keyframe && !(keyframe && params.is_some()) {
+                // Ask for one, at most every 500 ms.
+                if last_pli.is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
+                    && let Some(t) = &track
+                {
+                    last_pli = Some(Instant::now());
+                    tracing::debug!(lost = assembler.lost, "dropping to the next keyframe; PLI");
+                    let _ = t
+                        .write_rtcp(vec![Box::new(PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc,
+                        })])
+                        .await;
+                }
+                continue;
+            }
+            need_keyframe = false;
+            let Some(p) = params.clone() else { continue };
+            let pts = timeline.pts(unit.rtp_ts, now);
+            let frame = EncodedFrame {
+                data: unit.data,
+                pts_90k: pts,
+                dts_90k: pts,
+                // The store takes it from the next frame.
+                duration_90k: None,
+                keyframe,
+                params: p,
+            };
+            if frames.fetch_add(1, Ordering::Relaxed) == 0 {
+                state.send_replace(SubscribeState::Receiving);
+                tracing::info!("receiving");
+            }
+            if out.offer(frame) == reallive_core::Offer::Closed {
+                // Nobody reads the frames any more.
+                return Ended::Stopped;
+            }
+        }
     }
 }
+
+/// How long a hole in the RTP sequence waits for its retransmission.
+const HOLE_WAIT: Duration = Duration::from_millis(300);
+/// The most packets held behind a hole (about 1.7 MB; 3 s at 4 Mbit/s).
+const MAX_HELD_PACKETS: usize = 1500;
 
 /// Largest step between two frames' RTP times still taken as media time;
 /// anything else (a new publisher's random base, a reconnect) is a
