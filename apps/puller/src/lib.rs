@@ -1,7 +1,8 @@
 //! `reallive-puller` as a library: [`run`] records cameras from a server
 //! until the shutdown token fires. It wires `reallive-stream` (subscribing
-//! and signing in), `reallive-store` (recording and retention) and
-//! `reallive-http` (local playback); the logic lives there.
+//! and signing in), `reallive-store` (recording and retention),
+//! `reallive-http` (local playback) and `reallive-encode` (the optional
+//! preview); the logic lives there.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -59,6 +60,9 @@ pub struct PullerConfig {
     pub whep: bool,
     /// What the store keeps.
     pub retention: RetentionPolicy,
+    /// Show each camera on this GStreamer sink as well (see
+    /// `reallive_encode::preview_sink`); `None` is off.
+    pub preview: Option<String>,
 }
 
 /// The store's name for a server camera.
@@ -71,6 +75,8 @@ pub fn store_name(camera: i64) -> String {
 pub struct Summary {
     /// `(camera id, frames written)`.
     pub frames: Vec<(i64, u64)>,
+    /// `(camera id, frames the preview decoded)`, with a preview.
+    pub previewed: Vec<(i64, u64)>,
 }
 
 /// Records until `shutdown` fires; `on_ready` gets the playback address.
@@ -87,6 +93,9 @@ pub async fn run(
         anyhow::bail!(
             "--listen {addr} is beyond loopback: playback there needs --listen-token (or REALLIVE_LISTEN_TOKEN)"
         );
+    }
+    if let Some(sink) = &config.preview {
+        reallive_encode::Preview::check(sink).context("--preview")?;
     }
     let mut store_config = StoreConfig::new(&config.data_dir);
     store_config.retention = config.retention.clone();
@@ -133,13 +142,24 @@ pub async fn run(
     // Sign in before subscribing; keep the token fresh.
     let credential = Credential::default();
     let Some(refresh) = sign_in(&config, &credential, &stop).await else {
-        return finish(store, retention, http, Vec::new()).await;
+        return finish(store, retention, http, Summary::default()).await;
     };
 
     let mut sessions = Vec::new();
     let mut recorders = Vec::new();
+    let mut previews = Vec::new();
     for &camera in &config.cameras {
         let (tx, rx) = reallive_core::frame_channel(256);
+        let rx = match &config.preview {
+            None => rx,
+            Some(sink) => {
+                let preview = reallive_encode::Preview::start(sink)
+                    .with_context(|| format!("camera {camera}: --preview"))?;
+                let (to_store, rx2) = reallive_core::frame_channel(256);
+                previews.push(tokio::spawn(show(camera, rx, preview, to_store)));
+                rx2
+            }
+        };
         let whep = config
             .whep
             .then(|| format!("{}/whep/{camera}", config.server.trim_end_matches('/')));
@@ -165,27 +185,54 @@ pub async fn run(
     if let Some(r) = refresh {
         r.abort();
     }
-    let mut frames = Vec::new();
+    let mut summary = Summary::default();
     for r in recorders {
         if let Ok(x) = r.await {
-            frames.push(x);
+            summary.frames.push(x);
         }
     }
-    finish(store, retention, http, frames).await
+    for p in previews {
+        if let Ok(x) = p.await {
+            summary.previewed.push(x);
+        }
+    }
+    finish(store, retention, http, summary).await
+}
+
+/// Passes a camera's frames on to the store, showing each on `preview` on
+/// the way; a preview that stops is reported once and recording goes on.
+/// Returns `(camera, frames decoded)`.
+async fn show(
+    camera: i64,
+    mut frames: reallive_core::FrameReceiver,
+    preview: reallive_encode::Preview,
+    to_store: reallive_core::FrameSender,
+) -> (i64, u64) {
+    let mut showing = true;
+    while let Some(f) = frames.recv().await {
+        if showing && let Err(e) = preview.push(&f) {
+            tracing::warn!(camera, "{e}; recording goes on");
+            showing = false;
+        }
+        if to_store.offer(f) == reallive_core::Offer::Closed {
+            break;
+        }
+    }
+    (camera, preview.decoded_frames())
 }
 
 async fn finish(
     store: Store,
     retention: tokio::task::JoinHandle<()>,
     http: Option<tokio::task::JoinHandle<()>>,
-    frames: Vec<(i64, u64)>,
+    summary: Summary,
 ) -> anyhow::Result<Summary> {
     let _ = retention.await;
     if let Some(h) = http {
         let _ = h.await;
     }
     store.close().await;
-    Ok(Summary { frames })
+    Ok(summary)
 }
 
 /// Puts a token in `credential`: the given one, or a login's (retried

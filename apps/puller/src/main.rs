@@ -84,6 +84,16 @@ struct Cli {
     #[arg(long, value_name = "PERCENT")]
     min_free_percent: Option<f64>,
 
+    /// Show each camera locally as it is recorded: in a window under X11
+    /// or Wayland, or with kmssink on a console. Off by default.
+    #[arg(long)]
+    preview: bool,
+
+    /// The GStreamer sink for --preview, instead of the one picked from the
+    /// display (e.g. glimagesink, or fakesink to decode without showing).
+    #[arg(long, value_name = "ELEMENT", requires = "preview")]
+    preview_sink: Option<String>,
+
     /// More logging: -v for progress, -vv for debug.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -130,6 +140,15 @@ fn config(cli: Cli) -> anyhow::Result<PullerConfig> {
             .unwrap_or(RetentionPolicy::default().min_free_percent),
         ..RetentionPolicy::default()
     };
+    let preview = match (cli.preview, cli.preview_sink) {
+        (false, _) => None,
+        (true, Some(sink)) => Some(sink),
+        (true, None) => Some(
+            reallive_encode::preview_sink(reallive_encode::DisplayEnv::current())
+                .context("--preview")?
+                .to_string(),
+        ),
+    };
     Ok(PullerConfig {
         server: cli.server,
         login,
@@ -139,6 +158,7 @@ fn config(cli: Cli) -> anyhow::Result<PullerConfig> {
         listen_token: cli.listen_token,
         whep: cli.whep,
         retention,
+        preview,
     })
 }
 
@@ -177,6 +197,9 @@ fn main() -> ExitCode {
             .await?;
             for (camera, frames) in summary.frames {
                 eprintln!("reallive-puller: camera {camera}: recorded {frames} frames");
+            }
+            for (camera, frames) in summary.previewed {
+                eprintln!("reallive-puller: camera {camera}: preview decoded {frames} frames");
             }
             Ok(())
         })

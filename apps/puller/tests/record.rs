@@ -35,8 +35,9 @@ struct Puller {
     log: Arc<Mutex<String>>,
 }
 
-async fn start_puller(server: SocketAddr, camera: i64, data: &Path) -> Puller {
+async fn start_puller(server: SocketAddr, camera: i64, data: &Path, extra: &[&str]) -> Puller {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reallive-puller"))
+        .args(extra)
         .args(["--server", &format!("http://{server}")])
         .args(["--username", "admin", "--password", PASSWORD])
         .args(["--camera", &camera.to_string()])
@@ -165,7 +166,15 @@ async fn thirty_seconds_recorded_play_back_whole() {
     let admin = Api::new(addr).login("admin", PASSWORD).await;
     let (cam, key) = camera(&admin).await;
     let data = dir.path().join("puller");
-    let mut puller = start_puller(addr, cam, &data).await;
+    // The preview decodes every frame on the way (fakesink: CI has no
+    // display).
+    let mut puller = start_puller(
+        addr,
+        cam,
+        &data,
+        &["--preview", "--preview-sink", "fakesink"],
+    )
+    .await;
     // The puller joins first and waits for the publisher.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let out = pusher(addr, cam, &key, Some(30))
@@ -215,6 +224,16 @@ async fn thirty_seconds_recorded_play_back_whole() {
         diff * 100 <= sent * 2,
         "recorded {frames} of {sent} frames; {log}"
     );
+    let previewed: u64 = log
+        .lines()
+        .find_map(|l| l.split(": preview decoded ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no preview count: {log}"));
+    assert!(
+        previewed.abs_diff(frames) * 100 <= frames * 2,
+        "the preview decoded {previewed} of {frames} frames; {log}"
+    );
     srv.kill().await.unwrap();
 }
 
@@ -230,7 +249,7 @@ async fn kill_and_server_restart_lose_nothing_and_leave_a_gap() {
     let admin = Api::new(addr).login("admin", PASSWORD).await;
     let (cam, key) = camera(&admin).await;
     let data = dir.path().join("puller");
-    let mut puller = start_puller(addr, cam, &data).await;
+    let mut puller = start_puller(addr, cam, &data, &[]).await;
     let mut push = pusher(addr, cam, &key, None)
         .stderr(Stdio::null())
         .spawn()
@@ -251,7 +270,7 @@ async fn kill_and_server_restart_lose_nothing_and_leave_a_gap() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     puller.child.kill().await.unwrap();
-    let mut puller = start_puller(addr, cam, &data).await;
+    let mut puller = start_puller(addr, cam, &data, &[]).await;
     let after = listed(&puller, cam).await;
     for (id, start, end, bytes) in &before {
         let now = after

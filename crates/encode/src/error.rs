@@ -27,6 +27,9 @@ pub enum EncodeError {
     /// An unknown encoder name or an invalid setting.
     #[error("{0}")]
     InvalidArgument(String),
+    /// There is nowhere to show a preview, or the preview stopped.
+    #[error("{0}")]
+    NoDisplay(String),
     /// Building the bin failed unexpectedly.
     #[error("building the {encoder} encoder failed: {detail}")]
     Build {
@@ -44,7 +47,9 @@ impl EncodeError {
             EncodeError::MissingElement { .. } | EncodeError::NoneAvailable { .. } => {
                 ErrorKind::Unavailable
             }
-            EncodeError::DeviceUnusable { .. } => ErrorKind::Unavailable,
+            EncodeError::DeviceUnusable { .. } | EncodeError::NoDisplay(_) => {
+                ErrorKind::Unavailable
+            }
             EncodeError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EncodeError::Build { .. } => ErrorKind::Internal,
         }

@@ -19,6 +19,10 @@
 //! x264, openh264, and logs the choice. Hardware is probed, never guessed from
 //! the board name.
 //!
+//! [`Preview`] goes the other way for a local display: H.264 in, decoded
+//! onto `autovideosink` or `kmssink` ([`preview_sink`] picks from the
+//! environment, and says clearly when there is no display).
+//!
 //! Parameter sets on every keyframe and one AU per buffer are enforced by the
 //! capture pipeline's `h264parse` after the bin, not here, so passthrough
 //! sources get the same guarantees.
@@ -41,10 +45,12 @@
 
 mod backends;
 mod error;
+mod preview;
 mod settings;
 
 pub use backends::{OpenH264, Passthrough, V4l2M2m, X264, select};
 pub use error::EncodeError;
+pub use preview::{DisplayEnv, Preview, preview_sink};
 pub use settings::{EncoderKind, EncoderSettings, H264Profile, X264Preset};
 
 use std::fmt::Debug;
