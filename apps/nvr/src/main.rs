@@ -1,24 +1,182 @@
-//! `reallive-nvr`: records many RTSP cameras under supervision, with live view and playback.
-//!
-//! Not built yet: this binary exists so the workspace has its final shape.
-//! Its CLI offers no options until they work; see ARCHITECTURE.md and the
-//! issue "NVR: record many RTSP cameras under supervision".
+//! `reallive-nvr`: records many RTSP cameras under supervision, with the
+//! server's API, relay and UI beside them. All the work is in
+//! `reallive_nvr::run`.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Parser;
+use reallive_auth::Secret;
+use reallive_http::config::NvrConfigFile;
+use reallive_nvr::{NvrConfig, run};
+use reallive_server::LiveFlags;
+use tokio_util::sync::CancellationToken;
 
-/// records many RTSP cameras under supervision, with live view and playback.
+// As in reallive-server: the relay allocates per packet.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Records every camera in the config (RTSP, no transcoding) under
+/// supervision, and serves the API, live view, playback and export.
 ///
-/// Not available in this build yet: it arrives with "NVR: record many RTSP cameras under supervision".
+/// Precedence: flags, then REALLIVE_* environment variables, then the
+/// config file, then defaults. Without a config it starts empty.
 #[derive(Debug, Parser)]
-#[command(name = "reallive-nvr", version, about)]
-struct Cli {}
+#[command(name = "reallive-nvr", version, about, long_about = None)]
+struct Cli {
+    /// TOML config: [server], [storage] and [[cameras]].
+    #[arg(long, env = "REALLIVE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Validate the config, print every error with its line and key, and
+    /// exit (0 when it is valid).
+    #[arg(long, requires = "config")]
+    check: bool,
+
+    /// Databases, secrets and recordings [default: ./data].
+    #[arg(long, env = "REALLIVE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "REALLIVE_LISTEN", value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// Password for the first admin, used only on first start [default:
+    /// random, printed once].
+    #[arg(
+        long,
+        env = "REALLIVE_ADMIN_PASSWORD",
+        value_name = "PW",
+        hide_env_values = true
+    )]
+    admin_password: Option<String>,
+
+    /// UDP port of the WebRTC relay [default: 8189].
+    #[arg(long, env = "REALLIVE_RTC_PORT", value_name = "PORT")]
+    rtc_port: Option<u16>,
+
+    /// More logging: -v for debug, -vv for trace.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Reads and validates the config; every error goes to stderr, one line
+/// each.
+fn load(path: &std::path::Path) -> Result<NvrConfigFile, ExitCode> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("reallive-nvr: reading {}: {e}", path.display());
+            return Err(ExitCode::from(2));
+        }
+    };
+    NvrConfigFile::check(&text).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{}", e.in_file(path));
+        }
+        eprintln!(
+            "reallive-nvr: {} error{} in {}",
+            errors.len(),
+            if errors.len() == 1 { "" } else { "s" },
+            path.display()
+        );
+        ExitCode::from(2)
+    })
+}
 
 fn main() -> ExitCode {
-    let _cli = Cli::parse();
-    eprintln!(
-        "reallive-nvr: not available in this build yet (arrives with \"NVR: record many RTSP cameras under supervision\")"
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let file = match &cli.config {
+        Some(path) => match load(path) {
+            Ok(f) => f,
+            Err(code) => return code,
+        },
+        None => NvrConfigFile::default(),
+    };
+    if cli.check {
+        eprintln!(
+            "reallive-nvr: {} is valid ({} camera{})",
+            cli.config.as_deref().unwrap_or("".as_ref()).display(),
+            file.cameras.len(),
+            if file.cameras.len() == 1 { "" } else { "s" }
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_logging(cli.verbose);
+    let config = NvrConfig {
+        file,
+        data_dir: cli.data_dir,
+        listen: cli.listen,
+        admin_password: cli.admin_password.map(Secret::new),
+        live: LiveFlags {
+            rtc_port: cli.rtc_port,
+            ..LiveFlags::default()
+        },
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|rt| {
+            rt.block_on(async {
+                let shutdown = CancellationToken::new();
+                spawn_signal_handler(shutdown.clone())?;
+                run(config, shutdown, |ready| {
+                    if let Some(pw) = ready.admin_password {
+                        // Straight to the terminal, once: never through the logger.
+                        eprintln!(
+                            "reallive-nvr: created user 'admin' with password: {}\n\
+                             reallive-nvr: it is not shown again",
+                            pw.expose()
+                        );
+                    }
+                    for (id, name) in &ready.cameras {
+                        eprintln!("reallive-nvr: camera {id}: {name}");
+                    }
+                    eprintln!("reallive-nvr: listening on http://{}", ready.addr);
+                    if let Some(rtc) = ready.rtc {
+                        eprintln!("reallive-nvr: WebRTC relay on udp://{rtc}");
+                    }
+                })
+                .await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reallive-nvr: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    Ok(())
 }

@@ -60,6 +60,7 @@ mod rtsp;
 mod source;
 mod test_pattern;
 mod v4l2;
+pub mod worker;
 
 pub use devices::{DeviceInfo, list_devices};
 pub use error::CaptureError;

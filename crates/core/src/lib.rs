@@ -49,6 +49,7 @@ pub mod h264;
 pub mod h265;
 mod histogram;
 pub mod nal;
+pub mod supervise;
 pub mod time;
 
 pub use channel::{ChannelStats, FrameReceiver, FrameSender, Offer, frame_channel};

@@ -1,11 +1,26 @@
-//! The `[server]` section of a config file, shared by `reallive-server`
-//! and `reallive-nvr`. Apps read the file; this only describes it.
+//! Config files. Apps read the file; this describes and checks it.
+//!
+//! - [`ServerSection`]: the `[server]` section shared by `reallive-server`
+//!   and `reallive-nvr`; [`ServerConfigFile`] is the server's whole file.
+//! - [`NvrConfigFile`]: the NVR's file (`[server]`, `[storage]` and
+//!   `[[cameras]]`). [`NvrConfigFile::check`] reports every problem it can
+//!   find in one pass, each as a [`ConfigError`] with its line and key, so
+//!   `reallive-nvr --config nvr.toml --check` can print them all.
+//! - [`RtspUrl`]: a camera URL whose password never shows in `Debug`,
+//!   `Display` or an error.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt;
+use std::net::{Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use reallive_auth::Secret;
+use reallive_store::retention::parse_bytes;
 use serde::Deserialize;
+use serde::de::{DeserializeOwned, IntoDeserializer};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 use crate::IceServer;
 
@@ -56,6 +71,695 @@ impl ServerConfigFile {
     }
 }
 
+/// A `reallive-nvr` config file: the server, the disk, and the cameras.
+///
+/// Build one with [`NvrConfigFile::check`]. An empty file is valid: a
+/// server with default settings and no cameras.
+///
+/// ```toml
+/// [server]
+/// listen = "127.0.0.1:8080"
+///
+/// [storage]
+/// min_free = "5GiB"
+///
+/// [[cameras]]
+/// name = "front"
+/// url = "rtsp://user:pass@192.0.2.10/stream1"
+/// [cameras.retention]
+/// max_age_days = 14
+/// max_bytes = "200GiB"
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct NvrConfigFile {
+    /// `[server]`, as for `reallive-server`.
+    pub server: ServerSection,
+    /// `[storage]`: how full the disk may get.
+    pub storage: StorageSection,
+    /// `[[cameras]]`, in file order. Names are unique, ignoring case.
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `[storage]`: the free space recordings must leave on the disk. Every
+/// field is optional; the NVR picks the defaults.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct StorageSection {
+    /// `min_free`, a size string: delete the oldest recordings to keep at
+    /// least this many bytes free.
+    pub min_free_bytes: Option<u64>,
+    /// `min_free_percent`, 0 to 100: the same as a share of the disk.
+    pub min_free_percent: Option<f64>,
+    /// `critical_free`, a size string: below this, clean up at once,
+    /// ahead of the normal retention pass.
+    pub critical_free_bytes: Option<u64>,
+}
+
+/// One `[[cameras]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CameraConfig {
+    /// 1 to 64 characters of `A-Z a-z 0-9 _ -`: it becomes a directory
+    /// name and a URL path part.
+    pub name: String,
+    /// The main stream, recorded.
+    pub url: RtspUrl,
+    /// An optional low-resolution stream for motion detection and grids.
+    pub sub_url: Option<RtspUrl>,
+    /// When to record.
+    pub mode: RecordMode,
+    /// How RTP travels from the camera.
+    pub transport: Transport,
+    /// `[cameras.retention]`: how much of this camera's footage to keep.
+    pub retention: CameraRetentionConfig,
+    /// After this many restarts in a row the camera is `stopped`; `None`
+    /// retries forever.
+    pub max_restarts: Option<u32>,
+}
+
+/// `[cameras.retention]`: limits for one camera; `None` is no limit.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CameraRetentionConfig {
+    /// Delete recordings that ended longer ago than this.
+    pub max_age_days: Option<u32>,
+    /// `max_bytes`, a size string or a number of bytes: keep the camera's
+    /// recordings under this.
+    pub max_bytes: Option<u64>,
+}
+
+/// When a camera records: `mode = "continuous" | "motion" | "off"`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordMode {
+    /// Always.
+    #[default]
+    Continuous,
+    /// Only around motion.
+    Motion,
+    /// Not at all; the camera is not opened. This is how a camera is
+    /// disabled without deleting its entry.
+    Off,
+}
+
+/// How RTP travels from a camera: `transport = "tcp" | "udp"`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Interleaved in the RTSP connection: no loss, passes NAT.
+    #[default]
+    Tcp,
+    /// Separate UDP ports: lower latency, loses packets on a busy network.
+    Udp,
+}
+
+/// An `rtsp://` or `rtsps://` URL with a host, possibly with credentials.
+///
+/// `Debug` and `Display` show `user:***@` in place of `user:password@`;
+/// only [`RtspUrl::expose`] gives the URL itself, for the camera connection.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RtspUrl(String);
+
+impl RtspUrl {
+    /// Checks `url`: the scheme is `rtsp` or `rtsps`, there is a host, any
+    /// port is a number, and there is no whitespace. The error is a
+    /// sentence that never quotes the URL.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        check_rtsp_url(url).map_err(str::to_owned)?;
+        Ok(RtspUrl(url.to_owned()))
+    }
+
+    /// The URL itself, password included.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RtspUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RtspUrl")
+            .field(&redact_userinfo(&self.0))
+            .finish()
+    }
+}
+
+impl fmt::Display for RtspUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_userinfo(&self.0))
+    }
+}
+
+/// One problem in a config file. Neither field quotes a password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// 1-based line of the offending key or value; for a missing key, the
+    /// line of its table's header (`[[cameras]]`).
+    pub line: usize,
+    /// Dotted path to the key, such as `cameras[2].retention.max_bytes`
+    /// (array indexes count from 0); empty for a TOML syntax error.
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// Displays as `FILE:LINE: KEY: MESSAGE`, one line, the form the
+    /// `--check` CLI prints.
+    pub fn in_file<'a>(&'a self, file: &'a Path) -> impl fmt::Display + 'a {
+        InFile { file, error: self }
+    }
+}
+
+/// Displays as `line LINE: KEY: MESSAGE`; see [`ConfigError::in_file`] for
+/// the form with the file name.
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: ", self.line)?;
+        self.fmt_key_message(f)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ConfigError {
+    fn fmt_key_message(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+struct InFile<'a> {
+    file: &'a Path,
+    error: &'a ConfigError,
+}
+
+impl fmt::Display for InFile<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file.display(), self.error.line)?;
+        self.error.fmt_key_message(f)
+    }
+}
+
+impl NvrConfigFile {
+    /// Parses and validates a TOML config, collecting every error it can.
+    ///
+    /// A TOML syntax error stops everything and is the only error. After
+    /// that each table (`[server]`, `[storage]`, each `[[cameras]]` entry)
+    /// is read on its own, so one table's unknown key or wrong type does
+    /// not hide another's. Within a table that reads, every value is
+    /// checked: required keys, names (valid and unique), URLs, sizes and
+    /// ranges. Errors come back sorted by line.
+    pub fn check(text: &str) -> Result<Self, Vec<ConfigError>> {
+        let root = match DeTable::parse(text) {
+            Ok(root) => root,
+            Err(e) => {
+                let at = e.span().map_or(0, |s| s.start);
+                let c = Checker::new(text, Vec::new());
+                return Err(vec![c.error(at, String::new(), e.message())]);
+            }
+        };
+        let mut secrets = Vec::new();
+        for value in root.get_ref().values() {
+            collect_passwords(value, &mut secrets);
+        }
+        let mut c = Checker::new(text, secrets);
+        let mut file = NvrConfigFile::default();
+        for (key, value) in root.get_ref() {
+            match key.get_ref().as_ref() {
+                "server" => {
+                    if let Some(server) = c.table::<ServerSection>(value, "server") {
+                        file.server = server;
+                    }
+                }
+                "storage" => {
+                    if let Some(raw) = c.table::<RawStorage>(value, "storage") {
+                        file.storage = c.storage(raw);
+                    }
+                }
+                "cameras" => file.cameras = c.cameras(value),
+                other => c.push(
+                    key.span().start,
+                    other.to_owned(),
+                    "unknown key, expected one of `server`, `storage`, `cameras`",
+                ),
+            }
+        }
+        if c.errors.is_empty() {
+            Ok(file)
+        } else {
+            c.errors.sort_by_key(|e| e.line);
+            Err(c.errors)
+        }
+    }
+}
+
+/// A `[[cameras]]` entry as written. Every check that can report more than
+/// one problem happens after serde, so `name` and `url` are optional here
+/// and sizes are kept as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a camera table")]
+struct RawCamera {
+    name: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    sub_url: Option<Spanned<String>>,
+    #[serde(default)]
+    mode: RecordMode,
+    #[serde(default)]
+    transport: Transport,
+    #[serde(default)]
+    retention: RawRetention,
+    max_restarts: Option<u32>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a retention table")]
+struct RawRetention {
+    max_age_days: Option<u32>,
+    max_bytes: Option<Spanned<RawSize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a storage table")]
+struct RawStorage {
+    min_free: Option<Spanned<RawSize>>,
+    min_free_percent: Option<Spanned<f64>>,
+    critical_free: Option<Spanned<RawSize>>,
+}
+
+/// A size as written: `"200GiB"` or a number of bytes.
+enum RawSize {
+    Text(String),
+    Integer(i64),
+}
+
+impl<'de> Deserialize<'de> for RawSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawSize;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as \"200GiB\", or a whole number of bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawSize, E> {
+                Ok(RawSize::Text(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawSize, E> {
+                Ok(RawSize::Integer(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawSize, E> {
+                i64::try_from(v)
+                    .map(RawSize::Integer)
+                    .map_err(|_| E::custom("size is out of range"))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Turns the parsed document into values and errors with lines.
+struct Checker<'t> {
+    text: &'t str,
+    /// Passwords found in any URL-like string in the file, scrubbed from
+    /// every message: serde quotes wrong values ("unknown variant `...`"),
+    /// and a password with a space or quote in it defeats
+    /// [`redact_userinfo`].
+    secrets: Vec<String>,
+    errors: Vec<ConfigError>,
+}
+
+impl<'t> Checker<'t> {
+    fn new(text: &'t str, secrets: Vec<String>) -> Self {
+        Checker {
+            text,
+            secrets,
+            errors: Vec::new(),
+        }
+    }
+
+    fn error(&self, offset: usize, key: String, message: &str) -> ConfigError {
+        ConfigError {
+            line: line_of(self.text, offset),
+            key: self.scrub(&key),
+            message: self.scrub(message),
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        let mut out = redact_userinfo(text);
+        for s in &self.secrets {
+            out = out.replace(s.as_str(), "***");
+        }
+        out
+    }
+
+    fn push(&mut self, offset: usize, key: String, message: impl AsRef<str>) {
+        let e = self.error(offset, key, message.as_ref());
+        self.errors.push(e);
+    }
+
+    /// Deserializes one table on its own; serde's error (only the first in
+    /// the table) is recorded against the key its span falls in.
+    fn table<T: DeserializeOwned>(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        path: &str,
+    ) -> Option<T> {
+        match T::deserialize(value.clone().into_deserializer()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let at = e.span().map_or(value.span().start, |s| s.start);
+                let mut key = key_at(value, path, at);
+                let message = match field_in(e.message(), "missing field `") {
+                    Some(field) => {
+                        key = format!("{key}.{field}");
+                        "missing".to_owned()
+                    }
+                    None => e.message().replacen("unknown field", "unknown key", 1),
+                };
+                self.push(at, key, message);
+                None
+            }
+        }
+    }
+
+    fn storage(&mut self, raw: RawStorage) -> StorageSection {
+        let min_free_percent = raw.min_free_percent.and_then(|p| {
+            if (0.0..=100.0).contains(p.get_ref()) {
+                Some(*p.get_ref())
+            } else {
+                self.push(
+                    p.span().start,
+                    "storage.min_free_percent".to_owned(),
+                    "must be from 0 to 100",
+                );
+                None
+            }
+        });
+        StorageSection {
+            min_free_bytes: self.size(raw.min_free, "storage.min_free"),
+            min_free_percent,
+            critical_free_bytes: self.size(raw.critical_free, "storage.critical_free"),
+        }
+    }
+
+    fn cameras(&mut self, value: &Spanned<DeValue<'_>>) -> Vec<CameraConfig> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.push(
+                value.span().start,
+                "cameras".to_owned(),
+                "must be an array of tables, written as [[cameras]]",
+            );
+            return Vec::new();
+        };
+        // Lowercased name -> line of first use. Names become directory
+        // names, and "Front" and "front" are one directory on macOS.
+        let mut names = HashMap::new();
+        let mut cameras = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("cameras[{i}]");
+            if let Some(raw) = self.table::<RawCamera>(item, &path)
+                && let Some(camera) = self.camera(raw, &path, item.span().start, &mut names)
+            {
+                cameras.push(camera);
+            }
+        }
+        cameras
+    }
+
+    fn camera(
+        &mut self,
+        raw: RawCamera,
+        path: &str,
+        header_at: usize,
+        names: &mut HashMap<String, usize>,
+    ) -> Option<CameraConfig> {
+        let name = match raw.name {
+            None => {
+                self.push(header_at, format!("{path}.name"), "missing");
+                None
+            }
+            Some(name) => self.name(name, path, names),
+        };
+        let url = match raw.url {
+            None => {
+                self.push(header_at, format!("{path}.url"), "missing");
+                None
+            }
+            Some(url) => self.url(url, format!("{path}.url")),
+        };
+        let sub_url = match raw.sub_url {
+            None => Some(None),
+            Some(url) => self.url(url, format!("{path}.sub_url")).map(Some),
+        };
+        let max_bytes = self.size(
+            raw.retention.max_bytes,
+            &format!("{path}.retention.max_bytes"),
+        );
+        Some(CameraConfig {
+            name: name?,
+            url: url?,
+            sub_url: sub_url?,
+            mode: raw.mode,
+            transport: raw.transport,
+            retention: CameraRetentionConfig {
+                max_age_days: raw.retention.max_age_days,
+                max_bytes,
+            },
+            max_restarts: raw.max_restarts,
+        })
+    }
+
+    fn name(
+        &mut self,
+        name: Spanned<String>,
+        path: &str,
+        names: &mut HashMap<String, usize>,
+    ) -> Option<String> {
+        let at = name.span().start;
+        let key = format!("{path}.name");
+        let n = name.get_ref();
+        let valid = (1..=64).contains(&n.len())
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !valid {
+            self.push(
+                at,
+                key,
+                "must be 1 to 64 characters of A-Z, a-z, 0-9, `_` and `-` \
+                 (it becomes a directory name and part of URLs)",
+            );
+            return None;
+        }
+        match names.entry(n.to_ascii_lowercase()) {
+            Entry::Occupied(first) => {
+                let message = format!(
+                    "`{n}` is already the name of the camera on line {} (names are unique, ignoring case)",
+                    first.get()
+                );
+                self.push(at, key, message);
+                None
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(line_of(self.text, at));
+                Some(name.into_inner())
+            }
+        }
+    }
+
+    fn url(&mut self, url: Spanned<String>, key: String) -> Option<RtspUrl> {
+        match RtspUrl::parse(url.get_ref()) {
+            Ok(u) => Some(u),
+            Err(message) => {
+                self.push(url.span().start, key, message);
+                None
+            }
+        }
+    }
+
+    /// `None` both when the size is absent and when it is bad (and
+    /// recorded as an error).
+    fn size(&mut self, raw: Option<Spanned<RawSize>>, key: &str) -> Option<u64> {
+        let raw = raw?;
+        let at = raw.span().start;
+        let bytes = match raw.into_inner() {
+            RawSize::Text(s) => parse_bytes(&s),
+            RawSize::Integer(n) => u64::try_from(n).map_err(|_| "must not be negative".to_owned()),
+        };
+        bytes
+            .map_err(|message| self.push(at, key.to_owned(), message))
+            .ok()
+    }
+}
+
+/// Why `url` is not a usable camera URL, in words that never quote it.
+///
+/// Host and port rules follow GStreamer's `gst_rtsp_url_parse`, which
+/// takes the authority to end at the first `/` or `?`: an unencoded `/` in
+/// a password would otherwise make part of the password the host, and the
+/// rest of it visible in the path.
+fn check_rtsp_url(url: &str) -> Result<(), &'static str> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("is not a URL; expected rtsp://host/path or rtsps://host/path");
+    };
+    if !scheme.eq_ignore_ascii_case("rtsp") && !scheme.eq_ignore_ascii_case("rtsps") {
+        return Err("must be an rtsp:// or rtsps:// URL");
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains whitespace or a control character; percent-encode it");
+    }
+    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+    if tail.contains('@') {
+        return Err(
+            "has `@` after the host; in the user name and password, percent-encode \
+             `@`, `/`, `?` and `#` as %40, %2F, %3F and %23",
+        );
+    }
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let port = if let Some(bracketed) = host_port.strip_prefix('[') {
+        let Some((host, after)) = bracketed.split_once(']') else {
+            return Err("has an unclosed `[` in its host");
+        };
+        if host.parse::<Ipv6Addr>().is_err() {
+            return Err("has a bad IPv6 address in `[...]`");
+        }
+        match after {
+            "" => None,
+            _ => Some(
+                after
+                    .strip_prefix(':')
+                    .ok_or("has text after its `[...]` host")?,
+            ),
+        }
+    } else {
+        let (host, port) = match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        };
+        if host.is_empty() {
+            return Err("has no host");
+        }
+        if !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        {
+            return Err("has a bad host name");
+        }
+        port
+    };
+    if let Some(port) = port.filter(|p| !p.is_empty()) {
+        let number = port
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| port.parse::<u16>());
+        if !matches!(number, Some(Ok(1..))) {
+            return Err("has a bad port; expected a number from 1 to 65535");
+        }
+    }
+    Ok(())
+}
+
+/// Replaces `user:password@` with `user:***@` in every `scheme://` in
+/// `text`. A `user@` without a password is left alone.
+///
+/// The userinfo ends at the last `@` before whitespace or a quote, so a
+/// password with an unencoded `/` is still hidden. `reallive-capture` has
+/// its own (it hides the user too); the two belong in `reallive-core`.
+fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let token_end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .unwrap_or(tail.len());
+        rest = match tail[..token_end].rfind('@') {
+            Some(at) => {
+                let userinfo = &tail[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                &tail[at..]
+            }
+            None => tail,
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Adds the password of every `scheme://user:password@` string under
+/// `value` to `secrets`. Short ones are skipped: scrubbing "ab" from every
+/// message would garble them and hide little.
+fn collect_passwords(value: &Spanned<DeValue<'_>>, secrets: &mut Vec<String>) {
+    match value.get_ref() {
+        DeValue::String(s) => {
+            let password = s
+                .split_once("://")
+                .and_then(|(_, rest)| rest.rsplit_once('@'))
+                .and_then(|(userinfo, _)| userinfo.split_once(':'))
+                .map(|(_, password)| password);
+            if let Some(p) = password.filter(|p| p.len() >= 3) {
+                secrets.push(p.to_owned());
+            }
+        }
+        DeValue::Array(items) => items.iter().for_each(|v| collect_passwords(v, secrets)),
+        DeValue::Table(t) => t.values().for_each(|v| collect_passwords(v, secrets)),
+        _ => {}
+    }
+}
+
+/// The dotted path of the deepest key under `value` (itself at `path`)
+/// whose key or value covers byte `offset`; `path` if none does.
+///
+/// Children are searched whatever the parent's span: a `[table]` header's
+/// span is the header alone, not its body.
+fn key_at(value: &Spanned<DeValue<'_>>, path: &str, offset: usize) -> String {
+    fn find(value: &Spanned<DeValue<'_>>, path: &str, offset: usize) -> Option<String> {
+        match value.get_ref() {
+            DeValue::Table(t) => t.iter().find_map(|(k, v)| {
+                let child = format!("{path}.{}", k.get_ref());
+                if covers(&k.span(), offset) {
+                    Some(child)
+                } else {
+                    within(v, child, offset)
+                }
+            }),
+            DeValue::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| within(v, format!("{path}[{i}]"), offset)),
+            _ => None,
+        }
+    }
+    fn within(value: &Spanned<DeValue<'_>>, path: String, offset: usize) -> Option<String> {
+        find(value, &path, offset).or_else(|| covers(&value.span(), offset).then_some(path))
+    }
+    find(value, path, offset).unwrap_or_else(|| path.to_owned())
+}
+
+fn covers(span: &std::ops::Range<usize>, offset: usize) -> bool {
+    span.start <= offset && offset < span.end.max(span.start + 1)
+}
+
+/// The name in a serde message such as "missing field `url`".
+fn field_in<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
+    message.strip_prefix(prefix)?.split('`').next()
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +778,447 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("line 3") && e.contains("listne"), "{e}");
         assert!(ServerConfigFile::from_toml("").is_ok());
+    }
+
+    const PASSWORD: &str = "hunter2";
+
+    const FULL: &str = r#"[server]
+listen = "127.0.0.1:8080"
+data_dir = "./data"
+
+[storage]
+min_free = "5GiB"
+min_free_percent = 5.0
+critical_free = "1GiB"
+
+[[cameras]]
+name = "front"
+url = "rtsp://user:hunter2@192.0.2.10/stream1"
+sub_url = "rtsp://user:hunter2@192.0.2.10:554/stream2"
+mode = "continuous"
+transport = "tcp"
+max_restarts = 10
+[cameras.retention]
+max_age_days = 14
+max_bytes = "200GiB"
+
+[[cameras]]
+name = "Back_door-2"
+url = "rtsps://[2001:db8::1]:322/live?channel=1"
+mode = "motion"
+transport = "udp"
+retention = { max_bytes = 1048576 }
+
+[[cameras]]
+name = "garage"
+url = "rtsp://192.0.2.12"
+mode = "off"
+"#;
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        match NvrConfigFile::check(text) {
+            Ok(c) => panic!("accepted {text:?}: {c:?}"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn full_valid_file_parses() {
+        let c = NvrConfigFile::check(FULL).unwrap();
+        assert_eq!(c.server.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.server.data_dir, Some(PathBuf::from("./data")));
+        assert_eq!(
+            c.storage,
+            StorageSection {
+                min_free_bytes: Some(5 << 30),
+                min_free_percent: Some(5.0),
+                critical_free_bytes: Some(1 << 30),
+            }
+        );
+        let names: Vec<_> = c.cameras.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["front", "Back_door-2", "garage"]);
+        let front = &c.cameras[0];
+        assert_eq!(front.url.expose(), "rtsp://user:hunter2@192.0.2.10/stream1");
+        assert_eq!(
+            front.sub_url.as_ref().map(RtspUrl::expose),
+            Some("rtsp://user:hunter2@192.0.2.10:554/stream2")
+        );
+        assert_eq!(
+            (front.mode, front.transport, front.max_restarts),
+            (RecordMode::Continuous, Transport::Tcp, Some(10))
+        );
+        assert_eq!(
+            front.retention,
+            CameraRetentionConfig {
+                max_age_days: Some(14),
+                max_bytes: Some(200 << 30),
+            }
+        );
+        let back = &c.cameras[1];
+        assert_eq!(
+            (back.mode, back.transport, back.sub_url.is_none()),
+            (RecordMode::Motion, Transport::Udp, true)
+        );
+        assert_eq!(back.retention.max_bytes, Some(1 << 20));
+        let garage = &c.cameras[2];
+        assert_eq!(garage.mode, RecordMode::Off);
+        assert_eq!(garage.transport, Transport::Tcp, "the default");
+        assert_eq!(garage.retention, CameraRetentionConfig::default());
+        assert_eq!(garage.max_restarts, None);
+    }
+
+    #[test]
+    fn empty_file_is_valid() {
+        for text in ["", "\n", "# nothing yet\n", "[server]\n", "cameras = []\n"] {
+            let c = NvrConfigFile::check(text).unwrap();
+            assert!(c.cameras.is_empty(), "{text:?}");
+            assert_eq!(c.storage, StorageSection::default(), "{text:?}");
+        }
+    }
+
+    /// Each case is one mistake; the check must name its line and key.
+    #[test]
+    fn each_error_names_its_line_and_key() {
+        const CAM: &str = "[[cameras]]\nname = \"front\"\n";
+        const URL: &str = "url = \"rtsp://192.0.2.10/s\"\n";
+        let cases: &[(&str, String, usize, &str, &str)] = &[
+            (
+                "missing url",
+                format!("\n{CAM}"),
+                2,
+                "cameras[0].url",
+                "missing",
+            ),
+            (
+                "missing name",
+                format!("[[cameras]]\n{URL}"),
+                1,
+                "cameras[0].name",
+                "missing",
+            ),
+            (
+                "unknown key",
+                format!("{CAM}urll = \"rtsp://192.0.2.10/s\"\n"),
+                3,
+                "cameras[0].urll",
+                "unknown key",
+            ),
+            (
+                "issue 8 keys are not accepted yet",
+                format!("{CAM}{URL}pre_roll_secs = 5\n"),
+                4,
+                "cameras[0].pre_roll_secs",
+                "unknown key",
+            ),
+            (
+                "unknown key in retention",
+                format!("{CAM}{URL}[cameras.retention]\nmax_age = 3\n"),
+                5,
+                "cameras[0].retention.max_age",
+                "unknown key",
+            ),
+            (
+                "bad size",
+                format!("{CAM}{URL}[cameras.retention]\nmax_bytes = \"12 parsecs\"\n"),
+                5,
+                "cameras[0].retention.max_bytes",
+                "unknown unit",
+            ),
+            (
+                "negative size",
+                format!("{CAM}{URL}retention = {{ max_bytes = -1 }}\n"),
+                4,
+                "cameras[0].retention.max_bytes",
+                "negative",
+            ),
+            (
+                "size of the wrong type",
+                format!("{CAM}{URL}retention = {{ max_bytes = true }}\n"),
+                4,
+                "cameras[0].retention.max_bytes",
+                "a size",
+            ),
+            (
+                "duplicate name",
+                format!("{CAM}{URL}\n{CAM}{URL}"),
+                6,
+                "cameras[1].name",
+                "already the name of the camera on line 2",
+            ),
+            (
+                "duplicate name in another case",
+                format!("{CAM}{URL}[[cameras]]\nname = \"FRONT\"\n{URL}"),
+                5,
+                "cameras[1].name",
+                "ignoring case",
+            ),
+            (
+                "name with a space",
+                format!("[[cameras]]\n{URL}name = \"front door\"\n"),
+                3,
+                "cameras[0].name",
+                "1 to 64 characters",
+            ),
+            (
+                "name with a slash",
+                format!("[[cameras]]\n{URL}name = \"../etc\"\n"),
+                3,
+                "cameras[0].name",
+                "1 to 64 characters",
+            ),
+            (
+                "empty name",
+                format!("[[cameras]]\n{URL}name = \"\"\n"),
+                3,
+                "cameras[0].name",
+                "1 to 64 characters",
+            ),
+            (
+                "name too long",
+                format!("[[cameras]]\n{URL}name = \"{}\"\n", "a".repeat(65)),
+                3,
+                "cameras[0].name",
+                "1 to 64 characters",
+            ),
+            (
+                "http url",
+                format!("{CAM}url = \"http://192.0.2.10/s\"\n"),
+                3,
+                "cameras[0].url",
+                "rtsp://",
+            ),
+            (
+                "url with no host",
+                format!("{CAM}url = \"rtsp:///s\"\n"),
+                3,
+                "cameras[0].url",
+                "no host",
+            ),
+            (
+                "bad sub_url",
+                format!("{CAM}{URL}sub_url = \"192.0.2.10/s2\"\n"),
+                4,
+                "cameras[0].sub_url",
+                "not a URL",
+            ),
+            (
+                "unknown mode",
+                format!("{CAM}{URL}mode = \"always\"\n"),
+                4,
+                "cameras[0].mode",
+                "unknown variant `always`",
+            ),
+            (
+                "wrong type",
+                format!("{CAM}{URL}max_restarts = \"5\"\n"),
+                4,
+                "cameras[0].max_restarts",
+                "invalid type",
+            ),
+            (
+                "min_free_percent over 100",
+                "[storage]\nmin_free = \"5GiB\"\nmin_free_percent = 150\n".to_owned(),
+                3,
+                "storage.min_free_percent",
+                "0 to 100",
+            ),
+            (
+                "min_free_percent is not a number",
+                "[storage]\nmin_free_percent = nan\n".to_owned(),
+                2,
+                "storage.min_free_percent",
+                "0 to 100",
+            ),
+            (
+                "bad storage size",
+                "[storage]\n\ncritical_free = \"1 GiBi\"\n".to_owned(),
+                3,
+                "storage.critical_free",
+                "unknown unit",
+            ),
+            (
+                "unknown key in [server]",
+                "[server]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n".to_owned(),
+                3,
+                "server.listne",
+                "unknown key",
+            ),
+            (
+                "bad listen address",
+                "[server]\n\nlisten = \"localhost\"\n".to_owned(),
+                3,
+                "server.listen",
+                "socket address",
+            ),
+            (
+                "unknown section",
+                "[server]\n[camera]\nname = \"x\"\n".to_owned(),
+                2,
+                "camera",
+                "unknown key",
+            ),
+            (
+                "cameras is not an array",
+                "cameras = \"front\"\n".to_owned(),
+                1,
+                "cameras",
+                "[[cameras]]",
+            ),
+            (
+                "TOML syntax",
+                format!("{CAM}{URL}max_restarts = \n"),
+                4,
+                "",
+                "",
+            ),
+        ];
+        for (what, text, line, key, message) in cases {
+            let e = errors(text);
+            assert_eq!(e.len(), 1, "{what}: {e:?}");
+            assert_eq!(
+                (e[0].line, e[0].key.as_str()),
+                (*line, *key),
+                "{what}: {e:?}"
+            );
+            assert!(e[0].message.contains(message), "{what}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn collects_every_error_in_one_pass() {
+        let text = r#"
+[storage]
+min_free_percent = -1
+
+[[cameras]]
+name = "front"
+urll = "rtsp://192.0.2.10/s"
+
+[[cameras]]
+name = "front door"
+url = "http://192.0.2.11/s"
+[cameras.retention]
+max_bytes = "12 parsecs"
+
+[[cameras]]
+url = "rtsp://192.0.2.12/s"
+
+[[cameras]]
+name = "ok"
+url = "rtsp://192.0.2.13/s"
+[[cameras]]
+name = "OK"
+url = "rtsp://192.0.2.14/s"
+"#;
+        let got: Vec<_> = errors(text).into_iter().map(|e| (e.line, e.key)).collect();
+        let want = [
+            (3, "storage.min_free_percent"),
+            (7, "cameras[0].urll"),
+            (10, "cameras[1].name"),
+            (11, "cameras[1].url"),
+            (13, "cameras[1].retention.max_bytes"),
+            (15, "cameras[2].name"),
+            (22, "cameras[4].name"),
+        ];
+        let want: Vec<_> = want.iter().map(|&(l, k)| (l, k.to_owned())).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn passwords_never_appear_in_errors_or_debug() {
+        let cases = [
+            // Rejected URLs.
+            "[[cameras]]\nname = \"a\"\nurl = \"http://admin:hunter2@192.0.2.10/s\"\n",
+            "[[cameras]]\nname = \"a\"\nurl = \"rtsp://admin:hunter2@/s\"\n",
+            "[[cameras]]\nname = \"a\"\nurl = \"rtsp://admin:hunter2@192.0.2.10:99999/s\"\n",
+            "[[cameras]]\nname = \"a\"\nurl = \"rtsp://admin:hun/ter2@192.0.2.10/s\"\n",
+            "[[cameras]]\nname = \"a\"\nurl = \"rtsp://admin:hunter2 @192.0.2.10/s\"\n",
+            // A URL where serde quotes the value back.
+            "[[cameras]]\nname = \"a\"\nmode = \"rtsp://admin:hunter2@192.0.2.10/s\"\n",
+            "[[cameras]]\nname = \"a\"\nmax_restarts = \"rtsp://admin:hunter2@h/s\"\n",
+            "[[cameras]]\nname = \"a\"\nmode = \"rtsp://admin:hunter2 x@h/s\"\n",
+            // A bad camera beside a good one that has a password.
+            "[[cameras]]\nname = \"a\"\nurl = \"rtsp://admin:hunter2@192.0.2.10/s\"\n\
+             [[cameras]]\nname = \"a\"\nurl = \"rtsp://admin:hunter2@192.0.2.10/s\"\n",
+            // Broken TOML on the URL's line.
+            "[[cameras]]\nname = \"a\"\nurl = \"rtsp://admin:hunter2@192.0.2.10/s\n",
+        ];
+        for text in cases {
+            let e = errors(text);
+            let shown = format!(
+                "{e:?}\n{}",
+                e.iter()
+                    .map(|e| format!("{e}\n{}", e.in_file(Path::new("nvr.toml"))))
+                    .collect::<String>()
+            );
+            assert!(!shown.contains(PASSWORD), "{text:?} showed {shown}");
+            let ter = "ter2";
+            assert!(!shown.contains(ter), "{text:?} showed {shown}");
+        }
+
+        let c = NvrConfigFile::check(FULL).unwrap();
+        let shown = format!("{c:?} {} {:?}", c.cameras[0].url, c.cameras[0].url);
+        assert!(!shown.contains(PASSWORD), "{shown}");
+        assert!(
+            shown.contains("rtsp://user:***@192.0.2.10/stream1"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn rtsp_urls_are_checked_and_redacted() {
+        let valid = [
+            ("rtsp://192.0.2.10/s", "rtsp://192.0.2.10/s"),
+            ("RTSP://cam.local:8554", "RTSP://cam.local:8554"),
+            (
+                "rtsps://u:p@[::1]:322/s?x=1",
+                "rtsps://u:***@[::1]:322/s?x=1",
+            ),
+            ("rtsp://u:p%2Fq%40r@h/s", "rtsp://u:***@h/s"),
+            ("rtsp://a:b@c@h/s", "rtsp://a:***@h/s"),
+            ("rtsp://token@h/s", "rtsp://token@h/s"),
+            ("rtsp://h:/s", "rtsp://h:/s"),
+        ];
+        for (url, shown) in valid {
+            let u = RtspUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(u.expose(), url);
+            assert_eq!(u.to_string(), shown);
+            assert_eq!(format!("{u:?}"), format!("RtspUrl({shown:?})"));
+        }
+        let invalid = [
+            ("", "not a URL"),
+            ("192.0.2.10/s", "not a URL"),
+            ("http://h/s", "rtsp://"),
+            ("rtspx://h/s", "rtsp://"),
+            ("rtsp://", "no host"),
+            ("rtsp://u:p@:554/s", "no host"),
+            ("rtsp://h:0/s", "bad port"),
+            ("rtsp://h:65536/s", "bad port"),
+            ("rtsp://h:+554/s", "bad port"),
+            ("rtsp://u:pa/ss@h/s", "after the host"),
+            ("rtsp://[::1/s", "unclosed"),
+            ("rtsp://[zz]/s", "IPv6"),
+            ("rtsp://[::1]x/s", "after its"),
+            ("rtsp://h st/s", "whitespace"),
+            ("rtsp://h%41/s", "bad host"),
+        ];
+        for (url, want) in invalid {
+            let e = RtspUrl::parse(url).unwrap_err();
+            assert!(e.contains(want), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn errors_display_as_file_line_key_message() {
+        let e = errors("\n[[cameras]]\nname = \"front\"\n");
+        assert_eq!(e[0].to_string(), "line 2: cameras[0].url: missing");
+        assert_eq!(
+            e[0].in_file(Path::new("/etc/nvr.toml")).to_string(),
+            "/etc/nvr.toml:2: cameras[0].url: missing"
+        );
+        let e = errors("a = \n");
+        let shown = e[0].in_file(Path::new("nvr.toml")).to_string();
+        assert!(shown.starts_with("nvr.toml:1: "), "{shown}");
+        assert!(!shown.contains(": :"), "{shown}");
     }
 }

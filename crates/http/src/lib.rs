@@ -46,6 +46,7 @@ pub mod files;
 mod json;
 pub mod live;
 pub mod metrics;
+pub mod nvr;
 pub mod openapi;
 pub mod recordings;
 pub mod routes;
@@ -65,7 +66,7 @@ pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
 pub use extract::{AuthUser, MediaUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use server::{Server, ServerError, ServerOptions, open_accounts};
-pub use state::{ApiOptions, ApiState, IceServer, MetricsSource};
+pub use state::{ApiOptions, ApiState, HealthSource, IceServer, MetricsSource};
 
 /// The whole API over `state`: every domain router, the body limit, CORS
 /// when configured, JSON 404/405, and the request log.

@@ -24,6 +24,7 @@ use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use reallive_auth::Permission;
 use reallive_core::ErrorKind;
 use reallive_store::{Store, TimeRange};
 use serde::Serialize;
@@ -61,9 +62,71 @@ impl PlaybackRequest<'_> {
 
 /// Decides who may play back which camera.
 pub trait PlaybackAccess: Send + Sync + 'static {
-    /// The store's name for `camera` if `request` may play it back;
-    /// otherwise the error to answer (401, 403 or 404).
-    fn authorize(&self, request: &PlaybackRequest<'_>, camera: i64) -> Result<String, ApiError>;
+    /// The store's name for `camera` if `request` holds `need` on it
+    /// (`view` for the live playlist, `playback` for the rest); otherwise
+    /// the error to answer (401, 403 or 404).
+    fn authorize(
+        &self,
+        request: &PlaybackRequest<'_>,
+        camera: i64,
+        need: Permission,
+    ) -> Result<String, ApiError>;
+}
+
+/// The accounts' rules, as on the server: a signed-in user (Bearer token,
+/// or `?token=` for players that cannot set headers) with `need` on the
+/// camera, by grant, ownership or the admin role. A camera the user may
+/// not see is a 404, as in the cameras API. The store's name of camera
+/// `id` is `store_name(id)`.
+#[derive(Clone)]
+pub struct ApiAccess {
+    state: crate::ApiState,
+    store_name: Arc<dyn Fn(i64) -> String + Send + Sync>,
+}
+
+impl std::fmt::Debug for ApiAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiAccess").finish_non_exhaustive()
+    }
+}
+
+impl ApiAccess {
+    /// Checks against `state`'s accounts.
+    pub fn new(
+        state: crate::ApiState,
+        store_name: impl Fn(i64) -> String + Send + Sync + 'static,
+    ) -> Self {
+        ApiAccess {
+            state,
+            store_name: Arc::new(store_name),
+        }
+    }
+}
+
+impl PlaybackAccess for ApiAccess {
+    fn authorize(
+        &self,
+        request: &PlaybackRequest<'_>,
+        camera: i64,
+        need: Permission,
+    ) -> Result<String, ApiError> {
+        let token = request
+            .token()
+            .ok_or_else(|| ApiError::unauthenticated("sign in: send a Bearer token"))?;
+        let user = self.state.authenticate(token)?;
+        let snap = self.state.accounts().snapshot();
+        let has = snap
+            .camera(camera)
+            .and_then(|c| snap.access(&user, c))
+            .ok_or_else(|| ApiError::not_found("camera"))?;
+        if !has.includes(need) {
+            return Err(ApiError::forbidden(format!(
+                "this needs the {} permission on the camera",
+                need.as_str()
+            )));
+        }
+        Ok((self.store_name)(camera))
+    }
 }
 
 /// A fixed set of cameras, open on loopback, and behind one bearer token
@@ -93,7 +156,12 @@ impl LocalAccess {
 }
 
 impl PlaybackAccess for LocalAccess {
-    fn authorize(&self, request: &PlaybackRequest<'_>, camera: i64) -> Result<String, ApiError> {
+    fn authorize(
+        &self,
+        request: &PlaybackRequest<'_>,
+        camera: i64,
+        _need: Permission,
+    ) -> Result<String, ApiError> {
         match &self.token {
             Some(want) => {
                 use subtle::ConstantTimeEq as _;
@@ -175,6 +243,7 @@ fn authorize(
     q: &HashMap<String, String>,
     peer: SocketAddr,
     camera: i64,
+    need: Permission,
 ) -> Result<String, ApiError> {
     s.access.authorize(
         &PlaybackRequest {
@@ -183,6 +252,7 @@ fn authorize(
             peer,
         },
         camera,
+        need,
     )
 }
 
@@ -220,7 +290,7 @@ async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let camera = camera_param(&q)?;
-    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let name = authorize(&s, &headers, &q, peer, camera, Permission::Playback)?;
     let recs = s.store.recordings(&name, range(&q)?).await?;
     let items: Vec<RecordingItem> = recs
         .into_iter()
@@ -254,7 +324,7 @@ async fn vod(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let name = authorize(&s, &headers, &q, peer, camera, Permission::Playback)?;
     let prefix = format!("/api/cameras/{camera}/files/");
     let body = s.store.vod_playlist(&name, range(&q)?, &prefix).await?;
     Ok(playlist(body))
@@ -267,7 +337,7 @@ async fn live(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let name = authorize(&s, &headers, &q, peer, camera, Permission::View)?;
     let prefix = format!("/api/cameras/{camera}/files/");
     let body = s.store.live_playlist(&name, 6, &prefix).await?;
     Ok(playlist(body))
@@ -280,7 +350,7 @@ async fn file(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let name = authorize(&s, &headers, &q, peer, camera, Permission::Playback)?;
     // Only this camera's files: its directory is its name.
     if !path.starts_with(&format!("{name}/")) {
         return Err(ApiError::not_found("file"));
@@ -296,7 +366,7 @@ async fn export(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let name = authorize(&s, &headers, &q, peer, camera)?;
+    let name = authorize(&s, &headers, &q, peer, camera, Permission::Playback)?;
     let (Some(start), Some(end)) = (ms_param(&q, "start")?, ms_param(&q, "end")?) else {
         return Err(ApiError::new(
             ErrorKind::InvalidArgument,
@@ -365,6 +435,16 @@ async fn sweep_exports(dir: &Path) {
 mod tests {
     use super::*;
 
+    trait AuthorizeAny {
+        fn authorize_any(&self, r: &PlaybackRequest<'_>, camera: i64) -> Result<String, ApiError>;
+    }
+
+    impl AuthorizeAny for LocalAccess {
+        fn authorize_any(&self, r: &PlaybackRequest<'_>, camera: i64) -> Result<String, ApiError> {
+            self.authorize(r, camera, Permission::Playback)
+        }
+    }
+
     #[test]
     fn local_access_is_loopback_only_unless_a_token_guards_it() {
         let cams = HashMap::from([(3, "camera-3".to_string())]);
@@ -390,29 +470,35 @@ mod tests {
         };
         let status = |r: Result<String, ApiError>| r.map_err(|e| e.status().as_u16());
         assert_eq!(
-            status(open.authorize(&req(&none, None, lo), 3)),
+            status(open.authorize_any(&req(&none, None, lo), 3)),
             Ok("camera-3".into())
         );
-        assert_eq!(status(open.authorize(&req(&none, None, lan), 3)), Err(403));
-        assert_eq!(status(open.authorize(&req(&none, None, lo), 4)), Err(404));
         assert_eq!(
-            status(guarded.authorize(&req(&none, None, lo), 3)),
+            status(open.authorize_any(&req(&none, None, lan), 3)),
+            Err(403)
+        );
+        assert_eq!(
+            status(open.authorize_any(&req(&none, None, lo), 4)),
+            Err(404)
+        );
+        assert_eq!(
+            status(guarded.authorize_any(&req(&none, None, lo), 3)),
             Err(401)
         );
         assert_eq!(
-            status(guarded.authorize(&req(&bad, None, lan), 3)),
+            status(guarded.authorize_any(&req(&bad, None, lan), 3)),
             Err(401)
         );
         assert_eq!(
-            status(guarded.authorize(&req(&good, None, lan), 3)),
+            status(guarded.authorize_any(&req(&good, None, lan), 3)),
             Ok("camera-3".into())
         );
         assert_eq!(
-            status(guarded.authorize(&req(&none, Some("s3cret-token"), lan), 3)),
+            status(guarded.authorize_any(&req(&none, Some("s3cret-token"), lan), 3)),
             Ok("camera-3".into())
         );
         assert_eq!(
-            status(guarded.authorize(&req(&good, None, lan), 4)),
+            status(guarded.authorize_any(&req(&good, None, lan), 4)),
             Err(404)
         );
     }

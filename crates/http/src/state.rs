@@ -87,6 +87,8 @@ struct Inner {
     metrics: Metrics,
     /// More `/metrics` text, from the relay and the recorder.
     metrics_sources: Mutex<Vec<MetricsSource>>,
+    /// More `/api/health` fields, from the recorder.
+    health_sources: Mutex<Vec<HealthSource>>,
     started: Instant,
 }
 
@@ -100,6 +102,10 @@ impl std::fmt::Debug for Inner {
 
 /// Appends Prometheus text to `/metrics`.
 pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
+
+/// Adds fields to `/api/health` (nothing sensitive: it needs no sign-in).
+/// A non-empty `warnings` array makes the status `degraded`.
+pub type HealthSource = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>) + Send + Sync>;
 
 pub(crate) fn now_unix() -> i64 {
     SystemTime::now()
@@ -123,6 +129,7 @@ impl ApiState {
                 options,
                 metrics: Metrics::default(),
                 metrics_sources: Mutex::new(Vec::new()),
+                health_sources: Mutex::new(Vec::new()),
                 started: Instant::now(),
             }),
         })
@@ -150,6 +157,30 @@ impl ApiState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(source);
+    }
+
+    /// Adds fields to `/api/health`.
+    pub fn add_health_source(&self, source: HealthSource) {
+        self.inner
+            .health_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
+    }
+
+    /// The extra `/api/health` fields.
+    pub fn health_extra(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        for s in self
+            .inner
+            .health_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            s(&mut out);
+        }
+        out
     }
 
     /// Everything `/metrics` shows.

@@ -89,6 +89,21 @@ pub struct RetentionReport {
     pub bytes_freed: u64,
 }
 
+/// What one camera's recordings take ([`Store::usage`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CameraUsage {
+    /// The store's name of the camera.
+    pub camera: String,
+    /// Recordings kept.
+    pub recordings: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The start of the oldest (UTC ns).
+    pub oldest_utc_ns: Option<i64>,
+    /// The end of the newest (UTC ns).
+    pub newest_utc_ns: Option<i64>,
+}
+
 /// The recording store. Cheap to clone; all clones share one index.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -501,6 +516,32 @@ impl Store {
         let root = self.inner.root.clone();
         let dest = dest.to_path_buf();
         blocking(move || crate::export::export(&root, &recs, range, &dest)).await
+    }
+
+    /// Recordings, bytes and the time span held, per camera.
+    pub async fn usage(&self) -> Result<Vec<CameraUsage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT camera, COUNT(*) AS n, SUM(bytes) AS bytes, MIN(start_utc_ns) AS oldest, \
+             MAX(end_utc_ns) AS newest FROM recordings GROUP BY camera ORDER BY camera",
+        )
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CameraUsage {
+                    camera: r.try_get("camera")?,
+                    recordings: r.try_get::<i64, _>("n")? as u64,
+                    bytes: r.try_get::<Option<i64>, _>("bytes")?.unwrap_or(0) as u64,
+                    oldest_utc_ns: r.try_get("oldest")?,
+                    newest_utc_ns: r.try_get("newest")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Free and total bytes where the recordings are.
+    pub async fn disk_space(&self) -> Result<DiskSpace, StoreError> {
+        self.disk().await
     }
 
     /// Every camera with recordings.

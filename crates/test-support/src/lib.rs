@@ -7,7 +7,8 @@
 //!   for tests that need frames without a pipeline.
 //! - [`ffprobe`]: what a user would check about a recorded file: codec,
 //!   profile, size, frame count, duration, B-frames.
-//! - [`process`]: `reallive-server` as a child process, and its memory.
+//! - [`process`]: `reallive-server` as a child process, and a process's
+//!   memory and CPU time.
 //! - [`http`]: a minimal HTTP/1.1 client for API tests, with raw control
 //!   over headers and bodies.
 //! - `require_elements` (feature `gst`): fails the test, naming the package to install,
@@ -27,6 +28,7 @@
 //! println!("camera at {}", camera.url());
 //! ```
 
+pub mod camera_process;
 pub mod clip;
 pub mod ffprobe;
 pub mod http;
@@ -85,21 +87,7 @@ fn package_for(element: &str) -> &'static str {
 /// CPU time this process has used (user + system, all threads), from
 /// `/proc/self/stat`, for benchmarks that report cores used.
 pub fn process_cpu_time() -> std::time::Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // utime and stime are fields 14 and 15, counted after the command name.
-    let ticks: u64 = stat
-        .rfind(')')
-        .map(|i| &stat[i + 2..])
-        .map(|rest| {
-            rest.split(' ')
-                .skip(11)
-                .take(2)
-                .filter_map(|x| x.parse::<u64>().ok())
-                .sum()
-        })
-        .unwrap_or(0);
-    // USER_HZ is 100 on every Linux this runs on.
-    std::time::Duration::from_millis(ticks * 10)
+    process::cpu_time(None)
 }
 
 /// A free TCP port on loopback, for servers that cannot bind port 0.

@@ -64,16 +64,80 @@ pub async fn spawn_server_at(
     (child, addr)
 }
 
-/// Resident memory of process `pid` (this process if `None`), in KiB.
-pub fn rss_kib(pid: Option<u32>) -> u64 {
-    let path = pid.map_or_else(
-        || "/proc/self/status".to_string(),
-        |p| format!("/proc/{p}/status"),
-    );
-    std::fs::read_to_string(path)
+/// `/proc/{pid}/{file}`, or `/proc/self/{file}` for `None`.
+fn proc_path(pid: Option<u32>, file: &str) -> String {
+    pid.map_or_else(
+        || format!("/proc/self/{file}"),
+        |p| format!("/proc/{p}/{file}"),
+    )
+}
+
+/// A `kB` field of `/proc/PID/status`; 0 if the process is gone.
+fn status_kib(pid: Option<u32>, field: &str) -> u64 {
+    std::fs::read_to_string(proc_path(pid, "status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Resident memory of process `pid` (this process if `None`), in KiB.
+pub fn rss_kib(pid: Option<u32>) -> u64 {
+    status_kib(pid, "VmRSS:")
+}
+
+/// Peak resident memory of process `pid` since it started (`VmHWM`), in
+/// KiB.
+pub fn peak_rss_kib(pid: Option<u32>) -> u64 {
+    status_kib(pid, "VmHWM:")
+}
+
+/// CPU time process `pid` (this process if `None`) has used, user +
+/// system over all its threads, from `/proc/PID/stat`; zero if the
+/// process is gone. Children's time is not included. For benchmarks that
+/// report cores used: divide a difference by the wall time between reads.
+pub fn cpu_time(pid: Option<u32>) -> std::time::Duration {
+    let stat = std::fs::read_to_string(proc_path(pid, "stat")).unwrap_or_default();
+    // utime and stime are fields 14 and 15; count after the command name,
+    // which may itself hold spaces and parentheses.
+    let ticks: u64 = stat
+        .rfind(')')
+        .and_then(|i| stat.get(i + 2..))
+        .map(|rest| {
+            rest.split(' ')
+                .skip(11)
+                .take(2)
+                .filter_map(|x| x.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on every Linux this runs on.
+    std::time::Duration::from_millis(ticks * 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_and_memory_of_a_pid_match_self() {
+        // Burn a few ticks so the counters are not zero.
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(100) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        assert_ne!(x, 1);
+        let me = Some(std::process::id());
+        let (by_pid, by_self) = (cpu_time(me), cpu_time(None));
+        assert!(by_pid >= std::time::Duration::from_millis(50), "{by_pid:?}");
+        assert!(by_self >= by_pid && by_self - by_pid < std::time::Duration::from_millis(100));
+        // The peak, read later, is at least the earlier current figure.
+        let rss = rss_kib(me);
+        assert!(rss > 0 && peak_rss_kib(me) >= rss);
+        // A process that is gone reads as zero.
+        assert_eq!(cpu_time(Some(u32::MAX)), std::time::Duration::ZERO);
+        assert_eq!(rss_kib(Some(u32::MAX)), 0);
+    }
 }

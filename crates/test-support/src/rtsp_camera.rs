@@ -4,6 +4,7 @@ use std::thread::JoinHandle;
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer_rtsp_server as rtsp;
+use gstreamer_rtsp_server::gio;
 use gstreamer_rtsp_server::prelude::*;
 
 /// The codec the fake camera sends.
@@ -35,6 +36,15 @@ pub struct RtspCameraConfig {
     pub credentials: Option<(String, String)>,
     /// Also send an audio track, as many cameras do.
     pub audio: bool,
+    /// The `videotestsrc` pattern by its nick: `ball`, `smpte`, `snow`,
+    /// `solid-color`, ... Distinct patterns tell cameras apart in a viewer.
+    pub pattern: String,
+    /// Target encoder bitrate in kbit/s (x264enc's and x265enc's default).
+    pub bitrate_kbps: u32,
+    /// TCP port on 127.0.0.1; `None` (or `Some(0)`) picks a free one. A
+    /// fixed port lets a restarted camera come back where its clients
+    /// expect it.
+    pub port: Option<u16>,
 }
 
 impl Default for RtspCameraConfig {
@@ -48,6 +58,9 @@ impl Default for RtspCameraConfig {
             codec: RtspCodec::H264,
             credentials: None,
             audio: false,
+            pattern: "ball".into(),
+            bitrate_kbps: 2048,
+            port: None,
         }
     }
 }
@@ -64,8 +77,19 @@ pub struct RtspCameraServer {
 }
 
 impl RtspCameraServer {
-    /// Starts the server on a free loopback port. Panics if it cannot.
+    /// Starts the server on 127.0.0.1, on `config.port` or a free port.
+    /// Panics if it cannot.
     pub fn start(config: RtspCameraConfig) -> Self {
+        Self::try_start(config).unwrap_or_else(|e| panic!("RTSP camera server: {e}"))
+    }
+
+    /// [`start`](Self::start), returning why it cannot serve instead of
+    /// panicking: [`ErrorKind::AddrInUse`](std::io::ErrorKind::AddrInUse)
+    /// when the fixed port is taken, `InvalidInput` for a pipeline that does
+    /// not parse (say, an unknown pattern). Still panics when a GStreamer
+    /// element is missing, as [`require_elements`](crate::require_elements)
+    /// does.
+    pub fn try_start(config: RtspCameraConfig) -> std::io::Result<Self> {
         crate::require_elements(&[
             "videotestsrc",
             match config.codec {
@@ -77,6 +101,15 @@ impl RtspCameraServer {
                 RtspCodec::H265 => "rtph265pay",
             },
         ]);
+        // The factory only parses its launch line when the first client
+        // asks; parse it now so a bad pattern fails here, not in a client.
+        let launch = launch_line(&config);
+        gst::parse::launch(&launch).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("camera pipeline `{launch}`: {e}"),
+            )
+        })?;
         let ctx = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
         let (tx, rx) = mpsc::sync_channel(1);
@@ -86,28 +119,48 @@ impl RtspCameraServer {
             .name("rtsp-camera".into())
             .spawn(move || {
                 ctx.with_thread_default(|| {
-                    let server = build_server(&cfg);
-                    let source = server.attach(Some(&ctx));
-                    let _ = tx.send(
-                        source
-                            .map(|_| server.bound_port())
-                            .map_err(|e| e.to_string()),
-                    );
-                    ml.run();
+                    let server = build_server(&cfg, launch);
+                    // Not `attach`: its error drops the reason (say, the port
+                    // is taken); `create_source` keeps it.
+                    match server.create_source(None::<&gio::Cancellable>) {
+                        Ok(source) => {
+                            source.attach(Some(&ctx));
+                            // Report from inside the loop: a `quit` that
+                            // comes before `run` is lost, and `Drop` would
+                            // then wait forever.
+                            let port = server.bound_port();
+                            let mut tx = Some(tx);
+                            glib::idle_source_new(None, glib::Priority::DEFAULT, move || {
+                                if let Some(tx) = tx.take() {
+                                    let _ = tx.send(Ok(port));
+                                }
+                                glib::ControlFlow::Break
+                            })
+                            .attach(Some(&ctx));
+                            ml.run();
+                            source.destroy();
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(bind_error(&e)));
+                        }
+                    }
                 })
                 .expect("acquire the RTSP server's main context");
             })
             .expect("spawn the RTSP server thread");
-        let port = rx
-            .recv()
-            .expect("RTSP server thread reports its port")
-            .expect("RTSP server attaches");
-        RtspCameraServer {
+        let port = match rx.recv().expect("RTSP server thread reports its port") {
+            Ok(port) => port,
+            Err(e) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+        };
+        Ok(RtspCameraServer {
             port: u16::try_from(port).expect("a TCP port"),
             config,
             main_loop,
             thread: Some(thread),
-        }
+        })
     }
 
     /// The TCP port it listens on.
@@ -138,24 +191,34 @@ impl Drop for RtspCameraServer {
     }
 }
 
-fn build_server(cfg: &RtspCameraConfig) -> rtsp::RTSPServer {
-    let server = rtsp::RTSPServer::new();
-    server.set_address("127.0.0.1");
-    server.set_service("0");
-    let factory = rtsp::RTSPMediaFactory::new();
+/// The `io::Error` for a server socket GLib could not create; keeps
+/// "address in use" recognisable to callers that retry.
+fn bind_error(e: &glib::Error) -> std::io::Error {
+    let kind = if e.matches(gio::IOErrorEnum::AddressInUse) {
+        std::io::ErrorKind::AddrInUse
+    } else {
+        std::io::ErrorKind::Other
+    };
+    // GLib's message names the address: "Error binding to address
+    // 127.0.0.1:8554: Address already in use".
+    std::io::Error::new(kind, format!("RTSP server socket: {}", e.message()))
+}
+
+/// The media factory's launch line: test pattern, encoder, payloader.
+fn launch_line(cfg: &RtspCameraConfig) -> String {
     let (enc, pay) = match cfg.codec {
         RtspCodec::H264 => (
             format!(
                 "x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={} \
-                 ! video/x-h264,profile=constrained-baseline",
-                cfg.keyframe_interval
+                 bitrate={} ! video/x-h264,profile=constrained-baseline",
+                cfg.keyframe_interval, cfg.bitrate_kbps
             ),
             "rtph264pay",
         ),
         RtspCodec::H265 => (
             format!(
-                "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={}",
-                cfg.keyframe_interval
+                "x265enc tune=zerolatency speed-preset=ultrafast key-int-max={} bitrate={}",
+                cfg.keyframe_interval, cfg.bitrate_kbps
             ),
             "rtph265pay",
         ),
@@ -165,11 +228,19 @@ fn build_server(cfg: &RtspCameraConfig) -> rtsp::RTSPServer {
     } else {
         ""
     };
-    factory.set_launch(&format!(
-        "( videotestsrc is-live=true pattern=ball ! video/x-raw,width={},height={},framerate={}/1 \
+    format!(
+        "( videotestsrc is-live=true pattern={} ! video/x-raw,width={},height={},framerate={}/1 \
          ! {enc} ! {pay} name=pay0 pt=96 config-interval=-1{audio} )",
-        cfg.width, cfg.height, cfg.fps
-    ));
+        cfg.pattern, cfg.width, cfg.height, cfg.fps
+    )
+}
+
+fn build_server(cfg: &RtspCameraConfig, launch: String) -> rtsp::RTSPServer {
+    let server = rtsp::RTSPServer::new();
+    server.set_address("127.0.0.1");
+    server.set_service(&cfg.port.unwrap_or(0).to_string());
+    let factory = rtsp::RTSPMediaFactory::new();
+    factory.set_launch(&launch);
     factory.set_shared(true);
     if let Some((user, pass)) = &cfg.credentials {
         let auth = rtsp::RTSPAuth::new();

@@ -32,6 +32,11 @@ pub struct Health {
     pub uptime_secs: u64,
     /// `ok` or `error`.
     pub db: &'static str,
+    /// What the programs add: the NVR's `cameras_total`,
+    /// `cameras_running` and storage `warnings`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Health.
@@ -39,11 +44,17 @@ pub struct Health {
     responses((status = 200, body = Health), (status = 503, body = Health, description = "the database does not answer")))]
 pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
     let db_ok = state.accounts().ping().await;
+    let extra = state.health_extra();
+    let warned = extra
+        .get("warnings")
+        .and_then(|w| w.as_array())
+        .is_some_and(|w| !w.is_empty());
     let body = Health {
-        status: if db_ok { "ok" } else { "degraded" },
+        status: if db_ok && !warned { "ok" } else { "degraded" },
         version: env!("CARGO_PKG_VERSION"),
         uptime_secs: state.uptime().as_secs(),
         db: if db_ok { "ok" } else { "error" },
+        extra,
     };
     let status = if db_ok {
         StatusCode::OK

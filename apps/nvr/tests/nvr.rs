@@ -1,0 +1,410 @@
+//! `reallive-nvr` against real RTSP cameras (one process each):
+//! continuous recording, a failing camera under supervision, a crash,
+//! and bad configs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reallive_store::{Store, StoreConfig, TimeRange};
+use reallive_test_support::RtspCameraConfig;
+use reallive_test_support::camera_process::FakeCamera;
+use reallive_test_support::http::Api;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+const PASSWORD: &str = "nvr-test-password-1";
+
+/// A running NVR: its API address and everything it printed.
+struct Nvr {
+    child: Child,
+    addr: SocketAddr,
+    /// `(id, name)` per camera, as it printed them.
+    cameras: Vec<(i64, String)>,
+    log: Arc<Mutex<String>>,
+}
+
+impl Nvr {
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+async fn start_nvr(config: &Path, data: &Path) -> Nvr {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reallive-nvr"))
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--rtc-port", "0"])
+        .env("REALLIVE_ADMIN_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut cameras = Vec::new();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let l = lines
+                .next_line()
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("the NVR exited: {}", log.lock().unwrap()));
+            log.lock().unwrap().push_str(&format!("{l}\n"));
+            if let Some(c) = l.strip_prefix("reallive-nvr: camera ") {
+                let (id, name) = c.split_once(": ").unwrap();
+                cameras.push((id.parse().unwrap(), name.to_string()));
+            }
+            if let Some(a) = l.strip_prefix("reallive-nvr: listening on http://") {
+                break a.parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the NVR listens within 30 s");
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = lines.next_line().await {
+            log2.lock().unwrap().push_str(&format!("{l}\n"));
+        }
+    });
+    Nvr {
+        child,
+        addr,
+        cameras,
+        log,
+    }
+}
+
+async fn signal(child: &mut Child, sig: &str) -> std::process::ExitStatus {
+    let pid = child.id().unwrap();
+    let s = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(s.success());
+    tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the NVR exits within 20 s")
+        .unwrap()
+}
+
+/// Four fake cameras at 640x360, keyframe every second.
+async fn cameras(n: usize) -> Vec<FakeCamera> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        out.push(
+            FakeCamera::spawn(
+                RtspCameraConfig {
+                    path: format!("/cam{i}"),
+                    width: 640,
+                    height: 360,
+                    fps: 30,
+                    keyframe_interval: 30,
+                    ..RtspCameraConfig::default()
+                }
+                .into(),
+            )
+            .await,
+        );
+    }
+    out
+}
+
+fn write_config(dir: &Path, cams: &[FakeCamera], extra: &str) -> PathBuf {
+    let mut text = String::from(extra);
+    for (i, c) in cams.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[cameras]]\nname = \"cam{i}\"\nurl = \"{}\"\n",
+            c.url()
+        ));
+    }
+    let path = dir.join("nvr.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Polls `/api/status` until `done` holds for it, at most `secs`.
+async fn wait_status(
+    api: &Api,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = api.get("/api/status").await.json();
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: {s:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn state_of(status: &serde_json::Value, id: i64) -> String {
+    status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .map(|c| c["state"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// `(seconds in ffprobe, files, largest gap between files in ms)` of a
+/// camera's recordings.
+async fn recorded(data: &Path, id: i64) -> (f64, usize, i64) {
+    let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
+    let recs = store
+        .recordings(&reallive_nvr::store_name(id), TimeRange::all())
+        .await
+        .unwrap();
+    let mut secs = 0.0;
+    for r in &recs {
+        let p = reallive_test_support::ffprobe::probe(&store.root().join(&r.path));
+        secs += p.duration_secs.unwrap_or(0.0);
+    }
+    let gap = recs
+        .windows(2)
+        .map(|w| (w[1].start_utc_ns - w[0].end_utc_ns) / 1_000_000)
+        .max()
+        .unwrap_or(0);
+    store.close().await;
+    (secs, recs.len(), gap)
+}
+
+/// Four cameras for 60 s: each has 60 s ± 2 s across its files and its
+/// VOD playlist plays in ffmpeg. Meanwhile one camera's process is killed:
+/// it shows `unhealthy` or `backoff` within 15 s, its restarts wait 1, 2,
+/// 4 s and growing, it is `running` again soon after the camera returns,
+/// and the other three record without a gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_cameras_record_and_a_failing_one_is_supervised() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cams = cameras(4).await;
+    let config = write_config(dir.path(), &cams, "");
+    let data = dir.path().join("data");
+    let mut nvr = start_nvr(&config, &data).await;
+    // Recording is 60 s from here to the SIGTERM.
+    let started = Instant::now();
+    assert_eq!(nvr.cameras.len(), 4, "{}", nvr.log());
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    let ids: Vec<i64> = nvr.cameras.iter().map(|c| c.0).collect();
+
+    wait_status(&api, 20, "all four running", |s| {
+        ids.iter().all(|id| state_of(s, *id) == "running")
+    })
+    .await;
+
+    // Health counts them.
+    let h = Api::new(nvr.addr).get("/api/health").await.json();
+    assert_eq!(h["cameras_total"], 4, "{h}");
+    assert_eq!(h["cameras_running"], 4, "{h}");
+
+    // Kill the last camera 10 s in.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let victim = ids[3];
+    cams[3].kill().await;
+    let killed = Instant::now();
+    wait_status(
+        &api,
+        15,
+        "the killed camera is unhealthy or in backoff",
+        |s| matches!(state_of(s, victim).as_str(), "unhealthy" | "backoff"),
+    )
+    .await;
+    eprintln!(
+        "camera {victim} left running {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
+    // Let it fail a few times, then bring it back.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let w = api.get(&format!("/api/workers/{victim}")).await.json();
+    let waits: Vec<String> = w["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["state"] == "backoff")
+        .map(|c| {
+            let r = c["reason"].as_str().unwrap();
+            r.rsplit("retrying in ").next().unwrap().to_string()
+        })
+        .collect();
+    assert!(
+        waits.len() >= 3 && waits[..3] == ["1 s", "2 s", "4 s"],
+        "backoff grows 1, 2, 4 s: {w:#}"
+    );
+    assert!(w["restarts"].as_u64().unwrap() >= 2, "{w:#}");
+    assert!(w["last_error"].is_string(), "{w:#}");
+    cams[3].restart().await;
+    let back = Instant::now();
+    // The next start comes within the current backoff (at most 16 s
+    // here), then frames.
+    wait_status(&api, 25, "the camera is running again", |s| {
+        state_of(s, victim) == "running"
+    })
+    .await;
+    eprintln!(
+        "camera {victim} running again {:.1} s after it came back",
+        back.elapsed().as_secs_f64()
+    );
+
+    tokio::time::sleep(Duration::from_secs(50).saturating_sub(started.elapsed())).await;
+
+    // Their VOD playlists play in ffmpeg, with the admin's token.
+    for id in &ids[..3] {
+        let url = format!("http://{}/api/cameras/{id}/vod.m3u8", nvr.addr);
+        let ff = Command::new("ffmpeg")
+            .args(["-v", "error"])
+            .args([
+                "-headers",
+                &format!("Authorization: Bearer {}\r\n", api.token.clone().unwrap()),
+            ])
+            .args(["-i", &url, "-map", "0:v:0", "-f", "null", "-"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            ff.status.success(),
+            "camera {id}: {}",
+            String::from_utf8_lossy(&ff.stderr)
+        );
+    }
+    // Metrics carry each camera.
+    let m = api.get("/metrics").await.text();
+    assert!(
+        m.contains(&format!(
+            "reallive_nvr_camera_state{{camera_id=\"{}\",camera=\"cam0\"}} 2",
+            ids[0]
+        )),
+        "{m}"
+    );
+
+    // Sixty seconds for the healthy three.
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(started.elapsed())).await;
+    let status = signal(&mut nvr.child, "-TERM").await;
+    assert!(status.success(), "{}", nvr.log());
+    for id in &ids[..3] {
+        let (secs, files, gap) = recorded(&data, *id).await;
+        eprintln!("camera {id}: {secs:.2} s in {files} files, largest gap {gap} ms");
+        assert!((secs - 60.0).abs() <= 2.0, "camera {id}: {secs:.2} s");
+        assert!(gap <= 100, "camera {id}: a gap of {gap} ms");
+    }
+    let (secs, files, gap) = recorded(&data, victim).await;
+    eprintln!("victim {victim}: {secs:.2} s in {files} files, gap {gap} ms");
+    assert!(files >= 2 && gap >= 10_000, "the outage is a gap");
+}
+
+/// `kill -9` mid-recording, then a restart: recovery repairs the open
+/// file, every committed fragment is still there, and recording goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_committed_fragment() {
+    let dir = tempfile::tempdir().unwrap();
+    let cams = cameras(1).await;
+    let config = write_config(dir.path(), &cams, "");
+    let data = dir.path().join("data");
+    let mut nvr = start_nvr(&config, &data).await;
+    let id = nvr.cameras[0].0;
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    wait_status(&api, 20, "running", |s| state_of(s, id) == "running").await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // What is committed now, as the API lists it.
+    let before = api
+        .get(&format!("/api/recordings?camera={id}"))
+        .await
+        .json();
+    let before = before.as_array().unwrap().clone();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let status = signal(&mut nvr.child, "-KILL").await;
+    assert!(!status.success());
+
+    let mut nvr = start_nvr(&config, &data).await;
+    assert!(nvr.log().contains("recordings open"), "{}", nvr.log());
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    wait_status(&api, 20, "running again", |s| state_of(s, id) == "running").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = api
+        .get(&format!("/api/recordings?camera={id}"))
+        .await
+        .json();
+    let after = after.as_array().unwrap().clone();
+    let first = after.iter().find(|r| r["id"] == before[0]["id"]).unwrap();
+    assert!(
+        first["end_ms"].as_i64() >= before[0]["end_ms"].as_i64()
+            && first["bytes"].as_u64() >= before[0]["bytes"].as_u64(),
+        "the killed file kept what was committed: {before:?} -> {first}"
+    );
+    assert!(
+        after.len() >= 2,
+        "recording went on in a new file: {after:?}"
+    );
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
+}
+
+/// `--check` names the line and key of every mistake.
+#[test]
+fn bad_configs_get_clear_check_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "[[cameras]]\nname = \"front\"\n",
+            &["nvr.toml:1: cameras[0].url"],
+        ),
+        (
+            "[[cameras]]\nname = \"front\"\nurl = \"rtsp://127.0.0.1/s\"\nurll = \"x\"\n",
+            &["nvr.toml:4: cameras[0].urll"],
+        ),
+        (
+            "[[cameras]]\nname = \"front\"\nurl = \"rtsp://127.0.0.1/s\"\n[cameras.retention]\nmax_bytes = \"12 parsecs\"\n",
+            &["nvr.toml:5: cameras[0].retention.max_bytes"],
+        ),
+        (
+            "[[cameras]]\nname = \"front\"\nurl = \"rtsp://127.0.0.1/a\"\n[[cameras]]\nname = \"front\"\nurl = \"rtsp://u:hunter2@127.0.0.1/b\"\n",
+            &["nvr.toml:5: cameras[1].name"],
+        ),
+    ];
+    for (text, want) in cases {
+        let path = dir.path().join("nvr.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_reallive-nvr"))
+            .arg("--config")
+            .arg(&path)
+            .arg("--check")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {err}");
+        for w in *want {
+            assert!(err.contains(w), "{text}: want {w}: {err}");
+        }
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    let path = dir.path().join("nvr.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[[cameras]]\nname = \"front\"\nurl = \"rtsp://u:p@127.0.0.1/s\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reallive-nvr"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

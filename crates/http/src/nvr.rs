@@ -1,0 +1,305 @@
+//! The NVR's routes beside the server's: each camera's recorder status
+//! and control, and the storage it uses.
+//!
+//! | method | path | what | needs |
+//! |---|---|---|---|
+//! | GET | `/api/status` | every visible camera: `{id, name, state, fps, bitrate_kbps, last_frame_age_ms, restarts, last_error}` | sign-in |
+//! | GET | `/api/workers/{id}` | one camera's status, with its recent state changes | `view` |
+//! | POST | `/api/cameras/{id}/start`, `/api/cameras/{id}/stop` | start or stop its recorder | `control` |
+//! | GET | `/api/storage` | bytes per camera, free space, retention | sign-in |
+//!
+//! The recorders themselves are the program's: this asks them through
+//! [`Workers`]. A camera the user may not see is a 404.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use reallive_auth::{Permission, User};
+use reallive_core::supervise::WorkerStatus;
+use reallive_store::Store;
+use reallive_store::retention::RetentionPolicy;
+use serde::Serialize;
+
+use crate::{ApiError, ApiJson, ApiPath, ApiState, AuthUser};
+
+/// The recorders, as the NVR runs them.
+pub trait Workers: Send + Sync + 'static {
+    /// The status of camera `id`'s recorder, if it has one.
+    fn status(&self, id: i64) -> Option<WorkerStatus>;
+    /// Starts camera `id`'s recorder; false if it has none.
+    fn start(&self, id: i64) -> bool;
+    /// Stops camera `id`'s recorder until started; false if it has none.
+    fn stop(&self, id: i64) -> bool;
+    /// Storage warnings now (free space under the floor, failed writes).
+    fn warnings(&self) -> Vec<String>;
+}
+
+/// The routes' state.
+#[derive(Clone)]
+pub struct NvrState {
+    api: ApiState,
+    workers: Arc<dyn Workers>,
+    store: Store,
+    store_name: Arc<dyn Fn(i64) -> String + Send + Sync>,
+    retention: Arc<RetentionPolicy>,
+}
+
+impl std::fmt::Debug for NvrState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NvrState").finish_non_exhaustive()
+    }
+}
+
+impl FromRef<NvrState> for ApiState {
+    fn from_ref(s: &NvrState) -> ApiState {
+        s.api.clone()
+    }
+}
+
+impl NvrState {
+    /// Routes over `workers` and `store`; camera `id`'s recordings are
+    /// `store_name(id)` in the store, kept by `retention`.
+    pub fn new(
+        api: ApiState,
+        workers: Arc<dyn Workers>,
+        store: Store,
+        store_name: impl Fn(i64) -> String + Send + Sync + 'static,
+        retention: RetentionPolicy,
+    ) -> Self {
+        NvrState {
+            api,
+            workers,
+            store,
+            store_name: Arc::new(store_name),
+            retention: Arc::new(retention),
+        }
+    }
+}
+
+/// The NVR routes.
+pub fn router(state: NvrState) -> Router {
+    Router::new()
+        .route("/api/status", get(status))
+        .route("/api/workers/{id}", get(worker))
+        .route("/api/cameras/{id}/start", post(start))
+        .route("/api/cameras/{id}/stop", post(stop))
+        .route("/api/storage", get(storage))
+        .with_state(state)
+}
+
+/// One camera's recorder.
+#[derive(Debug, Serialize)]
+struct CameraStatus {
+    id: i64,
+    name: String,
+    state: &'static str,
+    fps: f64,
+    bitrate_kbps: f64,
+    last_frame_age_ms: Option<u64>,
+    restarts: u32,
+    last_error: Option<String>,
+    codec: Option<&'static str>,
+    width: Option<u32>,
+    height: Option<u32>,
+    /// The stream may carry B-frames: browsers cannot play it live as is.
+    b_frames: bool,
+    frames: u64,
+    bytes: u64,
+}
+
+impl CameraStatus {
+    fn new(id: i64, name: String, s: WorkerStatus) -> Self {
+        CameraStatus {
+            id,
+            name,
+            state: s.state.as_str(),
+            fps: s.fps,
+            bitrate_kbps: s.bitrate_kbps,
+            last_frame_age_ms: s.last_frame_age_ms,
+            restarts: s.restarts,
+            last_error: s.last_error,
+            codec: s.stream.as_ref().map(|i| i.codec.name()),
+            width: s.stream.as_ref().map(|i| i.width),
+            height: s.stream.as_ref().map(|i| i.height),
+            b_frames: s.stream.as_ref().is_some_and(|i| i.may_reorder),
+            frames: s.frames,
+            bytes: s.bytes,
+        }
+    }
+}
+
+/// The cameras `user` holds `need` on, with their names.
+fn visible(s: &NvrState, user: &User, need: Permission) -> Vec<(i64, String)> {
+    let snap = s.api.accounts().snapshot();
+    snap.cameras()
+        .filter(|c| snap.access(user, c).is_some_and(|p| p.includes(need)))
+        .map(|c| (c.id, c.name.clone()))
+        .collect()
+}
+
+/// Camera `id` if `user` holds `need` on it: 404 if they cannot see it,
+/// 403 if they can but lack `need`.
+fn camera(s: &NvrState, user: &User, id: i64, need: Permission) -> Result<String, ApiError> {
+    let snap = s.api.accounts().snapshot();
+    let cam = snap
+        .camera(id)
+        .ok_or_else(|| ApiError::not_found("camera"))?;
+    let has = snap
+        .access(user, cam)
+        .ok_or_else(|| ApiError::not_found("camera"))?;
+    if !has.includes(need) {
+        return Err(ApiError::forbidden(format!(
+            "this needs the {} permission on the camera",
+            need.as_str()
+        )));
+    }
+    Ok(cam.name.clone())
+}
+
+async fn status(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    let list: Vec<CameraStatus> = visible(&s, &user, Permission::View)
+        .into_iter()
+        .filter_map(|(id, name)| {
+            s.workers
+                .status(id)
+                .map(|st| CameraStatus::new(id, name, st))
+        })
+        .collect();
+    Ok(ApiJson(list))
+}
+
+#[derive(Debug, Serialize)]
+struct WorkerDetail {
+    #[serde(flatten)]
+    status: CameraStatus,
+    history: Vec<ChangeItem>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChangeItem {
+    at_ms: i64,
+    state: &'static str,
+    reason: String,
+}
+
+async fn worker(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    let name = camera(&s, &user, id, Permission::View)?;
+    let st = s
+        .workers
+        .status(id)
+        .ok_or_else(|| ApiError::not_found("recorder"))?;
+    let history = st
+        .history
+        .iter()
+        .map(|c| ChangeItem {
+            at_ms: c.at_unix_ms,
+            state: c.state.as_str(),
+            reason: c.reason.clone(),
+        })
+        .collect();
+    Ok(ApiJson(WorkerDetail {
+        status: CameraStatus::new(id, name, st),
+        history,
+    }))
+}
+
+async fn start(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    camera(&s, &user, id, Permission::Control)?;
+    if !s.workers.start(id) {
+        return Err(ApiError::not_found("recorder"));
+    }
+    tracing::info!(camera = id, by = %user.username, "recorder started by request");
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn stop(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    camera(&s, &user, id, Permission::Control)?;
+    if !s.workers.stop(id) {
+        return Err(ApiError::not_found("recorder"));
+    }
+    tracing::info!(camera = id, by = %user.username, "recorder stopped by request");
+    Ok(StatusCode::ACCEPTED)
+}
+
+#[derive(Debug, Serialize)]
+struct StorageReport {
+    free_bytes: u64,
+    total_bytes: u64,
+    /// Retention keeps at least this much free.
+    floor_bytes: u64,
+    cameras: Vec<CameraStorage>,
+    warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct CameraStorage {
+    id: i64,
+    name: String,
+    recordings: u64,
+    bytes: u64,
+    oldest_ms: Option<i64>,
+    newest_ms: Option<i64>,
+    max_age_days: Option<f64>,
+    max_bytes: Option<u64>,
+}
+
+async fn storage(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    let disk = s.store.disk_space().await?;
+    let usage = s.store.usage().await?;
+    let cameras = visible(&s, &user, Permission::View)
+        .into_iter()
+        .map(|(id, name)| {
+            let store_name = (s.store_name)(id);
+            let u = usage.iter().find(|u| u.camera == store_name);
+            let keep = s
+                .retention
+                .cameras
+                .get(&store_name)
+                .copied()
+                .unwrap_or(s.retention.default);
+            CameraStorage {
+                id,
+                name,
+                recordings: u.map_or(0, |u| u.recordings),
+                bytes: u.map_or(0, |u| u.bytes),
+                oldest_ms: u
+                    .and_then(|u| u.oldest_utc_ns)
+                    .map(|n| n.div_euclid(1_000_000)),
+                newest_ms: u
+                    .and_then(|u| u.newest_utc_ns)
+                    .map(|n| n.div_euclid(1_000_000)),
+                max_age_days: keep.max_age_ns.map(|n| n as f64 / 86_400e9),
+                max_bytes: keep.max_bytes,
+            }
+        })
+        .collect();
+    Ok(ApiJson(StorageReport {
+        free_bytes: disk.free_bytes,
+        total_bytes: disk.total_bytes,
+        floor_bytes: s.retention.free_floor(disk.total_bytes),
+        cameras,
+        warnings: s.workers.warnings(),
+    }))
+}

@@ -1,0 +1,187 @@
+//! `reallive-fake-camera`: one fake RTSP IP camera in its own process.
+//!
+//! It serves [`RtspCameraServer`] (a live `videotestsrc` pattern, encoded
+//! and payloaded by gstreamer-rtsp-server) on 127.0.0.1, one mount. Being a
+//! process of its own is the point: a test can SIGKILL one camera, as a
+//! power cut would, and leave the others running.
+//!
+//! Contract with `reallive_test_support::camera_process::FakeCamera`:
+//!
+//! - once serving, it prints exactly one line to stdout,
+//!   `rtsp://127.0.0.1:PORT/PATH` (never the credentials), and flushes;
+//! - it serves until SIGTERM or SIGINT, then exits 0; with
+//!   `--exit-on-stdin-eof` also when stdin closes, so a test runner that
+//!   dies, even by SIGKILL, never leaves cameras encoding;
+//! - a fixed `--port` that is taken exits 98 (`EADDRINUSE`) with the reason
+//!   on stderr, so a restart knows to retry; other start failures exit 1,
+//!   bad flags 2.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser;
+use reallive_test_support::{RtspCameraConfig, RtspCameraServer, RtspCodec};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Exit status when the fixed port is taken: Linux's `EADDRINUSE`.
+const EXIT_ADDR_IN_USE: u8 = 98;
+
+/// A fake RTSP IP camera on 127.0.0.1 playing a live test pattern.
+#[derive(Debug, Parser)]
+#[command(name = "reallive-fake-camera")]
+struct Args {
+    /// TCP port on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Mount path.
+    #[arg(long, default_value = "/stream", value_parser = parse_path)]
+    path: String,
+    /// Picture width.
+    #[arg(long, default_value_t = 640)]
+    width: u32,
+    /// Picture height.
+    #[arg(long, default_value_t = 360)]
+    height: u32,
+    /// Frames per second.
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    /// Frames between keyframes.
+    #[arg(long, default_value_t = 30)]
+    keyframe_interval: u32,
+    /// `h264` or `h265`.
+    #[arg(long, default_value = "h264", value_parser = parse_codec)]
+    codec: RtspCodec,
+    /// Require Basic auth with this user (needs --password).
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// Password for --user.
+    #[arg(long, requires = "user")]
+    password: Option<String>,
+    /// `videotestsrc` pattern: ball, smpte, snow, solid-color, ...
+    #[arg(long, default_value = "ball")]
+    pattern: String,
+    /// Target encoder bitrate, kbit/s.
+    #[arg(long, default_value_t = 2048)]
+    bitrate_kbps: u32,
+    /// Also send a G.711 audio track.
+    #[arg(long)]
+    audio: bool,
+    /// Exit 0 when stdin reaches end of file: when the parent that holds
+    /// the other end dies.
+    #[arg(long)]
+    exit_on_stdin_eof: bool,
+}
+
+fn parse_path(s: &str) -> Result<String, String> {
+    if s.starts_with('/') && s.len() > 1 {
+        Ok(s.to_owned())
+    } else {
+        Err("a mount path starts with `/`, e.g. /stream".to_owned())
+    }
+}
+
+fn parse_codec(s: &str) -> Result<RtspCodec, String> {
+    match s {
+        "h264" => Ok(RtspCodec::H264),
+        "h265" => Ok(RtspCodec::H265),
+        _ => Err("h264 or h265".to_owned()),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = RtspCameraConfig {
+        path: args.path,
+        width: args.width,
+        height: args.height,
+        fps: args.fps,
+        keyframe_interval: args.keyframe_interval,
+        codec: args.codec,
+        credentials: args.user.zip(args.password),
+        audio: args.audio,
+        pattern: args.pattern,
+        bitrate_kbps: args.bitrate_kbps,
+        port: Some(args.port),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("reallive-fake-camera: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Handlers go in before the URL line: a SIGTERM right after it must
+    // still exit 0, not die of the default action.
+    let signals = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
+    });
+    let (mut term, mut int) = match signals {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("reallive-fake-camera: signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let camera = match RtspCameraServer::try_start(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("reallive-fake-camera: {e}");
+            return if e.kind() == std::io::ErrorKind::AddrInUse {
+                ExitCode::from(EXIT_ADDR_IN_USE)
+            } else {
+                ExitCode::FAILURE
+            };
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{}", camera.url()).and_then(|()| stdout.flush()) {
+        eprintln!("reallive-fake-camera: writing the URL: {e}");
+        return ExitCode::FAILURE;
+    }
+    drop(stdout);
+    let stdin_closed = args.exit_on_stdin_eof.then(watch_stdin).flatten();
+    runtime.block_on(async {
+        let stdin_closed = async {
+            match stdin_closed {
+                Some(rx) => {
+                    let _ = rx.await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            () = stdin_closed => {}
+        }
+    });
+    drop(camera);
+    ExitCode::SUCCESS
+}
+
+/// Fires when stdin reaches end of file (or fails). A plain thread, not
+/// `tokio::io::stdin`: the runtime would wait for its blocking read on
+/// shutdown.
+fn watch_stdin() -> Option<tokio::sync::oneshot::Receiver<()>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("stdin-eof".into())
+        .spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let _ = tx.send(());
+        });
+    match spawned {
+        Ok(_) => Some(rx),
+        Err(e) => {
+            // Without the watch the camera still stops on SIGTERM or SIGKILL.
+            eprintln!("reallive-fake-camera: stdin watch thread: {e}");
+            None
+        }
+    }
+}
