@@ -16,6 +16,7 @@ use reallive_capture::worker::{Consumer, Worker};
 use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
 use reallive_http::config::{CameraConfig, NvrConfigFile, RecordMode, Transport};
+use reallive_http::live::LiveState;
 use reallive_http::nvr::{NvrState, Workers};
 use reallive_http::recordings::{ApiAccess, RecordingsState};
 use reallive_server::{LiveFlags, ServerConfig};
@@ -203,7 +204,8 @@ pub async fn run(
     let stop_recording = CancellationToken::new();
     let retention_task = store.spawn_retention(Duration::from_secs(30), stop_recording.clone());
 
-    // One supervised recorder per camera.
+    // One supervised recorder per camera, shown live through the relay.
+    let live = server.live().cloned();
     let mut by_id = HashMap::new();
     for (id, cam) in &cameras {
         let worker = match cam.mode {
@@ -215,7 +217,13 @@ pub async fn run(
                         "mode = \"motion\" is not built yet; recording continuously"
                     );
                 }
-                Some(spawn_recorder(*id, cam, &store, stop_recording.clone())?)
+                Some(spawn_recorder(
+                    *id,
+                    cam,
+                    &store,
+                    live.clone(),
+                    stop_recording.clone(),
+                )?)
             }
         };
         by_id.insert(*id, (cam.name.clone(), Recorder { worker }));
@@ -294,11 +302,13 @@ pub async fn run(
     Ok(())
 }
 
-/// Starts camera `id`'s supervised recorder.
+/// Starts camera `id`'s supervised recorder; with `live`, its H.264 also
+/// goes to the relay's viewers, as it is.
 fn spawn_recorder(
     id: i64,
     cam: &CameraConfig,
     store: &Store,
+    live: Option<LiveState>,
     stop: CancellationToken,
 ) -> anyhow::Result<Worker> {
     let url: reallive_capture::RtspUrl = cam
@@ -322,9 +332,15 @@ fn spawn_recorder(
     let record_stop = stop.clone();
     let consumer: Consumer = Arc::new(move |frames| {
         let (store, name, stop) = (store.clone(), name.clone(), record_stop.clone());
+        let live = live.clone();
         Box::pin(async move {
-            let stats = reallive_store::record(&store, &name, frames, &stop).await;
-            tracing::debug!(camera = %name, frames = stats.frames, "recording run ended");
+            let (to_store, rx) = reallive_core::frame_channel(256);
+            let recording = tokio::spawn(async move {
+                let stats = reallive_store::record(&store, &name, rx, &stop).await;
+                tracing::debug!(camera = %name, frames = stats.frames, "recording run ended");
+            });
+            show_and_record(id, frames, live, to_store).await;
+            let _ = recording.await;
         })
     });
     Ok(Worker::spawn(
@@ -334,6 +350,33 @@ fn spawn_recorder(
         consumer,
         stop,
     ))
+}
+
+/// Passes one run's frames to the recorder, and each H.264 frame to the
+/// relay's viewers on the way (announced online from the first one).
+async fn show_and_record(
+    id: i64,
+    mut frames: reallive_core::FrameReceiver,
+    live: Option<LiveState>,
+    to_store: reallive_core::FrameSender,
+) {
+    let mut source = None;
+    while let Some(f) = frames.recv().await {
+        if let Some(live) = &live {
+            if source.is_none() && f.params.codec == reallive_core::Codec::H264 {
+                source = Some(live.local_source(id).await);
+            }
+            if let Some(s) = source.as_mut() {
+                s.offer(&f);
+            }
+        }
+        if to_store.offer(f) == reallive_core::Offer::Closed {
+            break;
+        }
+    }
+    if let Some(s) = source {
+        s.close().await;
+    }
 }
 
 /// Checks free space every few seconds. Under the floor, retention runs

@@ -42,7 +42,10 @@ async fn start_nvr(config: &Path, data: &Path) -> Nvr {
         .arg(data)
         .args(["--listen", "127.0.0.1:0", "--rtc-port", "0"])
         .env("REALLIVE_ADMIN_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("NVR_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -407,4 +410,59 @@ fn bad_configs_get_clear_check_errors() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// An NVR camera plays live through the relay, its RTSP H.264 as it came:
+/// a WebRTC viewer (webrtc-rs, over WHEP with a token) decodes-ready
+/// frames from a keyframe on, at the camera's rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_h264_plays_live_through_the_relay() {
+    use reallive_stream::{Credential, SubscribeConfig, WebRtcSubscriber};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cams = cameras(1).await;
+    let config = write_config(dir.path(), &cams, "");
+    let data = dir.path().join("data");
+    let mut nvr = start_nvr(&config, &data).await;
+    let id = nvr.cameras[0].0;
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    wait_status(&api, 20, "running", |s| state_of(s, id) == "running").await;
+    let status = api.get("/api/status").await.json();
+    assert_eq!(status[0]["codec"], "h264", "{status:#}");
+    assert_eq!(status[0]["b_frames"], false, "{status:#}");
+
+    let (tx, mut rx) = reallive_core::frame_channel(1024);
+    let viewer = WebRtcSubscriber::new(SubscribeConfig {
+        server: format!("http://{}", nvr.addr),
+        camera: id,
+        token: Credential::new(api.token.clone().unwrap()),
+        whep: Some(format!("http://{}/whep/{id}", nvr.addr)),
+    })
+    .start_session(tx)
+    .unwrap();
+    let watch = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        while let Some(f) = rx.recv().await {
+            frames.push((f.keyframe, f.data.len(), f.params.stream_info().ok()));
+        }
+        frames
+    });
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    viewer.stop();
+    drop(viewer);
+    let frames = tokio::time::timeout(Duration::from_secs(10), watch)
+        .await
+        .unwrap()
+        .unwrap();
+    eprintln!("the viewer got {} frames in 8 s", frames.len());
+    assert!(
+        frames.first().is_some_and(|f| f.0),
+        "starts at a keyframe; {}",
+        nvr.log()
+    );
+    // 30 fps for 8 s, less the join (up to a second's GOP).
+    assert!(frames.len() >= 150, "{} frames", frames.len());
+    let info = frames[0].2.clone().unwrap();
+    assert_eq!((info.width, info.height), (640, 360));
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
 }

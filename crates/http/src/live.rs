@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use reallive_auth::{CameraStatus, random_token};
-use reallive_core::ErrorKind;
+use reallive_core::{EncodedFrame, ErrorKind};
 use reallive_relay::{PeerRole, Relay, RelayEvent, SessionId};
 use reallive_signaling::{Action, ConnId, Directory, Hub, Message, Role, Status};
 use tokio::sync::mpsc;
@@ -63,6 +63,52 @@ struct HttpSession {
 enum Outgoing {
     Message(Message),
     Close,
+}
+
+/// A camera fed from this process; see [`LiveState::local_source`].
+#[derive(Debug)]
+pub struct LocalSource {
+    live: LiveState,
+    camera: i64,
+    /// Deltas are held back until a keyframe: at the start, and after a
+    /// frame the relay had no room for.
+    waiting_keyframe: bool,
+    dropped: u64,
+}
+
+impl LocalSource {
+    /// Hands a frame to the relay without waiting. A frame the relay has
+    /// no room for is dropped, and so is every delta up to the next
+    /// keyframe, so viewers never get a picture they cannot decode.
+    pub fn offer(&mut self, frame: &EncodedFrame) {
+        if self.waiting_keyframe && !frame.keyframe {
+            self.dropped += 1;
+            return;
+        }
+        self.waiting_keyframe = !self
+            .live
+            .inner
+            .relay
+            .offer_local(self.camera, frame.clone());
+        if self.waiting_keyframe {
+            self.dropped += 1;
+        }
+    }
+
+    /// Frames dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The camera is offline again.
+    pub async fn close(self) {
+        let actions = lock(&self.live.inner.hub).external_publisher(
+            self.camera,
+            false,
+            &Dir(&self.live.inner.api),
+        );
+        self.live.execute(actions).await;
+    }
 }
 
 impl axum::extract::FromRef<LiveState> for ApiState {
@@ -201,6 +247,20 @@ impl LiveState {
                     self.execute(actions).await;
                 }
             }
+        }
+    }
+
+    /// A camera fed from inside this process (the NVR's recorder of an
+    /// RTSP camera): viewers see it online until [`LocalSource::close`],
+    /// and its frames reach them through the relay as they are.
+    pub async fn local_source(&self, camera: i64) -> LocalSource {
+        let actions = lock(&self.inner.hub).external_publisher(camera, true, &Dir(&self.inner.api));
+        self.execute(actions).await;
+        LocalSource {
+            live: self.clone(),
+            camera,
+            waiting_keyframe: true,
+            dropped: 0,
         }
     }
 

@@ -4,10 +4,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use reallive_core::EncodedFrame;
 use str0m::change::SdpOffer;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::format::{Codec as RtcCodec, PayloadParams};
+use str0m::media::{
+    Direction, Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -121,6 +126,17 @@ pub struct Transmit {
     pub destination: SocketAddr,
     /// The bytes.
     pub contents: Vec<u8>,
+}
+
+/// A frame to forward: from a WebRTC publisher, or from a source inside
+/// this process.
+enum Frame<'a> {
+    Remote(&'a MediaData),
+    Local {
+        data: Arc<[u8]>,
+        time: MediaTime,
+        keyframe: bool,
+    },
 }
 
 /// The relay's state.
@@ -526,7 +542,7 @@ impl Core {
                 peer.counters.bytes += data.data.len() as u64;
                 let camera = peer.camera;
                 if let Some(kind) = kind {
-                    self.forward(camera, kind, &data, now);
+                    self.forward(camera, kind, Frame::Remote(&data), now);
                 }
             }
             Event::KeyframeRequest(_) => {
@@ -560,12 +576,36 @@ impl Core {
         }
     }
 
+    /// A frame from a source inside this process (an NVR's RTSP camera),
+    /// to every subscriber of `camera`, as it came: no decoding, no
+    /// re-encoding. H.264 only (what browsers play); other codecs are not
+    /// forwarded. Nobody can ask such a source for a keyframe, so a
+    /// subscriber starts at its next one.
+    pub fn forward_local(&mut self, camera: i64, frame: &EncodedFrame, now: Instant) {
+        if frame.params.codec != reallive_core::Codec::H264 {
+            return;
+        }
+        self.cameras.entry(camera).or_default();
+        let local = Frame::Local {
+            data: Arc::from(&frame.data[..]),
+            time: MediaTime::new(frame.pts_90k.max(0) as u64, Frequency::NINETY_KHZ),
+            keyframe: frame.keyframe,
+        };
+        self.forward(camera, MediaKind::Video, local, now);
+    }
+
     /// A publisher's frame to every subscriber of its camera.
-    fn forward(&mut self, camera: i64, kind: MediaKind, data: &MediaData, now: Instant) {
+    fn forward(&mut self, camera: i64, kind: MediaKind, frame: Frame<'_>, now: Instant) {
         let Some(cam) = self.cameras.get_mut(&camera) else {
             return;
         };
-        let keyframe = kind == MediaKind::Video && data.is_keyframe();
+        let (keyframe, contiguous) = match &frame {
+            Frame::Remote(data) => (
+                kind == MediaKind::Video && data.is_keyframe(),
+                data.contiguous,
+            ),
+            Frame::Local { keyframe, .. } => (*keyframe, true),
+        };
         cam.last_frame = Some(now);
         if !cam.flowing {
             cam.flowing = true;
@@ -580,7 +620,7 @@ impl Core {
         let retry = cam.merger.poll(now);
         let subs: Vec<SessionId> = cam.subscribers.iter().copied().collect();
         let mut want_keyframe = false;
-        if kind == MediaKind::Video && !data.contiguous && !keyframe {
+        if kind == MediaKind::Video && !contiguous && !keyframe {
             // The publisher's stream has a hole: nobody can decode on
             // until the next keyframe.
             want_keyframe = true;
@@ -605,14 +645,29 @@ impl Core {
             let Some(mid) = p.mids.get(&kind).copied() else {
                 continue;
             };
-            let written = match p.rtc.writer(mid) {
-                Some(w) => match w.match_params(data.params) {
+            let written = match (p.rtc.writer(mid), &frame) {
+                (Some(w), Frame::Remote(data)) => match w.match_params(data.params) {
                     Some(pt) => w
                         .write(pt, data.network_time, data.time, data.data.clone())
                         .is_ok(),
                     None => false,
                 },
-                None => false,
+                (Some(w), Frame::Local { data, time, .. }) => {
+                    // The subscriber's H.264 payload type, packetization
+                    // mode 1 preferred.
+                    let h264 = |p: &&PayloadParams| p.spec().codec == RtcCodec::H264;
+                    let pt = w
+                        .payload_params()
+                        .filter(h264)
+                        .find(|p| p.spec().format.packetization_mode == Some(1))
+                        .or_else(|| w.payload_params().find(h264))
+                        .map(PayloadParams::pt);
+                    match pt {
+                        Some(pt) => w.write(pt, now, *time, data.clone()).is_ok(),
+                        None => false,
+                    }
+                }
+                (None, _) => false,
             };
             if !written && kind == MediaKind::Video {
                 // Refused (codec mismatch or a full send buffer): drop to the

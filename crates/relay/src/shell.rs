@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use reallive_core::LatencyHistogram;
+use reallive_core::{EncodedFrame, LatencyHistogram};
 
 use crate::RelayError;
 use crate::core::{CameraCounters, Core, PeerRole, RelayEvent, SessionId};
@@ -47,6 +47,10 @@ enum Command {
     },
     Close {
         session: SessionId,
+    },
+    LocalFrame {
+        camera: i64,
+        frame: EncodedFrame,
     },
 }
 
@@ -146,6 +150,16 @@ impl Relay {
         let _ = self.commands.send(Command::Close { session }).await;
     }
 
+    /// Forwards a frame from a source in this process (an NVR's RTSP
+    /// camera) to `camera`'s subscribers. Never waits: when the relay is
+    /// behind, the frame is dropped and false returned (subscribers then
+    /// wait for the next keyframe, as after any loss).
+    pub fn offer_local(&self, camera: i64, frame: EncodedFrame) -> bool {
+        self.commands
+            .try_send(Command::LocalFrame { camera, frame })
+            .is_ok()
+    }
+
     /// Counters per camera, as of the last second.
     pub fn counters(&self) -> BTreeMap<i64, CameraCounters> {
         self.shared
@@ -225,6 +239,9 @@ async fn run(
                     Command::Close { session } => {
                         core.close(session, now);
                         membership_changed = true;
+                    }
+                    Command::LocalFrame { camera, frame } => {
+                        core.forward_local(camera, &frame, now);
                     }
                 }
             }
