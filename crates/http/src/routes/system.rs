@@ -24,7 +24,8 @@ pub fn router() -> Router<ApiState> {
 /// Liveness, with nothing sensitive in it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
-    /// `ok`, or `degraded` when the database does not answer.
+    /// `ok`, or `degraded` when the database does not answer or the
+    /// program reports a warning (the NVR: free space under the floor).
     pub status: &'static str,
     /// The server's version.
     pub version: &'static str,
