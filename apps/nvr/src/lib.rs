@@ -66,6 +66,7 @@ struct Recorder {
 /// The recorders, by camera id.
 struct Recorders {
     by_id: HashMap<i64, (String, Recorder)>,
+    store: Store,
     floor_warning: Arc<std::sync::Mutex<Option<String>>>,
 }
 
@@ -231,6 +232,7 @@ pub async fn run(
     let floor_warning: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let recorders = Arc::new(Recorders {
         by_id,
+        store: store.clone(),
         floor_warning: floor_warning.clone(),
     });
     let space_task = tokio::spawn(watch_space(
@@ -485,19 +487,61 @@ fn render_metrics(r: &Recorders, out: &mut String) {
         (
             "reallive_nvr_camera_bytes_total",
             "counter",
-            "bytes received (and written)",
+            "bytes received from the camera",
             |s| s.bytes as f64,
         ),
     ];
+    let label = |id: &i64, cam: &str| {
+        format!(
+            "camera_id=\"{id}\",camera=\"{}\"",
+            cam.replace('\\', "\\\\").replace('"', "\\\"")
+        )
+    };
     for (name, kind, help, value) in series {
         metric(out, name, kind, help);
         for (id, cam, s) in &rows {
+            let _ = writeln!(out, "{name}{{{}}} {}", label(id, cam), value(s));
+        }
+    }
+    // What the store wrote, and how long a fragment took to be durable.
+    let stats: Vec<_> = rows
+        .iter()
+        .map(|(id, cam, _)| (label(id, cam), r.store.write_stats(&store_name(**id))))
+        .collect();
+    metric(
+        out,
+        "reallive_nvr_camera_bytes_written_total",
+        "counter",
+        "bytes of fragments written to disk",
+    );
+    for (l, st) in &stats {
+        let _ = writeln!(
+            out,
+            "reallive_nvr_camera_bytes_written_total{{{l}}} {}",
+            st.bytes.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+    metric(
+        out,
+        "reallive_nvr_segment_write_seconds",
+        "summary",
+        "from a fragment ready to it written, fdatasynced and indexed",
+    );
+    for (l, st) in &stats {
+        for (q, pct) in [(0.5, 50.0), (0.99, 99.0)] {
+            let v = st
+                .latency
+                .percentile(pct)
+                .map_or(f64::NAN, |d| d.as_secs_f64());
             let _ = writeln!(
                 out,
-                "{name}{{camera_id=\"{id}\",camera=\"{}\"}} {}",
-                cam.replace('\\', "\\\\").replace('"', "\\\""),
-                value(s)
+                "reallive_nvr_segment_write_seconds{{{l},quantile=\"{q}\"}} {v}"
             );
         }
+        let _ = writeln!(
+            out,
+            "reallive_nvr_segment_write_seconds_count{{{l}}} {}",
+            st.latency.count()
+        );
     }
 }

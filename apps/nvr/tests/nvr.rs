@@ -293,6 +293,11 @@ async fn four_cameras_record_and_a_failing_one_is_supervised() {
         )),
         "{m}"
     );
+    assert!(
+        m.contains("reallive_nvr_segment_write_seconds_count{camera_id=")
+            && m.contains("reallive_nvr_camera_bytes_written_total{camera_id="),
+        "{m}"
+    );
 
     // Sixty seconds for the healthy three.
     tokio::time::sleep(Duration::from_secs(60).saturating_sub(started.elapsed())).await;

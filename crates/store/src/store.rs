@@ -89,6 +89,18 @@ pub struct RetentionReport {
     pub bytes_freed: u64,
 }
 
+/// How one camera's writes go ([`Store::write_stats`]).
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// From a fragment leaving the segmenter to it being written (and,
+    /// when it completes a flush, fdatasynced and indexed).
+    pub latency: reallive_core::LatencyHistogram,
+    /// Bytes of fragments written.
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Fragments written.
+    pub fragments: std::sync::atomic::AtomicU64,
+}
+
 /// What one camera's recordings take ([`Store::usage`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CameraUsage {
@@ -117,6 +129,8 @@ struct Inner {
     pool: SqlitePool,
     /// Next camera-wide fragment number per camera (live HLS media sequence).
     next_seq: Mutex<HashMap<String, i64>>,
+    /// Write figures per camera.
+    write_stats: Mutex<HashMap<String, Arc<WriteStats>>>,
     /// One retention pass at a time.
     retention: tokio::sync::Mutex<()>,
     playlists: Mutex<PlaylistCache>,
@@ -305,6 +319,7 @@ impl Store {
                 root,
                 pool,
                 next_seq: Mutex::new(HashMap::new()),
+                write_stats: Mutex::new(HashMap::new()),
                 retention: tokio::sync::Mutex::new(()),
                 playlists: Mutex::new(PlaylistCache::default()),
             }),
@@ -537,6 +552,18 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Write figures of `camera` since the store opened (created empty on
+    /// first ask).
+    pub fn write_stats(&self, camera: &str) -> Arc<WriteStats> {
+        self.inner
+            .write_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(camera.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Free and total bytes where the recordings are.
@@ -1162,6 +1189,7 @@ impl RecordingSession {
                 params,
             } => self.start_file(start_utc_ns, init, &params).await,
             Output::Fragment(frag) => {
+                let started = std::time::Instant::now();
                 let f = self
                     .file
                     .as_mut()
@@ -1197,6 +1225,14 @@ impl RecordingSession {
                 if sync {
                     self.commit().await?;
                 }
+                let stats = self.store.write_stats(&self.camera);
+                stats.latency.record(started.elapsed());
+                stats
+                    .bytes
+                    .fetch_add(frag.data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .fragments
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
             Output::EndFile { end_utc_ns, .. } => self.end_file(end_utc_ns).await,
