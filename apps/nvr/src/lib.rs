@@ -14,10 +14,12 @@ use anyhow::Context as _;
 use reallive_auth::{Role, Secret};
 use reallive_capture::worker::{Consumer, Worker};
 use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
+use reallive_core::ErrorKind;
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
+use reallive_http::ApiError;
 use reallive_http::config::{CameraConfig, NvrConfigFile, RecordMode, Transport};
 use reallive_http::live::LiveState;
-use reallive_http::nvr::{NvrState, Workers};
+use reallive_http::nvr::{BoxFuture, NvrState, Workers};
 use reallive_http::recordings::{ApiAccess, RecordingsState};
 use reallive_server::{LiveFlags, ServerConfig};
 use reallive_store::retention::{CameraRetention, RetentionPolicy};
@@ -58,21 +60,142 @@ pub struct Ready<'a> {
     pub cameras: Vec<(i64, String)>,
 }
 
-/// One camera's recorder, or its absence (`mode = "off"`).
+/// Cameras added through the API live here, in the config's format.
+pub const API_CAMERAS_FILE: &str = "cameras.toml";
+
+/// One camera's recorder.
 struct Recorder {
-    worker: Option<Worker>,
+    config: CameraConfig,
+    /// From the config file (else added through the API).
+    from_config: bool,
+    /// `None` with `mode = "off"`.
+    worker: Option<Arc<Worker>>,
+    /// Ends this recorder alone.
+    stop: CancellationToken,
 }
 
-/// The recorders, by camera id.
+/// The recorders, by camera id, and what it takes to add one.
 struct Recorders {
-    by_id: HashMap<i64, (String, Recorder)>,
+    by_id: std::sync::RwLock<HashMap<i64, Recorder>>,
     store: Store,
     floor_warning: Arc<std::sync::Mutex<Option<String>>>,
+    api: reallive_http::ApiState,
+    live: Option<LiveState>,
+    stop: CancellationToken,
+    data_dir: std::path::PathBuf,
+    /// One change to the camera set (and its file) at a time.
+    changing: tokio::sync::Mutex<()>,
+}
+
+impl Recorders {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<i64, Recorder>> {
+        self.by_id
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<i64, Recorder>> {
+        self.by_id
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn worker(&self, id: i64) -> Option<Arc<Worker>> {
+        self.read().get(&id).and_then(|r| r.worker.clone())
+    }
+
+    /// Starts recording `config` as camera `id`.
+    fn insert(&self, id: i64, config: CameraConfig, from_config: bool) -> anyhow::Result<()> {
+        let stop = self.stop.child_token();
+        let worker = match config.mode {
+            RecordMode::Off => None,
+            mode => {
+                if mode == RecordMode::Motion {
+                    tracing::warn!(
+                        camera = %config.name,
+                        "mode = \"motion\" is not built yet; recording continuously"
+                    );
+                }
+                Some(Arc::new(spawn_recorder(
+                    id,
+                    &config,
+                    &self.store,
+                    self.live.clone(),
+                    stop.clone(),
+                )?))
+            }
+        };
+        self.write().insert(
+            id,
+            Recorder {
+                config,
+                from_config,
+                worker,
+                stop,
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes the API's cameras to their file: a new file, synced, then
+    /// renamed over the old one, so a crash leaves one or the other.
+    async fn persist(&self, cameras: Vec<CameraConfig>) -> Result<(), ApiError> {
+        let text = format!(
+            "# Cameras added through the API; reallive-nvr rewrites this file.\n{}",
+            reallive_http::config::cameras_to_toml(&cameras)
+        );
+        let dir = self.data_dir.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&dir, API_CAMERAS_FILE, &text))
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
+            .map_err(|e| {
+                tracing::error!("saving {API_CAMERAS_FILE}: {e}");
+                ApiError::new(ErrorKind::Internal, "the camera list could not be saved")
+            })
+    }
+
+    fn api_cameras(&self) -> Vec<CameraConfig> {
+        let map = self.read();
+        let mut list: Vec<(&i64, &Recorder)> = map.iter().filter(|(_, r)| !r.from_config).collect();
+        list.sort_by_key(|(id, _)| **id);
+        list.into_iter().map(|(_, r)| r.config.clone()).collect()
+    }
+
+    /// Every recorder, ended and its last file closed.
+    async fn join_all(&self) {
+        let workers: Vec<Arc<Worker>> = self
+            .read()
+            .values()
+            .filter_map(|r| r.worker.clone())
+            .collect();
+        for w in workers {
+            w.join().await;
+        }
+    }
+}
+
+/// `text` into `dir/name`, durably and atomically.
+fn write_atomically(dir: &std::path::Path, name: &str, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        // It holds camera passwords.
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 impl Workers for Recorders {
     fn status(&self, id: i64) -> Option<WorkerStatus> {
-        let (_, r) = self.by_id.get(&id)?;
+        let map = self.read();
+        let r = map.get(&id)?;
         Some(match &r.worker {
             Some(w) => w.status(),
             None => off_status(),
@@ -80,23 +203,11 @@ impl Workers for Recorders {
     }
 
     fn start(&self, id: i64) -> bool {
-        match self.by_id.get(&id) {
-            Some((_, Recorder { worker: Some(w) })) => {
-                w.start();
-                true
-            }
-            _ => false,
-        }
+        self.worker(id).map(|w| w.start()).is_some()
     }
 
     fn stop(&self, id: i64) -> bool {
-        match self.by_id.get(&id) {
-            Some((_, Recorder { worker: Some(w) })) => {
-                w.stop();
-                true
-            }
-            _ => false,
-        }
+        self.worker(id).map(|w| w.stop()).is_some()
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -107,6 +218,86 @@ impl Workers for Recorders {
             .into_iter()
             .collect()
     }
+
+    fn sources(&self) -> Vec<(i64, CameraConfig, bool)> {
+        self.read()
+            .iter()
+            .map(|(id, r)| (*id, r.config.clone(), r.from_config))
+            .collect()
+    }
+
+    fn add(&self, camera: CameraConfig) -> BoxFuture<'_, Result<i64, ApiError>> {
+        Box::pin(async move {
+            let _one = self.changing.lock().await;
+            let taken = |n: &str| n.eq_ignore_ascii_case(&camera.name);
+            if self.read().values().any(|r| taken(&r.config.name))
+                || self
+                    .api
+                    .accounts()
+                    .snapshot()
+                    .cameras()
+                    .any(|c| taken(&c.name))
+            {
+                return Err(ApiError::new(
+                    ErrorKind::AlreadyExists,
+                    format!("a camera named '{}' exists", camera.name),
+                ));
+            }
+            let owner = admin_id(&self.api)
+                .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+            let (created, _key) = self
+                .api
+                .accounts()
+                .create_camera(owner, &camera.name, None)
+                .await
+                .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+            let mut list = self.api_cameras();
+            list.push(camera.clone());
+            self.persist(list).await?;
+            self.insert(created.id, camera, false)
+                .map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("{e:#}")))?;
+            Ok(created.id)
+        })
+    }
+
+    fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let _one = self.changing.lock().await;
+            match self.read().get(&id) {
+                None => return Err(ApiError::not_found("camera")),
+                Some(r) if r.from_config => {
+                    return Err(ApiError::new(
+                        ErrorKind::AlreadyExists,
+                        "this camera comes from the config file: remove it there, or set mode = \"off\"",
+                    ));
+                }
+                Some(_) => {}
+            }
+            let list: Vec<CameraConfig> = self
+                .api_cameras()
+                .into_iter()
+                .filter(|c| self.read().get(&id).is_none_or(|r| r.config.name != c.name))
+                .collect();
+            self.persist(list).await?;
+            let gone = self.write().remove(&id);
+            if let Some(r) = gone {
+                r.stop.cancel();
+                if let Some(w) = r.worker {
+                    w.join().await;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn admin_id(api: &reallive_http::ApiState) -> anyhow::Result<i64> {
+    api.accounts()
+        .snapshot()
+        .users()
+        .find(|u| u.role == Role::Admin)
+        .map(|u| u.id)
+        .context("no admin user to own the cameras")
 }
 
 fn off_status() -> WorkerStatus {
@@ -116,12 +307,31 @@ fn off_status() -> WorkerStatus {
         bitrate_kbps: 0.0,
         last_frame_age_ms: None,
         restarts: 0,
-        last_error: Some("mode = \"off\" in the config".into()),
+        last_error: Some("mode = \"off\"".into()),
         frames: 0,
         bytes: 0,
         stream: None,
         history: Vec::new(),
     }
+}
+
+/// The cameras added through the API earlier, from their file.
+fn load_api_cameras(data_dir: &std::path::Path) -> anyhow::Result<Vec<CameraConfig>> {
+    let path = data_dir.join(API_CAMERAS_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    NvrConfigFile::check(&text)
+        .map(|f| f.cameras)
+        .map_err(|errors| {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| e.in_file(&path).to_string())
+                .collect();
+            anyhow::anyhow!("{}", lines.join("\n"))
+        })
 }
 
 /// Serves and records until `shutdown` fires, then closes every open
@@ -145,16 +355,24 @@ pub async fn run(
         .with_context(|| format!("starting in {}", data_dir.display()))?;
     let api = server.state().clone();
 
-    // The configured cameras, created on first start, by name.
-    let owner = api
-        .accounts()
-        .snapshot()
-        .users()
-        .find(|u| u.role == Role::Admin)
-        .map(|u| u.id)
-        .context("no admin user to own the cameras")?;
+    // The configured cameras, created on first start, by name; then the
+    // ones added through the API before.
+    let owner = admin_id(&api)?;
     let mut cameras = Vec::new();
-    for cam in &file.cameras {
+    let from_api = load_api_cameras(&data_dir)?;
+    let sources = file
+        .cameras
+        .iter()
+        .map(|c| (c, true))
+        .chain(from_api.iter().map(|c| (c, false)));
+    for (cam, from_config) in sources {
+        if cameras
+            .iter()
+            .any(|(_, c, _): &(i64, CameraConfig, bool)| c.name.eq_ignore_ascii_case(&cam.name))
+        {
+            tracing::error!(name = %cam.name, "a camera added through the API has a name from the config file; skipped");
+            continue;
+        }
         let existing = api
             .accounts()
             .snapshot()
@@ -169,11 +387,11 @@ pub async fn run(
                     .create_camera(owner, &cam.name, None)
                     .await
                     .with_context(|| format!("creating camera '{}'", cam.name))?;
-                tracing::info!(camera = c.id, name = %c.name, "camera created from the config");
+                tracing::info!(camera = c.id, name = %c.name, "camera created");
                 c.id
             }
         };
-        cameras.push((id, cam.clone()));
+        cameras.push((id, cam.clone(), from_config));
     }
 
     // The store, with each camera's retention.
@@ -184,7 +402,7 @@ pub async fn run(
     if let Some(p) = file.storage.min_free_percent {
         retention.min_free_percent = p;
     }
-    for (id, cam) in &cameras {
+    for (id, cam, _) in &cameras {
         retention.cameras.insert(
             store_name(*id),
             CameraRetention {
@@ -206,35 +424,20 @@ pub async fn run(
     let retention_task = store.spawn_retention(Duration::from_secs(30), stop_recording.clone());
 
     // One supervised recorder per camera, shown live through the relay.
-    let live = server.live().cloned();
-    let mut by_id = HashMap::new();
-    for (id, cam) in &cameras {
-        let worker = match cam.mode {
-            RecordMode::Off => None,
-            mode => {
-                if mode == RecordMode::Motion {
-                    tracing::warn!(
-                        camera = %cam.name,
-                        "mode = \"motion\" is not built yet; recording continuously"
-                    );
-                }
-                Some(spawn_recorder(
-                    *id,
-                    cam,
-                    &store,
-                    live.clone(),
-                    stop_recording.clone(),
-                )?)
-            }
-        };
-        by_id.insert(*id, (cam.name.clone(), Recorder { worker }));
-    }
     let floor_warning: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let recorders = Arc::new(Recorders {
-        by_id,
+        by_id: std::sync::RwLock::new(HashMap::new()),
         store: store.clone(),
         floor_warning: floor_warning.clone(),
+        api: api.clone(),
+        live: server.live().cloned(),
+        stop: stop_recording.clone(),
+        data_dir: data_dir.clone(),
+        changing: tokio::sync::Mutex::new(()),
     });
+    for (id, cam, from_config) in &cameras {
+        recorders.insert(*id, cam.clone(), *from_config)?;
+    }
     let space_task = tokio::spawn(watch_space(
         store.clone(),
         retention.clone(),
@@ -246,9 +449,9 @@ pub async fn run(
     // Health and metrics.
     let r = recorders.clone();
     api.add_health_source(Box::new(move |out| {
-        let statuses: Vec<WorkerState> = r
-            .by_id
-            .keys()
+        let ids: Vec<i64> = r.read().keys().copied().collect();
+        let statuses: Vec<WorkerState> = ids
+            .iter()
             .filter_map(|id| r.status(*id))
             .map(|s| s.state)
             .collect();
@@ -285,18 +488,14 @@ pub async fn run(
         admin_password: server.first_admin_password(),
         cameras: cameras
             .iter()
-            .map(|(id, c)| (*id, c.name.clone()))
+            .map(|(id, c, _)| (*id, c.name.clone()))
             .collect(),
     });
     let served = server.run(shutdown).await;
 
     // Close every recording, then the index.
     stop_recording.cancel();
-    for (_, r) in recorders.by_id.values() {
-        if let Some(w) = &r.worker {
-            w.join().await;
-        }
-    }
+    recorders.join_all().await;
     let _ = retention_task.await;
     let _ = space_task.await;
     store.close().await;
@@ -434,10 +633,14 @@ async fn watch_space(
 
 fn render_metrics(r: &Recorders, out: &mut String) {
     use std::fmt::Write as _;
-    let mut rows: Vec<(&i64, &String, WorkerStatus)> = r
-        .by_id
+    let names: Vec<(i64, String)> = r
+        .read()
         .iter()
-        .filter_map(|(id, (name, _))| r.status(*id).map(|s| (id, name, s)))
+        .map(|(id, rec)| (*id, rec.config.name.clone()))
+        .collect();
+    let mut rows: Vec<(&i64, &String, WorkerStatus)> = names
+        .iter()
+        .filter_map(|(id, name)| r.status(*id).map(|s| (id, name, s)))
         .collect();
     rows.sort_by_key(|(id, _, _)| **id);
     let metric = |out: &mut String, name: &str, kind: &str, help: &str| {

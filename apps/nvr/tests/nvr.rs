@@ -552,3 +552,107 @@ async fn under_the_free_space_floor_recording_goes_on() {
     assert_eq!(files, 1);
     assert!(secs >= 5.0, "the last run was recorded: {secs:.1} s");
 }
+
+/// Started without cameras, the NVR takes them through its API: checked
+/// like the config file, recorded at once, kept across a restart (in
+/// `cameras.toml`, mode 0600), passwords never shown, and removed on
+/// request with their recordings kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cameras_added_through_the_api_record_and_are_kept() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cam = FakeCamera::spawn(
+        RtspCameraConfig {
+            path: "/door".into(),
+            credentials: Some(("admin".into(), "hunter2-secret".into())),
+            ..RtspCameraConfig::default()
+        }
+        .into(),
+    )
+    .await;
+    let config = write_config(dir.path(), &[], "");
+    let data = dir.path().join("data");
+    let mut nvr = start_nvr(&config, &data).await;
+    assert!(nvr.cameras.is_empty());
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+
+    // Refused: a bad URL, an unknown field; then added.
+    let bad = api
+        .post(
+            "/api/nvr/cameras",
+            serde_json::json!({"name": "door", "url": "http://127.0.0.1/x"}),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+    assert!(bad.text().contains("url"), "{}", bad.text());
+    let unknown = api
+        .post(
+            "/api/nvr/cameras",
+            serde_json::json!({"name": "door", "url": cam.url(), "urll": 1}),
+        )
+        .await;
+    assert_eq!(unknown.status, 422, "{}", unknown.text());
+    let url = cam.url_with_credentials();
+    let added = api
+        .post(
+            "/api/nvr/cameras",
+            serde_json::json!({"name": "door", "url": url, "retention": {"max_age_days": 3}}),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.text());
+    assert!(!added.text().contains("hunter2-secret"), "{}", added.text());
+    let id = added.json()["id"].as_i64().unwrap();
+    let again = api
+        .post(
+            "/api/nvr/cameras",
+            serde_json::json!({"name": "DOOR", "url": url}),
+        )
+        .await;
+    assert_eq!(again.status, 409, "{}", again.text());
+    wait_status(&api, 20, "the added camera records", |s| {
+        state_of(s, id) == "running"
+    })
+    .await;
+    let file = data.join(reallive_nvr::API_CAMERAS_FILE);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let listed = api.get("/api/nvr/cameras").await;
+    assert!(
+        !listed.text().contains("hunter2-secret"),
+        "{}",
+        listed.text()
+    );
+    assert_eq!(listed.json()[0]["from"], "api", "{}", listed.text());
+    assert!(!nvr.log().contains("hunter2-secret"), "{}", nvr.log());
+
+    // A restart keeps it.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
+    let mut nvr = start_nvr(&config, &data).await;
+    assert_eq!(nvr.cameras, [(id, "door".to_string())], "{}", nvr.log());
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    wait_status(&api, 20, "running after the restart", |s| {
+        state_of(s, id) == "running"
+    })
+    .await;
+
+    // Removed: no longer recorded; what it recorded stays.
+    assert_eq!(
+        api.delete(&format!("/api/nvr/cameras/{id}")).await.status,
+        204
+    );
+    let s = api.get("/api/status").await.json();
+    assert_eq!(state_of(&s, id), "", "{s:#}");
+    let recs = api
+        .get(&format!("/api/recordings?camera={id}"))
+        .await
+        .json();
+    assert!(recs.as_array().unwrap().len() >= 2, "{recs:#}");
+    assert!(!nvr.log().contains("hunter2-secret"), "{}", nvr.log());
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("door"), "{text}");
+}

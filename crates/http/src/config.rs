@@ -146,7 +146,7 @@ pub struct CameraRetentionConfig {
 }
 
 /// When a camera records: `mode = "continuous" | "motion" | "off"`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordMode {
     /// Always.
@@ -160,7 +160,7 @@ pub enum RecordMode {
 }
 
 /// How RTP travels from a camera: `transport = "tcp" | "udp"`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Interleaved in the RTSP connection: no loss, passes NAT.
@@ -204,6 +204,54 @@ impl fmt::Display for RtspUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&redact_userinfo(&self.0))
     }
+}
+
+/// `[[cameras]]` entries as TOML that [`NvrConfigFile::check`] reads back
+/// to the same values: how the NVR keeps the cameras added through its
+/// API. The text holds the URLs' passwords, as a config file does.
+pub fn cameras_to_toml(cameras: &[CameraConfig]) -> String {
+    #[derive(serde::Serialize)]
+    struct Retention {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_age_days: Option<u32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_bytes: Option<u64>,
+    }
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        name: &'a str,
+        url: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sub_url: Option<&'a str>,
+        mode: RecordMode,
+        transport: Transport,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_restarts: Option<u32>,
+        retention: Retention,
+    }
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        cameras: Vec<Entry<'a>>,
+    }
+    let file = File {
+        cameras: cameras
+            .iter()
+            .map(|c| Entry {
+                name: &c.name,
+                url: c.url.expose(),
+                sub_url: c.sub_url.as_ref().map(RtspUrl::expose),
+                mode: c.mode,
+                transport: c.transport,
+                max_restarts: c.max_restarts,
+                retention: Retention {
+                    max_age_days: c.retention.max_age_days,
+                    max_bytes: c.retention.max_bytes,
+                },
+            })
+            .collect(),
+    };
+    // Plain data with string, integer and enum fields: it always serializes.
+    toml::to_string(&file).unwrap_or_default()
 }
 
 /// One problem in a config file. Neither field quotes a password.
@@ -820,6 +868,18 @@ mode = "off"
             Ok(c) => panic!("accepted {text:?}: {c:?}"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn cameras_written_as_toml_read_back_the_same() {
+        let c = NvrConfigFile::check(FULL).unwrap();
+        let text = cameras_to_toml(&c.cameras);
+        let back = NvrConfigFile::check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
+        assert_eq!(back.cameras, c.cameras);
+        assert_eq!(
+            NvrConfigFile::check(&cameras_to_toml(&[])).unwrap().cameras,
+            []
+        );
     }
 
     #[test]

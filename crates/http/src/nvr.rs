@@ -7,6 +7,9 @@
 //! | GET | `/api/workers/{id}` | one camera's status, with its recent state changes | `view` |
 //! | POST | `/api/cameras/{id}/start`, `/api/cameras/{id}/stop` | start or stop its recorder | `control` |
 //! | GET | `/api/storage` | bytes per camera, free space, retention | sign-in |
+//! | GET | `/api/nvr/cameras` | every RTSP source, URLs redacted | admin |
+//! | POST | `/api/nvr/cameras` | add one: `{name, url, sub_url?, mode?, transport?, max_restarts?, retention?}` → 201 `{id, ...}` | admin |
+//! | DELETE | `/api/nvr/cameras/{id}` | stop recording one added through the API; its recordings and its camera stay | admin |
 //!
 //! The recorders themselves are the program's: this asks them through
 //! [`Workers`]. A camera the user may not see is a 404.
@@ -18,12 +21,13 @@ use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use reallive_auth::{Permission, User};
+use reallive_auth::{Permission, Role, User};
 use reallive_core::supervise::WorkerStatus;
 use reallive_store::Store;
 use reallive_store::retention::RetentionPolicy;
 use serde::Serialize;
 
+use crate::config::{CameraConfig, NvrConfigFile, RecordMode, Transport};
 use crate::{ApiError, ApiJson, ApiPath, ApiState, AuthUser};
 
 /// The recorders, as the NVR runs them.
@@ -36,7 +40,19 @@ pub trait Workers: Send + Sync + 'static {
     fn stop(&self, id: i64) -> bool;
     /// Storage warnings now (free space under the floor, failed writes).
     fn warnings(&self) -> Vec<String>;
+    /// Every source: `(camera id, its config, true if from the config
+    /// file)`.
+    fn sources(&self) -> Vec<(i64, CameraConfig, bool)>;
+    /// Adds a camera and starts recording it; returns its id. The name
+    /// must be new (409 otherwise).
+    fn add(&self, camera: CameraConfig) -> BoxFuture<'_, Result<i64, ApiError>>;
+    /// Stops recording a camera added through the API and forgets its
+    /// source (409 for one from the config file, 404 for none).
+    fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), ApiError>>;
 }
+
+/// A boxed future, for the dyn-compatible [`Workers`].
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// The routes' state.
 #[derive(Clone)]
@@ -88,6 +104,11 @@ pub fn router(state: NvrState) -> Router {
         .route("/api/cameras/{id}/start", post(start))
         .route("/api/cameras/{id}/stop", post(stop))
         .route("/api/storage", get(storage))
+        .route("/api/nvr/cameras", get(sources).post(add_source))
+        .route(
+            "/api/nvr/cameras/{id}",
+            axum::routing::delete(remove_source),
+        )
         .with_state(state)
 }
 
@@ -302,4 +323,151 @@ async fn storage(
         cameras,
         warnings: s.workers.warnings(),
     }))
+}
+
+fn admin(user: &User) -> Result<(), ApiError> {
+    if user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "only an admin manages the NVR's cameras",
+        ))
+    }
+}
+
+/// One RTSP source, as the API shows it: passwords redacted.
+#[derive(Debug, Serialize)]
+struct SourceItem {
+    id: i64,
+    name: String,
+    url: String,
+    sub_url: Option<String>,
+    mode: RecordMode,
+    transport: Transport,
+    max_restarts: Option<u32>,
+    /// `config` (the file) or `api`.
+    from: &'static str,
+}
+
+async fn sources(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&user)?;
+    let mut list: Vec<SourceItem> = s
+        .workers
+        .sources()
+        .into_iter()
+        .map(|(id, c, from_config)| SourceItem {
+            id,
+            name: c.name,
+            url: c.url.to_string(),
+            sub_url: c.sub_url.map(|u| u.to_string()),
+            mode: c.mode,
+            transport: c.transport,
+            max_restarts: c.max_restarts,
+            from: if from_config { "config" } else { "api" },
+        })
+        .collect();
+    list.sort_by_key(|i| i.id);
+    Ok(ApiJson(list))
+}
+
+/// `POST /api/nvr/cameras`: the fields of a `[[cameras]]` entry.
+#[derive(Debug, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NewSource {
+    name: String,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mode: Option<RecordMode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transport: Option<Transport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_restarts: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retention: Option<NewRetention>,
+}
+
+#[derive(Debug, serde::Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct NewRetention {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_age_days: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_bytes: Option<u64>,
+}
+
+impl NewSource {
+    /// The same checks as a config file's entry: through the checker.
+    fn check(self) -> Result<CameraConfig, ApiError> {
+        #[derive(Serialize)]
+        struct One {
+            cameras: [NewSource; 1],
+        }
+        let text = toml::to_string(&One { cameras: [self] })
+            .map_err(|e| ApiError::new(reallive_core::ErrorKind::InvalidArgument, e.to_string()))?;
+        let mut file = NvrConfigFile::check(&text).map_err(|errors| {
+            let what: Vec<String> = errors
+                .iter()
+                .map(|e| {
+                    let key = e
+                        .key
+                        .trim_start_matches("cameras[0]")
+                        .trim_start_matches('.');
+                    if key.is_empty() {
+                        e.message.clone()
+                    } else {
+                        format!("{key}: {}", e.message)
+                    }
+                })
+                .collect();
+            ApiError::new(reallive_core::ErrorKind::InvalidArgument, what.join("; "))
+        })?;
+        file.cameras
+            .pop()
+            .ok_or_else(|| ApiError::new(reallive_core::ErrorKind::InvalidArgument, "no camera"))
+    }
+}
+
+async fn add_source(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+    crate::ApiJson(body): crate::ApiJson<NewSource>,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&user)?;
+    let camera = body.check()?;
+    let name = camera.name.clone();
+    let id = s.workers.add(camera).await?;
+    tracing::info!(camera = id, %name, by = %user.username, "RTSP camera added");
+    let item = s
+        .workers
+        .sources()
+        .into_iter()
+        .find(|(i, _, _)| *i == id)
+        .map(|(id, c, _)| SourceItem {
+            id,
+            name: c.name,
+            url: c.url.to_string(),
+            sub_url: c.sub_url.map(|u| u.to_string()),
+            mode: c.mode,
+            transport: c.transport,
+            max_restarts: c.max_restarts,
+            from: "api",
+        })
+        .ok_or_else(|| ApiError::not_found("camera"))?;
+    Ok((StatusCode::CREATED, ApiJson(item)))
+}
+
+async fn remove_source(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&user)?;
+    s.workers.remove(id).await?;
+    tracing::info!(camera = id, by = %user.username, "RTSP camera removed");
+    Ok(StatusCode::NO_CONTENT)
 }
