@@ -236,28 +236,39 @@ async fn worker(
 }
 
 async fn start(
-    State(s): State<NvrState>,
-    AuthUser(user): AuthUser,
-    ApiPath(id): ApiPath<i64>,
+    state: State<NvrState>,
+    user: AuthUser,
+    id: ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    camera(&s, &user, id, Permission::Control)?;
-    if !s.workers.start(id) {
-        return Err(ApiError::not_found("recorder"));
-    }
-    tracing::info!(camera = id, by = %user.username, "recorder started by request");
-    Ok(StatusCode::ACCEPTED)
+    control(state, user, id, true).await
 }
 
 async fn stop(
+    state: State<NvrState>,
+    user: AuthUser,
+    id: ApiPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    control(state, user, id, false).await
+}
+
+/// Starts or stops camera `id`'s recorder; needs `control`.
+async fn control(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
     ApiPath(id): ApiPath<i64>,
-) -> Result<impl IntoResponse, ApiError> {
+    run: bool,
+) -> Result<StatusCode, ApiError> {
     camera(&s, &user, id, Permission::Control)?;
-    if !s.workers.stop(id) {
+    let done = if run {
+        s.workers.start(id)
+    } else {
+        s.workers.stop(id)
+    };
+    if !done {
         return Err(ApiError::not_found("recorder"));
     }
-    tracing::info!(camera = id, by = %user.username, "recorder stopped by request");
+    let what = if run { "started" } else { "stopped" };
+    tracing::info!(camera = id, by = %user.username, "recorder {what} by request");
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -335,6 +346,21 @@ fn admin(user: &User) -> Result<(), ApiError> {
     }
 }
 
+impl SourceItem {
+    fn new(id: i64, c: CameraConfig, from_config: bool) -> Self {
+        SourceItem {
+            id,
+            name: c.name,
+            url: c.url.to_string(),
+            sub_url: c.sub_url.map(|u| u.to_string()),
+            mode: c.mode,
+            transport: c.transport,
+            max_restarts: c.max_restarts,
+            from: if from_config { "config" } else { "api" },
+        }
+    }
+}
+
 /// One RTSP source, as the API shows it: passwords redacted.
 #[derive(Debug, Serialize)]
 struct SourceItem {
@@ -358,16 +384,7 @@ async fn sources(
         .workers
         .sources()
         .into_iter()
-        .map(|(id, c, from_config)| SourceItem {
-            id,
-            name: c.name,
-            url: c.url.to_string(),
-            sub_url: c.sub_url.map(|u| u.to_string()),
-            mode: c.mode,
-            transport: c.transport,
-            max_restarts: c.max_restarts,
-            from: if from_config { "config" } else { "api" },
-        })
+        .map(|(id, c, from_config)| SourceItem::new(id, c, from_config))
         .collect();
     list.sort_by_key(|i| i.id);
     Ok(ApiJson(list))
@@ -447,16 +464,7 @@ async fn add_source(
         .sources()
         .into_iter()
         .find(|(i, _, _)| *i == id)
-        .map(|(id, c, _)| SourceItem {
-            id,
-            name: c.name,
-            url: c.url.to_string(),
-            sub_url: c.sub_url.map(|u| u.to_string()),
-            mode: c.mode,
-            transport: c.transport,
-            max_restarts: c.max_restarts,
-            from: "api",
-        })
+        .map(|(id, c, from_config)| SourceItem::new(id, c, from_config))
         .ok_or_else(|| ApiError::not_found("camera"))?;
     Ok((StatusCode::CREATED, ApiJson(item)))
 }
