@@ -430,6 +430,11 @@ async fn stream_frames(
     let mut last_forced = Some(Instant::now());
     let mut started = false;
     let mut prev_pts: Option<i64> = None;
+    // One future for the whole session: making a new one per packet would
+    // re-arm the socket's read (tungstenite zeroes a 128 KiB buffer each
+    // time), a few per cent of the CPU.
+    let ended = chan.ended();
+    tokio::pin!(ended);
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ended::Stopped,
@@ -439,7 +444,7 @@ async fn stream_frames(
                 }
                 _ => {}
             },
-            e = chan.ended() => return e,
+            e = &mut ended => return e,
             ev = track.poll() => match ev {
                 Some(TrackLocalEvent::OnRtcpPacket(_)) => {
                     // Only keyframe requests reach us (KeyframeRequests).

@@ -360,6 +360,11 @@ async fn receive(
     let mut params: Option<Arc<CodecParameters>> = None;
     let mut need_keyframe = true;
     let mut last_pli: Option<Instant> = None;
+    // One future for the whole session: making a new one per packet would
+    // re-arm the socket's read (tungstenite zeroes a 128 KiB buffer each
+    // time), a few per cent of the CPU.
+    let ended = chan.ended();
+    tokio::pin!(ended);
     loop {
         let next_event = async {
             match &track {
@@ -381,7 +386,7 @@ async fn receive(
                 }
                 _ => {}
             },
-            e = chan.ended() => return e,
+            e = &mut ended => return e,
             t = tracks.recv(), if track.is_none() => {
                 let Some(t) = t else { continue };
                 media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
