@@ -11,11 +11,6 @@ use reallive_puller::{Login, PullerConfig, run};
 use reallive_store::retention::{CameraRetention, RetentionPolicy, parse_bytes};
 use tokio_util::sync::CancellationToken;
 
-// Fewer, smaller heaps than glibc's per-thread arenas: the puller's RSS
-// per camera is one of its figures (docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Records cameras from a RealLive server into a local, crash-safe store,
 /// and serves them back (recordings list, HLS, MP4 export) on --listen.
 #[derive(Debug, Parser)]
