@@ -7,12 +7,19 @@
 //! rejection of global light changes. The detector is sans-IO: frames and
 //! their timestamps in, events out.
 //!
-//! Today this crate defines the frame it consumes; the detector arrives
-//! with the motion-recording work.
+//! [`Detector`] takes a [`GrayFrame`] and its time, and answers with an
+//! [`Observation`]: the score (the largest share of a zone that changed)
+//! and any [`MotionEvent`] it started or ended. Its table tests cover a
+//! still scene, a moving object, exclude and include zones, lights
+//! switching on, an IR switch, and the minimum area.
 //!
 //! # Threading
 //!
 //! Pure computation; run it on a blocking thread, one detector per camera.
+
+mod detector;
+
+pub use detector::{Detector, MotionEvent, MotionSettings, Observation, Zone, ZoneKind};
 
 use reallive_core::ErrorKind;
 
@@ -34,13 +41,18 @@ pub enum MotionError {
         /// Bytes given.
         got: usize,
     },
+    /// A setting out of range.
+    #[error("{0}")]
+    BadSettings(String),
 }
 
 impl MotionError {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            MotionError::BadFrame { .. } => ErrorKind::InvalidArgument,
+            MotionError::BadFrame { .. } | MotionError::BadSettings(_) => {
+                ErrorKind::InvalidArgument
+            }
         }
     }
 }
