@@ -55,3 +55,4 @@ bench: setup
 	$(CARGO) bench -p reallive-relay --bench fanout -- --seconds 10 --n 0,10,50,100,200
 	$(CARGO) build --release -p reallive-server -p reallive-pusher
 	$(CARGO) bench -p reallive-puller --bench cost -- --seconds 60 --cameras 1,4
+	$(CARGO) build --release -p reallive-test-support --bin reallive-fake-camera && $(CARGO) bench -p reallive-nvr --bench nvr -- --seconds 60 --cameras 8,16,32 --ffmpeg

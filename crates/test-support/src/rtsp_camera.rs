@@ -74,6 +74,9 @@ pub struct RtspCameraServer {
     config: RtspCameraConfig,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
+    /// Every mount's path: `config.path`, or a
+    /// [`try_start_clip`](Self::try_start_clip) server's mounts.
+    mount_paths: Vec<String>,
 }
 
 impl RtspCameraServer {
@@ -110,6 +113,65 @@ impl RtspCameraServer {
                 format!("camera pipeline `{launch}`: {e}"),
             )
         })?;
+        Self::serve(config, move |cfg| build_server(cfg, launch))
+    }
+
+    /// A camera that costs almost nothing to run, for load tests: it
+    /// serves the H.264 Annex-B elementary stream in `clip` (no B-frames,
+    /// starting with its parameter sets) in a loop, paced in real time at
+    /// `fps`, without decoding or encoding it. There are `mounts` mounts:
+    /// `path` alone when `mounts` is 1, else `path` followed by 0, 1, ...
+    /// (`/cam0`, `/cam1`, ...). Each mount has one shared pipeline (file,
+    /// `h264parse`, payloader) that all its clients receive; each client is
+    /// its own RTSP session. [`url`](Self::url) is the first mount's,
+    /// [`mount_urls`](Self::mount_urls) lists them all.
+    ///
+    /// Errors as [`try_start`](Self::try_start) does; `NotFound` when the
+    /// clip is not a file.
+    pub fn try_start_clip(
+        clip: &std::path::Path,
+        fps: u32,
+        path: &str,
+        mounts: u32,
+        port: Option<u16>,
+    ) -> std::io::Result<Self> {
+        crate::require_elements(&["multifilesrc", "h264parse", "identity", "rtph264pay"]);
+        if !clip.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("clip {} is not a file", clip.display()),
+            ));
+        }
+        let clip = clip.to_path_buf();
+        let paths = clip_mount_paths(path, mounts);
+        let config = RtspCameraConfig {
+            path: paths.first().cloned().unwrap_or_else(|| path.to_owned()),
+            fps,
+            port,
+            ..RtspCameraConfig::default()
+        };
+        let mount_paths = paths.clone();
+        let mut server = Self::serve(config, move |cfg| {
+            let server = rtsp::RTSPServer::new();
+            server.set_address("127.0.0.1");
+            server.set_service(&cfg.port.unwrap_or(0).to_string());
+            if let Some(mount_points) = server.mount_points() {
+                for p in &paths {
+                    mount_points.add_factory(p, clip_factory(&clip, cfg.fps));
+                }
+            }
+            server
+        })?;
+        server.mount_paths = mount_paths;
+        Ok(server)
+    }
+
+    /// Runs the server that `build` makes on its own thread and main loop;
+    /// returns once it listens.
+    fn serve(
+        config: RtspCameraConfig,
+        build: impl FnOnce(&RtspCameraConfig) -> rtsp::RTSPServer + Send + 'static,
+    ) -> std::io::Result<Self> {
         let ctx = glib::MainContext::new();
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
         let (tx, rx) = mpsc::sync_channel(1);
@@ -119,7 +181,7 @@ impl RtspCameraServer {
             .name("rtsp-camera".into())
             .spawn(move || {
                 ctx.with_thread_default(|| {
-                    let server = build_server(&cfg, launch);
+                    let server = build(&cfg);
                     // Not `attach`: its error drops the reason (say, the port
                     // is taken); `create_source` keeps it.
                     match server.create_source(None::<&gio::Cancellable>) {
@@ -157,6 +219,7 @@ impl RtspCameraServer {
         };
         Ok(RtspCameraServer {
             port: u16::try_from(port).expect("a TCP port"),
+            mount_paths: vec![config.path.clone()],
             config,
             main_loop,
             thread: Some(thread),
@@ -179,6 +242,15 @@ impl RtspCameraServer {
             Some((u, p)) => format!("rtsp://{u}:{p}@127.0.0.1:{}{}", self.port, self.config.path),
             None => self.url(),
         }
+    }
+
+    /// Every mount's URL: [`url`](Self::url) alone, except for a
+    /// [`try_start_clip`](Self::try_start_clip) server with several mounts.
+    pub fn mount_urls(&self) -> Vec<String> {
+        self.mount_paths
+            .iter()
+            .map(|p| format!("rtsp://127.0.0.1:{}{p}", self.port))
+            .collect()
     }
 }
 
@@ -261,4 +333,51 @@ fn build_server(cfg: &RtspCameraConfig, launch: String) -> rtsp::RTSPServer {
         mounts.add_factory(&cfg.path, factory);
     }
     server
+}
+
+/// The mount paths of a clip server: `path`, or `path0`, `path1`, ...
+fn clip_mount_paths(path: &str, mounts: u32) -> Vec<String> {
+    if mounts <= 1 {
+        vec![path.to_owned()]
+    } else {
+        (0..mounts).map(|i| format!("{path}{i}")).collect()
+    }
+}
+
+/// One mount of a clip server: the file looped, parsed into access units
+/// and paced by `identity sync=true`, nothing decoded.
+fn clip_factory(clip: &std::path::Path, fps: u32) -> rtsp::RTSPMediaFactory {
+    let factory = rtsp::RTSPMediaFactory::new();
+    factory.set_launch(&format!(
+        "( multifilesrc name=src loop=true \
+         caps=\"video/x-h264,stream-format=byte-stream,framerate={fps}/1\" \
+         ! h264parse name=parse ! video/x-h264,alignment=au ! identity sync=true \
+         ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+    ));
+    factory.set_shared(true);
+    let clip = clip.to_path_buf();
+    factory.connect_media_configure(move |_, media| {
+        let Ok(bin) = media.element().downcast::<gst::Bin>() else {
+            return;
+        };
+        // Set here, not in the launch line: a path needs no quoting then.
+        if let Some(src) = bin.by_name("src") {
+            src.set_property("location", clip.to_string_lossy().as_ref());
+        }
+        // h264parse stamps an elementary stream's access units with a DTS
+        // only (it cannot rule out reordering); the payloader takes its RTP
+        // timestamps from the PTS. Without B-frames the two are equal.
+        if let Some(pad) = bin.by_name("parse").and_then(|p| p.static_pad("src")) {
+            pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+                if let Some(gst::PadProbeData::Buffer(buf)) = info.data.as_mut()
+                    && buf.pts().is_none()
+                {
+                    let dts = buf.dts();
+                    buf.make_mut().set_pts(dts);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+    });
+    factory
 }

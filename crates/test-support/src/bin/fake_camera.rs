@@ -15,6 +15,12 @@
 //! - a fixed `--port` that is taken exits 98 (`EADDRINUSE`) with the reason
 //!   on stderr, so a restart knows to retry; other start failures exit 1,
 //!   bad flags 2.
+//!
+//! For load tests, `--clip FILE` serves a pre-encoded H.264 elementary
+//! stream in a loop instead, paced in real time and never encoded
+//! ([`RtspCameraServer::try_start_clip`]): many 1080p cameras at a small
+//! cost. With `--mounts N` it serves N mounts, `--path` followed by 0..N-1,
+//! each its own shared pipeline, and prints one URL line per mount.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -66,6 +72,14 @@ struct Args {
     /// Also send a G.711 audio track.
     #[arg(long)]
     audio: bool,
+    /// Serve this H.264 Annex-B file (no B-frames) in a loop at --fps
+    /// instead of encoding a test pattern; the picture and encoder flags
+    /// do not apply.
+    #[arg(long, value_name = "FILE")]
+    clip: Option<std::path::PathBuf>,
+    /// With --clip: serve N mounts, --path followed by 0..N-1.
+    #[arg(long, default_value_t = 1, requires = "clip")]
+    mounts: u32,
     /// Exit 0 when stdin reaches end of file: when the parent that holds
     /// the other end dies.
     #[arg(long)]
@@ -128,7 +142,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let camera = match RtspCameraServer::try_start(config) {
+    let started = match &args.clip {
+        Some(clip) => RtspCameraServer::try_start_clip(
+            clip,
+            config.fps,
+            &config.path,
+            args.mounts,
+            config.port,
+        ),
+        None => RtspCameraServer::try_start(config),
+    };
+    let camera = match started {
         Ok(c) => c,
         Err(e) => {
             eprintln!("reallive-fake-camera: {e}");
@@ -140,7 +164,8 @@ fn main() -> ExitCode {
         }
     };
     let mut stdout = std::io::stdout().lock();
-    if let Err(e) = writeln!(stdout, "{}", camera.url()).and_then(|()| stdout.flush()) {
+    let urls = camera.mount_urls().join("\n");
+    if let Err(e) = writeln!(stdout, "{urls}").and_then(|()| stdout.flush()) {
         eprintln!("reallive-fake-camera: writing the URL: {e}");
         return ExitCode::FAILURE;
     }
