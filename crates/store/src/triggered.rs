@@ -335,7 +335,9 @@ mod tests {
             post_roll: Duration::from_secs(1),
             max_pre_roll_bytes: 1 << 20,
         };
-        let cases: Vec<(&str, Vec<Step>, Vec<(i64, i64, usize)>)> = vec![
+        /// (what, steps, recordings as (first frame, last frame, frames)).
+        type Case = (&'static str, Vec<Step>, Vec<(i64, i64, usize)>);
+        let cases: Vec<Case> = vec![
             ("no event, no recording", vec![Frames(0, 100)], vec![]),
             (
                 "an event: the pre-roll from a keyframe, the event, the post-roll",
