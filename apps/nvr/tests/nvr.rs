@@ -435,6 +435,7 @@ async fn rtsp_h264_plays_live_through_the_relay() {
     let status = api.get("/api/status").await.json();
     assert_eq!(status[0]["codec"], "h264", "{status:#}");
     assert_eq!(status[0]["b_frames"], false, "{status:#}");
+    assert_eq!(status[0]["browser_playable"], true, "{status:#}");
 
     let (tx, mut rx) = reallive_core::frame_channel(1024);
     let viewer = WebRtcSubscriber::new(SubscribeConfig {

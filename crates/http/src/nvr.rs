@@ -128,6 +128,9 @@ struct CameraStatus {
     height: Option<u32>,
     /// The stream may carry B-frames: browsers cannot play it live as is.
     b_frames: bool,
+    /// H.264 without B-frames: what WebRTC viewers can play as it is.
+    /// H.265 is recorded but not shown live.
+    browser_playable: bool,
     frames: u64,
     bytes: u64,
 }
@@ -147,6 +150,10 @@ impl CameraStatus {
             width: s.stream.as_ref().map(|i| i.width),
             height: s.stream.as_ref().map(|i| i.height),
             b_frames: s.stream.as_ref().is_some_and(|i| i.may_reorder),
+            browser_playable: s
+                .stream
+                .as_ref()
+                .is_some_and(|i| i.codec == reallive_core::Codec::H264 && !i.may_reorder),
             frames: s.frames,
             bytes: s.bytes,
         }
