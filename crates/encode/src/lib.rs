@@ -45,6 +45,7 @@
 
 mod backends;
 mod error;
+pub mod motion;
 mod preview;
 mod settings;
 
