@@ -58,6 +58,6 @@ pub use model::{Recording, RecordingState, TimeRange, rfc3339_ms, validate_camer
 pub use storage::MemoryStorage;
 pub use storage::{RecordStats, RecordingWriter, Storage, record};
 pub use store::{
-    CameraUsage, RecordingSession, RecoveryReport, RetentionReport, Store, StoreConfig, WriteStats,
-    disk_space,
+    CameraUsage, Event, NewEvent, RecordingSession, RecoveryReport, RetentionReport, Store,
+    StoreConfig, WriteStats, disk_space,
 };

@@ -7,7 +7,7 @@ use std::path::Path;
 use reallive_core::{Codec, EncodedFrame};
 use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use reallive_store::segmenter::SegmenterConfig;
-use reallive_store::{RecordingState, Store, StoreConfig, TimeRange};
+use reallive_store::{NewEvent, RecordingState, Store, StoreConfig, TimeRange};
 use reallive_test_support::ffprobe;
 
 const SEC: i64 = 1_000_000_000;
@@ -511,4 +511,65 @@ async fn record_starts_at_a_keyframe_and_closes_the_file() {
     let file = store.root().join(&recs[0].path);
     let probe = ffprobe::probe(&file);
     assert!(probe.frames >= 30, "{probe:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_kept_and_listed_by_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(config(dir.path())).await.unwrap();
+    let s = 1_000_000_000i64;
+    let open = store
+        .add_event(&NewEvent {
+            camera: "front".into(),
+            kind: "motion".into(),
+            start_utc_ns: 100 * s,
+            end_utc_ns: None,
+            score: None,
+            zone: None,
+        })
+        .await
+        .unwrap();
+    let closed = store
+        .add_event(&NewEvent {
+            camera: "front".into(),
+            kind: "trigger".into(),
+            start_utc_ns: 10 * s,
+            end_utc_ns: Some(20 * s),
+            score: None,
+            zone: None,
+        })
+        .await
+        .unwrap();
+    // An open event overlaps everything after its start.
+    let all = store.events("front", TimeRange::all()).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), [closed, open]);
+    let later = store
+        .events("front", TimeRange::new(500 * s, 600 * s).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(later.len(), 1);
+    assert_eq!(later[0].end_utc_ns, None);
+    store.end_event(open, 130 * s, 12.5, "door").await.unwrap();
+    let later = store
+        .events("front", TimeRange::new(500 * s, 600 * s).unwrap())
+        .await
+        .unwrap();
+    assert!(later.is_empty());
+    let e = &store
+        .events("front", TimeRange::new(120 * s, 125 * s).unwrap())
+        .await
+        .unwrap()[0];
+    assert_eq!(
+        (e.end_utc_ns, e.score, e.zone.as_deref()),
+        (Some(130 * s), Some(12.5), Some("door"))
+    );
+    assert!(
+        store
+            .events("back", TimeRange::all())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.end_event(9999, 1, 1.0, "x").await.is_err());
+    store.close().await;
 }
