@@ -115,7 +115,7 @@ pub struct StorageSection {
 }
 
 /// One `[[cameras]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CameraConfig {
     /// 1 to 64 characters of `A-Z a-z 0-9 _ -`: it becomes a directory
     /// name and a URL path part.
@@ -133,6 +133,102 @@ pub struct CameraConfig {
     /// After this many restarts in a row the camera is `stopped`; `None`
     /// retries forever.
     pub max_restarts: Option<u32>,
+    /// Seconds kept before an event (`mode = "motion"`); at most 60.
+    pub pre_roll_secs: u32,
+    /// Seconds kept after an event.
+    pub post_roll_secs: u32,
+    /// `[cameras.motion]`: how motion is detected.
+    pub motion: MotionConfig,
+}
+
+/// `[cameras.motion]`: detection settings (see `reallive-motion`).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default, expecting = "a motion table")]
+pub struct MotionConfig {
+    /// 1 (only large, sharp changes) to 100 (the faintest).
+    pub sensitivity: u8,
+    /// The share of a zone, in percent, that must change.
+    pub min_area_percent: f32,
+    /// Pictures analysed per second (1 to 15).
+    pub fps: u32,
+    /// Consecutive pictures with motion before an event starts.
+    pub frames_to_start: u32,
+    /// Seconds without motion before an event ends.
+    pub secs_to_end: f32,
+    /// `[[cameras.motion.zones]]`; without an include zone the whole
+    /// picture is watched.
+    pub zones: Vec<ZoneConfig>,
+}
+
+impl Default for MotionConfig {
+    fn default() -> Self {
+        MotionConfig {
+            sensitivity: 60,
+            min_area_percent: 0.5,
+            fps: 5,
+            frames_to_start: 2,
+            secs_to_end: 3.0,
+            zones: Vec::new(),
+        }
+    }
+}
+
+/// `[[cameras.motion.zones]]`: a polygon in 0..1 picture coordinates.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, expecting = "a zone table")]
+pub struct ZoneConfig {
+    /// Named in events.
+    pub name: String,
+    /// `include` (the default) or `exclude`.
+    #[serde(default)]
+    pub kind: ZoneKindConfig,
+    /// `[[x, y], ...]`, at least three corners, each in 0..1.
+    pub points: Vec<[f32; 2]>,
+}
+
+impl MotionConfig {
+    /// The detector's settings for this table.
+    pub fn settings(&self) -> reallive_motion::MotionSettings {
+        reallive_motion::MotionSettings {
+            sensitivity: self.sensitivity,
+            min_area_percent: self.min_area_percent,
+            zones: self
+                .zones
+                .iter()
+                .map(|z| reallive_motion::Zone {
+                    name: z.name.clone(),
+                    kind: match z.kind {
+                        ZoneKindConfig::Include => reallive_motion::ZoneKind::Include,
+                        ZoneKindConfig::Exclude => reallive_motion::ZoneKind::Exclude,
+                    },
+                    points: z.points.iter().map(|p| (p[0], p[1])).collect(),
+                })
+                .collect(),
+            frames_to_start: self.frames_to_start,
+            secs_to_end: self.secs_to_end,
+            ..reallive_motion::MotionSettings::default()
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(1..=15).contains(&self.fps) {
+            return Err(format!("fps {} is outside 1..=15", self.fps));
+        }
+        reallive_motion::Detector::new(self.settings())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Whether a zone is watched or ignored.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoneKindConfig {
+    /// Motion here counts.
+    #[default]
+    Include,
+    /// Motion here never counts.
+    Exclude,
 }
 
 /// `[cameras.retention]`: limits for one camera; `None` is no limit.
@@ -227,7 +323,10 @@ pub fn cameras_to_toml(cameras: &[CameraConfig]) -> String {
         transport: Transport,
         #[serde(skip_serializing_if = "Option::is_none")]
         max_restarts: Option<u32>,
+        pre_roll_secs: u32,
+        post_roll_secs: u32,
         retention: Retention,
+        motion: &'a MotionConfig,
     }
     #[derive(serde::Serialize)]
     struct File<'a> {
@@ -243,6 +342,9 @@ pub fn cameras_to_toml(cameras: &[CameraConfig]) -> String {
                 mode: c.mode,
                 transport: c.transport,
                 max_restarts: c.max_restarts,
+                pre_roll_secs: c.pre_roll_secs,
+                post_roll_secs: c.post_roll_secs,
+                motion: &c.motion,
                 retention: Retention {
                     max_age_days: c.retention.max_age_days,
                     max_bytes: c.retention.max_bytes,
@@ -376,6 +478,9 @@ struct RawCamera {
     #[serde(default)]
     retention: RawRetention,
     max_restarts: Option<u32>,
+    pre_roll_secs: Option<Spanned<u32>>,
+    post_roll_secs: Option<Spanned<u32>>,
+    motion: Option<Spanned<MotionConfig>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -562,6 +667,44 @@ impl<'t> Checker<'t> {
             raw.retention.max_bytes,
             &format!("{path}.retention.max_bytes"),
         );
+        let pre_roll_secs = match raw.pre_roll_secs {
+            Some(p) if *p.get_ref() > 60 => {
+                self.push(
+                    p.span().start,
+                    format!("{path}.pre_roll_secs"),
+                    "at most 60 seconds",
+                );
+                None
+            }
+            Some(p) => Some(p.into_inner()),
+            None => Some(5),
+        };
+        let post_roll_secs = match raw.post_roll_secs {
+            Some(p) if *p.get_ref() > 3600 => {
+                self.push(
+                    p.span().start,
+                    format!("{path}.post_roll_secs"),
+                    "at most 3600 seconds",
+                );
+                None
+            }
+            Some(p) => Some(p.into_inner()),
+            None => Some(5),
+        };
+        let motion = match raw.motion {
+            None => Some(MotionConfig::default()),
+            Some(m) => {
+                let at = m.span().start;
+                let m = m.into_inner();
+                match m.check() {
+                    Ok(()) => Some(m),
+                    Err(why) => {
+                        self.push(at, format!("{path}.motion"), why);
+                        None
+                    }
+                }
+            }
+        };
         Some(CameraConfig {
             name: name?,
             url: url?,
@@ -573,6 +716,9 @@ impl<'t> Checker<'t> {
                 max_bytes,
             },
             max_restarts: raw.max_restarts,
+            pre_roll_secs: pre_roll_secs?,
+            post_roll_secs: post_roll_secs?,
+            motion: motion?,
         })
     }
 
@@ -964,10 +1110,26 @@ mode = "off"
                 "unknown key",
             ),
             (
-                "issue 8 keys are not accepted yet",
-                format!("{CAM}{URL}pre_roll_secs = 5\n"),
+                "a pre-roll over a minute",
+                format!("{CAM}{URL}pre_roll_secs = 90\n"),
                 4,
                 "cameras[0].pre_roll_secs",
+                "at most 60",
+            ),
+            (
+                "a motion zone with two points",
+                format!(
+                    "{CAM}{URL}[cameras.motion]\nsensitivity = 50\n[[cameras.motion.zones]]\nname = \"z\"\npoints = [[0.0, 0.0], [1.0, 1.0]]\n"
+                ),
+                4,
+                "cameras[0].motion",
+                "at least 3 points",
+            ),
+            (
+                "an unknown key in a motion table",
+                format!("{CAM}{URL}[cameras.motion]\nsensitivty = 50\n"),
+                5,
+                "cameras[0].motion.sensitivty",
                 "unknown key",
             ),
             (

@@ -8,7 +8,7 @@
 //! | POST | `/api/cameras/{id}/start`, `/api/cameras/{id}/stop` | start or stop its recorder | `control` |
 //! | GET | `/api/storage` | bytes per camera, free space, retention | sign-in |
 //! | GET | `/api/nvr/cameras` | every RTSP source, URLs redacted | admin |
-//! | POST | `/api/nvr/cameras` | add one: `{name, url, sub_url?, mode?, transport?, max_restarts?, retention?}` → 201 `{id, ...}` | admin |
+//! | POST | `/api/nvr/cameras` | add one: `{name, url, sub_url?, mode?, transport?, max_restarts?, retention?, pre_roll_secs?, post_roll_secs?, motion?}` → 201 `{id, ...}` | admin |
 //! | DELETE | `/api/nvr/cameras/{id}` | stop recording one added through the API; its recordings and its camera stay | admin |
 //!
 //! The recorders themselves are the program's: this asks them through
@@ -413,6 +413,12 @@ struct NewSource {
     max_restarts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retention: Option<NewRetention>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pre_roll_secs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    post_roll_secs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    motion: Option<crate::config::MotionConfig>,
 }
 
 #[derive(Debug, serde::Deserialize, Serialize)]

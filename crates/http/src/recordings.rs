@@ -8,6 +8,7 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | `/api/recordings?camera={id}&start={unix_ms}&end={unix_ms}` | `[{id, camera_id, start_ms, end_ms, bytes, state}]` |
+//! | GET | `/api/events?camera={id}&start=&end=` | `[{id, camera_id, kind, start_ms, end_ms, score, zone}]` (needs `view`) |
 //! | GET | `/api/cameras/{id}/vod.m3u8?start=&end=` | HLS VOD over the range |
 //! | GET | `/api/cameras/{id}/live.m3u8` | HLS of the newest fragments |
 //! | GET | `/api/cameras/{id}/files/{path}?t=` | a recording, by byte range |
@@ -219,6 +220,7 @@ impl RecordingsState {
 pub fn router(state: RecordingsState) -> Router {
     Router::new()
         .route("/api/recordings", get(list))
+        .route("/api/events", get(events))
         .route("/api/cameras/{id}/vod.m3u8", get(vod))
         .route("/api/cameras/{id}/live.m3u8", get(live))
         .route("/api/cameras/{id}/files/{*path}", get(file))
@@ -304,6 +306,45 @@ async fn list(
         })
         .collect();
     Ok(axum::Json(items).into_response())
+}
+
+/// One event in the list.
+#[derive(Debug, Serialize)]
+struct EventItem {
+    id: i64,
+    camera_id: i64,
+    kind: String,
+    start_ms: i64,
+    /// `null` while it lasts.
+    end_ms: Option<i64>,
+    score: Option<f32>,
+    zone: Option<String>,
+}
+
+async fn events(
+    State(s): State<RecordingsState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let camera = camera_param(&q)?;
+    let name = authorize(&s, &headers, &q, peer, camera, Permission::View)?;
+    let list: Vec<EventItem> = s
+        .store
+        .events(&name, range(&q)?)
+        .await?
+        .into_iter()
+        .map(|e| EventItem {
+            id: e.id,
+            camera_id: camera,
+            kind: e.kind,
+            start_ms: e.start_utc_ns.div_euclid(1_000_000),
+            end_ms: e.end_utc_ns.map(|n| n.div_euclid(1_000_000)),
+            score: e.score,
+            zone: e.zone,
+        })
+        .collect();
+    Ok(axum::Json(list).into_response())
 }
 
 fn playlist(body: String) -> Response {
