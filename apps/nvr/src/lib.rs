@@ -5,6 +5,8 @@
 //! worker), `reallive-core` (the supervisor) and `reallive-store`
 //! (recording, retention); the logic lives there.
 
+mod camera;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +72,8 @@ struct Recorder {
     from_config: bool,
     /// `None` with `mode = "off"`.
     worker: Option<Arc<Worker>>,
+    /// Manual triggers to its live run.
+    trigger: Option<tokio::sync::mpsc::Sender<u32>>,
     /// Ends this recorder alone.
     stop: CancellationToken,
 }
@@ -107,22 +111,12 @@ impl Recorders {
     /// Starts recording `config` as camera `id`.
     fn insert(&self, id: i64, config: CameraConfig, from_config: bool) -> anyhow::Result<()> {
         let stop = self.stop.child_token();
-        let worker = match config.mode {
-            RecordMode::Off => None,
-            mode => {
-                if mode == RecordMode::Motion {
-                    tracing::warn!(
-                        camera = %config.name,
-                        "mode = \"motion\" is not built yet; recording continuously"
-                    );
-                }
-                Some(Arc::new(spawn_recorder(
-                    id,
-                    &config,
-                    &self.store,
-                    self.live.clone(),
-                    stop.clone(),
-                )?))
+        let (worker, trigger) = match config.mode {
+            RecordMode::Off => (None, None),
+            _ => {
+                let (w, t) =
+                    spawn_recorder(id, &config, &self.store, self.live.clone(), stop.clone())?;
+                (Some(Arc::new(w)), Some(t))
             }
         };
         self.write().insert(
@@ -131,6 +125,7 @@ impl Recorders {
                 config,
                 from_config,
                 worker,
+                trigger,
                 stop,
             },
         );
@@ -208,6 +203,11 @@ impl Workers for Recorders {
 
     fn stop(&self, id: i64) -> bool {
         self.worker(id).map(|w| w.stop()).is_some()
+    }
+
+    fn trigger(&self, id: i64, seconds: u32) -> bool {
+        let tx = self.read().get(&id).and_then(|r| r.trigger.clone());
+        tx.is_some_and(|t| t.try_send(seconds).is_ok())
     }
 
     fn warnings(&self) -> Vec<String> {
@@ -511,7 +511,7 @@ fn spawn_recorder(
     store: &Store,
     live: Option<LiveState>,
     stop: CancellationToken,
-) -> anyhow::Result<Worker> {
+) -> anyhow::Result<(Worker, tokio::sync::mpsc::Sender<u32>)> {
     let url: reallive_capture::RtspUrl = cam
         .url
         .expose()
@@ -528,56 +528,28 @@ fn spawn_recorder(
         max_restarts: cam.max_restarts,
         ..RestartPolicy::default()
     };
-    let name = store_name(id);
-    let store = store.clone();
-    let record_stop = stop.clone();
-    let consumer: Consumer = Arc::new(move |frames| {
-        let (store, name, stop) = (store.clone(), name.clone(), record_stop.clone());
-        let live = live.clone();
-        Box::pin(async move {
-            let (to_store, rx) = reallive_core::frame_channel(256);
-            let recording = tokio::spawn(async move {
-                let stats = reallive_store::record(&store, &name, rx, &stop).await;
-                tracing::debug!(camera = %name, frames = stats.frames, "recording run ended");
-            });
-            show_and_record(id, frames, live, to_store).await;
-            let _ = recording.await;
-        })
+    let (trigger_tx, trigger_rx) = tokio::sync::mpsc::channel(4);
+    let camera = Arc::new(camera::Camera {
+        id,
+        name: store_name(id),
+        mode: cam.mode,
+        pre_roll: Duration::from_secs(u64::from(cam.pre_roll_secs)),
+        post_roll: Duration::from_secs(u64::from(cam.post_roll_secs)),
+        motion: cam.motion.clone(),
+        store: store.clone(),
+        live,
+        stop: stop.clone(),
+        triggers: tokio::sync::Mutex::new(trigger_rx),
     });
-    Ok(Worker::spawn(
+    let consumer: Consumer = Arc::new(move |frames| Box::pin(camera::run(camera.clone(), frames)));
+    let worker = Worker::spawn(
         &cam.name,
         Arc::new(RtspCamera::new(url, options)),
         policy,
         consumer,
         stop,
-    ))
-}
-
-/// Passes one run's frames to the recorder, and each H.264 frame to the
-/// relay's viewers on the way (announced online from the first one).
-async fn show_and_record(
-    id: i64,
-    mut frames: reallive_core::FrameReceiver,
-    live: Option<LiveState>,
-    to_store: reallive_core::FrameSender,
-) {
-    let mut source = None;
-    while let Some(f) = frames.recv().await {
-        if let Some(live) = &live {
-            if source.is_none() && f.params.codec == reallive_core::Codec::H264 {
-                source = Some(live.local_source(id).await);
-            }
-            if let Some(s) = source.as_mut() {
-                s.offer(&f);
-            }
-        }
-        if to_store.offer(f) == reallive_core::Offer::Closed {
-            break;
-        }
-    }
-    if let Some(s) = source {
-        s.close().await;
-    }
+    );
+    Ok((worker, trigger_tx))
 }
 
 /// Checks free space every few seconds. Under the floor, retention runs

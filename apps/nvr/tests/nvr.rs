@@ -657,3 +657,84 @@ async fn cameras_added_through_the_api_record_and_are_kept() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(!text.contains("door"), "{text}");
 }
+
+/// Motion mode: a still scene records nothing and has no event; a moving
+/// one records around its motion with the event listed; a manual trigger
+/// records a still camera for its seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn motion_mode_records_what_moves_and_what_is_triggered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cams = Vec::new();
+    for (path, pattern) in [("/still", "solid-color"), ("/ball", "ball")] {
+        cams.push(
+            FakeCamera::spawn(
+                RtspCameraConfig {
+                    path: path.into(),
+                    pattern: pattern.into(),
+                    ..RtspCameraConfig::default()
+                }
+                .into(),
+            )
+            .await,
+        );
+    }
+    let mut text = String::new();
+    for (name, c) in ["still", "ball"].iter().zip(&cams) {
+        text.push_str(&format!(
+            "[[cameras]]\nname = \"{name}\"\nurl = \"{}\"\nmode = \"motion\"\npre_roll_secs = 2\npost_roll_secs = 2\n",
+            c.url()
+        ));
+    }
+    let config = dir.path().join("nvr.toml");
+    std::fs::write(&config, text).unwrap();
+    let data = dir.path().join("data");
+    let mut nvr = start_nvr(&config, &data).await;
+    let (still, ball) = (nvr.cameras[0].0, nvr.cameras[1].0);
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    wait_status(&api, 20, "both running", |s| {
+        state_of(s, still) == "running" && state_of(s, ball) == "running"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+
+    // The still camera: nothing recorded, no event.
+    let recs = api
+        .get(&format!("/api/recordings?camera={still}"))
+        .await
+        .json();
+    assert_eq!(recs.as_array().unwrap().len(), 0, "{recs:#}\n{}", nvr.log());
+    let evs = api.get(&format!("/api/events?camera={still}")).await.json();
+    assert_eq!(evs.as_array().unwrap().len(), 0, "{evs:#}");
+    // The moving one: recording, with a motion event.
+    let recs = api
+        .get(&format!("/api/recordings?camera={ball}"))
+        .await
+        .json();
+    assert!(
+        !recs.as_array().unwrap().is_empty(),
+        "{recs:#}\n{}",
+        nvr.log()
+    );
+    let evs = api.get(&format!("/api/events?camera={ball}")).await.json();
+    assert_eq!(evs[0]["kind"], "motion", "{evs:#}");
+    assert_eq!(evs[0]["zone"], "frame", "{evs:#}");
+
+    // A manual trigger records the still camera.
+    let t = api
+        .post(
+            &format!("/api/cameras/{still}/trigger"),
+            serde_json::json!({"seconds": 3}),
+        )
+        .await;
+    assert_eq!(t.status, 202, "{}", t.text());
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let evs = api.get(&format!("/api/events?camera={still}")).await.json();
+    assert_eq!(evs[0]["kind"], "trigger", "{evs:#}");
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
+    let (secs, files, _) = recorded(&data, still).await;
+    eprintln!("the trigger recorded {secs:.1} s in {files} file(s)");
+    assert_eq!(files, 1);
+    // The 2 s pre-roll (to the keyframe before it: up to a GOP more), the
+    // 3 s, and the 2 s post-roll.
+    assert!((6.5..=8.5).contains(&secs), "{secs:.1} s");
+}

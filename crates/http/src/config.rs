@@ -145,6 +145,10 @@ pub struct CameraConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default, expecting = "a motion table")]
 pub struct MotionConfig {
+    /// Detect motion at all. `mode = "motion"` needs it; with `continuous`
+    /// it marks events on the timeline, at the cost of decoding the stream
+    /// (the sub-stream when there is one).
+    pub enabled: bool,
     /// 1 (only large, sharp changes) to 100 (the faintest).
     pub sensitivity: u8,
     /// The share of a zone, in percent, that must change.
@@ -163,6 +167,7 @@ pub struct MotionConfig {
 impl Default for MotionConfig {
     fn default() -> Self {
         MotionConfig {
+            enabled: true,
             sensitivity: 60,
             min_area_percent: 0.5,
             fps: 5,
@@ -696,7 +701,12 @@ impl<'t> Checker<'t> {
             Some(m) => {
                 let at = m.span().start;
                 let m = m.into_inner();
-                match m.check() {
+                let checked = if raw.mode == RecordMode::Motion && !m.enabled {
+                    Err("mode = \"motion\" needs motion.enabled = true".to_string())
+                } else {
+                    m.check()
+                };
+                match checked {
                     Ok(()) => Some(m),
                     Err(why) => {
                         self.push(at, format!("{path}.motion"), why);

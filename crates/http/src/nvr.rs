@@ -6,6 +6,7 @@
 //! | GET | `/api/status` | every visible camera: `{id, name, state, fps, bitrate_kbps, last_frame_age_ms, restarts, last_error}` | sign-in |
 //! | GET | `/api/workers/{id}` | one camera's status, with its recent state changes | `view` |
 //! | POST | `/api/cameras/{id}/start`, `/api/cameras/{id}/stop` | start or stop its recorder | `control` |
+//! | POST | `/api/cameras/{id}/trigger` | `{seconds}` (1 to 3600): record as if motion were seen | `control` |
 //! | GET | `/api/storage` | bytes per camera, free space, retention | sign-in |
 //! | GET | `/api/nvr/cameras` | every RTSP source, URLs redacted | admin |
 //! | POST | `/api/nvr/cameras` | add one: `{name, url, sub_url?, mode?, transport?, max_restarts?, retention?, pre_roll_secs?, post_roll_secs?, motion?}` → 201 `{id, ...}` | admin |
@@ -38,6 +39,9 @@ pub trait Workers: Send + Sync + 'static {
     fn start(&self, id: i64) -> bool;
     /// Stops camera `id`'s recorder until started; false if it has none.
     fn stop(&self, id: i64) -> bool;
+    /// Records camera `id` for `seconds` as if motion had been seen (an
+    /// external alarm); false if it has no live recorder.
+    fn trigger(&self, id: i64, seconds: u32) -> bool;
     /// Storage warnings now (free space under the floor, failed writes).
     fn warnings(&self) -> Vec<String>;
     /// Every source: `(camera id, its config, true if from the config
@@ -103,6 +107,7 @@ pub fn router(state: NvrState) -> Router {
         .route("/api/workers/{id}", get(worker))
         .route("/api/cameras/{id}/start", post(start))
         .route("/api/cameras/{id}/stop", post(stop))
+        .route("/api/cameras/{id}/trigger", post(trigger))
         .route("/api/storage", get(storage))
         .route("/api/nvr/cameras", get(sources).post(add_source))
         .route(
@@ -256,6 +261,36 @@ async fn stop(
     id: ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     control(state, user, id, false).await
+}
+
+/// `POST /api/cameras/{id}/trigger`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TriggerBody {
+    seconds: u32,
+}
+
+async fn trigger(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<TriggerBody>,
+) -> Result<StatusCode, ApiError> {
+    camera(&s, &user, id, Permission::Control)?;
+    if !(1..=3600).contains(&body.seconds) {
+        return Err(ApiError::new(
+            reallive_core::ErrorKind::InvalidArgument,
+            "seconds must be 1 to 3600",
+        ));
+    }
+    if !s.workers.trigger(id, body.seconds) {
+        return Err(ApiError::new(
+            reallive_core::ErrorKind::Unavailable,
+            "the camera is not recording now",
+        ));
+    }
+    tracing::info!(camera = id, seconds = body.seconds, by = %user.username, "triggered");
+    Ok(StatusCode::ACCEPTED)
 }
 
 /// Starts or stops camera `id`'s recorder; needs `control`.

@@ -1,0 +1,317 @@
+//! One run of one camera (from a start of its source to its end): frames
+//! to the live viewers, to motion detection, and to the store, continuously
+//! or around events. The pieces are the crates'; this wires them.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reallive_core::{Codec, EncodedFrame, FrameReceiver, Offer};
+use reallive_encode::motion::GrayDecoder;
+use reallive_http::config::{MotionConfig, RecordMode};
+use reallive_http::live::LiveState;
+use reallive_motion::{Detector, GrayFrame, MotionEvent};
+use reallive_store::triggered::{Action, TriggerConfig, Triggered};
+use reallive_store::{NewEvent, RecordingSession, Store};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// What every run of a camera shares.
+pub(crate) struct Camera {
+    pub id: i64,
+    /// The store's name.
+    pub name: String,
+    pub mode: RecordMode,
+    pub pre_roll: Duration,
+    pub post_roll: Duration,
+    pub motion: MotionConfig,
+    pub store: Store,
+    pub live: Option<LiveState>,
+    /// Ends recording (the NVR is stopping).
+    pub stop: CancellationToken,
+    /// Manual triggers, in seconds; the run that is live takes them.
+    pub triggers: tokio::sync::Mutex<mpsc::Receiver<u32>>,
+}
+
+fn utc_now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Motion detection beside the run: a low-rate decoder and the detector on
+/// a blocking thread, events out on a small channel.
+struct Analyzer {
+    decoder: Arc<GrayDecoder>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Analyzer {
+    fn start(
+        config: &MotionConfig,
+        camera: i64,
+        events: mpsc::Sender<MotionEvent>,
+    ) -> Option<Self> {
+        let detector = match Detector::new(config.settings()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(camera, "motion detection off: {e}");
+                return None;
+            }
+        };
+        let decoder = match GrayDecoder::start(320, config.fps) {
+            Ok(d) => Arc::new(d),
+            Err(e) => {
+                tracing::warn!(camera, "motion detection off: {e}");
+                return None;
+            }
+        };
+        let stop = CancellationToken::new();
+        let (d, s) = (decoder.clone(), stop.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let mut detector = detector;
+            while !s.is_cancelled() {
+                let Some(p) = d.pull(Duration::from_millis(200)) else {
+                    continue;
+                };
+                let Ok(frame) = GrayFrame::new(&p.data, p.width, p.height, p.stride) else {
+                    continue;
+                };
+                for e in detector.process(&frame, p.pts_ms).events {
+                    if events.try_send(e).is_err() {
+                        tracing::warn!(camera, "motion event dropped: the recorder is behind");
+                    }
+                }
+            }
+            if let Some(e) = detector.flush() {
+                let _ = events.try_send(e);
+            }
+        });
+        Some(Analyzer {
+            decoder,
+            stop,
+            task,
+        })
+    }
+
+    async fn finish(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Maps the frames' clock (ms of pts) to UTC, from the newest frame.
+#[derive(Default)]
+struct Clock {
+    anchor: Option<(i64, i64)>,
+}
+
+impl Clock {
+    fn saw(&mut self, frame: &EncodedFrame) {
+        self.anchor = Some((frame.pts_90k / 90, utc_now_ns()));
+    }
+
+    fn utc_ns(&self, pts_ms: i64) -> i64 {
+        match self.anchor {
+            Some((at_ms, utc)) => utc - (at_ms - pts_ms) * 1_000_000,
+            None => utc_now_ns(),
+        }
+    }
+}
+
+/// Writes around events: the triggered state machine's actions.
+struct EventRecorder {
+    machine: Triggered,
+    session: Option<RecordingSession>,
+}
+
+impl EventRecorder {
+    async fn apply(&mut self, cam: &Camera, actions: Vec<Action>) {
+        for a in actions {
+            match a {
+                Action::Write(f) => {
+                    if self.session.is_none() {
+                        match cam.store.session(&cam.name) {
+                            Ok(s) => self.session = Some(s),
+                            Err(e) => {
+                                tracing::error!(camera = cam.id, "cannot record: {e}");
+                                continue;
+                            }
+                        }
+                    }
+                    if let Some(s) = self.session.as_mut()
+                        && let Err(e) = s.write(f).await
+                    {
+                        tracing::error!(camera = cam.id, "recording failed: {e}");
+                        if let Some(s) = self.session.take() {
+                            let _ = s.finish().await;
+                        }
+                    }
+                }
+                Action::Finish => {
+                    if let Some(s) = self.session.take()
+                        && let Err(e) = s.finish().await
+                    {
+                        tracing::warn!(camera = cam.id, "closing a recording: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One run: until the camera's frames end (a failure, a stop) or the NVR
+/// stops.
+pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
+    let (ev_tx, mut ev_rx) = mpsc::channel(16);
+    let analyzer = if cam.motion.enabled {
+        Analyzer::start(&cam.motion, cam.id, ev_tx)
+    } else {
+        drop(ev_tx);
+        None
+    };
+    // Continuous: everything to the store's recorder.
+    let (to_store, recording) = if cam.mode == RecordMode::Motion {
+        (None, None)
+    } else {
+        let (tx, rx) = reallive_core::frame_channel(256);
+        let (store, name, stop) = (cam.store.clone(), cam.name.clone(), cam.stop.clone());
+        let task = tokio::spawn(async move {
+            reallive_store::record(&store, &name, rx, &stop).await;
+        });
+        (Some(tx), Some(task))
+    };
+    let mut events = if cam.mode == RecordMode::Motion {
+        Some(EventRecorder {
+            machine: Triggered::new(TriggerConfig {
+                pre_roll: cam.pre_roll,
+                post_roll: cam.post_roll,
+                ..TriggerConfig::default()
+            }),
+            session: None,
+        })
+    } else {
+        None
+    };
+    let mut triggers = cam.triggers.lock().await;
+    let mut clock = Clock::default();
+    let mut source = None;
+    let mut open_event: Option<i64> = None;
+    loop {
+        tokio::select! {
+            () = cam.stop.cancelled() => break,
+            f = frames.recv() => {
+                let Some(f) = f else { break };
+                clock.saw(&f);
+                if let Some(live) = &cam.live {
+                    if source.is_none() && f.params.codec == Codec::H264 {
+                        source = Some(live.local_source(cam.id).await);
+                    }
+                    if let Some(s) = source.as_mut() {
+                        s.offer(&f);
+                    }
+                }
+                if let Some(a) = &analyzer {
+                    a.decoder.push(&f);
+                }
+                if let Some(r) = events.as_mut() {
+                    let actions = r.machine.frame(f);
+                    r.apply(&cam, actions).await;
+                } else if let Some(tx) = &to_store
+                    && tx.offer(f) == Offer::Closed
+                {
+                    break;
+                }
+            }
+            Some(e) = ev_rx.recv() => {
+                on_motion(&cam, e, &clock, &mut open_event, events.as_mut()).await;
+            }
+            Some(secs) = triggers.recv() => {
+                let start = utc_now_ns();
+                let ev = NewEvent {
+                    camera: cam.name.clone(),
+                    kind: "trigger".into(),
+                    start_utc_ns: start,
+                    end_utc_ns: Some(start + i64::from(secs) * 1_000_000_000),
+                    score: None,
+                    zone: None,
+                };
+                if let Err(e) = cam.store.add_event(&ev).await {
+                    tracing::warn!(camera = cam.id, "recording a trigger: {e}");
+                }
+                if let Some(r) = events.as_mut() {
+                    let actions = r.machine.trigger(Duration::from_secs(u64::from(secs)));
+                    r.apply(&cam, actions).await;
+                }
+            }
+        }
+    }
+    // The run is over: close what is open.
+    drop(triggers);
+    if let Some(a) = analyzer {
+        a.finish().await;
+        while let Ok(e) = ev_rx.try_recv() {
+            on_motion(&cam, e, &clock, &mut open_event, events.as_mut()).await;
+        }
+    }
+    if let Some(mut r) = events {
+        let actions = r.machine.camera_dropped();
+        r.apply(&cam, actions).await;
+    }
+    drop(to_store);
+    if let Some(t) = recording {
+        let _ = t.await;
+    }
+    if let Some(s) = source {
+        s.close().await;
+    }
+}
+
+async fn on_motion(
+    cam: &Camera,
+    event: MotionEvent,
+    clock: &Clock,
+    open: &mut Option<i64>,
+    recorder: Option<&mut EventRecorder>,
+) {
+    match event {
+        MotionEvent::Started { at_ms, zone, score } => {
+            tracing::info!(camera = cam.id, %zone, score, "motion");
+            let ev = NewEvent {
+                camera: cam.name.clone(),
+                kind: "motion".into(),
+                start_utc_ns: clock.utc_ns(at_ms),
+                end_utc_ns: None,
+                score: Some(score),
+                zone: Some(zone),
+            };
+            match cam.store.add_event(&ev).await {
+                Ok(id) => *open = Some(id),
+                Err(e) => tracing::warn!(camera = cam.id, "recording an event: {e}"),
+            }
+            if let Some(r) = recorder {
+                let actions = r.machine.start();
+                r.apply(cam, actions).await;
+            }
+        }
+        MotionEvent::Ended {
+            end_ms,
+            peak_score,
+            zone,
+            ..
+        } => {
+            tracing::info!(camera = cam.id, %zone, peak_score, "motion ended");
+            if let Some(id) = open.take()
+                && let Err(e) = cam
+                    .store
+                    .end_event(id, clock.utc_ns(end_ms), peak_score, &zone)
+                    .await
+            {
+                tracing::warn!(camera = cam.id, "closing an event: {e}");
+            }
+            if let Some(r) = recorder {
+                r.machine.end();
+            }
+        }
+    }
+}
