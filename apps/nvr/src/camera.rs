@@ -15,6 +15,10 @@ use reallive_store::{NewEvent, RecordingSession, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+/// Streams up to this size are decoded whole for motion; larger ones
+/// only at their keyframes.
+const FULL_DECODE_PIXELS: u32 = 1280 * 720;
+
 /// What every run of a camera shares.
 pub(crate) struct Camera {
     pub id: i64,
@@ -197,6 +201,7 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
     let mut clock = Clock::default();
     let mut source = None;
     let mut open_event: Option<i64> = None;
+    let mut full_decode = false;
     loop {
         tokio::select! {
             () = cam.stop.cancelled() => break,
@@ -212,7 +217,18 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
                     }
                 }
                 if let Some(a) = &analyzer {
-                    a.decoder.push(&f);
+                    // Up to 720p every frame is decoded; above that only
+                    // keyframes (about one a second), which keeps a
+                    // 1080p or 4K main stream from costing a full decode.
+                    if f.keyframe {
+                        full_decode = f
+                            .params
+                            .stream_info()
+                            .is_ok_and(|i| i.width * i.height <= FULL_DECODE_PIXELS);
+                    }
+                    if f.keyframe || full_decode {
+                        a.decoder.push(&f);
+                    }
                 }
                 if let Some(r) = events.as_mut() {
                     let actions = r.machine.frame(f);
