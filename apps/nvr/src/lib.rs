@@ -263,7 +263,7 @@ impl Workers for Recorders {
     fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let _one = self.changing.lock().await;
-            match self.read().get(&id) {
+            let name = match self.read().get(&id) {
                 None => return Err(ApiError::not_found("camera")),
                 Some(r) if r.from_config => {
                     return Err(ApiError::new(
@@ -271,12 +271,12 @@ impl Workers for Recorders {
                         "this camera comes from the config file: remove it there, or set mode = \"off\"",
                     ));
                 }
-                Some(_) => {}
-            }
+                Some(r) => r.config.name.clone(),
+            };
             let list: Vec<CameraConfig> = self
                 .api_cameras()
                 .into_iter()
-                .filter(|c| self.read().get(&id).is_none_or(|r| r.config.name != c.name))
+                .filter(|c| c.name != name)
                 .collect();
             self.persist(list).await?;
             let gone = self.write().remove(&id);

@@ -14,6 +14,7 @@ use reallive_store::{Store, StoreConfig, TimeRange};
 use reallive_test_support::RtspCameraConfig;
 use reallive_test_support::camera_process::FakeCamera;
 use reallive_test_support::http::Api;
+use reallive_test_support::process::signal;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
@@ -86,20 +87,6 @@ async fn start_nvr(config: &Path, data: &Path) -> Nvr {
         cameras,
         log,
     }
-}
-
-async fn signal(child: &mut Child, sig: &str) -> std::process::ExitStatus {
-    let pid = child.id().unwrap();
-    let s = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(s.success());
-    tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("the NVR exits within 20 s")
-        .unwrap()
 }
 
 /// Four fake cameras at 640x360, keyframe every second.

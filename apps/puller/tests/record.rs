@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use reallive_store::{Store, StoreConfig, TimeRange};
 use reallive_test_support::http::Api;
-use reallive_test_support::process::{spawn_server, spawn_server_at};
+use reallive_test_support::process::{signal, spawn_server, spawn_server_at};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
@@ -123,20 +123,6 @@ async fn listed(p: &Puller, camera: i64) -> Vec<(i64, i64, i64, u64)> {
         .collect()
 }
 
-async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
-    let pid = child.id().unwrap();
-    let s = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .await
-        .unwrap();
-    assert!(s.success());
-    tokio::time::timeout(Duration::from_secs(15), child.wait())
-        .await
-        .expect("the puller exits within 15 s of SIGTERM")
-        .unwrap()
-}
-
 /// Sum of ffprobe's frames and durations over the camera's files.
 async fn probe_store(data: &Path, camera: i64) -> (u64, f64, usize) {
     let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
@@ -212,7 +198,7 @@ async fn thirty_seconds_recorded_play_back_whole() {
         .await;
     assert_eq!(other.status, 404);
 
-    let status = sigterm(&mut puller.child).await;
+    let status = signal(&mut puller.child, "-TERM").await;
     let log = puller.log.lock().unwrap().clone();
     assert!(status.success(), "{log}");
     assert!(log.contains("recorded"), "{log}");
@@ -337,7 +323,7 @@ async fn kill_and_server_restart_lose_nothing_and_leave_a_gap() {
         "a gap of at least the outage: {all:?}"
     );
 
-    let status = sigterm(&mut puller.child).await;
+    let status = signal(&mut puller.child, "-TERM").await;
     assert!(status.success(), "{}", puller.log.lock().unwrap());
     let _ = push.kill().await;
     srv.kill().await.unwrap();
@@ -384,7 +370,7 @@ async fn two_percent_loss_leaves_decodable_files() {
         .unwrap();
     tokio::time::sleep(Duration::from_secs(20)).await;
     let (relayed, dropped) = udp.counts();
-    let status = sigterm(&mut child).await;
+    let status = signal(&mut child, "-TERM").await;
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(status.success(), "{log}");
     eprintln!("relay to puller: {relayed} datagrams, {dropped} dropped");

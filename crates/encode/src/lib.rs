@@ -81,3 +81,33 @@ pub trait Encoder: Send + Sync + Debug {
 pub fn element_exists(factory: &str) -> bool {
     gstreamer::ElementFactory::find(factory).is_some()
 }
+
+/// The first installed software H.264 decoder, for the preview and the
+/// motion decoder.
+pub(crate) fn h264_decoder() -> Result<&'static str, EncodeError> {
+    ["avdec_h264", "openh264dec"]
+        .into_iter()
+        .find(|d| element_exists(d))
+        .ok_or(EncodeError::MissingElement {
+            element: "avdec_h264",
+            package: "gstreamer1.0-libav",
+        })
+}
+
+/// An `appsrc` taking H.264 access units (byte-stream), timed in
+/// nanoseconds, that never blocks its caller: past 4 MiB queued it drops
+/// what arrives.
+pub(crate) fn h264_appsrc() -> gstreamer_app::AppSrc {
+    gstreamer_app::AppSrc::builder()
+        .caps(
+            &gstreamer::Caps::builder("video/x-h264")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build(),
+        )
+        .format(gstreamer::Format::Time)
+        .block(false)
+        .max_bytes(4 << 20)
+        .leaky_type(gstreamer_app::AppLeakyType::Upstream)
+        .build()
+}

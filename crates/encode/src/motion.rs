@@ -17,7 +17,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use reallive_core::EncodedFrame;
 
-use crate::{EncodeError, element_exists};
+use crate::EncodeError;
 
 /// One decoded picture.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,25 +51,8 @@ impl GrayDecoder {
             )));
         }
         gst::init().map_err(|e| build_error(e.to_string()))?;
-        let decoder = ["avdec_h264", "openh264dec"]
-            .into_iter()
-            .find(|d| element_exists(d))
-            .ok_or(EncodeError::MissingElement {
-                element: "avdec_h264",
-                package: "gstreamer1.0-libav",
-            })?;
-        let src = gst_app::AppSrc::builder()
-            .caps(
-                &gst::Caps::builder("video/x-h264")
-                    .field("stream-format", "byte-stream")
-                    .field("alignment", "au")
-                    .build(),
-            )
-            .format(gst::Format::Time)
-            .block(false)
-            .max_bytes(4 << 20)
-            .leaky_type(gst_app::AppLeakyType::Upstream)
-            .build();
+        let decoder = crate::h264_decoder()?;
+        let src = crate::h264_appsrc();
         let sink = gst_app::AppSink::builder()
             .caps(
                 &gst::Caps::builder("video/x-raw")

@@ -71,9 +71,6 @@ pub struct Preview {
     failed: Arc<Mutex<Option<String>>>,
 }
 
-/// Frames the source holds before it drops the oldest.
-const MAX_QUEUED_BYTES: u64 = 4 << 20;
-
 impl Preview {
     /// Starts a preview showing on `sink` (a GStreamer element name, such
     /// as the one [`preview_sink`] picks; `fakesink` shows nothing).
@@ -84,20 +81,10 @@ impl Preview {
                 .build()
                 .map_err(|e| build_error(format!("{name}: {e}")))
         };
-        let src = gst_app::AppSrc::builder()
-            .caps(
-                &gst::Caps::builder("video/x-h264")
-                    .field("stream-format", "byte-stream")
-                    .field("alignment", "au")
-                    .build(),
-            )
-            .format(gst::Format::Time)
-            .is_live(true)
-            .do_timestamp(true)
-            .block(false)
-            .max_bytes(MAX_QUEUED_BYTES)
-            .leaky_type(gst_app::AppLeakyType::Upstream)
-            .build();
+        let src = crate::h264_appsrc();
+        // Shown as it arrives: timed by arrival.
+        src.set_is_live(true);
+        src.set_do_timestamp(true);
         let parse = make("h264parse")?;
         let decode = make(decoder)?;
         let convert = make("videoconvert")?;
@@ -160,13 +147,7 @@ impl Preview {
                  gstreamer1.0-plugins-good and gstreamer1.0-plugins-bad)"
             )));
         }
-        ["avdec_h264", "openh264dec"]
-            .into_iter()
-            .find(|d| element_exists(d))
-            .ok_or(EncodeError::MissingElement {
-                element: "avdec_h264",
-                package: "gstreamer1.0-libav",
-            })
+        crate::h264_decoder()
     }
 
     /// Shows one access unit. Never blocks; an error means the preview has

@@ -174,23 +174,9 @@ fn visible(s: &NvrState, user: &User, need: Permission) -> Vec<(i64, String)> {
         .collect()
 }
 
-/// Camera `id` if `user` holds `need` on it: 404 if they cannot see it,
-/// 403 if they can but lack `need`.
+/// Camera `id`'s name if `user` holds `need` on it.
 fn camera(s: &NvrState, user: &User, id: i64, need: Permission) -> Result<String, ApiError> {
-    let snap = s.api.accounts().snapshot();
-    let cam = snap
-        .camera(id)
-        .ok_or_else(|| ApiError::not_found("camera"))?;
-    let has = snap
-        .access(user, cam)
-        .ok_or_else(|| ApiError::not_found("camera"))?;
-    if !has.includes(need) {
-        return Err(ApiError::forbidden(format!(
-            "this needs the {} permission on the camera",
-            need.as_str()
-        )));
-    }
-    Ok(cam.name.clone())
+    s.api.camera_access(user, id, need)
 }
 
 async fn status(

@@ -115,17 +115,7 @@ impl PlaybackAccess for ApiAccess {
             .token()
             .ok_or_else(|| ApiError::unauthenticated("sign in: send a Bearer token"))?;
         let user = self.state.authenticate(token)?;
-        let snap = self.state.accounts().snapshot();
-        let has = snap
-            .camera(camera)
-            .and_then(|c| snap.access(&user, c))
-            .ok_or_else(|| ApiError::not_found("camera"))?;
-        if !has.includes(need) {
-            return Err(ApiError::forbidden(format!(
-                "this needs the {} permission on the camera",
-                need.as_str()
-            )));
-        }
+        self.state.camera_access(&user, camera, need)?;
         Ok((self.store_name)(camera))
     }
 }

@@ -201,6 +201,31 @@ impl ApiState {
         out
     }
 
+    /// Camera `id`'s name if `user` holds `need` on it (by grant,
+    /// ownership or the admin role). A camera they may not see is a 404, as
+    /// if it did not exist; one they see without `need` is a 403.
+    pub fn camera_access(
+        &self,
+        user: &reallive_auth::User,
+        id: i64,
+        need: reallive_auth::Permission,
+    ) -> Result<String, ApiError> {
+        let snap = self.accounts().snapshot();
+        let cam = snap
+            .camera(id)
+            .ok_or_else(|| ApiError::not_found("camera"))?;
+        let has = snap
+            .access(user, cam)
+            .ok_or_else(|| ApiError::not_found("camera"))?;
+        if !has.includes(need) {
+            return Err(ApiError::forbidden(format!(
+                "this needs the {} permission on the camera",
+                need.as_str()
+            )));
+        }
+        Ok(cam.name.clone())
+    }
+
     /// Time since the state was built.
     pub fn uptime(&self) -> Duration {
         self.inner.started.elapsed()

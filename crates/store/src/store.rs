@@ -407,6 +407,7 @@ impl Store {
             seg: Segmenter::new(self.inner.cfg.segmenter),
             file: None,
             finished: Vec::new(),
+            stats: self.write_stats(camera),
         })
     }
 
@@ -1241,6 +1242,8 @@ pub struct RecordingSession {
     seg: Segmenter,
     file: Option<OpenFile>,
     finished: Vec<i64>,
+    /// The camera's write figures, looked up once.
+    stats: Arc<WriteStats>,
 }
 
 impl RecordingSession {
@@ -1329,7 +1332,7 @@ impl RecordingSession {
                 if sync {
                     self.commit().await?;
                 }
-                let stats = self.store.write_stats(&self.camera);
+                let stats = &self.stats;
                 stats.latency.record(started.elapsed());
                 stats
                     .bytes

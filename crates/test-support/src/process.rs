@@ -26,6 +26,22 @@ pub async fn spawn_server(
     .await
 }
 
+/// Sends `signal` (`-TERM`, `-KILL`, ...) to `child` and waits, at most
+/// 20 s, for it to exit; panics if it does not.
+pub async fn signal(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+    let pid = child.id().expect("the child is still running");
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .await
+        .expect("running kill");
+    assert!(sent.success(), "kill {signal} {pid} failed");
+    tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("process {pid} still runs 20 s after {signal}"))
+        .expect("waiting for the child")
+}
+
 /// [`spawn_server`] on a given HTTP address: to restart a server where its
 /// clients expect it.
 pub async fn spawn_server_at(
