@@ -6,6 +6,7 @@
 //! (recording, retention); the logic lives there.
 
 mod camera;
+pub mod transcode;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -422,6 +423,7 @@ pub async fn run(
     tracing::info!(?recovery, "recordings open");
     let stop_recording = CancellationToken::new();
     let retention_task = store.spawn_retention(Duration::from_secs(30), stop_recording.clone());
+    let transcoding = transcode::start(&file.transcoding, &store, stop_recording.clone())?;
 
     // One supervised recorder per camera, shown live through the relay.
     let floor_warning: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
@@ -469,19 +471,25 @@ pub async fn run(
     let r = recorders.clone();
     api.add_metrics_source(Box::new(move |out| render_metrics(&r, out)));
 
+    let mut nvr_state = NvrState::new(
+        api.clone(),
+        recorders.clone(),
+        store.clone(),
+        store_name,
+        retention,
+    );
+    let mut transcode_task = None;
+    if let Some((transcoder, task)) = transcoding {
+        nvr_state = nvr_state.with_transcoder(transcoder);
+        transcode_task = Some(task);
+    }
     let server = server
         .merge(reallive_http::recordings::router(RecordingsState::new(
             store.clone(),
             Arc::new(ApiAccess::new(api.clone(), store_name)),
             data_dir.join("exports"),
         )))
-        .merge(reallive_http::nvr::router(NvrState::new(
-            api.clone(),
-            recorders.clone(),
-            store.clone(),
-            store_name,
-            retention,
-        )));
+        .merge(reallive_http::nvr::router(nvr_state));
     on_ready(Ready {
         addr: server.local_addr()?,
         rtc: server.live().map(|l| l.relay().local_addr()),
@@ -498,6 +506,9 @@ pub async fn run(
     recorders.join_all().await;
     let _ = retention_task.await;
     let _ = space_task.await;
+    if let Some(task) = transcode_task {
+        let _ = task.await;
+    }
     store.close().await;
     served?;
     Ok(())

@@ -60,6 +60,70 @@ struct Cli {
     /// More logging: -v for debug, -vv for trace.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+
+    #[command(subcommand)]
+    job: Option<Job>,
+}
+
+/// Work the NVR hands to a child process of its own.
+#[derive(Debug, clap::Subcommand)]
+enum Job {
+    /// Re-encode one H.264 recording file to H.265, fragment for fragment
+    /// (run by `[transcoding]`; exits when stdin closes).
+    #[command(name = "transcode-file", hide = true)]
+    TranscodeFile {
+        /// The recording.
+        #[arg(long)]
+        input: PathBuf,
+        /// The new file; must not exist.
+        #[arg(long)]
+        output: PathBuf,
+        /// x265 quality, 0 to 51.
+        #[arg(long, default_value_t = 28)]
+        crf: u8,
+        /// x265 speed preset.
+        #[arg(long, default_value = "fast")]
+        preset: String,
+    },
+}
+
+/// `transcode-file`: one job, one line on stderr if it fails.
+fn transcode_file(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    crf: u8,
+    preset: String,
+) -> ExitCode {
+    // The NVR holds our stdin: when it goes, so do we.
+    let watch = std::thread::Builder::new()
+        .name("stdin-eof".into())
+        .spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            eprintln!("reallive-nvr transcode-file: the NVR went away; stopping");
+            std::process::exit(3);
+        });
+    if let Err(e) = watch {
+        eprintln!("reallive-nvr transcode-file: stdin watch thread: {e}");
+        return ExitCode::FAILURE;
+    }
+    let settings = reallive_encode::transcode::H265Settings {
+        crf,
+        preset,
+        max_kbps: None,
+    };
+    match reallive_nvr::transcode::transcode_file(input, output, &settings) {
+        Ok(s) => {
+            eprintln!(
+                "reallive-nvr transcode-file: {} frames in {} fragments, {} -> {} bytes",
+                s.frames, s.fragments, s.source_bytes, s.bytes
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("reallive-nvr transcode-file: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn init_logging(verbose: u8) {
@@ -102,6 +166,15 @@ fn load(path: &std::path::Path) -> Result<NvrConfigFile, ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Job::TranscodeFile {
+        input,
+        output,
+        crf,
+        preset,
+    }) = cli.job
+    {
+        return transcode_file(&input, &output, crf, preset);
+    }
     let file = match &cli.config {
         Some(path) => match load(path) {
             Ok(f) => f,

@@ -48,6 +48,7 @@ mod error;
 pub mod motion;
 mod preview;
 mod settings;
+pub mod transcode;
 
 pub use backends::{OpenH264, Passthrough, V4l2M2m, X264, select};
 pub use error::EncodeError;

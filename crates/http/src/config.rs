@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use reallive_auth::Secret;
 use reallive_store::retention::parse_bytes;
+use reallive_store::transcode::Window;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml::Spanned;
@@ -98,6 +99,47 @@ pub struct NvrConfigFile {
     pub storage: StorageSection,
     /// `[[cameras]]`, in file order. Names are unique, ignoring case.
     pub cameras: Vec<CameraConfig>,
+    /// `[transcoding]`: re-encoding old recordings to H.265 (off by default).
+    pub transcoding: TranscodingSection,
+}
+
+/// `[transcoding]`: when to re-encode old H.264 recordings to H.265.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscodingSection {
+    /// `enabled`; default false.
+    pub enabled: bool,
+    /// `older_than_days`: recordings that ended at least this long ago
+    /// (fractions allowed); default 7.
+    pub older_than_days: f64,
+    /// `window`, `HH:MM-HH:MM` local time; default `02:00-06:00`.
+    pub window: Window,
+    /// `max_jobs`, 1 to 16; default 1.
+    pub max_jobs: u32,
+    /// `crf`, x265's quality, 0 to 51; default 28.
+    pub crf: u8,
+    /// `preset`, x265's speed preset (checked by the encoder at start);
+    /// default `fast`.
+    pub preset: String,
+    /// `poll_secs`: how often to look for work inside the window, 1 to
+    /// 3600; default 60.
+    pub poll_secs: u32,
+}
+
+impl Default for TranscodingSection {
+    fn default() -> Self {
+        TranscodingSection {
+            enabled: false,
+            older_than_days: 7.0,
+            window: Window {
+                start: 120,
+                end: 360,
+            },
+            max_jobs: 1,
+            crf: 28,
+            preset: "fast".into(),
+            poll_secs: 60,
+        }
+    }
 }
 
 /// `[storage]`: the free space recordings must leave on the disk. Every
@@ -451,10 +493,15 @@ impl NvrConfigFile {
                     }
                 }
                 "cameras" => file.cameras = c.cameras(value),
+                "transcoding" => {
+                    if let Some(raw) = c.table::<RawTranscoding>(value, "transcoding") {
+                        file.transcoding = c.transcoding(raw);
+                    }
+                }
                 other => c.push(
                     key.span().start,
                     other.to_owned(),
-                    "unknown key, expected one of `server`, `storage`, `cameras`",
+                    "unknown key, expected one of `server`, `storage`, `cameras`, `transcoding`",
                 ),
             }
         }
@@ -501,6 +548,18 @@ struct RawStorage {
     min_free: Option<Spanned<RawSize>>,
     min_free_percent: Option<Spanned<f64>>,
     critical_free: Option<Spanned<RawSize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a transcoding table")]
+struct RawTranscoding {
+    enabled: Option<bool>,
+    older_than_days: Option<Spanned<f64>>,
+    window: Option<Spanned<String>>,
+    max_jobs: Option<Spanned<u32>>,
+    crf: Option<Spanned<u32>>,
+    preset: Option<String>,
+    poll_secs: Option<Spanned<u32>>,
 }
 
 /// A size as written: `"200GiB"` or a number of bytes.
@@ -617,6 +676,55 @@ impl<'t> Checker<'t> {
             min_free_percent,
             critical_free_bytes: self.size(raw.critical_free, "storage.critical_free"),
         }
+    }
+
+    fn transcoding(&mut self, raw: RawTranscoding) -> TranscodingSection {
+        let mut t = TranscodingSection {
+            enabled: raw.enabled.unwrap_or(false),
+            preset: raw.preset.unwrap_or_else(|| "fast".into()),
+            ..TranscodingSection::default()
+        };
+        if let Some(d) = raw.older_than_days {
+            if d.get_ref().is_finite() && (0.0..=36_500.0).contains(d.get_ref()) {
+                t.older_than_days = *d.get_ref();
+            } else {
+                self.push(
+                    d.span().start,
+                    "transcoding.older_than_days".into(),
+                    "must be from 0 to 36500",
+                );
+            }
+        }
+        if let Some(w) = raw.window {
+            match Window::parse(w.get_ref()) {
+                Ok(window) => t.window = window,
+                Err(e) => self.push(w.span().start, "transcoding.window".into(), e),
+            }
+        }
+        let mut ranged =
+            |v: Option<Spanned<u32>>, key: &str, range: std::ops::RangeInclusive<u32>| {
+                let v = v?;
+                if range.contains(v.get_ref()) {
+                    Some(*v.get_ref())
+                } else {
+                    self.push(
+                        v.span().start,
+                        format!("transcoding.{key}"),
+                        format!("must be from {} to {}", range.start(), range.end()),
+                    );
+                    None
+                }
+            };
+        if let Some(n) = ranged(raw.max_jobs, "max_jobs", 1..=16) {
+            t.max_jobs = n;
+        }
+        if let Some(n) = ranged(raw.crf, "crf", 0..=51) {
+            t.crf = n as u8;
+        }
+        if let Some(n) = ranged(raw.poll_secs, "poll_secs", 1..=3600) {
+            t.poll_secs = n;
+        }
+        t
     }
 
     fn cameras(&mut self, value: &Spanned<DeValue<'_>>) -> Vec<CameraConfig> {

@@ -11,6 +11,7 @@
 //! | GET | `/api/nvr/cameras` | every RTSP source, URLs redacted | admin |
 //! | POST | `/api/nvr/cameras` | add one: `{name, url, sub_url?, mode?, transport?, max_restarts?, retention?, pre_roll_secs?, post_roll_secs?, motion?}` → 201 `{id, ...}` | admin |
 //! | DELETE | `/api/nvr/cameras/{id}` | stop recording one added through the API; its recordings and its camera stay | admin |
+//! | GET | `/api/transcoding/status` | the H.265 transcoder: state, window, jobs running, completed, failed, bytes saved | admin |
 //!
 //! The recorders themselves are the program's: this asks them through
 //! [`Workers`]. A camera the user may not see is a 404.
@@ -26,6 +27,7 @@ use reallive_auth::{Permission, Role, User};
 use reallive_core::supervise::WorkerStatus;
 use reallive_store::Store;
 use reallive_store::retention::RetentionPolicy;
+use reallive_store::transcode::Transcoder;
 use serde::Serialize;
 
 use crate::config::{CameraConfig, NvrConfigFile, RecordMode, Transport};
@@ -66,6 +68,7 @@ pub struct NvrState {
     store: Store,
     store_name: Arc<dyn Fn(i64) -> String + Send + Sync>,
     retention: Arc<RetentionPolicy>,
+    transcoder: Option<Transcoder>,
 }
 
 impl std::fmt::Debug for NvrState {
@@ -96,7 +99,14 @@ impl NvrState {
             store,
             store_name: Arc::new(store_name),
             retention: Arc::new(retention),
+            transcoder: None,
         }
+    }
+
+    /// Reports this transcoder on `/api/transcoding/status`.
+    pub fn with_transcoder(mut self, transcoder: Transcoder) -> Self {
+        self.transcoder = Some(transcoder);
+        self
     }
 }
 
@@ -109,6 +119,7 @@ pub fn router(state: NvrState) -> Router {
         .route("/api/cameras/{id}/stop", post(stop))
         .route("/api/cameras/{id}/trigger", post(trigger))
         .route("/api/storage", get(storage))
+        .route("/api/transcoding/status", get(transcoding))
         .route("/api/nvr/cameras", get(sources).post(add_source))
         .route(
             "/api/nvr/cameras/{id}",
@@ -361,6 +372,85 @@ async fn storage(
         floor_bytes: s.retention.free_floor(disk.total_bytes),
         cameras,
         warnings: s.workers.warnings(),
+    }))
+}
+
+/// `/api/transcoding/status`.
+#[derive(Debug, Serialize)]
+struct TranscodingReport {
+    enabled: bool,
+    /// `off`, `waiting` (outside the window), `idle` or `running`.
+    state: &'static str,
+    window: Option<String>,
+    older_than_days: Option<f64>,
+    max_jobs: usize,
+    running: Vec<TranscodingJob>,
+    completed: u64,
+    failed: u64,
+    bytes_before: u64,
+    bytes_after: u64,
+    bytes_saved: u64,
+    last_error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct TranscodingJob {
+    recording_id: i64,
+    camera: String,
+    path: String,
+    bytes: u64,
+    started_ms: i64,
+}
+
+async fn transcoding(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
+    if user.role != Role::Admin {
+        return Err(ApiError::forbidden(
+            "only an admin sees the transcoder's status",
+        ));
+    }
+    let Some(t) = &s.transcoder else {
+        return Ok(ApiJson(TranscodingReport {
+            enabled: false,
+            state: "off",
+            window: None,
+            older_than_days: None,
+            max_jobs: 0,
+            running: Vec::new(),
+            completed: 0,
+            failed: 0,
+            bytes_before: 0,
+            bytes_after: 0,
+            bytes_saved: 0,
+            last_error: None,
+        }));
+    };
+    let st = t.status();
+    Ok(ApiJson(TranscodingReport {
+        enabled: true,
+        state: st.state,
+        window: Some(st.window.clone()),
+        older_than_days: Some(st.older_than_secs as f64 / 86_400.0),
+        max_jobs: st.max_jobs,
+        bytes_saved: st.bytes_saved(),
+        running: st
+            .running
+            .into_iter()
+            .map(|j| TranscodingJob {
+                recording_id: j.recording_id,
+                camera: j.camera,
+                path: j.path,
+                bytes: j.bytes,
+                started_ms: j.started_utc_ns.div_euclid(1_000_000),
+            })
+            .collect(),
+        completed: st.completed,
+        failed: st.failed,
+        bytes_before: st.bytes_before,
+        bytes_after: st.bytes_after,
+        last_error: st.last_error,
     }))
 }
 

@@ -48,6 +48,7 @@ pub mod scan;
 pub mod segmenter;
 mod storage;
 mod store;
+pub mod transcode;
 pub mod triggered;
 
 pub use error::StoreError;

@@ -8,6 +8,8 @@
 
 use std::io::{self, Read, Seek, SeekFrom};
 
+use bytes::Bytes;
+
 use reallive_core::Codec;
 
 use crate::fragment::FragmentEntry;
@@ -37,6 +39,9 @@ pub struct ScannedFile {
     pub valid_len: u64,
     /// The file's length.
     pub file_len: u64,
+    /// The body of the sample entry's `avcC` or `hvcC` box: what a decoder
+    /// needs to read the samples (empty when the entry has none).
+    pub codec_config: Vec<u8>,
 }
 
 /// Why a file is not a recording at all.
@@ -107,7 +112,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<ScannedFile, ScanError> {
         .filter(|h| &h.fourcc == b"moov" && h.size <= MAX_META_BOX)
         .ok_or_else(|| ScanError::NoInit("missing or truncated moov".into()))?;
     let moov_body = read_body(r, moov_pos, &moov)?;
-    let (codec, width, height) = sample_entry(&moov_body)
+    let (codec, width, height, codec_config) = sample_entry(&moov_body)
         .ok_or_else(|| ScanError::NoInit("moov has no video sample entry".into()))?;
     let mut out = ScannedFile {
         init_bytes: moov_pos + moov.size,
@@ -118,13 +123,16 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<ScannedFile, ScanError> {
         base_decode_time_90k: 0,
         valid_len: moov_pos + moov.size,
         file_len: len,
+        codec_config,
     };
     let mut pos = out.valid_len;
     while let Some(h) = header(r, pos, len)? {
         match &h.fourcc {
             b"moof" if h.size <= MAX_META_BOX => {
                 let body = read_body(r, pos, &h)?;
-                let Some(m) = parse_moof(&body) else { break };
+                let Some(m) = parse_moof(&body, None) else {
+                    break;
+                };
                 let mdat_pos = pos + h.size;
                 let Some(mdat) = header(r, mdat_pos, len)?.filter(|m| &m.fourcc == b"mdat") else {
                     break;
@@ -206,8 +214,9 @@ fn be_u64(d: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(a))
 }
 
-/// Codec, width and height of the first video sample entry in `moov`.
-fn sample_entry(moov: &[u8]) -> Option<(Option<Codec>, u16, u16)> {
+/// Codec, width, height and codec configuration (`avcC`/`hvcC` body) of
+/// the first video sample entry in `moov`.
+fn sample_entry(moov: &[u8]) -> Option<(Option<Codec>, u16, u16, Vec<u8>)> {
     let trak = child(moov, b"trak")?;
     let stbl = child(child(child(trak, b"mdia")?, b"minf")?, b"stbl")?;
     let stsd = child(stbl, b"stsd")?;
@@ -220,7 +229,16 @@ fn sample_entry(moov: &[u8]) -> Option<(Option<Codec>, u16, u16)> {
     };
     let w = u16::from_be_bytes([*entry.get(24)?, *entry.get(25)?]);
     let h = u16::from_be_bytes([*entry.get(26)?, *entry.get(27)?]);
-    Some((codec, w, h))
+    // A visual sample entry's fixed fields are 78 bytes; boxes follow.
+    let config = entry
+        .get(78..)
+        .and_then(|boxes| {
+            children(boxes)
+                .find(|(f, _)| f == b"avcC" || f == b"hvcC")
+                .map(|(_, body)| body.to_vec())
+        })
+        .unwrap_or_default();
+    Some((codec, w, h, config))
 }
 
 struct Moof {
@@ -235,7 +253,16 @@ struct Moof {
 
 const NON_SYNC: u32 = 0x0001_0000;
 
-fn parse_moof(moof: &[u8]) -> Option<Moof> {
+/// One sample's entry in a `trun`.
+#[derive(Clone, Copy, Debug)]
+struct TrunSample {
+    duration: u32,
+    size: u32,
+    flags: u32,
+    composition_offset: i32,
+}
+
+fn parse_moof(moof: &[u8], mut samples: Option<&mut Vec<TrunSample>>) -> Option<Moof> {
     let traf = child(moof, b"traf")?;
     let tfhd = child(traf, b"tfhd")?;
     let tf_flags = be_u32(tfhd, 0)? & 0x00ff_ffff;
@@ -325,12 +352,27 @@ fn parse_moof(moof: &[u8]) -> Option<Moof> {
             } else {
                 default_flags
             };
+            let mut composition_offset = 0;
             if flags & 0x800 != 0 {
+                composition_offset = be_u32(trun, at)? as i32;
                 at += 4;
             }
+            let f = if i == 0 {
+                first_flags.or(sample_flags)
+            } else {
+                sample_flags
+            }
+            .unwrap_or(NON_SYNC);
             if m.samples == 0 && i == 0 {
-                let f = first_flags.or(sample_flags).unwrap_or(NON_SYNC);
                 m.first_sync = f & NON_SYNC == 0;
+            }
+            if let Some(list) = samples.as_deref_mut() {
+                list.push(TrunSample {
+                    duration,
+                    size,
+                    flags: f,
+                    composition_offset,
+                });
             }
             m.duration += u64::from(duration);
             m.bytes += u64::from(size);
@@ -338,6 +380,67 @@ fn parse_moof(moof: &[u8]) -> Option<Moof> {
         m.samples = m.samples.checked_add(count)?;
     }
     (m.samples > 0).then_some(m)
+}
+
+/// One sample read back from a fragment ([`read_fragment`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FragmentSample {
+    /// The access unit as stored: NAL units with 4-byte length prefixes.
+    pub data: Bytes,
+    /// Until the next sample's decode time, 90 kHz.
+    pub duration_90k: u32,
+    /// `pts - dts`, 90 kHz.
+    pub composition_offset_90k: i32,
+    /// A sync sample.
+    pub keyframe: bool,
+}
+
+/// One fragment read back ([`read_fragment`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadFragment {
+    /// Its `tfdt`: the decode time of its first sample on the file's
+    /// timeline (not relative to the first fragment).
+    pub base_decode_time_90k: u64,
+    /// Its samples in decode order.
+    pub samples: Vec<FragmentSample>,
+}
+
+/// Reads the samples of one `moof` + `mdat` pair, as [`scan`] found it
+/// (`FragmentEntry::offset` and `size`). `None` when the bytes are not a
+/// complete fragment laid out as this crate writes them.
+pub fn read_fragment(pair: &Bytes) -> Option<ReadFragment> {
+    let moof_size = be_u32(pair, 0)? as usize;
+    if pair.get(4..8)? != b"moof" || moof_size < 8 {
+        return None;
+    }
+    let moof = pair.get(8..moof_size)?;
+    let mut trun = Vec::new();
+    let m = parse_moof(moof, Some(&mut trun))?;
+    let mdat_size = be_u32(pair, moof_size)? as usize;
+    if pair.get(moof_size + 4..moof_size + 8)? != b"mdat"
+        || moof_size.checked_add(mdat_size)? != pair.len()
+    {
+        return None;
+    }
+    let mut at = usize::try_from(m.data_offset.unwrap_or(moof_size as u64 + 8)).ok()?;
+    let mut samples = Vec::with_capacity(trun.len());
+    for t in trun {
+        let end = at.checked_add(t.size as usize)?;
+        if end > pair.len() {
+            return None;
+        }
+        samples.push(FragmentSample {
+            data: pair.slice(at..end),
+            duration_90k: t.duration,
+            composition_offset_90k: t.composition_offset,
+            keyframe: t.flags & NON_SYNC == 0,
+        });
+        at = end;
+    }
+    Some(ReadFragment {
+        base_decode_time_90k: m.decode_time,
+        samples,
+    })
 }
 
 #[cfg(test)]

@@ -155,14 +155,14 @@ pub struct CameraUsage {
 /// The recording store. Cheap to clone; all clones share one index.
 #[derive(Clone, Debug)]
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     cfg: StoreConfig,
-    root: PathBuf,
-    pool: SqlitePool,
+    pub(crate) root: PathBuf,
+    pub(crate) pool: SqlitePool,
     /// Next camera-wide fragment number per camera (live HLS media sequence).
     next_seq: Mutex<HashMap<String, i64>>,
     /// Write figures per camera.
@@ -270,7 +270,7 @@ impl PlaylistCache {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     tokio::task::spawn_blocking(f)
@@ -278,7 +278,7 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Corrupt(format!("blocking task failed: {e}")))?
 }
 
-fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| StoreError::io(format!("syncing directory {}", dir.display()), e))
@@ -294,7 +294,7 @@ pub fn disk_space(dir: &Path) -> Result<DiskSpace, StoreError> {
     })
 }
 
-fn row_to_recording(r: &sqlx::sqlite::SqliteRow) -> Result<Recording, StoreError> {
+pub(crate) fn row_to_recording(r: &sqlx::sqlite::SqliteRow) -> Result<Recording, StoreError> {
     let blob: Vec<u8> = r.try_get("fragments")?;
     Ok(Recording {
         id: r.try_get("id")?,
@@ -754,7 +754,7 @@ impl Store {
         Ok(bytes as u64)
     }
 
-    async fn unlink_garbage(&self, rel: &str) -> Result<(), StoreError> {
+    pub(crate) async fn unlink_garbage(&self, rel: &str) -> Result<(), StoreError> {
         let abs = self.inner.root.join(rel);
         blocking(move || match fs::remove_file(&abs) {
             Ok(()) => Ok(()),
@@ -769,7 +769,16 @@ impl Store {
         Ok(())
     }
 
-    fn cache_change(&self, camera: &str, f: impl FnOnce(&mut Vec<Recording>)) {
+    /// Forgets the fragment table cached for recording `id`.
+    pub(crate) fn forget_cached(&self, id: i64) {
+        self.inner
+            .playlists
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove_entry(id);
+    }
+
+    pub(crate) fn cache_change(&self, camera: &str, f: impl FnOnce(&mut Vec<Recording>)) {
         self.inner
             .playlists
             .lock()
