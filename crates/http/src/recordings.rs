@@ -226,6 +226,8 @@ struct RecordingItem {
     start_ms: i64,
     end_ms: i64,
     bytes: u64,
+    /// `h264` or `h265` (after transcoding).
+    codec: &'static str,
     state: String,
 }
 
@@ -292,6 +294,7 @@ async fn list(
             start_ms: r.start_utc_ns.div_euclid(1_000_000),
             end_ms: r.end_utc_ns.div_euclid(1_000_000),
             bytes: r.bytes,
+            codec: r.codec.name(),
             state: format!("{:?}", r.state).to_lowercase(),
         })
         .collect();
