@@ -1,0 +1,137 @@
+//! What the NVR's process tests share: the NVR as a child process, its
+//! status, and what it recorded.
+
+// Each test binary uses its own share of these.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reallive_store::{Store, StoreConfig, TimeRange};
+use reallive_test_support::http::Api;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
+
+pub const PASSWORD: &str = "nvr-test-password-1";
+
+/// A running NVR: its API address and everything it printed.
+pub struct Nvr {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// `(id, name)` per camera, as it printed them.
+    pub cameras: Vec<(i64, String)>,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Nvr {
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+pub async fn start_nvr(config: &Path, data: &Path) -> Nvr {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reallive-nvr"))
+        .arg("--config")
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--rtc-port", "0"])
+        .env("REALLIVE_ADMIN_PASSWORD", PASSWORD)
+        .env(
+            "RUST_LOG",
+            std::env::var("NVR_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let log = Arc::new(Mutex::new(String::new()));
+    let mut cameras = Vec::new();
+    let addr = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let l = lines
+                .next_line()
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("the NVR exited: {}", log.lock().unwrap()));
+            log.lock().unwrap().push_str(&format!("{l}\n"));
+            if let Some(c) = l.strip_prefix("reallive-nvr: camera ") {
+                let (id, name) = c.split_once(": ").unwrap();
+                cameras.push((id.parse().unwrap(), name.to_string()));
+            }
+            if let Some(a) = l.strip_prefix("reallive-nvr: listening on http://") {
+                break a.parse().unwrap();
+            }
+        }
+    })
+    .await
+    .expect("the NVR listens within 30 s");
+    let log2 = log.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(l)) = lines.next_line().await {
+            log2.lock().unwrap().push_str(&format!("{l}\n"));
+        }
+    });
+    Nvr {
+        child,
+        addr,
+        cameras,
+        log,
+    }
+}
+
+/// Polls `/api/status` until `done` holds for it, at most `secs`.
+pub async fn wait_status(
+    api: &Api,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = api.get("/api/status").await.json();
+        if done(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "{what}: {s:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+pub fn state_of(status: &serde_json::Value, id: i64) -> String {
+    status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .map(|c| c["state"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// `(seconds in ffprobe, files, largest gap between files in ms)` of a
+/// camera's recordings.
+pub async fn recorded(data: &Path, id: i64) -> (f64, usize, i64) {
+    let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
+    let recs = store
+        .recordings(&reallive_nvr::store_name(id), TimeRange::all())
+        .await
+        .unwrap();
+    let mut secs = 0.0;
+    for r in &recs {
+        let p = reallive_test_support::ffprobe::probe(&store.root().join(&r.path));
+        secs += p.duration_secs.unwrap_or(0.0);
+    }
+    let gap = recs
+        .windows(2)
+        .map(|w| (w[1].start_utc_ns - w[0].end_utc_ns) / 1_000_000)
+        .max()
+        .unwrap_or(0);
+    store.close().await;
+    (secs, recs.len(), gap)
+}
