@@ -1135,6 +1135,52 @@ mode = "off"
     }
 
     #[test]
+    fn transcoding_is_off_by_default_and_checked_with_lines() {
+        let c = NvrConfigFile::check("").unwrap();
+        assert!(!c.transcoding.enabled);
+        assert_eq!(c.transcoding.window.to_string(), "02:00-06:00");
+        let c = NvrConfigFile::check(
+            "[transcoding]\nenabled = true\nolder_than_days = 0.5\nwindow = \"22:00-05:30\"\n\
+             max_jobs = 2\ncrf = 30\npreset = \"slow\"\npoll_secs = 5\n",
+        )
+        .unwrap();
+        let t = &c.transcoding;
+        assert!(t.enabled);
+        assert_eq!(
+            (
+                t.older_than_days,
+                t.window.to_string(),
+                t.max_jobs,
+                t.crf,
+                t.preset.as_str(),
+                t.poll_secs
+            ),
+            (0.5, "22:00-05:30".to_string(), 2, 30, "slow", 5)
+        );
+        let e = errors(
+            "[transcoding]\nenabled = true\nwindow = \"2am-6am\"\nmax_jobs = 0\ncrf = 99\n\
+             older_than_days = -1\npoll_secs = 0\n",
+        );
+        let got: Vec<(usize, &str)> = e.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (3, "transcoding.window"),
+                (4, "transcoding.max_jobs"),
+                (5, "transcoding.crf"),
+                (6, "transcoding.older_than_days"),
+                (7, "transcoding.poll_secs"),
+            ]
+        );
+        let e = errors("[transcoding]\nenable = true\n");
+        assert_eq!(
+            (e[0].line, e[0].key.as_str()),
+            (2, "transcoding.enable"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn cameras_written_as_toml_read_back_the_same() {
         let c = NvrConfigFile::check(FULL).unwrap();
         let text = cameras_to_toml(&c.cameras);
