@@ -2,9 +2,10 @@
 //! to the live viewers, to motion detection, and to the store, continuously
 //! or around events. The pieces are the crates'; this wires them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use reallive_capture::CameraCapture;
 use reallive_core::{Codec, EncodedFrame, FrameReceiver, Offer};
 use reallive_encode::motion::GrayDecoder;
 use reallive_http::config::{MotionConfig, RecordMode};
@@ -28,6 +29,9 @@ pub(crate) struct Camera {
     pub pre_roll: Duration,
     pub post_roll: Duration,
     pub motion: MotionConfig,
+    /// The low-resolution stream motion is detected on, when the camera
+    /// has one (`sub_url`); otherwise the main stream is decoded.
+    pub sub: Option<Arc<dyn CameraCapture>>,
     pub store: Store,
     pub live: Option<LiveState>,
     /// Ends recording (the NVR is stopping).
@@ -43,17 +47,102 @@ fn utc_now_ns() -> i64 {
 }
 
 /// Motion detection beside the run: a low-rate decoder and the detector on
-/// a blocking thread, events out on a small channel.
+/// a blocking thread, events out on a small channel. With a sub-stream, a
+/// capture of its own feeds the decoder; otherwise the run feeds it the
+/// main stream.
 struct Analyzer {
-    decoder: Arc<GrayDecoder>,
+    feeder: Option<Feeder>,
+    /// The clock of the stream being analysed, for event times.
+    clock: Arc<Mutex<Clock>>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    sub_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// Hands one stream's frames to the motion decoder.
+struct Feeder {
+    decoder: Arc<GrayDecoder>,
+    clock: Arc<Mutex<Clock>>,
+    full_decode: bool,
+}
+
+impl Feeder {
+    fn feed(&mut self, f: &EncodedFrame) {
+        self.clock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .saw(f);
+        // Up to 720p every frame is decoded; above that only keyframes
+        // (about one a second), which keeps a 1080p or 4K main stream from
+        // costing a full decode.
+        if f.keyframe {
+            self.full_decode = f
+                .params
+                .stream_info()
+                .is_ok_and(|i| i.width * i.height <= FULL_DECODE_PIXELS);
+        }
+        if f.keyframe || self.full_decode {
+            self.decoder.push(f);
+        }
+    }
+}
+
+/// Captures the sub-stream for the analyser until `stop`, reconnecting
+/// with a growing wait (1 s to 30 s) when it fails.
+async fn run_sub_stream(
+    camera: i64,
+    sub: Arc<dyn CameraCapture>,
+    mut feeder: Feeder,
+    stop: CancellationToken,
+) {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let (tx, mut rx) = reallive_core::frame_channel(64);
+        let failure = match sub.start(tx) {
+            Ok(mut running) => {
+                let mut frames = 0u64;
+                let ended = loop {
+                    tokio::select! {
+                        () = stop.cancelled() => {
+                            running.stop().await;
+                            return;
+                        }
+                        f = rx.recv() => match f {
+                            Some(f) => {
+                                frames += 1;
+                                if frames == 1 {
+                                    tracing::info!(camera, source = %sub.describe(), "motion: sub-stream live");
+                                    wait = Duration::from_secs(1);
+                                }
+                                feeder.feed(&f);
+                            }
+                            None => break running.wait().await,
+                        },
+                        r = running.wait() => break r,
+                    }
+                };
+                match ended {
+                    Ok(()) => "the sub-stream ended".to_string(),
+                    Err(e) => e.to_string(),
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(camera, source = %sub.describe(), retry_in_secs = wait.as_secs(),
+            "motion: sub-stream failed, no motion detection until it is back: {failure}");
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
 }
 
 impl Analyzer {
     fn start(
         config: &MotionConfig,
         camera: i64,
+        sub: Option<Arc<dyn CameraCapture>>,
         events: mpsc::Sender<MotionEvent>,
     ) -> Option<Self> {
         let detector = match Detector::new(config.settings()) {
@@ -91,21 +180,58 @@ impl Analyzer {
                 let _ = events.try_send(e);
             }
         });
-        Some(Analyzer {
+        let clock = Arc::new(Mutex::new(Clock::default()));
+        let feeder = Feeder {
             decoder,
+            clock: clock.clone(),
+            full_decode: false,
+        };
+        let (feeder, sub_task) = match sub {
+            Some(sub) => (
+                None,
+                Some(tokio::spawn(run_sub_stream(
+                    camera,
+                    sub,
+                    feeder,
+                    stop.clone(),
+                ))),
+            ),
+            None => (Some(feeder), None),
+        };
+        Some(Analyzer {
+            feeder,
+            clock,
             stop,
             task,
+            sub_task,
         })
+    }
+
+    /// A main-stream frame: decoded unless a sub-stream feeds the analyser.
+    fn main_frame(&mut self, f: &EncodedFrame) {
+        if let Some(feeder) = self.feeder.as_mut() {
+            feeder.feed(f);
+        }
+    }
+
+    fn utc_ns(&self, pts_ms: i64) -> i64 {
+        self.clock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .utc_ns(pts_ms)
     }
 
     async fn finish(self) {
         self.stop.cancel();
+        if let Some(t) = self.sub_task {
+            let _ = t.await;
+        }
         let _ = self.task.await;
     }
 }
 
 /// Maps the frames' clock (ms of pts) to UTC, from the newest frame.
-#[derive(Default)]
+#[derive(Clone, Copy, Default)]
 struct Clock {
     anchor: Option<(i64, i64)>,
 }
@@ -168,8 +294,8 @@ impl EventRecorder {
 /// stops.
 pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
     let (ev_tx, mut ev_rx) = mpsc::channel(16);
-    let analyzer = if cam.motion.enabled {
-        Analyzer::start(&cam.motion, cam.id, ev_tx)
+    let mut analyzer = if cam.motion.enabled {
+        Analyzer::start(&cam.motion, cam.id, cam.sub.clone(), ev_tx)
     } else {
         drop(ev_tx);
         None
@@ -201,7 +327,6 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
     let mut clock = Clock::default();
     let mut source = None;
     let mut open_event: Option<i64> = None;
-    let mut full_decode = false;
     loop {
         tokio::select! {
             () = cam.stop.cancelled() => break,
@@ -216,19 +341,8 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
                         s.offer(&f);
                     }
                 }
-                if let Some(a) = &analyzer {
-                    // Up to 720p every frame is decoded; above that only
-                    // keyframes (about one a second), which keeps a
-                    // 1080p or 4K main stream from costing a full decode.
-                    if f.keyframe {
-                        full_decode = f
-                            .params
-                            .stream_info()
-                            .is_ok_and(|i| i.width * i.height <= FULL_DECODE_PIXELS);
-                    }
-                    if f.keyframe || full_decode {
-                        a.decoder.push(&f);
-                    }
+                if let Some(a) = analyzer.as_mut() {
+                    a.main_frame(&f);
                 }
                 if let Some(r) = events.as_mut() {
                     let actions = r.machine.frame(f);
@@ -240,7 +354,8 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
                 }
             }
             Some(e) = ev_rx.recv() => {
-                on_motion(&cam, e, &clock, &mut open_event, events.as_mut()).await;
+                let at = analyzer.as_ref().map_or(&clock as &dyn EventClock, |a| a as &dyn EventClock);
+                on_motion(&cam, e, at, &mut open_event, events.as_mut()).await;
             }
             Some(secs) = triggers.recv() => {
                 let start = utc_now_ns();
@@ -265,7 +380,9 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
     // The run is over: close what is open.
     drop(triggers);
     if let Some(a) = analyzer {
+        let clock = a.clock.clone();
         a.finish().await;
+        let clock = *clock.lock().unwrap_or_else(PoisonError::into_inner);
         while let Ok(e) = ev_rx.try_recv() {
             on_motion(&cam, e, &clock, &mut open_event, events.as_mut()).await;
         }
@@ -283,10 +400,27 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
     }
 }
 
+/// Turns an analysed stream's pts (ms) into UTC.
+trait EventClock: Sync {
+    fn utc_ns(&self, pts_ms: i64) -> i64;
+}
+
+impl EventClock for Clock {
+    fn utc_ns(&self, pts_ms: i64) -> i64 {
+        Clock::utc_ns(self, pts_ms)
+    }
+}
+
+impl EventClock for Analyzer {
+    fn utc_ns(&self, pts_ms: i64) -> i64 {
+        Analyzer::utc_ns(self, pts_ms)
+    }
+}
+
 async fn on_motion(
     cam: &Camera,
     event: MotionEvent,
-    clock: &Clock,
+    clock: &dyn EventClock,
     open: &mut Option<i64>,
     recorder: Option<&mut EventRecorder>,
 ) {

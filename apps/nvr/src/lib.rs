@@ -539,6 +539,17 @@ fn spawn_recorder(
         max_restarts: cam.max_restarts,
         ..RestartPolicy::default()
     };
+    let sub = match &cam.sub_url {
+        Some(u) => {
+            let url: reallive_capture::RtspUrl = u
+                .expose()
+                .parse()
+                .map_err(|e| anyhow::anyhow!("camera '{}': sub_url: {e}", cam.name))?;
+            Some(Arc::new(RtspCamera::new(url, options.clone()))
+                as Arc<dyn reallive_capture::CameraCapture>)
+        }
+        None => None,
+    };
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::channel(4);
     let camera = Arc::new(camera::Camera {
         id,
@@ -547,6 +558,7 @@ fn spawn_recorder(
         pre_roll: Duration::from_secs(u64::from(cam.pre_roll_secs)),
         post_roll: Duration::from_secs(u64::from(cam.post_roll_secs)),
         motion: cam.motion.clone(),
+        sub,
         store: store.clone(),
         live,
         stop: stop.clone(),
