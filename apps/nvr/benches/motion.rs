@@ -1,0 +1,206 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+//! What motion detection costs per camera, for `docs/benchmarks.md`: the
+//! NVR's analysis path (`encode::motion::GrayDecoder`, GStreamer's H.264
+//! decoder to 320-pixel GRAY8 at 5 fps, then `motion::Detector`) on a
+//! camera's sub-stream, decode included, and the memory of a motion-mode
+//! pre-roll.
+//!
+//! - Detection: a moving test picture (ffmpeg's `testsrc2`) encoded once
+//!   as a sub-stream would be (H.264 baseline, a keyframe a second), at
+//!   320x180 and each `--fps-in` rate. For each N in `--cameras`, N
+//!   decoders and detectors run in this process, each on its own thread as
+//!   in the NVR, fed in real time for `--seconds`; the process's CPU time
+//!   over wall time, divided by N, is the cost per camera. Pictures
+//!   analysed are counted against the 5 fps asked for.
+//! - Pre-roll: `store::triggered::Triggered` with a 5 s pre-roll fed 60 s
+//!   of a simulated 4 Mbit/s, 30 fps, 1 s GOP stream; the most it held at
+//!   once, against its byte bound.
+//!
+//! `cargo bench -p reallive-nvr --bench motion [-- --seconds 30 --cameras 1,8 --fps-in 5,15]`
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reallive_core::{Codec, CodecParameters, EncodedFrame};
+use reallive_encode::motion::GrayDecoder;
+use reallive_motion::{Detector, GrayFrame, MotionSettings};
+use reallive_store::triggered::{TriggerConfig, Triggered};
+use reallive_test_support::process::cpu_time;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn list(name: &str, default: &str) -> Vec<u32> {
+    arg(name)
+        .unwrap_or_else(|| default.into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("a number"))
+        .collect()
+}
+
+/// A 320x180 sub-stream clip at `fps`, 20 s, as frames.
+fn clip(dir: &Path, fps: u32) -> Vec<EncodedFrame> {
+    let path = dir.join(format!("sub-{fps}.h264"));
+    let ok = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size=320x180:rate={fps}"))
+        .args([
+            "-t",
+            "20",
+            "-c:v",
+            "libx264",
+            "-profile:v",
+            "baseline",
+            "-bf",
+            "0",
+        ])
+        .args(["-g", &fps.to_string(), "-b:v", "256k", "-f", "h264"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(ok.success(), "ffmpeg made the clip");
+    reallive_test_support::clip::annex_b_frames(&path, Codec::H264, 0, 90_000 / fps)
+}
+
+struct Round {
+    cpu_per_camera_pct: f64,
+    pictures_per_sec: f64,
+}
+
+fn detection(frames: &[EncodedFrame], fps_in: u32, cameras: u32, seconds: u64) -> Round {
+    let stop = Arc::new(AtomicBool::new(false));
+    let pictures = Arc::new(AtomicU64::new(0));
+    let mut decoders = Vec::new();
+    let mut threads = Vec::new();
+    for _ in 0..cameras {
+        let d = Arc::new(GrayDecoder::start(320, 5).expect("decoder"));
+        let (d2, stop2, pictures2) = (d.clone(), stop.clone(), pictures.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut detector = Detector::new(MotionSettings::default()).unwrap();
+            while !stop2.load(Ordering::Relaxed) {
+                let Some(p) = d2.pull(Duration::from_millis(200)) else {
+                    continue;
+                };
+                let f = GrayFrame::new(&p.data, p.width, p.height, p.stride).unwrap();
+                let _ = detector.process(&f, p.pts_ms);
+                pictures2.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+        decoders.push(d);
+    }
+    let step = Duration::from_secs(1) / fps_in;
+    let warmup = Duration::from_secs(3);
+    let begin = Instant::now();
+    let mut measured: Option<(Instant, Duration, u64)> = None;
+    let mut i = 0usize;
+    loop {
+        let due = begin + step * i as u32;
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        if measured.is_none() && begin.elapsed() >= warmup {
+            measured = Some((
+                Instant::now(),
+                cpu_time(None),
+                pictures.load(Ordering::Relaxed),
+            ));
+        }
+        if let Some((t0, _, _)) = measured
+            && t0.elapsed() >= Duration::from_secs(seconds)
+        {
+            break;
+        }
+        let mut f = frames[i % frames.len()].clone();
+        f.pts_90k = i as i64 * i64::from(90_000 / fps_in);
+        f.dts_90k = f.pts_90k;
+        for d in &decoders {
+            d.push(&f);
+        }
+        i += 1;
+    }
+    let (t0, cpu0, pics0) = measured.unwrap();
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_time(None) - cpu0).as_secs_f64();
+    let pics = pictures.load(Ordering::Relaxed) - pics0;
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    Round {
+        cpu_per_camera_pct: cpu / wall / f64::from(cameras) * 100.0,
+        pictures_per_sec: pics as f64 / wall / f64::from(cameras),
+    }
+}
+
+/// A 4 Mbit/s, 30 fps stream with a keyframe a second: the keyframe 4x a
+/// delta frame's size.
+fn synthetic_frame(i: u64, params: &Arc<CodecParameters>) -> EncodedFrame {
+    let per_sec = 4_000_000 / 8;
+    let delta = per_sec / (29 + 4);
+    let key = i % 30 == 0;
+    let len = if key { delta * 4 } else { delta };
+    let mut data = vec![0u8; len];
+    data[..4].copy_from_slice(&[0, 0, 0, 1]);
+    data[4] = if key { 0x65 } else { 0x41 };
+    EncodedFrame {
+        data: Bytes::from(data),
+        pts_90k: i as i64 * 3000,
+        dts_90k: i as i64 * 3000,
+        duration_90k: Some(3000),
+        keyframe: key,
+        params: params.clone(),
+    }
+}
+
+fn pre_roll() -> (usize, usize) {
+    let config = TriggerConfig {
+        pre_roll: Duration::from_secs(5),
+        post_roll: Duration::from_secs(5),
+        ..TriggerConfig::default()
+    };
+    let mut t = Triggered::new(config);
+    let params = Arc::new(CodecParameters::new(Codec::H264));
+    let mut peak = 0;
+    for i in 0..60 * 30 {
+        let _ = t.frame(synthetic_frame(i, &params));
+        peak = peak.max(t.pre_roll_bytes());
+    }
+    (peak, config.max_pre_roll_bytes)
+}
+
+fn main() {
+    let seconds: u64 = arg("--seconds").map_or(30, |s| s.parse().unwrap());
+    let cameras = list("--cameras", "1,8");
+    let rates = list("--fps-in", "5,15");
+    let dir = tempfile::tempdir().unwrap();
+    println!("motion detection, 320x180 sub-stream analysed at 5 fps, decode included");
+    println!(
+        "| stream | cameras | CPU per camera (% of a core) | pictures analysed per camera per s |"
+    );
+    println!("|---|---|---|---|");
+    for fps in &rates {
+        let frames = clip(dir.path(), *fps);
+        for n in &cameras {
+            let r = detection(&frames, *fps, *n, seconds);
+            println!(
+                "| 320x180@{fps} | {n} | {:.2} % | {:.2} |",
+                r.cpu_per_camera_pct, r.pictures_per_sec
+            );
+        }
+    }
+    let (peak, bound) = pre_roll();
+    println!(
+        "pre-roll at 5 s of 4 Mbit/s: peak {:.2} MB held, bound {:.2} MB",
+        peak as f64 / 1e6,
+        bound as f64 / 1e6
+    );
+    assert!(peak <= bound, "the pre-roll went past its bound");
+}
