@@ -147,7 +147,7 @@ fn detection(frames: &[EncodedFrame], fps_in: u32, cameras: u32, seconds: u64) -
 fn synthetic_frame(i: u64, params: &Arc<CodecParameters>) -> EncodedFrame {
     let per_sec = 4_000_000 / 8;
     let delta = per_sec / (29 + 4);
-    let key = i % 30 == 0;
+    let key = i.is_multiple_of(30);
     let len = if key { delta * 4 } else { delta };
     let mut data = vec![0u8; len];
     data[..4].copy_from_slice(&[0, 0, 0, 1]);
