@@ -743,7 +743,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        // SQLite may hand this id out again: forget what was cached under it.
+        // Forget what was cached under the id (ids are never reused).
         self.cache_change(&camera, |list| list.retain(|r| r.id != recording_id));
         self.inner
             .playlists

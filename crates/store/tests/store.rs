@@ -573,3 +573,25 @@ async fn events_are_kept_and_listed_by_range() {
     assert!(store.end_event(9999, 1, 1.0, "x").await.is_err());
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_recordings_id_is_never_given_out_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(config(dir.path())).await.unwrap();
+    record(&store, "cam", frames(60), T0).await;
+    let first = store.recordings("cam", TimeRange::all()).await.unwrap();
+    let newest = first.last().unwrap().id;
+    store.delete(newest).await.unwrap();
+    record(&store, "cam", frames(60), T0 + 100 * SEC).await;
+    let now = store.recordings("cam", TimeRange::all()).await.unwrap();
+    let added: Vec<i64> = now
+        .iter()
+        .filter(|r| r.start_utc_ns >= T0 + 100 * SEC)
+        .map(|r| r.id)
+        .collect();
+    assert!(!added.is_empty());
+    assert!(
+        added.iter().all(|id| *id > newest),
+        "{added:?} after deleting {newest}"
+    );
+}
