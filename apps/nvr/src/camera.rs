@@ -256,10 +256,15 @@ struct EventRecorder {
 }
 
 impl EventRecorder {
-    async fn apply(&mut self, cam: &Camera, actions: Vec<Action>) {
+    /// Carries out the state machine's actions. Frames are stamped with
+    /// the wall-clock time they were captured (from `clock`), not the time
+    /// they are written: the pre-roll goes to disk seconds after it was
+    /// seen, and the index must place it where it happened.
+    async fn apply(&mut self, cam: &Camera, clock: &Clock, actions: Vec<Action>) {
         for a in actions {
             match a {
                 Action::Write(f) => {
+                    let captured = clock.utc_ns(f.pts_90k.div_euclid(90));
                     if self.session.is_none() {
                         match cam.store.session(&cam.name) {
                             Ok(s) => self.session = Some(s),
@@ -270,7 +275,7 @@ impl EventRecorder {
                         }
                     }
                     if let Some(s) = self.session.as_mut()
-                        && let Err(e) = s.write(f).await
+                        && let Err(e) = s.write_at(f, captured).await
                     {
                         tracing::error!(camera = cam.id, "recording failed: {e}");
                         if let Some(s) = self.session.take() {
@@ -346,7 +351,7 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
                 }
                 if let Some(r) = events.as_mut() {
                     let actions = r.machine.frame(f);
-                    r.apply(&cam, actions).await;
+                    r.apply(&cam, &clock, actions).await;
                 } else if let Some(tx) = &to_store
                     && tx.offer(f) == Offer::Closed
                 {
@@ -355,7 +360,7 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
             }
             Some(e) = ev_rx.recv() => {
                 let at = analyzer.as_ref().map_or(&clock as &dyn EventClock, |a| a as &dyn EventClock);
-                on_motion(&cam, e, at, &mut open_event, events.as_mut()).await;
+                on_motion(&cam, e, at, &clock, &mut open_event, events.as_mut()).await;
             }
             Some(secs) = triggers.recv() => {
                 let start = utc_now_ns();
@@ -372,7 +377,7 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
                 }
                 if let Some(r) = events.as_mut() {
                     let actions = r.machine.trigger(Duration::from_secs(u64::from(secs)));
-                    r.apply(&cam, actions).await;
+                    r.apply(&cam, &clock, actions).await;
                 }
             }
         }
@@ -380,16 +385,16 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
     // The run is over: close what is open.
     drop(triggers);
     if let Some(a) = analyzer {
-        let clock = a.clock.clone();
+        let analysed = a.clock.clone();
         a.finish().await;
-        let clock = *clock.lock().unwrap_or_else(PoisonError::into_inner);
+        let analysed = *analysed.lock().unwrap_or_else(PoisonError::into_inner);
         while let Ok(e) = ev_rx.try_recv() {
-            on_motion(&cam, e, &clock, &mut open_event, events.as_mut()).await;
+            on_motion(&cam, e, &analysed, &clock, &mut open_event, events.as_mut()).await;
         }
     }
     if let Some(mut r) = events {
         let actions = r.machine.camera_dropped();
-        r.apply(&cam, actions).await;
+        r.apply(&cam, &clock, actions).await;
     }
     drop(to_store);
     if let Some(t) = recording {
@@ -421,6 +426,7 @@ async fn on_motion(
     cam: &Camera,
     event: MotionEvent,
     clock: &dyn EventClock,
+    main: &Clock,
     open: &mut Option<i64>,
     recorder: Option<&mut EventRecorder>,
 ) {
@@ -441,7 +447,7 @@ async fn on_motion(
             }
             if let Some(r) = recorder {
                 let actions = r.machine.start();
-                r.apply(cam, actions).await;
+                r.apply(cam, main, actions).await;
             }
         }
         MotionEvent::Ended {

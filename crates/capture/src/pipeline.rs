@@ -692,6 +692,21 @@ fn link_chain(
     let mut chain = Vec::new();
     if !depay.is_empty() {
         chain.push(make(label, depay, "gstreamer1.0-plugins-good").map_err(|e| e.to_string())?);
+        // Whole access units out of the depayloader: left to negotiate, a
+        // picture sent as several slices can reach the parser as NAL
+        // units that it emits as separate buffers, the later ones without
+        // a timestamp, which would be dropped, and with them the lower
+        // part of the picture.
+        let filter = make(label, "capsfilter", "libgstreamer1.0-0").map_err(|e| e.to_string())?;
+        let media = match codec {
+            Codec::H264 => "video/x-h264",
+            _ => "video/x-h265",
+        };
+        filter.set_property(
+            "caps",
+            gst::Caps::builder(media).field("alignment", "au").build(),
+        );
+        chain.push(filter);
     }
     chain.extend(parse_chain(label, codec).map_err(|e| e.to_string())?);
     pipeline.add_many(&chain).map_err(|e| e.to_string())?;

@@ -175,6 +175,33 @@ async fn rtsp_camera_over_tcp_and_udp() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtsp_pictures_sent_as_several_slices_arrive_whole() {
+    require_elements(&["rtspsrc", "rtph264depay"]);
+    let camera = RtspCameraServer::start(RtspCameraConfig {
+        slices: 2,
+        ..RtspCameraConfig::default()
+    });
+    let capture = open(&camera.url().parse().unwrap(), &CaptureOptions::default()).unwrap();
+    let (frames, running) = collect(capture.as_ref(), 75, Duration::from_secs(20)).await;
+    assert_eq!(frames.len(), 75);
+    assert_well_formed(&frames, Codec::H264);
+    // Every picture has both its slices, keyframes included, and nothing
+    // was dropped for want of a timestamp.
+    for (i, f) in frames.iter().enumerate() {
+        let slices = reallive_core::nal::split_annex_b(&f.data)
+            .filter(|n| matches!(n.first().map(|b| b & 0x1f), Some(1 | 5)))
+            .count();
+        assert_eq!(slices, 2, "frame {i} (keyframe: {})", f.keyframe);
+    }
+    assert!(frames.iter().filter(|f| f.keyframe).count() >= 2);
+    assert_eq!(
+        running.stats().skipped(),
+        0,
+        "access units dropped without a timestamp"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rtsp_h265_camera_is_passed_through() {
     require_elements(&["rtspsrc", "rtph265depay", "h265parse"]);
     let camera = RtspCameraServer::start(RtspCameraConfig {

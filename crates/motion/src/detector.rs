@@ -204,6 +204,8 @@ impl Detector {
         let shift = frame_mean as i32 * FP - bg_mean as i32;
         let mut changed = vec![0u32; self.zones.len() + 1];
         let mut cells = [(0u32, 0u32); GRID_X * GRID_Y];
+        // Per cell: the raw (uncompensated) difference summed, in FP units.
+        let mut raw = [0i64; GRID_X * GRID_Y];
         let w = self.width as usize;
         for y in 0..self.height {
             let row = frame.row(y);
@@ -217,9 +219,11 @@ impl Detector {
                 let moved = d > threshold;
                 let zone = self.mask[i];
                 if zone != 0 {
-                    let cell = &mut cells[cy * GRID_X + x * GRID_X / w];
+                    let k = cy * GRID_X + x * GRID_X / w;
+                    let cell = &mut cells[k];
                     cell.0 += 1;
                     cell.1 += u32::from(moved);
+                    raw[k] += i64::from(v - b);
                 }
                 if moved {
                     changed[usize::from(zone)] += 1;
@@ -231,9 +235,23 @@ impl Detector {
         }
         let watched_cells = cells.iter().filter(|c| c.0 > 0).count();
         let changed_cells = cells.iter().filter(|c| c.0 > 0 && c.1 * 50 >= c.0).count();
+        // A light change moves the brightness of nearly every cell the same
+        // way, however much of it clips; compare each cell's own mean.
+        let (mut up, mut down) = (0usize, 0usize);
+        for (c, r) in cells.iter().zip(raw.iter()) {
+            if c.0 > 0 {
+                let m = r / i64::from(c.0) / i64::from(FP);
+                if m > i64::from(threshold) {
+                    up += 1
+                } else if m < -i64::from(threshold) {
+                    down += 1
+                }
+            }
+        }
+        let share = |n: usize| n as f32 * 100.0 / watched_cells.max(1) as f32;
         let light = watched_cells > 0
-            && changed_cells as f32 * 100.0 / watched_cells as f32
-                >= self.settings.light_change_percent;
+            && (share(changed_cells) >= self.settings.light_change_percent
+                || share(up.max(down)) >= self.settings.light_change_percent);
         if light {
             // Lights switched, or the camera went to IR: the old background
             // is useless. Take this frame as the new one.
@@ -531,6 +549,27 @@ mod tests {
                 vec![],
             ),
             ("lights switching on", default.clone(), lights, vec![]),
+            (
+                "lights switching on, the bright parts clipping",
+                default.clone(),
+                {
+                    // Eight vertical bars, 16 to 226, as colour bars are.
+                    let bars = |up: i32| -> Vec<u8> {
+                        (0..H)
+                            .flat_map(|_| {
+                                (0..W).map(move |x| {
+                                    (16 + (x * 8 / W) as i32 * 30 + up).min(255) as u8
+                                })
+                            })
+                            .collect()
+                    };
+                    (0..10)
+                        .map(|_| bars(0))
+                        .chain((0..20).map(|_| bars(100)))
+                        .collect()
+                },
+                vec![],
+            ),
             ("an IR switch", default.clone(), ir, vec![]),
             (
                 "a square too small for min_area_percent",

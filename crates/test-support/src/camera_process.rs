@@ -44,17 +44,45 @@
 //! cams[2].restart().await; // Same port, so the same URL works again.
 //! # }
 //! ```
+//!
+//! # Scripted scenes
+//!
+//! A camera with a [`script`](RtspCameraConfig::script) reports each change
+//! as it applies it; [`FakeCamera::wait_scene_change`] returns when (UTC),
+//! so a test knows when its camera's picture started moving:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use reallive_test_support::{RtspCameraConfig, SceneChange};
+//! use reallive_test_support::camera_process::FakeCamera;
+//!
+//! # async fn f() {
+//! let cam = FakeCamera::spawn(RtspCameraConfig {
+//!     pattern: "black".into(),
+//!     // The default source is `videotestsrc name=scene`.
+//!     script: vec![
+//!         SceneChange::new(10.0, "scene", "pattern", "ball"),
+//!         SceneChange::new(20.0, "scene", "pattern", "black"),
+//!     ],
+//!     ..Default::default()
+//! }.into()).await;
+//! // ... a client connects: the media starts playing, the clock starts ...
+//! let moving = cam.wait_scene_change(0, Duration::from_secs(30)).await;
+//! println!("the ball appeared at {} ns UTC", moving.utc_ns);
+//! # }
+//! ```
 #![cfg(feature = "gst")]
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdin, Command};
+use tokio::io::{AsyncBufReadExt as _, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
-use crate::{RtspCameraConfig, RtspCodec};
+use crate::{AppliedChange, RtspCameraConfig, RtspCodec};
 
 /// The binary's name in `target/<profile>/`.
 pub const BIN_NAME: &str = "reallive-fake-camera";
@@ -104,6 +132,8 @@ struct Running {
     /// Held, never written: the camera exits when this closes, so it
     /// cannot outlive the test process.
     _stdin: ChildStdin,
+    /// Its scene changes so far, from its `applied` lines.
+    applied: watch::Receiver<Vec<AppliedChange>>,
 }
 
 impl std::fmt::Debug for FakeCamera {
@@ -158,6 +188,49 @@ impl FakeCamera {
     /// The camera process's id; `None` after [`kill`](Self::kill).
     pub fn pid(&self) -> Option<u32> {
         self.running.as_ref().and_then(|r| r.child.id())
+    }
+
+    /// The [`script`](RtspCameraConfig::script)'s changes this camera
+    /// process has applied so far, in order. Empty after
+    /// [`kill`](Self::kill); a [`restart`](Self::restart)ed camera plays
+    /// its script again, from its new media's start.
+    pub fn scene_changes(&self) -> Vec<AppliedChange> {
+        self.running
+            .as_ref()
+            .map(|r| r.applied.borrow().clone())
+            .unwrap_or_default()
+    }
+
+    /// Waits, at most `within`, for the change at `index` in the script to
+    /// be applied, and returns it with its UTC time. The script's clock
+    /// starts when the first client starts playing the stream.
+    ///
+    /// Panics if it is not applied in time or the camera is not running.
+    pub async fn wait_scene_change(&self, index: usize, within: Duration) -> AppliedChange {
+        let Some(running) = self.running.as_ref() else {
+            panic!("fake camera {} is not running", self.url);
+        };
+        let mut rx = running.applied.clone();
+        let found = timeout(within, rx.wait_for(|v| v.iter().any(|a| a.index == index)))
+            .await
+            .map(|r| {
+                r.ok()
+                    .and_then(|v| v.iter().find(|a| a.index == index).cloned())
+            });
+        match found {
+            Ok(Some(a)) => a,
+            Ok(None) => panic!(
+                "fake camera {} exited before scene change {index}; applied: {:?}",
+                self.url,
+                running.applied.borrow()
+            ),
+            Err(_) => panic!(
+                "fake camera {}: scene change {index} not applied within {within:?}; \
+                 applied: {:?} (its clock starts when a client plays the stream)",
+                self.url,
+                running.applied.borrow()
+            ),
+        }
     }
 
     /// SIGKILLs the camera and reaps it (at most 5 s). Its port is closed
@@ -279,9 +352,12 @@ async fn launch(
     let (reason, exited) = match timeout(STARTUP_TIMEOUT, lines.next_line()).await {
         Ok(Ok(Some(line))) => match url_port(&line) {
             Some(port) => {
+                let (tx, applied) = watch::channel(Vec::new());
+                tokio::spawn(read_applied(lines, tx, pid));
                 let running = Running {
                     child,
                     _stdin: stdin,
+                    applied,
                 };
                 return Ok((running, line, port));
             }
@@ -312,6 +388,21 @@ async fn launch(
         status,
         stderr,
     })
+}
+
+/// Reads the camera's stdout after its URL line: its `applied` lines, until
+/// it exits. Reading on also keeps its writes from failing.
+async fn read_applied(
+    mut lines: Lines<BufReader<ChildStdout>>,
+    tx: watch::Sender<Vec<AppliedChange>>,
+    pid: u32,
+) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        match line.parse::<AppliedChange>() {
+            Ok(a) => tx.send_modify(|v| v.push(a)),
+            Err(e) => eprintln!("{BIN_NAME}[{pid}]: unexpected stdout line: {e}"),
+        }
+    }
 }
 
 /// Passes the camera's stderr on to the test's, so its warnings show in
@@ -364,6 +455,8 @@ fn camera_args(camera: &RtspCameraConfig, port: u16) -> Vec<String> {
         camera.pattern.clone(),
         "--bitrate-kbps".to_owned(),
         camera.bitrate_kbps.to_string(),
+        "--slices".to_owned(),
+        camera.slices.to_string(),
     ];
     if let Some((user, password)) = &camera.credentials {
         args.extend(["--user".to_owned(), user.clone()]);
@@ -372,12 +465,19 @@ fn camera_args(camera: &RtspCameraConfig, port: u16) -> Vec<String> {
     if camera.audio {
         args.push("--audio".to_owned());
     }
+    if let Some(source) = &camera.source {
+        args.extend(["--source".to_owned(), source.clone()]);
+    }
+    for change in &camera.script {
+        args.extend(["--at".to_owned(), change.to_string()]);
+    }
     args
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SceneChange;
 
     #[test]
     fn url_line_gives_the_port() {
@@ -405,7 +505,27 @@ mod tests {
             camera_args(&camera, 9000).join(" "),
             "--port 9000 --path /cam2 --width 640 --height 360 --fps 30 \
              --keyframe-interval 30 --codec h265 --pattern smpte --bitrate-kbps 500 \
-             --user admin --password pw --audio"
+             --slices 1 --user admin --password pw --audio"
+        );
+        let scripted = RtspCameraConfig {
+            source: Some("videotestsrc pattern=smpte ! videobalance name=light".into()),
+            script: vec![
+                SceneChange::new(10.0, "light", "brightness", "0.4"),
+                SceneChange::new(20.5, "light", "brightness", "0"),
+            ],
+            ..RtspCameraConfig::default()
+        };
+        let args = camera_args(&scripted, 0);
+        assert_eq!(
+            args[args.len() - 6..],
+            [
+                "--source",
+                "videotestsrc pattern=smpte ! videobalance name=light",
+                "--at",
+                "10:light:brightness=0.4",
+                "--at",
+                "20.5:light:brightness=0",
+            ]
         );
     }
 }

@@ -3,6 +3,8 @@
 //! - `RtspCameraServer` (feature `gst`, default): a real RTSP server (gstreamer-rtsp-server) on
 //!   loopback that plays a live test pattern as H.264 or H.265, optionally
 //!   behind Basic auth: the fake IP camera for capture, NVR and restream tests.
+//!   Its picture can be scripted (`source`, `script`: `SceneChange`), e.g. a
+//!   still scene that starts moving at a known time, for motion tests.
 //! - [`clip`]: real encoder output from a fixture file as `EncodedFrame`s,
 //!   for tests that need frames without a pipeline.
 //! - [`ffprobe`]: what a user would check about a recorded file: codec,
@@ -37,7 +39,7 @@ pub mod process;
 mod rtsp_camera;
 
 #[cfg(feature = "gst")]
-pub use rtsp_camera::{RtspCameraConfig, RtspCameraServer, RtspCodec};
+pub use rtsp_camera::{AppliedChange, RtspCameraConfig, RtspCameraServer, RtspCodec, SceneChange};
 
 #[cfg(feature = "gst")]
 use gstreamer as gst;

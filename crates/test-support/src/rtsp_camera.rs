@@ -1,11 +1,15 @@
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gstreamer as gst;
 use gstreamer::glib;
+use gstreamer::glib::translate::IntoGlib as _;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::gio;
 use gstreamer_rtsp_server::prelude::*;
+use tokio::sync::watch;
 
 /// The codec the fake camera sends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,13 +42,48 @@ pub struct RtspCameraConfig {
     pub audio: bool,
     /// The `videotestsrc` pattern by its nick: `ball`, `smpte`, `snow`,
     /// `solid-color`, ... Distinct patterns tell cameras apart in a viewer.
+    /// The default source is `videotestsrc name=scene is-live=true
+    /// pattern=PATTERN`, so a [`script`](Self::script) can change it as
+    /// element `scene`. Unused with a [`source`](Self::source).
     pub pattern: String,
     /// Target encoder bitrate in kbit/s (x264enc's and x265enc's default).
     pub bitrate_kbps: u32,
+    /// Slices per H.264 picture (x264's sliced threads); default 1. Many
+    /// real cameras send several; the capture must put them back together.
+    pub slices: u32,
     /// TCP port on 127.0.0.1; `None` (or `Some(0)`) picks a free one. A
     /// fixed port lets a restarted camera come back where its clients
     /// expect it.
     pub port: Option<u16>,
+    /// A scripted scene: a gst-launch fragment producing raw video, in
+    /// place of the default `videotestsrc name=scene is-live=true
+    /// pattern=PATTERN`. The launch line goes on with `! videoconvert !
+    /// video/x-raw,width=W,height=H,framerate=F/1 !` and the encoder, so
+    /// the fragment's last element must link to that; live sources
+    /// (`is-live=true`) keep the pace. Name the elements a
+    /// [`script`](Self::script) changes. For example a still 320x180
+    /// picture with a small ball moving in its bottom-right corner (the
+    /// compositor last, its pads placed with `sink_N::xpos`):
+    ///
+    /// ```text
+    /// videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=180 ! mix.
+    /// videotestsrc is-live=true pattern=ball ! video/x-raw,width=96,height=52 ! mix.
+    /// compositor name=mix sink_1::xpos=224 sink_1::ypos=128
+    /// ```
+    ///
+    /// (on one line), or a picture whose light a script turns up:
+    /// `videotestsrc is-live=true pattern=smpte75 ! videobalance name=light`.
+    /// (Not `smpte` for a still picture: its bottom-right patch is snow,
+    /// new in every frame.)
+    pub source: Option<String>,
+    /// Timed property changes of the running picture, each applied
+    /// [`at`](SceneChange::at) after the media pipeline starts playing
+    /// (when its first client, say the NVR, connects; the media is shared,
+    /// so later clients see the same picture). The time each was applied
+    /// is reported: [`RtspCameraServer::scene_changes`], and the fake
+    /// camera binary's `applied` lines. The element names and values are
+    /// checked when the camera starts.
+    pub script: Vec<SceneChange>,
 }
 
 impl Default for RtspCameraConfig {
@@ -60,8 +99,153 @@ impl Default for RtspCameraConfig {
             audio: false,
             pattern: "ball".into(),
             bitrate_kbps: 2048,
+            slices: 1,
             port: None,
+            source: None,
+            script: Vec::new(),
         }
+    }
+}
+
+/// One timed change of a scripted camera's picture: [`at`](Self::at) after
+/// the camera's media pipeline starts playing, set `property` of the
+/// element named `element` to `value`, parsed as `gst-launch-1.0` would
+/// (`pattern=ball`, `brightness=0.4`, `foreground-color=0xff000000`). As in
+/// a launch line, `CHILD::PROPERTY` is a child's property, such as a
+/// compositor pad's: `sink_1::alpha`.
+///
+/// Its text form, the fake camera's `--at` flag, is
+/// `SECS:ELEMENT:PROPERTY=VALUE`, e.g. `10:scene:pattern=ball`,
+/// `12.5:light:brightness=0.4` or `8:mix:sink_1::alpha=1`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneChange {
+    /// After the media starts playing.
+    pub at: Duration,
+    /// The element's name in the launch line (`name=scene`).
+    pub element: String,
+    /// Its property.
+    pub property: String,
+    /// The new value, as text.
+    pub value: String,
+}
+
+impl SceneChange {
+    /// A change `at_secs` after the media starts playing.
+    pub fn new(at_secs: f64, element: &str, property: &str, value: &str) -> Self {
+        SceneChange {
+            at: Duration::from_secs_f64(at_secs),
+            element: element.to_owned(),
+            property: property.to_owned(),
+            value: value.to_owned(),
+        }
+    }
+
+    /// Sets the property on `element` of `bin` (searched recursively); a
+    /// `CHILD::PROPERTY` is a child's, as in a launch line.
+    fn apply(&self, bin: &gst::Element) -> Result<(), String> {
+        let found = bin
+            .downcast_ref::<gst::Bin>()
+            .and_then(|b| b.by_name(&self.element))
+            .ok_or_else(|| format!("no element named `{}`", self.element))?;
+        let missing = || {
+            format!(
+                "`{}` ({}) has no writable property `{}`",
+                self.element,
+                found.type_(),
+                self.property
+            )
+        };
+        let (target, pspec) = if self.property.contains("::") {
+            found
+                .dynamic_cast_ref::<gst::ChildProxy>()
+                .and_then(|c| c.lookup(&self.property).ok())
+                .ok_or_else(missing)?
+        } else {
+            let pspec = found.find_property(&self.property).ok_or_else(missing)?;
+            (found.clone().upcast::<glib::Object>(), pspec)
+        };
+        if !pspec.flags().contains(glib::ParamFlags::WRITABLE) {
+            return Err(missing());
+        }
+        let value =
+            <glib::Value as gst::prelude::GstValueExt>::deserialize_with_pspec(&self.value, &pspec)
+                .map_err(|e| {
+                    format!(
+                        "`{}` for {}.{}: {e}",
+                        self.value, self.element, self.property
+                    )
+                })?;
+        target.set_property_from_value(pspec.name(), &value);
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for SceneChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}={}",
+            self.at.as_secs_f64(),
+            self.element,
+            self.property,
+            self.value
+        )
+    }
+}
+
+impl std::str::FromStr for SceneChange {
+    type Err = String;
+
+    /// `SECS:ELEMENT:PROPERTY=VALUE`; the value may hold `:` and `=`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("`{s}`: expected SECS:ELEMENT:PROPERTY=VALUE, e.g. 10:scene:pattern=ball");
+        let (secs, rest) = s.split_once(':').ok_or_else(bad)?;
+        let (element, rest) = rest.split_once(':').ok_or_else(bad)?;
+        let (property, value) = rest.split_once('=').ok_or_else(bad)?;
+        let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
+        if !secs.is_finite() || !(0.0..=86_400.0).contains(&secs) {
+            return Err(format!("`{s}`: the time is 0 to 86400 seconds"));
+        }
+        if element.is_empty() || property.is_empty() {
+            return Err(bad());
+        }
+        Ok(SceneChange::new(secs, element, property, value))
+    }
+}
+
+/// A [`SceneChange`] as the camera applied it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppliedChange {
+    /// Its position in [`RtspCameraConfig::script`].
+    pub index: usize,
+    /// The wall-clock time it was applied: Unix nanoseconds (UTC).
+    pub utc_ns: i64,
+    /// The change.
+    pub change: SceneChange,
+}
+
+impl std::fmt::Display for AppliedChange {
+    /// The fake camera's stdout line: `applied INDEX UTC_NS CHANGE`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "applied {} {} {}", self.index, self.utc_ns, self.change)
+    }
+}
+
+impl std::str::FromStr for AppliedChange {
+    type Err = String;
+
+    /// A line as [`Display`](std::fmt::Display) writes it.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}`: expected `applied INDEX UTC_NS SECS:ELEMENT:PROPERTY=VALUE`");
+        let rest = s.strip_prefix("applied ").ok_or_else(bad)?;
+        let (index, rest) = rest.split_once(' ').ok_or_else(bad)?;
+        let (utc_ns, change) = rest.split_once(' ').ok_or_else(bad)?;
+        Ok(AppliedChange {
+            index: index.parse().map_err(|_| bad())?,
+            utc_ns: utc_ns.parse().map_err(|_| bad())?,
+            change: change.parse()?,
+        })
     }
 }
 
@@ -77,6 +261,8 @@ pub struct RtspCameraServer {
     /// Every mount's path: `config.path`, or a
     /// [`try_start_clip`](Self::try_start_clip) server's mounts.
     mount_paths: Vec<String>,
+    /// The script's changes as they are applied.
+    applied: watch::Receiver<Vec<AppliedChange>>,
 }
 
 impl RtspCameraServer {
@@ -89,7 +275,8 @@ impl RtspCameraServer {
     /// [`start`](Self::start), returning why it cannot serve instead of
     /// panicking: [`ErrorKind::AddrInUse`](std::io::ErrorKind::AddrInUse)
     /// when the fixed port is taken, `InvalidInput` for a pipeline that does
-    /// not parse (say, an unknown pattern). Still panics when a GStreamer
+    /// not parse (say, an unknown pattern) or a [`script`](RtspCameraConfig::script)
+    /// that cannot apply to it. Still panics when a GStreamer
     /// element is missing, as [`require_elements`](crate::require_elements)
     /// does.
     pub fn try_start(config: RtspCameraConfig) -> std::io::Result<Self> {
@@ -107,13 +294,20 @@ impl RtspCameraServer {
         // The factory only parses its launch line when the first client
         // asks; parse it now so a bad pattern fails here, not in a client.
         let launch = launch_line(&config);
-        gst::parse::launch(&launch).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!("camera pipeline `{launch}`: {e}"),
-            )
-        })?;
-        Self::serve(config, move |cfg| build_server(cfg, launch))
+        let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let parsed = gst::parse::launch(&launch)
+            .map_err(|e| invalid(format!("camera pipeline `{launch}`: {e}")))?;
+        // And the script on that unused copy: names, properties, values.
+        for change in &config.script {
+            change
+                .apply(&parsed)
+                .map_err(|e| invalid(format!("scene change `{change}`: {e}")))?;
+        }
+        drop(parsed);
+        let (applied_tx, applied) = watch::channel(Vec::new());
+        let mut server = Self::serve(config, move |cfg| build_server(cfg, launch, applied_tx))?;
+        server.applied = applied;
+        Ok(server)
     }
 
     /// A camera that costs almost nothing to run, for load tests: it
@@ -223,6 +417,7 @@ impl RtspCameraServer {
             config,
             main_loop,
             thread: Some(thread),
+            applied: watch::channel(Vec::new()).1,
         })
     }
 
@@ -242,6 +437,14 @@ impl RtspCameraServer {
             Some((u, p)) => format!("rtsp://{u}:{p}@127.0.0.1:{}{}", self.port, self.config.path),
             None => self.url(),
         }
+    }
+
+    /// The [`script`](RtspCameraConfig::script)'s changes applied so far,
+    /// in the order they were applied; watch it for the next. Each media
+    /// pipeline plays the script from its start: a camera whose clients
+    /// all left and came back reports the changes again.
+    pub fn scene_changes(&self) -> watch::Receiver<Vec<AppliedChange>> {
+        self.applied.clone()
     }
 
     /// Every mount's URL: [`url`](Self::url) alone, except for a
@@ -276,14 +479,19 @@ fn bind_error(e: &glib::Error) -> std::io::Error {
     std::io::Error::new(kind, format!("RTSP server socket: {}", e.message()))
 }
 
-/// The media factory's launch line: test pattern, encoder, payloader.
+/// The media factory's launch line: test pattern (or the configured
+/// source), encoder, payloader.
 fn launch_line(cfg: &RtspCameraConfig) -> String {
+    // With zerolatency's sliced threads, x264 cuts each picture into a
+    // slice per thread: `threads` is the slice count.
     let (enc, pay) = match cfg.codec {
         RtspCodec::H264 => (
             format!(
-                "x264enc tune=zerolatency speed-preset=ultrafast bframes=0 key-int-max={} \
+                "x264enc tune=zerolatency speed-preset=ultrafast threads={} bframes=0 key-int-max={} \
                  bitrate={} ! video/x-h264,profile=constrained-baseline",
-                cfg.keyframe_interval, cfg.bitrate_kbps
+                cfg.slices.max(1),
+                cfg.keyframe_interval,
+                cfg.bitrate_kbps
             ),
             "rtph264pay",
         ),
@@ -300,20 +508,86 @@ fn launch_line(cfg: &RtspCameraConfig) -> String {
     } else {
         ""
     };
+    // A scripted source may end in any raw format (a compositor's AYUV,
+    // say); the encoder wants 4:2:0.
+    let source = match &cfg.source {
+        Some(s) => format!("{s} ! videoconvert"),
+        None => format!(
+            "videotestsrc name=scene is-live=true pattern={}",
+            cfg.pattern
+        ),
+    };
     format!(
-        "( videotestsrc is-live=true pattern={} ! video/x-raw,width={},height={},framerate={}/1 \
+        "( {source} ! video/x-raw,width={},height={},framerate={}/1 \
          ! {enc} ! {pay} name=pay0 pt=96 config-interval=-1{audio} )",
-        cfg.pattern, cfg.width, cfg.height, cfg.fps
+        cfg.width, cfg.height, cfg.fps
     )
 }
 
-fn build_server(cfg: &RtspCameraConfig, launch: String) -> rtsp::RTSPServer {
+fn utc_now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// Plays `script` on every media the factory makes: timers on the server's
+/// main context, started when the media's pipeline first reaches PLAYING,
+/// each setting its property and reporting when to `applied`.
+fn run_script(
+    factory: &rtsp::RTSPMediaFactory,
+    script: &[SceneChange],
+    applied: watch::Sender<Vec<AppliedChange>>,
+) {
+    let script: Arc<[SceneChange]> = script.into();
+    let ctx = glib::MainContext::ref_thread_default();
+    factory.connect_media_configure(move |_, media| {
+        let started = Arc::new(AtomicBool::new(false));
+        let (script, ctx, applied) = (script.clone(), ctx.clone(), applied.clone());
+        media.connect_new_state(move |media, state| {
+            if state != gst::State::Playing.into_glib() || started.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            let bin = media.element();
+            for (index, change) in script.iter().enumerate() {
+                let (bin, change, applied) = (bin.clone(), change.clone(), applied.clone());
+                glib::timeout_source_new(change.at, None, glib::Priority::DEFAULT, move || {
+                    match change.apply(&bin) {
+                        Ok(()) => {
+                            let utc_ns = utc_now_ns();
+                            applied.send_modify(|v| {
+                                v.push(AppliedChange {
+                                    index,
+                                    utc_ns,
+                                    change: change.clone(),
+                                });
+                            });
+                        }
+                        // Checked at start; a launch line that changed
+                        // since cannot happen, but say so if it does.
+                        Err(e) => eprintln!("fake camera: scene change `{change}`: {e}"),
+                    }
+                    glib::ControlFlow::Break
+                })
+                .attach(Some(&ctx));
+            }
+        });
+    });
+}
+
+fn build_server(
+    cfg: &RtspCameraConfig,
+    launch: String,
+    applied: watch::Sender<Vec<AppliedChange>>,
+) -> rtsp::RTSPServer {
     let server = rtsp::RTSPServer::new();
     server.set_address("127.0.0.1");
     server.set_service(&cfg.port.unwrap_or(0).to_string());
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch(&launch);
     factory.set_shared(true);
+    if !cfg.script.is_empty() {
+        run_script(&factory, &cfg.script, applied);
+    }
     if let Some((user, pass)) = &cfg.credentials {
         let auth = rtsp::RTSPAuth::new();
         let token = rtsp::RTSPToken::builder()
@@ -380,4 +654,86 @@ fn clip_factory(clip: &std::path::Path, fps: u32) -> rtsp::RTSPMediaFactory {
         }
     });
     factory
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scene_changes_read_and_print_the_same() {
+        let c: SceneChange = "12.5:light:brightness=0.4".parse().unwrap();
+        assert_eq!(c, SceneChange::new(12.5, "light", "brightness", "0.4"));
+        assert_eq!(c.to_string(), "12.5:light:brightness=0.4");
+        // The value keeps its own `:` and `=`.
+        let c: SceneChange = "0:overlay:text=a=b:c".parse().unwrap();
+        assert_eq!((c.property.as_str(), c.value.as_str()), ("text", "a=b:c"));
+        for bad in [
+            "",
+            "10",
+            "10:scene",
+            "10:scene:pattern",
+            "x:scene:pattern=ball",
+            "-1:s:p=v",
+        ] {
+            assert!(bad.parse::<SceneChange>().is_err(), "{bad}");
+        }
+        let a = AppliedChange {
+            index: 3,
+            utc_ns: 1_700_000_000_123_456_789,
+            change: SceneChange::new(10.0, "scene", "pattern", "ball"),
+        };
+        assert_eq!(
+            a.to_string(),
+            "applied 3 1700000000123456789 10:scene:pattern=ball"
+        );
+        assert_eq!(a.to_string().parse::<AppliedChange>().unwrap(), a);
+        assert!("rtsp://127.0.0.1:1/x".parse::<AppliedChange>().is_err());
+    }
+
+    #[test]
+    fn a_script_that_cannot_apply_is_refused_at_start() {
+        for (change, want) in [
+            (
+                SceneChange::new(1.0, "nothing", "pattern", "ball"),
+                "no element named `nothing`",
+            ),
+            (
+                SceneChange::new(1.0, "scene", "colour", "red"),
+                "no writable property `colour`",
+            ),
+            (
+                SceneChange::new(1.0, "scene", "pattern", "plaid"),
+                "`plaid`",
+            ),
+            (
+                SceneChange::new(1.0, "mix", "sink_7::alpha", "0"),
+                "no writable property `sink_7::alpha`",
+            ),
+        ] {
+            let e = RtspCameraServer::try_start(RtspCameraConfig {
+                source: Some(MIX.into()),
+                script: vec![change],
+                ..RtspCameraConfig::default()
+            })
+            .unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+            assert!(e.to_string().contains(want), "{e}");
+        }
+        // What does apply, a child's (a compositor pad's) property too.
+        RtspCameraServer::try_start(RtspCameraConfig {
+            source: Some(MIX.into()),
+            script: vec![
+                SceneChange::new(1.0, "scene", "pattern", "ball"),
+                SceneChange::new(2.0, "mix", "sink_1::alpha", "0.5"),
+            ],
+            ..RtspCameraConfig::default()
+        })
+        .unwrap();
+    }
+
+    /// Two pictures, one over the other, as a scripted source.
+    const MIX: &str = "videotestsrc name=scene is-live=true ! mix. \
+         videotestsrc is-live=true pattern=ball ! video/x-raw,width=64,height=64 ! mix. \
+         compositor name=mix";
 }

@@ -6,8 +6,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use reallive_test_support::RtspCameraConfig;
 use reallive_test_support::camera_process::{FakeCamera, FakeCameraOptions, fake_camera_bin};
+use reallive_test_support::{RtspCameraConfig, SceneChange};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::net::TcpStream;
@@ -231,4 +231,73 @@ async fn restart_waits_for_its_port_to_come_free() {
     release.await.expect("release task");
     assert_eq!(camera.port(), port);
     assert_serves_h264(&camera, 160, 120).await;
+}
+
+/// A scripted camera: its picture changes when its script says, counted
+/// from when the first client plays it, and it reports when (UTC).
+#[tokio::test]
+async fn a_scripted_scene_changes_on_time_and_says_when() {
+    let camera = FakeCamera::spawn(
+        RtspCameraConfig {
+            script: vec![SceneChange::new(1.0, "scene", "pattern", "white")],
+            ..small_camera(160, 120, "black").camera
+        }
+        .into(),
+    )
+    .await;
+    // No client, no clock.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(camera.scene_changes(), []);
+    let utc_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_nanos() as i64
+    };
+    let before = utc_ns();
+    // Each frame's time and mean brightness, for 2.5 s.
+    let out = timeout(
+        PROBE_TIMEOUT,
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-rtsp_transport", "tcp", "-i", camera.url()])
+            .args(["-t", "2.5", "-vf"])
+            .arg("signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=/dev/stdout")
+            .args(["-f", "null", "-"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ffmpeg in time")
+    .expect("run ffmpeg (apt install ffmpeg)");
+    let change = camera.wait_scene_change(0, Duration::from_secs(5)).await;
+    let after = utc_ns();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut frames = Vec::new();
+    let mut pts = None;
+    for line in text.lines() {
+        if let Some(t) = line.split("pts_time:").nth(1) {
+            pts = t.trim().parse::<f64>().ok();
+        } else if let (Some(t), Some(y)) = (pts, line.strip_prefix("lavfi.signalstats.YAVG=")) {
+            frames.push((t, y.parse::<f64>().expect("a mean")));
+        }
+    }
+    let first_white = frames.iter().find(|f| f.1 > 200.0).map(|f| f.0);
+    eprintln!(
+        "applied {:.3} s after the client started; first white frame at {first_white:?} s of {} frames",
+        (change.utc_ns - before) as f64 / 1e9,
+        frames.len()
+    );
+    assert_eq!(change.index, 0);
+    assert_eq!(change.change.to_string(), "1:scene:pattern=white");
+    assert!(
+        change.utc_ns >= before + 1_000_000_000 && change.utc_ns <= after,
+        "applied at {} ns, the client played from {before} to {after}",
+        change.utc_ns
+    );
+    assert!(frames.first().is_some_and(|f| f.1 < 30.0), "{text}");
+    assert!(
+        first_white.is_some_and(|t| (0.8..=1.6).contains(&t)),
+        "the picture turns white about 1 s into the stream: {text}"
+    );
 }

@@ -16,6 +16,20 @@
 //!   on stderr, so a restart knows to retry; other start failures exit 1,
 //!   bad flags 2.
 //!
+//! # Scripted scenes
+//!
+//! `--source FRAGMENT` replaces the test pattern with a gst-launch fragment
+//! producing raw video, and each `--at SECS:ELEMENT:PROPERTY=VALUE` sets a
+//! property of a named element SECS after the media starts playing (its
+//! first client connected); see `RtspCameraConfig::source` and
+//! `RtspCameraConfig::script`. The default source is `videotestsrc
+//! name=scene`, so `--pattern black --at 10:scene:pattern=ball` is a still
+//! picture that starts moving 10 s after the first client came. After the
+//! URL line, each change applied prints one more stdout line,
+//! `applied INDEX UTC_NS SECS:ELEMENT:PROPERTY=VALUE` (INDEX: the change's
+//! position among the `--at` flags; UTC_NS: when it was applied, Unix
+//! nanoseconds), flushed at once.
+//!
 //! For load tests, `--clip FILE` serves a pre-encoded H.264 elementary
 //! stream in a loop instead, paced in real time and never encoded
 //! ([`RtspCameraServer::try_start_clip`]): many 1080p cameras at a small
@@ -26,7 +40,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reallive_test_support::{RtspCameraConfig, RtspCameraServer, RtspCodec};
+use reallive_test_support::{RtspCameraConfig, RtspCameraServer, RtspCodec, SceneChange};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Exit status when the fixed port is taken: Linux's `EADDRINUSE`.
@@ -69,9 +83,25 @@ struct Args {
     /// Target encoder bitrate, kbit/s.
     #[arg(long, default_value_t = 2048)]
     bitrate_kbps: u32,
+    /// H.264 slices per picture.
+    #[arg(long, default_value_t = 1)]
+    slices: u32,
     /// Also send a G.711 audio track.
     #[arg(long)]
     audio: bool,
+    /// A gst-launch fragment producing raw video, in place of
+    /// `videotestsrc name=scene is-live=true pattern=PATTERN`.
+    #[arg(long, value_name = "FRAGMENT", conflicts_with = "clip")]
+    source: Option<String>,
+    /// Repeatable: set PROPERTY of the element named ELEMENT to VALUE,
+    /// SECS after the media starts playing; prints an `applied` line.
+    #[arg(
+        long = "at",
+        value_name = "SECS:ELEMENT:PROPERTY=VALUE",
+        value_parser = parse_change,
+        conflicts_with = "clip"
+    )]
+    script: Vec<SceneChange>,
     /// Serve this H.264 Annex-B file (no B-frames) in a loop at --fps
     /// instead of encoding a test pattern; the picture and encoder flags
     /// do not apply.
@@ -102,6 +132,10 @@ fn parse_codec(s: &str) -> Result<RtspCodec, String> {
     }
 }
 
+fn parse_change(s: &str) -> Result<SceneChange, String> {
+    s.parse()
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let config = RtspCameraConfig {
@@ -115,7 +149,10 @@ fn main() -> ExitCode {
         audio: args.audio,
         pattern: args.pattern,
         bitrate_kbps: args.bitrate_kbps,
+        slices: args.slices,
         port: Some(args.port),
+        source: args.source,
+        script: args.script,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -171,7 +208,23 @@ fn main() -> ExitCode {
     }
     drop(stdout);
     let stdin_closed = args.exit_on_stdin_eof.then(watch_stdin).flatten();
+    let mut changes = camera.scene_changes();
+    let mut reported = 0;
     runtime.block_on(async {
+        let report = async {
+            // Ends only if the server's side is gone, which it is not
+            // while `camera` lives.
+            while changes.changed().await.is_ok() {
+                let applied = changes.borrow_and_update().clone();
+                let mut stdout = std::io::stdout().lock();
+                for a in applied.iter().skip(reported) {
+                    // A test that stopped reading is no reason to stop.
+                    let _ = writeln!(stdout, "{a}").and_then(|()| stdout.flush());
+                }
+                reported = applied.len();
+            }
+            std::future::pending::<()>().await;
+        };
         let stdin_closed = async {
             match stdin_closed {
                 Some(rx) => {
@@ -184,6 +237,7 @@ fn main() -> ExitCode {
             _ = term.recv() => {}
             _ = int.recv() => {}
             () = stdin_closed => {}
+            () = report => {}
         }
     });
     drop(camera);
