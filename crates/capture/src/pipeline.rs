@@ -209,12 +209,17 @@ impl SinkState {
         if let Some(d) = duration.filter(|d| !d.is_zero()) {
             self.last_duration = d;
         }
-        let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let flagged_key = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
         let duration_90k = duration.and_then(|d| u32::try_from(ns_to_90k(d.nseconds())).ok());
         let data = match buffer.into_mapped_buffer_readable() {
             Ok(mapped) => Bytes::from_owner(mapped),
             Err(_) => return Err(gst::FlowError::Error),
         };
+        // A keyframe is what the bitstream says, not the buffer flag alone:
+        // a depayloader joining mid-stream can hand over its SPS/PPS with a
+        // P picture in one unflagged-delta access unit, and a file must
+        // never start on that.
+        let keyframe = flagged_key && reallive_core::nal::is_keyframe(codec, &data);
         if keyframe
             && let Some(p) = CodecParameters::from_annex_b(codec, &data)
             && p.is_complete()

@@ -87,7 +87,8 @@ pub fn assert_well_formed(frames: &[EncodedFrame], codec: Codec) {
         assert_eq!(
             nal::is_keyframe(codec, &f.data),
             f.keyframe,
-            "frame {i}: keyframe flag"
+            "frame {i}: keyframe flag (NAL types {:?})",
+            nal_types(codec, &f.data)
         );
         if f.keyframe {
             let types = nal_types(codec, &f.data);
