@@ -28,7 +28,8 @@ pub(crate) struct Camera {
     pub mode: RecordMode,
     pub pre_roll: Duration,
     pub post_roll: Duration,
-    pub motion: MotionConfig,
+    /// Motion settings; a change applies to the live run at once.
+    pub motion: tokio::sync::watch::Receiver<MotionConfig>,
     /// The low-resolution stream motion is detected on, when the camera
     /// has one (`sub_url`); otherwise the main stream is decoded.
     pub sub: Option<Arc<dyn CameraCapture>>,
@@ -299,10 +300,11 @@ impl EventRecorder {
 /// stops.
 pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
     let (ev_tx, mut ev_rx) = mpsc::channel(16);
-    let mut analyzer = if cam.motion.enabled {
-        Analyzer::start(&cam.motion, cam.id, cam.sub.clone(), ev_tx)
+    let mut motion = cam.motion.clone();
+    let settings = motion.borrow_and_update().clone();
+    let mut analyzer = if settings.enabled {
+        Analyzer::start(&settings, cam.id, cam.sub.clone(), ev_tx.clone())
     } else {
-        drop(ev_tx);
         None
     };
     // Continuous: everything to the store's recorder.
@@ -356,6 +358,22 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
                     && tx.offer(f) == Offer::Closed
                 {
                     break;
+                }
+            }
+            Ok(()) = motion.changed() => {
+                // New settings: the old detector's open event ends here,
+                // and a new one starts learning the scene.
+                let settings = motion.borrow_and_update().clone();
+                if let Some(a) = analyzer.take() {
+                    let analysed = a.clock.clone();
+                    a.finish().await;
+                    let analysed = *analysed.lock().unwrap_or_else(PoisonError::into_inner);
+                    while let Ok(e) = ev_rx.try_recv() {
+                        on_motion(&cam, e, &analysed, &clock, &mut open_event, events.as_mut()).await;
+                    }
+                }
+                if settings.enabled {
+                    analyzer = Analyzer::start(&settings, cam.id, cam.sub.clone(), ev_tx.clone());
                 }
             }
             Some(e) = ev_rx.recv() => {

@@ -20,7 +20,7 @@ use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
 use reallive_core::ErrorKind;
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
 use reallive_http::ApiError;
-use reallive_http::config::{CameraConfig, NvrConfigFile, RecordMode, Transport};
+use reallive_http::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use reallive_http::live::LiveState;
 use reallive_http::nvr::{BoxFuture, NvrState, Workers};
 use reallive_http::recordings::{ApiAccess, RecordingsState};
@@ -66,6 +66,10 @@ pub struct Ready<'a> {
 /// Cameras added through the API live here, in the config's format.
 pub const API_CAMERAS_FILE: &str = "cameras.toml";
 
+/// Motion settings changed through the API for cameras from the config
+/// file (`reallive_http::config::motion_overrides_to_toml`).
+pub const MOTION_OVERRIDES_FILE: &str = "motion.toml";
+
 /// One camera's recorder.
 struct Recorder {
     config: CameraConfig,
@@ -75,6 +79,8 @@ struct Recorder {
     worker: Option<Arc<Worker>>,
     /// Manual triggers to its live run.
     trigger: Option<tokio::sync::mpsc::Sender<u32>>,
+    /// Its motion settings, to every run as they change.
+    motion: tokio::sync::watch::Sender<MotionConfig>,
     /// Ends this recorder alone.
     stop: CancellationToken,
 }
@@ -90,6 +96,8 @@ struct Recorders {
     data_dir: std::path::PathBuf,
     /// One change to the camera set (and its file) at a time.
     changing: tokio::sync::Mutex<()>,
+    /// The motion settings the config file gives its cameras, by name.
+    file_motion: HashMap<String, MotionConfig>,
 }
 
 impl Recorders {
@@ -112,11 +120,18 @@ impl Recorders {
     /// Starts recording `config` as camera `id`.
     fn insert(&self, id: i64, config: CameraConfig, from_config: bool) -> anyhow::Result<()> {
         let stop = self.stop.child_token();
+        let (motion, motion_rx) = tokio::sync::watch::channel(config.motion.clone());
         let (worker, trigger) = match config.mode {
             RecordMode::Off => (None, None),
             _ => {
-                let (w, t) =
-                    spawn_recorder(id, &config, &self.store, self.live.clone(), stop.clone())?;
+                let (w, t) = spawn_recorder(
+                    id,
+                    &config,
+                    motion_rx,
+                    &self.store,
+                    self.live.clone(),
+                    stop.clone(),
+                )?;
                 (Some(Arc::new(w)), Some(t))
             }
         };
@@ -127,10 +142,22 @@ impl Recorders {
                 from_config,
                 worker,
                 trigger,
+                motion,
                 stop,
             },
         );
         Ok(())
+    }
+
+    /// The motion settings of the config file's cameras that differ from
+    /// the file's, to keep in [`MOTION_OVERRIDES_FILE`].
+    fn motion_overrides(&self) -> std::collections::BTreeMap<String, MotionConfig> {
+        self.read()
+            .values()
+            .filter(|r| r.from_config)
+            .filter(|r| Some(&r.config.motion) != self.file_motion.get(&r.config.name))
+            .map(|r| (r.config.name.clone(), r.config.motion.clone()))
+            .collect()
     }
 
     /// Writes the API's cameras to their file: a new file, synced, then
@@ -261,6 +288,45 @@ impl Workers for Recorders {
         })
     }
 
+    fn set_motion(&self, id: i64, motion: MotionConfig) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            let _one = self.changing.lock().await;
+            let from_config = {
+                let mut map = self.write();
+                let r = map
+                    .get_mut(&id)
+                    .ok_or_else(|| ApiError::not_found("camera"))?;
+                r.config.motion = motion.clone();
+                r.from_config
+            };
+            // Kept first: what the API answers is what a restart brings back.
+            if from_config {
+                let text =
+                    reallive_http::config::motion_overrides_to_toml(&self.motion_overrides());
+                let dir = self.data_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    write_atomically(&dir, MOTION_OVERRIDES_FILE, &text)
+                })
+                .await
+                .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
+                .map_err(|e| {
+                    tracing::error!("saving {MOTION_OVERRIDES_FILE}: {e}");
+                    ApiError::new(
+                        ErrorKind::Internal,
+                        "the motion settings could not be saved",
+                    )
+                })?;
+            } else {
+                self.persist(self.api_cameras()).await?;
+            }
+            if let Some(r) = self.read().get(&id) {
+                r.motion.send_replace(motion);
+            }
+            tracing::info!(camera = id, "motion settings changed through the API");
+            Ok(())
+        })
+    }
+
     fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
             let _one = self.changing.lock().await;
@@ -313,6 +379,19 @@ fn off_status() -> WorkerStatus {
         bytes: 0,
         stream: None,
         history: Vec::new(),
+    }
+}
+
+/// Motion settings set through the API for the config file's cameras.
+fn load_motion_overrides(
+    data_dir: &std::path::Path,
+) -> anyhow::Result<std::collections::BTreeMap<String, MotionConfig>> {
+    let path = data_dir.join(MOTION_OVERRIDES_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => reallive_http::config::motion_overrides_from_toml(&t)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
 }
 
@@ -395,6 +474,20 @@ pub async fn run(
         cameras.push((id, cam.clone(), from_config));
     }
 
+    // Motion settings changed through the API for the file's cameras.
+    let file_motion: HashMap<String, MotionConfig> = cameras
+        .iter()
+        .filter(|(_, _, from_config)| *from_config)
+        .map(|(_, c, _)| (c.name.clone(), c.motion.clone()))
+        .collect();
+    let overrides = load_motion_overrides(&data_dir)?;
+    for (_, cam, from_config) in cameras.iter_mut() {
+        if *from_config && let Some(m) = overrides.get(&cam.name) {
+            tracing::info!(name = %cam.name, "motion settings from {MOTION_OVERRIDES_FILE} (set through the API) replace the config file's");
+            cam.motion = m.clone();
+        }
+    }
+
     // The store, with each camera's retention.
     let mut retention = RetentionPolicy::default();
     if let Some(b) = file.storage.min_free_bytes {
@@ -436,6 +529,7 @@ pub async fn run(
         stop: stop_recording.clone(),
         data_dir: data_dir.clone(),
         changing: tokio::sync::Mutex::new(()),
+        file_motion,
     });
     for (id, cam, from_config) in &cameras {
         recorders.insert(*id, cam.clone(), *from_config)?;
@@ -519,6 +613,7 @@ pub async fn run(
 fn spawn_recorder(
     id: i64,
     cam: &CameraConfig,
+    motion: tokio::sync::watch::Receiver<MotionConfig>,
     store: &Store,
     live: Option<LiveState>,
     stop: CancellationToken,
@@ -557,7 +652,7 @@ fn spawn_recorder(
         mode: cam.mode,
         pre_roll: Duration::from_secs(u64::from(cam.pre_roll_secs)),
         post_roll: Duration::from_secs(u64::from(cam.post_roll_secs)),
-        motion: cam.motion.clone(),
+        motion,
         sub,
         store: store.clone(),
         live,

@@ -603,3 +603,101 @@ async fn motion_mode_records_what_moves_and_what_is_triggered() {
     // 3 s, and the 2 s post-roll.
     assert!((6.5..=8.5).contains(&secs), "{secs:.1} s");
 }
+
+/// Motion settings through the API: read, refused when wrong, applied to
+/// the live run at once, and kept across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn motion_settings_change_through_the_api_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cam = FakeCamera::spawn(
+        RtspCameraConfig {
+            path: "/ball".into(),
+            pattern: "ball".into(),
+            width: 320,
+            height: 180,
+            fps: 15,
+            keyframe_interval: 15,
+            ..RtspCameraConfig::default()
+        }
+        .into(),
+    )
+    .await;
+    let config = dir.path().join("nvr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[cameras]]\nname = \"yard\"\nurl = \"{}\"\nmode = \"continuous\"\n\
+             [cameras.motion]\nsecs_to_end = 1.0\n",
+            cam.url()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut nvr = start_nvr(&config, &data).await;
+    let id = nvr.cameras[0].0;
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    wait_status(&api, 20, "running", |s| state_of(s, id) == "running").await;
+    let path = format!("/api/cameras/{id}/motion");
+    let got = api.get(&path).await.json();
+    assert_eq!(got["enabled"], true, "{got:#}");
+    assert_eq!(got["secs_to_end"], 1.0, "{got:#}");
+
+    // The ball moves: an event opens.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let evs = api.get(&format!("/api/events?camera={id}")).await.json();
+        if !evs.as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no motion event\n{}", nvr.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Wrong settings are refused, naming what is wrong.
+    let mut bad = got.clone();
+    bad["sensitivity"] = 0.into();
+    let r = api.put(&path, bad).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("sensitivity"), "{}", r.text());
+    let r = api
+        .put(
+            &path,
+            serde_json::json!({"zones": [{"name": "x", "points": [[0, 0]]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // Exclude the whole picture: the open event ends, and no new one starts.
+    let mut quiet = got.clone();
+    quiet["zones"] = serde_json::json!([
+        {"name": "all", "kind": "exclude", "points": [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]]}
+    ]);
+    let changed_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let r = api.put(&path, quiet.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let evs = api.get(&format!("/api/events?camera={id}")).await.json();
+    let evs = evs.as_array().unwrap();
+    assert!(
+        evs.iter().all(|e| e["end_ms"].is_i64()),
+        "the open event ended: {evs:#?}"
+    );
+    assert!(
+        evs.iter()
+            .all(|e| e["start_ms"].as_i64().unwrap() < changed_ms + 1000),
+        "no event after the change: {evs:#?}"
+    );
+    assert_eq!(api.get(&path).await.json()["zones"], quiet["zones"]);
+
+    // A restart brings the API's settings back, over the config file's.
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
+    let nvr = start_nvr(&config, &data).await;
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    let got = api.get(&path).await.json();
+    assert_eq!(got["zones"], quiet["zones"], "{got:#}\n{}", nvr.log());
+    let saved = std::fs::read_to_string(data.join(reallive_nvr::MOTION_OVERRIDES_FILE)).unwrap();
+    assert!(saved.contains("[cameras.yard]"), "{saved}");
+}

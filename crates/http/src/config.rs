@@ -257,7 +257,8 @@ impl MotionConfig {
         }
     }
 
-    fn check(&self) -> Result<(), String> {
+    /// Checks the values as the config file's checker does.
+    pub fn check(&self) -> Result<(), String> {
         if !(1..=15).contains(&self.fps) {
             return Err(format!("fps {} is outside 1..=15", self.fps));
         }
@@ -265,6 +266,40 @@ impl MotionConfig {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+}
+
+/// Motion settings changed through the API for cameras from the config
+/// file, by camera name: `[cameras.NAME]` tables in the `[cameras.motion]`
+/// format. They override the file's at start.
+pub fn motion_overrides_to_toml(
+    overrides: &std::collections::BTreeMap<String, MotionConfig>,
+) -> String {
+    #[derive(serde::Serialize)]
+    struct File<'a> {
+        cameras: &'a std::collections::BTreeMap<String, MotionConfig>,
+    }
+    let body = toml::to_string(&File { cameras: overrides }).unwrap_or_default();
+    format!(
+        "# Motion settings changed through the API; they override nvr.toml's.\n\
+         # reallive-nvr rewrites this file.\n{body}"
+    )
+}
+
+/// Reads what [`motion_overrides_to_toml`] wrote, checking every table.
+pub fn motion_overrides_from_toml(
+    text: &str,
+) -> Result<std::collections::BTreeMap<String, MotionConfig>, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        cameras: std::collections::BTreeMap<String, MotionConfig>,
+    }
+    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    for (name, m) in &file.cameras {
+        m.check().map_err(|e| format!("cameras.{name}: {e}"))?;
+    }
+    Ok(file.cameras)
 }
 
 /// Whether a zone is watched or ignored.

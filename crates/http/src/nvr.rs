@@ -7,6 +7,8 @@
 //! | GET | `/api/workers/{id}` | one camera's status, with its recent state changes | `view` |
 //! | POST | `/api/cameras/{id}/start`, `/api/cameras/{id}/stop` | start or stop its recorder | `control` |
 //! | POST | `/api/cameras/{id}/trigger` | `{seconds}` (1 to 3600): record as if motion were seen | `control` |
+//! | GET | `/api/cameras/{id}/motion` | its motion settings, as `[cameras.motion]` | `view` |
+//! | PUT | `/api/cameras/{id}/motion` | new motion settings, applied at once and kept across restarts | admin |
 //! | GET | `/api/storage` | bytes per camera, free space, retention | sign-in |
 //! | GET | `/api/nvr/cameras` | every RTSP source, URLs redacted | admin |
 //! | POST | `/api/nvr/cameras` | add one: `{name, url, sub_url?, mode?, transport?, max_restarts?, retention?, pre_roll_secs?, post_roll_secs?, motion?}` → 201 `{id, ...}` | admin |
@@ -30,7 +32,7 @@ use reallive_store::retention::RetentionPolicy;
 use reallive_store::transcode::Transcoder;
 use serde::Serialize;
 
-use crate::config::{CameraConfig, NvrConfigFile, RecordMode, Transport};
+use crate::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use crate::{ApiError, ApiJson, ApiPath, ApiState, AuthUser};
 
 /// The recorders, as the NVR runs them.
@@ -52,6 +54,9 @@ pub trait Workers: Send + Sync + 'static {
     /// Adds a camera and starts recording it; returns its id. The name
     /// must be new (409 otherwise).
     fn add(&self, camera: CameraConfig) -> BoxFuture<'_, Result<i64, ApiError>>;
+    /// Replaces camera `id`'s motion settings (already checked), applies
+    /// them to its live run, and keeps them (404 for no such camera).
+    fn set_motion(&self, id: i64, motion: MotionConfig) -> BoxFuture<'_, Result<(), ApiError>>;
     /// Stops recording a camera added through the API and forgets its
     /// source (409 for one from the config file, 404 for none).
     fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), ApiError>>;
@@ -118,6 +123,7 @@ pub fn router(state: NvrState) -> Router {
         .route("/api/cameras/{id}/start", post(start))
         .route("/api/cameras/{id}/stop", post(stop))
         .route("/api/cameras/{id}/trigger", post(trigger))
+        .route("/api/cameras/{id}/motion", get(get_motion).put(put_motion))
         .route("/api/storage", get(storage))
         .route("/api/transcoding/status", get(transcoding))
         .route("/api/nvr/cameras", get(sources).post(add_source))
@@ -452,6 +458,53 @@ async fn transcoding(
         bytes_after: st.bytes_after,
         last_error: st.last_error,
     }))
+}
+
+async fn get_motion(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    camera(&s, &user, id, Permission::View)?;
+    let motion = s
+        .workers
+        .sources()
+        .into_iter()
+        .find(|(i, _, _)| *i == id)
+        .map(|(_, c, _)| c.motion)
+        .ok_or_else(|| ApiError::not_found("camera"))?;
+    Ok(ApiJson(motion))
+}
+
+async fn put_motion(
+    State(s): State<NvrState>,
+    AuthUser(user): AuthUser,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(motion): ApiJson<MotionConfig>,
+) -> Result<impl IntoResponse, ApiError> {
+    admin(&user)?;
+    camera(&s, &user, id, Permission::View)?;
+    let mode = s
+        .workers
+        .sources()
+        .into_iter()
+        .find(|(i, _, _)| *i == id)
+        .map(|(_, c, _)| c.mode)
+        .ok_or_else(|| ApiError::not_found("camera"))?;
+    if mode == RecordMode::Motion && !motion.enabled {
+        return Err(ApiError::new(
+            reallive_core::ErrorKind::InvalidArgument,
+            "motion.enabled: a camera in mode = \"motion\" records only what it detects",
+        ));
+    }
+    motion.check().map_err(|e| {
+        ApiError::new(
+            reallive_core::ErrorKind::InvalidArgument,
+            format!("motion: {e}"),
+        )
+    })?;
+    s.workers.set_motion(id, motion.clone()).await?;
+    Ok(ApiJson(motion))
 }
 
 fn admin(user: &User) -> Result<(), ApiError> {
