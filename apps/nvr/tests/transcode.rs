@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Nvr, PASSWORD, start_nvr, state_of, wait_status};
+use common::{Nvr, PASSWORD, start_nvr, state_of, wait_json, wait_status};
 use reallive_test_support::RtspCameraConfig;
 use reallive_test_support::camera_process::FakeCamera;
 use reallive_test_support::ffprobe;
@@ -79,15 +79,8 @@ async fn wait_transcoding(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let s = transcoding(api).await;
-        if done(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: {s:#}\n{}", nvr.log());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = format!("{what}\n{}", nvr.log());
+    wait_json(api, "/api/transcoding/status", secs, &what, done).await
 }
 
 /// The recording file of `rec` (the JSON from `/api/recordings`), looked

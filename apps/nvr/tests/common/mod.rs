@@ -93,9 +93,20 @@ pub async fn wait_status(
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
+    wait_json(api, "/api/status", secs, what, done).await
+}
+
+/// Polls GET `path` until `done` holds for its JSON, at most `secs`.
+pub async fn wait_json(
+    api: &Api,
+    path: &str,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        let s = api.get("/api/status").await.json();
+        let s = api.get(path).await.json();
         if done(&s) {
             return s;
         }
