@@ -28,7 +28,7 @@
 //!   runs each job in a child process at the lowest CPU and I/O priority),
 //!   and keeps a [`TranscodeStatus`].
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -764,7 +764,8 @@ async fn run(
         f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
     };
     let mut jobs = tokio::task::JoinSet::new();
-    let mut busy: HashSet<i64> = HashSet::new();
+    // Recording being re-encoded, by job.
+    let mut busy: HashMap<tokio::task::Id, i64> = HashMap::new();
     // Cancelled at the end of each window, and with `cancel`.
     let mut window_cancel = cancel.child_token();
     let mut tick = tokio::time::interval(policy.poll);
@@ -772,9 +773,18 @@ async fn run(
     loop {
         tokio::select! {
             () = cancel.cancelled() => break,
-            Some(done) = jobs.join_next(), if !jobs.is_empty() => {
-                if let Ok(id) = done {
-                    busy.remove(&id);
+            Some(done) = jobs.join_next_with_id(), if !jobs.is_empty() => {
+                let task = match &done {
+                    Ok((task, ())) => *task,
+                    Err(e) => e.id(),
+                };
+                if let (Some(id), Err(e)) = (busy.remove(&task), &done) {
+                    // Its new file stays in `garbage`: recovery deletes it.
+                    tracing::error!(recording = id, error = %e, "a transcoding job panicked; the original is kept");
+                    let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
+                    s.running.retain(|j| j.recording_id != id);
+                    s.failed += 1;
+                    s.last_error = Some(format!("recording {id}: the job panicked"));
                 }
                 continue;
             }
@@ -812,11 +822,10 @@ async fn run(
         };
         let fresh: Vec<Recording> = found
             .into_iter()
-            .filter(|r| !busy.contains(&r.id))
+            .filter(|r| !busy.values().any(|id| *id == r.id))
             .take(free)
             .collect();
         for rec in fresh {
-            busy.insert(rec.id);
             let id = rec.id;
             let job = Job {
                 store: store.clone(),
@@ -824,10 +833,8 @@ async fn run(
                 status: status.clone(),
                 cancel: window_cancel.clone(),
             };
-            jobs.spawn(async move {
-                job.run(rec).await;
-                id
-            });
+            let handle = jobs.spawn(job.run(rec));
+            busy.insert(handle.id(), id);
         }
         set(&|s| s.state = if busy.is_empty() { "idle" } else { "running" });
     }
