@@ -95,39 +95,39 @@ fn detection(frames: &[EncodedFrame], fps_in: u32, cameras: u32, seconds: u64) -
         }));
         decoders.push(d);
     }
-    let step = Duration::from_secs(1) / fps_in;
+    // Paced by a timer on a runtime of its own, as a camera would send.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     let warmup = Duration::from_secs(3);
-    let begin = Instant::now();
-    let mut measured: Option<(Instant, Duration, u64)> = None;
-    let mut i = 0usize;
-    loop {
-        let due = begin + step * i as u32;
-        let now = Instant::now();
-        if due > now {
-            // The bench's own pacing thread: no runtime or pipeline runs on it.
-            #[allow(clippy::disallowed_methods)]
-            std::thread::sleep(due - now);
+    let measured = runtime.block_on(async {
+        let mut tick = tokio::time::interval(Duration::from_secs(1) / fps_in);
+        let begin = Instant::now();
+        let mut measured: Option<(Instant, Duration, u64)> = None;
+        for i in 0usize.. {
+            tick.tick().await;
+            if measured.is_none() && begin.elapsed() >= warmup {
+                measured = Some((
+                    Instant::now(),
+                    cpu_time(None),
+                    pictures.load(Ordering::Relaxed),
+                ));
+            }
+            if let Some((t0, _, _)) = measured
+                && t0.elapsed() >= Duration::from_secs(seconds)
+            {
+                break;
+            }
+            let mut f = frames[i % frames.len()].clone();
+            f.pts_90k = i as i64 * i64::from(90_000 / fps_in);
+            f.dts_90k = f.pts_90k;
+            for d in &decoders {
+                d.push(&f);
+            }
         }
-        if measured.is_none() && begin.elapsed() >= warmup {
-            measured = Some((
-                Instant::now(),
-                cpu_time(None),
-                pictures.load(Ordering::Relaxed),
-            ));
-        }
-        if let Some((t0, _, _)) = measured
-            && t0.elapsed() >= Duration::from_secs(seconds)
-        {
-            break;
-        }
-        let mut f = frames[i % frames.len()].clone();
-        f.pts_90k = i as i64 * i64::from(90_000 / fps_in);
-        f.dts_90k = f.pts_90k;
-        for d in &decoders {
-            d.push(&f);
-        }
-        i += 1;
-    }
+        measured
+    });
     let (t0, cpu0, pics0) = measured.unwrap();
     let wall = t0.elapsed().as_secs_f64();
     let cpu = (cpu_time(None) - cpu0).as_secs_f64();
