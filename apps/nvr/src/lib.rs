@@ -618,11 +618,7 @@ fn spawn_recorder(
     live: Option<LiveState>,
     stop: CancellationToken,
 ) -> anyhow::Result<(Worker, tokio::sync::mpsc::Sender<u32>)> {
-    let url: reallive_capture::RtspUrl = cam
-        .url
-        .expose()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("camera '{}': {e}", cam.name))?;
+    let url = cam.url.clone();
     let options = CaptureOptions {
         rtsp_transport: match cam.transport {
             Transport::Tcp => RtspTransport::Tcp,
@@ -635,14 +631,8 @@ fn spawn_recorder(
         ..RestartPolicy::default()
     };
     let sub = match &cam.sub_url {
-        Some(u) => {
-            let url: reallive_capture::RtspUrl = u
-                .expose()
-                .parse()
-                .map_err(|e| anyhow::anyhow!("camera '{}': sub_url: {e}", cam.name))?;
-            Some(Arc::new(RtspCamera::new(url, options.clone()))
-                as Arc<dyn reallive_capture::CameraCapture>)
-        }
+        Some(u) => Some(Arc::new(RtspCamera::new(u.clone(), options.clone()))
+            as Arc<dyn reallive_capture::CameraCapture>),
         None => None,
     };
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::channel(4);

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use reallive_core::Backoff;
 use reallive_http::recordings::{LocalAccess, RecordingsState};
 use reallive_store::retention::RetentionPolicy;
 use reallive_store::{Store, StoreConfig};
-use reallive_stream::{Backoff, Credential, StreamError, SubscribeConfig, WebRtcSubscriber};
+use reallive_stream::{Credential, StreamError, SubscribeConfig, WebRtcSubscriber};
 use tokio_util::sync::CancellationToken;
 
 /// How the puller signs in.

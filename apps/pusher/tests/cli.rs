@@ -129,7 +129,7 @@ fn bad_sources_fail_with_one_clear_line() {
     let refused = format!("rtsp://admin:topsecret@127.0.0.1:{}/stream", free_port());
     let cases = [
         ("v4l2:/dev/video99", "v4l2:/dev/video99: no such device"),
-        (refused.as_str(), "rtsp://***@127.0.0.1:"),
+        (refused.as_str(), "rtsp://admin:***@127.0.0.1:"),
         (
             "file:/nonexistent/clip.mp4",
             "file:/nonexistent/clip.mp4: no such file",

@@ -55,7 +55,6 @@ mod error;
 mod file;
 mod libcamera;
 mod pipeline;
-mod redact;
 mod rtsp;
 mod source;
 mod test_pattern;
@@ -67,9 +66,8 @@ pub use error::CaptureError;
 pub use file::FileSource;
 pub use libcamera::LibcameraCamera;
 pub use pipeline::{CaptureStats, Running};
-pub use redact::redact;
 pub use rtsp::RtspCamera;
-pub use source::{RtspUrl, Source};
+pub use source::Source;
 pub use test_pattern::TestPattern;
 pub use v4l2::{V4l2Camera, V4l2Format};
 

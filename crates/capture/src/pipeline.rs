@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::Instrument;
 
 use crate::CaptureError;
-use crate::redact::redact;
+use reallive_core::redact;
 
 /// Creates an element or says which package provides it.
 pub(crate) fn make(

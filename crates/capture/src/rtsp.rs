@@ -4,7 +4,9 @@ use reallive_core::FrameSender;
 use reallive_encode::EncoderKind;
 
 use crate::pipeline::{self, make};
-use crate::{CameraCapture, CaptureError, CaptureOptions, RtspTransport, RtspUrl, Running};
+use reallive_core::RtspUrl;
+
+use crate::{CameraCapture, CaptureError, CaptureOptions, RtspTransport, Running};
 
 /// An IP camera over RTSP. Its H.264 (or H.265) is passed through untouched.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::CaptureError;
-use crate::redact::redact;
+use reallive_core::{RtspUrl, redact};
 
 /// A camera or media source, as given to `--source`.
 ///
@@ -100,7 +100,12 @@ impl FromStr for Source {
             });
         }
         if s.starts_with("rtsp://") || s.starts_with("rtsps://") {
-            return s.parse().map(Source::Rtsp);
+            return RtspUrl::parse(s)
+                .map(Source::Rtsp)
+                .map_err(|e| CaptureError::InvalidSource {
+                    input: redact(s, &[]),
+                    reason: e.to_string(),
+                });
         }
         if let Some(path) = s.strip_prefix("file:") {
             if path.is_empty() {
@@ -132,110 +137,6 @@ impl fmt::Debug for Source {
     }
 }
 
-/// An RTSP URL with its credentials held apart, so they can be handed to
-/// `rtspsrc` as properties and never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RtspUrl {
-    /// The URL without userinfo.
-    location: String,
-    user: Option<String>,
-    password: Option<String>,
-}
-
-impl RtspUrl {
-    /// The URL without credentials.
-    pub fn location(&self) -> &str {
-        &self.location
-    }
-
-    /// The user name, percent-decoded.
-    pub fn user(&self) -> Option<&str> {
-        self.user.as_deref()
-    }
-
-    /// The password, percent-decoded. Never log it.
-    pub fn password(&self) -> Option<&str> {
-        self.password.as_deref()
-    }
-
-    /// Strings that must never appear in output.
-    pub(crate) fn secrets(&self) -> Vec<&str> {
-        self.password.as_deref().into_iter().collect()
-    }
-}
-
-impl FromStr for RtspUrl {
-    type Err = CaptureError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = |reason: &str| CaptureError::InvalidSource {
-            input: redact(s, &[]),
-            reason: reason.to_string(),
-        };
-        let (scheme, rest) = s.split_once("://").ok_or_else(|| invalid("not a URL"))?;
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(authority_end);
-        let (userinfo, host) = match authority.rfind('@') {
-            Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
-            None => (None, authority),
-        };
-        if host.is_empty() || host.chars().any(char::is_whitespace) {
-            return Err(invalid("missing or invalid host"));
-        }
-        let (user, password) = match userinfo {
-            None => (None, None),
-            Some(ui) => {
-                let (u, p) = match ui.split_once(':') {
-                    Some((u, p)) => (u, Some(p)),
-                    None => (ui, None),
-                };
-                let u = percent_decode(u).ok_or_else(|| invalid("bad percent-encoding"))?;
-                let p = p
-                    .map(|p| percent_decode(p).ok_or_else(|| invalid("bad percent-encoding")))
-                    .transpose()?;
-                (Some(u), p)
-            }
-        };
-        Ok(RtspUrl {
-            location: format!("{scheme}://{host}{path}"),
-            user,
-            password,
-        })
-    }
-}
-
-impl fmt::Display for RtspUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.user.is_some(), self.location.split_once("://")) {
-            (true, Some((scheme, rest))) => write!(f, "{scheme}://***@{rest}"),
-            _ => f.write_str(&self.location),
-        }
-    }
-}
-
-impl fmt::Debug for RtspUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RtspUrl({self})")
-    }
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +160,7 @@ mod tests {
             ),
             (
                 "rtsp://admin:s%40cret@10.0.0.9/h264",
-                "rtsp://***@10.0.0.9/h264",
+                "rtsp://admin:***@10.0.0.9/h264",
                 "rtsp",
             ),
             ("file:/tmp/clip.mp4", "file:/tmp/clip.mp4", "file"),
@@ -270,20 +171,6 @@ mod tests {
             assert_eq!(format!("{src:?}"), format!("Source({shown})"));
             assert_eq!(src.backend(), backend);
         }
-    }
-
-    #[test]
-    fn rtsp_credentials_are_split_and_decoded() {
-        let Source::Rtsp(url) = "rtsp://admin:s%40cret@10.0.0.9:554/h264?ch=1"
-            .parse()
-            .unwrap()
-        else {
-            panic!("not rtsp");
-        };
-        assert_eq!(url.location(), "rtsp://10.0.0.9:554/h264?ch=1");
-        assert_eq!(url.user(), Some("admin"));
-        assert_eq!(url.password(), Some("s@cret"));
-        assert!(!format!("{url} {url:?}").contains("cret"));
     }
 
     #[test]

@@ -67,13 +67,22 @@ pub enum Error {
         /// What is unsupported.
         what: String,
     },
+    /// A camera URL is unusable; the reason never quotes the URL, which may
+    /// hold a password.
+    #[error("the camera URL {reason}")]
+    InvalidUrl {
+        /// What is wrong, as a phrase ("has no host").
+        reason: &'static str,
+    },
 }
 
 impl Error {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Bitstream { .. } | Error::Unsupported { .. } => ErrorKind::InvalidArgument,
+            Error::Bitstream { .. } | Error::Unsupported { .. } | Error::InvalidUrl { .. } => {
+                ErrorKind::InvalidArgument
+            }
         }
     }
 

@@ -11,7 +11,12 @@
 //! - [`frame_channel`]: a bounded channel whose [`FrameSender::offer`] never
 //!   blocks, and on overflow drops frames until the next keyframe, counting
 //!   what it dropped;
-//! - [`time`]: 90 kHz media time and UTC wall-clock helpers;
+//! - [`time`]: 90 kHz media time and UTC wall-clock helpers, and [`Clock`]
+//!   (real and simulated) for the code that reads the time;
+//! - [`CameraId`]: a camera's one id, and its one store key;
+//! - [`RtspUrl`]: the one camera URL type, and [`redact`], the one
+//!   redactor of credentials in text;
+//! - [`Backoff`]: the one retry delay (doubling, optionally jittered);
 //! - [`LatencyHistogram`]: a lock-free histogram for per-frame latencies;
 //! - [`ErrorKind`]: the error categories every crate's error maps onto.
 //!
@@ -42,17 +47,25 @@
 //! assert!(rx.try_recv().is_some());
 //! ```
 
+mod backoff;
+mod camera;
 mod channel;
+mod clock;
 mod error;
 mod frame;
 pub mod h264;
 pub mod h265;
 mod histogram;
 pub mod nal;
+mod rtsp;
 pub mod supervise;
 pub mod time;
 
+pub use backoff::Backoff;
+pub use camera::CameraId;
 pub use channel::{ChannelStats, FrameReceiver, FrameSender, Offer, frame_channel};
+pub use clock::{Clock, SimulatedClock, SystemClock};
 pub use error::{Error, ErrorKind};
 pub use frame::{Codec, CodecParameters, EncodedFrame, Fps, StreamInfo};
 pub use histogram::LatencyHistogram;
+pub use rtsp::{RtspUrl, redact};

@@ -18,6 +18,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::Backoff;
+
 /// Where a supervised source is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WorkerState {
@@ -163,8 +165,8 @@ pub struct Supervisor {
     last_frame: Option<Instant>,
     /// When `running` began.
     running_since: Option<Instant>,
-    /// The next backoff.
-    next_backoff: Duration,
+    /// The restart delays.
+    backoff: Backoff,
     /// When backoff ends.
     wake: Option<Instant>,
     /// Restarts since the last manual start (the `max_restarts` budget).
@@ -187,7 +189,7 @@ impl Supervisor {
             last_sign: None,
             last_frame: None,
             running_since: None,
-            next_backoff: policy.backoff_initial,
+            backoff: Backoff::exact(policy.backoff_initial, policy.backoff_max),
             wake: None,
             budget_used: 0,
             restarts_total: 0,
@@ -233,7 +235,7 @@ impl Supervisor {
                 let stall = self.last_sign.map(|t| t + self.policy.stall_after);
                 let reset = self
                     .running_since
-                    .filter(|_| self.next_backoff > self.policy.backoff_initial)
+                    .filter(|_| self.backoff.is_raised())
                     .map(|t| t + self.policy.healthy_reset);
                 match (stall, reset) {
                     (Some(a), Some(b)) => Some(a.min(b)),
@@ -294,7 +296,7 @@ impl Supervisor {
                 if let Some(since) = self.running_since
                     && now.saturating_duration_since(since) >= self.policy.healthy_reset
                 {
-                    self.next_backoff = self.policy.backoff_initial;
+                    self.backoff.reset();
                 }
                 let quiet = self
                     .last_sign
@@ -342,7 +344,7 @@ impl Supervisor {
     /// A manual start: resets the backoff and the restart budget.
     pub fn request_start(&mut self, now: Instant) -> Option<Command> {
         self.held = false;
-        self.next_backoff = self.policy.backoff_initial;
+        self.backoff.reset();
         self.budget_used = 0;
         match self.state {
             WorkerState::Stopped | WorkerState::Backoff if !self.up => {
@@ -365,8 +367,7 @@ impl Supervisor {
             );
             return None;
         }
-        let wait = self.next_backoff;
-        self.next_backoff = (wait * 2).min(self.policy.backoff_max);
+        let wait = self.backoff.next_delay();
         self.wake = Some(now + wait);
         self.record(
             now,

@@ -6,16 +6,19 @@
 //!   `[[cameras]]`). [`NvrConfigFile::check`] reports every problem it can
 //!   find in one pass, each as a [`ConfigError`] with its line and key, so
 //!   `reallive-nvr --config nvr.toml --check` can print them all.
-//! - [`RtspUrl`]: a camera URL whose password never shows in `Debug`,
-//!   `Display` or an error.
+//!
+//! Camera URLs are [`RtspUrl`]s (from `reallive-core`), whose password never
+//! shows in `Debug`, `Display` or an error.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
-use std::net::{Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use reallive_auth::Secret;
+pub use reallive_core::RtspUrl;
+use reallive_core::redact;
 use reallive_store::retention::parse_bytes;
 use reallive_store::transcode::Window;
 use serde::Deserialize;
@@ -348,42 +351,6 @@ pub enum Transport {
     Udp,
 }
 
-/// An `rtsp://` or `rtsps://` URL with a host, possibly with credentials.
-///
-/// `Debug` and `Display` show `user:***@` in place of `user:password@`;
-/// only [`RtspUrl::expose`] gives the URL itself, for the camera connection.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RtspUrl(String);
-
-impl RtspUrl {
-    /// Checks `url`: the scheme is `rtsp` or `rtsps`, there is a host, any
-    /// port is a number, and there is no whitespace. The error is a
-    /// sentence that never quotes the URL.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        check_rtsp_url(url).map_err(str::to_owned)?;
-        Ok(RtspUrl(url.to_owned()))
-    }
-
-    /// The URL itself, password included.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for RtspUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("RtspUrl")
-            .field(&redact_userinfo(&self.0))
-            .finish()
-    }
-}
-
-impl fmt::Display for RtspUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&redact_userinfo(&self.0))
-    }
-}
-
 /// `[[cameras]]` entries as TOML that [`NvrConfigFile::check`] reads back
 /// to the same values: how the NVR keeps the cameras added through its
 /// API. The text holds the URLs' passwords, as a config file does.
@@ -633,7 +600,7 @@ struct Checker<'t> {
     /// Passwords found in any URL-like string in the file, scrubbed from
     /// every message: serde quotes wrong values ("unknown variant `...`"),
     /// and a password with a space or quote in it defeats
-    /// [`redact_userinfo`].
+    /// [`redact`].
     secrets: Vec<String>,
     errors: Vec<ConfigError>,
 }
@@ -656,11 +623,8 @@ impl<'t> Checker<'t> {
     }
 
     fn scrub(&self, text: &str) -> String {
-        let mut out = redact_userinfo(text);
-        for s in &self.secrets {
-            out = out.replace(s.as_str(), "***");
-        }
-        out
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        redact(text, &secrets)
     }
 
     fn push(&mut self, offset: usize, key: String, message: impl AsRef<str>) {
@@ -915,7 +879,11 @@ impl<'t> Checker<'t> {
     fn url(&mut self, url: Spanned<String>, key: String) -> Option<RtspUrl> {
         match RtspUrl::parse(url.get_ref()) {
             Ok(u) => Some(u),
-            Err(message) => {
+            Err(e) => {
+                let message = match e {
+                    reallive_core::Error::InvalidUrl { reason } => reason.to_owned(),
+                    other => other.to_string(),
+                };
                 self.push(url.span().start, key, message);
                 None
             }
@@ -935,107 +903,6 @@ impl<'t> Checker<'t> {
             .map_err(|message| self.push(at, key.to_owned(), message))
             .ok()
     }
-}
-
-/// Why `url` is not a usable camera URL, in words that never quote it.
-///
-/// Host and port rules follow GStreamer's `gst_rtsp_url_parse`, which
-/// takes the authority to end at the first `/` or `?`: an unencoded `/` in
-/// a password would otherwise make part of the password the host, and the
-/// rest of it visible in the path.
-fn check_rtsp_url(url: &str) -> Result<(), &'static str> {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return Err("is not a URL; expected rtsp://host/path or rtsps://host/path");
-    };
-    if !scheme.eq_ignore_ascii_case("rtsp") && !scheme.eq_ignore_ascii_case("rtsps") {
-        return Err("must be an rtsp:// or rtsps:// URL");
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err("contains whitespace or a control character; percent-encode it");
-    }
-    let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
-    if tail.contains('@') {
-        return Err(
-            "has `@` after the host; in the user name and password, percent-encode \
-             `@`, `/`, `?` and `#` as %40, %2F, %3F and %23",
-        );
-    }
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let port = if let Some(bracketed) = host_port.strip_prefix('[') {
-        let Some((host, after)) = bracketed.split_once(']') else {
-            return Err("has an unclosed `[` in its host");
-        };
-        if host.parse::<Ipv6Addr>().is_err() {
-            return Err("has a bad IPv6 address in `[...]`");
-        }
-        match after {
-            "" => None,
-            _ => Some(
-                after
-                    .strip_prefix(':')
-                    .ok_or("has text after its `[...]` host")?,
-            ),
-        }
-    } else {
-        let (host, port) = match host_port.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        };
-        if host.is_empty() {
-            return Err("has no host");
-        }
-        if !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-        {
-            return Err("has a bad host name");
-        }
-        port
-    };
-    if let Some(port) = port.filter(|p| !p.is_empty()) {
-        let number = port
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| port.parse::<u16>());
-        if !matches!(number, Some(Ok(1..))) {
-            return Err("has a bad port; expected a number from 1 to 65535");
-        }
-    }
-    Ok(())
-}
-
-/// Replaces `user:password@` with `user:***@` in every `scheme://` in
-/// `text`. A `user@` without a password is left alone.
-///
-/// The userinfo ends at the last `@` before whitespace or a quote, so a
-/// password with an unencoded `/` is still hidden. `reallive-capture` has
-/// its own (it hides the user too); the two belong in `reallive-core`.
-fn redact_userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        let token_end = tail
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
-            .unwrap_or(tail.len());
-        rest = match tail[..token_end].rfind('@') {
-            Some(at) => {
-                let userinfo = &tail[..at];
-                match userinfo.split_once(':') {
-                    Some((user, _)) => {
-                        out.push_str(user);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                &tail[at..]
-            }
-            None => tail,
-        };
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Adds the password of every `scheme://user:password@` string under
@@ -1597,7 +1464,7 @@ url = "rtsp://192.0.2.14/s"
             ),
             ("rtsp://u:p%2Fq%40r@h/s", "rtsp://u:***@h/s"),
             ("rtsp://a:b@c@h/s", "rtsp://a:***@h/s"),
-            ("rtsp://token@h/s", "rtsp://token@h/s"),
+            ("rtsp://token@h/s", "rtsp://***@h/s"),
             ("rtsp://h:/s", "rtsp://h:/s"),
         ];
         for (url, shown) in valid {
@@ -1624,7 +1491,7 @@ url = "rtsp://192.0.2.14/s"
             ("rtsp://h%41/s", "bad host"),
         ];
         for (url, want) in invalid {
-            let e = RtspUrl::parse(url).unwrap_err();
+            let e = RtspUrl::parse(url).unwrap_err().to_string();
             assert!(e.contains(want), "{url}: {e}");
         }
     }

@@ -18,7 +18,6 @@
 //! frames move through bounded channels.
 
 mod assemble;
-mod backoff;
 mod http1;
 mod login;
 mod publish;
@@ -27,7 +26,6 @@ mod subscribe;
 
 use std::fmt::Debug;
 
-pub use backoff::Backoff;
 pub use login::{Credential, Token, login};
 pub use publish::{
     MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, PublishSession, PublishState, WebRtcPublisher,

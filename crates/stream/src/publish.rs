@@ -32,9 +32,9 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::TokioRuntime;
 
-use crate::backoff::Backoff;
 use crate::signal::{Channel, Ended, h264_codec, h264_engine, local_ip_towards, signaling_url};
 use crate::{Session, StreamError, Streamer};
+use reallive_core::Backoff;
 
 /// At most one forced keyframe per this interval, however often the relay
 /// asks.

@@ -24,9 +24,9 @@ use webrtc::peer_connection::{
 use webrtc::runtime::TokioRuntime;
 
 use crate::assemble::Assembler;
-use crate::backoff::Backoff;
 use crate::signal::{Channel, Ended, h264_engine, local_ip_towards, signaling_url};
 use crate::{Credential, Receiver, Session, StreamError};
+use reallive_core::Backoff;
 
 /// What to watch, and as whom.
 #[derive(Clone)]
