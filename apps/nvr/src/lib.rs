@@ -20,10 +20,10 @@ use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
 use reallive_core::ErrorKind;
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
 use reallive_http::ApiError;
-use reallive_http::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use reallive_http::live::LiveState;
 use reallive_http::nvr::{BoxFuture, NvrState, Workers};
 use reallive_http::recordings::{ApiAccess, RecordingsState};
+use reallive_record::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use reallive_server::{LiveFlags, ServerConfig};
 use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use reallive_store::{Store, StoreConfig};
@@ -67,7 +67,7 @@ pub struct Ready<'a> {
 pub const API_CAMERAS_FILE: &str = "cameras.toml";
 
 /// Motion settings changed through the API for cameras from the config
-/// file (`reallive_http::config::motion_overrides_to_toml`).
+/// file (`reallive_record::config::motion_overrides_to_toml`).
 pub const MOTION_OVERRIDES_FILE: &str = "motion.toml";
 
 /// One camera's recorder.
@@ -165,7 +165,7 @@ impl Recorders {
     async fn persist(&self, cameras: Vec<CameraConfig>) -> Result<(), ApiError> {
         let text = format!(
             "# Cameras added through the API; reallive-nvr rewrites this file.\n{}",
-            reallive_http::config::cameras_to_toml(&cameras)
+            reallive_record::config::cameras_to_toml(&cameras)
         );
         let dir = self.data_dir.clone();
         tokio::task::spawn_blocking(move || write_atomically(&dir, API_CAMERAS_FILE, &text))
@@ -302,7 +302,7 @@ impl Workers for Recorders {
             // Kept first: what the API answers is what a restart brings back.
             if from_config {
                 let text =
-                    reallive_http::config::motion_overrides_to_toml(&self.motion_overrides());
+                    reallive_record::config::motion_overrides_to_toml(&self.motion_overrides());
                 let dir = self.data_dir.clone();
                 tokio::task::spawn_blocking(move || {
                     write_atomically(&dir, MOTION_OVERRIDES_FILE, &text)
@@ -388,7 +388,7 @@ fn load_motion_overrides(
 ) -> anyhow::Result<std::collections::BTreeMap<String, MotionConfig>> {
     let path = data_dir.join(MOTION_OVERRIDES_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(t) => reallive_http::config::motion_overrides_from_toml(&t)
+        Ok(t) => reallive_record::config::motion_overrides_from_toml(&t)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Default::default()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),

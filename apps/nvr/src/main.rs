@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use reallive_auth::Secret;
-use reallive_http::config::NvrConfigFile;
 use reallive_nvr::{NvrConfig, run};
+use reallive_record::config::NvrConfigFile;
 use reallive_server::LiveFlags;
 use tokio_util::sync::CancellationToken;
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use reallive_core::Codec;
 use reallive_encode::transcode::{H265Settings, H265Transcoder};
-use reallive_http::config::TranscodingSection;
+use reallive_record::config::TranscodingSection;
 use reallive_store::transcode::{
     self, Reencoded, Reencoder, RewriteSummary, SourceInfo, TranscodePolicy, TranscodeRunner,
     Transcoder,

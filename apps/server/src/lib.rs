@@ -11,9 +11,10 @@ use anyhow::Context as _;
 use reallive_auth::{
     NewUser, PasswordHasher, PasswordParams, Role, Secret, User, UserUpdate, random_token, validate,
 };
-use reallive_http::config::ServerSection;
-use reallive_http::{ApiOptions, IceServer, Server, ServerOptions, open_accounts};
+use reallive_http::{ApiOptions, Server, ServerOptions, open_accounts};
+use reallive_record::config::ServerSection;
 use reallive_relay::RelayConfig;
+use reallive_signaling::IceServer;
 use tokio_util::sync::CancellationToken;
 
 /// Defaults when neither the CLI, the environment nor the file says.

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reallive_auth::{Role, Secret};
-use reallive_http::config::ServerConfigFile;
+use reallive_record::config::ServerConfigFile;
 use reallive_server::{LiveFlags, ServerConfig, run, user_add, user_list, user_passwd};
 use tokio_util::sync::CancellationToken;
 

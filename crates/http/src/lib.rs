@@ -39,7 +39,6 @@
 //! # }
 //! ```
 
-pub mod config;
 mod error;
 pub mod extract;
 pub mod files;
@@ -66,7 +65,7 @@ pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
 pub use extract::{AuthUser, MediaUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use server::{Server, ServerError, ServerOptions, open_accounts};
-pub use state::{ApiOptions, ApiState, HealthSource, IceServer, MetricsSource};
+pub use state::{ApiOptions, ApiState, HealthSource, MetricsSource};
 
 /// The whole API over `state`: every domain router, the body limit, CORS
 /// when configured, JSON 404/405, and the request log.

@@ -32,8 +32,8 @@ use reallive_store::retention::RetentionPolicy;
 use reallive_store::transcode::Transcoder;
 use serde::Serialize;
 
-use crate::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use crate::{ApiError, ApiJson, ApiPath, ApiState, AuthUser};
+use reallive_record::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 
 /// The recorders, as the NVR runs them.
 pub trait Workers: Send + Sync + 'static {
@@ -582,7 +582,7 @@ struct NewSource {
     #[serde(skip_serializing_if = "Option::is_none")]
     post_roll_secs: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    motion: Option<crate::config::MotionConfig>,
+    motion: Option<reallive_record::config::MotionConfig>,
 }
 
 #[derive(Debug, serde::Deserialize, Serialize)]

@@ -8,24 +8,11 @@ use reallive_auth::{
     Accounts, Claims, PasswordHasher, PasswordParams, RateLimit, RateLimiter, TokenKeys, User,
 };
 use reallive_core::ErrorKind;
+use reallive_signaling::IceServer;
 use tokio::sync::Semaphore;
 
 use crate::ApiError;
 use crate::metrics::Metrics;
-
-/// A STUN or TURN server handed to clients.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IceServer {
-    /// `stun:host:port` or `turn:host:port?transport=udp`.
-    pub urls: Vec<String>,
-    /// TURN username.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
-    /// TURN credential. Handed to signed-in clients, never logged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential: Option<String>,
-}
 
 /// How the API behaves. The defaults are the documented ones.
 #[derive(Clone, Debug)]

@@ -28,9 +28,11 @@
 //! ```
 
 pub mod hub;
+mod ice;
 pub mod message;
 
 pub use hub::{Action, ConnId, Directory, Hub};
+pub use ice::IceServer;
 pub use message::{ErrorCode, Message, Role, Status};
 
 use reallive_core::ErrorKind;

@@ -16,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::ErrorBody;
 use crate::extract::AuthUser;
 use crate::json::{ApiPath, ApiQuery};
-use crate::state::IceServer;
 use crate::{ApiError, ApiJson, ApiState};
+use reallive_signaling::IceServer;
 
 /// The camera routes.
 pub fn router() -> Router<ApiState> {

@@ -26,7 +26,7 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::IceServer;
+use reallive_signaling::IceServer;
 
 /// `[server]`: every field optional; the CLI and environment override it.
 #[derive(Debug, Default, Clone, Deserialize)]

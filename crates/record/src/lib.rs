@@ -1,0 +1,28 @@
+//! The NVR's recording domain: everything `reallive-nvr` does with its
+//! cameras that is not HTTP and not media plumbing.
+//!
+//! - [`config`]: the config files' schema and checker. [`config::NvrConfigFile::check`]
+//!   reports every problem in a file in one pass, each with its line and
+//!   key, so `reallive-nvr --config nvr.toml --check` prints them all;
+//!   [`config::ServerSection`] is the `[server]` section both servers read.
+//!
+//! # Boundaries
+//!
+//! This crate never depends on axum, and touches GStreamer only through
+//! traits that `reallive-capture` and `reallive-encode` implement, so
+//! `cargo test -p reallive-record` needs no system libraries.
+//!
+//! # Example
+//!
+//! ```
+//! use reallive_record::config::NvrConfigFile;
+//!
+//! let file = NvrConfigFile::check(
+//!     "[[cameras]]\nname = \"gate\"\nurl = \"rtsp://user:pw@192.0.2.10/stream1\"\n",
+//! )
+//! .expect("a valid file");
+//! assert_eq!(file.cameras[0].name, "gate");
+//! assert_eq!(file.cameras[0].url.to_string(), "rtsp://user:***@192.0.2.10/stream1");
+//! ```
+
+pub mod config;
