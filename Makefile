@@ -51,7 +51,7 @@ nextest:
 bench: setup
 	$(CARGO) bench -p reallive-capture --bench capture -- --seconds 20
 	$(CARGO) bench -p reallive-store --bench store
-	$(CARGO) bench -p reallive-http --bench api
+	$(CARGO) bench -p reallive-node --bench api
 	$(CARGO) bench -p reallive-relay --bench fanout -- --seconds 10 --n 0,10,50,100,200
 	$(CARGO) build --release -p reallive-server -p reallive-pusher
 	$(CARGO) bench -p reallive-puller --bench cost -- --seconds 60 --cameras 1,4

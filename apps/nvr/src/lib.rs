@@ -20,11 +20,11 @@ use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
 use reallive_core::ErrorKind;
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
 use reallive_http::ApiError;
-use reallive_http::live::LiveState;
 use reallive_http::nvr::{BoxFuture, NvrState, Workers};
 use reallive_http::recordings::{ApiAccess, RecordingsState};
+use reallive_node::live::LiveState;
+use reallive_node::{NodeFlags, NodeOptions};
 use reallive_record::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
-use reallive_server::{LiveFlags, ServerConfig};
 use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use reallive_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
@@ -40,14 +40,8 @@ pub fn store_name(id: i64) -> String {
 pub struct NvrConfig {
     /// The parsed config file (empty without one).
     pub file: NvrConfigFile,
-    /// `--data-dir`.
-    pub data_dir: Option<std::path::PathBuf>,
-    /// `--listen`.
-    pub listen: Option<SocketAddr>,
-    /// `--admin-password`.
-    pub admin_password: Option<Secret>,
-    /// `--rtc-port` and friends.
-    pub live: LiveFlags,
+    /// The command line's values over the file's `[server]` section.
+    pub node: NodeFlags,
 }
 
 /// What `on_ready` is told.
@@ -421,16 +415,10 @@ pub async fn run(
     shutdown: CancellationToken,
     on_ready: impl FnOnce(Ready<'_>),
 ) -> anyhow::Result<()> {
-    let NvrConfig {
-        file,
-        data_dir,
-        listen,
-        admin_password,
-        live,
-    } = config;
-    let server_config = ServerConfig::resolve(file.server, data_dir, listen, admin_password, live)?;
-    let data_dir = server_config.server.data_dir.clone();
-    let server = reallive_http::Server::bind(server_config.server)
+    let NvrConfig { file, node } = config;
+    let options = NodeOptions::resolve(file.server.clone(), node)?;
+    let data_dir = options.data_dir.clone();
+    let server = reallive_node::start(options)
         .await
         .with_context(|| format!("starting in {}", data_dir.display()))?;
     let api = server.state().clone();
@@ -630,11 +618,10 @@ fn spawn_recorder(
         max_restarts: cam.max_restarts,
         ..RestartPolicy::default()
     };
-    let sub = match &cam.sub_url {
-        Some(u) => Some(Arc::new(RtspCamera::new(u.clone(), options.clone()))
-            as Arc<dyn reallive_capture::CameraCapture>),
-        None => None,
-    };
+    let sub = cam.sub_url.as_ref().map(|u| {
+        Arc::new(RtspCamera::new(u.clone(), options.clone()))
+            as Arc<dyn reallive_capture::CameraCapture>
+    });
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::channel(4);
     let camera = Arc::new(camera::Camera {
         id,

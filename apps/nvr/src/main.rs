@@ -2,16 +2,15 @@
 //! server's API, relay and UI beside them. All the work is in
 //! `reallive_nvr::run`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use reallive_auth::Secret;
+use reallive_core::app::{LogArgs, cancel_on_signals};
+use reallive_node::NodeFlags;
 use reallive_nvr::{NvrConfig, run};
 use reallive_record::config::NvrConfigFile;
-use reallive_server::LiveFlags;
 use tokio_util::sync::CancellationToken;
 
 // As in reallive-server: the relay allocates per packet.
@@ -35,31 +34,11 @@ struct Cli {
     #[arg(long, requires = "config")]
     check: bool,
 
-    /// Databases, secrets and recordings [default: ./data].
-    #[arg(long, env = "REALLIVE_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    node: NodeFlags,
 
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "REALLIVE_LISTEN", value_name = "ADDR")]
-    listen: Option<SocketAddr>,
-
-    /// Password for the first admin, used only on first start [default:
-    /// random, printed once].
-    #[arg(
-        long,
-        env = "REALLIVE_ADMIN_PASSWORD",
-        value_name = "PW",
-        hide_env_values = true
-    )]
-    admin_password: Option<String>,
-
-    /// UDP port of the WebRTC relay [default: 8189].
-    #[arg(long, env = "REALLIVE_RTC_PORT", value_name = "PORT")]
-    rtc_port: Option<u16>,
-
-    /// More logging: -v for debug, -vv for trace.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    log: LogArgs,
 
     #[command(subcommand)]
     job: Option<Job>,
@@ -126,20 +105,6 @@ fn transcode_file(
     }
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 /// Reads and validates the config; every error goes to stderr, one line
 /// each.
 fn load(path: &std::path::Path) -> Result<NvrConfigFile, ExitCode> {
@@ -191,16 +156,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    init_logging(cli.verbose);
+    cli.log.init(LogArgs::SERVER);
     let config = NvrConfig {
         file,
-        data_dir: cli.data_dir,
-        listen: cli.listen,
-        admin_password: cli.admin_password.map(Secret::new),
-        live: LiveFlags {
-            rtc_port: cli.rtc_port,
-            ..LiveFlags::default()
-        },
+        node: cli.node,
     };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -209,7 +168,7 @@ fn main() -> ExitCode {
         .and_then(|rt| {
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
-                spawn_signal_handler(shutdown.clone())?;
+                tokio::spawn(cancel_on_signals(shutdown.clone()));
                 run(config, shutdown, |ready| {
                     if let Some(pw) = ready.admin_password {
                         // Straight to the terminal, once: never through the logger.
@@ -237,19 +196,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn spawn_signal_handler(shutdown: CancellationToken) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-        tracing::info!("shutting down");
-        shutdown.cancel();
-    });
-    Ok(())
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
+use reallive_core::app::{LogArgs, cancel_on_signals};
 use reallive_puller::{Login, PullerConfig, run};
 use reallive_store::retention::{CameraRetention, RetentionPolicy, parse_bytes};
 use tokio_util::sync::CancellationToken;
@@ -94,23 +95,8 @@ struct Cli {
     #[arg(long, value_name = "ELEMENT", requires = "preview")]
     preview_sink: Option<String>,
 
-    /// More logging: -v for progress, -vv for debug.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn,reallive_puller=info,reallive_stream=info",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn config(cli: Cli) -> anyhow::Result<PullerConfig> {
@@ -162,25 +148,13 @@ fn config(cli: Cli) -> anyhow::Result<PullerConfig> {
     })
 }
 
-async fn shutdown_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
-    token.cancel();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    cli.log.init([
+        "warn,reallive_puller=info,reallive_stream=info",
+        "info",
+        "debug",
+    ]);
     let result = config(cli).and_then(|config| {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -188,7 +162,7 @@ fn main() -> ExitCode {
             .context("starting the async runtime")?;
         runtime.block_on(async {
             let token = CancellationToken::new();
-            tokio::spawn(shutdown_signal(token.clone()));
+            tokio::spawn(cancel_on_signals(token.clone()));
             let summary = run(config, token, |addr| {
                 if let Some(a) = addr {
                     eprintln!("reallive-puller: playback on http://{a}");

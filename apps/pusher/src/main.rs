@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use reallive_capture::{CaptureOptions, RtspTransport, Source};
+use reallive_core::app::{LogArgs, cancel_on_signals};
 use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
 use reallive_pusher::{PublishTarget, PusherConfig, publish, run};
 use tokio_util::sync::CancellationToken;
@@ -93,9 +94,8 @@ struct Cli {
     #[arg(long)]
     list_devices: bool,
 
-    /// More logging: -v for progress, -vv for debug.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn parse_encoder(s: &str) -> Result<EncoderKind, String> {
@@ -110,20 +110,6 @@ fn parse_preset(s: &str) -> Result<X264Preset, String> {
 
 fn parse_transport(s: &str) -> Result<RtspTransport, String> {
     s.parse().map_err(|_| "expected tcp or udp".to_string())
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 #[allow(clippy::print_stdout)]
@@ -214,32 +200,9 @@ enum Mode {
     },
 }
 
-async fn shutdown_signal(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    token.cancel();
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    token.cancel();
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    cli.log.init(["warn", "info", "debug"]);
     let result = if cli.list_devices {
         list_devices()
     } else {
@@ -250,7 +213,7 @@ fn main() -> ExitCode {
                 .context("starting the async runtime")?;
             runtime.block_on(async {
                 let token = CancellationToken::new();
-                tokio::spawn(shutdown_signal(token.clone()));
+                tokio::spawn(cancel_on_signals(token.clone()));
                 let config = match config {
                     Mode::File(c) => c,
                     Mode::Publish {

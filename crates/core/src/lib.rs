@@ -18,7 +18,9 @@
 //!   redactor of credentials in text;
 //! - [`Backoff`]: the one retry delay (doubling, optionally jittered);
 //! - [`LatencyHistogram`]: a lock-free histogram for per-frame latencies;
-//! - [`ErrorKind`]: the error categories every crate's error maps onto.
+//! - [`ErrorKind`]: the error categories every crate's error maps onto;
+//! - `app` (feature `app`): what every program's `main` shares: `-v` and
+//!   logging, shutdown on SIGINT/SIGTERM.
 //!
 //! # Threading
 //!
@@ -47,6 +49,8 @@
 //! assert!(rx.try_recv().is_some());
 //! ```
 
+#[cfg(feature = "app")]
+pub mod app;
 mod backoff;
 mod camera;
 mod channel;

@@ -43,13 +43,11 @@ mod error;
 pub mod extract;
 pub mod files;
 mod json;
-pub mod live;
 pub mod metrics;
 pub mod nvr;
 pub mod openapi;
 pub mod recordings;
 pub mod routes;
-mod server;
 mod state;
 pub mod ui;
 
@@ -64,7 +62,6 @@ use axum::response::Response;
 pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
 pub use extract::{AuthUser, MediaUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
-pub use server::{Server, ServerError, ServerOptions, open_accounts};
 pub use state::{ApiOptions, ApiState, HealthSource, MetricsSource};
 
 /// The whole API over `state`: every domain router, the body limit, CORS

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use reallive_auth::{PasswordHasher, PasswordParams, Secret};
-use reallive_http::{Server, ServerOptions};
+use reallive_node::NodeOptions;
 use reallive_test_support::http::Api;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -64,9 +64,9 @@ fn main() {
         .unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let mut opts = ServerOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        let mut opts = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
         opts.admin_password = Some(Secret::new("bench-admin-password"));
-        let server = Server::bind(opts).await.unwrap();
+        let server = reallive_node::start(opts).await.unwrap();
         let addr = server.local_addr().unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn(server.run(stop.clone()));

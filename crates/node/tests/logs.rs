@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::routing::get;
 use reallive_auth::{PasswordParams, Secret};
-use reallive_http::{MediaUser, Server, ServerOptions};
+use reallive_http::MediaUser;
+use reallive_node::NodeOptions;
 use reallive_test_support::http::{Api, request};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -43,11 +44,11 @@ async fn secrets_never_reach_a_log_line() {
     let dir = tempfile::tempdir().unwrap();
     let admin_pw = "first-admin-secret-pw";
     let jwt = "jwt-secret-never-logged-jwt-secret-never-logged";
-    let mut opts = ServerOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    let mut opts = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
     opts.admin_password = Some(Secret::new(admin_pw));
     opts.jwt_secret = Some(Secret::new(jwt));
     opts.api.password_params = PasswordParams::cheap();
-    let server = Server::bind(opts).await.unwrap();
+    let server = reallive_node::start(opts).await.unwrap();
     let media: Router = Router::new()
         .route("/media/whoami", get(whoami))
         .with_state(server.state().clone());

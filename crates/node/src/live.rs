@@ -22,9 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::extract::MediaUser;
-use crate::json::ApiPath;
-use crate::{ApiError, ApiState};
+use reallive_http::{ApiError, ApiPath, ApiState, MediaUser};
 
 /// Messages queued to one WebSocket; a client that does not read is closed.
 const WS_QUEUE: usize = 64;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt as _, StreamExt as _};
 use reallive_auth::{Claims, PasswordParams, Role, Secret, TokenKeys};
-use reallive_http::{Server, ServerOptions};
+use reallive_node::NodeOptions;
 use reallive_relay::RelayConfig;
 use reallive_test_support::http::{Api, HttpResponse, request};
 use serde_json::json;
@@ -65,7 +65,7 @@ async fn ws_exchange(addr: std::net::SocketAddr, msg: serde_json::Value) -> serd
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
     let dir = tempfile::tempdir().unwrap();
-    let mut o = ServerOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    let mut o = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
     o.admin_password = Some(Secret::new("admin-password-1"));
     o.jwt_secret = Some(Secret::new(SECRET));
     o.api.password_params = PasswordParams::cheap();
@@ -73,7 +73,7 @@ async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
         bind: "127.0.0.1:0".parse().unwrap(),
         public_ips: vec![],
     });
-    let server = Server::bind(o).await.unwrap();
+    let server = reallive_node::start(o).await.unwrap();
     let addr = server.local_addr().unwrap();
     let stop = CancellationToken::new();
     let task = tokio::spawn(server.run(stop.clone()));

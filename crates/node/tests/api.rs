@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use reallive_auth::{Accounts, Claims, PasswordParams, RateLimit, Role, Secret, TokenKeys};
-use reallive_http::{Server, ServerOptions};
+use reallive_node::NodeOptions;
 use reallive_test_support::http::{Api, request};
 use serde_json::json;
 use tokio::task::JoinHandle;
@@ -35,16 +35,16 @@ impl Running {
     }
 }
 
-fn options(dir: &Path) -> ServerOptions {
-    let mut o = ServerOptions::new(dir, "127.0.0.1:0".parse().unwrap());
+fn options(dir: &Path) -> NodeOptions {
+    let mut o = NodeOptions::new(dir, "127.0.0.1:0".parse().unwrap());
     o.admin_password = Some(Secret::new(ADMIN_PW));
     o.jwt_secret = Some(Secret::new(SECRET));
     o.api.password_params = PasswordParams::cheap();
     o
 }
 
-async fn start(opts: ServerOptions) -> Running {
-    let server = Server::bind(opts).await.unwrap();
+async fn start(opts: NodeOptions) -> Running {
+    let server = reallive_node::start(opts).await.unwrap();
     let addr = server.local_addr().unwrap();
     let first_admin_password = server.first_admin_password().cloned();
     let stop = CancellationToken::new();

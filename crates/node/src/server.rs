@@ -1,4 +1,5 @@
-//! [`Server`]: the API on a socket, over the accounts in a data dir.
+//! [`Node`]: the API, the relay and the live sessions on one socket, over
+//! the accounts in a data dir.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use reallive_relay::Relay;
 
 use crate::live::LiveState;
-use crate::{ApiOptions, ApiState};
+use reallive_http::{ApiOptions, ApiState};
 
 /// File holding the generated token secret, mode 0600.
 pub const JWT_SECRET_FILE: &str = "jwt.secret";
@@ -27,7 +28,7 @@ pub const FIRST_ADMIN: &str = "admin";
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ServerError {
+pub enum NodeError {
     /// A file or socket operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -42,33 +43,37 @@ pub enum ServerError {
     /// The relay could not start (its UDP port is taken).
     #[error(transparent)]
     Relay(#[from] reallive_relay::RelayError),
+    /// An option is out of range.
+    #[error("{0}")]
+    Invalid(String),
 }
 
-impl ServerError {
+impl NodeError {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            ServerError::Io { source, .. } => match source.kind() {
+            NodeError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable => {
                     ErrorKind::Unavailable
                 }
                 std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
                 _ => ErrorKind::Internal,
             },
-            ServerError::Auth(e) => e.kind(),
-            ServerError::Relay(e) => e.kind(),
+            NodeError::Auth(e) => e.kind(),
+            NodeError::Relay(e) => e.kind(),
+            NodeError::Invalid(_) => ErrorKind::InvalidArgument,
         }
     }
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> NodeError {
     let what = what.into();
-    move |source| ServerError::Io { what, source }
+    move |source| NodeError::Io { what, source }
 }
 
 /// What a server needs.
 #[derive(Debug, Clone)]
-pub struct ServerOptions {
+pub struct NodeOptions {
     /// Databases and secrets.
     pub data_dir: PathBuf,
     /// Address to listen on; port 0 picks one.
@@ -84,10 +89,10 @@ pub struct ServerOptions {
     pub relay: Option<reallive_relay::RelayConfig>,
 }
 
-impl ServerOptions {
+impl NodeOptions {
     /// The defaults, in `data_dir` on `listen`.
     pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
-        ServerOptions {
+        NodeOptions {
             data_dir: data_dir.into(),
             listen,
             admin_password: None,
@@ -100,7 +105,7 @@ impl ServerOptions {
 
 /// A bound, ready server.
 #[derive(Debug)]
-pub struct Server {
+pub struct Node {
     listener: TcpListener,
     state: ApiState,
     extra: Router,
@@ -112,14 +117,15 @@ pub struct Server {
 
 /// Opens the accounts in `data_dir`, for tools that manage users without
 /// serving (the `user` subcommands).
-pub async fn open_accounts(data_dir: &Path) -> Result<Accounts, ServerError> {
+pub async fn open_accounts(data_dir: &Path) -> Result<Accounts, NodeError> {
     Ok(Accounts::open(data_dir).await?)
 }
 
-impl Server {
+impl Node {
     /// Opens the data dir (creating it, the accounts database, the token
-    /// secret and the first admin as needed) and binds the listener.
-    pub async fn bind(opts: ServerOptions) -> Result<Server, ServerError> {
+    /// secret and the first admin as needed), starts the relay and binds
+    /// the listener. [`crate::start`] is the same.
+    pub async fn bind(opts: NodeOptions) -> Result<Node, NodeError> {
         tokio::fs::create_dir_all(&opts.data_dir)
             .await
             .map_err(io(format!("creating {}", opts.data_dir.display())))?;
@@ -145,7 +151,7 @@ impl Server {
             .await
             .map_err(io(format!("listening on {}", opts.listen)))?;
         let stop = CancellationToken::new();
-        let mut extra = crate::ui::router();
+        let mut extra = reallive_http::ui::router();
         let live = match opts.relay {
             Some(cfg) => {
                 let (relay, events) = Relay::start(cfg, stop.clone()).await?;
@@ -157,7 +163,7 @@ impl Server {
             }
             None => None,
         };
-        Ok(Server {
+        Ok(Node {
             listener,
             state,
             extra,
@@ -168,7 +174,7 @@ impl Server {
     }
 
     /// The address actually bound.
-    pub fn local_addr(&self) -> Result<SocketAddr, ServerError> {
+    pub fn local_addr(&self) -> Result<SocketAddr, NodeError> {
         self.listener
             .local_addr()
             .map_err(io("reading the bound address"))
@@ -198,10 +204,10 @@ impl Server {
 
     /// Serves until `shutdown` fires, then lets in-flight requests finish
     /// and closes the database.
-    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServerError> {
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), NodeError> {
         let addr = self.local_addr()?;
-        let app = crate::with_layers(
-            crate::api_routes()
+        let app = reallive_http::with_layers(
+            reallive_http::api_routes()
                 .with_state(self.state.clone())
                 .merge(self.extra),
             &self.state,
@@ -224,7 +230,7 @@ impl Server {
 async fn create_first_admin(
     state: &ApiState,
     password: Option<Secret>,
-) -> Result<Option<Secret>, ServerError> {
+) -> Result<Option<Secret>, NodeError> {
     let (password, generated) = match password {
         Some(p) => {
             reallive_auth::validate::password(p.expose())?;
@@ -258,7 +264,7 @@ async fn create_first_admin(
 
 /// Reads `DATA_DIR/jwt.secret`, or creates it (mode 0600, fsynced) with 256
 /// random bits.
-fn load_or_create_secret(dir: &Path) -> Result<Secret, ServerError> {
+fn load_or_create_secret(dir: &Path) -> Result<Secret, NodeError> {
     let path = dir.join(JWT_SECRET_FILE);
     match std::fs::read_to_string(&path) {
         Ok(s) => {

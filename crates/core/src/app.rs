@@ -1,0 +1,52 @@
+//! What every RealLive program's `main` does the same way (feature `app`):
+//! the `-v` flag and logging to stderr, and shutdown on SIGINT or SIGTERM.
+
+use tokio_util::sync::CancellationToken;
+
+/// `-v`/`-vv`, flattened into a program's clap arguments.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct LogArgs {
+    /// More logging: -v, then -vv (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+impl LogArgs {
+    /// The levels of a server: info, then debug, then trace.
+    pub const SERVER: [&'static str; 3] = ["info", "debug", "trace"];
+
+    /// Logs to stderr at `levels[verbose]` (an `EnvFilter` directive; the
+    /// last for `-vv` and beyond), unless `RUST_LOG` says otherwise. Stdout
+    /// stays free for a program's own output.
+    pub fn init(self, levels: [&str; 3]) {
+        let default = levels[usize::from(self.verbose.min(2))];
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
+}
+
+/// Cancels `token` at the first SIGINT or SIGTERM; spawn it on the
+/// program's runtime. Without a SIGTERM handler (it could not be
+/// installed) Ctrl-C still works.
+pub async fn cancel_on_signals(token: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let ctrl_c = tokio::signal::ctrl_c();
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("no SIGTERM handler ({e}); stop with Ctrl-C");
+            let _ = ctrl_c.await;
+        }
+    }
+    tracing::info!("shutting down");
+    token.cancel();
+}

@@ -1,0 +1,174 @@
+//! [`NodeOptions::resolve`]: a config file's `[server]` section under the
+//! command line's values.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reallive_auth::Secret;
+use reallive_http::ApiOptions;
+use reallive_record::config::ServerSection;
+use reallive_relay::RelayConfig;
+use reallive_signaling::IceServer;
+
+use crate::{NodeError, NodeOptions};
+
+/// Where data lives when neither the CLI, the environment nor the file says.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Loopback only, unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The command line's values, each over the file's: the flags
+/// `reallive-server` and `reallive-nvr` share (flatten them into a clap
+/// parser).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NodeFlags {
+    /// Databases, secrets (and the NVR's recordings) [default: ./data].
+    #[arg(long, env = "REALLIVE_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "REALLIVE_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+
+    /// Password for the first admin, used only on first start [default:
+    /// random, printed once].
+    #[arg(
+        long,
+        env = "REALLIVE_ADMIN_PASSWORD",
+        value_name = "PW",
+        hide_env_values = true,
+        value_parser = secret
+    )]
+    pub admin_password: Option<Secret>,
+
+    /// UDP port of the WebRTC relay, shared by every peer [default: 8189].
+    #[arg(long, env = "REALLIVE_RTC_PORT", value_name = "PORT")]
+    pub rtc_port: Option<u16>,
+
+    /// A public address to advertise for the relay (repeatable), when the
+    /// server sits behind NAT with the RTC port forwarded.
+    #[arg(long = "public-ip", value_name = "IP")]
+    pub public_ips: Vec<IpAddr>,
+
+    /// A STUN or TURN URL handed to clients (repeatable), e.g.
+    /// stun:stun.example.org:3478.
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub ice_servers: Vec<String>,
+}
+
+fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(s.to_owned()))
+}
+
+impl NodeOptions {
+    /// Merges the file's `[server]` section under `flags`, over the
+    /// defaults. The relay always runs, on `rtc_port` of the listen
+    /// address.
+    pub fn resolve(file: ServerSection, flags: NodeFlags) -> Result<NodeOptions, NodeError> {
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let listen = match flags.listen.or(file.listen) {
+            Some(l) => l,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| NodeError::Invalid("default listen address".into()))?,
+        };
+        let mut api = ApiOptions::default();
+        if let Some(ttl) = file.token_ttl_secs {
+            if ttl < 60 {
+                return Err(NodeError::Invalid(
+                    "token_ttl_secs must be at least 60".into(),
+                ));
+            }
+            api.token_ttl = Duration::from_secs(ttl);
+        }
+        if let Some(r) = file.allow_registration {
+            api.allow_registration = r;
+        }
+        api.cors_origins = file.cors_origins;
+        api.ice_servers = file.ice_servers;
+        api.ice_servers
+            .extend(flags.ice_servers.into_iter().map(|url| IceServer {
+                urls: vec![url],
+                username: None,
+                credential: None,
+            }));
+        let rtc_port = flags
+            .rtc_port
+            .or(file.rtc_port)
+            .unwrap_or(reallive_relay::DEFAULT_RTC_PORT);
+        let mut public_ips = file.public_ips;
+        public_ips.extend(flags.public_ips);
+        let mut node = NodeOptions::new(data_dir, listen);
+        node.relay = Some(RelayConfig {
+            bind: SocketAddr::new(listen.ip(), rtc_port),
+            public_ips,
+        });
+        node.admin_password = flags.admin_password.or(file.admin_password);
+        node.jwt_secret = file.jwt_secret;
+        node.api = api;
+        Ok(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let file = ServerSection {
+            listen: Some("0.0.0.0:9000".parse().unwrap()),
+            rtc_port: Some(9100),
+            token_ttl_secs: Some(3600),
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:192.0.2.1:3478".into()],
+                username: None,
+                credential: None,
+            }],
+            ..ServerSection::default()
+        };
+        let o = NodeOptions::resolve(file.clone(), NodeFlags::default()).unwrap();
+        assert_eq!(o.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(o.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(
+            o.relay.as_ref().unwrap().bind,
+            "0.0.0.0:9100".parse().unwrap()
+        );
+        assert_eq!(o.api.token_ttl, Duration::from_secs(3600));
+
+        let flags = NodeFlags {
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            rtc_port: Some(2),
+            ice_servers: vec!["stun:192.0.2.2:3478".into()],
+            ..NodeFlags::default()
+        };
+        let o = NodeOptions::resolve(file, flags).unwrap();
+        assert_eq!(o.listen, "127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            o.relay.as_ref().unwrap().bind,
+            "127.0.0.1:2".parse().unwrap()
+        );
+        assert_eq!(o.api.ice_servers.len(), 2);
+
+        let o = NodeOptions::resolve(ServerSection::default(), NodeFlags::default()).unwrap();
+        assert_eq!(o.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(
+            o.relay.unwrap().bind.port(),
+            reallive_relay::DEFAULT_RTC_PORT
+        );
+    }
+
+    #[test]
+    fn a_short_token_lifetime_is_refused() {
+        let file = ServerSection {
+            token_ttl_secs: Some(59),
+            ..ServerSection::default()
+        };
+        let e = NodeOptions::resolve(file, NodeFlags::default()).unwrap_err();
+        assert!(e.to_string().contains("at least 60"), "{e}");
+    }
+}
