@@ -36,6 +36,7 @@
 //! # Ok::<(), reallive_store::StoreError>(())
 //! ```
 
+mod durable;
 mod error;
 mod export;
 mod file_sink;
