@@ -52,6 +52,7 @@ mod store;
 pub mod transcode;
 pub mod triggered;
 
+pub use durable::write_atomically;
 pub use error::StoreError;
 pub use export::ExportSummary;
 pub use file_sink::{FileFormat, FileSink, FileSummary};
