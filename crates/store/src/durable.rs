@@ -68,8 +68,6 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> io::
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
-
     use super::*;
 
     fn mode_of(path: &Path) -> u32 {

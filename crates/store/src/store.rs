@@ -41,6 +41,9 @@ mod recovery;
 mod retention;
 mod writer;
 
+#[cfg(test)]
+mod testutil;
+
 pub use events::{Event, NewEvent};
 pub use index::CameraUsage;
 pub(crate) use index::row_to_recording; // also `transcode`'s

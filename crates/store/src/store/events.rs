@@ -111,3 +111,75 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use reallive_core::ErrorKind;
+
+    use super::super::testutil::{T0, open, secs};
+    use super::NewEvent;
+    use crate::TimeRange;
+
+    fn event(camera: &str, start_s: i64, end_s: Option<i64>) -> NewEvent {
+        NewEvent {
+            camera: camera.into(),
+            kind: "motion".into(),
+            start_utc_ns: T0 + start_s * super::super::testutil::SEC,
+            end_utc_ns: end_s.map(|e| T0 + e * super::super::testutil::SEC),
+            score: Some(42.5),
+            zone: Some("gate".into()),
+        }
+    }
+
+    /// Which ranges list a closed event `[10, 20)` and an open one from 50.
+    #[tokio::test]
+    async fn a_range_lists_the_events_it_overlaps() {
+        let (_dir, store) = open(|c| c).await;
+        let closed = store.add_event(&event("cam", 10, Some(20))).await.unwrap();
+        let open_ev = store.add_event(&event("cam", 50, None)).await.unwrap();
+        store.add_event(&event("other", 0, None)).await.unwrap();
+        for (range, want) in [
+            (secs(0, 10), vec![]),  // ends where it starts
+            (secs(20, 30), vec![]), // starts where it ends
+            (secs(0, 11), vec![closed]),
+            (secs(19, 21), vec![closed]),
+            (secs(49, 50), vec![]),
+            (secs(50, 51), vec![open_ev]),
+            (secs(1000, 1001), vec![open_ev]), // still open
+            (secs(15, 55), vec![closed, open_ev]),
+        ] {
+            let got: Vec<i64> = store
+                .events("cam", range)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(got, want, "{range:?}");
+        }
+        let e = &store.events("cam", secs(10, 11)).await.unwrap()[0];
+        assert_eq!(
+            (e.kind.as_str(), e.score, e.zone.as_deref()),
+            ("motion", Some(42.5), Some("gate"))
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_events_are_refused() {
+        let (_dir, store) = open(|c| c).await;
+        let e = store
+            .add_event(&event("../etc", 0, None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            store
+                .events("../etc", TimeRange::all())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let e = store.end_event(77, T0, 1.0, "gate").await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
+}

@@ -144,3 +144,101 @@ impl Store {
         first
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{SEC, T0, config, frames, insert_row, open, record, secs};
+    use crate::{Store, TimeRange};
+
+    #[tokio::test]
+    async fn a_range_lists_the_recordings_it_overlaps_oldest_first() {
+        let (_dir, store) = open(|c| c).await;
+        // Inserted out of order; camera b overlaps everything.
+        insert_row(&store, "a", 30, 40, 1).await;
+        insert_row(&store, "a", 0, 10, 1).await;
+        insert_row(&store, "a", 10, 20, 1).await;
+        insert_row(&store, "b", 0, 100, 1).await;
+        for (range, starts) in [
+            (secs(10, 20), vec![10]),
+            (secs(5, 15), vec![0, 10]),
+            (secs(20, 30), vec![]),       // a gap
+            (secs(19, 31), vec![10, 30]), // both edges by a second
+            (secs(40, 50), vec![]),       // starts where the last ends
+            (secs(-10, 0), vec![]),       // ends where the first starts
+            (TimeRange::all(), vec![0, 10, 30]),
+        ] {
+            let got: Vec<i64> = store
+                .recordings("a", range)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.start_utc_ns - T0) / SEC)
+                .collect();
+            assert_eq!(got, starts, "{range:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn one_recording_by_id() {
+        let (_dir, store) = open(|c| c).await;
+        let id = insert_row(&store, "a", 0, 10, 1234).await;
+        let r = store.recording(id).await.unwrap().unwrap();
+        assert_eq!((r.camera.as_str(), r.bytes), ("a", 1234));
+        assert_eq!((r.start_utc_ns, r.end_utc_ns), (T0, T0 + 10 * SEC));
+        assert!(store.recording(id + 1).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn usage_and_cameras_sum_up_each_camera() {
+        let (_dir, store) = open(|c| c).await;
+        assert!(store.usage().await.unwrap().is_empty());
+        assert!(store.cameras().await.unwrap().is_empty());
+        insert_row(&store, "yard", 0, 10, 100).await;
+        insert_row(&store, "door", 5, 8, 7).await;
+        insert_row(&store, "yard", 10, 25, 50).await;
+        let usage = store.usage().await.unwrap();
+        let got: Vec<_> = usage
+            .iter()
+            .map(|u| {
+                (
+                    u.camera.as_str(),
+                    u.recordings,
+                    u.bytes,
+                    u.oldest_utc_ns,
+                    u.newest_utc_ns,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("door", 1, 7, Some(T0 + 5 * SEC), Some(T0 + 8 * SEC)),
+                ("yard", 2, 150, Some(T0), Some(T0 + 25 * SEC)),
+            ]
+        );
+        assert_eq!(store.cameras().await.unwrap(), ["door", "yard"]);
+    }
+
+    /// Live HLS numbers fragments camera-wide: the numbers run on across
+    /// files and across a restart, so a player never sees one reused.
+    #[tokio::test]
+    async fn fragment_numbers_run_on_across_files_and_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(config(dir.path())).await.unwrap();
+        record(&store, "cam", frames(120), T0).await; // two files of 6 fragments
+        record(&store, "other", frames(60), T0).await;
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        let seqs: Vec<(i64, usize)> = recs
+            .iter()
+            .map(|r| (r.first_seq, r.fragments.len()))
+            .collect();
+        assert_eq!(seqs, [(0, 6), (6, 6)]);
+        store.close().await;
+        let (store, _) = Store::open(config(dir.path())).await.unwrap();
+        record(&store, "cam", frames(60), T0 + 10 * SEC).await;
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert_eq!(recs.last().unwrap().first_seq, 12);
+        let other = store.recordings("other", TimeRange::all()).await.unwrap();
+        assert_eq!(other[0].first_seq, 0, "each camera counts its own");
+    }
+}

@@ -302,3 +302,108 @@ impl Store {
             .change(camera, f);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::super::testutil::{SEC, T0, frames, open, record, secs};
+    use super::PlaylistCache;
+    use crate::TimeRange;
+    use crate::fragment::{FragmentEntry, PACKED_LEN};
+
+    fn table(n: usize) -> Arc<Vec<FragmentEntry>> {
+        let f = FragmentEntry {
+            decode_time_90k: 0,
+            duration_90k: 90_000,
+            offset: 0,
+            size: 1,
+            frames: 30,
+            keyframe: true,
+        };
+        Arc::new(vec![f; n])
+    }
+
+    #[test]
+    fn a_cached_table_is_valid_while_the_recording_keeps_its_size() {
+        let mut cache = PlaylistCache::default();
+        cache.insert(1, 1000, table(3));
+        assert_eq!(cache.get(1, 1000).map(|e| e.fragments.len()), Some(3));
+        assert!(cache.get(1, 1200).is_none(), "the open file grew");
+        assert!(cache.get(2, 1000).is_none());
+        cache.insert(1, 1200, table(4));
+        assert_eq!(cache.get(1, 1200).map(|e| e.fragments.len()), Some(4));
+        assert_eq!(cache.cost, 4 * PACKED_LEN, "the old entry's cost went");
+        cache.remove_entry(1);
+        assert_eq!(cache.cost, 0);
+    }
+
+    #[test]
+    fn over_budget_the_least_recently_used_go_first() {
+        // Five entries of a quarter of the budget each (one shared table).
+        let big = table(PlaylistCache::BUDGET / 4 / PACKED_LEN + 1);
+        let mut cache = PlaylistCache::default();
+        for id in 1..=5 {
+            cache.insert(id, 0, big.clone());
+        }
+        assert!(cache.get(1, 0).is_some(), "used again: now the newest");
+        cache.evict();
+        let mut kept: Vec<i64> = cache.entries.keys().copied().collect();
+        kept.sort_unstable();
+        assert_eq!(kept, [1, 5]);
+        assert!(cache.cost <= PlaylistCache::BUDGET * 3 / 4);
+    }
+
+    #[test]
+    fn a_change_to_a_camera_not_loaded_still_counts() {
+        let mut cache = PlaylistCache::default();
+        cache.change("cam", |list| list.clear());
+        assert_eq!(cache.generations.get("cam"), Some(&1));
+        assert!(
+            !cache.cameras.contains_key("cam"),
+            "nothing loaded by a change"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_vod_playlist_covers_the_files_of_its_range() {
+        let (_dir, store) = open(|c| c).await;
+        record(&store, "cam", frames(180), T0).await; // files at 0, 2 and 4 s
+        record(&store, "other", frames(60), T0).await;
+        let all = store.recordings("cam", TimeRange::all()).await.unwrap();
+        // 2.5 s .. 3.5 s: the middle file only.
+        let range = TimeRange::new(T0 + 5 * SEC / 2, T0 + 7 * SEC / 2).unwrap();
+        for _cold_then_cached in 0..2 {
+            let p = store.vod_playlist("cam", range, "/r/").await.unwrap();
+            assert!(p.contains(&all[1].path));
+            assert!(!p.contains(&all[0].path) && !p.contains(&all[2].path));
+            assert!(!p.contains("other/"));
+            let fresh = crate::hls::vod_playlist(
+                &store.recordings("cam", range).await.unwrap(),
+                range,
+                "/r/",
+            );
+            assert_eq!(p, fresh);
+        }
+        let none = store
+            .vod_playlist("cam", secs(100, 200), "/r/")
+            .await
+            .unwrap();
+        assert_eq!(none.matches("#EXTINF").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_live_playlist_holds_the_newest_fragments_by_their_numbers() {
+        let (_dir, store) = open(|c| c).await;
+        record(&store, "cam", frames(120), T0).await; // 12 fragments in two files
+        let p = store.live_playlist("cam", 3, "/r/").await.unwrap();
+        assert_eq!(p.matches("#EXTINF").count(), 3);
+        assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:9\n"), "{p}");
+        let newest = &store.recordings("cam", TimeRange::all()).await.unwrap()[1];
+        assert!(p.contains(&newest.path));
+        assert!(!p.contains("#EXT-X-ENDLIST"), "live has no end");
+        record(&store, "cam", frames(30), T0 + 4 * SEC).await;
+        let p = store.live_playlist("cam", 3, "/r/").await.unwrap();
+        assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:12\n"), "{p}");
+    }
+}

@@ -302,3 +302,205 @@ fn list_mp4(root: &Path) -> Result<HashSet<String>, StoreError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::fs;
+    use std::time::{Duration, SystemTime};
+
+    use super::super::testutil::{SEC, T0, arrival, config, frames, record};
+    use super::{QUARANTINE, list_mp4};
+    use crate::{RecordingState, Store, StoreConfig, TimeRange};
+
+    #[test]
+    fn recordings_on_disk_are_the_mp4_files_outside_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for path in [
+            "cam/2025/11/21/a.mp4",
+            "cam/b.mp4",
+            "cam/notes.txt",
+            "cam/.a.mp4.tmp",
+            ".quarantine/cam/junk.mp4",
+        ] {
+            let p = root.join(path);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(&p, b"x").unwrap();
+        }
+        fs::create_dir_all(root.join("cam/dir.mp4")).unwrap();
+        let want: HashSet<String> = ["cam/2025/11/21/a.mp4", "cam/b.mp4"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        assert_eq!(list_mp4(root).unwrap(), want);
+    }
+
+    /// With `flush_interval` 4, a crash loses the index rows of up to three
+    /// fragments that are safely in the file: recovery indexes them again.
+    #[tokio::test]
+    async fn fragments_written_but_not_yet_indexed_are_recovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = || StoreConfig {
+            flush_interval: 4,
+            ..config(dir.path())
+        };
+        {
+            let (store, _) = Store::open(cfg()).await.unwrap();
+            let mut s = store.session("cam").unwrap();
+            // Keyframes at 10 .. 50 close five fragments; four are indexed.
+            for f in frames(51) {
+                let now = arrival(&f, T0);
+                s.write_at(f, now).await.unwrap();
+            }
+            assert_eq!(
+                store.recordings("cam", TimeRange::all()).await.unwrap()[0]
+                    .fragments
+                    .len(),
+                4
+            );
+            drop(s); // a crash
+            store.close().await;
+        }
+        let (store, report) = Store::open(cfg()).await.unwrap();
+        assert_eq!(
+            (
+                report.repaired,
+                report.fragments_recovered,
+                report.fragments_dropped
+            ),
+            (1, 1, 0),
+            "{report:?}"
+        );
+        let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
+        assert_eq!(r.state, RecordingState::Complete);
+        assert_eq!(r.fragments.len(), 5);
+        assert_eq!(r.end_utc_ns, T0 + 50 * SEC / 30);
+        assert_eq!(
+            fs::metadata(store.root().join(&r.path)).unwrap().len(),
+            r.bytes
+        );
+    }
+
+    /// A crash between "row to garbage" and "unlink": the file is still
+    /// there, and opening finishes the deletion rather than re-indexing it.
+    #[tokio::test]
+    async fn a_deletion_cut_short_by_a_crash_is_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(config(dir.path())).await.unwrap();
+        record(&store, "cam", frames(120), T0).await;
+        let victim = store.recordings("cam", TimeRange::all()).await.unwrap()[0].clone();
+        sqlx::query("INSERT INTO garbage (path, marked_at_utc_ns) VALUES (?, 0)")
+            .bind(&victim.path)
+            .execute(&store.inner.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM recordings WHERE id = ?")
+            .bind(victim.id)
+            .execute(&store.inner.pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let (store, report) = Store::open(config(dir.path())).await.unwrap();
+        assert_eq!(report.garbage_finished, 1, "{report:?}");
+        assert_eq!(report.files_indexed, 0, "{report:?}");
+        assert!(!store.root().join(&victim.path).exists());
+        let left = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_ne!(left[0].path, victim.path);
+    }
+
+    /// A crash before the first fragment leaves a file with only its init
+    /// segment: there is nothing to play, so it is set aside with its row.
+    #[tokio::test]
+    async fn a_file_with_no_fragment_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let rel;
+        {
+            let (store, _) = Store::open(config(dir.path())).await.unwrap();
+            let mut s = store.session("cam").unwrap();
+            for f in frames(5) {
+                let now = arrival(&f, T0);
+                s.write_at(f, now).await.unwrap();
+            }
+            rel = store.recordings("cam", TimeRange::all()).await.unwrap()[0]
+                .path
+                .clone();
+            drop(s);
+            store.close().await;
+        }
+        let (store, report) = Store::open(config(dir.path())).await.unwrap();
+        assert_eq!(
+            (report.files_quarantined, report.repaired),
+            (1, 0),
+            "{report:?}"
+        );
+        assert!(
+            store
+                .recordings("cam", TimeRange::all())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(!store.root().join(&rel).exists());
+        assert!(store.root().join(QUARANTINE).join(&rel).exists());
+    }
+
+    /// Files nobody indexed: where the start comes from, and which are set
+    /// aside.
+    #[tokio::test]
+    async fn unknown_files_are_indexed_or_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(config(dir.path())).await.unwrap();
+        record(&store, "src", frames(60), T0).await; // one 2 s file
+        let src = store
+            .root()
+            .join(&store.recordings("src", TimeRange::all()).await.unwrap()[0].path);
+        store.close().await;
+        let mtime = T0 + 100 * SEC;
+        // (where it is copied, the start recovery gives it; None: set aside)
+        let cases = [
+            // Our file name carries the start.
+            (
+                "named/2025/11/21/20251121T050000.000Z.mp4",
+                Some(1_763_701_200 * SEC),
+            ),
+            // Any other name: it ended when it was last modified.
+            ("renamed/clip.mp4", Some(mtime - 2 * SEC)),
+            // Not a camera name the store would make.
+            ("bad name/clip.mp4", None),
+        ];
+        let root = dir.path().join("recordings");
+        for (rel, _) in &cases {
+            let to = root.join(rel);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(&src, &to).unwrap();
+            let when = SystemTime::UNIX_EPOCH + Duration::from_nanos(mtime as u64);
+            fs::File::options()
+                .write(true)
+                .open(&to)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        let (store, report) = Store::open(config(dir.path())).await.unwrap();
+        assert_eq!(
+            (report.files_indexed, report.files_quarantined),
+            (2, 1),
+            "{report:?}"
+        );
+        for (rel, start) in cases {
+            let camera = rel.split('/').next().unwrap();
+            match start {
+                Some(start) => {
+                    let recs = store.recordings(camera, TimeRange::all()).await.unwrap();
+                    assert_eq!(recs.len(), 1, "{rel}");
+                    assert_eq!(recs[0].start_utc_ns, start, "{rel}");
+                    assert_eq!(recs[0].end_utc_ns, start + 2 * SEC, "{rel}");
+                    assert_eq!(recs[0].fragments.len(), 6, "{rel}");
+                }
+                None => assert!(root.join(QUARANTINE).join(rel).exists(), "{rel}"),
+            }
+        }
+    }
+}

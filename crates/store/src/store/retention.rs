@@ -152,3 +152,140 @@ impl Store {
 fn short_of_space(disk: DiskSpace, floor: u64, expected_file_bytes: u64) -> bool {
     floor > 0 && disk.free_bytes < floor.saturating_mul(2).saturating_add(expected_file_bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::testutil::{SEC, T0, arrival, frames, open, record};
+    use super::{DiskSpace, short_of_space};
+    use crate::TimeRange;
+    use crate::retention::CameraRetention;
+
+    const MB: u64 = 1_000_000;
+
+    fn aged_out(mut c: crate::StoreConfig) -> crate::StoreConfig {
+        c.retention.default = CameraRetention {
+            max_age_ns: Some(1),
+            max_bytes: None,
+        };
+        c
+    }
+
+    #[test]
+    fn a_new_file_waits_for_retention_once_free_space_nears_the_floor() {
+        let disk = |free_mb: u64| DiskSpace {
+            free_bytes: free_mb * MB,
+            total_bytes: 1000 * MB,
+        };
+        // (free, floor, expected file) -> run retention first?
+        for (free, floor, file, short) in [
+            (0, 0, 30, false), // no floor: never
+            (500, 100, 30, false),
+            (231, 100, 30, false), // just above two floors and a file
+            (230, 100, 30, false), // exactly there
+            (229, 100, 30, true),
+            (50, 100, 30, true),                 // already below the floor
+            (u64::MAX / MB, u64::MAX, 30, true), // saturates, no overflow
+        ] {
+            assert_eq!(
+                short_of_space(disk(free), floor.saturating_mul(MB), file * MB),
+                short,
+                "free {free} MB, floor {floor} MB"
+            );
+        }
+    }
+
+    /// On a disk near its floor, each new file first deletes the oldest
+    /// footage; with room to spare nothing goes.
+    #[tokio::test]
+    async fn a_new_file_makes_room_when_the_disk_is_short() {
+        for (floor, files_left) in [(0, 3), (90 * MB, 1)] {
+            let (_dir, store) = open(|mut c| {
+                c.disk_override = Some(DiskSpace {
+                    free_bytes: 100 * MB,
+                    total_bytes: 10_000 * MB,
+                });
+                c.retention.min_free_bytes = floor;
+                c.expected_file_bytes = 30 * MB;
+                c
+            })
+            .await;
+            record(&store, "cam", frames(180), T0).await; // files at 0, 2 and 4 s
+            let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+            assert_eq!(recs.len(), files_left, "floor {floor}");
+            assert_eq!(
+                recs.last().unwrap().end_utc_ns,
+                T0 + 6 * SEC,
+                "the newest stays"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn the_recording_being_written_is_never_deleted() {
+        let (_dir, store) = open(aged_out).await;
+        record(&store, "cam", frames(60), T0).await;
+        let closed = store.recordings("cam", TimeRange::all()).await.unwrap()[0].clone();
+        let mut s = store.session("cam").unwrap();
+        for f in frames(25) {
+            let now = arrival(&f, T0 + 10 * SEC);
+            s.write_at(f, now).await.unwrap();
+        }
+        let report = store.run_retention(0).await.unwrap();
+        assert_eq!((report.deleted, report.bytes_freed), (1, closed.bytes));
+        let left = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].start_utc_ns, T0 + 10 * SEC);
+        assert!(store.root().join(&left[0].path).exists());
+        s.finish().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn retention_runs_in_the_background_until_cancelled() {
+        let (_dir, store) = open(aged_out).await;
+        record(&store, "cam", frames(120), T0).await;
+        let cancel = CancellationToken::new();
+        let task = store.spawn_retention(Duration::from_millis(10), cancel.clone());
+        let emptied = tokio::time::timeout(Duration::from_secs(10), async {
+            while !store
+                .recordings("cam", TimeRange::all())
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(emptied.is_ok(), "retention never ran");
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the task stops when cancelled")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn disk_figures_come_from_the_file_system_or_the_override() {
+        let (dir, store) = open(|c| c).await;
+        let real = store.disk_space().await.unwrap();
+        assert!(real.total_bytes > 0 && real.free_bytes <= real.total_bytes);
+        assert_eq!(
+            super::disk_space(dir.path()).unwrap().total_bytes,
+            real.total_bytes
+        );
+        let fake = DiskSpace {
+            free_bytes: 1,
+            total_bytes: 2,
+        };
+        let (_dir, store) = open(|mut c| {
+            c.disk_override = Some(fake);
+            c
+        })
+        .await;
+        assert_eq!(store.disk_space().await.unwrap(), fake);
+    }
+}

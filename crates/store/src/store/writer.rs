@@ -466,3 +466,122 @@ impl RecordingSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::super::testutil::{T0, arrival, frames, open, record};
+    use crate::{RecordingState, TimeRange};
+
+    fn file_len(store: &crate::Store, rel: &str) -> u64 {
+        std::fs::metadata(store.root().join(rel)).unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn closed_files_are_reported_as_they_close() {
+        let (_dir, store) = open(|c| c).await;
+        let mut s = store.session("cam").unwrap();
+        let all = frames(130);
+        for f in all[..70].iter().cloned() {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        // Frame 60 was a keyframe 2 s in: the first file closed there.
+        let first = s.drain_finished();
+        assert_eq!(first.len(), 1);
+        assert!(s.drain_finished().is_empty(), "drained once");
+        let open_now = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert_eq!(
+            open_now.iter().map(|r| r.state).collect::<Vec<_>>(),
+            [RecordingState::Complete, RecordingState::Writing]
+        );
+        // What the index holds of the open file is on disk.
+        assert_eq!(open_now[1].bytes, file_len(&store, &open_now[1].path));
+        for f in all[70..].iter().cloned() {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        let rest = s.finish().await.unwrap();
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        let ids: Vec<i64> = first.iter().chain(&rest).copied().collect();
+        assert_eq!(ids, recs.iter().map(|r| r.id).collect::<Vec<_>>());
+        assert!(recs.iter().all(|r| r.state == RecordingState::Complete));
+    }
+
+    /// With `flush_interval` 3 the index learns of fragments three at a
+    /// time; what it holds is always on disk, and `finish` commits the rest.
+    #[tokio::test]
+    async fn the_index_follows_the_file_every_flush_interval_fragments() {
+        let (_dir, store) = open(|c| crate::StoreConfig {
+            flush_interval: 3,
+            ..c
+        })
+        .await;
+        let mut s = store.session("cam").unwrap();
+        // Keyframes at 10, 20, 30 and 40 close four fragments.
+        for f in frames(41) {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
+        assert_eq!(r.fragments.len(), 3);
+        assert_eq!(r.bytes, r.fragments[2].end());
+        assert!(
+            file_len(&store, &r.path) > r.bytes,
+            "the fourth is written, not committed"
+        );
+        s.finish().await.unwrap();
+        let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
+        assert_eq!(r.fragments.len(), 5, "and the one-frame tail");
+        assert_eq!(r.bytes, file_len(&store, &r.path));
+        assert_eq!(r.end_utc_ns, T0 + 41 * crate::store::testutil::SEC / 30);
+    }
+
+    #[tokio::test]
+    async fn write_stats_count_what_reached_the_files() {
+        let (_dir, store) = open(|c| c).await;
+        record(&store, "cam", frames(90), T0).await;
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        let stats = store.write_stats("cam");
+        let fragments: usize = recs.iter().map(|r| r.fragments.len()).sum();
+        let bytes: u64 = recs.iter().map(|r| r.bytes - r.init_bytes).sum();
+        assert_eq!(stats.fragments.load(Ordering::Relaxed), fragments as u64);
+        assert_eq!(stats.bytes.load(Ordering::Relaxed), bytes);
+        assert_eq!(
+            store.write_stats("other").fragments.load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    /// Two sessions of one camera starting in the same millisecond (a
+    /// restart racing the old session) get a file each.
+    #[tokio::test]
+    async fn files_starting_in_the_same_millisecond_get_their_own_paths() {
+        let (_dir, store) = open(|c| c).await;
+        let mut a = store.session("cam").unwrap();
+        let mut b = store.session("cam").unwrap();
+        for f in frames(15) {
+            let now = arrival(&f, T0);
+            a.write_at(f.clone(), now).await.unwrap();
+            b.write_at(f, now).await.unwrap();
+        }
+        a.finish().await.unwrap();
+        b.finish().await.unwrap();
+        let mut paths: Vec<String> = store
+            .recordings("cam", TimeRange::all())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "cam/2025/11/21/20251121T044000.000Z-1.mp4",
+                "cam/2025/11/21/20251121T044000.000Z.mp4"
+            ]
+        );
+    }
+}
