@@ -9,15 +9,30 @@
 //! This crate has no GStreamer dependency: it takes
 //! [`EncodedFrame`](reallive_core::EncodedFrame)s from any source.
 //!
-//! Today it holds the muxer, [`mp4::Fmp4Muxer`], and [`FileSink`], which
-//! `reallive-pusher --output x.mp4` uses. The `Storage` trait with its SQLite index, crash
-//! recovery, retention and HLS playback builds on it (see
-//! `docs/design/recording.md` once written).
+//! # Main types
+//!
+//! - [`Store`]: the one handle on a data directory: `recordings/` and its
+//!   SQLite index (`index.sqlite`). [`Store::session`] gives a
+//!   [`RecordingSession`] that turns frames into files; the rest lists,
+//!   plays back, exports, locks and deletes. It implements [`Storage`], the
+//!   trait the puller and the NVR record through.
+//! - [`mp4::Fmp4Muxer`] and [`FileSink`] (`reallive-pusher --output x.mp4`).
+//! - [`write_atomically`]: replace a small file so that a crash leaves the
+//!   old one or the new one, never a torn one.
+//!
+//! The write order, recovery and retention follow `docs/design/recording.md`.
+//! `Store` is split by job into `src/store/`: `index.rs` (queries),
+//! `writer.rs` (the write path), `recovery.rs` (what opening repairs),
+//! `retention.rs` (running the plan of [`retention`], the pure planner),
+//! `deletion.rs`, `playback.rs` (HLS and its cache, export), `events.rs`
+//! and `locks.rs`. `durable.rs` holds the `fsync`s.
 //!
 //! # Threading
 //!
 //! The muxer is sans-IO: it returns bytes for the caller to write, so it
-//! can run on whatever thread owns the file.
+//! can run on whatever thread owns the file. `Store` is async (tokio) and
+//! cheap to clone; its file work runs on tokio's blocking pool, so callers
+//! never wait on a disk on a runtime thread.
 //!
 //! # Example
 //!
@@ -35,7 +50,26 @@
 //! file.extend(muxer.finish(None).iter().flat_map(|f| f.data.iter()));
 //! # Ok::<(), reallive_store::StoreError>(())
 //! ```
+//!
+//! Recording through the store, then playing it back:
+//!
+//! ```no_run
+//! use reallive_store::{Store, StoreConfig, TimeRange};
+//! # async fn run(frames: Vec<reallive_core::EncodedFrame>) -> Result<(), reallive_store::StoreError> {
+//!
+//! // Opening runs crash recovery first.
+//! let (store, _recovered) = Store::open(StoreConfig::new("/var/lib/reallive")).await?;
+//! let mut session = store.session("front")?;
+//! for frame in frames {
+//!     session.write(frame).await?;
+//! }
+//! session.finish().await?;
+//! let playlist = store.vod_playlist("front", TimeRange::all(), "/recordings/").await?;
+//! # Ok(())
+//! # }
+//! ```
 
+mod durable;
 mod error;
 mod export;
 mod file_sink;
@@ -51,6 +85,7 @@ mod store;
 pub mod transcode;
 pub mod triggered;
 
+pub use durable::write_atomically;
 pub use error::StoreError;
 pub use export::ExportSummary;
 pub use file_sink::{FileFormat, FileSink, FileSummary};

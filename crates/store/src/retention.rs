@@ -6,9 +6,13 @@
 
 use std::collections::HashMap;
 
+use crate::StoreError;
+
 /// A size such as `200GiB`, `500MB`, `1.5 TiB` or `1048576` (bytes).
-/// Binary (KiB, MiB, GiB, TiB) and decimal (kB, MB, GB, TB) units.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+/// Binary (KiB, MiB, GiB, TiB) and decimal (kB, MB, GB, TB) units. A bad
+/// size is [`StoreError::InvalidInput`], whose message says what is wrong.
+pub fn parse_bytes(s: &str) -> Result<u64, StoreError> {
+    let bad = |message: String| StoreError::InvalidInput(message);
     let t = s.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -16,7 +20,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let (num, unit) = t.split_at(split);
     let n: f64 = num
         .parse()
-        .map_err(|_| format!("'{s}' is not a size (like 200GiB or 500MB)"))?;
+        .map_err(|_| bad(format!("'{s}' is not a size (like 200GiB or 500MB)")))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" | "k" => 1e3,
@@ -28,14 +32,14 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "gib" => 1024.0 * 1024.0 * 1024.0,
         "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
         _ => {
-            return Err(format!(
+            return Err(bad(format!(
                 "'{s}': unknown unit (use B, kB, MB, GB, TB, KiB, MiB, GiB or TiB)"
-            ));
+            )));
         }
     };
     let v = n * mult;
     if !v.is_finite() || v < 0.0 || v > u64::MAX as f64 {
-        return Err(format!("'{s}' is out of range"));
+        return Err(bad(format!("'{s}' is out of range")));
     }
     Ok(v.round() as u64)
 }
@@ -207,10 +211,18 @@ mod tests {
             ("1048576", 1 << 20),
             ("10 kb", 10_000),
         ] {
-            assert_eq!(parse_bytes(s), Ok(v), "{s}");
+            assert_eq!(parse_bytes(s).ok(), Some(v), "{s}");
         }
-        for bad in ["", "GiB", "12 parsecs", "-1GB", "1e400GB"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
+        for (bad, says) in [
+            ("", "is not a size"),
+            ("GiB", "is not a size"),
+            ("12 parsecs", "unknown unit"),
+            ("-1GB", "is not a size"),
+            ("1e400GB", "unknown unit"),
+        ] {
+            let e = parse_bytes(bad).unwrap_err();
+            assert_eq!(e.kind(), reallive_core::ErrorKind::InvalidArgument, "{bad}");
+            assert!(e.to_string().contains(says), "{bad}: {e}");
         }
     }
 

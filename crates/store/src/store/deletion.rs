@@ -1,0 +1,122 @@
+//! Deleting a recording: its row moves to `garbage`, then the file is
+//! unlinked, then the garbage row goes, so a crash in between leaves work
+//! that recovery finishes.
+
+use std::fs;
+
+use reallive_core::time::UtcNs;
+use sqlx::Row;
+
+use super::{Store, blocking};
+use crate::StoreError;
+
+impl Store {
+    /// Deletes a complete recording: its row goes to `garbage`, then the file,
+    /// then the garbage row.
+    pub async fn delete(&self, recording_id: i64) -> Result<u64, StoreError> {
+        let mut tx = self.inner.pool.begin().await?;
+        let row = sqlx::query("SELECT camera, path, bytes, state FROM recordings WHERE id = ?")
+            .bind(recording_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("recording {recording_id}")))?;
+        let camera: String = row.try_get("camera")?;
+        let path: String = row.try_get("path")?;
+        let bytes: i64 = row.try_get("bytes")?;
+        if row.try_get::<&str, _>("state")? == "writing" {
+            return Err(StoreError::InvalidInput(format!(
+                "recording {recording_id} is still being written"
+            )));
+        }
+        sqlx::query("INSERT OR REPLACE INTO garbage (path, marked_at_utc_ns) VALUES (?, ?)")
+            .bind(&path)
+            .bind(UtcNs::now().0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM recordings WHERE id = ?")
+            .bind(recording_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        // Forget what was cached under the id (ids are never reused).
+        self.cache_change(&camera, |list| list.retain(|r| r.id != recording_id));
+        self.forget_cached(recording_id);
+        self.unlink_garbage(&path).await?;
+        Ok(bytes as u64)
+    }
+
+    pub(crate) async fn unlink_garbage(&self, rel: &str) -> Result<(), StoreError> {
+        let abs = self.inner.root.join(rel);
+        blocking(move || match fs::remove_file(&abs) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(format!("deleting {}", abs.display()), e)),
+        })
+        .await?;
+        sqlx::query("DELETE FROM garbage WHERE path = ?")
+            .bind(rel)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reallive_core::ErrorKind;
+
+    use super::super::testutil::{T0, arrival, frames, open, record};
+    use crate::TimeRange;
+
+    async fn garbage_rows(store: &crate::Store) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM garbage")
+            .fetch_one(&store.inner.pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn deleting_removes_the_file_and_the_row() {
+        let (_dir, store) = open(|c| c).await;
+        record(&store, "cam", frames(120), T0).await;
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        let file = store.root().join(&recs[0].path);
+        assert_eq!(store.delete(recs[0].id).await.unwrap(), recs[0].bytes);
+        assert!(!file.exists());
+        assert!(store.recording(recs[0].id).await.unwrap().is_none());
+        assert_eq!(garbage_rows(&store).await, 0);
+        let usage = store.usage().await.unwrap();
+        assert_eq!((usage[0].recordings, usage[0].bytes), (1, recs[1].bytes));
+        let again = store.delete(recs[0].id).await.unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn a_recording_being_written_is_not_deleted() {
+        let (_dir, store) = open(|c| c).await;
+        let mut s = store.session("cam").unwrap();
+        for f in frames(25) {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
+        let e = store.delete(r.id).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+        assert!(store.root().join(&r.path).exists());
+        assert!(store.recording(r.id).await.unwrap().is_some());
+        assert_eq!(garbage_rows(&store).await, 0);
+        s.finish().await.unwrap();
+        assert!(store.delete(r.id).await.is_ok(), "once closed it can go");
+    }
+
+    #[tokio::test]
+    async fn garbage_whose_file_is_already_gone_is_cleared() {
+        let (_dir, store) = open(|c| c).await;
+        sqlx::query("INSERT INTO garbage (path, marked_at_utc_ns) VALUES ('cam/gone.mp4', 0)")
+            .execute(&store.inner.pool)
+            .await
+            .unwrap();
+        store.unlink_garbage("cam/gone.mp4").await.unwrap();
+        assert_eq!(garbage_rows(&store).await, 0);
+    }
+}

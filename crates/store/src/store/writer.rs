@@ -1,0 +1,587 @@
+//! The write path: a [`RecordingSession`] turns frames into fragmented MP4
+//! files and index rows, in the order of `docs/design/recording.md`:
+//! append the fragment, `fdatasync` (every `flush_interval` fragments),
+//! commit its index rows; on close, `fsync` the file and its directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError};
+
+use reallive_core::EncodedFrame;
+use reallive_core::time::UtcNs;
+
+use super::{Store, blocking};
+use crate::StoreError;
+use crate::durable::fsync_dir;
+use crate::fragment::{self, FragmentEntry};
+use crate::model::{
+    Recording, RecordingState, codec_name, file_path, ticks_to_ns, validate_camera,
+};
+use crate::segmenter::{Output, Segmenter};
+
+/// How one camera's writes go ([`Store::write_stats`]).
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// From a fragment leaving the segmenter to it being written (and,
+    /// when it completes a flush, fdatasynced and indexed).
+    pub latency: reallive_core::LatencyHistogram,
+    /// Bytes of fragments written.
+    pub bytes: std::sync::atomic::AtomicU64,
+    /// Fragments written.
+    pub fragments: std::sync::atomic::AtomicU64,
+}
+
+impl Store {
+    /// Starts recording `camera`. Frames go in with
+    /// [`RecordingSession::write`]; files rotate on their own.
+    pub fn session(&self, camera: &str) -> Result<RecordingSession, StoreError> {
+        validate_camera(camera)?;
+        Ok(RecordingSession {
+            store: self.clone(),
+            camera: camera.to_string(),
+            seg: Segmenter::new(self.inner.cfg.segmenter),
+            file: None,
+            finished: Vec::new(),
+            stats: self.write_stats(camera),
+        })
+    }
+
+    /// Write figures of `camera` since the store opened (created empty on
+    /// first ask).
+    pub fn write_stats(&self, camera: &str) -> Arc<WriteStats> {
+        self.inner
+            .write_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(camera.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+/// The file a session is writing.
+#[derive(Debug)]
+struct OpenFile {
+    file: Option<File>,
+    id: i64,
+    rel: String,
+    abs: PathBuf,
+    start_utc_ns: i64,
+    /// Bytes written (init + fragments), committed or not.
+    bytes: u64,
+    committed_bytes: u64,
+    fragments: Vec<FragmentEntry>,
+    unflushed: u32,
+    duration_90k: i64,
+}
+
+/// Recording one camera: frames in, files out. Dropping it without
+/// [`finish`](Self::finish) leaves the open file to recovery, exactly as a
+/// crash would.
+#[derive(Debug)]
+pub struct RecordingSession {
+    store: Store,
+    camera: String,
+    seg: Segmenter,
+    file: Option<OpenFile>,
+    finished: Vec<i64>,
+    /// The camera's write figures, looked up once.
+    stats: Arc<WriteStats>,
+}
+
+impl RecordingSession {
+    /// The camera being recorded.
+    pub fn camera(&self) -> &str {
+        &self.camera
+    }
+
+    /// Ids of the recordings closed since the last call, oldest first.
+    pub fn drain_finished(&mut self) -> Vec<i64> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Records a frame that arrived now.
+    pub async fn write(&mut self, frame: EncodedFrame) -> Result<(), StoreError> {
+        self.write_at(frame, UtcNs::now().0).await
+    }
+
+    /// Records a frame that arrived at `now_utc_ns`.
+    pub async fn write_at(
+        &mut self,
+        frame: EncodedFrame,
+        now_utc_ns: i64,
+    ) -> Result<(), StoreError> {
+        let outputs = self.seg.push(frame, now_utc_ns)?;
+        for out in outputs {
+            if let Err(e) = self.apply(out).await {
+                // Keep what is committed; the next keyframe starts a new file.
+                self.abandon_file().await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the open file cleanly; returns the ids of the recordings
+    /// closed since the last [`drain_finished`](Self::drain_finished).
+    pub async fn finish(mut self) -> Result<Vec<i64>, StoreError> {
+        for out in self.seg.finish() {
+            self.apply(out).await?;
+        }
+        Ok(self.finished)
+    }
+
+    async fn apply(&mut self, out: Output) -> Result<(), StoreError> {
+        match out {
+            Output::StartFile {
+                start_utc_ns,
+                init,
+                params,
+            } => self.start_file(start_utc_ns, init, &params).await,
+            Output::Fragment(frag) => {
+                let started = std::time::Instant::now();
+                let f = self
+                    .file
+                    .as_mut()
+                    .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
+                // When this fragment completes a flush, write and fdatasync in
+                // one trip to the blocking pool.
+                let sync = f.unflushed + 1 >= self.store.inner.cfg.flush_interval.max(1);
+                let mut written = self.append(&frag.data, sync).await;
+                if written.as_ref().is_err_and(StoreError::is_disk_full) {
+                    // Recording does not stop for a full disk: free the
+                    // oldest footage and try once more.
+                    tracing::warn!(camera = %self.camera, "disk full; running emergency retention");
+                    let headroom = self.store.inner.cfg.expected_file_bytes;
+                    self.store.run_retention(headroom).await?;
+                    written = self.append(&frag.data, sync).await;
+                }
+                written?;
+                let f = self
+                    .file
+                    .as_mut()
+                    .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
+                f.fragments.push(FragmentEntry {
+                    decode_time_90k: frag.decode_time_90k,
+                    duration_90k: u32::try_from(frag.duration_90k).unwrap_or(u32::MAX),
+                    offset: f.bytes,
+                    size: frag.data.len() as u32,
+                    frames: frag.frames,
+                    keyframe: frag.keyframe,
+                });
+                f.bytes += frag.data.len() as u64;
+                f.duration_90k += frag.duration_90k as i64;
+                f.unflushed += 1;
+                if sync {
+                    self.commit().await?;
+                }
+                let stats = &self.stats;
+                stats.latency.record(started.elapsed());
+                stats
+                    .bytes
+                    .fetch_add(frag.data.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                stats
+                    .fragments
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }
+            Output::EndFile { end_utc_ns, .. } => self.end_file(end_utc_ns).await,
+            Output::Clamped { step_90k } => {
+                tracing::warn!(
+                    camera = %self.camera,
+                    step_ms = step_90k / 90,
+                    "camera timestamps went backwards; clamping (logged once per session)"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends `data` to the open file (and `fdatasync`s it when `sync`).
+    /// A failed write is undone: the file is cut back to where it was, so
+    /// a retry or recovery sees no partial fragment.
+    async fn append(&mut self, data: &bytes::Bytes, sync: bool) -> Result<(), StoreError> {
+        let f = self
+            .file
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
+        let mut file = f
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
+        let (data, abs, offset) = (data.clone(), f.abs.clone(), f.bytes);
+        let (file, result) = blocking(move || {
+            let r = file
+                .write_all(&data)
+                .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+            if r.is_err() {
+                use std::io::Seek;
+                let _ = file
+                    .set_len(offset)
+                    .and_then(|()| file.seek(std::io::SeekFrom::Start(offset)));
+            }
+            Ok((
+                file,
+                r.map_err(|e| StoreError::io(format!("writing {}", abs.display()), e)),
+            ))
+        })
+        .await?;
+        f.file = Some(file);
+        result
+    }
+
+    async fn start_file(
+        &mut self,
+        start_utc_ns: i64,
+        init: bytes::Bytes,
+        params: &reallive_core::CodecParameters,
+    ) -> Result<(), StoreError> {
+        self.store.ensure_space().await?;
+        let info = params.stream_info()?;
+        let root = self.store.inner.root.clone();
+        let camera = self.camera.clone();
+        let init_len = init.len() as u64;
+        let (file, rel, abs) = blocking(move || {
+            for suffix in 0..1000 {
+                let rel = file_path(&camera, start_utc_ns, suffix);
+                let abs = root.join(&rel);
+                let dir = abs
+                    .parent()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root.clone());
+                let fresh_dir = !dir.exists();
+                fs::create_dir_all(&dir)
+                    .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
+                let mut file = match OpenOptions::new().write(true).create_new(true).open(&abs) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(StoreError::io(format!("creating {}", abs.display()), e)),
+                };
+                file.write_all(&init)
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| StoreError::io(format!("writing {}", abs.display()), e))?;
+                // Make the new directory entries durable, up to the root.
+                let mut d = dir.as_path();
+                loop {
+                    fsync_dir(d)?;
+                    if !fresh_dir || d == root {
+                        break;
+                    }
+                    match d.parent() {
+                        Some(p) if p.starts_with(&root) => d = p,
+                        _ => break,
+                    }
+                }
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                return Ok((file, rel, abs));
+            }
+            Err(StoreError::InvalidInput(
+                "too many recordings start in the same millisecond".into(),
+            ))
+        })
+        .await?;
+        let first_seq = self.store.take_seq(&self.camera, 0);
+        let r = sqlx::query(
+            "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, \
+             state, first_seq, fragments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?, ?)",
+        )
+        .bind(&self.camera)
+        .bind(&rel)
+        .bind(start_utc_ns)
+        .bind(start_utc_ns)
+        .bind(init_len as i64)
+        .bind(init_len as i64)
+        .bind(codec_name(info.codec))
+        .bind(i64::from(info.width))
+        .bind(i64::from(info.height))
+        .bind(first_seq)
+        .bind(Vec::<u8>::new())
+        .execute(&self.store.inner.pool)
+        .await?;
+        let id = r.last_insert_rowid();
+        let meta = Recording {
+            id,
+            camera: self.camera.clone(),
+            path: rel.clone(),
+            start_utc_ns,
+            end_utc_ns: start_utc_ns,
+            bytes: init_len,
+            init_bytes: init_len,
+            codec: info.codec,
+            width: info.width,
+            height: info.height,
+            state: RecordingState::Writing,
+            first_seq,
+            fragments: Vec::new(),
+        };
+        self.store.cache_change(&self.camera, |list| {
+            let at = list.partition_point(|r| (r.start_utc_ns, r.id) < (start_utc_ns, id));
+            list.insert(at, meta);
+        });
+        self.file = Some(OpenFile {
+            file: Some(file),
+            id,
+            rel,
+            abs,
+            start_utc_ns,
+            bytes: init_len,
+            committed_bytes: init_len,
+            fragments: Vec::new(),
+            unflushed: 0,
+            duration_90k: 0,
+        });
+        Ok(())
+    }
+
+    /// `fdatasync`, then commit the fragments written since the last flush.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if f.unflushed == 0 {
+            return Ok(());
+        }
+        let file = f
+            .file
+            .take()
+            .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
+        let abs = f.abs.clone();
+        let (file, synced) = blocking(move || {
+            let r = file.sync_data();
+            Ok((
+                file,
+                r.map_err(|e| StoreError::io(format!("syncing {}", abs.display()), e)),
+            ))
+        })
+        .await?;
+        f.file = Some(file);
+        synced?;
+        self.commit().await
+    }
+
+    /// Commits the synced fragments to the index (their bytes are on disk).
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        let Some(f) = self.file.as_mut() else {
+            return Ok(());
+        };
+        let new = i64::from(f.unflushed);
+        sqlx::query("UPDATE recordings SET end_utc_ns = ?, bytes = ?, fragments = ? WHERE id = ?")
+            .bind(f.start_utc_ns + ticks_to_ns(f.duration_90k))
+            .bind(f.bytes as i64)
+            .bind(fragment::pack(&f.fragments))
+            .bind(f.id)
+            .execute(&self.store.inner.pool)
+            .await?;
+        f.committed_bytes = f.bytes;
+        f.unflushed = 0;
+        let (id, end, bytes) = (f.id, f.start_utc_ns + ticks_to_ns(f.duration_90k), f.bytes);
+        self.store.cache_change(&self.camera, |list| {
+            if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
+                r.end_utc_ns = end;
+                r.bytes = bytes;
+            }
+        });
+        self.store.take_seq(&self.camera, new);
+        Ok(())
+    }
+
+    async fn end_file(&mut self, end_utc_ns: i64) -> Result<(), StoreError> {
+        self.flush().await?;
+        let Some(mut f) = self.file.take() else {
+            return Ok(());
+        };
+        if let Some(file) = f.file.take() {
+            let abs = f.abs.clone();
+            blocking(move || {
+                file.sync_all()
+                    .map_err(|e| StoreError::io(format!("syncing {}", abs.display()), e))?;
+                match abs.parent() {
+                    Some(dir) => fsync_dir(dir),
+                    None => Ok(()),
+                }
+            })
+            .await?;
+        }
+        sqlx::query("UPDATE recordings SET state = 'complete', end_utc_ns = ? WHERE id = ?")
+            .bind(end_utc_ns)
+            .bind(f.id)
+            .execute(&self.store.inner.pool)
+            .await?;
+        let id = f.id;
+        self.store.cache_change(&self.camera, |list| {
+            if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
+                r.end_utc_ns = end_utc_ns;
+                r.state = RecordingState::Complete;
+            }
+        });
+        tracing::debug!(camera = %self.camera, path = %f.rel, fragments = f.fragments.len(), "recording closed");
+        self.finished.push(f.id);
+        Ok(())
+    }
+
+    /// After a failed write: cut the file back to what the index holds and
+    /// close it, so the index and the file agree; the segmenter starts over
+    /// at the next keyframe.
+    async fn abandon_file(&mut self) {
+        self.seg.abort();
+        let Some(mut f) = self.file.take() else {
+            return;
+        };
+        let committed = f.committed_bytes;
+        let n = f.fragments.len() - f.unflushed as usize;
+        f.fragments.truncate(n);
+        if let Some(file) = f.file.take() {
+            let _ = blocking(move || {
+                let _ = file.set_len(committed).and_then(|()| file.sync_all());
+                Ok(())
+            })
+            .await;
+        }
+        let duration: i64 = f.fragments.iter().map(|x| i64::from(x.duration_90k)).sum();
+        let done = sqlx::query(
+            "UPDATE recordings SET state = 'complete', bytes = ?, end_utc_ns = ?, fragments = ? WHERE id = ?",
+        )
+        .bind(committed as i64)
+        .bind(f.start_utc_ns + ticks_to_ns(duration))
+        .bind(fragment::pack(&f.fragments))
+        .bind(f.id)
+        .execute(&self.store.inner.pool)
+        .await;
+        match done {
+            Ok(_) => {
+                let (id, end) = (f.id, f.start_utc_ns + ticks_to_ns(duration));
+                self.store.cache_change(&self.camera, |list| {
+                    if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
+                        r.end_utc_ns = end;
+                        r.bytes = committed;
+                        r.state = RecordingState::Complete;
+                    }
+                });
+            }
+            // Left as 'writing': recovery will close it at next open.
+            Err(e) => {
+                tracing::warn!(camera = %self.camera, error = %e, "could not close a failed recording")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::super::testutil::{T0, arrival, frames, open, record};
+    use crate::{RecordingState, TimeRange};
+
+    fn file_len(store: &crate::Store, rel: &str) -> u64 {
+        std::fs::metadata(store.root().join(rel)).unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn closed_files_are_reported_as_they_close() {
+        let (_dir, store) = open(|c| c).await;
+        let mut s = store.session("cam").unwrap();
+        let all = frames(130);
+        for f in all[..70].iter().cloned() {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        // Frame 60 was a keyframe 2 s in: the first file closed there.
+        let first = s.drain_finished();
+        assert_eq!(first.len(), 1);
+        assert!(s.drain_finished().is_empty(), "drained once");
+        let open_now = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert_eq!(
+            open_now.iter().map(|r| r.state).collect::<Vec<_>>(),
+            [RecordingState::Complete, RecordingState::Writing]
+        );
+        // What the index holds of the open file is on disk.
+        assert_eq!(open_now[1].bytes, file_len(&store, &open_now[1].path));
+        for f in all[70..].iter().cloned() {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        let rest = s.finish().await.unwrap();
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        let ids: Vec<i64> = first.iter().chain(&rest).copied().collect();
+        assert_eq!(ids, recs.iter().map(|r| r.id).collect::<Vec<_>>());
+        assert!(recs.iter().all(|r| r.state == RecordingState::Complete));
+    }
+
+    /// With `flush_interval` 3 the index learns of fragments three at a
+    /// time; what it holds is always on disk, and `finish` commits the rest.
+    #[tokio::test]
+    async fn the_index_follows_the_file_every_flush_interval_fragments() {
+        let (_dir, store) = open(|c| crate::StoreConfig {
+            flush_interval: 3,
+            ..c
+        })
+        .await;
+        let mut s = store.session("cam").unwrap();
+        // Keyframes at 10, 20, 30 and 40 close four fragments.
+        for f in frames(41) {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
+        assert_eq!(r.fragments.len(), 3);
+        assert_eq!(r.bytes, r.fragments[2].end());
+        assert!(
+            file_len(&store, &r.path) > r.bytes,
+            "the fourth is written, not committed"
+        );
+        s.finish().await.unwrap();
+        let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
+        assert_eq!(r.fragments.len(), 5, "and the one-frame tail");
+        assert_eq!(r.bytes, file_len(&store, &r.path));
+        assert_eq!(r.end_utc_ns, T0 + 41 * crate::store::testutil::SEC / 30);
+    }
+
+    #[tokio::test]
+    async fn write_stats_count_what_reached_the_files() {
+        let (_dir, store) = open(|c| c).await;
+        record(&store, "cam", frames(90), T0).await;
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        let stats = store.write_stats("cam");
+        let fragments: usize = recs.iter().map(|r| r.fragments.len()).sum();
+        let bytes: u64 = recs.iter().map(|r| r.bytes - r.init_bytes).sum();
+        assert_eq!(stats.fragments.load(Ordering::Relaxed), fragments as u64);
+        assert_eq!(stats.bytes.load(Ordering::Relaxed), bytes);
+        assert_eq!(
+            store.write_stats("other").fragments.load(Ordering::Relaxed),
+            0
+        );
+    }
+
+    /// Two sessions of one camera starting in the same millisecond (a
+    /// restart racing the old session) get a file each.
+    #[tokio::test]
+    async fn files_starting_in_the_same_millisecond_get_their_own_paths() {
+        let (_dir, store) = open(|c| c).await;
+        let mut a = store.session("cam").unwrap();
+        let mut b = store.session("cam").unwrap();
+        for f in frames(15) {
+            let now = arrival(&f, T0);
+            a.write_at(f.clone(), now).await.unwrap();
+            b.write_at(f, now).await.unwrap();
+        }
+        a.finish().await.unwrap();
+        b.finish().await.unwrap();
+        let mut paths: Vec<String> = store
+            .recordings("cam", TimeRange::all())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.path)
+            .collect();
+        paths.sort();
+        assert_eq!(
+            paths,
+            [
+                "cam/2025/11/21/20251121T044000.000Z-1.mp4",
+                "cam/2025/11/21/20251121T044000.000Z.mp4"
+            ]
+        );
+    }
+}
