@@ -896,7 +896,7 @@ impl<'t> Checker<'t> {
         let raw = raw?;
         let at = raw.span().start;
         let bytes = match raw.into_inner() {
-            RawSize::Text(s) => parse_bytes(&s),
+            RawSize::Text(s) => parse_bytes(&s).map_err(|e| e.to_string()),
             RawSize::Integer(n) => u64::try_from(n).map_err(|_| "must not be negative".to_owned()),
         };
         bytes
