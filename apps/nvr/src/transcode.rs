@@ -3,7 +3,7 @@
 //! starts `reallive-nvr transcode-file` as a child process at the lowest
 //! CPU priority (`nice -n 19`) and the idle I/O class (`ionice -c 3`); the
 //! child re-encodes with [`transcode_file`], which puts the GStreamer x265
-//! transcoder of `reallive-encode` behind the store's [`Reencoder`].
+//! transcoder of `reallive-encode`, a [`Reencoder`].
 //!
 //! A child process, not a thread: its priority covers every thread x265
 //! and the decoder start, it cannot take the recorders down with it, and
@@ -16,13 +16,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use reallive_core::Codec;
+use reallive_core::reencode::{Reencoder, SourceInfo};
 use reallive_encode::transcode::{H265Settings, H265Transcoder};
 use reallive_record::config::TranscodingSection;
 use reallive_store::transcode::{
-    self, Reencoded, Reencoder, RewriteSummary, SourceInfo, TranscodePolicy, TranscodeRunner,
-    Transcoder,
+    self, RewriteSummary, TranscodePolicy, TranscodeRunner, Transcoder,
 };
 use reallive_store::{Store, StoreError};
 use tokio::io::AsyncReadExt as _;
@@ -36,37 +35,6 @@ const MAX_PERCENT: u32 = 60;
 /// The hidden subcommand a job runs.
 pub const SUBCOMMAND: &str = "transcode-file";
 
-struct Adapter(H265Transcoder);
-
-fn pictures(p: Vec<reallive_encode::transcode::H265Picture>) -> Vec<Reencoded> {
-    p.into_iter()
-        .map(|p| Reencoded {
-            pts_90k: p.pts_90k,
-            data: p.data,
-            keyframe: p.keyframe,
-        })
-        .collect()
-}
-
-impl Reencoder for Adapter {
-    fn push(
-        &mut self,
-        data: &Bytes,
-        pts_90k: i64,
-        dts_90k: i64,
-        keyframe: bool,
-    ) -> Result<Vec<Reencoded>, String> {
-        self.0
-            .push(data, pts_90k, dts_90k, keyframe)
-            .map(pictures)
-            .map_err(|e| e.to_string())
-    }
-
-    fn finish(&mut self) -> Result<Vec<Reencoded>, String> {
-        self.0.finish().map(pictures).map_err(|e| e.to_string())
-    }
-}
-
 /// Re-encodes the H.264 recording `input` to H.265 in `output`, fragment
 /// for fragment (what `reallive-nvr transcode-file` does).
 pub fn transcode_file(
@@ -76,7 +44,7 @@ pub fn transcode_file(
 ) -> Result<RewriteSummary, StoreError> {
     transcode::rewrite(input, output, |info: &SourceInfo| {
         if info.codec != Codec::H264 {
-            return Err(format!("it is {}, not H.264", info.codec));
+            return Err(format!("it is {}, not H.264", info.codec).into());
         }
         let settings = H265Settings {
             max_kbps: settings
@@ -85,8 +53,8 @@ pub fn transcode_file(
             ..settings.clone()
         };
         H265Transcoder::new(&info.config, &settings)
-            .map(|t| Box::new(Adapter(t)) as Box<dyn Reencoder>)
-            .map_err(|e| e.to_string())
+            .map(|t| Box::new(t) as Box<dyn Reencoder>)
+            .map_err(Into::into)
     })
 }
 

@@ -17,6 +17,8 @@
 //! - [`RtspUrl`]: the one camera URL type, and [`redact`], the one
 //!   redactor of credentials in text;
 //! - [`Backoff`]: the one retry delay (doubling, optionally jittered);
+//! - [`reencode::Reencoder`]: the seam where the store's transcoder meets an
+//!   encoder;
 //! - [`LatencyHistogram`]: a lock-free histogram for per-frame latencies;
 //! - [`ErrorKind`]: the error categories every crate's error maps onto;
 //! - `app` (feature `app`): what every program's `main` shares: `-v` and
@@ -61,6 +63,7 @@ pub mod h264;
 pub mod h265;
 mod histogram;
 pub mod nal;
+pub mod reencode;
 mod rtsp;
 pub mod supervise;
 pub mod time;

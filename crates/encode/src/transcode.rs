@@ -26,6 +26,7 @@ use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use reallive_core::reencode::{BoxError, Reencoded, Reencoder};
 
 use crate::EncodeError;
 
@@ -82,17 +83,6 @@ impl H265Settings {
         }
         Ok(())
     }
-}
-
-/// One H.265 access unit out.
-#[derive(Clone, Debug)]
-pub struct H265Picture {
-    /// The pts given with the frame, 90 kHz.
-    pub pts_90k: i64,
-    /// Annex-B, with VPS/SPS/PPS before every keyframe.
-    pub data: Bytes,
-    /// An IDR picture.
-    pub keyframe: bool,
 }
 
 /// A running H.264 to H.265 transcoder.
@@ -265,7 +255,7 @@ impl H265Transcoder {
         pts_90k: i64,
         dts_90k: i64,
         keyframe: bool,
-    ) -> Result<Vec<H265Picture>, EncodeError> {
+    ) -> Result<Vec<Reencoded>, EncodeError> {
         // The origin is the first decode time: presentation is never before it.
         let dts = self.ns(dts_90k)?;
         let pts = self.ns(pts_90k)?;
@@ -289,14 +279,14 @@ impl H265Transcoder {
     }
 
     /// Ends the stream and returns every picture still inside.
-    pub fn finish(&mut self) -> Result<Vec<H265Picture>, EncodeError> {
+    pub fn finish(&mut self) -> Result<Vec<Reencoded>, EncodeError> {
         let _ = self.dec_src.end_of_stream();
         self.pump(true)
     }
 
     /// Moves decoded pictures to the encoder and collects what it made.
     /// With `to_end`, waits for both pipelines to finish.
-    fn pump(&mut self, to_end: bool) -> Result<Vec<H265Picture>, EncodeError> {
+    fn pump(&mut self, to_end: bool) -> Result<Vec<Reencoded>, EncodeError> {
         let mut out = Vec::new();
         loop {
             let raw = if to_end {
@@ -356,7 +346,7 @@ impl H265Transcoder {
         Ok(())
     }
 
-    fn collect(&mut self, out: &mut Vec<H265Picture>, to_end: bool) -> Result<(), EncodeError> {
+    fn collect(&mut self, out: &mut Vec<Reencoded>, to_end: bool) -> Result<(), EncodeError> {
         let Some((_, _, sink)) = &self.encode else {
             return Ok(());
         };
@@ -390,7 +380,7 @@ impl H265Transcoder {
             let map = buffer
                 .map_readable()
                 .map_err(|e| error(format!("reading an encoded picture: {e}")))?;
-            out.push(H265Picture {
+            out.push(Reencoded {
                 pts_90k,
                 data: Bytes::copy_from_slice(&map),
                 keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
@@ -422,5 +412,24 @@ impl Drop for H265Transcoder {
             let _ = p.set_state(gst::State::Null);
         }
         let _ = self.decode.set_state(gst::State::Null);
+    }
+}
+
+/// The store's rewrite drives the transcoder through this trait.
+impl Reencoder for H265Transcoder {
+    fn push(
+        &mut self,
+        data: &Bytes,
+        pts_90k: i64,
+        dts_90k: i64,
+        keyframe: bool,
+    ) -> Result<Vec<Reencoded>, BoxError> {
+        Ok(H265Transcoder::push(
+            self, data, pts_90k, dts_90k, keyframe,
+        )?)
+    }
+
+    fn finish(&mut self) -> Result<Vec<Reencoded>, BoxError> {
+        Ok(H265Transcoder::finish(self)?)
     }
 }

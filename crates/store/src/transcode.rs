@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use reallive_core::reencode::{BoxError, Reencoded, Reencoder, SourceInfo};
 use reallive_core::time::UtcNs;
 use reallive_core::{Codec, CodecParameters};
 use sqlx::Row;
@@ -47,53 +48,6 @@ use crate::mp4::{self, Sample};
 use crate::scan::{self, ScannedFile};
 use crate::store::{blocking, fsync_dir, row_to_recording};
 use crate::{Store, StoreError};
-
-/// What a [`Reencoder`] is given to start: the source's codec, its codec
-/// configuration record (`avcC` or `hvcC` body) and picture size.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SourceInfo {
-    /// The source codec.
-    pub codec: Codec,
-    /// The sample entry's configuration record.
-    pub config: Vec<u8>,
-    /// Picture width.
-    pub width: u16,
-    /// Picture height.
-    pub height: u16,
-    /// The source's average bitrate, kbit/s.
-    pub bitrate_kbps: u32,
-}
-
-/// One picture out of a [`Reencoder`].
-#[derive(Clone, Debug)]
-pub struct Reencoded {
-    /// The presentation time of the input frame it encodes, as given to
-    /// [`Reencoder::push`].
-    pub pts_90k: i64,
-    /// The access unit, Annex-B.
-    pub data: Bytes,
-    /// Whether it can be decoded on its own.
-    pub keyframe: bool,
-}
-
-/// A decoder and encoder in one: stored samples in, new pictures out.
-///
-/// It must return exactly one picture per frame pushed, carrying that
-/// frame's `pts_90k`, in any order and at any delay; [`rewrite`] checks.
-pub trait Reencoder {
-    /// Takes one stored sample (NAL units with 4-byte length prefixes) and
-    /// returns whatever pictures are ready. With `keyframe` the picture
-    /// for this frame must be a keyframe.
-    fn push(
-        &mut self,
-        data: &Bytes,
-        pts_90k: i64,
-        dts_90k: i64,
-        keyframe: bool,
-    ) -> Result<Vec<Reencoded>, String>;
-    /// Drains the pictures still inside.
-    fn finish(&mut self) -> Result<Vec<Reencoded>, String>;
-}
 
 /// What [`rewrite`] wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,7 +76,7 @@ fn rewrite_error(src: &Path, msg: impl std::fmt::Display) -> StoreError {
 pub fn rewrite(
     src: &Path,
     dst: &Path,
-    make: impl FnOnce(&SourceInfo) -> Result<Box<dyn Reencoder>, String>,
+    make: impl FnOnce(&SourceInfo) -> Result<Box<dyn Reencoder>, BoxError>,
 ) -> Result<RewriteSummary, StoreError> {
     let mut input =
         File::open(src).map_err(|e| StoreError::io(format!("opening {}", src.display()), e))?;

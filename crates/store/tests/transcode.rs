@@ -7,9 +7,10 @@
 use std::path::Path;
 
 use bytes::Bytes;
+use reallive_core::reencode::{BoxError, Reencoded, Reencoder, SourceInfo};
 use reallive_core::{Codec, EncodedFrame};
 use reallive_store::segmenter::SegmenterConfig;
-use reallive_store::transcode::{self, Reencoded, Reencoder, SourceInfo};
+use reallive_store::transcode;
 use reallive_store::{Store, StoreConfig, TimeRange, scan};
 
 const SEC: i64 = 1_000_000_000;
@@ -63,7 +64,7 @@ impl Reencoder for Identity {
         pts_90k: i64,
         _dts_90k: i64,
         keyframe: bool,
-    ) -> Result<Vec<Reencoded>, String> {
+    ) -> Result<Vec<Reencoded>, BoxError> {
         let mut annex_b = Vec::new();
         let mut at = 0;
         while at + 4 <= data.len() {
@@ -89,14 +90,14 @@ impl Reencoder for Identity {
         Ok(self.held.drain(..ready).collect())
     }
 
-    fn finish(&mut self) -> Result<Vec<Reencoded>, String> {
+    fn finish(&mut self) -> Result<Vec<Reencoded>, BoxError> {
         Ok(self.held.drain(..).collect())
     }
 }
 
 fn identity(
     fault: Option<(usize, Fault)>,
-) -> impl FnOnce(&SourceInfo) -> Result<Box<dyn Reencoder>, String> {
+) -> impl FnOnce(&SourceInfo) -> Result<Box<dyn Reencoder>, BoxError> {
     move |info: &SourceInfo| {
         assert_eq!(info.codec, Codec::H264);
         assert!(!info.config.is_empty(), "the avcC is handed over");
