@@ -19,6 +19,7 @@ use reallive_capture::worker::{Consumer, Worker};
 use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
 use reallive_core::ErrorKind;
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
+use reallive_encode::transcode::H265Settings;
 use reallive_http::ApiError;
 use reallive_http::nvr::{BoxFuture, NvrState, Workers};
 use reallive_http::recordings::{ApiAccess, RecordingsState};
@@ -504,7 +505,24 @@ pub async fn run(
     tracing::info!(?recovery, "recordings open");
     let stop_recording = CancellationToken::new();
     let retention_task = store.spawn_retention(Duration::from_secs(30), stop_recording.clone());
-    let transcoding = transcode::start(&file.transcoding, &store, stop_recording.clone())?;
+    let transcoding = if file.transcoding.enabled {
+        H265Settings {
+            crf: file.transcoding.crf,
+            preset: file.transcoding.preset.clone(),
+            max_kbps: None,
+        }
+        .check()
+        .map_err(|e| anyhow::anyhow!("transcoding.{e}"))?;
+        let program = std::env::current_exe().context("transcoding: finding this program")?;
+        reallive_record::transcode::start(
+            &file.transcoding,
+            &store,
+            program,
+            stop_recording.clone(),
+        )
+    } else {
+        None
+    };
 
     // One supervised recorder per camera, shown live through the relay.
     let floor_warning: Arc<std::sync::Mutex<Option<String>>> = Arc::default();

@@ -117,10 +117,49 @@ impl From<reallive_auth::AuthError> for ApiError {
     }
 }
 
+/// A store error tells the client what it asked wrong, never where the
+/// files are or what SQLite said: disk, index and corruption errors get a
+/// fixed sentence (and the log gets the detail, once), and paths in the
+/// others are cut out.
 impl From<reallive_store::StoreError> for ApiError {
     fn from(e: reallive_store::StoreError) -> Self {
-        ApiError::new(e.kind(), e.to_string())
+        use reallive_store::StoreError as S;
+        let kind = e.kind();
+        let message = match &e {
+            S::NotFound(_) | S::InvalidInput(_) | S::Bitstream(_) => without_paths(&e.to_string()),
+            _ => {
+                if status_for(kind).0 < 500 {
+                    // A 5xx is logged by `into_response`; this is the
+                    // only place a 4xx from the disk is.
+                    tracing::warn!(error = %e, "recordings store");
+                }
+                match kind {
+                    ErrorKind::NotFound => "that recording's file is missing".to_string(),
+                    ErrorKind::ResourceExhausted => "the recordings disk is full".to_string(),
+                    ErrorKind::PermissionDenied => {
+                        "the server may not read its recordings".to_string()
+                    }
+                    ErrorKind::Unavailable => {
+                        "the recordings are unavailable; try again".to_string()
+                    }
+                    _ => e.to_string(),
+                }
+            }
+        };
+        ApiError::new(kind, message)
     }
+}
+
+/// `text` with every word that starts with `/` (an absolute path)
+/// replaced by `<path>`.
+fn without_paths(text: &str) -> String {
+    text.split(' ')
+        .map(|w| {
+            let bare = w.trim_start_matches(['\'', '"', '(', '`']);
+            if bare.starts_with('/') { "<path>" } else { w }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl IntoResponse for ApiError {
@@ -154,6 +193,51 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_errors_never_show_paths_or_sql() {
+        use reallive_store::StoreError;
+        let io = |kind| StoreError::Io {
+            context: "opening /srv/data/recordings/camera-1/2026/x.mp4".into(),
+            source: std::io::Error::from(kind),
+        };
+        let cases = [
+            (
+                StoreError::NotFound("recording 7".into()),
+                404,
+                "recording 7 not found",
+            ),
+            (
+                StoreError::InvalidInput("'/etc/passwd' is not a recording".into()),
+                400,
+                "<path> is not a recording",
+            ),
+            (
+                io(std::io::ErrorKind::NotFound),
+                404,
+                "that recording's file is missing",
+            ),
+            (
+                io(std::io::ErrorKind::StorageFull),
+                429,
+                "the recordings disk is full",
+            ),
+            (
+                StoreError::Index(sqlx_error()),
+                503,
+                "the recordings are unavailable; try again",
+            ),
+        ];
+        for (e, status, message) in cases {
+            let api = ApiError::from(e);
+            assert_eq!(api.status().as_u16(), status, "{message}");
+            assert_eq!(api.message, message);
+        }
+    }
+
+    fn sqlx_error() -> sqlx::Error {
+        sqlx::Error::Protocol("SELECT path FROM recordings WHERE secret".into())
+    }
 
     #[test]
     fn every_kind_has_a_status() {

@@ -27,9 +27,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use reallive_auth::{Permission, Role, User};
 use reallive_core::supervise::WorkerStatus;
+use reallive_record::transcode::Transcoder;
 use reallive_store::Store;
 use reallive_store::retention::RetentionPolicy;
-use reallive_store::transcode::Transcoder;
 use serde::Serialize;
 
 use crate::{ApiError, ApiJson, ApiPath, ApiState, AuthUser};

@@ -16,11 +16,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::transcode::Window;
 use reallive_auth::Secret;
 pub use reallive_core::RtspUrl;
 use reallive_core::redact;
 use reallive_store::retention::parse_bytes;
-use reallive_store::transcode::Window;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IntoDeserializer};
 use toml::Spanned;
@@ -697,7 +697,7 @@ impl<'t> Checker<'t> {
         if let Some(w) = raw.window {
             match Window::parse(w.get_ref()) {
                 Ok(window) => t.window = window,
-                Err(e) => self.push(w.span().start, "transcoding.window".into(), e),
+                Err(e) => self.push(w.span().start, "transcoding.window".into(), e.to_string()),
             }
         }
         let mut ranged =

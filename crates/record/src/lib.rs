@@ -5,6 +5,10 @@
 //!   reports every problem in a file in one pass, each with its line and
 //!   key, so `reallive-nvr --config nvr.toml --check` prints them all;
 //!   [`config::ServerSection`] is the `[server]` section both servers read.
+//! - [`transcode`]: when old recordings are re-encoded to H.265, which, and
+//!   how many at once; each job runs in a child process.
+//! - [`RecordError`]: the one error type, with its
+//!   [`ErrorKind`](reallive_core::ErrorKind).
 //!
 //! # Boundaries
 //!
@@ -26,3 +30,7 @@
 //! ```
 
 pub mod config;
+mod error;
+pub mod transcode;
+
+pub use error::RecordError;
