@@ -491,7 +491,7 @@ async fn probe_nvr(data: &Path, ids: &[i64]) -> Files {
     let mut f = Files::default();
     for (cam, id) in ids.iter().enumerate() {
         let recs = store
-            .recordings(&reallive_nvr::store_name(*id), TimeRange::all())
+            .recordings(&reallive_core::CameraId(*id).store_key(), TimeRange::all())
             .await
             .unwrap();
         let first_ns = recs.iter().map(|r| r.start_utc_ns).min().unwrap_or(0);

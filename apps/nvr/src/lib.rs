@@ -17,23 +17,18 @@ use anyhow::Context as _;
 use reallive_auth::{Role, Secret};
 use reallive_capture::worker::{Consumer, Worker};
 use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
-use reallive_core::ErrorKind;
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
+use reallive_core::{CameraId, ErrorKind};
 use reallive_encode::transcode::H265Settings;
-use reallive_http::ApiError;
-use reallive_http::nvr::{BoxFuture, NvrState, Workers};
+use reallive_http::nvr::NvrState;
 use reallive_http::recordings::{ApiAccess, RecordingsState};
 use reallive_node::live::LiveState;
 use reallive_node::{NodeFlags, NodeOptions};
 use reallive_record::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
+use reallive_record::{BoxFuture, CameraRegistry, RecordError};
 use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use reallive_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
-
-/// The store's name for camera `id`: stable when the camera is renamed.
-pub fn store_name(id: i64) -> String {
-    format!("camera-{id}")
-}
 
 /// The NVR's settings: the file, with the command line over its
 /// `[server]` section.
@@ -60,6 +55,18 @@ pub struct Ready<'a> {
 
 /// Cameras added through the API live here, in the config's format.
 pub const API_CAMERAS_FILE: &str = "cameras.toml";
+
+/// `text` into `dir/name` on a blocking thread, durably and atomically
+/// (mode 0600: it holds camera passwords).
+async fn save(dir: &std::path::Path, name: &'static str, text: String) -> Result<(), RecordError> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        reallive_store::write_atomically(&dir, name, text.as_bytes(), 0o600)
+    })
+    .await
+    .map_err(|e| RecordError::Internal(format!("saving {name}: {e}")))?
+    .map_err(RecordError::io(format!("saving {name}")))
+}
 
 /// Motion settings changed through the API for cameras from the config
 /// file (`reallive_record::config::motion_overrides_to_toml`).
@@ -157,19 +164,12 @@ impl Recorders {
 
     /// Writes the API's cameras to their file: a new file, synced, then
     /// renamed over the old one, so a crash leaves one or the other.
-    async fn persist(&self, cameras: Vec<CameraConfig>) -> Result<(), ApiError> {
+    async fn persist(&self, cameras: Vec<CameraConfig>) -> Result<(), RecordError> {
         let text = format!(
             "# Cameras added through the API; reallive-nvr rewrites this file.\n{}",
             reallive_record::config::cameras_to_toml(&cameras)
         );
-        let dir = self.data_dir.clone();
-        tokio::task::spawn_blocking(move || write_atomically(&dir, API_CAMERAS_FILE, &text))
-            .await
-            .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
-            .map_err(|e| {
-                tracing::error!("saving {API_CAMERAS_FILE}: {e}");
-                ApiError::new(ErrorKind::Internal, "the camera list could not be saved")
-            })
+        save(&self.data_dir, API_CAMERAS_FILE, text).await
     }
 
     fn api_cameras(&self) -> Vec<CameraConfig> {
@@ -192,25 +192,7 @@ impl Recorders {
     }
 }
 
-/// `text` into `dir/name`, durably and atomically.
-fn write_atomically(dir: &std::path::Path, name: &str, text: &str) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        // It holds camera passwords.
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    std::fs::File::open(dir)?.sync_all()
-}
-
-impl Workers for Recorders {
+impl CameraRegistry for Recorders {
     fn status(&self, id: i64) -> Option<WorkerStatus> {
         let map = self.read();
         let r = map.get(&id)?;
@@ -249,7 +231,7 @@ impl Workers for Recorders {
             .collect()
     }
 
-    fn add(&self, camera: CameraConfig) -> BoxFuture<'_, Result<i64, ApiError>> {
+    fn add(&self, camera: CameraConfig) -> BoxFuture<'_, Result<i64, RecordError>> {
         Box::pin(async move {
             let _one = self.changing.lock().await;
             let taken = |n: &str| n.eq_ignore_ascii_case(&camera.name);
@@ -261,36 +243,37 @@ impl Workers for Recorders {
                     .cameras()
                     .any(|c| taken(&c.name))
             {
-                return Err(ApiError::new(
-                    ErrorKind::AlreadyExists,
-                    format!("a camera named '{}' exists", camera.name),
-                ));
+                return Err(RecordError::Conflict(format!(
+                    "a camera named '{}' exists",
+                    camera.name
+                )));
             }
-            let owner = admin_id(&self.api)
-                .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+            let owner = admin_id(&self.api).map_err(|e| RecordError::Internal(e.to_string()))?;
             let (created, _key) = self
                 .api
                 .accounts()
                 .create_camera(owner, &camera.name, None)
                 .await
-                .map_err(|e| ApiError::new(e.kind(), e.to_string()))?;
+                .map_err(|e| match e.kind() {
+                    ErrorKind::AlreadyExists => RecordError::Conflict(e.to_string()),
+                    ErrorKind::InvalidArgument => RecordError::Invalid(e.to_string()),
+                    _ => RecordError::Internal(e.to_string()),
+                })?;
             let mut list = self.api_cameras();
             list.push(camera.clone());
             self.persist(list).await?;
             self.insert(created.id, camera, false)
-                .map_err(|e| ApiError::new(ErrorKind::InvalidArgument, format!("{e:#}")))?;
+                .map_err(|e| RecordError::Invalid(format!("{e:#}")))?;
             Ok(created.id)
         })
     }
 
-    fn set_motion(&self, id: i64, motion: MotionConfig) -> BoxFuture<'_, Result<(), ApiError>> {
+    fn set_motion(&self, id: i64, motion: MotionConfig) -> BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(async move {
             let _one = self.changing.lock().await;
             let from_config = {
                 let mut map = self.write();
-                let r = map
-                    .get_mut(&id)
-                    .ok_or_else(|| ApiError::not_found("camera"))?;
+                let r = map.get_mut(&id).ok_or(RecordError::NotFound("camera"))?;
                 r.config.motion = motion.clone();
                 r.from_config
             };
@@ -298,19 +281,7 @@ impl Workers for Recorders {
             if from_config {
                 let text =
                     reallive_record::config::motion_overrides_to_toml(&self.motion_overrides());
-                let dir = self.data_dir.clone();
-                tokio::task::spawn_blocking(move || {
-                    write_atomically(&dir, MOTION_OVERRIDES_FILE, &text)
-                })
-                .await
-                .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?
-                .map_err(|e| {
-                    tracing::error!("saving {MOTION_OVERRIDES_FILE}: {e}");
-                    ApiError::new(
-                        ErrorKind::Internal,
-                        "the motion settings could not be saved",
-                    )
-                })?;
+                save(&self.data_dir, MOTION_OVERRIDES_FILE, text).await?;
             } else {
                 self.persist(self.api_cameras()).await?;
             }
@@ -322,15 +293,14 @@ impl Workers for Recorders {
         })
     }
 
-    fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), ApiError>> {
+    fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(async move {
             let _one = self.changing.lock().await;
             let name = match self.read().get(&id) {
-                None => return Err(ApiError::not_found("camera")),
+                None => return Err(RecordError::NotFound("camera")),
                 Some(r) if r.from_config => {
-                    return Err(ApiError::new(
-                        ErrorKind::AlreadyExists,
-                        "this camera comes from the config file: remove it there, or set mode = \"off\"",
+                    return Err(RecordError::Conflict(
+                        "this camera comes from the config file: remove it there, or set mode = \"off\"".into(),
                     ));
                 }
                 Some(r) => r.config.name.clone(),
@@ -487,7 +457,7 @@ pub async fn run(
     }
     for (id, cam, _) in &cameras {
         retention.cameras.insert(
-            store_name(*id),
+            CameraId(*id).store_key(),
             CameraRetention {
                 max_age_ns: cam
                     .retention
@@ -571,13 +541,7 @@ pub async fn run(
     let r = recorders.clone();
     api.add_metrics_source(Box::new(move |out| render_metrics(&r, out)));
 
-    let mut nvr_state = NvrState::new(
-        api.clone(),
-        recorders.clone(),
-        store.clone(),
-        store_name,
-        retention,
-    );
+    let mut nvr_state = NvrState::new(api.clone(), recorders.clone(), store.clone(), retention);
     let mut transcode_task = None;
     if let Some((transcoder, task)) = transcoding {
         nvr_state = nvr_state.with_transcoder(transcoder);
@@ -586,7 +550,7 @@ pub async fn run(
     let server = server
         .merge(reallive_http::recordings::router(RecordingsState::new(
             store.clone(),
-            Arc::new(ApiAccess::new(api.clone(), store_name)),
+            Arc::new(ApiAccess::new(api.clone())),
             data_dir.join("exports"),
         )))
         .merge(reallive_http::nvr::router(nvr_state));
@@ -643,7 +607,7 @@ fn spawn_recorder(
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::channel(4);
     let camera = Arc::new(camera::Camera {
         id,
-        name: store_name(id),
+        name: CameraId(id).store_key(),
         mode: cam.mode,
         pre_roll: Duration::from_secs(u64::from(cam.pre_roll_secs)),
         post_roll: Duration::from_secs(u64::from(cam.post_roll_secs)),
@@ -794,7 +758,12 @@ fn render_metrics(r: &Recorders, out: &mut String) {
     // What the store wrote, and how long a fragment took to be durable.
     let stats: Vec<_> = rows
         .iter()
-        .map(|(id, cam, _)| (label(id, cam), r.store.write_stats(&store_name(**id))))
+        .map(|(id, cam, _)| {
+            (
+                label(id, cam),
+                r.store.write_stats(&CameraId(**id).store_key()),
+            )
+        })
         .collect();
     metric(
         out,

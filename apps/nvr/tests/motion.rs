@@ -440,7 +440,7 @@ struct BallInFile {
 async fn ball_in_file(data: &Path, id: i64) -> BallInFile {
     let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
     let recs = store
-        .recordings(&reallive_nvr::store_name(id), TimeRange::all())
+        .recordings(&reallive_core::CameraId(id).store_key(), TimeRange::all())
         .await
         .unwrap();
     let path = store.root().join(&recs[0].path);

@@ -150,6 +150,17 @@ impl From<reallive_store::StoreError> for ApiError {
     }
 }
 
+/// A recording-domain error: its own message for a request's mistake, the
+/// store's rule for the store's.
+impl From<reallive_record::RecordError> for ApiError {
+    fn from(e: reallive_record::RecordError) -> Self {
+        match e {
+            reallive_record::RecordError::Store(e) => e.into(),
+            e => ApiError::new(e.kind(), e.to_string()),
+        }
+    }
+}
+
 /// `text` with every word that starts with `/` (an absolute path)
 /// replaced by `<path>`.
 fn without_paths(text: &str) -> String {

@@ -16,7 +16,7 @@
 //! | GET | `/api/transcoding/status` | the H.265 transcoder: state, window, jobs running, completed, failed, bytes saved | admin |
 //!
 //! The recorders themselves are the program's: this asks them through
-//! [`Workers`]. A camera the user may not see is a 404.
+//! [`CameraRegistry`]. A camera the user may not see is a 404.
 
 use std::sync::Arc;
 
@@ -26,7 +26,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use reallive_auth::{Permission, Role, User};
+use reallive_core::CameraId;
 use reallive_core::supervise::WorkerStatus;
+use reallive_record::CameraRegistry;
 use reallive_record::transcode::Transcoder;
 use reallive_store::Store;
 use reallive_store::retention::RetentionPolicy;
@@ -35,43 +37,12 @@ use serde::Serialize;
 use crate::{ApiError, ApiJson, ApiPath, ApiState, AuthUser};
 use reallive_record::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 
-/// The recorders, as the NVR runs them.
-pub trait Workers: Send + Sync + 'static {
-    /// The status of camera `id`'s recorder, if it has one.
-    fn status(&self, id: i64) -> Option<WorkerStatus>;
-    /// Starts camera `id`'s recorder; false if it has none.
-    fn start(&self, id: i64) -> bool;
-    /// Stops camera `id`'s recorder until started; false if it has none.
-    fn stop(&self, id: i64) -> bool;
-    /// Records camera `id` for `seconds` as if motion had been seen (an
-    /// external alarm); false if it has no live recorder.
-    fn trigger(&self, id: i64, seconds: u32) -> bool;
-    /// Storage warnings now (free space under the floor, failed writes).
-    fn warnings(&self) -> Vec<String>;
-    /// Every source: `(camera id, its config, true if from the config
-    /// file)`.
-    fn sources(&self) -> Vec<(i64, CameraConfig, bool)>;
-    /// Adds a camera and starts recording it; returns its id. The name
-    /// must be new (409 otherwise).
-    fn add(&self, camera: CameraConfig) -> BoxFuture<'_, Result<i64, ApiError>>;
-    /// Replaces camera `id`'s motion settings (already checked), applies
-    /// them to its live run, and keeps them (404 for no such camera).
-    fn set_motion(&self, id: i64, motion: MotionConfig) -> BoxFuture<'_, Result<(), ApiError>>;
-    /// Stops recording a camera added through the API and forgets its
-    /// source (409 for one from the config file, 404 for none).
-    fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), ApiError>>;
-}
-
-/// A boxed future, for the dyn-compatible [`Workers`].
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
-
 /// The routes' state.
 #[derive(Clone)]
 pub struct NvrState {
     api: ApiState,
-    workers: Arc<dyn Workers>,
+    workers: Arc<dyn CameraRegistry>,
     store: Store,
-    store_name: Arc<dyn Fn(i64) -> String + Send + Sync>,
     retention: Arc<RetentionPolicy>,
     transcoder: Option<Transcoder>,
 }
@@ -90,19 +61,17 @@ impl FromRef<NvrState> for ApiState {
 
 impl NvrState {
     /// Routes over `workers` and `store`; camera `id`'s recordings are
-    /// `store_name(id)` in the store, kept by `retention`.
+    /// under its [`CameraId::store_key`] in the store, kept by `retention`.
     pub fn new(
         api: ApiState,
-        workers: Arc<dyn Workers>,
+        workers: Arc<dyn CameraRegistry>,
         store: Store,
-        store_name: impl Fn(i64) -> String + Send + Sync + 'static,
         retention: RetentionPolicy,
     ) -> Self {
         NvrState {
             api,
             workers,
             store,
-            store_name: Arc::new(store_name),
             retention: Arc::new(retention),
             transcoder: None,
         }
@@ -348,7 +317,7 @@ async fn storage(
     let cameras = visible(&s, &user, Permission::View)
         .into_iter()
         .map(|(id, name)| {
-            let store_name = (s.store_name)(id);
+            let store_name = CameraId(id).store_key();
             let u = usage.iter().find(|u| u.camera == store_name);
             let keep = s
                 .retention

@@ -78,11 +78,10 @@ pub trait PlaybackAccess: Send + Sync + 'static {
 /// or `?token=` for players that cannot set headers) with `need` on the
 /// camera, by grant, ownership or the admin role. A camera the user may
 /// not see is a 404, as in the cameras API. The store's name of camera
-/// `id` is `store_name(id)`.
+/// `id` is its [`CameraId::store_key`](reallive_core::CameraId::store_key).
 #[derive(Clone)]
 pub struct ApiAccess {
     state: crate::ApiState,
-    store_name: Arc<dyn Fn(i64) -> String + Send + Sync>,
 }
 
 impl std::fmt::Debug for ApiAccess {
@@ -93,14 +92,8 @@ impl std::fmt::Debug for ApiAccess {
 
 impl ApiAccess {
     /// Checks against `state`'s accounts.
-    pub fn new(
-        state: crate::ApiState,
-        store_name: impl Fn(i64) -> String + Send + Sync + 'static,
-    ) -> Self {
-        ApiAccess {
-            state,
-            store_name: Arc::new(store_name),
-        }
+    pub fn new(state: crate::ApiState) -> Self {
+        ApiAccess { state }
     }
 }
 
@@ -116,7 +109,7 @@ impl PlaybackAccess for ApiAccess {
             .ok_or_else(|| ApiError::unauthenticated("sign in: send a Bearer token"))?;
         let user = self.state.authenticate(token)?;
         self.state.camera_access(&user, camera, need)?;
-        Ok((self.store_name)(camera))
+        Ok(reallive_core::CameraId(camera).store_key())
     }
 }
 

@@ -49,7 +49,8 @@ impl RecordError {
         }
     }
 
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RecordError {
+    /// An [`RecordError::Io`] maker for `map_err`, naming what was done.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RecordError {
         let what = what.into();
         move |source| RecordError::Io { what, source }
     }

@@ -5,6 +5,7 @@
 //!   reports every problem in a file in one pass, each with its line and
 //!   key, so `reallive-nvr --config nvr.toml --check` prints them all;
 //!   [`config::ServerSection`] is the `[server]` section both servers read.
+//! - [`CameraRegistry`]: the NVR's cameras as its API sees them.
 //! - [`transcode`]: when old recordings are re-encoded to H.265, which, and
 //!   how many at once; each job runs in a child process.
 //! - [`RecordError`]: the one error type, with its
@@ -31,6 +32,8 @@
 
 pub mod config;
 mod error;
+mod registry;
 pub mod transcode;
 
 pub use error::RecordError;
+pub use registry::{BoxFuture, CameraRegistry};

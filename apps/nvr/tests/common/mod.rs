@@ -130,7 +130,7 @@ pub fn state_of(status: &serde_json::Value, id: i64) -> String {
 pub async fn recorded(data: &Path, id: i64) -> (f64, usize, i64) {
     let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
     let recs = store
-        .recordings(&reallive_nvr::store_name(id), TimeRange::all())
+        .recordings(&reallive_core::CameraId(id).store_key(), TimeRange::all())
         .await
         .unwrap();
     let mut secs = 0.0;
