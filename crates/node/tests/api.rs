@@ -856,7 +856,7 @@ async fn openapi_is_served_and_matches_proto() {
     let committed = std::fs::read_to_string(&committed_path).unwrap_or_default();
     assert!(
         committed == generated,
-        "proto/openapi.yaml is out of date: run `UPDATE_OPENAPI=1 cargo nextest run -p reallive-http openapi` and commit it"
+        "proto/openapi.yaml is out of date: run `UPDATE_OPENAPI=1 cargo nextest run -p reallive-node openapi` and commit it"
     );
 
     let dir = tempfile::tempdir().unwrap();

@@ -1,7 +1,8 @@
 //! [`IceServer`]: a STUN or TURN server a WebRTC client is told to use.
 
-/// A STUN or TURN server handed to clients: in the API's live answers, the
-/// servers' config files, and (with credentials) to the pusher and puller.
+// Handed out in the API's live answers and read from the servers' config
+// files; the pusher and puller will take the same.
+/// A STUN or TURN server handed to clients.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IceServer {
