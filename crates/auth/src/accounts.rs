@@ -1012,6 +1012,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn access_for_every_role_and_grant() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = Accounts::open(dir.path()).await.unwrap();
+        let owner = acc
+            .create_user(new_user("owner", Role::Operator))
+            .await
+            .unwrap();
+        let (cam, _key) = acc.create_camera(owner.id, "porch", None).await.unwrap();
+        let users = [
+            acc.create_user(new_user("vic", Role::Viewer))
+                .await
+                .unwrap(),
+            acc.create_user(new_user("oto", Role::Operator))
+                .await
+                .unwrap(),
+            acc.create_user(new_user("ada", Role::Admin)).await.unwrap(),
+        ];
+        use Permission::{Control, Playback, View};
+        // role, grant held, access, may manage
+        let table = [
+            (Role::Viewer, None, None, false),
+            (Role::Viewer, Some(View), Some(View), false),
+            (Role::Viewer, Some(Playback), Some(Playback), false),
+            (Role::Viewer, Some(Control), Some(Control), false),
+            (Role::Operator, None, None, false),
+            (Role::Operator, Some(View), Some(View), false),
+            (Role::Operator, Some(Playback), Some(Playback), false),
+            (Role::Operator, Some(Control), Some(Control), false),
+            (Role::Admin, None, Some(Control), true),
+            (Role::Admin, Some(View), Some(Control), true),
+            (Role::Admin, Some(Playback), Some(Control), true),
+            (Role::Admin, Some(Control), Some(Control), true),
+        ];
+        for (role, grant, access, manages) in table {
+            let user = users.iter().find(|u| u.role == role).unwrap();
+            match grant {
+                Some(p) => drop(acc.grant(cam.id, user.id, p).await.unwrap()),
+                // NotFound on a role's first row, where nothing is granted yet.
+                None => drop(acc.revoke(cam.id, user.id).await),
+            }
+            let snap = acc.snapshot();
+            let what = format!("{role} granted {grant:?}");
+            assert_eq!(snap.access(user, &cam), access, "{what}");
+            assert_eq!(snap.may_manage(user, &cam), manages, "{what}");
+            let visible = snap.visible_cameras(user).any(|c| c.id == cam.id);
+            assert_eq!(visible, access.is_some(), "{what}");
+        }
+        // Owning is not a grant: an operator owns what they create.
+        assert_eq!(acc.snapshot().access(&owner, &cam), Some(Control));
+        acc.close().await;
+    }
+
+    #[tokio::test]
     async fn another_process_writes_are_seen() {
         let dir = tempfile::tempdir().unwrap();
         let server = Accounts::open(dir.path()).await.unwrap();

@@ -1,5 +1,10 @@
 //! Who may do what in RealLive.
 //!
+//! The server, the NVR and the `user` admin commands all decide access the
+//! same way, so the decisions live here, beside the accounts they read,
+//! and the HTTP and signaling layers only ask. Nothing here knows about
+//! HTTP or GStreamer.
+//!
 //! - [`Role`] and [`Permission`]: the vocabulary. Admins do everything;
 //!   operators create cameras; viewers see what they are granted. Grants
 //!   are levels: `control` includes `playback` includes `view`.
@@ -16,10 +21,12 @@
 //!
 //! # Threading
 //!
-//! Hashing and verifying passwords take tens of milliseconds of CPU: call
-//! them on a blocking thread. [`Accounts`] reads are lock-free snapshot
-//! lookups; its writes are async (sqlx runs SQLite on its own threads).
-//! Everything else is pure.
+//! Hashing and verifying passwords take tens of milliseconds of CPU (that
+//! is argon2id's point): call them on a blocking thread. [`Accounts`] reads
+//! are lookups in an immutable snapshot, cheap enough for every request and
+//! every signaling message; its writes are async (sqlx runs SQLite on its
+//! own threads). Tokens, grants, stream keys and the rate limiter are pure
+//! and take `now` as an argument, so their tests need no clock.
 //!
 //! # Example
 //!
@@ -31,12 +38,18 @@
 //! assert!(hasher.verify(&phc, "correct horse battery"));
 //!
 //! let keys = TokenKeys::new(&[42u8; 32])?;
-//! let claims = Claims { sub: 1, role: Role::Admin, ver: 0, iat: 0, exp: 60 };
+//! let claims = Claims { sub: 1, role: Role::Viewer, ver: 0, iat: 0, exp: 60 };
 //! let token = keys.issue(&claims);
-//! assert_eq!(keys.verify(&token, 30).unwrap(), claims);
-//! assert!(Permission::Control.includes(Permission::View));
+//! assert_eq!(keys.verify(&token, 30)?, claims);
+//! assert!(keys.verify(&token, 61).is_err());
+//!
+//! // A grant of `playback` allows watching live, not changing settings.
+//! assert!(Permission::Playback.includes(Permission::View));
+//! assert!(!Permission::Playback.includes(Permission::Control));
 //! # Ok::<(), reallive_auth::AuthError>(())
 //! ```
+
+#![warn(missing_docs)]
 
 pub mod accounts;
 mod password;

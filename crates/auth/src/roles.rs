@@ -5,6 +5,46 @@ use std::str::FromStr;
 
 use crate::AuthError;
 
+/// One table per enum gives its stored name, its wire name and what the
+/// CLI parses, so SQLite rows, JSON and `--role` cannot drift apart. The
+/// serde `rename_all` must agree; the tests check that it does.
+macro_rules! wire_names {
+    ($ty:ident, $what:literal, [$($variant:ident => $name:literal),+ $(,)?]) => {
+        impl $ty {
+            /// Every value, lowest first.
+            const ALL: &[$ty] = &[$($ty::$variant),+];
+
+            /// The stored and wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = AuthError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| AuthError::Unknown {
+                        what: $what,
+                        value: s.to_string(),
+                    })
+            }
+        }
+    };
+}
+
 /// A user's role.
 #[derive(
     Clone,
@@ -29,39 +69,12 @@ pub enum Role {
     Admin,
 }
 
-impl Role {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
+wire_names!(Role, "role", [Viewer => "viewer", Operator => "operator", Admin => "admin"]);
 
+impl Role {
     /// Whether this role may create cameras.
     pub fn can_manage_cameras(self) -> bool {
         self >= Role::Operator
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = AuthError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Role::Viewer, Role::Operator, Role::Admin]
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| AuthError::Unknown {
-                what: "role",
-                value: s.to_string(),
-            })
     }
 }
 
@@ -90,39 +103,12 @@ pub enum Permission {
     Control,
 }
 
-impl Permission {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::View => "view",
-            Permission::Playback => "playback",
-            Permission::Control => "control",
-        }
-    }
+wire_names!(Permission, "permission", [View => "view", Playback => "playback", Control => "control"]);
 
+impl Permission {
     /// Whether holding `self` allows `needed`.
     pub fn includes(self, needed: Permission) -> bool {
         self >= needed
-    }
-}
-
-impl fmt::Display for Permission {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Permission {
-    type Err = AuthError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Permission::View, Permission::Playback, Permission::Control]
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| AuthError::Unknown {
-                what: "permission",
-                value: s.to_string(),
-            })
     }
 }
 
@@ -132,20 +118,61 @@ mod tests {
     use reallive_core::ErrorKind;
 
     #[test]
-    fn names_round_trip_and_order() {
-        for r in [Role::Viewer, Role::Operator, Role::Admin] {
-            assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
+    fn every_role_by_name_and_power() {
+        // role, wire name, may create cameras
+        let table = [
+            (Role::Viewer, "viewer", false),
+            (Role::Operator, "operator", true),
+            (Role::Admin, "admin", true),
+        ];
+        assert_eq!(Role::ALL.len(), table.len());
+        for (role, name, manages) in table {
+            assert_eq!(role.as_str(), name);
+            assert_eq!(role.to_string(), name);
+            assert_eq!(name.parse::<Role>().unwrap(), role);
+            assert_eq!(serde_json::to_string(&role).unwrap(), format!("\"{name}\""));
+            assert_eq!(role.can_manage_cameras(), manages, "{role}");
         }
-        for p in [Permission::View, Permission::Playback, Permission::Control] {
-            assert_eq!(p.as_str().parse::<Permission>().unwrap(), p);
+        assert!(Role::Viewer < Role::Operator && Role::Operator < Role::Admin);
+    }
+
+    #[test]
+    fn every_grant_against_every_need() {
+        use Permission::{Control, Playback, View};
+        let names = [(View, "view"), (Playback, "playback"), (Control, "control")];
+        assert_eq!(Permission::ALL.len(), names.len());
+        for (p, name) in names {
+            assert_eq!(p.as_str(), name);
+            assert_eq!(p.to_string(), name);
+            assert_eq!(name.parse::<Permission>().unwrap(), p);
+            assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{name}\""));
         }
-        assert!(!Role::Viewer.can_manage_cameras());
-        assert!(Role::Admin.can_manage_cameras());
-        assert!(Permission::Playback.includes(Permission::View));
-        assert!(!Permission::View.includes(Permission::Playback));
-        assert_eq!(
-            "root".parse::<Role>().unwrap_err().kind(),
-            ErrorKind::InvalidArgument
-        );
+        // held, needed, allowed
+        let table = [
+            (View, View, true),
+            (View, Playback, false),
+            (View, Control, false),
+            (Playback, View, true),
+            (Playback, Playback, true),
+            (Playback, Control, false),
+            (Control, View, true),
+            (Control, Playback, true),
+            (Control, Control, true),
+        ];
+        assert_eq!(table.len(), Permission::ALL.len() * Permission::ALL.len());
+        for (held, needed, allowed) in table {
+            assert_eq!(held.includes(needed), allowed, "{held} includes {needed}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_invalid_arguments() {
+        for bad in ["root", "Admin", " admin", ""] {
+            let err = bad.parse::<Role>().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+            assert_eq!(err.to_string(), format!("unknown role '{bad}'"));
+        }
+        let err = "edit".parse::<Permission>().unwrap_err();
+        assert_eq!(err.to_string(), "unknown permission 'edit'");
     }
 }

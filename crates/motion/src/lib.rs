@@ -1,21 +1,63 @@
 //! Motion detection for the NVR, in pure Rust.
 //!
-//! Input is GRAY8 frames of about 320 pixels wide at about 5 fps, decoded
-//! at low resolution by a GStreamer branch (`reallive-encode`'s motion
-//! decoder). Detection is frame differencing against a slowly adapting
-//! background, with zones, sensitivity, a minimum area, hysteresis, and
-//! rejection of global light changes. The detector is sans-IO: frames and
-//! their timestamps in, events out.
+//! A recorder in motion mode needs one question answered per camera, a few
+//! times a second: is something moving here? Answering it from a decoded
+//! main stream would cost a Pi most of its CPU, so the NVR decodes a
+//! sub-stream (or only the keyframes) to GRAY8 at about 320 pixels wide and
+//! 5 fps (`reallive-encode`'s `motion::GrayDecoder`) and hands those small
+//! frames here. Keeping this crate free of GStreamer lets its decisions be
+//! table-tested with synthetic pictures.
 //!
-//! [`Detector`] takes a [`GrayFrame`] and its time, and answers with an
-//! [`Observation`]: the score (the largest share of a zone that changed)
-//! and any [`MotionEvent`] it started or ended. Its table tests cover a
-//! still scene, a moving object, exclude and include zones, lights
-//! switching on, an IR switch, and the minimum area.
+//! Detection is frame differencing against a slowly adapting background.
+//! Zones, sensitivity and a minimum area say what counts; hysteresis keeps
+//! one walk across the yard one event; a change spread over most of the
+//! picture (lights, an IR switch) is taken as light, not motion, and the
+//! background is re-learnt.
+//!
+//! - [`Detector`]: one camera's state. It takes a [`GrayFrame`] and its
+//!   time, and answers with an [`Observation`]: the score (the largest
+//!   share of a zone that changed) and any [`MotionEvent`] it started or
+//!   ended.
+//! - [`MotionSettings`] and [`Zone`]: what counts as motion, checked by
+//!   [`MotionSettings::validate`] so a bad config fails at load.
+//! - [`GrayFrame`]: a borrowed GRAY8 picture with its stride, so a decoder's
+//!   padded buffer is used without a copy.
 //!
 //! # Threading
 //!
-//! Pure computation; run it on a blocking thread, one detector per camera.
+//! Sans-IO and synchronous: the caller supplies each frame's time, so tests
+//! and replays need no clock. Each frame is a full pass over its pixels,
+//! so it is CPU work: call it from a blocking thread or a dedicated task,
+//! never from a GStreamer streaming thread, and keep one [`Detector`] per
+//! camera (it is `Send`; nothing in it is shared).
+//!
+//! # Example
+//!
+//! ```
+//! use reallive_motion::{Detector, GrayFrame, MotionEvent, MotionSettings};
+//!
+//! let (w, h) = (64u32, 48u32);
+//! let mut detector = Detector::new(MotionSettings::default())?;
+//! let mut events = Vec::new();
+//! for i in 0..20u32 {
+//!     // A bright 8 × 8 square crossing a dark picture, at 5 fps.
+//!     let mut pixels = vec![16u8; (w * h) as usize];
+//!     let x0 = i * 3;
+//!     for y in 20..28 {
+//!         for x in x0..(x0 + 8).min(w) {
+//!             pixels[(y * w + x) as usize] = 235;
+//!         }
+//!     }
+//!     let frame = GrayFrame::new(&pixels, w, h, w)?;
+//!     events.extend(detector.process(&frame, i64::from(i) * 200).events);
+//! }
+//! events.extend(detector.flush());
+//! assert!(matches!(events.first(), Some(MotionEvent::Started { .. })));
+//! assert!(matches!(events.last(), Some(MotionEvent::Ended { .. })));
+//! # Ok::<(), reallive_motion::MotionError>(())
+//! ```
+
+#![warn(missing_docs)]
 
 mod detector;
 

@@ -3,34 +3,56 @@
 //! Each published camera enters once (signaling or WHIP) and leaves to
 //! every subscriber (browsers, pullers, WHEP clients) without decoding:
 //! str0m depacketizes each frame, and the relay writes it into every
-//! subscriber's session. Subscriber PLI/FIR requests are merged so a
-//! publisher sees at most one keyframe request per 500 ms; a subscriber
-//! only ever starts at a keyframe; a subscriber that cannot keep up drops to
-//! the next keyframe instead of stalling others. See `docs/design/live.md`.
+//! subscriber's session. A Pi publishing over a home uplink can afford one
+//! upload, not one per viewer, and a server that never decodes scales with
+//! bandwidth rather than CPU. See `docs/design/live.md`.
 //!
-//! - [`Relay`]: the running relay (one UDP socket, one task).
-//! - [`Core`]: the sans-IO state: every peer's `str0m::Rtc`, the rooms, and
-//!   the forwarding decisions. Tests drive it directly.
+//! Three rules keep one slow or new viewer from hurting the others:
+//! subscriber PLI/FIR requests are merged so a publisher sees at most one
+//! keyframe request per [`MIN_KEYFRAME_REQUEST_INTERVAL`] (an encoder
+//! flooded with requests sends nothing but keyframes); a subscriber only
+//! ever starts at a keyframe (anything before it would not decode); and a
+//! subscriber that cannot keep up drops to the next keyframe instead of
+//! stalling the fan-out.
+//!
+//! - [`Relay`]: the running relay, started with a [`RelayConfig`]. One UDP
+//!   socket serves every peer, so a firewall needs one port opened.
+//! - [`Core`]: the sans-IO state: every peer's `str0m::Rtc`, the rooms and
+//!   the forwarding decisions, with [`Transmit`]s and [`RelayEvent`]s to
+//!   drain. Tests drive it directly, with scripted times.
 //! - [`KeyframeMerger`] and [`Gate`]: the keyframe policy, table-tested.
+//! - [`CameraCounters`] and [`PeerCounters`]: what the metrics page shows.
 //!
 //! # Threading
 //!
 //! One tokio task owns the socket and every `str0m` state machine: no task,
-//! socket or unbounded queue per peer. Callers talk to it through a bounded
-//! command queue and get events on a bounded queue.
+//! socket or unbounded queue per peer, so the relay's memory is bounded by
+//! its peers and its queues, whatever the network does. Callers talk to it
+//! through a bounded command queue ([`Relay::accept`] waits for room in it;
+//! [`Relay::offer_local`] never waits and drops instead) and get events on
+//! a bounded queue. The task stops when the shutdown token fires.
 //!
 //! # Example
 //!
 //! ```no_run
-//! use reallive_relay::{PeerRole, Relay, RelayConfig};
+//! use reallive_relay::{PeerRole, Relay, RelayConfig, RelayEvent};
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn demo(offer: String) -> Result<(), reallive_relay::RelayError> {
 //! let config = RelayConfig { bind: "127.0.0.1:8189".parse().unwrap(), public_ips: vec![] };
 //! let (relay, mut events) = Relay::start(config, CancellationToken::new()).await?;
-//! let (session, answer) = relay.accept(1, PeerRole::Publisher, offer).await?;
+//! // The SDP answer goes back to the publisher over signaling or WHIP.
+//! let (_session, _answer) = relay.accept(1, PeerRole::Publisher, offer).await?;
+//! while let Some(event) = events.recv().await {
+//!     if let RelayEvent::Media { camera, flowing } = event {
+//!         // The server tells the signaling hub, which tells the viewers.
+//!         let _ = (camera, flowing);
+//!     }
+//! }
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 mod core;
 pub mod keyframe;
