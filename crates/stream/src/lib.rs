@@ -126,12 +126,17 @@ pub trait Session: Send + Sync + Debug {
 
 /// Publishes encoded frames to a server.
 pub trait Streamer: Send + Sync + Debug {
-    /// Starts publishing what arrives on `frames`.
+    /// Starts publishing what arrives on `frames`, on the current tokio
+    /// runtime, and returns at once. The session reconnects on its own
+    /// until it is stopped or dropped, or `frames` closes.
     fn start(&self, frames: FrameReceiver) -> Result<Box<dyn Session>, StreamError>;
 }
 
 /// Subscribes to a camera on a server.
 pub trait Receiver: Send + Sync + Debug {
-    /// Starts receiving, pushing access units into `out`.
+    /// Starts receiving on the current tokio runtime, pushing access units
+    /// into `out` (each connection's first is a keyframe), and returns at
+    /// once. The session reconnects on its own until it is stopped or
+    /// dropped, or `out`'s reader goes away.
     fn start(&self, out: FrameSender) -> Result<Box<dyn Session>, StreamError>;
 }
