@@ -1,6 +1,7 @@
 //! `reallive-puller` as a library: [`run`] records cameras from a server
 //! until the shutdown token fires. It wires `reallive-stream` (subscribing
-//! and signing in), `reallive-store` (recording and retention),
+//! through a [`Receiver`] built by [`receiver`], and signing in),
+//! `reallive-store` (recording through the [`Storage`] trait, retention),
 //! `reallive-http` (local playback) and `reallive-encode` (the optional
 //! preview); the logic lives there.
 
@@ -14,8 +15,8 @@ use anyhow::Context as _;
 use reallive_core::Backoff;
 use reallive_http::recordings::{LocalAccess, RecordingsState};
 use reallive_store::retention::RetentionPolicy;
-use reallive_store::{Store, StoreConfig};
-use reallive_stream::{Credential, StreamError, SubscribeConfig, WebRtcSubscriber};
+use reallive_store::{Storage, Store, StoreConfig};
+use reallive_stream::{Credential, Receiver, StreamError, SubscribeConfig, WebRtcSubscriber};
 use tokio_util::sync::CancellationToken;
 
 /// How the puller signs in.
@@ -146,6 +147,9 @@ pub async fn run(
         return finish(store, retention, http, Summary::default()).await;
     };
 
+    // Recording goes through the Storage trait: another backend plugs in
+    // here. Opening, retention and playback stay with the SQLite store.
+    let storage: Arc<dyn Storage> = Arc::new(store.clone());
     let mut sessions = Vec::new();
     let mut recorders = Vec::new();
     let mut previews = Vec::new();
@@ -161,23 +165,15 @@ pub async fn run(
                 rx2
             }
         };
-        let whep = config
-            .whep
-            .then(|| format!("{}/whep/{camera}", config.server.trim_end_matches('/')));
-        let session = WebRtcSubscriber::new(SubscribeConfig {
-            server: config.server.clone(),
-            camera,
-            token: credential.clone(),
-            whep,
-        })
-        .start_session(tx)
-        .map_err(|e| anyhow::anyhow!("camera {camera}: {e}"))?;
+        let session = receiver(&config, camera, &credential)
+            .start(tx)
+            .map_err(|e| anyhow::anyhow!("camera {camera}: {e}"))?;
         sessions.push(session);
-        let store = store.clone();
+        let storage = storage.clone();
         let stop = stop.clone();
         recorders.push(tokio::spawn(async move {
             let name = store_name(camera);
-            let stats = reallive_store::record(&store, &name, rx, &stop).await;
+            let stats = reallive_store::record(storage.as_ref(), &name, rx, &stop).await;
             (camera, stats.frames)
         }));
     }
@@ -198,6 +194,21 @@ pub async fn run(
         }
     }
     finish(store, retention, http, summary).await
+}
+
+/// The one place that picks the transport: a [`Receiver`] for `camera` on
+/// `config.server`, over WHEP when `config.whep`, signing in with
+/// `credential`'s current value on each connection.
+pub fn receiver(config: &PullerConfig, camera: i64, credential: &Credential) -> Box<dyn Receiver> {
+    let whep = config
+        .whep
+        .then(|| format!("{}/whep/{camera}", config.server.trim_end_matches('/')));
+    Box::new(WebRtcSubscriber::new(SubscribeConfig {
+        server: config.server.clone(),
+        camera,
+        token: credential.clone(),
+        whep,
+    }))
 }
 
 /// Passes a camera's frames on to the store, showing each on `preview` on

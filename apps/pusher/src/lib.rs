@@ -1,9 +1,10 @@
-//! `reallive-pusher`: capture a camera, encode H.264, and (for now) write it
-//! to a file — the "does my camera work" check. Publishing to a server over
-//! WebRTC comes with the live-video work.
+//! `reallive-pusher`: capture a camera, encode H.264, and publish it to a
+//! RealLive server ([`publish`]), or write it to a file ([`run`], the "does
+//! my camera work" check).
 //!
-//! The binary parses flags into a [`PusherConfig`] and calls [`run`]; this
-//! library only wires `reallive-capture` to `reallive-store`'s file sink.
+//! The binary parses flags into a [`PusherConfig`] or a [`PublishTarget`]
+//! and calls one of them; this library only wires `reallive-capture` to a
+//! [`Streamer`] (built by [`streamer`]) or to `reallive-store`'s file sink.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use anyhow::{Context, bail};
 use reallive_capture::{CaptureOptions, Source};
 use reallive_core::{FrameReceiver, frame_channel};
 use reallive_store::{FileSink, FileSummary};
+use reallive_stream::{SessionState, Streamer};
 use tokio_util::sync::CancellationToken;
 
 /// Everything `run` needs, already validated by the CLI.
@@ -191,6 +193,23 @@ pub struct PublishSummary {
     pub dropped: u64,
 }
 
+/// The one place that picks the transport: a [`Streamer`] publishing to
+/// `target`, calling `keyframe` when the server wants a keyframe.
+pub fn streamer(
+    target: &PublishTarget,
+    keyframe: Arc<dyn Fn() + Send + Sync>,
+) -> Box<dyn Streamer> {
+    Box::new(reallive_stream::WebRtcPublisher::new(
+        reallive_stream::PublishConfig {
+            server: target.server.clone(),
+            camera: target.camera,
+            key: target.key.clone(),
+            whip: target.whip.clone(),
+            keyframe,
+        },
+    ))
+}
+
 /// Captures `source` and publishes it to `target` until `seconds` of media
 /// went out, the source ends, or `shutdown` fires. Network trouble never
 /// stops it: the publisher reconnects with backoff while the capture runs.
@@ -207,23 +226,14 @@ pub async fn publish(
     let mut running = cap.start(tx)?;
     let encoder = running.encoder();
     tracing::info!(source = %cap.describe(), encoder, server = %target.server, camera = target.camera, "publishing");
-    let publisher = reallive_stream::WebRtcPublisher::new(reallive_stream::PublishConfig {
-        server: target.server.clone(),
-        camera: target.camera,
-        key: target.key.clone(),
-        whip: target.whip.clone(),
-        keyframe: running.keyframe_requester(),
-    });
-    let session = publisher.start_session(rx)?;
+    let streamer = streamer(&target, running.keyframe_requester());
+    let session = streamer.start(rx)?;
     let mut state = session.state();
     let limit = async {
         match seconds {
             Some(s) => {
                 // Count media time from the first frame that goes out.
-                loop {
-                    if session.frames_sent.load(Ordering::Relaxed) > 0 {
-                        break;
-                    }
+                while session.frames() == 0 {
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 }
                 tokio::time::sleep(std::time::Duration::from_secs(u64::from(s))).await;
@@ -238,11 +248,11 @@ pub async fn publish(
             }
             let s = state.borrow().clone();
             match s {
-                reallive_stream::PublishState::Publishing => tracing::info!("live"),
-                reallive_stream::PublishState::Refused => {
+                SessionState::Live => tracing::info!("live"),
+                SessionState::Refused(_) => {
                     tracing::error!("the server refused the stream key; check --camera and --key");
                 }
-                reallive_stream::PublishState::Stopped => return,
+                SessionState::Stopped => return,
                 _ => {}
             }
         }
@@ -256,19 +266,16 @@ pub async fn publish(
     session.stop();
     // Let the session say goodbye (leave-room) before the capture stops.
     let mut st = session.state();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        while *st.borrow() != reallive_stream::PublishState::Stopped {
-            if st.changed().await.is_err() {
-                break;
-            }
-        }
-    })
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        st.wait_for(|s| *s == SessionState::Stopped),
+    )
     .await;
     let dropped = running.stats().dropped();
     running.stop().await;
     result?;
     Ok(PublishSummary {
-        frames_sent: session.frames_sent.load(Ordering::Relaxed),
+        frames_sent: session.frames(),
         encoder,
         dropped,
     })

@@ -1,38 +1,86 @@
-//! Moving encoded frames between machines.
+//! Moving encoded frames between machines: the pusher's publishing and the
+//! puller's subscribing, as WebRTC clients (the `webrtc` crate) of a
+//! RealLive server's relay.
 //!
-//! [`Streamer`] publishes a camera's frames (the pusher); [`Receiver`]
-//! subscribes to one (the puller). Both sit where data crosses into Rust as
-//! encoded access units, and both are dyn-compatible.
+//! # Main types
 //!
-//! - [`WebRtcPublisher`]: publishes over `/ws/signaling` or WHIP with the
-//!   `webrtc` crate, forwards the relay's keyframe requests to the capture (at most
-//!   one per 500 ms), and reconnects with [`Backoff`] (1 s to 60 s, ±20 %).
-//! - [`WebRtcSubscriber`]: the other way: joins as a viewer over
-//!   `/ws/signaling` or WHEP, turns RTP back
-//!   into access units, drops to the next keyframe on loss and asks for one
-//!   with PLI (at most every 500 ms), and reconnects.
+//! - [`Streamer`] publishes a camera's frames; [`Receiver`] subscribes to
+//!   one. Both sit where data crosses into Rust as encoded access units,
+//!   both are dyn-compatible, and both start a [`Session`] that reports its
+//!   [`SessionState`] and ends when dropped. Apps hold a `Box<dyn Streamer>`
+//!   or `Box<dyn Receiver>`, so another transport plugs in without touching
+//!   them.
+//! - [`WebRtcPublisher`] (a [`Streamer`]): publishes over `/ws/signaling`
+//!   or WHIP, forwards the relay's keyframe requests to the capture (at most
+//!   one per 500 ms), and reconnects with backoff from 1 s to 60 s (±20 %).
+//! - [`WebRtcSubscriber`] (a [`Receiver`]): joins as a viewer over
+//!   `/ws/signaling` or WHEP, turns RTP back into access units, drops to
+//!   the next keyframe on loss and asks for one with PLI (at most every
+//!   500 ms), and reconnects with backoff from 1 s to 30 s.
+//! - [`ReconnectingSession`]: what both start. One reconnect driver serves
+//!   both: it connects, waits with [`reallive_core::Backoff`] after a
+//!   failure, retries at the ceiling while the server refuses the
+//!   credential, and starts the backoff over after a healthy connection.
+//! - [`login`] and [`Credential`]: a viewer's token, replaceable while
+//!   sessions run.
 //!
 //! # Threading
 //!
-//! `start` spawns onto the caller's tokio runtime and returns at once;
-//! frames move through bounded channels.
+//! `start` spawns onto the caller's tokio runtime (outside one it fails
+//! with [`StreamError::Unavailable`]) and returns at once. Frames move
+//! through bounded channels: a subscriber drops to the next keyframe when
+//! its reader falls behind, and a publisher's capture does the same when
+//! the network does. State changes arrive on a `tokio::sync::watch`
+//! channel.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use reallive_stream::{PublishConfig, SessionState, Streamer, WebRtcPublisher};
+//!
+//! # async fn example(frames: reallive_core::FrameReceiver) -> Result<(), reallive_stream::StreamError> {
+//! let streamer: Box<dyn Streamer> = Box::new(WebRtcPublisher::new(PublishConfig {
+//!     server: "http://127.0.0.1:8080".into(),
+//!     camera: 1,
+//!     key: "the camera's stream key".into(),
+//!     whip: None,
+//!     // Ask the capture for a keyframe here.
+//!     keyframe: Arc::new(|| {}),
+//! }));
+//! let session = streamer.start(frames)?;
+//! let mut state = session.state();
+//! while state.changed().await.is_ok() {
+//!     if *state.borrow() == SessionState::Live {
+//!         break;
+//!     }
+//! }
+//! // Dropping the session leaves the room and stops.
+//! drop(session);
+//! # Ok(())
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 mod assemble;
 mod http1;
 mod login;
+mod peer;
 mod publish;
+mod reconnect;
 mod signal;
 mod subscribe;
 
 use std::fmt::Debug;
 
 pub use login::{Credential, Token, login};
-pub use publish::{
-    MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, PublishSession, PublishState, WebRtcPublisher,
-};
-pub use subscribe::{SubscribeConfig, SubscribeSession, SubscribeState, WebRtcSubscriber};
+pub use publish::{MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, WebRtcPublisher};
+pub use reconnect::{ReconnectingSession, SessionState};
+pub use subscribe::{SubscribeConfig, WebRtcSubscriber};
 
 use reallive_core::{ErrorKind, FrameReceiver, FrameSender};
+use tokio::sync::watch;
 
 /// Errors from publishing or subscribing.
 #[derive(Debug, thiserror::Error)]
@@ -61,16 +109,34 @@ impl StreamError {
 }
 
 /// A running publish or subscribe session; dropping it ends the session.
-pub trait Session: Send + Debug {}
+pub trait Session: Send + Sync + Debug {
+    /// The current state, and changes to it; [`SessionState::Stopped`] is
+    /// the last. An app waits on it for `Live`, reports `Refused`, and after
+    /// [`stop`](Session::stop) waits for `Stopped` to let the session say
+    /// goodbye to the server.
+    fn state(&self) -> watch::Receiver<SessionState>;
+
+    /// Ends the session now (dropping it does too).
+    fn stop(&self);
+
+    /// Frames moved over all connections so far: sent by a publisher,
+    /// delivered by a subscriber.
+    fn frames(&self) -> u64;
+}
 
 /// Publishes encoded frames to a server.
 pub trait Streamer: Send + Sync + Debug {
-    /// Starts publishing what arrives on `frames`.
+    /// Starts publishing what arrives on `frames`, on the current tokio
+    /// runtime, and returns at once. The session reconnects on its own
+    /// until it is stopped or dropped, or `frames` closes.
     fn start(&self, frames: FrameReceiver) -> Result<Box<dyn Session>, StreamError>;
 }
 
 /// Subscribes to a camera on a server.
 pub trait Receiver: Send + Sync + Debug {
-    /// Starts receiving, pushing access units into `out`.
+    /// Starts receiving on the current tokio runtime, pushing access units
+    /// into `out` (each connection's first is a keyframe), and returns at
+    /// once. The session reconnects on its own until it is stopped or
+    /// dropped, or `out`'s reader goes away.
     fn start(&self, out: FrameSender) -> Result<Box<dyn Session>, StreamError>;
 }

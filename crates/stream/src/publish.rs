@@ -4,37 +4,28 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use reallive_core::{EncodedFrame, FrameReceiver};
-use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
+use reallive_signaling::Role;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::sdp::RTCSessionDescription;
-use rtc::peer_connection::transport::RTCIceServer;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
-use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState,
-};
-use webrtc::runtime::TokioRuntime;
+use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
-use crate::signal::{Channel, Ended, h264_codec, h264_engine, local_ip_towards, signaling_url};
+use crate::peer::{self, failed};
+use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
+use crate::signal::{Channel, Ended, h264_codec, signaling_url};
 use crate::{Session, StreamError, Streamer};
-use reallive_core::Backoff;
 
 /// At most one forced keyframe per this interval, however often the relay
 /// asks.
@@ -67,21 +58,6 @@ impl std::fmt::Debug for PublishConfig {
     }
 }
 
-/// What the publisher is doing, for logs and tests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PublishState {
-    /// Setting up signaling and WebRTC.
-    Connecting,
-    /// Media flows.
-    Publishing,
-    /// Waiting before the next attempt; the reason is in the string.
-    Retrying(String),
-    /// The server refused the key; retrying slowly.
-    Refused,
-    /// Stopped.
-    Stopped,
-}
-
 /// Publishes over WS signaling with the `webrtc` crate.
 #[derive(Debug, Clone)]
 pub struct WebRtcPublisher {
@@ -93,48 +69,10 @@ impl WebRtcPublisher {
     pub fn new(config: PublishConfig) -> Self {
         WebRtcPublisher { config }
     }
-}
 
-/// A running publisher; dropping it ends the session.
-#[derive(Debug)]
-pub struct PublishSession {
-    stop: CancellationToken,
-    state: watch::Receiver<PublishState>,
-    /// Frames sent over all connections.
-    pub frames_sent: Arc<AtomicU64>,
-}
-
-impl PublishSession {
-    /// The current state, and changes to it.
-    pub fn state(&self) -> watch::Receiver<PublishState> {
-        self.state.clone()
-    }
-
-    /// Ends the session now.
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
-}
-
-impl Drop for PublishSession {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl Session for PublishSession {}
-
-impl Streamer for WebRtcPublisher {
-    fn start(&self, frames: FrameReceiver) -> Result<Box<dyn Session>, StreamError> {
-        Ok(Box::new(self.start_session(frames)?))
-    }
-}
-
-impl WebRtcPublisher {
-    /// Starts publishing on the current tokio runtime.
-    pub fn start_session(&self, frames: FrameReceiver) -> Result<PublishSession, StreamError> {
-        let rt = tokio::runtime::Handle::try_current()
-            .map_err(|_| StreamError::Unavailable("no tokio runtime".into()))?;
+    /// Starts publishing on the current tokio runtime: reconnects with
+    /// backoff from 1 s to 60 s, and every 60 s while the key is refused.
+    pub fn start_session(&self, frames: FrameReceiver) -> Result<ReconnectingSession, StreamError> {
         let ws_url = match &self.config.whip {
             Some(w) => {
                 crate::http1::split(w).map_err(StreamError::InvalidConfig)?;
@@ -142,106 +80,51 @@ impl WebRtcPublisher {
             }
             None => signaling_url(&self.config.server)?,
         };
-        let stop = CancellationToken::new();
-        let (state_tx, state) = watch::channel(PublishState::Connecting);
-        let frames_sent = Arc::new(AtomicU64::new(0));
-        let span = tracing::info_span!("publish", camera = self.config.camera);
-        rt.spawn(
-            run(
-                self.config.clone(),
+        reconnect::spawn(
+            Publish {
+                config: self.config.clone(),
                 ws_url,
                 frames,
-                state_tx,
-                frames_sent.clone(),
-                stop.clone(),
-            )
-            .instrument(span),
-        );
-        Ok(PublishSession {
-            stop,
-            state,
-            frames_sent,
-        })
+            },
+            Policy::new(
+                Duration::from_secs(1),
+                Duration::from_secs(60),
+                "publishing",
+                "this camera's stream key",
+            ),
+            tracing::info_span!("publish", camera = self.config.camera),
+        )
     }
 }
 
-async fn run(
+impl Streamer for WebRtcPublisher {
+    fn start(&self, frames: FrameReceiver) -> Result<Box<dyn Session>, StreamError> {
+        Ok(Box::new(self.start_session(frames)?))
+    }
+}
+
+/// One publishing connection at a time, for the reconnect driver.
+struct Publish {
     config: PublishConfig,
     ws_url: String,
-    mut frames: FrameReceiver,
-    state: watch::Sender<PublishState>,
-    sent: Arc<AtomicU64>,
-    stop: CancellationToken,
-) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    loop {
-        state.send_replace(PublishState::Connecting);
-        let started = Instant::now();
-        let ended = Box::pin(connect_and_publish(
-            &config,
-            &ws_url,
-            &mut frames,
-            &state,
-            &sent,
-            &stop,
+    frames: FrameReceiver,
+}
+
+impl Connect for Publish {
+    fn connect<'a>(&'a mut self, link: &'a Link) -> BoxFuture<'a, Ended> {
+        Box::pin(connect_and_publish(
+            &self.config,
+            &self.ws_url,
+            &mut self.frames,
+            link,
         ))
-        .await;
-        // A session that streamed for a minute was healthy: start over.
-        if started.elapsed() >= Duration::from_secs(60) {
-            backoff.reset();
-        }
-        let wait = match ended {
-            Ended::Stopped => break,
-            Ended::Refused(why) => {
-                tracing::error!(
-                    "the server refused this camera's stream key ({why}); retrying every 60 s"
-                );
-                state.send_replace(PublishState::Refused);
-                backoff.max()
-            }
-            Ended::Failed(why) => {
-                let wait = backoff.next_delay();
-                tracing::warn!(
-                    "publishing stopped: {why}; retrying in {:.1} s",
-                    wait.as_secs_f64()
-                );
-                state.send_replace(PublishState::Retrying(why));
-                wait
-            }
-        };
-        // Keep the capture's queue from filling while we wait: frames from
-        // before the reconnect are stale anyway.
-        let until = tokio::time::Instant::now() + wait;
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => {
-                    state.send_replace(PublishState::Stopped);
-                    return;
-                }
-                () = tokio::time::sleep_until(until) => break,
-                f = frames.recv() => if f.is_none() { state.send_replace(PublishState::Stopped); return; },
-            }
-        }
-    }
-    state.send_replace(PublishState::Stopped);
-}
-
-#[derive(Clone)]
-struct Events {
-    gathered: tokio::sync::mpsc::Sender<()>,
-    state: tokio::sync::mpsc::Sender<RTCPeerConnectionState>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.try_send(());
-        }
     }
 
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.state.try_send(state);
+    /// Keeps the capture's queue from filling while we wait: frames from
+    /// before the reconnect are stale anyway. A capture that ends ends the
+    /// session.
+    fn idle(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async { while self.frames.recv().await.is_some() {} })
     }
 }
 
@@ -249,62 +132,23 @@ async fn connect_and_publish(
     config: &PublishConfig,
     ws_url: &str,
     frames: &mut FrameReceiver,
-    state: &watch::Sender<PublishState>,
-    sent: &AtomicU64,
-    stop: &CancellationToken,
+    link: &Link,
 ) -> Ended {
-    // 1. Signaling: join as the camera's publisher (or, with WHIP, nothing
-    // until the offer).
-    let opened = match &config.whip {
-        Some(url) => Channel::http(url, &config.key),
-        None => {
-            let join = Message::JoinRoom {
-                v: PROTOCOL_VERSION,
-                camera_id: config.camera,
-                role: Role::Publisher,
-                stream_key: Some(config.key.clone()),
-                token: None,
-            };
-            Channel::ws(ws_url, &join).await
-        }
-    };
-    let mut chan = match opened {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-
-    // 2. WebRTC: one sendonly H.264 track, constrained baseline.
-    let video_codec = h264_codec();
-    let (media, registry) = match h264_engine() {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    let registry = registry.with(Slot::from(14_000), KeyframeRequests::default());
-    let (gtx, mut gathered) = tokio::sync::mpsc::channel(1);
-    let (stx, mut pc_state) = tokio::sync::mpsc::channel(16);
-    let local = local_ip_towards(config.whip.as_deref().unwrap_or(ws_url))
-        .map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
-    let built = Box::pin(
-        PeerConnectionBuilder::new()
-            .with_configuration(
-                RTCConfigurationBuilder::new()
-                    .with_ice_servers(Vec::<RTCIceServer>::new())
-                    .build(),
-            )
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Events {
-                gathered: gtx,
-                state: stx,
-            }))
-            .with_runtime(Arc::new(TokioRuntime))
-            .with_udp_addrs(vec![local])
-            .build(),
+    // Signaling (with WHIP, nothing until the offer), and WebRTC with one
+    // sendonly H.264 track, constrained baseline.
+    let whip = config.whip.as_deref();
+    let opened = peer::open(
+        whip,
+        ws_url,
+        config.camera,
+        Role::Publisher,
+        config.key.clone(),
+        |registry| registry.with(Slot::from(14_000), KeyframeRequests::default()),
     )
     .await;
-    let pc = match built {
-        Ok(pc) => pc,
-        Err(e) => return Ended::Failed(format!("peer connection: {e}")),
+    let (mut chan, pc, mut events) = match opened {
+        Ok(x) => x,
+        Err(e) => return e,
     };
     let ssrc: u32 = rand_ssrc();
     let track = match TrackLocalStaticSample::new(
@@ -319,7 +163,7 @@ async fn connect_and_publish(
                     ssrc: Some(ssrc),
                     ..Default::default()
                 },
-                codec: video_codec.clone(),
+                codec: h264_codec(),
                 ..Default::default()
             }],
         ),
@@ -331,68 +175,46 @@ async fn connect_and_publish(
         let sender = pc
             .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
             .await
-            .map_err(|e| format!("add track: {e}"))?;
-        let offer = pc
-            .create_offer(None)
-            .await
-            .map_err(|e| format!("offer: {e}"))?;
-        pc.set_local_description(offer)
-            .await
-            .map_err(|e| format!("local description: {e}"))?;
-        // Host candidates only: gathering takes milliseconds. Send the
-        // whole offer rather than trickle.
-        let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
-        let offer = pc
-            .local_description()
-            .await
-            .ok_or_else(|| "no local description".to_string())?;
-        let answer = match chan.exchange(offer.sdp.clone()).await {
-            Ok(a) => a,
-            Err(Ended::Failed(why)) => return Err(why),
-            Err(e) => return Ok(e),
-        };
-        let answer = RTCSessionDescription::answer(answer).map_err(|e| format!("answer: {e}"))?;
-        pc.set_remote_description(answer)
-            .await
-            .map_err(|e| format!("remote description: {e}"))?;
+            .map_err(failed("add track"))?;
+        peer::negotiate(&pc, &mut events.gathered, &mut chan).await?;
         let pt = sender
             .get_parameters()
             .await
-            .map_err(|e| format!("parameters: {e}"))?
+            .map_err(failed("parameters"))?
             .rtp_parameters
             .codecs
             .first()
             .map(|c| c.payload_type)
-            .ok_or_else(|| "no codec negotiated".to_string())?;
+            .ok_or_else(|| Ended::Failed("no codec negotiated".into()))?;
         // Connected within 10 s, or try again.
         let connected = tokio::time::timeout(Duration::from_secs(10), async {
-            while let Some(s) = pc_state.recv().await {
+            while let Some(s) = events.state.recv().await {
                 match s {
                     RTCPeerConnectionState::Connected => return Ok(()),
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        return Err(format!("connection {s}"));
+                        return Err(Ended::Failed(format!("connection {s}")));
                     }
                     _ => {}
                 }
             }
-            Err("connection ended".to_string())
+            Err(Ended::Failed("connection ended".into()))
         })
         .await
-        .map_err(|_| "ICE did not connect within 10 s".to_string())?;
+        .map_err(|_| Ended::Failed("ICE did not connect within 10 s".into()))?;
         connected?;
-        state.send_replace(PublishState::Publishing);
+        link.count_connection();
+        link.live();
         tracing::info!("publishing");
-        Ok::<_, String>(
+        Ok::<_, Ended>(
             stream_frames(
                 config,
                 &mut chan,
                 &track,
                 ssrc,
                 pt,
-                &mut pc_state,
+                &mut events.state,
                 frames,
-                sent,
-                stop,
+                link,
             )
             .await,
         )
@@ -400,10 +222,7 @@ async fn connect_and_publish(
     .await;
     let _ = pc.close().await;
     chan.close().await;
-    match ended {
-        Ok(e) => e,
-        Err(e) => Ended::Failed(e),
-    }
+    ended.unwrap_or_else(|e| e)
 }
 
 fn rand_ssrc() -> u32 {
@@ -421,8 +240,7 @@ async fn stream_frames(
     pt: u8,
     pc_state: &mut tokio::sync::mpsc::Receiver<RTCPeerConnectionState>,
     frames: &mut FrameReceiver,
-    sent: &AtomicU64,
-    stop: &CancellationToken,
+    link: &Link,
 ) -> Ended {
     // The viewer's decoder starts at a keyframe: ask for one now, and send
     // nothing before it.
@@ -437,12 +255,9 @@ async fn stream_frames(
     tokio::pin!(ended);
     loop {
         tokio::select! {
-            () = stop.cancelled() => return Ended::Stopped,
-            s = pc_state.recv() => match s {
-                Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected) | None => {
-                    return Ended::Failed("the WebRTC connection was lost".into());
-                }
-                _ => {}
+            () = link.stop().cancelled() => return Ended::Stopped,
+            s = pc_state.recv() => if let Some(lost) = peer::lost(s) {
+                return lost;
             },
             e = &mut ended => return e,
             ev = track.poll() => match ev {
@@ -473,7 +288,7 @@ async fn stream_frames(
                 if let Err(e) = track.sample_writer(ssrc, pt).write_sample(&sample).await {
                     return Ended::Failed(format!("sending a frame: {e}"));
                 }
-                sent.fetch_add(1, Ordering::Relaxed);
+                link.count_frame();
             }
         }
     }

@@ -3,30 +3,22 @@
 //! `/ws/signaling` or WHEP, reconnecting on its own.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, nal};
-use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
-use rtc::peer_connection::sdp::RTCSessionDescription;
+use reallive_signaling::Role;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
-use tracing::Instrument as _;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
-    RTCPeerConnectionState,
-};
-use webrtc::runtime::TokioRuntime;
+use webrtc::peer_connection::PeerConnection;
 
 use crate::assemble::Assembler;
-use crate::signal::{Channel, Ended, h264_engine, local_ip_towards, signaling_url};
+use crate::peer::{self, PeerEvents, failed};
+use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
+use crate::signal::{Channel, Ended, signaling_url};
 use crate::{Credential, Receiver, Session, StreamError};
-use reallive_core::Backoff;
 
 /// What to watch, and as whom.
 #[derive(Clone)]
@@ -54,57 +46,11 @@ impl std::fmt::Debug for SubscribeConfig {
     }
 }
 
-/// What the subscriber is doing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SubscribeState {
-    /// Setting up.
-    Connecting,
-    /// Frames arrive.
-    Receiving,
-    /// Waiting before the next attempt; the reason is in the string.
-    Retrying(String),
-    /// The token or grant was refused; retrying slowly.
-    Refused(String),
-    /// Stopped.
-    Stopped,
-}
-
 /// Receives over WS signaling with the `webrtc` crate.
 #[derive(Debug, Clone)]
 pub struct WebRtcSubscriber {
     config: SubscribeConfig,
 }
-
-/// A running subscription; dropping it ends it.
-#[derive(Debug)]
-pub struct SubscribeSession {
-    stop: CancellationToken,
-    state: watch::Receiver<SubscribeState>,
-    /// Frames delivered.
-    pub frames: Arc<AtomicU64>,
-    /// Connections made (1 + reconnects).
-    pub connections: Arc<AtomicU64>,
-}
-
-impl SubscribeSession {
-    /// The current state, and changes to it.
-    pub fn state(&self) -> watch::Receiver<SubscribeState> {
-        self.state.clone()
-    }
-
-    /// Ends the subscription now.
-    pub fn stop(&self) {
-        self.stop.cancel();
-    }
-}
-
-impl Drop for SubscribeSession {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
-}
-
-impl Session for SubscribeSession {}
 
 impl Receiver for WebRtcSubscriber {
     fn start(&self, out: FrameSender) -> Result<Box<dyn Session>, StreamError> {
@@ -118,173 +64,73 @@ impl WebRtcSubscriber {
         WebRtcSubscriber { config }
     }
 
-    /// Starts receiving on the current tokio runtime into `out`.
-    pub fn start_session(&self, out: FrameSender) -> Result<SubscribeSession, StreamError> {
-        let rt = tokio::runtime::Handle::try_current()
-            .map_err(|_| StreamError::Unavailable("no tokio runtime".into()))?;
+    /// Starts receiving on the current tokio runtime into `out`:
+    /// reconnects with backoff from 1 s to 30 s, and every 30 s while the
+    /// token or grant is refused.
+    pub fn start_session(&self, out: FrameSender) -> Result<ReconnectingSession, StreamError> {
         let ws_url = signaling_url(&self.config.server)?;
         if let Some(w) = &self.config.whep {
             crate::http1::split(w).map_err(StreamError::InvalidConfig)?;
         }
-        let stop = CancellationToken::new();
-        let (state_tx, state) = watch::channel(SubscribeState::Connecting);
-        let frames = Arc::new(AtomicU64::new(0));
-        let connections = Arc::new(AtomicU64::new(0));
-        let span = tracing::info_span!("subscribe", camera = self.config.camera);
-        rt.spawn(
-            run(
-                self.config.clone(),
+        reconnect::spawn(
+            Subscribe {
+                config: self.config.clone(),
                 ws_url,
                 out,
-                state_tx,
-                frames.clone(),
-                connections.clone(),
-                stop.clone(),
-            )
-            .instrument(span),
-        );
-        Ok(SubscribeSession {
-            stop,
-            state,
-            frames,
-            connections,
-        })
+                timeline: Timeline::default(),
+            },
+            Policy::new(
+                Duration::from_secs(1),
+                Duration::from_secs(30),
+                "receiving",
+                "this viewer",
+            ),
+            tracing::info_span!("subscribe", camera = self.config.camera),
+        )
     }
 }
 
-async fn run(
+/// One receiving connection at a time, for the reconnect driver; the
+/// timeline runs on across them.
+struct Subscribe {
     config: SubscribeConfig,
     ws_url: String,
     out: FrameSender,
-    state: watch::Sender<SubscribeState>,
-    frames: Arc<AtomicU64>,
-    connections: Arc<AtomicU64>,
-    stop: CancellationToken,
-) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
-    let mut timeline = Timeline::default();
-    loop {
-        state.send_replace(SubscribeState::Connecting);
-        timeline.discontinuity();
-        let started = Instant::now();
-        let ended = Box::pin(connect_and_receive(
-            &config,
-            &ws_url,
-            &mut timeline,
-            &out,
-            &state,
-            &frames,
-            &connections,
-            &stop,
+    timeline: Timeline,
+}
+
+impl Connect for Subscribe {
+    fn connect<'a>(&'a mut self, link: &'a Link) -> BoxFuture<'a, Ended> {
+        self.timeline.discontinuity();
+        Box::pin(connect_and_receive(
+            &self.config,
+            &self.ws_url,
+            &mut self.timeline,
+            &self.out,
+            link,
         ))
-        .await;
-        if started.elapsed() >= Duration::from_secs(30) {
-            backoff.reset();
-        }
-        let wait = match ended {
-            Ended::Stopped => break,
-            Ended::Refused(why) => {
-                tracing::error!("the server refused this viewer ({why}); retrying every 30 s");
-                state.send_replace(SubscribeState::Refused(why));
-                backoff.max()
-            }
-            Ended::Failed(why) => {
-                let wait = backoff.next_delay();
-                tracing::warn!(
-                    "receiving stopped: {why}; retrying in {:.1} s",
-                    wait.as_secs_f64()
-                );
-                state.send_replace(SubscribeState::Retrying(why));
-                wait
-            }
-        };
-        tokio::select! {
-            () = stop.cancelled() => break,
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-    state.send_replace(SubscribeState::Stopped);
-}
-
-#[derive(Clone)]
-struct Events {
-    gathered: mpsc::Sender<()>,
-    state: mpsc::Sender<RTCPeerConnectionState>,
-    tracks: mpsc::Sender<Arc<dyn TrackRemote>>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.try_send(());
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.state.try_send(state);
-    }
-
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.try_send(track);
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn connect_and_receive(
     config: &SubscribeConfig,
     ws_url: &str,
     timeline: &mut Timeline,
     out: &FrameSender,
-    state: &watch::Sender<SubscribeState>,
-    frames: &AtomicU64,
-    connections: &AtomicU64,
-    stop: &CancellationToken,
+    link: &Link,
 ) -> Ended {
-    let opened = match &config.whep {
-        Some(url) => Channel::http(url, &config.token.get()),
-        None => {
-            let join = Message::JoinRoom {
-                v: PROTOCOL_VERSION,
-                camera_id: config.camera,
-                role: Role::Viewer,
-                stream_key: None,
-                token: Some(config.token.get()),
-            };
-            Channel::ws(ws_url, &join).await
-        }
-    };
-    let mut chan = match opened {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let (media, registry) = match h264_engine() {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
-    let (gtx, mut gathered) = mpsc::channel(1);
-    let (stx, mut pc_state) = mpsc::channel(16);
-    let (ttx, mut tracks) = mpsc::channel(4);
-    let local = local_ip_towards(config.whep.as_deref().unwrap_or(ws_url))
-        .map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
-    let built = Box::pin(
-        PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Events {
-                gathered: gtx,
-                state: stx,
-                tracks: ttx,
-            }))
-            .with_runtime(Arc::new(TokioRuntime))
-            .with_udp_addrs(vec![local])
-            .build(),
+    let opened = peer::open(
+        config.whep.as_deref(),
+        ws_url,
+        config.camera,
+        Role::Viewer,
+        config.token.get(),
+        |registry| registry,
     )
     .await;
-    let pc = match built {
-        Ok(pc) => pc,
-        Err(e) => return Ended::Failed(format!("peer connection: {e}")),
+    let (mut chan, pc, mut events) = match opened {
+        Ok(x) => x,
+        Err(e) => return e,
     };
     let ended = async {
         pc.add_transceiver_from_kind(
@@ -295,63 +141,24 @@ async fn connect_and_receive(
             }),
         )
         .await
-        .map_err(|e| format!("transceiver: {e}"))?;
-        let offer = pc
-            .create_offer(None)
-            .await
-            .map_err(|e| format!("offer: {e}"))?;
-        pc.set_local_description(offer)
-            .await
-            .map_err(|e| format!("local description: {e}"))?;
-        let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
-        let offer = pc
-            .local_description()
-            .await
-            .ok_or_else(|| "no local description".to_string())?;
-        let answer = match chan.exchange(offer.sdp.clone()).await {
-            Ok(a) => a,
-            Err(Ended::Failed(why)) => return Err(why),
-            Err(e) => return Ok(e),
-        };
-        let answer = RTCSessionDescription::answer(answer).map_err(|e| format!("answer: {e}"))?;
-        pc.set_remote_description(answer)
-            .await
-            .map_err(|e| format!("remote description: {e}"))?;
-        connections.fetch_add(1, Ordering::Relaxed);
-        Ok::<_, String>(
-            receive(
-                &mut chan,
-                timeline,
-                &mut pc_state,
-                &mut tracks,
-                out,
-                state,
-                frames,
-                stop,
-            )
-            .await,
-        )
+        .map_err(failed("transceiver"))?;
+        peer::negotiate(&pc, &mut events.gathered, &mut chan).await?;
+        link.count_connection();
+        Ok::<_, Ended>(receive(&mut chan, timeline, &mut events, out, link).await)
     }
     .await;
     let _ = pc.close().await;
     chan.close().await;
-    match ended {
-        Ok(e) => e,
-        Err(e) => Ended::Failed(e),
-    }
+    ended.unwrap_or_else(|e| e)
 }
 
 /// Turns RTP into access units until something ends the connection.
-#[allow(clippy::too_many_arguments)]
 async fn receive(
     chan: &mut Channel,
     timeline: &mut Timeline,
-    pc_state: &mut mpsc::Receiver<RTCPeerConnectionState>,
-    tracks: &mut mpsc::Receiver<Arc<dyn TrackRemote>>,
+    events: &mut PeerEvents,
     out: &FrameSender,
-    state: &watch::Sender<SubscribeState>,
-    frames: &AtomicU64,
-    stop: &CancellationToken,
+    link: &Link,
 ) -> Ended {
     let mut track: Option<Arc<dyn TrackRemote>> = None;
     let mut media_ssrc = 0u32;
@@ -360,6 +167,7 @@ async fn receive(
     let mut params: Option<Arc<CodecParameters>> = None;
     let mut need_keyframe = true;
     let mut last_pli: Option<Instant> = None;
+    let mut live = false;
     // One future for the whole session: making a new one per packet would
     // re-arm the socket's read (tungstenite zeroes a 128 KiB buffer each
     // time), a few per cent of the CPU.
@@ -379,15 +187,12 @@ async fn receive(
             }
         };
         tokio::select! {
-            () = stop.cancelled() => return Ended::Stopped,
-            s = pc_state.recv() => match s {
-                Some(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected) | None => {
-                    return Ended::Failed("the WebRTC connection was lost".into());
-                }
-                _ => {}
+            () = link.stop().cancelled() => return Ended::Stopped,
+            s = events.state.recv() => if let Some(lost) = peer::lost(s) {
+                return lost;
             },
             e = &mut ended => return e,
-            t = tracks.recv(), if track.is_none() => {
+            t = events.tracks.recv(), if track.is_none() => {
                 let Some(t) = t else { continue };
                 media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
                 track = Some(t);
@@ -440,8 +245,12 @@ async fn receive(
                 keyframe,
                 params: p,
             };
-            if frames.fetch_add(1, Ordering::Relaxed) == 0 {
-                state.send_replace(SubscribeState::Receiving);
+            link.count_frame();
+            // Live again on each connection's first frame, not only the
+            // session's.
+            if !live {
+                live = true;
+                link.live();
                 tracing::info!("receiving");
             }
             if out.offer(frame) == reallive_core::Offer::Closed {

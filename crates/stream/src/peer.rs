@@ -1,0 +1,181 @@
+//! The WebRTC side the publisher and the subscriber share: opening the way
+//! to the relay, building the peer connection, and the offer/answer.
+
+use std::fmt::Display;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::interceptor_registry::Registry;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState,
+};
+use webrtc::runtime::TokioRuntime;
+
+use crate::signal::{Channel, Ended, h264_engine, local_ip_towards};
+
+/// A setup step that failed, as a reason to retry: `"{what}: {error}"`.
+pub(crate) fn failed<E: Display>(what: &'static str) -> impl FnOnce(E) -> Ended {
+    move |e| Ended::Failed(format!("{what}: {e}"))
+}
+
+/// What one connection starts from: the way to the relay, and an H.264
+/// peer connection (with the default interceptors, plus what `interceptors`
+/// adds) not yet negotiated.
+///
+/// The way is WHIP or WHEP at `http` with `credential` as the bearer, or
+/// else the camera's room at `ws_url`, joined as `role` (a publisher with
+/// its stream key, a viewer with a token).
+pub(crate) async fn open(
+    http: Option<&str>,
+    ws_url: &str,
+    camera: i64,
+    role: Role,
+    credential: String,
+    interceptors: fn(Registry) -> Registry,
+) -> Result<(Channel, impl PeerConnection + use<>, PeerEvents), Ended> {
+    let chan = open_channel(http, ws_url, camera, role, credential).await?;
+    let (media, registry) = h264_engine()?;
+    let (pc, events) = build(media, interceptors(registry), http.unwrap_or(ws_url)).await?;
+    Ok((chan, pc, events))
+}
+
+async fn open_channel(
+    http: Option<&str>,
+    ws_url: &str,
+    camera: i64,
+    role: Role,
+    credential: String,
+) -> Result<Channel, Ended> {
+    if let Some(url) = http {
+        return Channel::http(url, &credential);
+    }
+    let (stream_key, token) = match role {
+        Role::Publisher => (Some(credential), None),
+        _ => (None, Some(credential)),
+    };
+    let join = Message::JoinRoom {
+        v: PROTOCOL_VERSION,
+        camera_id: camera,
+        role,
+        stream_key,
+        token,
+    };
+    Channel::ws(ws_url, &join).await
+}
+
+/// A peer connection's events, as channels a session selects on.
+pub(crate) struct PeerEvents {
+    /// ICE gathering completed.
+    pub(crate) gathered: mpsc::Receiver<()>,
+    /// Connection state changes.
+    pub(crate) state: mpsc::Receiver<RTCPeerConnectionState>,
+    /// Remote tracks (a subscriber's video).
+    pub(crate) tracks: mpsc::Receiver<Arc<dyn TrackRemote>>,
+}
+
+#[derive(Clone)]
+struct Events {
+    gathered: mpsc::Sender<()>,
+    state: mpsc::Sender<RTCPeerConnectionState>,
+    tracks: mpsc::Sender<Arc<dyn TrackRemote>>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.try_send(());
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.state.try_send(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.try_send(track);
+    }
+}
+
+/// A peer connection for `media` and its interceptors, with no ICE
+/// servers, offering the one host address the OS routes towards `server`
+/// (a URL).
+async fn build(
+    media: MediaEngine,
+    registry: Registry,
+    server: &str,
+) -> Result<(impl PeerConnection + use<>, PeerEvents), Ended> {
+    let (gathered, gathered_rx) = mpsc::channel(1);
+    let (state, state_rx) = mpsc::channel(16);
+    let (tracks, tracks_rx) = mpsc::channel(4);
+    let local = local_ip_towards(server).map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
+    let pc = Box::pin(
+        PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Events {
+                gathered,
+                state,
+                tracks,
+            }))
+            .with_runtime(Arc::new(TokioRuntime))
+            .with_udp_addrs(vec![local])
+            .build(),
+    )
+    .await
+    .map_err(failed("peer connection"))?;
+    Ok((
+        pc,
+        PeerEvents {
+            gathered: gathered_rx,
+            state: state_rx,
+            tracks: tracks_rx,
+        },
+    ))
+}
+
+/// Offers (the whole offer once gathering completes: host candidates take
+/// milliseconds, so no trickle), sends it over `chan`, and applies the
+/// answer.
+pub(crate) async fn negotiate(
+    pc: &impl PeerConnection,
+    gathered: &mut mpsc::Receiver<()>,
+    chan: &mut Channel,
+) -> Result<(), Ended> {
+    let offer = pc.create_offer(None).await.map_err(failed("offer"))?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(failed("local description"))?;
+    let _ = tokio::time::timeout(Duration::from_secs(5), gathered.recv()).await;
+    let offer = pc
+        .local_description()
+        .await
+        .ok_or_else(|| Ended::Failed("no local description".into()))?;
+    let answer = chan.exchange(offer.sdp).await?;
+    let answer = RTCSessionDescription::answer(answer).map_err(failed("answer"))?;
+    pc.set_remote_description(answer)
+        .await
+        .map_err(failed("remote description"))
+}
+
+/// Whether a connection state change (or the end of them) means the
+/// connection is lost.
+pub(crate) fn lost(state: Option<RTCPeerConnectionState>) -> Option<Ended> {
+    match state {
+        Some(
+            RTCPeerConnectionState::Failed
+            | RTCPeerConnectionState::Closed
+            | RTCPeerConnectionState::Disconnected,
+        )
+        | None => Some(Ended::Failed("the WebRTC connection was lost".into())),
+        Some(_) => None,
+    }
+}
