@@ -3,7 +3,7 @@
 //! or around events. The pieces are the crates'; this wires them.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reallive_capture::CameraCapture;
 use reallive_core::{Codec, EncodedFrame, FrameReceiver, Offer};
@@ -42,9 +42,7 @@ pub(crate) struct Camera {
 }
 
 fn utc_now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
+    reallive_core::time::UtcNs::now().0
 }
 
 /// Motion detection beside the run: a low-rate decoder and the detector on

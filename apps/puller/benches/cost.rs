@@ -479,7 +479,7 @@ async fn probe_recordings(
     let (mut frames, mut secs, mut holes, mut errors) = (0, 0.0, Vec::new(), Vec::new());
     for (id, _) in cams {
         let recs = store
-            .recordings(&reallive_puller::store_name(*id), TimeRange::all())
+            .recordings(&reallive_core::CameraId(*id).store_key(), TimeRange::all())
             .await
             .unwrap();
         let first_ns = recs.iter().map(|r| r.start_utc_ns).min().unwrap_or(0);

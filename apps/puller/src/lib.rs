@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reallive_core::Backoff;
+use reallive_core::{Backoff, CameraId};
 use reallive_http::recordings::{LocalAccess, RecordingsState};
 use reallive_store::retention::RetentionPolicy;
 use reallive_store::{Storage, Store, StoreConfig};
@@ -67,11 +67,6 @@ pub struct PullerConfig {
     pub preview: Option<String>,
 }
 
-/// The store's name for a server camera.
-pub fn store_name(camera: i64) -> String {
-    format!("camera-{camera}")
-}
-
 /// What a run recorded.
 #[derive(Debug, Default)]
 pub struct Summary {
@@ -115,7 +110,7 @@ pub async fn run(
         let cameras: HashMap<i64, String> = config
             .cameras
             .iter()
-            .map(|c| (*c, store_name(*c)))
+            .map(|c| (*c, CameraId(*c).store_key()))
             .collect();
         let state = RecordingsState::new(
             store.clone(),
@@ -172,7 +167,7 @@ pub async fn run(
         let storage = storage.clone();
         let stop = stop.clone();
         recorders.push(tokio::spawn(async move {
-            let name = store_name(camera);
+            let name = CameraId(camera).store_key();
             let stats = reallive_store::record(storage.as_ref(), &name, rx, &stop).await;
             (camera, stats.frames)
         }));
@@ -279,9 +274,7 @@ async fn sign_in(
         loop {
             // Log in again when half the token's life is left (at most
             // hourly, at least every minute).
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
+            let now = reallive_core::time::UtcNs::now().secs();
             let left = (expires - now).max(0) as u64;
             let wait = Duration::from_secs((left / 2).clamp(60, 3600));
             tokio::select! {

@@ -127,7 +127,10 @@ async fn listed(p: &Puller, camera: i64) -> Vec<(i64, i64, i64, u64)> {
 async fn probe_store(data: &Path, camera: i64) -> (u64, f64, usize) {
     let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
     let recs = store
-        .recordings(&reallive_puller::store_name(camera), TimeRange::all())
+        .recordings(
+            &reallive_core::CameraId(camera).store_key(),
+            TimeRange::all(),
+        )
         .await
         .unwrap();
     let mut frames = 0;
@@ -381,7 +384,7 @@ async fn two_percent_loss_leaves_decodable_files() {
 
     let (store, _) = Store::open(StoreConfig::new(&data)).await.unwrap();
     let recs = store
-        .recordings(&reallive_puller::store_name(cam), TimeRange::all())
+        .recordings(&reallive_core::CameraId(cam).store_key(), TimeRange::all())
         .await
         .unwrap();
     assert!(!recs.is_empty(), "{log}");

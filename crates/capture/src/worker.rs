@@ -13,7 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reallive_core::supervise::{
     Change, Command, RestartPolicy, Supervisor, WorkerState, WorkerStatus,
@@ -305,9 +305,7 @@ fn publish(
     epoch: Instant,
 ) {
     let now = Instant::now();
-    let unix_now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let unix_now = reallive_core::time::UtcNs::now().millis();
     let to_unix = |t: Instant| unix_now - now.saturating_duration_since(t).as_millis() as i64;
     let (fps, kbps) = match (window.front(), window.back()) {
         (Some(a), Some(b)) if b.0 > a.0 && sup.state() == WorkerState::Running => {

@@ -40,6 +40,21 @@ impl UtcNs {
         Self::from(SystemTime::now())
     }
 
+    /// Whole seconds since the epoch (floored).
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+
+    /// Whole milliseconds since the epoch (floored).
+    pub fn millis(self) -> i64 {
+        self.0.div_euclid(1_000_000)
+    }
+
+    /// Time since the epoch; zero before it.
+    pub fn since_epoch(self) -> Duration {
+        Duration::from_nanos(u64::try_from(self.0).unwrap_or(0))
+    }
+
     /// This instant plus `ticks` of 90 kHz media time.
     pub fn add_90k(self, ticks: i64) -> Self {
         let ns = ticks_90k_to_ns(ticks);

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use reallive_auth::{
     Accounts, Claims, PasswordHasher, PasswordParams, RateLimit, RateLimiter, TokenKeys, User,
@@ -95,9 +95,7 @@ pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
 pub type HealthSource = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>) + Send + Sync>;
 
 pub(crate) fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+    reallive_core::time::UtcNs::now().secs()
 }
 
 impl ApiState {

@@ -10,7 +10,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use quinn_udp::{RecvMeta, UdpSocketState};
 use reallive_core::LatencyHistogram;
@@ -180,9 +180,8 @@ impl Socket {
             let r = socket.try_io(Interest::WRITABLE, || state.try_send(socket.into(), &t));
             match r {
                 Ok(()) => {
-                    if let Some(t) = received
-                        && let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH)
-                    {
+                    if let Some(t) = received {
+                        let now = reallive_core::time::UtcNs::now().since_epoch();
                         latency.record(now.saturating_sub(t));
                     }
                 }

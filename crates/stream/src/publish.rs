@@ -154,7 +154,8 @@ async fn connect_and_publish(
     let track = match TrackLocalStaticSample::new(
         Instant::now(),
         MediaStreamTrack::new(
-            format!("camera-{}", config.camera),
+            // The camera's one key, as the store names its recordings.
+            reallive_core::CameraId(config.camera).store_key(),
             "video".to_owned(),
             "video".to_owned(),
             RtpCodecKind::Video,

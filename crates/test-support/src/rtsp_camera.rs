@@ -1,7 +1,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use gstreamer as gst;
 use gstreamer::glib;
@@ -525,9 +525,7 @@ fn launch_line(cfg: &RtspCameraConfig) -> String {
 }
 
 fn utc_now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+    reallive_core::time::UtcNs::now().0
 }
 
 /// Plays `script` on every media the factory makes: timers on the server's
