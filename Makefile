@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_OUT ?= demo-out
 
-.PHONY: setup ui ui-test build demo demo-file test fmt clippy nextest bench
+.PHONY: setup ui ui-test build demo demo-file test fmt clippy nextest package bench
 
 setup:
 	./scripts/setup
@@ -36,7 +36,7 @@ demo-file: setup
 	  -show_entries stream=codec_name,profile,width,height,avg_frame_rate,nb_read_frames,has_b_frames \
 	  -show_entries format=duration -of default=noprint_wrappers=1 $(DEMO_OUT)/test-pattern.mp4
 
-test: setup ui-test fmt clippy nextest
+test: setup ui-test fmt clippy nextest package
 
 fmt:
 	$(CARGO) fmt --all --check
@@ -46,6 +46,12 @@ clippy:
 
 nextest:
 	$(CARGO) nextest run --workspace
+
+# Every library crate packages for crates.io (in one run, so cargo orders
+# them and resolves their path dependencies on each other).
+LIB_CRATES := core motion auth signaling relay store encode capture stream record http node
+package:
+	$(CARGO) package --no-verify --allow-dirty $(addprefix -p reallive-,$(LIB_CRATES))
 
 # Figures for docs/benchmarks.md.
 bench: setup

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use reallive_auth::{CameraStatus, random_token};
 use reallive_core::{EncodedFrame, ErrorKind};
 use reallive_relay::{PeerRole, Relay, RelayEvent, SessionId};
-use reallive_signaling::{Action, ConnId, Directory, Hub, Message, Role, Status};
+use reallive_signaling::{Action, ConnId, Directory, Hub, Message, Proof, Refusal, Role, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -311,6 +311,21 @@ impl LiveState {
         }
     }
 
+    /// A WHIP or WHEP session may start only if the hub admits it, by the
+    /// rules a WebSocket join follows.
+    fn admit(&self, camera: i64, role: Role, proof: Proof<'_>) -> Result<(), ApiError> {
+        let admitted =
+            lock(&self.inner.hub).admit_session(camera, role, proof, &Dir(&self.inner.api));
+        admitted.map(|_| ()).map_err(|r| {
+            let kind = match r {
+                Refusal::Unauthorized(_) => ErrorKind::Unauthenticated,
+                Refusal::NotFound => ErrorKind::NotFound,
+                _ => ErrorKind::Unavailable,
+            };
+            ApiError::new(kind, r.message())
+        })
+    }
+
     fn send(&self, conn: ConnId, out: Outgoing) {
         let tx = lock(&self.inner.conns).get(&conn).cloned();
         if let Some(tx) = tx
@@ -546,15 +561,7 @@ async fn whip(
 ) -> Result<Response, ApiError> {
     let key = bearer(&headers)
         .ok_or_else(|| ApiError::unauthenticated("send the stream key as a Bearer token"))?;
-    if !live
-        .inner
-        .api
-        .accounts()
-        .snapshot()
-        .stream_key_matches(camera, key)
-    {
-        return Err(ApiError::unauthenticated("wrong stream key"));
-    }
+    live.admit(camera, Role::Publisher, Proof::StreamKey(Some(key)))?;
     let sdp = sdp_body(&headers, &body)?;
     let (session, answer) = live
         .inner
@@ -586,15 +593,7 @@ async fn whip_delete(
 ) -> Result<StatusCode, ApiError> {
     let key = bearer(&headers)
         .ok_or_else(|| ApiError::unauthenticated("send the stream key as a Bearer token"))?;
-    if !live
-        .inner
-        .api
-        .accounts()
-        .snapshot()
-        .stream_key_matches(camera, key)
-    {
-        return Err(ApiError::unauthenticated("wrong stream key"));
-    }
+    live.admit(camera, Role::Publisher, Proof::StreamKey(Some(key)))?;
     end_http_session(&live, camera, &id, PeerRole::Publisher, None).await
 }
 
@@ -606,22 +605,10 @@ async fn whep(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    {
-        let snap = live.inner.api.accounts().snapshot();
-        let visible = snap
-            .camera(camera)
-            .is_some_and(|c| snap.access(&user, c).is_some());
-        if !visible {
-            return Err(ApiError::not_found("camera"));
-        }
-    }
+    // Checked before the body, so an unseen camera is a 404 whatever was
+    // sent.
+    live.admit(camera, Role::Viewer, Proof::User(user.id))?;
     let sdp = sdp_body(&headers, &body)?;
-    if lock(&live.inner.hub).status(camera) == Status::Offline {
-        return Err(ApiError::new(
-            ErrorKind::Unavailable,
-            "the camera has no publisher now",
-        ));
-    }
     let (session, answer) = live
         .inner
         .relay

@@ -236,28 +236,24 @@ impl Hub {
         let deny = |out: &mut Vec<Action>, code, msg: &str| {
             out.push(Action::Send(conn, Message::error(code, msg, Some(camera))));
         };
-        match role {
-            Role::Publisher => {
-                let Some(key) = stream_key else {
-                    return deny(out, ErrorCode::Unauthorized, "a publisher needs stream_key");
+        let proof = match role {
+            Role::Publisher => Proof::StreamKey(stream_key.as_deref()),
+            Role::Viewer => Proof::Token(token.as_deref()),
+        };
+        match admit(camera, role, proof, dir) {
+            Err(r) => {
+                let code = match r {
+                    Refusal::Unauthorized(_) => ErrorCode::Unauthorized,
+                    _ => ErrorCode::NotFound,
                 };
-                // The key decides before existence does, so a wrong key on a
-                // missing camera reveals nothing either.
-                if !dir.stream_key_matches(camera, &key) {
-                    return deny(out, ErrorCode::Unauthorized, "wrong stream key");
-                }
+                return deny(out, code, r.message());
             }
-            Role::Viewer => {
-                let Some(user) = token.as_deref().and_then(|t| dir.user_for_token(t)) else {
-                    return deny(out, ErrorCode::Unauthorized, "a viewer needs a valid token");
-                };
-                if !dir.camera_exists(camera) || !dir.may_view(user, camera) {
-                    return deny(out, ErrorCode::NotFound, "camera not found");
-                }
+            Ok(Some(user)) => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.user = Some(user);
                 }
             }
+            Ok(None) => {}
         }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -388,6 +384,26 @@ impl Hub {
             .map_or(Status::Offline, Room::status)
     }
 
+    /// Whether a session outside signaling may start: a WHIP publisher
+    /// (with its stream key) or a WHEP viewer (with the user its token
+    /// proved). The rules are the WebSocket join's, so the three ways in
+    /// refuse the same requests the same way; a viewer is also refused
+    /// while the camera has no publisher, since WHEP has no room to wait
+    /// in. Returns the viewer's user id.
+    pub fn admit_session(
+        &self,
+        camera: i64,
+        role: Role,
+        proof: Proof<'_>,
+        dir: &dyn Directory,
+    ) -> Result<Option<i64>, Refusal> {
+        let user = admit(camera, role, proof, dir)?;
+        if role == Role::Viewer && self.status(camera) == Status::Offline {
+            return Err(Refusal::Offline);
+        }
+        Ok(user)
+    }
+
     /// Pushes `camera-status` to every connection that may see the camera,
     /// and asks for it to be recorded, when it changed.
     fn status_changed(&mut self, camera: i64, dir: &dyn Directory, out: &mut Vec<Action>) {
@@ -418,6 +434,78 @@ impl Hub {
             .collect();
         ids.sort_unstable();
         out.extend(ids.into_iter().map(|id| Action::Send(id, msg.clone())));
+    }
+}
+
+/// What proves a peer may publish or watch.
+#[derive(Clone, Copy, Debug)]
+pub enum Proof<'a> {
+    /// A publisher's stream key, if it sent one.
+    StreamKey(Option<&'a str>),
+    /// A viewer's token, if it sent one.
+    Token(Option<&'a str>),
+    /// A viewer already signed in (the HTTP layer checked the token).
+    User(i64),
+}
+
+/// Why the hub refused a session. [`Refusal::message`] is safe to show
+/// the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A wrong or missing stream key or token; the message says which.
+    Unauthorized(&'static str),
+    /// No such camera, or not one this user may see.
+    NotFound,
+    /// The camera has no publisher now (WHEP only: a WebSocket viewer
+    /// waits in the room).
+    Offline,
+}
+
+impl Refusal {
+    /// What the peer is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            Refusal::Unauthorized(m) => m,
+            Refusal::NotFound => "camera not found",
+            Refusal::Offline => "the camera has no publisher now",
+        }
+    }
+}
+
+/// The one admission rule: a publisher needs the camera's stream key
+/// (checked before existence, so a wrong key on a missing camera reveals
+/// nothing); a viewer needs a user who may view an existing camera (and a
+/// camera it may not see is indistinguishable from none).
+fn admit(
+    camera: i64,
+    role: Role,
+    proof: Proof<'_>,
+    dir: &dyn Directory,
+) -> Result<Option<i64>, Refusal> {
+    match (role, proof) {
+        (Role::Publisher, Proof::StreamKey(Some(key))) => {
+            if dir.stream_key_matches(camera, key) {
+                Ok(None)
+            } else {
+                Err(Refusal::Unauthorized("wrong stream key"))
+            }
+        }
+        (Role::Publisher, _) => Err(Refusal::Unauthorized("a publisher needs stream_key")),
+        (Role::Viewer, proof) => {
+            let user = match proof {
+                Proof::User(u) => Some(u),
+                Proof::Token(t) => t.and_then(|t| dir.user_for_token(t)),
+                Proof::StreamKey(_) => None,
+            };
+            let Some(user) = user else {
+                return Err(Refusal::Unauthorized("a viewer needs a valid token"));
+            };
+            if !dir.camera_exists(camera) || !dir.may_view(user, camera) {
+                return Err(Refusal::NotFound);
+            }
+            Ok(Some(user))
+        }
     }
 }
 
@@ -538,6 +626,82 @@ mod tests {
         // Nothing joined, nothing changed.
         assert_eq!(hub.status(1), Status::Offline);
         assert!(hub.rooms.is_empty());
+    }
+
+    /// WHIP and WHEP are admitted by the WebSocket join's rules: every
+    /// request below gets the same answer both ways in, and a WHEP viewer
+    /// is also refused while the camera has no publisher.
+    #[test]
+    fn http_sessions_are_admitted_by_the_join_rules() {
+        use Refusal::{NotFound, Offline, Unauthorized};
+        let mut hub = Hub::new();
+        // Camera 2 has a publisher; camera 1 has none.
+        hub.connect(9);
+        hub.handle(9, Ok(join(2, Role::Publisher, Some("key-2"), None)), &Dir);
+        let cases: [(i64, Role, Proof<'_>, Result<Option<i64>, Refusal>); 10] = [
+            (
+                2,
+                Role::Publisher,
+                Proof::StreamKey(Some("key-2")),
+                Ok(None),
+            ),
+            (
+                2,
+                Role::Publisher,
+                Proof::StreamKey(Some("key-1")),
+                Err(Unauthorized("wrong stream key")),
+            ),
+            (
+                3,
+                Role::Publisher,
+                Proof::StreamKey(Some("key-3")),
+                Err(Unauthorized("wrong stream key")),
+            ),
+            (
+                2,
+                Role::Publisher,
+                Proof::StreamKey(None),
+                Err(Unauthorized("a publisher needs stream_key")),
+            ),
+            (2, Role::Viewer, Proof::Token(Some("bob")), Ok(Some(11))),
+            (2, Role::Viewer, Proof::User(10), Ok(Some(10))),
+            (
+                2,
+                Role::Viewer,
+                Proof::Token(Some("mallory")),
+                Err(Unauthorized("a viewer needs a valid token")),
+            ),
+            (1, Role::Viewer, Proof::User(11), Err(NotFound)),
+            (3, Role::Viewer, Proof::User(10), Err(NotFound)),
+            (1, Role::Viewer, Proof::User(10), Err(Offline)),
+        ];
+        for (i, (camera, role, proof, want)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                hub.admit_session(camera, role, proof, &Dir),
+                want,
+                "case {i}"
+            );
+            // The WebSocket join refuses the same requests with the same
+            // words (it lets a viewer wait for an offline camera).
+            let (key, token) = match proof {
+                Proof::StreamKey(k) => (k, None),
+                Proof::Token(t) => (None, t),
+                Proof::User(_) => continue,
+            };
+            let conn = 100 + i as ConnId;
+            hub.connect(conn);
+            let out = hub.handle(conn, Ok(join(camera, role, key, token)), &Dir);
+            let refused = out.iter().find_map(|a| match a {
+                Action::Send(c, Message::Error { message, .. }) if *c == conn => {
+                    Some(message.clone())
+                }
+                _ => None,
+            });
+            match want {
+                Ok(_) => assert_eq!(refused, None, "case {i}"),
+                Err(r) => assert_eq!(refused.as_deref(), Some(r.message()), "case {i}"),
+            }
+        }
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub mod hub;
 mod ice;
 pub mod message;
 
-pub use hub::{Action, ConnId, Directory, Hub};
+pub use hub::{Action, ConnId, Directory, Hub, Proof, Refusal};
 pub use ice::IceServer;
 pub use message::{ErrorCode, Message, Role, Status};
 
