@@ -70,16 +70,19 @@ pub const H265_PRESETS: [&str; 10] = [
 
 impl H265Settings {
     /// Checks the values.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), EncodeError> {
         if self.crf > 51 {
-            return Err(format!("crf {} is out of 0..=51", self.crf));
+            return Err(EncodeError::InvalidArgument(format!(
+                "crf {} is out of 0..=51",
+                self.crf
+            )));
         }
         if !H265_PRESETS.contains(&self.preset.as_str()) {
-            return Err(format!(
+            return Err(EncodeError::InvalidArgument(format!(
                 "preset '{}' is not one of {}",
                 self.preset.escape_default(),
                 H265_PRESETS.join(", ")
-            ));
+            )));
         }
         Ok(())
     }
@@ -121,7 +124,7 @@ impl H265Transcoder {
     /// Starts a transcoder for H.264 samples described by `avcc` (the body
     /// of the recording's `avcC` box).
     pub fn new(avcc: &[u8], settings: &H265Settings) -> Result<Self, EncodeError> {
-        settings.check().map_err(EncodeError::InvalidArgument)?;
+        settings.check()?;
         if avcc.is_empty() {
             return Err(EncodeError::InvalidArgument(
                 "the recording has no avcC: nothing to configure the decoder with".into(),

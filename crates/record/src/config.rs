@@ -16,6 +16,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use crate::RecordError;
 use crate::transcode::Window;
 use reallive_auth::Secret;
 pub use reallive_core::RtspUrl;
@@ -70,8 +71,8 @@ pub struct ServerConfigFile {
 
 impl ServerConfigFile {
     /// Parses TOML; the error names the line, column and key.
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    pub fn from_toml(text: &str) -> Result<Self, RecordError> {
+        toml::from_str(text).map_err(|e| RecordError::Invalid(e.to_string()))
     }
 }
 
@@ -261,13 +262,16 @@ impl MotionConfig {
     }
 
     /// Checks the values as the config file's checker does.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), RecordError> {
         if !(1..=15).contains(&self.fps) {
-            return Err(format!("fps {} is outside 1..=15", self.fps));
+            return Err(RecordError::Invalid(format!(
+                "fps {} is outside 1..=15",
+                self.fps
+            )));
         }
         reallive_motion::Detector::new(self.settings())
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| RecordError::Invalid(e.to_string()))
     }
 }
 
@@ -291,16 +295,17 @@ pub fn motion_overrides_to_toml(
 /// Reads what [`motion_overrides_to_toml`] wrote, checking every table.
 pub fn motion_overrides_from_toml(
     text: &str,
-) -> Result<std::collections::BTreeMap<String, MotionConfig>, String> {
+) -> Result<std::collections::BTreeMap<String, MotionConfig>, RecordError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct File {
         #[serde(default)]
         cameras: std::collections::BTreeMap<String, MotionConfig>,
     }
-    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    let file: File = toml::from_str(text).map_err(|e| RecordError::Invalid(e.to_string()))?;
     for (name, m) in &file.cameras {
-        m.check().map_err(|e| format!("cameras.{name}: {e}"))?;
+        m.check()
+            .map_err(|e| RecordError::Invalid(format!("cameras.{name}: {e}")))?;
     }
     Ok(file.cameras)
 }
@@ -811,7 +816,7 @@ impl<'t> Checker<'t> {
                 let checked = if raw.mode == RecordMode::Motion && !m.enabled {
                     Err("mode = \"motion\" needs motion.enabled = true".to_string())
                 } else {
-                    m.check()
+                    m.check().map_err(|e| e.to_string())
                 };
                 match checked {
                     Ok(()) => Some(m),
@@ -989,7 +994,8 @@ mod tests {
         assert_eq!(format!("{:?}", c.server.jwt_secret), "Some(Secret(***))");
         assert_eq!(c.server.ice_servers.len(), 1);
         let e = ServerConfigFile::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 3") && e.contains("listne"), "{e}");
         assert!(ServerConfigFile::from_toml("").is_ok());
     }

@@ -638,7 +638,8 @@ mod tests {
         // Camera 2 has a publisher; camera 1 has none.
         hub.connect(9);
         hub.handle(9, Ok(join(2, Role::Publisher, Some("key-2"), None)), &Dir);
-        let cases: [(i64, Role, Proof<'_>, Result<Option<i64>, Refusal>); 10] = [
+        type Case<'a> = (i64, Role, Proof<'a>, Result<Option<i64>, Refusal>);
+        let cases: [Case<'_>; 10] = [
             (
                 2,
                 Role::Publisher,

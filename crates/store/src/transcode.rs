@@ -285,7 +285,11 @@ impl Writer<'_> {
 /// Checks a new file against the recording it is to replace: same
 /// fragments (decode times, durations, frame counts, keyframes), a
 /// different codec, and fewer bytes.
-pub fn verify_replacement(rec: &Recording, new: &ScannedFile) -> Result<(), String> {
+pub fn verify_replacement(rec: &Recording, new: &ScannedFile) -> Result<(), StoreError> {
+    verify(rec, new).map_err(StoreError::InvalidInput)
+}
+
+fn verify(rec: &Recording, new: &ScannedFile) -> Result<(), String> {
     if new.fragments.len() != rec.fragments.len() {
         return Err(format!(
             "{} fragments, the original has {}",
@@ -432,7 +436,7 @@ impl Store {
             })
         })
         .await?;
-        verify_replacement(&r.recording, &scanned).map_err(|why| {
+        verify(&r.recording, &scanned).map_err(|why| {
             StoreError::InvalidInput(format!("{} fails verification: {why}", r.target.display()))
         })?;
         let dir = r.target.parent().map(Path::to_path_buf);
