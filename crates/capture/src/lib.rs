@@ -1,4 +1,5 @@
-//! Camera capture for RealLive: every supported camera in, H.264 access units out.
+//! Camera capture for RealLive: every supported camera in, encoded access
+//! units out (H.264; H.265 too when an RTSP camera or a file sends it).
 //!
 //! Each backend is one GStreamer pipeline that ends in an appsink. Capture and
 //! encode are fused into that pipeline, so raw frames never cross into Rust;
@@ -11,12 +12,18 @@
 //! | `v4l2:/dev/videoN` | [`V4l2Camera`] | `v4l2src !` H.264 passthrough, raw `! encoder`, or MJPEG `! jpegdec ! encoder` |
 //! | `libcamera[:name]` | [`LibcameraCamera`] | `libcamerasrc ! encoder` |
 //! | `rtsp://…` | [`RtspCamera`] | `rtspsrc ! depay` (passthrough, TCP or UDP) |
-//! | `file:<path>` | [`FileSource`] | `filesrc ! parsebin` (MP4, MKV) or a raw H.264 parser, paced in real time, optionally looped |
+//! | `file:<path>` | [`FileSource`] | `filesrc ! parsebin` (MP4, MKV) or a raw H.264 or H.265 parser, paced in real time, optionally looped |
 //!
-//! Every pipeline ends in `h264parse config-interval=-1` and byte-stream AU
-//! caps, so whatever the camera sends, keyframes carry SPS/PPS in band and
-//! each frame is exactly one access unit. Frames before the first keyframe
+//! Every pipeline ends in `h264parse` (or `h265parse`) with
+//! `config-interval=-1` and byte-stream AU caps, so whatever the camera
+//! sends, keyframes carry their parameter sets in band and each frame is
+//! exactly one access unit. Frames before the first keyframe
 //! are dropped; timestamps are the pipeline's running time in 90 kHz.
+//!
+//! [`worker::Worker`] keeps one capture running under core's
+//! [`Supervisor`](reallive_core::supervise::Supervisor): restarts with
+//! backoff, stall detection, a fresh frame channel per run. (It moves to
+//! `reallive-record` with the NVR's camera run.)
 //!
 //! # Threading
 //!
@@ -25,7 +32,8 @@
 //! or the first error through [`Running::wait`]. The appsink callback runs on
 //! GStreamer's streaming thread and never blocks: when the reader falls
 //! behind, [`FrameSender::offer`] drops frames until the next keyframe.
-//! Dropping [`Running`] stops the pipeline.
+//! Dropping [`Running`] stops the pipeline; [`Running::stop`] also waits
+//! until it is down, which a program should do before it exits.
 //!
 //! Credentials in RTSP URLs are passed to `rtspsrc` as properties, never in
 //! its location, and redacted from every log line and error.
@@ -41,14 +49,16 @@
 //! let source: Source = "test:ball".parse()?;
 //! let capture = open(&source, &CaptureOptions::default())?;
 //! let (tx, mut rx) = frame_channel(64);
-//! let mut running = capture.start(tx)?;
-//! while let Some(frame) = rx.recv().await {
-//!     println!("{} bytes, keyframe: {}", frame.data.len(), frame.keyframe);
-//! #   break;
+//! let running = capture.start(tx)?;
+//! // The first frame is a keyframe with its parameter sets.
+//! if let Some(frame) = rx.recv().await {
+//!     assert!(frame.keyframe);
 //! }
-//! running.wait().await?;
+//! running.stop().await;
 //! # Ok(()) }
 //! ```
+
+#![warn(missing_docs)]
 
 mod devices;
 mod error;

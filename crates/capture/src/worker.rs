@@ -36,8 +36,9 @@ enum Control {
     Stop,
 }
 
-/// A running worker. Dropping it does not stop it; use
-/// [`shutdown`](Worker::shutdown) or the token it was spawned with.
+/// A running worker. Dropping it does not stop it: cancel the token it was
+/// spawned with, then [`join`](Worker::join) to wait for its last file to
+/// close.
 #[derive(Debug)]
 pub struct Worker {
     status: Arc<Mutex<WorkerStatus>>,
@@ -48,7 +49,12 @@ pub struct Worker {
 impl Worker {
     /// Starts supervising `capture` on the current runtime; every run's
     /// frames go to `consumer`. Ends when `shutdown` fires, after the
-    /// last run's consumer has finished.
+    /// last run's consumer has finished. `label` names the camera in the
+    /// task's `tracing` span: pass a redacted name, never a URL.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
     pub fn spawn(
         label: &str,
         capture: Arc<dyn CameraCapture>,
@@ -89,6 +95,7 @@ impl Worker {
     }
 
     /// Starts a stopped worker (resetting its backoff); no-op if running.
+    /// Never waits: the request is dropped if eight are already queued.
     pub fn start(&self) {
         let _ = self.control.try_send(Control::Start);
     }

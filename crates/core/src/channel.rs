@@ -5,7 +5,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 
 use crate::EncodedFrame;
 
-/// Creates a bounded frame channel holding at most `capacity` frames.
+/// Creates a bounded frame channel holding at most `capacity` frames (at
+/// least one).
 ///
 /// The sending side never blocks: see [`FrameSender::offer`] for what happens
 /// when the receiver falls behind.
@@ -115,7 +116,8 @@ pub struct FrameReceiver {
 }
 
 impl FrameReceiver {
-    /// The next frame, or `None` once every sender is gone and the queue is empty.
+    /// The next frame, or `None` once every sender is gone and the queue is
+    /// empty. Cancel-safe: a frame is never lost when this loses a `select!`.
     pub async fn recv(&mut self) -> Option<EncodedFrame> {
         self.rx.recv().await
     }

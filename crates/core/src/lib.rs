@@ -1,34 +1,44 @@
 //! Core types shared by every RealLive crate.
 //!
-//! RealLive moves video around as encoded access units. This crate owns the
-//! vocabulary for that:
+//! Every other crate depends on this one and it depends on none of them, nor
+//! on GStreamer, axum or sqlx: a type or helper two crates need lives here.
+//! RealLive moves video around as encoded access units, and this crate owns
+//! the vocabulary for that:
 //!
 //! - [`EncodedFrame`]: one access unit in Annex-B, with 90 kHz pts/dts, a
 //!   keyframe flag and the [`CodecParameters`] (SPS/PPS, and VPS for H.265) it
 //!   depends on;
 //! - [`Codec`] and [`StreamInfo`] (codec, size, frame rate, profile, level),
 //!   the latter parsed from the parameter sets by [`h264`] and [`h265`];
+//!   [`nal`] splits Annex-B and rewrites it length-prefixed for MP4;
 //! - [`frame_channel`]: a bounded channel whose [`FrameSender::offer`] never
 //!   blocks, and on overflow drops frames until the next keyframe, counting
 //!   what it dropped;
-//! - [`time`]: 90 kHz media time and UTC wall-clock helpers, and [`Clock`]
-//!   (real and simulated) for the code that reads the time;
-//! - [`CameraId`]: a camera's one id, and its one store key;
+//! - [`time`]: 90 kHz media time and UTC wall-clock helpers
+//!   ([`UtcNs::now`](time::UtcNs::now) is the one wall clock), and [`Clock`]
+//!   ([`SystemClock`], [`SimulatedClock`]) for the code that reads the time;
+//! - [`CameraId`]: a camera's one id, and its one store key (`camera-<id>`);
 //! - [`RtspUrl`]: the one camera URL type, and [`redact`], the one
 //!   redactor of credentials in text;
 //! - [`Backoff`]: the one retry delay (doubling, optionally jittered);
+//! - [`supervise::Supervisor`]: the sans-IO state machine that restarts a
+//!   stalled or failed source;
 //! - [`reencode::Reencoder`]: the seam where the store's transcoder meets an
 //!   encoder;
 //! - [`LatencyHistogram`]: a lock-free histogram for per-frame latencies;
 //! - [`ErrorKind`]: the error categories every crate's error maps onto;
+//!   [`Error`] is this crate's own (bitstreams and URLs);
 //! - `app` (feature `app`): what every program's `main` shares: `-v` and
 //!   logging, shutdown on SIGINT/SIGTERM.
 //!
 //! # Threading
 //!
-//! Everything here is `Send + Sync` and non-blocking on the sending side, so a
-//! GStreamer streaming thread can call [`FrameSender::offer`] and
-//! [`LatencyHistogram::record`] directly.
+//! Nothing here spawns a thread or a task, or reads the clock behind the
+//! caller's back: the supervisor takes `now` as an argument. The frame
+//! channel's sending side and [`LatencyHistogram::record`] never block, so a
+//! GStreamer streaming thread can call [`FrameSender::offer`] directly.
+//! The exception is a [`reencode::Reencoder`], whose calls block while it
+//! encodes: run it off the async runtime.
 //!
 //! # Example
 //!
@@ -50,6 +60,21 @@
 //! assert_eq!(tx.offer(frame), Offer::Sent);
 //! assert!(rx.try_recv().is_some());
 //! ```
+//!
+//! A camera URL keeps its password out of every log line:
+//!
+//! ```
+//! use reallive_core::{RtspUrl, redact};
+//!
+//! let url: RtspUrl = "rtsp://admin:s3cret@192.0.2.10/stream1".parse()?;
+//! assert_eq!(url.to_string(), "rtsp://admin:***@192.0.2.10/stream1");
+//! assert_eq!(url.location(), "rtsp://192.0.2.10/stream1");
+//! let gst_error = format!("could not open {}", url.expose());
+//! assert!(!redact(&gst_error, &url.secrets()).contains("s3cret"));
+//! # Ok::<(), reallive_core::Error>(())
+//! ```
+
+#![warn(missing_docs)]
 
 #[cfg(feature = "app")]
 pub mod app;

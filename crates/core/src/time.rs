@@ -71,7 +71,8 @@ impl From<SystemTime> for UtcNs {
     }
 }
 
-/// Civil date (year, month, day) and time of day from Unix seconds (UTC).
+/// Civil date and time of day from Unix seconds (UTC), as `(year, month
+/// 1..=12, day 1..=31, hour, minute, second)`.
 pub fn civil(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     let days = secs.div_euclid(86_400);
     let tod = secs.rem_euclid(86_400);

@@ -1,4 +1,7 @@
-//! H.264 encoders for RealLive capture pipelines.
+//! Encoding and decoding video inside GStreamer, for RealLive's capture
+//! pipelines, motion detection, local preview and stored-recording
+//! transcoding. Raw pictures never leave GStreamer except as the small
+//! GRAY8 frames motion detection needs.
 //!
 //! An [`Encoder`] builds a GStreamer bin that takes raw video on its `sink`
 //! pad and produces browser-decodable H.264 on its `src` pad: byte-stream, one
@@ -27,10 +30,26 @@
 //! capture pipeline's `h264parse` after the bin, not here, so passthrough
 //! sources get the same guarantees.
 //!
+//! Two more pipelines take encoded frames back in:
+//!
+//! - [`motion::GrayDecoder`]: H.264 in, small GRAY8 pictures out at a low
+//!   rate, for `reallive-motion`'s detector;
+//! - [`transcode::H265Transcoder`]: stored H.264 samples in, H.265 out with
+//!   the same GOP structure. It implements
+//!   [`Reencoder`](reallive_core::reencode::Reencoder), so
+//!   `reallive-store` can rewrite recordings without linking GStreamer.
+//!
+//! Every type that owns a pipeline sets it to `Null` when dropped.
+//!
 //! # Threading
 //!
 //! Building and probing touch GStreamer state changes and may open devices:
-//! call them at setup time, not on a streaming thread.
+//! call them at setup time, not on a streaming thread. `push` on a
+//! [`Preview`] or a [`GrayDecoder`](motion::GrayDecoder) never blocks, so a
+//! frame loop may call it; [`GrayDecoder::pull`](motion::GrayDecoder::pull)
+//! waits up to its timeout, and [`H265Transcoder`](transcode::H265Transcoder)
+//! blocks while it works: give them a thread of their own, never an async
+//! worker.
 //!
 //! # Example
 //!
@@ -42,6 +61,8 @@
 //! let bin = encoder.build(&EncoderSettings::default())?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+#![warn(missing_docs)]
 
 mod backends;
 mod error;

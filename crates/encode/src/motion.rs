@@ -132,7 +132,9 @@ impl GrayDecoder {
         let _ = self.src.push_buffer(buffer);
     }
 
-    /// The next decoded picture, waiting at most `timeout`.
+    /// The next decoded picture, waiting at most `timeout`; `None` when
+    /// none came in time. Blocks the calling thread: not for an async
+    /// worker.
     pub fn pull(&self, timeout: Duration) -> Option<GrayPicture> {
         let sample = self
             .sink

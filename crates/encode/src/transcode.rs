@@ -69,7 +69,8 @@ pub const H265_PRESETS: [&str; 10] = [
 ];
 
 impl H265Settings {
-    /// Checks the values.
+    /// Rejects a `crf` above 51 or an unknown `preset`; the message names
+    /// the bad value and the accepted ones.
     pub fn check(&self) -> Result<(), EncodeError> {
         if self.crf > 51 {
             return Err(EncodeError::InvalidArgument(format!(

@@ -80,12 +80,15 @@ impl ApiError {
         ApiError::new(ErrorKind::NotFound, format!("{what} not found"))
     }
 
-    /// 401.
+    /// 401: no valid sign-in (missing, expired or revoked token, or wrong
+    /// credentials).
     pub fn unauthenticated(message: impl Into<String>) -> Self {
         ApiError::new(ErrorKind::Unauthenticated, message)
     }
 
-    /// 403.
+    /// 403: signed in but not allowed. For a camera the caller may not see
+    /// at all, answer [`not_found`](Self::not_found) instead, so ids cannot
+    /// be probed.
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::new(ErrorKind::PermissionDenied, message)
     }

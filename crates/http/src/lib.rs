@@ -1,21 +1,35 @@
-//! The HTTP surface shared by `reallive-server` and `reallive-nvr`.
+//! The HTTP API of RealLive's servers: one axum router per domain, and the
+//! pieces every route shares.
 //!
+//! This crate holds routes only. It never binds a socket, reads a config
+//! file or keeps a live session: `reallive-node` bootstraps the data dir
+//! (token secret, first admin), adds the live routes (WS signaling, WHIP,
+//! WHEP) and serves; `reallive-record` owns the NVR's config schema and the
+//! camera registry these routes ask.
+//!
+//! - [`ApiState`] (built from [`ApiOptions`]): the accounts, the token keys,
+//!   the login rate limits and the counters every handler shares.
 //! - [`router`]: the API, one router per domain under [`routes`] (auth,
 //!   cameras and grants, users, health and metrics), with the 64 KiB body
-//!   limit, optional CORS and the request log.
-//! - [`Server`]: opens the accounts in a data dir, makes the first admin
-//!   and the token secret on first start, binds, and serves until a
-//!   shutdown token fires.
+//!   limit, optional CORS and the request log. A program that merges its
+//!   own routers uses [`api_routes`] and wraps the whole app in
+//!   [`with_layers`] last.
 //! - [`ApiError`]: the one error type handlers return. It maps an
 //!   [`ErrorKind`](reallive_core::ErrorKind) to a status in one `match`,
 //!   logs a 5xx once, and answers `{"error": {"code", "message"}}` without
-//!   echoing paths or internals.
-//! - [`AuthUser`] and [`MediaUser`]: extractors for a signed-in user.
+//!   echoing paths or internals. [`ApiJson`], [`ApiPath`] and [`ApiQuery`]
+//!   reject in that shape too.
+//! - [`AuthUser`] and [`MediaUser`]: extractors for a signed-in user;
+//!   [`PeerIp`] for the rate limits.
+//! - [`recordings`]: playback of a store (list, HLS VOD and live, files by
+//!   range, MP4 export), behind a [`recordings::PlaybackAccess`] policy;
+//!   shared by the puller and the NVR.
+//! - [`nvr`]: the NVR's recorder status and control, over a
+//!   `reallive_record::CameraRegistry`.
 //! - [`files::serve`]: byte-range file serving for recordings, HLS segments
 //!   and exports, refusing any path that resolves outside its root.
-//! - [`openapi`]: the generated OpenAPI document (`proto/openapi.yaml`).
-//! - [`recordings`]: playback of a store (list, HLS VOD and live, files by
-//!   range, MP4 export), behind a [`recordings::PlaybackAccess`] policy.
+//! - [`ui`]: the web UI; [`openapi`]: the generated OpenAPI document
+//!   (`proto/openapi.yaml`); [`metrics`]: the `/metrics` counters.
 //!
 //! # Threading
 //!
@@ -24,20 +38,31 @@
 //! snapshots, SQLite runs on sqlx's own threads, and file reads go through
 //! `tokio::fs`.
 //!
+//! Serve with `into_make_service_with_connect_info::<SocketAddr>()`: without
+//! the peer's address the per-IP login limit is skipped, and the
+//! [`recordings`] routes fail.
+//!
 //! # Example
 //!
 //! ```no_run
-//! use reallive_http::{Server, ServerOptions};
-//! use tokio_util::sync::CancellationToken;
+//! use std::net::SocketAddr;
+//! use std::path::Path;
 //!
-//! # async fn demo() -> Result<(), reallive_http::ServerError> {
-//! let server = Server::bind(ServerOptions::new("./data", "127.0.0.1:8080".parse().unwrap())).await?;
-//! if let Some(pw) = server.first_admin_password() {
-//!     eprintln!("admin password: {}", pw.expose());
-//! }
-//! server.run(CancellationToken::new()).await
+//! use reallive_auth::{Accounts, TokenKeys};
+//! use reallive_http::{ApiOptions, ApiState};
+//!
+//! # async fn demo(secret: [u8; 32]) -> Result<(), Box<dyn std::error::Error>> {
+//! let accounts = Accounts::open(Path::new("./data")).await?;
+//! let state = ApiState::new(accounts, TokenKeys::new(&secret)?, ApiOptions::default())
+//!     .map_err(|e| e.message)?;
+//! let app = reallive_http::router(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! # Ok(())
 //! # }
 //! ```
+
+#![warn(missing_docs)]
 
 mod error;
 pub mod extract;

@@ -16,7 +16,16 @@
 //!   [`RecordingSession`] that turns frames into files; the rest lists,
 //!   plays back, exports, locks and deletes. It implements [`Storage`], the
 //!   trait the puller and the NVR record through.
+//! - [`record`]: the loop that drains a frame channel into any [`Storage`]
+//!   and survives failed writes; `MemoryStorage` (feature `test-util`) is
+//!   a `Storage` for other crates' tests.
 //! - [`mp4::Fmp4Muxer`] and [`FileSink`] (`reallive-pusher --output x.mp4`).
+//! - The sans-IO cores the store runs: [`segmenter`] (frames into files),
+//!   [`triggered`] (pre- and post-roll around events), [`retention`] (what
+//!   to delete), [`scan`] (reading a file back, for recovery) and [`hls`]
+//!   (playlists).
+//! - [`transcode`]: re-encoding a file fragment for fragment, and swapping
+//!   it in without risking the original.
 //! - [`write_atomically`]: replace a small file so that a crash leaves the
 //!   old one or the new one, never a torn one.
 //!
@@ -32,7 +41,12 @@
 //! The muxer is sans-IO: it returns bytes for the caller to write, so it
 //! can run on whatever thread owns the file. `Store` is async (tokio) and
 //! cheap to clone; its file work runs on tokio's blocking pool, so callers
-//! never wait on a disk on a runtime thread.
+//! never wait on a disk on a runtime thread. [`FileSink`] and
+//! [`transcode::rewrite`] block: run them on a thread of their own.
+//!
+//! Open one `Store` per data directory, in one process: opening runs
+//! recovery, which closes every file still marked `writing` as a crash
+//! would have left it.
 //!
 //! # Example
 //!
@@ -68,6 +82,8 @@
 //! # Ok(())
 //! # }
 //! ```
+
+#![warn(missing_docs)]
 
 mod durable;
 mod error;

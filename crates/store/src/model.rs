@@ -70,7 +70,8 @@ impl RecordingState {
 pub struct Recording {
     /// Index id.
     pub id: i64,
-    /// Camera name.
+    /// The store's name of the camera: its directory under the recordings
+    /// root ([`validate_camera`]).
     pub camera: String,
     /// Path relative to the recordings root.
     pub path: String,
@@ -97,7 +98,7 @@ pub struct Recording {
 }
 
 impl Recording {
-    /// Wall clock of the start of fragment `i`.
+    /// Wall clock of the start of fragment `f`, one of this recording's.
     pub fn fragment_start_utc_ns(&self, f: &FragmentEntry) -> i64 {
         self.start_utc_ns + ticks_to_ns(f.decode_time_90k as i64)
     }

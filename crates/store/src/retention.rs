@@ -83,7 +83,7 @@ impl RetentionPolicy {
 pub struct Candidate {
     /// Index id.
     pub id: i64,
-    /// Camera.
+    /// The store's name of the camera.
     pub camera: String,
     /// Wall-clock start.
     pub start_utc_ns: i64,
@@ -95,14 +95,15 @@ pub struct Candidate {
     pub writing: bool,
 }
 
-/// A locked range.
+/// A range kept from retention ([`Store::lock`](crate::Store::lock)): any
+/// recording overlapping it is never deleted, not even to free disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LockedRange {
-    /// Camera.
+    /// The store's name of the camera.
     pub camera: String,
-    /// Start.
+    /// Start, inclusive.
     pub start_utc_ns: i64,
-    /// End.
+    /// End, exclusive.
     pub end_utc_ns: i64,
 }
 

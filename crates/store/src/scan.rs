@@ -25,7 +25,7 @@ pub struct ScannedFile {
     pub init_bytes: u64,
     /// Codec of the video sample entry, when recognised.
     pub codec: Option<Codec>,
-    /// Width and height from the sample entry.
+    /// Width from the sample entry.
     pub width: u16,
     /// Height from the sample entry.
     pub height: u16,

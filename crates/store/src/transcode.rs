@@ -23,10 +23,11 @@
 //!   4. only then is the original deleted.
 //!
 //!   A failure anywhere keeps the original and its row as they were.
-//! - [`spawn`] runs jobs in a daily time window, oldest recordings first,
-//!   at most `max_jobs` at a time, through a [`TranscodeRunner`] (the NVR's
-//!   runs each job in a child process at the lowest CPU and I/O priority),
-//!   and keeps a [`TranscodeStatus`].
+//! - [`Store::transcode_candidates`] and [`Store::transcode_skipped`] feed
+//!   the scheduler, which lives in `reallive-record`
+//!   (`reallive_record::transcode::spawn`): it runs jobs in a daily time
+//!   window, oldest recordings first, at most `max_jobs` at a time, each in
+//!   a child process at the lowest CPU and I/O priority.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};

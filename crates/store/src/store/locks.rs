@@ -6,6 +6,8 @@ use crate::model::{TimeRange, validate_camera};
 
 impl Store {
     /// Protects `range` of `camera` from retention; returns the lock's id.
+    /// Every recording overlapping it is kept whole, even when the disk is
+    /// under its free-space floor, until [`unlock`](Self::unlock).
     pub async fn lock(
         &self,
         camera: &str,
