@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_OUT ?= demo-out
 
-.PHONY: setup ui ui-test build demo demo-file test fmt clippy nextest package bench
+.PHONY: setup ui ui-test build demo demo-file test fmt clippy doc nextest package bench
 
 setup:
 	./scripts/setup
@@ -36,13 +36,18 @@ demo-file: setup
 	  -show_entries stream=codec_name,profile,width,height,avg_frame_rate,nb_read_frames,has_b_frames \
 	  -show_entries format=duration -of default=noprint_wrappers=1 $(DEMO_OUT)/test-pattern.mp4
 
-test: setup ui-test fmt clippy nextest package
+test: setup ui-test fmt clippy doc nextest package
 
 fmt:
 	$(CARGO) fmt --all --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# The crates' docs, as a program that links them reads them: no warnings
+# (missing docs, broken links).
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 nextest:
 	$(CARGO) nextest run --workspace

@@ -1,7 +1,7 @@
 //! `reallive-nvr transcode-file`: the child process a transcoding job runs
 //! (`reallive_record::transcode::ChildRunner` starts it). It wires the
 //! GStreamer x265 transcoder of `reallive-encode`, a
-//! [`Reencoder`](reallive_core::reencode::Reencoder), into the store's
+//! [`Reencoder`], into the store's
 //! fragment-for-fragment rewrite.
 
 use std::path::Path;

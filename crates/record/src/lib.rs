@@ -30,6 +30,8 @@
 //! assert_eq!(file.cameras[0].url.to_string(), "rtsp://user:***@192.0.2.10/stream1");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod config;
 mod error;
 mod registry;
