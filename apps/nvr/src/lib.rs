@@ -115,6 +115,26 @@ impl Recorders {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Every camera's figures for `/metrics`.
+    fn metrics(&self) -> Vec<reallive_record::metrics::CameraMetrics> {
+        let names: Vec<(i64, String)> = self
+            .read()
+            .iter()
+            .map(|(id, rec)| (*id, rec.config.name.clone()))
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|(id, name)| {
+                Some(reallive_record::metrics::CameraMetrics {
+                    id,
+                    name,
+                    status: self.status(id)?,
+                    writes: self.store.write_stats(&CameraId(id).store_key()),
+                })
+            })
+            .collect()
+    }
+
     fn worker(&self, id: i64) -> Option<Arc<Worker>> {
         self.read().get(&id).and_then(|r| r.worker.clone())
     }
@@ -510,7 +530,7 @@ pub async fn run(
     for (id, cam, from_config) in &cameras {
         recorders.insert(*id, cam.clone(), *from_config)?;
     }
-    let space_task = tokio::spawn(watch_space(
+    let space_task = tokio::spawn(reallive_record::space::watch(
         store.clone(),
         retention.clone(),
         file.storage.critical_free_bytes,
@@ -539,7 +559,9 @@ pub async fn run(
         out.insert("warnings".into(), r.warnings().into());
     }));
     let r = recorders.clone();
-    api.add_metrics_source(Box::new(move |out| render_metrics(&r, out)));
+    api.add_metrics_source(Box::new(move |out| {
+        reallive_record::metrics::render(&r.metrics(), out)
+    }));
 
     let mut nvr_state = NvrState::new(api.clone(), recorders.clone(), store.clone(), retention);
     let mut transcode_task = None;
@@ -627,178 +649,4 @@ fn spawn_recorder(
         stop,
     );
     Ok((worker, trigger_tx))
-}
-
-/// Checks free space every few seconds. Under the floor, retention runs
-/// at once (past-retention first, then the oldest footage, never locked
-/// ranges); under the critical level it says so in `/api/health`.
-async fn watch_space(
-    store: Store,
-    retention: RetentionPolicy,
-    critical_free: Option<u64>,
-    warning: Arc<std::sync::Mutex<Option<String>>>,
-    stop: CancellationToken,
-) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let Ok(disk) = store.disk_space().await else {
-            continue;
-        };
-        let floor = retention.free_floor(disk.total_bytes);
-        let critical = critical_free.unwrap_or(floor / 2);
-        let now = if disk.free_bytes < floor {
-            if let Err(e) = store.run_retention(0).await {
-                tracing::warn!("emergency retention failed: {e}");
-            }
-            Some(format!(
-                "free space {} MiB is under the floor of {} MiB{}",
-                disk.free_bytes >> 20,
-                floor >> 20,
-                if disk.free_bytes < critical {
-                    " (critical): deleting the oldest footage"
-                } else {
-                    ""
-                }
-            ))
-        } else {
-            None
-        };
-        if let Ok(mut w) = warning.lock() {
-            if now != *w {
-                match &now {
-                    Some(m) => tracing::warn!("{m}"),
-                    None => tracing::info!("free space is back above the floor"),
-                }
-            }
-            *w = now;
-        }
-    }
-}
-
-fn render_metrics(r: &Recorders, out: &mut String) {
-    use std::fmt::Write as _;
-    let names: Vec<(i64, String)> = r
-        .read()
-        .iter()
-        .map(|(id, rec)| (*id, rec.config.name.clone()))
-        .collect();
-    let mut rows: Vec<(&i64, &String, WorkerStatus)> = names
-        .iter()
-        .filter_map(|(id, name)| r.status(*id).map(|s| (id, name, s)))
-        .collect();
-    rows.sort_by_key(|(id, _, _)| **id);
-    let metric = |out: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
-    type Value = fn(&WorkerStatus) -> f64;
-    let series: [(&str, &str, &str, Value); 7] = [
-        (
-            "reallive_nvr_camera_state",
-            "gauge",
-            "0 stopped, 1 starting, 2 running, 3 unhealthy, 4 backoff",
-            |s| f64::from(s.state.as_gauge()),
-        ),
-        (
-            "reallive_nvr_camera_fps",
-            "gauge",
-            "frames per second",
-            |s| s.fps,
-        ),
-        (
-            "reallive_nvr_camera_bitrate_kbps",
-            "gauge",
-            "received kbit/s",
-            |s| s.bitrate_kbps,
-        ),
-        (
-            "reallive_nvr_camera_last_frame_age_seconds",
-            "gauge",
-            "seconds since the last frame",
-            |s| {
-                s.last_frame_age_ms
-                    .map_or(f64::NAN, |ms| ms as f64 / 1000.0)
-            },
-        ),
-        (
-            "reallive_nvr_camera_restarts_total",
-            "counter",
-            "restarts after failures and stalls",
-            |s| f64::from(s.restarts),
-        ),
-        (
-            "reallive_nvr_camera_frames_total",
-            "counter",
-            "frames received",
-            |s| s.frames as f64,
-        ),
-        (
-            "reallive_nvr_camera_bytes_total",
-            "counter",
-            "bytes received from the camera",
-            |s| s.bytes as f64,
-        ),
-    ];
-    let label = |id: &i64, cam: &str| {
-        format!(
-            "camera_id=\"{id}\",camera=\"{}\"",
-            cam.replace('\\', "\\\\").replace('"', "\\\"")
-        )
-    };
-    for (name, kind, help, value) in series {
-        metric(out, name, kind, help);
-        for (id, cam, s) in &rows {
-            let _ = writeln!(out, "{name}{{{}}} {}", label(id, cam), value(s));
-        }
-    }
-    // What the store wrote, and how long a fragment took to be durable.
-    let stats: Vec<_> = rows
-        .iter()
-        .map(|(id, cam, _)| {
-            (
-                label(id, cam),
-                r.store.write_stats(&CameraId(**id).store_key()),
-            )
-        })
-        .collect();
-    metric(
-        out,
-        "reallive_nvr_camera_bytes_written_total",
-        "counter",
-        "bytes of fragments written to disk",
-    );
-    for (l, st) in &stats {
-        let _ = writeln!(
-            out,
-            "reallive_nvr_camera_bytes_written_total{{{l}}} {}",
-            st.bytes.load(std::sync::atomic::Ordering::Relaxed)
-        );
-    }
-    metric(
-        out,
-        "reallive_nvr_segment_write_seconds",
-        "summary",
-        "from a fragment ready to it written, fdatasynced and indexed",
-    );
-    for (l, st) in &stats {
-        for (q, pct) in [(0.5, 50.0), (0.99, 99.0)] {
-            let v = st
-                .latency
-                .percentile(pct)
-                .map_or(f64::NAN, |d| d.as_secs_f64());
-            let _ = writeln!(
-                out,
-                "reallive_nvr_segment_write_seconds{{{l},quantile=\"{q}\"}} {v}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "reallive_nvr_segment_write_seconds_count{{{l}}} {}",
-            st.latency.count()
-        );
-    }
 }

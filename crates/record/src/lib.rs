@@ -6,6 +6,8 @@
 //!   key, so `reallive-nvr --config nvr.toml --check` prints them all;
 //!   [`config::ServerSection`] is the `[server]` section both servers read.
 //! - [`CameraRegistry`]: the NVR's cameras as its API sees them.
+//! - [`space`]: the emergency space watcher; [`metrics`]: the NVR's
+//!   Prometheus series.
 //! - [`transcode`]: when old recordings are re-encoded to H.265, which, and
 //!   how many at once; each job runs in a child process.
 //! - [`RecordError`]: the one error type, with its
@@ -34,7 +36,9 @@
 
 pub mod config;
 mod error;
+pub mod metrics;
 mod registry;
+pub mod space;
 pub mod transcode;
 
 pub use error::RecordError;
