@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use reallive_capture::CameraCapture;
+use reallive_core::source::FrameSource;
 use reallive_core::{Codec, EncodedFrame, FrameReceiver, Offer};
 use reallive_encode::motion::GrayDecoder;
 use reallive_motion::{Detector, GrayFrame, MotionEvent};
@@ -32,7 +32,7 @@ pub(crate) struct Camera {
     pub motion: tokio::sync::watch::Receiver<MotionConfig>,
     /// The low-resolution stream motion is detected on, when the camera
     /// has one (`sub_url`); otherwise the main stream is decoded.
-    pub sub: Option<Arc<dyn CameraCapture>>,
+    pub sub: Option<Arc<dyn FrameSource>>,
     pub store: Store,
     pub live: Option<LiveState>,
     /// Ends recording (the NVR is stopping).
@@ -90,14 +90,14 @@ impl Feeder {
 /// with a growing wait (1 s to 30 s) when it fails.
 async fn run_sub_stream(
     camera: i64,
-    sub: Arc<dyn CameraCapture>,
+    sub: Arc<dyn FrameSource>,
     mut feeder: Feeder,
     stop: CancellationToken,
 ) {
     let mut wait = Duration::from_secs(1);
     loop {
         let (tx, mut rx) = reallive_core::frame_channel(64);
-        let failure = match sub.start(tx) {
+        let failure = match sub.start_frames(tx) {
             Ok(mut running) => {
                 let mut frames = 0u64;
                 let ended = loop {
@@ -141,7 +141,7 @@ impl Analyzer {
     fn start(
         config: &MotionConfig,
         camera: i64,
-        sub: Option<Arc<dyn CameraCapture>>,
+        sub: Option<Arc<dyn FrameSource>>,
         events: mpsc::Sender<MotionEvent>,
     ) -> Option<Self> {
         let detector = match Detector::new(config.settings()) {

@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use reallive_auth::{Role, Secret};
-use reallive_capture::worker::{Consumer, Worker};
 use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
 use reallive_core::{CameraId, ErrorKind};
@@ -25,6 +24,7 @@ use reallive_http::recordings::{ApiAccess, RecordingsState};
 use reallive_node::live::LiveState;
 use reallive_node::{NodeFlags, NodeOptions};
 use reallive_record::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
+use reallive_record::worker::{Consumer, Worker};
 use reallive_record::{BoxFuture, CameraRegistry, RecordError};
 use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use reallive_store::{Store, StoreConfig};
@@ -624,7 +624,7 @@ fn spawn_recorder(
     };
     let sub = cam.sub_url.as_ref().map(|u| {
         Arc::new(RtspCamera::new(u.clone(), options.clone()))
-            as Arc<dyn reallive_capture::CameraCapture>
+            as Arc<dyn reallive_core::source::FrameSource>
     });
     let (trigger_tx, trigger_rx) = tokio::sync::mpsc::channel(4);
     let camera = Arc::new(camera::Camera {

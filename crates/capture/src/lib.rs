@@ -20,10 +20,10 @@
 //! exactly one access unit. Frames before the first keyframe
 //! are dropped; timestamps are the pipeline's running time in 90 kHz.
 //!
-//! [`worker::Worker`] keeps one capture running under core's
-//! [`Supervisor`](reallive_core::supervise::Supervisor): restarts with
-//! backoff, stall detection, a fresh frame channel per run. (It moves to
-//! `reallive-record` with the NVR's camera run.)
+//! Every backend is also a
+//! [`FrameSource`](reallive_core::source::FrameSource), the seam through
+//! which GStreamer-free code runs it: `reallive-record`'s supervised worker
+//! keeps a source running with restarts, backoff and stall detection.
 //!
 //! # Threading
 //!
@@ -69,7 +69,6 @@ mod rtsp;
 mod source;
 mod test_pattern;
 mod v4l2;
-pub mod worker;
 
 pub use devices::{DeviceInfo, list_devices};
 pub use error::CaptureError;
@@ -276,4 +275,45 @@ pub(crate) fn sized_caps(
         .field("height", opts.height as i32)
         .field("framerate", gstreamer::Fraction::new(opts.fps as i32, 1))
         .build()
+}
+
+/// Every backend is a [`FrameSource`](reallive_core::source::FrameSource)
+/// too, so GStreamer-free code (the NVR's supervised worker) can run it.
+macro_rules! frame_source {
+    ($($backend:ty),+) => {$(
+        impl reallive_core::source::FrameSource for $backend {
+            fn describe(&self) -> String {
+                CameraCapture::describe(self)
+            }
+
+            fn start_frames(
+                &self,
+                out: FrameSender,
+            ) -> Result<Box<dyn reallive_core::source::FrameSourceRun>, reallive_core::reencode::BoxError>
+            {
+                gstreamer::init().map_err(|e| format!("GStreamer: {e}"))?;
+                Ok(Box::new(CameraCapture::start(self, out)?))
+            }
+        }
+    )+};
+}
+
+frame_source!(
+    TestPattern,
+    V4l2Camera,
+    LibcameraCamera,
+    RtspCamera,
+    FileSource
+);
+
+impl reallive_core::source::FrameSourceRun for Running {
+    fn wait(
+        &mut self,
+    ) -> reallive_core::source::BoxFuture<'_, Result<(), reallive_core::reencode::BoxError>> {
+        Box::pin(async move { Ok(Running::wait(self).await?) })
+    }
+
+    fn stop(self: Box<Self>) -> reallive_core::source::BoxFuture<'static, ()> {
+        Box::pin(Running::stop(*self))
+    }
 }

@@ -21,6 +21,7 @@
 //! - [`RtspUrl`]: the one camera URL type, and [`redact`], the one
 //!   redactor of credentials in text;
 //! - [`Backoff`]: the one retry delay (doubling, optionally jittered);
+//! - [`source::FrameSource`]: a camera as GStreamer-free code starts it;
 //! - [`supervise::Supervisor`]: the sans-IO state machine that restarts a
 //!   stalled or failed source;
 //! - [`reencode::Reencoder`]: the seam where the store's transcoder meets an
@@ -90,6 +91,7 @@ mod histogram;
 pub mod nal;
 pub mod reencode;
 mod rtsp;
+pub mod source;
 pub mod supervise;
 pub mod time;
 

@@ -8,6 +8,9 @@
 //! - [`CameraRegistry`]: the NVR's cameras as its API sees them.
 //! - [`space`]: the emergency space watcher; [`metrics`]: the NVR's
 //!   Prometheus series.
+//! - [`worker`]: a camera kept running by the supervisor (restart backoff,
+//!   stall detection, start and stop on request), each run's frames to a
+//!   consumer.
 //! - [`transcode`]: when old recordings are re-encoded to H.265, which, and
 //!   how many at once; each job runs in a child process.
 //! - [`RecordError`]: the one error type, with its
@@ -40,6 +43,7 @@ pub mod metrics;
 mod registry;
 pub mod space;
 pub mod transcode;
+pub mod worker;
 
 pub use error::RecordError;
 pub use registry::{BoxFuture, CameraRegistry};

@@ -1,4 +1,4 @@
-//! A supervised capture: one [`CameraCapture`] kept running by a
+//! A supervised camera: one [`FrameSource`] kept running by a
 //! [`Supervisor`], its frames handed to a consumer (the recorder) one run
 //! at a time.
 //!
@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use reallive_core::source::{FrameSource, FrameSourceRun};
 use reallive_core::supervise::{
     Change, Command, RestartPolicy, Supervisor, WorkerState, WorkerStatus,
 };
@@ -22,8 +23,6 @@ use reallive_core::{FrameReceiver, StreamInfo, frame_channel};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
-
-use crate::{CameraCapture, Running};
 
 /// Takes one run's frames; the future ends when the receiver closes.
 pub type Consumer =
@@ -57,7 +56,7 @@ impl Worker {
     /// Outside a tokio runtime.
     pub fn spawn(
         label: &str,
-        capture: Arc<dyn CameraCapture>,
+        capture: Arc<dyn FrameSource>,
         policy: RestartPolicy,
         consumer: Consumer,
         shutdown: CancellationToken,
@@ -132,7 +131,7 @@ struct Counters {
 
 /// One start of the source.
 struct Run {
-    running: Running,
+    running: Box<dyn FrameSourceRun>,
     forward: tokio::task::JoinHandle<()>,
     consume: tokio::task::JoinHandle<()>,
     cancel: CancellationToken,
@@ -156,7 +155,7 @@ enum Event {
 }
 
 async fn drive(
-    capture: Arc<dyn CameraCapture>,
+    capture: Arc<dyn FrameSource>,
     policy: RestartPolicy,
     consumer: Consumer,
     shutdown: CancellationToken,
@@ -258,14 +257,13 @@ async fn drive(
 /// Starts the source with a fresh channel, a counting forwarder and a
 /// consumer.
 fn start_run(
-    capture: &dyn CameraCapture,
+    capture: &dyn FrameSource,
     consumer: &Consumer,
     counters: &Arc<Counters>,
     epoch: Instant,
 ) -> Result<Run, String> {
-    gstreamer::init().map_err(|e| format!("GStreamer: {e}"))?;
     let (tx, mut rx) = frame_channel(256);
-    let running = capture.start(tx).map_err(|e| e.to_string())?;
+    let running = capture.start_frames(tx).map_err(|e| e.to_string())?;
     let (to_consumer, consumer_rx) = frame_channel(256);
     let cancel = CancellationToken::new();
     let stop = cancel.clone();

@@ -1,5 +1,6 @@
-//! A supervised capture: running with fps and bitrate, stop and start by
-//! request, and a dead camera in backoff with growing waits.
+//! The NVR's supervised worker over real capture sources: running with fps
+//! and bitrate, stop and start by request, and a dead camera in backoff
+//! with growing waits.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reallive_capture::worker::{Consumer, Worker};
 use reallive_capture::{CaptureOptions, RtspCamera, TestPattern};
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
+use reallive_record::worker::{Consumer, Worker};
 use tokio_util::sync::CancellationToken;
 
 fn counting(frames: Arc<AtomicU64>, runs: Arc<AtomicU64>) -> Consumer {
