@@ -12,7 +12,7 @@ use reallive_motion::{Detector, GrayFrame, MotionEvent};
 use reallive_node::live::LiveState;
 use reallive_record::config::{MotionConfig, RecordMode};
 use reallive_store::triggered::{Action, TriggerConfig, Triggered};
-use reallive_store::{NewEvent, RecordingSession, Store};
+use reallive_store::{NewEvent, RecordingWriter, Storage, Store};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,9 @@ pub(crate) struct Camera {
     /// The low-resolution stream motion is detected on, when the camera
     /// has one (`sub_url`); otherwise the main stream is decoded.
     pub sub: Option<Arc<dyn FrameSource>>,
+    /// Where both modes write.
+    pub storage: Arc<dyn Storage>,
+    /// Events and their rows.
     pub store: Store,
     pub live: Option<LiveState>,
     /// Ends recording (the NVR is stopping).
@@ -251,7 +254,7 @@ impl Clock {
 /// Writes around events: the triggered state machine's actions.
 struct EventRecorder {
     machine: Triggered,
-    session: Option<RecordingSession>,
+    session: Option<Box<dyn RecordingWriter>>,
 }
 
 impl EventRecorder {
@@ -265,7 +268,7 @@ impl EventRecorder {
                 Action::Write(f) => {
                     let captured = clock.utc_ns(f.pts_90k.div_euclid(90));
                     if self.session.is_none() {
-                        match cam.store.session(&cam.name) {
+                        match cam.storage.start_recording(&cam.name).await {
                             Ok(s) => self.session = Some(s),
                             Err(e) => {
                                 tracing::error!(camera = cam.id, "cannot record: {e}");
@@ -310,9 +313,9 @@ pub(crate) async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
         (None, None)
     } else {
         let (tx, rx) = reallive_core::frame_channel(256);
-        let (store, name, stop) = (cam.store.clone(), cam.name.clone(), cam.stop.clone());
+        let (storage, name, stop) = (cam.storage.clone(), cam.name.clone(), cam.stop.clone());
         let task = tokio::spawn(async move {
-            reallive_store::record(&store, &name, rx, &stop).await;
+            reallive_store::record(&*storage, &name, rx, &stop).await;
         });
         (Some(tx), Some(task))
     };

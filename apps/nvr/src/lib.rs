@@ -635,6 +635,7 @@ fn spawn_recorder(
         post_roll: Duration::from_secs(u64::from(cam.post_roll_secs)),
         motion,
         sub,
+        storage: Arc::new(store.clone()),
         store: store.clone(),
         live,
         stop: stop.clone(),
