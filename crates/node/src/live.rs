@@ -552,6 +552,33 @@ fn relay_error(e: reallive_relay::RelayError) -> ApiError {
     ApiError::new(e.kind(), e.to_string())
 }
 
+/// Hands an admitted WHIP or WHEP offer to the relay and keeps the
+/// session under a random id (its URL). Returns the id, the relay's
+/// session and the SDP answer.
+async fn open_http_session(
+    live: &LiveState,
+    camera: i64,
+    role: PeerRole,
+    user: Option<i64>,
+    sdp: String,
+) -> Result<(String, SessionId, String), ApiError> {
+    let (session, answer) = live
+        .inner
+        .relay
+        .accept(camera, role, sdp)
+        .await
+        .map_err(relay_error)?;
+    let id = random_token::<16>().expose().to_string();
+    let s = HttpSession {
+        camera,
+        session,
+        role,
+        user,
+    };
+    lock(&live.inner.http_sessions).insert(id.clone(), s);
+    Ok((id, session, answer))
+}
+
 /// WHIP: publish with the camera's stream key.
 async fn whip(
     State(live): State<LiveState>,
@@ -563,22 +590,8 @@ async fn whip(
         .ok_or_else(|| ApiError::unauthenticated("send the stream key as a Bearer token"))?;
     live.admit(camera, Role::Publisher, Proof::StreamKey(Some(key)))?;
     let sdp = sdp_body(&headers, &body)?;
-    let (session, answer) = live
-        .inner
-        .relay
-        .accept(camera, PeerRole::Publisher, sdp)
-        .await
-        .map_err(relay_error)?;
-    let id = random_token::<16>().expose().to_string();
-    lock(&live.inner.http_sessions).insert(
-        id.clone(),
-        HttpSession {
-            camera,
-            session,
-            role: PeerRole::Publisher,
-            user: None,
-        },
-    );
+    let (id, session, answer) =
+        open_http_session(&live, camera, PeerRole::Publisher, None, sdp).await?;
     live.record_start(camera, session).await;
     let actions = lock(&live.inner.hub).external_publisher(camera, true, &Dir(&live.inner.api));
     live.execute(actions).await;
@@ -609,22 +622,8 @@ async fn whep(
     // sent.
     live.admit(camera, Role::Viewer, Proof::User(user.id))?;
     let sdp = sdp_body(&headers, &body)?;
-    let (session, answer) = live
-        .inner
-        .relay
-        .accept(camera, PeerRole::Subscriber, sdp)
-        .await
-        .map_err(relay_error)?;
-    let id = random_token::<16>().expose().to_string();
-    lock(&live.inner.http_sessions).insert(
-        id.clone(),
-        HttpSession {
-            camera,
-            session,
-            role: PeerRole::Subscriber,
-            user: Some(user.id),
-        },
-    );
+    let (id, _, answer) =
+        open_http_session(&live, camera, PeerRole::Subscriber, Some(user.id), sdp).await?;
     Ok(created(format!("/whep/{camera}/sessions/{id}"), answer))
 }
 
