@@ -563,45 +563,13 @@ struct NewRetention {
     max_bytes: Option<u64>,
 }
 
-impl NewSource {
-    /// The same checks as a config file's entry: through the checker.
-    fn check(self) -> Result<CameraConfig, ApiError> {
-        #[derive(Serialize)]
-        struct One {
-            cameras: [NewSource; 1],
-        }
-        let text = toml::to_string(&One { cameras: [self] })
-            .map_err(|e| ApiError::new(reallive_core::ErrorKind::InvalidArgument, e.to_string()))?;
-        let mut file = NvrConfigFile::check(&text).map_err(|errors| {
-            let what: Vec<String> = errors
-                .iter()
-                .map(|e| {
-                    let key = e
-                        .key
-                        .trim_start_matches("cameras[0]")
-                        .trim_start_matches('.');
-                    if key.is_empty() {
-                        e.message.clone()
-                    } else {
-                        format!("{key}: {}", e.message)
-                    }
-                })
-                .collect();
-            ApiError::new(reallive_core::ErrorKind::InvalidArgument, what.join("; "))
-        })?;
-        file.cameras
-            .pop()
-            .ok_or_else(|| ApiError::new(reallive_core::ErrorKind::InvalidArgument, "no camera"))
-    }
-}
-
 async fn add_source(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
     crate::ApiJson(body): crate::ApiJson<NewSource>,
 ) -> Result<impl IntoResponse, ApiError> {
     admin(&user)?;
-    let camera = body.check()?;
+    let camera = NvrConfigFile::check_camera(&body)?;
     let name = camera.name.clone();
     let id = s.workers.add(camera).await?;
     tracing::info!(camera = id, %name, by = %user.username, "RTSP camera added");

@@ -464,6 +464,39 @@ impl fmt::Display for InFile<'_> {
 }
 
 impl NvrConfigFile {
+    /// Checks one camera given outside a file (the API's `POST
+    /// /api/nvr/cameras` body) with exactly the rules of a `[[cameras]]`
+    /// entry. `entry` must serialize to that entry's keys. The error lists
+    /// every problem as `key: message`, keys relative to the entry.
+    pub fn check_camera(entry: &impl serde::Serialize) -> Result<CameraConfig, RecordError> {
+        #[derive(serde::Serialize)]
+        struct One<'a, T> {
+            cameras: [&'a T; 1],
+        }
+        let text = toml::to_string(&One { cameras: [entry] })
+            .map_err(|e| RecordError::Invalid(e.to_string()))?;
+        let mut file = NvrConfigFile::check(&text).map_err(|errors| {
+            let what: Vec<String> = errors
+                .iter()
+                .map(|e| {
+                    let key = e
+                        .key
+                        .trim_start_matches("cameras[0]")
+                        .trim_start_matches('.');
+                    if key.is_empty() {
+                        e.message.clone()
+                    } else {
+                        format!("{key}: {}", e.message)
+                    }
+                })
+                .collect();
+            RecordError::Invalid(what.join("; "))
+        })?;
+        file.cameras
+            .pop()
+            .ok_or_else(|| RecordError::Invalid("no camera".into()))
+    }
+
     /// Parses and validates a TOML config, collecting every error it can.
     ///
     /// A TOML syntax error stops everything and is the only error. After
@@ -1514,5 +1547,40 @@ url = "rtsp://192.0.2.14/s"
         let shown = e[0].in_file(Path::new("nvr.toml")).to_string();
         assert!(shown.starts_with("nvr.toml:1: "), "{shown}");
         assert!(!shown.contains(": :"), "{shown}");
+    }
+
+    #[test]
+    fn one_camera_from_the_api_is_checked_by_the_file_rules() {
+        #[derive(serde::Serialize)]
+        struct Entry {
+            name: &'static str,
+            url: &'static str,
+            mode: &'static str,
+        }
+        let ok = NvrConfigFile::check_camera(&Entry {
+            name: "gate",
+            url: "rtsp://u:pw@192.0.2.10/s",
+            mode: "continuous",
+        })
+        .unwrap();
+        assert_eq!(ok.name, "gate");
+        assert_eq!(ok.url.expose(), "rtsp://u:pw@192.0.2.10/s");
+        let e = NvrConfigFile::check_camera(&Entry {
+            name: "gate",
+            url: "http://u:secret@192.0.2.10/s",
+            mode: "continuous",
+        })
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "url: must be an rtsp:// or rtsps:// URL");
+        let e = NvrConfigFile::check_camera(&Entry {
+            name: "gate",
+            url: "rtsp://u:secret@192.0.2.10/s",
+            mode: "sometimes",
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("mode: unknown variant `sometimes`"), "{e}");
+        assert!(!e.contains("secret") && !e.contains("cameras[0]"), "{e}");
     }
 }
