@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use reallive_test_support::http::Api;
 use reallive_test_support::require_elements;
 use reallive_test_support::{RtspCameraConfig, RtspCameraServer};
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rtsp_camera_streams_through_the_embedded_relay() {
@@ -46,15 +45,7 @@ async fn an_rtsp_camera_streams_through_the_embedded_relay() {
         .unwrap();
     let id: i64 = first.rsplit(' ').next().unwrap().parse().unwrap();
 
-    let api = Api::new(addr);
-    let login = api
-        .post(
-            "/api/auth/login",
-            json!({"username": "admin", "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.text());
-    let api = api.with_token(login.json()["token"].as_str().unwrap());
+    let api = Api::new(addr).login("admin", "correct horse battery").await;
     let started = Instant::now();
     let status = loop {
         let view = api.get(&format!("/api/cameras/{id}")).await;

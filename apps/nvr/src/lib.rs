@@ -117,20 +117,13 @@ impl Recorders {
 
     /// Every camera's figures for `/metrics`.
     fn metrics(&self) -> Vec<reallive_record::metrics::CameraMetrics> {
-        let names: Vec<(i64, String)> = self
-            .read()
+        self.read()
             .iter()
-            .map(|(id, rec)| (*id, rec.config.name.clone()))
-            .collect();
-        names
-            .into_iter()
-            .filter_map(|(id, name)| {
-                Some(reallive_record::metrics::CameraMetrics {
-                    id,
-                    name,
-                    status: self.status(id)?,
-                    writes: self.store.write_stats(&CameraId(id).store_key()),
-                })
+            .map(|(id, r)| reallive_record::metrics::CameraMetrics {
+                id: *id,
+                name: r.config.name.clone(),
+                status: r.worker.as_ref().map_or_else(off_status, |w| w.status()),
+                writes: self.store.write_stats(&CameraId(*id).store_key()),
             })
             .collect()
     }

@@ -7,7 +7,6 @@ use std::time::Duration;
 use reallive_node::NodeFlags;
 use reallive_nvr::{NvrConfig, run};
 use reallive_test_support::http::Api;
-use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,15 +32,7 @@ async fn run_starts_empty_on_an_ephemeral_port_and_stops_on_its_token() {
     let password = password.expect("first start makes an admin");
 
     let api = Api::new(addr);
-    let login = api
-        .post(
-            "/api/auth/login",
-            json!({"username": "admin", "password": password}),
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.text());
-    let token = login.json()["token"].as_str().unwrap().to_string();
-    let admin = api.with_token(&token);
+    let admin = api.login("admin", &password).await;
     let status = admin.get("/api/status").await;
     assert_eq!(status.status, 200, "{}", status.text());
     assert_eq!(admin.get("/api/nvr/cameras").await.status, 200);

@@ -39,13 +39,8 @@ async fn run_serves_on_an_ephemeral_port_and_stops_on_its_token() {
 
     let api = Api::new(addr);
     assert_eq!(api.get("/api/health").await.status, 200);
-    let login = api
-        .post(
-            "/api/auth/login",
-            json!({"username": "admin", "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.text());
+    let admin = api.login("admin", "correct horse battery").await;
+    assert_eq!(admin.get("/api/auth/me").await.status, 200);
     let wrong = api
         .post(
             "/api/auth/login",

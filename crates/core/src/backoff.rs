@@ -50,12 +50,6 @@ impl Backoff {
         self.jitter(base)
     }
 
-    /// The delay [`next_delay`](Self::next_delay) would give next, before
-    /// jitter.
-    pub fn peek(&self) -> Duration {
-        self.next
-    }
-
     /// Whether the delay has grown past its floor.
     pub fn is_raised(&self) -> bool {
         self.next > self.floor
@@ -116,7 +110,7 @@ mod tests {
         let got: Vec<u64> = (0..7).map(|_| b.next_delay().as_secs()).collect();
         assert_eq!(got, [1, 2, 4, 8, 16, 30, 30]);
         assert!(b.is_raised());
-        assert_eq!(b.peek(), s(30));
+        assert_eq!(b.next_delay(), s(30));
         b.reset();
         assert_eq!(b.next_delay(), s(1));
     }

@@ -10,8 +10,15 @@ use reallive_auth::{
 
 use crate::{NodeError, open_accounts};
 
-fn hasher() -> Result<PasswordHasher, NodeError> {
-    Ok(PasswordHasher::new(PasswordParams::default())?)
+/// argon2id on a blocking thread: it takes a core for a fraction of a
+/// second, which a runtime worker must not spend.
+async fn hash(password: &Secret) -> Result<String, NodeError> {
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || {
+        Ok(PasswordHasher::new(PasswordParams::default())?.hash(password.expose())?)
+    })
+    .await
+    .map_err(|e| NodeError::Invalid(format!("hashing task: {e}")))?
 }
 
 /// A password given, or a generated one (returned so it can be shown).
@@ -37,7 +44,7 @@ pub async fn add_user(
     validate::username(&username)?;
     validate::email(&email)?;
     let (password, generated) = password_or_generated(password)?;
-    let hash = hasher()?.hash(password.expose())?;
+    let hash = hash(&password).await?;
     let accounts = open_accounts(data_dir).await?;
     let result = accounts
         .create_user(NewUser {
@@ -59,7 +66,7 @@ pub async fn set_password(
     password: Option<Secret>,
 ) -> Result<Option<Secret>, NodeError> {
     let (password, generated) = password_or_generated(password)?;
-    let hash = hasher()?.hash(password.expose())?;
+    let hash = hash(&password).await?;
     let accounts = open_accounts(data_dir).await?;
     let id = accounts
         .snapshot()

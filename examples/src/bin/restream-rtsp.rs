@@ -54,9 +54,12 @@ fn main() -> anyhow::Result<()> {
         let (tx, mut frames) = frame_channel(64);
         let mut running = RtspCamera::new(url, CaptureOptions::default()).start(tx)?;
         let mut source = live.local_source(camera.id).await;
-        let deadline = tokio::time::sleep(std::time::Duration::from_secs(
-            cli.seconds.unwrap_or(u64::MAX / 4),
-        ));
+        let deadline = async {
+            match cli.seconds {
+                Some(s) => tokio::time::sleep(std::time::Duration::from_secs(s)).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::pin!(deadline);
         let ended = loop {
             tokio::select! {
