@@ -1,5 +1,5 @@
-//! The accounts database: users, cameras, grants and streaming sessions,
-//! in SQLite through sqlx.
+//! The accounts database: users, cameras, grants, streaming sessions and
+//! where pulled cameras' video comes from, in SQLite through sqlx.
 //!
 //! Reads come from an in-memory [`Snapshot`] and do no I/O. Each write is
 //! one transaction, after which the snapshot is reloaded before the call
@@ -23,6 +23,10 @@ use tracing::Instrument as _;
 
 use crate::stream_key::{generate_stream_key, stream_key_matches};
 use crate::{AuthError, Permission, Role, Secret, validate};
+
+mod sources;
+
+pub use sources::{CameraOrigin, CameraSource};
 
 /// File name of the accounts database inside the data dir.
 pub const ACCOUNTS_FILE: &str = "accounts.sqlite";
@@ -152,6 +156,58 @@ pub struct CameraUpdate {
     pub name: Option<String>,
     /// New resolution; `Some(None)` clears it.
     pub resolution: Option<Option<String>>,
+}
+
+/// A camera row ready to insert: checked, with a fresh stream key's hash.
+/// Shared by every way of creating a camera.
+#[derive(Debug)]
+struct NewCamera {
+    owner: i64,
+    name: String,
+    resolution: Option<String>,
+    key_hash: [u8; 32],
+    created_at: i64,
+}
+
+impl NewCamera {
+    /// Checks the input and draws a stream key, which is returned here
+    /// and never again.
+    fn new(
+        owner: i64,
+        name: &str,
+        resolution: Option<&str>,
+    ) -> Result<(NewCamera, Secret), AuthError> {
+        validate::camera_name(name)?;
+        if let Some(r) = resolution {
+            validate::resolution(r)?;
+        }
+        let (key, key_hash) = generate_stream_key();
+        let new = NewCamera {
+            owner,
+            name: name.to_string(),
+            resolution: resolution.map(str::to_string),
+            key_hash,
+            created_at: now_unix(),
+        };
+        Ok((new, key))
+    }
+
+    /// Inserts the camera inside the caller's transaction; returns its id.
+    /// `Conflict` when the name is taken, `NotFound` when the owner is gone.
+    async fn insert(&self, c: &mut SqliteConnection) -> Result<i64, AuthError> {
+        let r = sqlx::query(
+            "INSERT INTO cameras (owner_id, name, resolution, stream_key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(self.owner)
+        .bind(&self.name)
+        .bind(self.resolution.as_deref())
+        .bind(&self.key_hash[..])
+        .bind(self.created_at)
+        .execute(&mut *c)
+        .await
+        .map_err(conflict)?;
+        Ok(r.last_insert_rowid())
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -614,30 +670,9 @@ impl Accounts {
         name: &str,
         resolution: Option<&str>,
     ) -> Result<(Camera, Secret), AuthError> {
-        validate::camera_name(name)?;
-        if let Some(r) = resolution {
-            validate::resolution(r)?;
-        }
-        let (key, hash) = generate_stream_key();
-        let (name, resolution) = (name.to_string(), resolution.map(str::to_string));
-        let created_at = now_unix();
+        let (new, key) = NewCamera::new(owner, name, resolution)?;
         let id = self
-            .write(move |c| {
-                Box::pin(async move {
-                    let r = sqlx::query(
-                        "INSERT INTO cameras (owner_id, name, resolution, stream_key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-                    )
-                    .bind(owner)
-                    .bind(&name)
-                    .bind(resolution.as_deref())
-                    .bind(&hash[..])
-                    .bind(created_at)
-                    .execute(&mut *c)
-                    .await
-                    .map_err(conflict)?;
-                    Ok(r.last_insert_rowid())
-                })
-            })
+            .write(move |c| Box::pin(async move { new.insert(c).await }))
             .await?;
         Ok((self.camera_or_missing(id)?, key))
     }
@@ -896,6 +931,10 @@ fn conflict(e: sqlx::Error) -> AuthError {
                 "that email is already registered"
             } else if m.contains("cameras.name") {
                 "a camera with that name exists"
+            } else if m.contains("camera_sources.file_name") {
+                "a camera with that file name exists"
+            } else if m.contains("camera_sources.camera_id") {
+                "that camera already has a source"
             } else {
                 "that already exists"
             };

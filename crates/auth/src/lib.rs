@@ -16,7 +16,9 @@
 //! - [`validate`]: the input rules for usernames, emails, passwords and
 //!   camera names.
 //! - [`Accounts`]: users, cameras, grants and sessions in SQLite, read from
-//!   an in-memory [`Snapshot`]. See `docs/design/auth.md`.
+//!   an in-memory [`Snapshot`]; and, read from the database alone, where a
+//!   pulled camera's video comes from ([`CameraSource`], its settings
+//!   secret). See `docs/design/auth.md`.
 //! - [`Secret`]: anything that must never reach a log line.
 //!
 //! # Threading
@@ -63,7 +65,8 @@ pub mod validate;
 use reallive_core::ErrorKind;
 
 pub use accounts::{
-    Accounts, Camera, CameraStatus, CameraUpdate, Grant, NewUser, Snapshot, User, UserUpdate,
+    Accounts, Camera, CameraOrigin, CameraSource, CameraStatus, CameraUpdate, Grant, NewUser,
+    Snapshot, User, UserUpdate,
 };
 pub use password::{PasswordHasher, PasswordParams};
 pub use ratelimit::{RateLimit, RateLimiter};
