@@ -12,7 +12,7 @@
 //!   in the NVR, fed in real time for `--seconds`; the process's CPU time
 //!   over wall time, divided by N, is the cost per camera. Pictures
 //!   analysed are counted against the 5 fps asked for.
-//! - Pre-roll: `store::triggered::Triggered` with a 5 s pre-roll fed 60 s
+//! - Pre-roll: `record::run::CameraRun` in events mode with a 5 s pre-roll fed 60 s
 //!   of a simulated 4 Mbit/s, 30 fps, 1 s GOP stream; the most it held at
 //!   once, against its byte bound.
 //!
@@ -27,7 +27,7 @@ use bytes::Bytes;
 use reallive_core::{Codec, CodecParameters, EncodedFrame};
 use reallive_encode::motion::GrayDecoder;
 use reallive_motion::{Detector, GrayFrame, MotionSettings};
-use reallive_store::triggered::{TriggerConfig, Triggered};
+use reallive_record::run::{CameraRun, Now, RunConfig, RunMode};
 use reallive_test_support::process::cpu_time;
 
 fn arg(name: &str) -> Option<String> {
@@ -163,16 +163,19 @@ fn synthetic_frame(i: u64, params: &Arc<CodecParameters>) -> EncodedFrame {
 }
 
 fn pre_roll() -> (usize, usize) {
-    let config = TriggerConfig {
+    let config = RunConfig {
+        mode: RunMode::Events,
         pre_roll: Duration::from_secs(5),
         post_roll: Duration::from_secs(5),
-        ..TriggerConfig::default()
+        ..RunConfig::default()
     };
-    let mut t = Triggered::new(config);
+    let mut t = CameraRun::new(config);
     let params = Arc::new(CodecParameters::new(Codec::H264));
+    let clock = reallive_core::SystemClock;
     let mut peak = 0;
     for i in 0..60 * 30 {
-        let _ = t.frame(synthetic_frame(i, &params));
+        t.frame(synthetic_frame(i, &params), Now::of(&clock));
+        while t.poll().is_some() {}
         peak = peak.max(t.pre_roll_bytes());
     }
     (peak, config.max_pre_roll_bytes)

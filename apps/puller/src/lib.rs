@@ -168,7 +168,7 @@ pub async fn run(
         let stop = stop.clone();
         recorders.push(tokio::spawn(async move {
             let name = CameraId(camera).store_key();
-            let stats = reallive_store::record(storage.as_ref(), &name, rx, &stop).await;
+            let stats = reallive_record::camera::record(storage.as_ref(), &name, rx, &stop).await;
             (camera, stats.frames)
         }));
     }

@@ -83,6 +83,7 @@ mod backoff;
 mod camera;
 mod channel;
 mod clock;
+pub mod decode;
 mod error;
 mod frame;
 pub mod h264;

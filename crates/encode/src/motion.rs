@@ -19,20 +19,7 @@ use reallive_core::EncodedFrame;
 
 use crate::EncodeError;
 
-/// One decoded picture.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GrayPicture {
-    /// Rows of `stride` bytes.
-    pub data: Vec<u8>,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// Bytes per row.
-    pub stride: u32,
-    /// Presentation time on the pipeline's clock, in milliseconds.
-    pub pts_ms: i64,
-}
+pub use reallive_core::decode::GrayPicture;
 
 /// A running decoder.
 #[derive(Debug)]
@@ -157,6 +144,25 @@ impl GrayDecoder {
                 .map_or(0, |t| (t.nseconds() / 1_000_000) as i64),
         })
     }
+}
+
+impl reallive_core::decode::GrayDecode for GrayDecoder {
+    fn push(&self, frame: &EncodedFrame) {
+        GrayDecoder::push(self, frame);
+    }
+
+    fn pull(&self, timeout: Duration) -> Option<GrayPicture> {
+        GrayDecoder::pull(self, timeout)
+    }
+}
+
+/// [`GrayDecoder::start`] as the factory the recorder takes.
+pub fn start_gray_decoder() -> reallive_core::decode::StartGrayDecoder {
+    std::sync::Arc::new(|width, fps| {
+        GrayDecoder::start(width, fps)
+            .map(|d| Box::new(d) as Box<dyn reallive_core::decode::GrayDecode>)
+            .map_err(Into::into)
+    })
 }
 
 impl Drop for GrayDecoder {

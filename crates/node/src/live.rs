@@ -109,6 +109,27 @@ impl LocalSource {
     }
 }
 
+impl reallive_record::live::LiveFeed for LocalSource {
+    fn offer(&mut self, frame: &EncodedFrame) {
+        LocalSource::offer(self, frame);
+    }
+
+    fn close(self: Box<Self>) -> reallive_record::BoxFuture<'static, ()> {
+        Box::pin(LocalSource::close(*self))
+    }
+}
+
+impl reallive_record::live::LiveOutlet for LiveState {
+    fn open(
+        &self,
+        camera: i64,
+    ) -> reallive_record::BoxFuture<'_, Box<dyn reallive_record::live::LiveFeed>> {
+        Box::pin(async move {
+            Box::new(self.local_source(camera).await) as Box<dyn reallive_record::live::LiveFeed>
+        })
+    }
+}
+
 impl axum::extract::FromRef<LiveState> for ApiState {
     fn from_ref(live: &LiveState) -> ApiState {
         live.inner.api.clone()

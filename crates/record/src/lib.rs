@@ -5,7 +5,13 @@
 //!   reports every problem in a file in one pass, each with its line and
 //!   key, so `reallive-nvr --config nvr.toml --check` prints them all;
 //!   [`config::ServerSection`] is the `[server]` section both servers read.
-//! - [`CameraRegistry`]: the NVR's cameras as its API sees them.
+//! - [`CameraRegistry`]: the NVR's cameras as its API sees them;
+//!   [`recorders::Recorders`] implements it, each camera a supervised
+//!   [`worker`] whose runs are [`camera::run`]s, its settings in the
+//!   accounts database.
+//! - [`run::CameraRun`]: one run of one camera, sans-IO: which frames
+//!   go live, to the motion decoder and to disk, continuously or around
+//!   events, with one retry rule for failed writes.
 //! - [`space`]: the emergency space watcher; [`metrics`]: the NVR's
 //!   Prometheus series.
 //! - [`worker`]: a camera kept running by the supervisor (restart backoff,
@@ -37,10 +43,14 @@
 
 #![warn(missing_docs)]
 
+pub mod camera;
 pub mod config;
 mod error;
+pub mod live;
 pub mod metrics;
+pub mod recorders;
 mod registry;
+pub mod run;
 pub mod space;
 pub mod transcode;
 pub mod worker;

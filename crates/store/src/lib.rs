@@ -16,12 +16,12 @@
 //!   [`RecordingSession`] that turns frames into files; the rest lists,
 //!   plays back, exports, locks and deletes. It implements [`Storage`], the
 //!   trait the puller and the NVR record through.
-//! - [`record`]: the loop that drains a frame channel into any [`Storage`]
-//!   and survives failed writes; `MemoryStorage` (feature `test-util`) is
-//!   a `Storage` for other crates' tests.
+//! - `MemoryStorage` (feature `test-util`) is a `Storage` for other
+//!   crates' tests. What to write and when (continuously, around events,
+//!   after a failed write) is `reallive-record`'s `CameraRun`.
 //! - [`mp4::Fmp4Muxer`] and [`FileSink`] (`reallive-pusher --output x.mp4`).
 //! - The sans-IO cores the store runs: [`segmenter`] (frames into files),
-//!   [`triggered`] (pre- and post-roll around events), [`retention`] (what
+//!   [`retention`] (what
 //!   to delete), [`scan`] (reading a file back, for recovery) and [`hls`]
 //!   (playlists).
 //! - [`transcode`]: re-encoding a file fragment for fragment, and swapping
@@ -99,7 +99,6 @@ pub mod segmenter;
 mod storage;
 mod store;
 pub mod transcode;
-pub mod triggered;
 
 pub use durable::write_atomically;
 pub use error::StoreError;
@@ -108,7 +107,7 @@ pub use file_sink::{FileFormat, FileSink, FileSummary};
 pub use model::{Recording, RecordingState, TimeRange, rfc3339_ms, validate_camera};
 #[cfg(feature = "test-util")]
 pub use storage::MemoryStorage;
-pub use storage::{RecordStats, RecordingWriter, Storage, record};
+pub use storage::{RecordingWriter, Storage};
 pub use store::{
     CameraUsage, Event, NewEvent, RecordingSession, RecoveryReport, RetentionReport, Store,
     StoreConfig, WriteStats, disk_space,

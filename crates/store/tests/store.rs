@@ -487,32 +487,6 @@ async fn vod_playlists_follow_recording_and_deletion() {
     assert_eq!(p3, fresh);
 }
 
-/// `record` skips to the first keyframe, writes everything after it, and
-/// closes the file when the frames end; a stopped recording is complete.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn record_starts_at_a_keyframe_and_closes_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(config(dir.path())).await.unwrap();
-    let all = frames(60);
-    assert!(all[0].keyframe && !all[1].keyframe);
-    let (tx, rx) = reallive_core::frame_channel(128);
-    // Two deltas first: nobody could decode them.
-    for f in all[1..3].iter().chain(all.iter()) {
-        assert_eq!(tx.offer(f.clone()), reallive_core::Offer::Sent);
-    }
-    drop(tx);
-    let stop = tokio_util::sync::CancellationToken::new();
-    let stats = reallive_store::record(&store, "cam", rx, &stop).await;
-    assert_eq!(stats.frames, 60);
-    assert_eq!(stats.failures, 0);
-    let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
-    assert!(!recs.is_empty());
-    assert!(recs.iter().all(|r| r.state == RecordingState::Complete));
-    let file = store.root().join(&recs[0].path);
-    let probe = ffprobe::probe(&file);
-    assert!(probe.frames >= 30, "{probe:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_kept_and_listed_by_range() {
     let dir = tempfile::tempdir().unwrap();

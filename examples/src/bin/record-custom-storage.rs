@@ -1,6 +1,6 @@
 //! Subscribe to a camera on a RealLive server and record it through your
 //! own `Storage`: here one that keeps no video, only counts frames and
-//! logs each keyframe, to show what `reallive_store::record` hands it.
+//! logs each keyframe, to show what `reallive_record::camera::record` hands it.
 //!
 //! `record-custom-storage --server http://127.0.0.1:8080 --camera 1 --user u`
 //! (password in `REALLIVE_PASSWORD`). Failing to sign in ends it with one
@@ -105,6 +105,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     // `record` closes the writer cleanly once `stop` fires.
     let (storage, name) = (KeyframeLog::default(), cli.camera.to_string());
-    tokio::join!(reallive_store::record(&storage, &name, rx, &stop), timer);
+    tokio::join!(
+        reallive_record::camera::record(&storage, &name, rx, &stop),
+        timer
+    );
     Ok(())
 }

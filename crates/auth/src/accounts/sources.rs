@@ -218,6 +218,23 @@ impl Accounts {
         .await
     }
 
+    /// Forgets where a camera's video comes from; the camera and its
+    /// recordings stay. `NotFound` when it has no source.
+    pub async fn delete_camera_source(&self, camera_id: i64) -> Result<(), AuthError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                one_row(
+                    sqlx::query("DELETE FROM camera_sources WHERE camera_id = ?")
+                        .bind(camera_id)
+                        .execute(&mut *c)
+                        .await,
+                    "camera source",
+                )
+            })
+        })
+        .await
+    }
+
     /// The value stored under `key`, if any.
     pub async fn meta(&self, key: &str) -> Result<Option<String>, AuthError> {
         Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
@@ -401,6 +418,21 @@ mod tests {
         assert_eq!(sources[0].origin, file("porch"));
         assert_eq!(sources[0].settings.as_deref(), Some("a = 1"));
         acc.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_deleted_source_leaves_the_camera() {
+        let dir = tempfile::tempdir().unwrap();
+        let (acc, owner) = open_with_owner(dir.path()).await;
+        let cam = acc
+            .create_sourced_camera(owner, "gate", CameraOrigin::Api, Some("x"))
+            .await
+            .unwrap();
+        acc.delete_camera_source(cam.id).await.unwrap();
+        assert!(acc.camera_sources().await.unwrap().is_empty());
+        assert!(acc.snapshot().cameras().any(|c| c.id == cam.id));
+        let e = acc.delete_camera_source(cam.id).await.unwrap_err();
+        assert_eq!(e.kind(), reallive_core::ErrorKind::NotFound);
     }
 
     #[tokio::test]

@@ -1,0 +1,40 @@
+//! Decoding for analysis: [`GrayDecode`] turns a stream's encoded frames
+//! into small gray pictures (motion detection). `reallive-encode`
+//! implements it with GStreamer, so the crates that decide what to decode
+//! (`reallive-record`) build without it.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use crate::EncodedFrame;
+use crate::reencode::BoxError;
+
+/// One decoded GRAY8 picture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrayPicture {
+    /// Rows of `stride` bytes.
+    pub data: Vec<u8>,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes per row.
+    pub stride: u32,
+    /// Presentation time, in milliseconds of the frames' own pts.
+    pub pts_ms: i64,
+}
+
+/// A running decoder: frames in, never blocking the caller; pictures out
+/// at its own pace.
+pub trait GrayDecode: Send + Sync + Debug {
+    /// Hands over one access unit, timed by its own pts. Never blocks.
+    fn push(&self, frame: &EncodedFrame);
+
+    /// The next decoded picture, waiting at most `timeout`; `None` when
+    /// none came in time. Blocks the calling thread.
+    fn pull(&self, timeout: Duration) -> Option<GrayPicture>;
+}
+
+/// Starts a [`GrayDecode`] giving pictures `width` pixels wide at `fps`.
+pub type StartGrayDecoder =
+    std::sync::Arc<dyn Fn(u32, u32) -> Result<Box<dyn GrayDecode>, BoxError> + Send + Sync>;

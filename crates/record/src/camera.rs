@@ -1,0 +1,519 @@
+//! The shell around [`CameraRun`]: it feeds the machine frames, motion
+//! results, triggers and settings, and carries out its actions on the
+//! store, the live feed and the motion decoder. The decisions are the
+//! machine's; this file only does the I/O.
+//!
+//! - [`run`]: one run of an NVR camera (live, motion, continuous or
+//!   around events).
+//! - [`record`]: everything from a frame channel to a [`Storage`],
+//!   continuously (the puller, a custom storage).
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use reallive_core::decode::{GrayDecode, StartGrayDecoder};
+use reallive_core::source::FrameSource;
+use reallive_core::{Backoff, Clock, EncodedFrame, FrameReceiver, SystemClock};
+use reallive_motion::{Detector, GrayFrame, MotionEvent};
+use reallive_store::{NewEvent, RecordingWriter, Storage, Store};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{MotionConfig, RecordMode};
+use crate::live::{LiveFeed, LiveOutlet};
+use crate::run::{CameraRun, DecodeFilter, Now, PtsClock, RunAction, RunConfig, RunMode};
+
+/// Motion pictures are this many pixels wide.
+const MOTION_WIDTH: u32 = 320;
+
+/// What every run of one NVR camera shares.
+pub struct Camera {
+    /// The accounts camera's id.
+    pub id: i64,
+    /// Continuous or motion (not off: an off camera has no runs).
+    pub mode: RecordMode,
+    /// Kept before an event.
+    pub pre_roll: Duration,
+    /// Kept after an event.
+    pub post_roll: Duration,
+    /// Motion settings; a change applies to the live run at once.
+    pub motion: watch::Receiver<MotionConfig>,
+    /// The low-resolution stream motion is detected on (`sub_url`);
+    /// without one the main stream is decoded.
+    pub sub: Option<Arc<dyn FrameSource>>,
+    /// Starts the motion decoder (`reallive-encode`'s); without one there
+    /// is no motion detection.
+    pub decoder: Option<StartGrayDecoder>,
+    /// Where both modes write.
+    pub storage: Arc<dyn Storage>,
+    /// Event rows.
+    pub store: Store,
+    /// Live viewers, when the node runs a relay.
+    pub live: Option<Arc<dyn LiveOutlet>>,
+    /// Ends recording (the NVR is stopping, the camera was removed).
+    pub stop: CancellationToken,
+    /// Manual triggers, in seconds; the run that is live takes them.
+    pub triggers: tokio::sync::Mutex<mpsc::Receiver<u32>>,
+    /// Where `now` comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Camera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Camera")
+            .field("id", &self.id)
+            .field("mode", &self.mode)
+            .field("sub", &self.sub.as_ref().map(|s| s.describe()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Camera {
+    fn run_config(&self, motion: &MotionConfig) -> RunConfig {
+        RunConfig {
+            mode: match self.mode {
+                RecordMode::Motion => RunMode::Events,
+                _ => RunMode::Continuous,
+            },
+            pre_roll: self.pre_roll,
+            post_roll: self.post_roll,
+            decode_main: motion.enabled && self.sub.is_none() && self.decoder.is_some(),
+            ..RunConfig::default()
+        }
+    }
+}
+
+/// How a run's recording went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordStats {
+    /// Frames written.
+    pub frames: u64,
+    /// Failed writes (each paused writing).
+    pub failures: u64,
+}
+
+/// Carries out a [`CameraRun`]'s actions.
+#[derive(Debug)]
+struct Shell<'a> {
+    camera: &'a str,
+    id: i64,
+    storage: &'a dyn Storage,
+    clock: &'a dyn Clock,
+    writer: Option<Box<dyn RecordingWriter>>,
+    stats: RecordStats,
+    events: Option<&'a Store>,
+    open_event: Option<i64>,
+    live: Option<&'a dyn LiveOutlet>,
+    feed: Option<Box<dyn LiveFeed>>,
+    /// The motion decoder fed from this stream.
+    decoder: Option<Arc<dyn GrayDecode>>,
+}
+
+impl<'a> Shell<'a> {
+    fn new(camera: &'a str, id: i64, storage: &'a dyn Storage, clock: &'a dyn Clock) -> Self {
+        Shell {
+            camera,
+            id,
+            storage,
+            clock,
+            writer: None,
+            stats: RecordStats::default(),
+            events: None,
+            open_event: None,
+            live: None,
+            feed: None,
+            decoder: None,
+        }
+    }
+
+    async fn execute(&mut self, run: &mut CameraRun) {
+        while let Some(action) = run.poll() {
+            match action {
+                RunAction::Offer(f) => {
+                    if let Some(live) = self.live {
+                        if self.feed.is_none() {
+                            self.feed = Some(live.open(self.id).await);
+                        }
+                        if let Some(feed) = self.feed.as_mut() {
+                            feed.offer(&f);
+                        }
+                    }
+                }
+                RunAction::Decode(f) => {
+                    if let Some(d) = &self.decoder {
+                        d.push(&f);
+                    }
+                }
+                RunAction::Write { frame, utc_ns } => {
+                    let ok = self.write(frame, utc_ns).await;
+                    run.write_done(ok, Now::of(self.clock));
+                }
+                RunAction::FinishFile => {
+                    if let Some(w) = self.writer.take()
+                        && let Err(e) = w.finish().await
+                    {
+                        tracing::warn!(camera = self.camera, "closing a recording: {e}");
+                    }
+                }
+                RunAction::StartEvent {
+                    kind,
+                    zone,
+                    score,
+                    utc_ns,
+                    end_utc_ns,
+                } => {
+                    let Some(store) = self.events else {
+                        continue;
+                    };
+                    if let Some(zone) = &zone {
+                        tracing::info!(camera = self.camera, %zone, score, "motion");
+                    }
+                    let ev = NewEvent {
+                        camera: self.camera.to_string(),
+                        kind: kind.as_str().into(),
+                        start_utc_ns: utc_ns,
+                        end_utc_ns,
+                        score,
+                        zone,
+                    };
+                    match store.add_event(&ev).await {
+                        Ok(id) if end_utc_ns.is_none() => self.open_event = Some(id),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(camera = self.camera, "recording an event: {e}"),
+                    }
+                }
+                RunAction::EndEvent {
+                    utc_ns,
+                    peak_score,
+                    zone,
+                } => {
+                    tracing::info!(camera = self.camera, %zone, peak_score, "motion ended");
+                    if let (Some(store), Some(id)) = (self.events, self.open_event.take())
+                        && let Err(e) = store.end_event(id, utc_ns, peak_score, &zone).await
+                    {
+                        tracing::warn!(camera = self.camera, "closing an event: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one frame, opening a file if none is open.
+    async fn write(&mut self, frame: EncodedFrame, utc_ns: i64) -> bool {
+        if self.writer.is_none() {
+            match self.storage.start_recording(self.camera).await {
+                Ok(w) => self.writer = Some(w),
+                Err(e) => {
+                    self.stats.failures += 1;
+                    tracing::error!(
+                        camera = self.camera,
+                        "cannot start recording: {e}; writing pauses"
+                    );
+                    return false;
+                }
+            }
+        }
+        let Some(w) = self.writer.as_mut() else {
+            return false;
+        };
+        match w.write_at(frame, utc_ns).await {
+            Ok(()) => {
+                self.stats.frames += 1;
+                true
+            }
+            Err(e) => {
+                self.stats.failures += 1;
+                tracing::error!(
+                    camera = self.camera,
+                    "recording failed: {e}; writing pauses, a new file starts after it"
+                );
+                false
+            }
+        }
+    }
+
+    async fn close(mut self) -> RecordStats {
+        if let Some(w) = self.writer.take()
+            && let Err(e) = w.finish().await
+        {
+            tracing::warn!(camera = self.camera, "closing the recording: {e}");
+        }
+        if let Some(feed) = self.feed.take() {
+            feed.close().await;
+        }
+        self.stats
+    }
+}
+
+/// Records `frames` into `storage` as `camera`, continuously, until they
+/// end or `stop` fires, then closes the file. A failed write pauses
+/// writing (1 s, doubling to 30 s) and a new file starts at a keyframe
+/// after it: the same rule as the NVR's runs.
+pub async fn record(
+    storage: &dyn Storage,
+    camera: &str,
+    mut frames: FrameReceiver,
+    stop: &CancellationToken,
+) -> RecordStats {
+    let clock = SystemClock;
+    let mut run = CameraRun::new(RunConfig::default());
+    let mut shell = Shell::new(camera, 0, storage, &clock);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            f = frames.recv() => match f {
+                Some(f) => run.frame(f, Now::of(&clock)),
+                None => break,
+            },
+        }
+        shell.execute(&mut run).await;
+    }
+    run.camera_dropped();
+    shell.execute(&mut run).await;
+    shell.close().await
+}
+
+/// One run of an NVR camera: until its frames end (a failure, a stop) or
+/// the camera stops. The recorder's consumer calls this for every start of
+/// the camera's source.
+pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
+    let name = reallive_core::CameraId(cam.id).store_key();
+    let (ev_tx, mut ev_rx) = mpsc::channel(16);
+    let mut motion = cam.motion.clone();
+    let settings = motion.borrow_and_update().clone();
+    let mut run = CameraRun::new(cam.run_config(&settings));
+    let mut shell = Shell::new(&name, cam.id, &*cam.storage, &*cam.clock);
+    shell.events = Some(&cam.store);
+    shell.live = cam.live.as_deref();
+    let mut analyzer = Analyzer::start(&cam, &settings, ev_tx.clone());
+    shell.decoder = analyzer.as_ref().and_then(Analyzer::main_decoder);
+    let mut triggers = cam.triggers.lock().await;
+    loop {
+        tokio::select! {
+            () = cam.stop.cancelled() => break,
+            f = frames.recv() => match f {
+                Some(f) => run.frame(f, Now::of(&*cam.clock)),
+                None => break,
+            },
+            Ok(()) = motion.changed() => {
+                // New settings: the old detector's open event ends here,
+                // and a new one starts learning the scene.
+                let settings = motion.borrow_and_update().clone();
+                if let Some(a) = analyzer.take() {
+                    let clock = a.finish().await;
+                    while let Ok(e) = ev_rx.try_recv() {
+                        on_motion(&mut run, e, clock.as_ref());
+                    }
+                }
+                analyzer = Analyzer::start(&cam, &settings, ev_tx.clone());
+                shell.decoder = analyzer.as_ref().and_then(Analyzer::main_decoder);
+                run.set_config(cam.run_config(&settings));
+            }
+            Some(e) = ev_rx.recv() => {
+                let clock = analyzer.as_ref().and_then(Analyzer::sub_clock);
+                on_motion(&mut run, e, clock.as_ref());
+            }
+            Some(secs) = triggers.recv() => {
+                run.trigger(Duration::from_secs(u64::from(secs)), Now::of(&*cam.clock));
+            }
+        }
+        shell.execute(&mut run).await;
+    }
+    // The run is over: the detector's last event, then close what is open.
+    drop(triggers);
+    if let Some(a) = analyzer {
+        let clock = a.finish().await;
+        while let Ok(e) = ev_rx.try_recv() {
+            on_motion(&mut run, e, clock.as_ref());
+        }
+    }
+    run.camera_dropped();
+    shell.execute(&mut run).await;
+    shell.close().await;
+}
+
+/// A detector's event into the run, placed in UTC by the analysed
+/// stream's clock: the sub-stream's, else the run's own.
+fn on_motion(run: &mut CameraRun, event: MotionEvent, sub: Option<&PtsClock>) {
+    let clock = *sub.unwrap_or(run.clock());
+    let utc = |ms: i64| {
+        clock
+            .utc_ns_ms(ms)
+            .unwrap_or_else(|| reallive_core::time::UtcNs::now().0)
+    };
+    match event {
+        MotionEvent::Started { at_ms, zone, score } => run.motion_started(zone, score, utc(at_ms)),
+        MotionEvent::Ended {
+            end_ms,
+            peak_score,
+            zone,
+            ..
+        } => run.motion_ended(zone, peak_score, utc(end_ms)),
+    }
+}
+
+/// Motion detection beside the run: the decoder and the detector on a
+/// blocking thread, events out on a small channel. With a sub-stream, a
+/// capture of its own feeds the decoder; otherwise the run's `Decode`
+/// actions do.
+struct Analyzer {
+    decoder: Arc<dyn GrayDecode>,
+    /// The sub-stream's clock, when it feeds the decoder.
+    sub_clock: Option<Arc<Mutex<PtsClock>>>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    sub_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Analyzer {
+    fn start(
+        cam: &Camera,
+        config: &MotionConfig,
+        events: mpsc::Sender<MotionEvent>,
+    ) -> Option<Self> {
+        if !config.enabled {
+            return None;
+        }
+        let start = cam.decoder.as_ref()?;
+        let detector = match Detector::new(config.settings()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(camera = cam.id, "motion detection off: {e}");
+                return None;
+            }
+        };
+        let decoder: Arc<dyn GrayDecode> = match start(MOTION_WIDTH, config.fps) {
+            Ok(d) => Arc::from(d),
+            Err(e) => {
+                tracing::warn!(camera = cam.id, "motion detection off: {e}");
+                return None;
+            }
+        };
+        let stop = CancellationToken::new();
+        let (d, s, camera) = (decoder.clone(), stop.clone(), cam.id);
+        let task = tokio::task::spawn_blocking(move || {
+            let mut detector = detector;
+            while !s.is_cancelled() {
+                let Some(p) = d.pull(Duration::from_millis(200)) else {
+                    continue;
+                };
+                let Ok(frame) = GrayFrame::new(&p.data, p.width, p.height, p.stride) else {
+                    continue;
+                };
+                for e in detector.process(&frame, p.pts_ms).events {
+                    if events.try_send(e).is_err() {
+                        tracing::warn!(camera, "motion event dropped: the recorder is behind");
+                    }
+                }
+            }
+            if let Some(e) = detector.flush() {
+                let _ = events.try_send(e);
+            }
+        });
+        let (sub_clock, sub_task) = match &cam.sub {
+            Some(sub) => {
+                let clock = Arc::new(Mutex::new(PtsClock::default()));
+                let task = tokio::spawn(run_sub_stream(
+                    cam.id,
+                    sub.clone(),
+                    decoder.clone(),
+                    clock.clone(),
+                    cam.clock.clone(),
+                    stop.clone(),
+                ));
+                (Some(clock), Some(task))
+            }
+            None => (None, None),
+        };
+        Some(Analyzer {
+            decoder,
+            sub_clock,
+            stop,
+            task,
+            sub_task,
+        })
+    }
+
+    /// The decoder the run's `Decode` actions feed (no sub-stream).
+    fn main_decoder(&self) -> Option<Arc<dyn GrayDecode>> {
+        self.sub_clock.is_none().then(|| self.decoder.clone())
+    }
+
+    fn sub_clock(&self) -> Option<PtsClock> {
+        self.sub_clock
+            .as_ref()
+            .map(|c| *c.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Stops detection; the detector's last event is in the channel.
+    /// Returns the sub-stream's clock, to place it.
+    async fn finish(self) -> Option<PtsClock> {
+        self.stop.cancel();
+        if let Some(t) = self.sub_task {
+            let _ = t.await;
+        }
+        let _ = self.task.await;
+        self.sub_clock
+            .map(|c| *c.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Captures the sub-stream for the decoder until `stop`, reconnecting with
+/// a growing wait (1 s to 30 s) when it fails.
+async fn run_sub_stream(
+    camera: i64,
+    sub: Arc<dyn FrameSource>,
+    decoder: Arc<dyn GrayDecode>,
+    clock: Arc<Mutex<PtsClock>>,
+    now: Arc<dyn Clock>,
+    stop: CancellationToken,
+) {
+    let mut wait = Backoff::exact(Duration::from_secs(1), Duration::from_secs(30));
+    let mut filter = DecodeFilter::default();
+    loop {
+        let (tx, mut rx) = reallive_core::frame_channel(64);
+        let failure = match sub.start_frames(tx) {
+            Ok(mut running) => {
+                let mut frames = 0u64;
+                let ended = loop {
+                    tokio::select! {
+                        () = stop.cancelled() => {
+                            running.stop().await;
+                            return;
+                        }
+                        f = rx.recv() => match f {
+                            Some(f) => {
+                                frames += 1;
+                                if frames == 1 {
+                                    tracing::info!(camera, source = %sub.describe(), "motion: sub-stream live");
+                                    wait.reset();
+                                }
+                                clock
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .saw(f.pts_90k, now.utc());
+                                if filter.wants(&f) {
+                                    decoder.push(&f);
+                                }
+                            }
+                            None => break running.wait().await,
+                        },
+                        r = running.wait() => break r,
+                    }
+                };
+                match ended {
+                    Ok(()) => "the sub-stream ended".to_string(),
+                    Err(e) => e.to_string(),
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        let delay = wait.next_delay();
+        tracing::warn!(camera, source = %sub.describe(), retry_in_secs = delay.as_secs(),
+            "motion: sub-stream failed, no motion detection until it is back: {failure}");
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}

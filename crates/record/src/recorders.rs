@@ -1,0 +1,655 @@
+//! [`Recorders`]: the NVR's cameras, each a supervised [`Worker`] whose
+//! runs are [`camera::run`]s, and where their settings are kept.
+//!
+//! Cameras live in the accounts database (`camera_sources`), bound to
+//! their accounts camera by its id, never by name:
+//! - a camera of the config file is found by its name in the file
+//!   (`file_name`); its `settings` hold motion settings changed through the
+//!   API, if any;
+//! - a camera added through the API keeps its whole entry in `settings`,
+//!   in the config file's format.
+//!
+//! Before the database held them, the NVR kept them in `cameras.toml` and
+//! `motion.toml` and matched cameras by name. [`bind_cameras`] imports
+//! those files once, marks the import done in the same database, then
+//! renames them `.imported`; a half-done import runs again at the next
+//! start and skips what it already did.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use reallive_auth::{Accounts, AuthError, CameraOrigin, Role};
+use reallive_core::decode::StartGrayDecoder;
+use reallive_core::source::FrameSource;
+use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
+use reallive_core::{CameraId, Clock, ErrorKind, RtspUrl};
+use reallive_store::Store;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
+use crate::live::LiveOutlet;
+use crate::metrics::CameraMetrics;
+use crate::worker::{Consumer, Worker};
+use crate::{BoxFuture, CameraRegistry, RecordError, camera};
+
+/// The file the API's cameras were kept in before the database.
+pub const LEGACY_CAMERAS_FILE: &str = "cameras.toml";
+/// The file motion settings of the config file's cameras were kept in.
+pub const LEGACY_MOTION_FILE: &str = "motion.toml";
+/// The `meta` key that marks the legacy files imported.
+const IMPORTED: &str = "nvr.legacy_files_imported";
+
+/// Opens a camera's RTSP stream (`reallive-capture`'s `RtspCamera`).
+pub type OpenSource = Arc<dyn Fn(&RtspUrl, Transport) -> Arc<dyn FrameSource> + Send + Sync>;
+
+/// A camera to record, bound to its accounts camera.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BoundCamera {
+    /// The accounts camera's id.
+    pub id: i64,
+    /// Its settings now (the file's, with motion settings from the API).
+    pub config: CameraConfig,
+    /// From the config file (else added through the API).
+    pub from_file: bool,
+}
+
+fn auth(e: AuthError) -> RecordError {
+    match e.kind() {
+        ErrorKind::AlreadyExists => RecordError::Conflict(e.to_string()),
+        ErrorKind::InvalidArgument => RecordError::Invalid(e.to_string()),
+        ErrorKind::NotFound => RecordError::NotFound("camera"),
+        _ => RecordError::Internal(e.to_string()),
+    }
+}
+
+/// The admin who owns the cameras the NVR creates.
+fn owner(accounts: &Accounts) -> Result<i64, RecordError> {
+    accounts
+        .snapshot()
+        .users()
+        .find(|u| u.role == Role::Admin)
+        .map(|u| u.id)
+        .ok_or_else(|| RecordError::Internal("no admin user to own the cameras".into()))
+}
+
+/// One API camera's entry, as kept in `settings`.
+fn api_settings(config: &CameraConfig) -> String {
+    crate::config::cameras_to_toml(std::slice::from_ref(config))
+}
+
+/// A file camera's motion settings changed through the API, as kept in
+/// `settings`.
+fn motion_settings(name: &str, motion: &MotionConfig) -> String {
+    crate::config::motion_overrides_to_toml(&[(name.to_string(), motion.clone())].into())
+}
+
+fn parse_api_settings(text: &str) -> Result<CameraConfig, RecordError> {
+    NvrConfigFile::check(text)
+        .map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            RecordError::Invalid(lines.join("; "))
+        })?
+        .cameras
+        .pop()
+        .ok_or_else(|| RecordError::Invalid("no camera in its settings".into()))
+}
+
+async fn read_optional(path: &Path) -> Result<Option<String>, RecordError> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RecordError::io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Imports `cameras.toml` and `motion.toml` from `data_dir` once (see the
+/// module docs). The config file's cameras that already had an accounts
+/// camera of their name are adopted by it here, once; after the import,
+/// names never bind.
+async fn import_legacy(
+    accounts: &Accounts,
+    file: &[CameraConfig],
+    data_dir: &Path,
+) -> Result<(), RecordError> {
+    let done = accounts.meta(IMPORTED).await.map_err(auth)?.is_some();
+    if !done {
+        let by_name = |name: &str| {
+            accounts
+                .snapshot()
+                .cameras()
+                .find(|c| c.name == name)
+                .map(|c| c.id)
+        };
+        let bind = |id: i64, origin: CameraOrigin, settings: Option<String>| async move {
+            match accounts
+                .bind_camera_source(id, origin, settings.as_deref())
+                .await
+            {
+                Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(auth(e)),
+                _ => Ok(()),
+            }
+        };
+        for cam in file {
+            if let Some(id) = by_name(&cam.name) {
+                let origin = CameraOrigin::File {
+                    name: cam.name.clone(),
+                };
+                bind(id, origin, None).await?;
+            }
+        }
+        let cameras_path = data_dir.join(LEGACY_CAMERAS_FILE);
+        if let Some(text) = read_optional(&cameras_path).await? {
+            let cameras = NvrConfigFile::check(&text)
+                .map_err(|errors| {
+                    let lines: Vec<String> = errors
+                        .iter()
+                        .map(|e| e.in_file(&cameras_path).to_string())
+                        .collect();
+                    RecordError::Invalid(lines.join("\n"))
+                })?
+                .cameras;
+            for cam in cameras {
+                let settings = Some(api_settings(&cam));
+                match by_name(&cam.name) {
+                    Some(id) => bind(id, CameraOrigin::Api, settings).await?,
+                    None => {
+                        let owner = owner(accounts)?;
+                        accounts
+                            .create_sourced_camera(
+                                owner,
+                                &cam.name,
+                                CameraOrigin::Api,
+                                settings.as_deref(),
+                            )
+                            .await
+                            .map_err(auth)?;
+                    }
+                }
+            }
+        }
+        let motion_path = data_dir.join(LEGACY_MOTION_FILE);
+        if let Some(text) = read_optional(&motion_path).await? {
+            let overrides = crate::config::motion_overrides_from_toml(&text)
+                .map_err(|e| RecordError::Invalid(format!("{}: {e}", motion_path.display())))?;
+            let bound = accounts.camera_sources().await.map_err(auth)?;
+            for (name, motion) in overrides {
+                let Some(source) = bound
+                    .iter()
+                    .find(|s| matches!(&s.origin, CameraOrigin::File { name: n } if *n == name))
+                else {
+                    tracing::warn!(%name, "{LEGACY_MOTION_FILE}: no such camera in the config file; skipped");
+                    continue;
+                };
+                accounts
+                    .set_camera_settings(source.camera_id, Some(&motion_settings(&name, &motion)))
+                    .await
+                    .map_err(auth)?;
+            }
+        }
+        accounts
+            .set_meta(
+                IMPORTED,
+                &reallive_core::time::UtcNs::now().secs().to_string(),
+            )
+            .await
+            .map_err(auth)?;
+    }
+    for name in [LEGACY_CAMERAS_FILE, LEGACY_MOTION_FILE] {
+        let from = data_dir.join(name);
+        if tokio::fs::try_exists(&from).await.unwrap_or(false) {
+            let to = data_dir.join(format!("{name}.imported"));
+            tokio::fs::rename(&from, &to)
+                .await
+                .map_err(RecordError::io(format!("renaming {}", from.display())))?;
+            tracing::info!(file = %from.display(), "imported into the database; renamed {}", to.display());
+        }
+    }
+    Ok(())
+}
+
+/// The cameras to record: the config file's `file` cameras, each bound to
+/// its accounts camera (created on its first start), with motion settings
+/// changed through the API; then the cameras added through the API. The
+/// legacy files in `data_dir` are imported first, once.
+pub async fn bind_cameras(
+    accounts: &Accounts,
+    file: &[CameraConfig],
+    data_dir: &Path,
+) -> Result<Vec<BoundCamera>, RecordError> {
+    import_legacy(accounts, file, data_dir).await?;
+    let sources = accounts.camera_sources().await.map_err(auth)?;
+    let mut out: Vec<BoundCamera> = Vec::new();
+    for cam in file {
+        let source = sources
+            .iter()
+            .find(|s| matches!(&s.origin, CameraOrigin::File { name } if *name == cam.name));
+        let (id, settings) = match source {
+            Some(s) => (s.camera_id, s.settings.clone()),
+            None => {
+                let origin = CameraOrigin::File {
+                    name: cam.name.clone(),
+                };
+                match accounts
+                    .create_sourced_camera(owner(accounts)?, &cam.name, origin, None)
+                    .await
+                {
+                    Ok(c) => {
+                        tracing::info!(camera = c.id, name = %c.name, "camera created");
+                        (c.id, None)
+                    }
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        tracing::error!(name = %cam.name, "a camera of this name exists and is not the config file's; \
+                            rename one of them. Not recording it.");
+                        continue;
+                    }
+                    Err(e) => return Err(auth(e)),
+                }
+            }
+        };
+        let mut config = cam.clone();
+        if let Some(text) = settings {
+            match crate::config::motion_overrides_from_toml(&text).map(|mut m| m.remove(&cam.name))
+            {
+                Ok(Some(m)) => {
+                    tracing::info!(name = %cam.name, "motion settings set through the API replace the config file's");
+                    config.motion = m;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(name = %cam.name, "motion settings in the database: {e}; the file's apply")
+                }
+            }
+        }
+        out.push(BoundCamera {
+            id,
+            config,
+            from_file: true,
+        });
+    }
+    for s in sources {
+        if s.origin != CameraOrigin::Api {
+            continue;
+        }
+        let config = match s.settings.as_deref().map(parse_api_settings) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                tracing::error!(
+                    camera = s.camera_id,
+                    "its settings in the database: {e}; not recording it"
+                );
+                continue;
+            }
+            None => continue,
+        };
+        if out
+            .iter()
+            .any(|b| b.config.name.eq_ignore_ascii_case(&config.name))
+        {
+            tracing::error!(name = %config.name, "a camera added through the API has a name from the config file; skipped");
+            continue;
+        }
+        out.push(BoundCamera {
+            id: s.camera_id,
+            config,
+            from_file: false,
+        });
+    }
+    Ok(out)
+}
+
+/// One camera's recorder.
+struct Recorder {
+    config: CameraConfig,
+    /// From the config file (else added through the API).
+    from_file: bool,
+    /// The config file's motion settings (a file camera).
+    file_motion: Option<MotionConfig>,
+    /// `None` with `mode = "off"`.
+    worker: Option<Arc<Worker>>,
+    /// Manual triggers to its live run.
+    trigger: Option<mpsc::Sender<u32>>,
+    /// Its motion settings, to every run as they change.
+    motion: watch::Sender<MotionConfig>,
+    /// Ends this recorder alone.
+    stop: CancellationToken,
+}
+
+/// What it takes to run the recorders.
+pub struct RecordersConfig {
+    /// Cameras and their settings.
+    pub accounts: Accounts,
+    /// Recordings and events.
+    pub store: Store,
+    /// Live viewers, when the node runs a relay.
+    pub live: Option<Arc<dyn LiveOutlet>>,
+    /// Opens an RTSP stream.
+    pub open_source: OpenSource,
+    /// Starts a motion decoder.
+    pub decoder: Option<StartGrayDecoder>,
+    /// Where `now` comes from.
+    pub clock: Arc<dyn Clock>,
+    /// The free-space warning the space watcher sets.
+    pub floor_warning: Arc<std::sync::Mutex<Option<String>>>,
+    /// Ends every recorder.
+    pub stop: CancellationToken,
+}
+
+impl std::fmt::Debug for RecordersConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordersConfig")
+            .field("store", &self.store)
+            .field("live", &self.live.is_some())
+            .field("decoder", &self.decoder.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The recorders, by camera id. See the [module docs](self).
+pub struct Recorders {
+    by_id: RwLock<HashMap<i64, Recorder>>,
+    config: RecordersConfig,
+    /// One change to the camera set (and the database) at a time.
+    changing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Recorders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorders")
+            .field("cameras", &self.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorders {
+    /// No cameras yet; [`insert`](Self::insert) starts them.
+    pub fn new(config: RecordersConfig) -> Self {
+        Recorders {
+            by_id: RwLock::new(HashMap::new()),
+            config,
+            changing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<i64, Recorder>> {
+        self.by_id
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<i64, Recorder>> {
+        self.by_id
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Every camera's figures for `/metrics`.
+    pub fn metrics(&self) -> Vec<CameraMetrics> {
+        self.read()
+            .iter()
+            .map(|(id, r)| CameraMetrics {
+                id: *id,
+                name: r.config.name.clone(),
+                status: r.worker.as_ref().map_or_else(off_status, |w| w.status()),
+                writes: self.config.store.write_stats(&CameraId(*id).store_key()),
+            })
+            .collect()
+    }
+
+    /// The states of every camera, for `/health`.
+    pub fn states(&self) -> Vec<WorkerState> {
+        self.read()
+            .values()
+            .map(|r| {
+                r.worker
+                    .as_ref()
+                    .map_or(WorkerState::Stopped, |w| w.status().state)
+            })
+            .collect()
+    }
+
+    fn worker(&self, id: i64) -> Option<Arc<Worker>> {
+        self.read().get(&id).and_then(|r| r.worker.clone())
+    }
+
+    /// Starts recording `camera`.
+    pub fn insert(&self, camera: BoundCamera) {
+        let BoundCamera {
+            id,
+            config,
+            from_file,
+        } = camera;
+        let stop = self.config.stop.child_token();
+        let (motion, motion_rx) = watch::channel(config.motion.clone());
+        let (worker, trigger) = match config.mode {
+            RecordMode::Off => (None, None),
+            _ => {
+                let (w, t) = self.spawn(id, &config, motion_rx, stop.clone());
+                (Some(Arc::new(w)), Some(t))
+            }
+        };
+        let file_motion = from_file.then(|| config.motion.clone());
+        self.write().insert(
+            id,
+            Recorder {
+                config,
+                from_file,
+                file_motion,
+                worker,
+                trigger,
+                motion,
+                stop,
+            },
+        );
+    }
+
+    /// Camera `id`'s supervised recorder; with a relay, its H.264 also
+    /// goes to the viewers as it is.
+    fn spawn(
+        &self,
+        id: i64,
+        cam: &CameraConfig,
+        motion: watch::Receiver<MotionConfig>,
+        stop: CancellationToken,
+    ) -> (Worker, mpsc::Sender<u32>) {
+        let c = &self.config;
+        let (trigger_tx, trigger_rx) = mpsc::channel(4);
+        let camera = Arc::new(camera::Camera {
+            id,
+            mode: cam.mode,
+            pre_roll: Duration::from_secs(u64::from(cam.pre_roll_secs)),
+            post_roll: Duration::from_secs(u64::from(cam.post_roll_secs)),
+            motion,
+            sub: cam
+                .sub_url
+                .as_ref()
+                .map(|u| (c.open_source)(u, cam.transport)),
+            decoder: c.decoder.clone(),
+            storage: Arc::new(c.store.clone()),
+            store: c.store.clone(),
+            live: c.live.clone(),
+            stop: stop.clone(),
+            triggers: tokio::sync::Mutex::new(trigger_rx),
+            clock: c.clock.clone(),
+        });
+        let consumer: Consumer =
+            Arc::new(move |frames| Box::pin(camera::run(camera.clone(), frames)));
+        let policy = RestartPolicy {
+            max_restarts: cam.max_restarts,
+            ..RestartPolicy::default()
+        };
+        let worker = Worker::spawn(
+            &cam.name,
+            (c.open_source)(&cam.url, cam.transport),
+            policy,
+            consumer,
+            stop,
+        );
+        (worker, trigger_tx)
+    }
+
+    /// Every recorder, ended and its last file closed.
+    pub async fn join_all(&self) {
+        let workers: Vec<Arc<Worker>> = self
+            .read()
+            .values()
+            .filter_map(|r| r.worker.clone())
+            .collect();
+        for w in workers {
+            w.join().await;
+        }
+    }
+}
+
+impl CameraRegistry for Recorders {
+    fn status(&self, id: i64) -> Option<WorkerStatus> {
+        let map = self.read();
+        let r = map.get(&id)?;
+        Some(match &r.worker {
+            Some(w) => w.status(),
+            None => off_status(),
+        })
+    }
+
+    fn start(&self, id: i64) -> bool {
+        self.worker(id).map(|w| w.start()).is_some()
+    }
+
+    fn stop(&self, id: i64) -> bool {
+        self.worker(id).map(|w| w.stop()).is_some()
+    }
+
+    fn trigger(&self, id: i64, seconds: u32) -> bool {
+        let tx = self.read().get(&id).and_then(|r| r.trigger.clone());
+        tx.is_some_and(|t| t.try_send(seconds).is_ok())
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.config
+            .floor_warning
+            .lock()
+            .ok()
+            .and_then(|w| w.clone())
+            .into_iter()
+            .collect()
+    }
+
+    fn sources(&self) -> Vec<(i64, CameraConfig, bool)> {
+        self.read()
+            .iter()
+            .map(|(id, r)| (*id, r.config.clone(), r.from_file))
+            .collect()
+    }
+
+    fn add(&self, camera: CameraConfig) -> BoxFuture<'_, Result<i64, RecordError>> {
+        Box::pin(async move {
+            let _one = self.changing.lock().await;
+            let accounts = &self.config.accounts;
+            let taken = |n: &str| n.eq_ignore_ascii_case(&camera.name);
+            if self.read().values().any(|r| taken(&r.config.name))
+                || accounts.snapshot().cameras().any(|c| taken(&c.name))
+            {
+                return Err(RecordError::Conflict(format!(
+                    "a camera named '{}' exists",
+                    camera.name
+                )));
+            }
+            // The camera and its settings in one transaction.
+            let created = accounts
+                .create_sourced_camera(
+                    owner(accounts)?,
+                    &camera.name,
+                    CameraOrigin::Api,
+                    Some(&api_settings(&camera)),
+                )
+                .await
+                .map_err(auth)?;
+            self.insert(BoundCamera {
+                id: created.id,
+                config: camera,
+                from_file: false,
+            });
+            Ok(created.id)
+        })
+    }
+
+    fn set_motion(&self, id: i64, motion: MotionConfig) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(async move {
+            let _one = self.changing.lock().await;
+            let settings = {
+                let map = self.read();
+                let r = map.get(&id).ok_or(RecordError::NotFound("camera"))?;
+                let mut config = r.config.clone();
+                config.motion = motion.clone();
+                if !r.from_file {
+                    Some(api_settings(&config))
+                } else if r.file_motion.as_ref() == Some(&motion) {
+                    None
+                } else {
+                    Some(motion_settings(&config.name, &motion))
+                }
+            };
+            // Kept first: what the API answers is what a restart brings back.
+            self.config
+                .accounts
+                .set_camera_settings(id, settings.as_deref())
+                .await
+                .map_err(auth)?;
+            if let Some(r) = self.write().get_mut(&id) {
+                r.config.motion = motion.clone();
+                r.motion.send_replace(motion);
+            }
+            tracing::info!(camera = id, "motion settings changed through the API");
+            Ok(())
+        })
+    }
+
+    fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(async move {
+            let _one = self.changing.lock().await;
+            match self.read().get(&id) {
+                None => return Err(RecordError::NotFound("camera")),
+                Some(r) if r.from_file => {
+                    return Err(RecordError::Conflict(
+                        "this camera comes from the config file: remove it there, or set mode = \"off\"".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            self.config
+                .accounts
+                .delete_camera_source(id)
+                .await
+                .map_err(auth)?;
+            let gone = self.write().remove(&id);
+            if let Some(r) = gone {
+                r.stop.cancel();
+                if let Some(w) = r.worker {
+                    w.join().await;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What an off camera's status reads.
+fn off_status() -> WorkerStatus {
+    WorkerStatus {
+        state: WorkerState::Stopped,
+        fps: 0.0,
+        bitrate_kbps: 0.0,
+        last_frame_age_ms: None,
+        restarts: 0,
+        last_error: Some("mode = \"off\"".into()),
+        frames: 0,
+        bytes: 0,
+        stream: None,
+        history: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
