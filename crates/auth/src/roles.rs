@@ -5,11 +5,36 @@ use std::str::FromStr;
 
 use crate::AuthError;
 
-/// One table per enum gives its stored name, its wire name and what the
-/// CLI parses, so SQLite rows, JSON and `--role` cannot drift apart. The
-/// serde `rename_all` must agree; the tests check that it does.
-macro_rules! wire_names {
-    ($ty:ident, $what:literal, [$($variant:ident => $name:literal),+ $(,)?]) => {
+/// One table per enum defines it and gives its stored name, its wire name
+/// and what the CLI parses, so SQLite rows, JSON and `--role` cannot drift
+/// apart. The order is the order of power: `Ord` follows it. The serde
+/// `rename_all` must agree; the tests check that it does.
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident => $name:literal),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            serde::Serialize,
+            serde::Deserialize,
+            utoipa::ToSchema,
+        )]
+        #[serde(rename_all = "lowercase")]
+        pub enum $ty {
+            $($(#[$vmeta])* $variant),+
+        }
+
         impl $ty {
             /// Every value, lowest first.
             const ALL: &[$ty] = &[$($ty::$variant),+];
@@ -45,31 +70,17 @@ macro_rules! wire_names {
     };
 }
 
-/// A user's role.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Sees only cameras granted to them.
-    Viewer,
-    /// Creates and runs cameras.
-    Operator,
-    /// Everything, including users.
-    Admin,
+wire_enum! {
+    /// A user's role.
+    pub enum Role("role") {
+        /// Sees only cameras granted to them.
+        Viewer => "viewer",
+        /// Creates and runs cameras.
+        Operator => "operator",
+        /// Everything, including users.
+        Admin => "admin",
+    }
 }
-
-wire_names!(Role, "role", [Viewer => "viewer", Operator => "operator", Admin => "admin"]);
 
 impl Role {
     /// Whether this role may create cameras.
@@ -78,32 +89,18 @@ impl Role {
     }
 }
 
-/// What a grant lets a user do with one camera. Each level includes the
-/// ones below it.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    serde::Serialize,
-    serde::Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Permission {
-    /// Watch live.
-    View,
-    /// Watch recordings and export clips.
-    Playback,
-    /// Change settings, trigger recording.
-    Control,
+wire_enum! {
+    /// What a grant lets a user do with one camera. Each level includes the
+    /// ones below it.
+    pub enum Permission("permission") {
+        /// Watch live.
+        View => "view",
+        /// Watch recordings and export clips.
+        Playback => "playback",
+        /// Change settings, trigger recording.
+        Control => "control",
+    }
 }
-
-wire_names!(Permission, "permission", [View => "view", Playback => "playback", Control => "control"]);
 
 impl Permission {
     /// Whether holding `self` allows `needed`.

@@ -2,9 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-
-use reallive_core::Codec;
 use reallive_store::{RecordingState, Store, StoreConfig, TimeRange};
 use reallive_test_support::ffprobe;
 
@@ -15,10 +12,7 @@ use reallive_test_support::ffprobe;
 async fn record_starts_at_a_keyframe_and_closes_a_file_that_plays() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(StoreConfig::new(dir.path())).await.unwrap();
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264");
-    let clip = reallive_test_support::clip::annex_b_frames(&path, Codec::H264, 0, 3000);
-    let all = reallive_test_support::clip::cycled(&clip, 60, 3000);
+    let all = reallive_test_support::clip::ball_frames(60);
     assert!(all[0].keyframe && !all[1].keyframe);
     let (tx, rx) = reallive_core::frame_channel(128);
     // Two deltas first: nobody could decode them.

@@ -17,9 +17,7 @@ const SEC: i64 = 1_000_000_000;
 const T0: i64 = 1_763_700_000 * SEC;
 
 fn frames(n: usize) -> Vec<EncodedFrame> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/ball-160x120-30f.h264");
-    let clip = reallive_test_support::clip::annex_b_frames(&path, Codec::H264, 0, 3000);
-    reallive_test_support::clip::cycled(&clip, n, 3000)
+    reallive_test_support::clip::ball_frames(n)
 }
 
 fn config(dir: &Path) -> StoreConfig {

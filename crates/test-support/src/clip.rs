@@ -55,3 +55,16 @@ pub fn cycled(clip: &[EncodedFrame], n: usize, step_90k: u32) -> Vec<EncodedFram
         })
         .collect()
 }
+
+/// The workspace's small real x264 clip: 160x120, 30 frames, constrained
+/// baseline, a keyframe every 10 frames.
+pub const BALL_160X120: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../store/testdata/ball-160x120-30f.h264"
+);
+
+/// `n` frames of [`BALL_160X120`] at 30 fps, cycled from pts 0.
+pub fn ball_frames(n: usize) -> Vec<EncodedFrame> {
+    let clip = annex_b_frames(Path::new(BALL_160X120), Codec::H264, 0, 3000);
+    cycled(&clip, n, 3000)
+}

@@ -286,34 +286,29 @@ fn a_manual_trigger_while_still_records_its_length_and_the_post_roll() {
 
 #[test]
 fn a_trigger_during_an_event_ends_with_the_later_of_the_two() {
-    // Motion 20..25 with a 5 s trigger at 22: the trigger ends later.
-    let seen = run(
-        events(0, 1),
-        &[
-            Frames(0, 21),
-            MotionOn,
-            Frames(21, 23),
-            Trigger(5),
-            Frames(23, 26),
-            MotionOff,
-            Frames(26, 120),
-        ],
-    );
-    assert_eq!(seen.frames(), vec![range(20, 82)]);
-    // And a short trigger during long motion changes nothing.
-    let seen = run(
-        events(0, 1),
-        &[
-            Frames(0, 21),
-            MotionOn,
-            Frames(21, 23),
-            Trigger(1),
-            Frames(23, 60),
-            MotionOff,
-            Frames(60, 120),
-        ],
-    );
-    assert_eq!(seen.frames(), vec![range(20, 69)]);
+    // Motion from 20 with a trigger at 22; 1 s of post-roll.
+    // (trigger seconds, motion ends at, written)
+    let table = [
+        // The trigger ends later (22 + 5 s).
+        (5, 26, range(20, 82)),
+        // A short trigger during long motion changes nothing.
+        (1, 60, range(20, 69)),
+    ];
+    for (secs, off, written) in table {
+        let seen = run(
+            events(0, 1),
+            &[
+                Frames(0, 21),
+                MotionOn,
+                Frames(21, 23),
+                Trigger(secs),
+                Frames(23, off),
+                MotionOff,
+                Frames(off, 120),
+            ],
+        );
+        assert_eq!(seen.frames(), vec![written], "a {secs} s trigger");
+    }
 }
 
 #[test]

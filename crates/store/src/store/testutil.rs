@@ -13,9 +13,7 @@ pub(crate) const T0: i64 = 1_763_700_000 * SEC;
 
 /// `n` frames at 30 fps, a keyframe every 10, from a real x264 clip.
 pub(crate) fn frames(n: usize) -> Vec<EncodedFrame> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/ball-160x120-30f.h264");
-    let clip = reallive_test_support::clip::annex_b_frames(&path, Codec::H264, 0, 3000);
-    reallive_test_support::clip::cycled(&clip, n, 3000)
+    reallive_test_support::clip::ball_frames(n)
 }
 
 /// Fragments of one GOP (10 frames, 1/3 s), files of 2 s (6 fragments).
