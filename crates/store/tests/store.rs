@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use reallive_core::{Codec, EncodedFrame};
+use reallive_core::EncodedFrame;
 use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use reallive_store::segmenter::SegmenterConfig;
 use reallive_store::{NewEvent, RecordingState, Store, StoreConfig, TimeRange};

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use reallive_core::{Codec, EncodedFrame};
+use reallive_core::EncodedFrame;
 
 use super::{Store, StoreConfig};
 use crate::segmenter::SegmenterConfig;
