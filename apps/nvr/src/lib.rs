@@ -14,16 +14,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use reallive_auth::Secret;
 use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
-use reallive_core::CameraId;
-use reallive_core::supervise::WorkerState;
 use reallive_encode::transcode::H265Settings;
 use reallive_http::nvr::NvrState;
 use reallive_http::recordings::{ApiAccess, RecordingsState};
 use reallive_node::{NodeFlags, NodeOptions};
-use reallive_record::CameraRegistry as _;
 use reallive_record::config::{NvrConfigFile, Transport};
 use reallive_record::recorders::{OpenSource, Recorders, RecordersConfig};
-use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use reallive_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -86,26 +82,7 @@ pub async fn run(
             .context("loading the cameras")?;
 
     // The store, with each camera's retention.
-    let mut retention = RetentionPolicy::default();
-    if let Some(b) = file.storage.min_free_bytes {
-        retention.min_free_bytes = b;
-    }
-    if let Some(p) = file.storage.min_free_percent {
-        retention.min_free_percent = p;
-    }
-    for b in &cameras {
-        let cam = &b.config;
-        retention.cameras.insert(
-            CameraId(b.id).store_key(),
-            CameraRetention {
-                max_age_ns: cam
-                    .retention
-                    .max_age_days
-                    .map(|d| i64::from(d) * 86_400 * 1_000_000_000),
-                max_bytes: cam.retention.max_bytes,
-            },
-        );
-    }
+    let retention = reallive_record::recorders::retention_policy(&file.storage, &cameras);
     let mut store_config = StoreConfig::new(&data_dir);
     store_config.retention = retention.clone();
     let (store, recovery) = Store::open(store_config)
@@ -164,19 +141,7 @@ pub async fn run(
 
     // Health and metrics.
     let r = recorders.clone();
-    api.add_health_source(Box::new(move |out| {
-        let states = r.states();
-        out.insert("cameras_total".into(), states.len().into());
-        out.insert(
-            "cameras_running".into(),
-            states
-                .iter()
-                .filter(|s| **s == WorkerState::Running)
-                .count()
-                .into(),
-        );
-        out.insert("warnings".into(), r.warnings().into());
-    }));
+    api.add_health_source(Box::new(move |out| r.health(out)));
     let r = recorders.clone();
     api.add_metrics_source(Box::new(move |out| {
         reallive_record::metrics::render(&r.metrics(), out)

@@ -5,13 +5,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use clap::Parser;
-use reallive_core::app::{LogArgs, cancel_on_signals};
+use reallive_core::app::LogArgs;
 use reallive_node::NodeFlags;
 use reallive_nvr::{NvrConfig, run};
 use reallive_record::config::NvrConfigFile;
-use tokio_util::sync::CancellationToken;
 
 // As in reallive-server: the relay allocates per packet.
 #[global_allocator]
@@ -161,39 +159,23 @@ fn main() -> ExitCode {
         file,
         node: cli.node,
     };
-    let result = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-        .and_then(|rt| {
-            rt.block_on(async {
-                let shutdown = CancellationToken::new();
-                tokio::spawn(cancel_on_signals(shutdown.clone()));
-                run(config, shutdown, |ready| {
-                    if let Some(pw) = ready.admin_password {
-                        // Straight to the terminal, once: never through the logger.
-                        eprintln!(
-                            "reallive-nvr: created user 'admin' with password: {}\n\
-                             reallive-nvr: it is not shown again",
-                            pw.expose()
-                        );
-                    }
-                    for (id, name) in &ready.cameras {
-                        eprintln!("reallive-nvr: camera {id}: {name}");
-                    }
-                    eprintln!("reallive-nvr: listening on http://{}", ready.addr);
-                    if let Some(rtc) = ready.rtc {
-                        eprintln!("reallive-nvr: WebRTC relay on udp://{rtc}");
-                    }
-                })
-                .await
-            })
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reallive-nvr: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    reallive_core::app::run_until_signalled("reallive-nvr", |shutdown| {
+        run(config, shutdown, |ready| {
+            if let Some(pw) = ready.admin_password {
+                // Straight to the terminal, once: never through the logger.
+                eprintln!(
+                    "reallive-nvr: created user 'admin' with password: {}\n\
+                     reallive-nvr: it is not shown again",
+                    pw.expose()
+                );
+            }
+            for (id, name) in &ready.cameras {
+                eprintln!("reallive-nvr: camera {id}: {name}");
+            }
+            eprintln!("reallive-nvr: listening on http://{}", ready.addr);
+            if let Some(rtc) = ready.rtc {
+                eprintln!("reallive-nvr: WebRTC relay on udp://{rtc}");
+            }
+        })
+    })
 }

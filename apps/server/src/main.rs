@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reallive_auth::{Role, Secret};
-use reallive_core::app::{LogArgs, cancel_on_signals};
+use reallive_core::app::LogArgs;
 use reallive_node::accounts::{add_user, list_users, set_password};
 use reallive_node::{NodeFlags, NodeOptions};
 use reallive_record::config::ServerConfigFile;
@@ -85,28 +85,12 @@ fn parse_role(s: &str) -> Result<Role, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(LogArgs::SERVER);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("reallive-server: starting the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(dispatch(cli)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reallive-server: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    reallive_core::app::run_until_signalled("reallive-server", |shutdown| dispatch(cli, shutdown))
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     match cli.command {
-        None => serve(cli).await,
+        None => serve(cli, shutdown).await,
         Some(Command::User(cmd)) => {
             let data_dir = (cli.node.data_dir)
                 .unwrap_or_else(|| PathBuf::from(reallive_node::DEFAULT_DATA_DIR));
@@ -115,7 +99,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(cli: Cli) -> anyhow::Result<()> {
+async fn serve(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     let file = match &cli.config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -126,8 +110,6 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
         None => ServerConfigFile::default(),
     };
     let config = NodeOptions::resolve(file.server, cli.node)?;
-    let shutdown = CancellationToken::new();
-    tokio::spawn(cancel_on_signals(shutdown.clone()));
     run(config, shutdown, |addr, rtc, admin_password| {
         if let Some(pw) = admin_password {
             // Straight to the terminal, once: never through the logger.

@@ -1,5 +1,6 @@
 //! What every RealLive program's `main` does the same way (feature `app`):
-//! the `-v` flag and logging to stderr, and shutdown on SIGINT or SIGTERM.
+//! the `-v` flag and logging to stderr, the runtime, and shutdown on SIGINT
+//! or SIGTERM.
 
 use tokio_util::sync::CancellationToken;
 
@@ -49,4 +50,37 @@ pub async fn cancel_on_signals(token: CancellationToken) {
     }
     tracing::info!("shutting down");
     token.cancel();
+}
+
+/// A program's `main` after its flags: runs `main` on a multi-threaded
+/// runtime with a shutdown token that SIGINT and SIGTERM cancel. An error
+/// goes to stderr as `program: error` (with its causes) and exits 1.
+pub fn run_until_signalled<F, Fut, E>(program: &str, main: F) -> std::process::ExitCode
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{program}: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(cancel_on_signals(shutdown.clone()));
+        main(shutdown).await
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

@@ -26,6 +26,7 @@ use reallive_core::source::FrameSource;
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
 use reallive_core::{CameraId, Clock, ErrorKind, RtspUrl};
 use reallive_store::Store;
+use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -300,6 +301,34 @@ pub async fn bind_cameras(
     Ok(out)
 }
 
+/// What the store keeps: the file's `[storage]` floor, and each camera's
+/// retention, by its store key.
+pub fn retention_policy(
+    storage: &crate::config::StorageSection,
+    cameras: &[BoundCamera],
+) -> RetentionPolicy {
+    let mut policy = RetentionPolicy::default();
+    if let Some(b) = storage.min_free_bytes {
+        policy.min_free_bytes = b;
+    }
+    if let Some(p) = storage.min_free_percent {
+        policy.min_free_percent = p;
+    }
+    for b in cameras {
+        let r = &b.config.retention;
+        policy.cameras.insert(
+            CameraId(b.id).store_key(),
+            CameraRetention {
+                max_age_ns: r
+                    .max_age_days
+                    .map(|d| i64::from(d) * 86_400 * 1_000_000_000),
+                max_bytes: r.max_bytes,
+            },
+        );
+    }
+    policy
+}
+
 /// One camera's recorder.
 struct Recorder {
     config: CameraConfig,
@@ -398,16 +427,25 @@ impl Recorders {
             .collect()
     }
 
-    /// The states of every camera, for `/health`.
-    pub fn states(&self) -> Vec<WorkerState> {
-        self.read()
+    /// `/api/health`'s camera fields: how many, how many running, and
+    /// the storage warnings.
+    pub fn health(&self, out: &mut serde_json::Map<String, serde_json::Value>) {
+        let states: Vec<WorkerState> = self
+            .read()
             .values()
             .map(|r| {
                 r.worker
                     .as_ref()
                     .map_or(WorkerState::Stopped, |w| w.status().state)
             })
-            .collect()
+            .collect();
+        let running = states
+            .iter()
+            .filter(|s| **s == WorkerState::Running)
+            .count();
+        out.insert("cameras_total".into(), states.len().into());
+        out.insert("cameras_running".into(), running.into());
+        out.insert("warnings".into(), self.warnings().into());
     }
 
     fn worker(&self, id: i64) -> Option<Arc<Worker>> {

@@ -65,8 +65,34 @@ pub fn probe(path: &Path) -> VideoProbe {
     try_probe(path).unwrap_or_else(|e| panic!("ffprobe {}: {e}", path.display()))
 }
 
+/// Why a file did not probe.
+#[derive(Debug)]
+pub enum ProbeError {
+    /// ffprobe could not be run (install ffmpeg).
+    Run(std::io::Error),
+    /// ffprobe refused the file; its stderr.
+    Rejected(String),
+    /// ffprobe's JSON did not parse.
+    Parse(serde_json::Error),
+    /// The file has no video stream.
+    NoVideo,
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::Run(e) => write!(f, "cannot run ffprobe (install ffmpeg): {e}"),
+            ProbeError::Rejected(stderr) => f.write_str(stderr),
+            ProbeError::Parse(e) => write!(f, "ffprobe's output: {e}"),
+            ProbeError::NoVideo => f.write_str("no video stream"),
+        }
+    }
+}
+
+impl std::error::Error for ProbeError {}
+
 /// Like [`probe`], returning ffprobe's complaint instead of panicking.
-pub fn try_probe(path: &Path) -> Result<VideoProbe, String> {
+pub fn try_probe(path: &Path) -> Result<VideoProbe, ProbeError> {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
         .args([
@@ -78,16 +104,18 @@ pub fn try_probe(path: &Path) -> Result<VideoProbe, String> {
         ])
         .arg(path)
         .output()
-        .map_err(|e| format!("cannot run ffprobe (install ffmpeg): {e}"))?;
+        .map_err(ProbeError::Run)?;
     if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        return Err(ProbeError::Rejected(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
     }
-    let parsed: Output = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    let parsed: Output = serde_json::from_slice(&out.stdout).map_err(ProbeError::Parse)?;
     let s = parsed
         .streams
         .into_iter()
         .next()
-        .ok_or_else(|| "no video stream".to_string())?;
+        .ok_or(ProbeError::NoVideo)?;
     Ok(VideoProbe {
         codec_name: s.codec_name,
         profile: s.profile,
