@@ -5,43 +5,18 @@
 //! `reallive-http` (local playback) and `reallive-encode` (the optional
 //! preview); the logic lives there.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reallive_core::{Backoff, CameraId};
-use reallive_http::recordings::{LocalAccess, RecordingsState};
+use reallive_core::CameraId;
+use reallive_http::recordings::LocalPlayback;
 use reallive_store::retention::RetentionPolicy;
 use reallive_store::{Storage, Store, StoreConfig};
-use reallive_stream::{Credential, Receiver, StreamError, SubscribeConfig, WebRtcSubscriber};
+use reallive_stream::{Credential, Login, Receiver, SubscribeConfig, WebRtcSubscriber};
 use tokio_util::sync::CancellationToken;
-
-/// How the puller signs in.
-#[derive(Clone)]
-pub enum Login {
-    /// A username and password: the token is fetched, and fetched again
-    /// before it expires.
-    Password {
-        /// The username.
-        username: String,
-        /// The password.
-        password: String,
-    },
-    /// A token given as is; when it expires the server refuses it.
-    Token(String),
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Login::Password { username, .. } => write!(f, "Password({username}, ***)"),
-            Login::Token(_) => f.write_str("Token(***)"),
-        }
-    }
-}
 
 /// Everything the puller needs.
 #[derive(Clone, Debug)]
@@ -107,38 +82,27 @@ pub async fn run(
     let mut http = None;
     let mut bound = None;
     if let Some(addr) = config.listen {
-        let cameras: HashMap<i64, String> = config
-            .cameras
-            .iter()
-            .map(|c| (*c, CameraId(*c).store_key()))
-            .collect();
-        let state = RecordingsState::new(
+        let playback = LocalPlayback::bind(
+            addr,
             store.clone(),
-            Arc::new(LocalAccess::new(cameras, config.listen_token.clone())),
+            &config.cameras,
+            config.listen_token.clone(),
             config.data_dir.join("exports"),
-        );
-        let app = reallive_http::recordings::router(state);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("listening on {addr}"))?;
-        bound = Some(listener.local_addr()?);
-        let stop = stop.clone();
-        http = Some(tokio::spawn(async move {
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
-                tracing::error!("playback server: {e}");
-            }
-        }));
+        )
+        .await
+        .with_context(|| format!("--listen {addr}"))?;
+        bound = Some(playback.local_addr()?);
+        http = Some(playback.spawn(stop.clone()));
     }
     on_ready(bound);
 
     // Sign in before subscribing; keep the token fresh.
     let credential = Credential::default();
-    let Some(refresh) = sign_in(&config, &credential, &stop).await else {
+    let Some(signed_in) = config
+        .login
+        .sign_in(&config.server, &credential, &stop)
+        .await
+    else {
         return finish(store, retention, http, Summary::default()).await;
     };
 
@@ -174,9 +138,7 @@ pub async fn run(
     }
     stop.cancelled().await;
     drop(sessions);
-    if let Some(r) = refresh {
-        r.abort();
-    }
+    drop(signed_in);
     let mut summary = Summary::default();
     for r in recorders {
         if let Ok(x) = r.await {
@@ -240,105 +202,4 @@ async fn finish(
     }
     store.close().await;
     Ok(summary)
-}
-
-/// Puts a token in `credential`: the given one, or a login's (retried
-/// until it works or `stop` fires, slowly if the password is refused).
-/// Returns the refresh task for a password login, `None` if stopped first.
-async fn sign_in(
-    config: &PullerConfig,
-    credential: &Credential,
-    stop: &CancellationToken,
-) -> Option<Option<tokio::task::JoinHandle<()>>> {
-    let (username, password) = match &config.login {
-        Login::Token(t) => {
-            credential.set(t.clone());
-            return Some(None);
-        }
-        Login::Password { username, password } => (username.clone(), password.clone()),
-    };
-    let server = config.server.clone();
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    let mut expires = login_until_ok(
-        &server,
-        &username,
-        &password,
-        credential,
-        &mut backoff,
-        stop,
-    )
-    .await?;
-    let credential = credential.clone();
-    let stop = stop.clone();
-    Some(Some(tokio::spawn(async move {
-        loop {
-            // Log in again when half the token's life is left (at most
-            // hourly, at least every minute).
-            let now = reallive_core::time::UtcNs::now().secs();
-            let left = (expires - now).max(0) as u64;
-            let wait = Duration::from_secs((left / 2).clamp(60, 3600));
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(wait) => {}
-            }
-            backoff.reset();
-            match login_until_ok(
-                &server,
-                &username,
-                &password,
-                &credential,
-                &mut backoff,
-                &stop,
-            )
-            .await
-            {
-                Some(e) => expires = e,
-                None => return,
-            }
-        }
-    })))
-}
-
-/// Logs in until it works (setting `credential`; returns the expiry) or
-/// `stop` fires (`None`).
-async fn login_until_ok(
-    server: &str,
-    username: &str,
-    password: &str,
-    credential: &Credential,
-    backoff: &mut Backoff,
-    stop: &CancellationToken,
-) -> Option<i64> {
-    loop {
-        match reallive_stream::login(server, username, password).await {
-            Ok(t) => {
-                credential.set(t.token);
-                return Some(t.expires_unix);
-            }
-            Err(e) => {
-                let wait = login_failed(&e, backoff);
-                tokio::select! {
-                    () = stop.cancelled() => return None,
-                    () = tokio::time::sleep(wait) => {}
-                }
-            }
-        }
-    }
-}
-
-fn login_failed(e: &StreamError, backoff: &mut Backoff) -> Duration {
-    match e {
-        StreamError::Unauthorized => {
-            tracing::error!("the server refused the username or password; retrying every 60 s");
-            backoff.max()
-        }
-        other => {
-            let wait = backoff.next_delay();
-            tracing::warn!(
-                "signing in: {other}; retrying in {:.1} s",
-                wait.as_secs_f64()
-            );
-            wait
-        }
-    }
 }

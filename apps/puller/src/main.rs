@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use reallive_core::app::{LogArgs, cancel_on_signals};
-use reallive_puller::{Login, PullerConfig, run};
-use reallive_store::retention::{CameraRetention, RetentionPolicy, parse_bytes};
-use tokio_util::sync::CancellationToken;
+use reallive_core::app::{LogArgs, run_until_signalled};
+use reallive_puller::{PullerConfig, run};
+use reallive_store::retention::RetentionFlags;
+use reallive_stream::LoginFlags;
 
 /// Records cameras from a RealLive server into a local, crash-safe store,
 /// and serves them back (recordings list, HLS, MP4 export) on --listen.
@@ -21,32 +21,8 @@ struct Cli {
     #[arg(long, env = "REALLIVE_SERVER", value_name = "URL")]
     server: String,
 
-    /// Sign in as this user (with --password).
-    #[arg(
-        long,
-        env = "REALLIVE_USERNAME",
-        requires = "password",
-        conflicts_with = "token"
-    )]
-    username: Option<String>,
-
-    /// The user's password.
-    #[arg(
-        long,
-        env = "REALLIVE_PASSWORD",
-        hide_env_values = true,
-        requires = "username"
-    )]
-    password: Option<String>,
-
-    /// A token that grants `view` on the cameras, instead of a password.
-    #[arg(
-        long,
-        env = "REALLIVE_TOKEN",
-        hide_env_values = true,
-        required_unless_present = "username"
-    )]
-    token: Option<String>,
+    #[command(flatten)]
+    login: LoginFlags,
 
     /// A camera id on the server; repeat for more.
     #[arg(long = "camera", value_name = "ID", required = true)]
@@ -69,21 +45,8 @@ struct Cli {
     #[arg(long)]
     whep: bool,
 
-    /// Delete recordings older than this many days.
-    #[arg(long, value_name = "DAYS")]
-    max_age_days: Option<u32>,
-
-    /// Keep each camera's recordings under this size (e.g. 200GiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
-    max_bytes: Option<u64>,
-
-    /// Keep at least this much free on the disk (e.g. 5GiB).
-    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
-    min_free: Option<u64>,
-
-    /// Keep at least this share of the disk free, in percent.
-    #[arg(long, value_name = "PERCENT")]
-    min_free_percent: Option<f64>,
+    #[command(flatten)]
+    retention: RetentionFlags,
 
     /// Show each camera locally as it is recorded: in a window under X11
     /// or Wayland, or with kmssink on a console. Off by default.
@@ -100,32 +63,8 @@ struct Cli {
 }
 
 fn config(cli: Cli) -> anyhow::Result<PullerConfig> {
-    let login = match (cli.username, cli.password, cli.token) {
-        (Some(username), Some(password), None) => Login::Password { username, password },
-        (None, None, Some(t)) => Login::Token(t),
-        _ => anyhow::bail!("give --username and --password, or --token"),
-    };
-    if let Some(p) = cli.min_free_percent {
-        anyhow::ensure!(
-            (0.0..=100.0).contains(&p),
-            "--min-free-percent must be 0 to 100"
-        );
-    }
-    let retention = RetentionPolicy {
-        default: CameraRetention {
-            max_age_ns: cli
-                .max_age_days
-                .map(|d| i64::from(d) * 86_400 * 1_000_000_000),
-            max_bytes: cli.max_bytes,
-        },
-        min_free_bytes: cli
-            .min_free
-            .unwrap_or(RetentionPolicy::default().min_free_bytes),
-        min_free_percent: cli
-            .min_free_percent
-            .unwrap_or(RetentionPolicy::default().min_free_percent),
-        ..RetentionPolicy::default()
-    };
+    let login = cli.login.login()?;
+    let retention = cli.retention.policy()?;
     let preview = match (cli.preview, cli.preview_sink) {
         (false, _) => None,
         (true, Some(sink)) => Some(sink),
@@ -155,34 +94,20 @@ fn main() -> ExitCode {
         "info",
         "debug",
     ]);
-    let result = config(cli).and_then(|config| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("starting the async runtime")?;
-        runtime.block_on(async {
-            let token = CancellationToken::new();
-            tokio::spawn(cancel_on_signals(token.clone()));
-            let summary = run(config, token, |addr| {
-                if let Some(a) = addr {
-                    eprintln!("reallive-puller: playback on http://{a}");
-                }
-            })
-            .await?;
-            for (camera, frames) in summary.frames {
-                eprintln!("reallive-puller: camera {camera}: recorded {frames} frames");
+    // A failure is one line, `reallive-puller: error: …`, as the pusher's.
+    run_until_signalled("reallive-puller: error", |shutdown| async move {
+        let summary = run(config(cli)?, shutdown, |addr| {
+            if let Some(a) = addr {
+                eprintln!("reallive-puller: playback on http://{a}");
             }
-            for (camera, frames) in summary.previewed {
-                eprintln!("reallive-puller: camera {camera}: preview decoded {frames} frames");
-            }
-            Ok(())
         })
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reallive-puller: error: {e:#}");
-            ExitCode::FAILURE
+        .await?;
+        for (camera, frames) in summary.frames {
+            eprintln!("reallive-puller: camera {camera}: recorded {frames} frames");
         }
-    }
+        for (camera, frames) in summary.previewed {
+            eprintln!("reallive-puller: camera {camera}: preview decoded {frames} frames");
+        }
+        Ok::<(), anyhow::Error>(())
+    })
 }

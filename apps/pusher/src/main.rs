@@ -3,11 +3,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use reallive_capture::{CaptureOptions, RtspTransport, Source};
-use reallive_core::app::{LogArgs, cancel_on_signals};
-use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
-use reallive_pusher::{PublishTarget, PusherConfig, publish, run};
-use tokio_util::sync::CancellationToken;
+use reallive_capture::{CaptureFlags, CaptureOptions, Source};
+use reallive_core::app::{LogArgs, run_until_signalled};
+use reallive_pusher::{PusherConfig, publish, run};
+use reallive_stream::{PublishConfig, PublishFlags};
 
 /// Capture a camera and encode browser-ready H.264.
 ///
@@ -24,71 +23,15 @@ struct Cli {
     #[arg(long, value_name = "FILE", required_unless_present_any = ["list_devices", "server", "whip"], conflicts_with_all = ["server", "whip"])]
     output: Option<PathBuf>,
 
-    /// Publish to this RealLive server (http://host:port) over WebRTC.
-    #[arg(long, env = "REALLIVE_SERVER", value_name = "URL", requires_all = ["camera", "key"])]
-    server: Option<String>,
-
-    /// Publish with WHIP to this URL (http://host:port/whip/ID) instead of
-    /// WS signaling; needs --key.
-    #[arg(long, value_name = "URL", requires = "key", conflicts_with = "server")]
-    whip: Option<String>,
-
-    /// The camera's id on the server.
-    #[arg(long, env = "REALLIVE_CAMERA", value_name = "ID")]
-    camera: Option<i64>,
-
-    /// The camera's stream key.
-    #[arg(
-        long,
-        env = "REALLIVE_STREAM_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
-    key: Option<String>,
+    #[command(flatten)]
+    publish: PublishFlags,
 
     /// Stop after this many seconds of video [default: until Ctrl-C].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=86_400))]
     seconds: Option<u32>,
 
-    /// H.264 encoder: auto, x264, openh264, v4l2m2m or passthrough.
-    #[arg(long, default_value = "auto", value_parser = parse_encoder)]
-    encoder: EncoderKind,
-
-    /// Picture width (sources that are encoded here).
-    #[arg(long, default_value_t = 1280)]
-    width: u32,
-
-    /// Picture height.
-    #[arg(long, default_value_t = 720)]
-    height: u32,
-
-    /// Frames per second.
-    #[arg(long, default_value_t = 30)]
-    fps: u32,
-
-    /// Target bitrate in kbit/s.
-    #[arg(long, default_value_t = 2000)]
-    bitrate_kbps: u32,
-
-    /// Frames between keyframes [default: one second's worth].
-    #[arg(long, value_name = "FRAMES")]
-    keyframe_interval: Option<u32>,
-
-    /// x264 speed preset: ultrafast, superfast, veryfast, faster, fast, medium.
-    #[arg(long, default_value = "ultrafast", value_parser = parse_preset)]
-    x264_preset: X264Preset,
-
-    /// RTSP transport: tcp or udp.
-    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
-    rtsp_transport: RtspTransport,
-
-    /// Loop file sources forever.
-    #[arg(long = "loop")]
-    loop_file: bool,
-
-    /// Draw the running time on the test pattern.
-    #[arg(long)]
-    timestamp_overlay: bool,
+    #[command(flatten)]
+    capture: CaptureFlags,
 
     /// List V4L2 and libcamera cameras with their formats, then exit.
     #[arg(long)]
@@ -96,20 +39,6 @@ struct Cli {
 
     #[command(flatten)]
     log: LogArgs,
-}
-
-fn parse_encoder(s: &str) -> Result<EncoderKind, String> {
-    s.parse()
-        .map_err(|e: reallive_encode::EncodeError| e.to_string())
-}
-
-fn parse_preset(s: &str) -> Result<X264Preset, String> {
-    s.parse()
-        .map_err(|e: reallive_encode::EncodeError| e.to_string())
-}
-
-fn parse_transport(s: &str) -> Result<RtspTransport, String> {
-    s.parse().map_err(|_| "expected tcp or udp".to_string())
 }
 
 #[allow(clippy::print_stdout)]
@@ -120,65 +49,20 @@ fn list_devices() -> anyhow::Result<()> {
         println!("no cameras found (V4L2 or libcamera)");
     }
     for d in devices {
-        println!(
-            "{}\n  source:  {}\n  formats: {}",
-            d.name,
-            d.source.as_deref().unwrap_or("(not usable as a source)"),
-            d.formats
-        );
+        println!("{d}");
     }
     Ok(())
 }
 
 fn config(cli: Cli) -> anyhow::Result<Mode> {
     let source: Source = cli.source.parse()?;
-    let capture = CaptureOptions {
-        width: cli.width,
-        height: cli.height,
-        fps: cli.fps,
-        encoder: cli.encoder,
-        encoder_settings: EncoderSettings {
-            bitrate_kbps: cli.bitrate_kbps,
-            keyframe_interval: cli.keyframe_interval.unwrap_or(cli.fps),
-            x264_preset: cli.x264_preset,
-            ..EncoderSettings::default()
-        },
-        rtsp_transport: cli.rtsp_transport,
-        loop_file: cli.loop_file,
-        timestamp_overlay: cli.timestamp_overlay,
-        ..CaptureOptions::default()
-    };
+    let capture = cli.capture.options();
     capture.validate()?;
-    if let Some(server) = cli.server {
+    if let Some(target) = cli.publish.config()? {
         return Ok(Mode::Publish {
             source,
             capture,
-            target: PublishTarget {
-                server,
-                camera: cli.camera.context("--camera is required with --server")?,
-                key: cli.key.context("--key is required with --server")?,
-                whip: None,
-            },
-            seconds: cli.seconds,
-        });
-    }
-    if let Some(whip) = cli.whip {
-        // The camera id is the URL's last segment, for logs.
-        let camera = whip
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        return Ok(Mode::Publish {
-            source,
-            capture,
-            target: PublishTarget {
-                server: String::new(),
-                camera,
-                key: cli.key.context("--key is required with --whip")?,
-                whip: Some(whip),
-            },
+            target,
             seconds: cli.seconds,
         });
     }
@@ -195,49 +79,46 @@ enum Mode {
     Publish {
         source: Source,
         capture: CaptureOptions,
-        target: PublishTarget,
+        target: PublishConfig,
         seconds: Option<u32>,
     },
+}
+
+/// The summary line's note on frames shed because the output fell behind.
+fn dropped(frames: u64) -> String {
+    if frames > 0 {
+        format!("; {frames} frames dropped")
+    } else {
+        String::new()
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(["warn", "info", "debug"]);
-    let result = if cli.list_devices {
-        list_devices()
-    } else {
-        config(cli).and_then(|config| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(async {
-                let token = CancellationToken::new();
-                tokio::spawn(cancel_on_signals(token.clone()));
-                let config = match config {
-                    Mode::File(c) => c,
-                    Mode::Publish {
-                        source,
-                        capture,
-                        target,
-                        seconds,
-                    } => {
-                        let s = publish(source, capture, target, seconds, token).await?;
-                        eprintln!(
-                            "reallive-pusher: published {} frames (encoder {}){}",
-                            s.frames_sent,
-                            s.encoder,
-                            if s.dropped > 0 {
-                                format!("; {} frames dropped", s.dropped)
-                            } else {
-                                String::new()
-                            }
-                        );
-                        return Ok(());
-                    }
-                };
+    // A failure is one line, `reallive-pusher: error: …` (docs/ref/cli.md).
+    run_until_signalled("reallive-pusher: error", |shutdown| async move {
+        if cli.list_devices {
+            return list_devices();
+        }
+        match config(cli)? {
+            Mode::Publish {
+                source,
+                capture,
+                target,
+                seconds,
+            } => {
+                let s = publish(source, capture, target, seconds, shutdown).await?;
+                eprintln!(
+                    "reallive-pusher: published {} frames (encoder {}){}",
+                    s.frames_sent,
+                    s.encoder,
+                    dropped(s.dropped)
+                );
+            }
+            Mode::File(config) => {
                 let output = config.output.clone();
-                let summary = run(config, token).await?;
+                let summary = run(config, shutdown).await?;
                 let f = &summary.file;
                 let what = f
                     .info
@@ -250,21 +131,10 @@ fn main() -> ExitCode {
                     f.duration_90k as f64 / 90_000.0,
                     summary.encoder,
                     output.display(),
-                    if summary.dropped > 0 {
-                        format!("; {} frames dropped", summary.dropped)
-                    } else {
-                        String::new()
-                    }
+                    dropped(summary.dropped)
                 );
-                Ok(())
-            })
-        })
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("reallive-pusher: error: {e:#}");
-            ExitCode::FAILURE
+            }
         }
-    }
+        Ok(())
+    })
 }

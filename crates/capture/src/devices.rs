@@ -14,6 +14,20 @@ pub struct DeviceInfo {
     pub formats: String,
 }
 
+/// Three lines: the name, then indented, what to pass to `--source` and
+/// the formats.
+impl std::fmt::Display for DeviceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n  source:  {}\n  formats: {}",
+            self.name,
+            self.source.as_deref().unwrap_or("(not usable as a source)"),
+            self.formats
+        )
+    }
+}
+
 /// Lists V4L2 and libcamera cameras through GStreamer's device monitor.
 ///
 /// Returns an empty list on a machine without cameras. Opens no device for

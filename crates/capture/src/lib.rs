@@ -38,6 +38,9 @@
 //! Credentials in RTSP URLs are passed to `rtspsrc` as properties, never in
 //! its location, and redacted from every log line and error.
 //!
+//! With feature `cli`, `CaptureFlags` is the capture flags (`--width`,
+//! `--encoder`, …) as a clap `Args` group that builds [`CaptureOptions`].
+//!
 //! # Example
 //!
 //! ```no_run
@@ -60,6 +63,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "cli")]
+mod cli;
 mod devices;
 mod error;
 mod file;
@@ -70,6 +75,8 @@ mod source;
 mod test_pattern;
 mod v4l2;
 
+#[cfg(feature = "cli")]
+pub use cli::CaptureFlags;
 pub use devices::{DeviceInfo, list_devices};
 pub use error::CaptureError;
 pub use file::FileSource;

@@ -54,8 +54,10 @@ pub async fn cancel_on_signals(token: CancellationToken) {
 
 /// A program's `main` after its flags: runs `main` on a multi-threaded
 /// runtime with a shutdown token that SIGINT and SIGTERM cancel. An error
-/// goes to stderr as `program: error` (with its causes) and exits 1.
-pub fn run_until_signalled<F, Fut, E>(program: &str, main: F) -> std::process::ExitCode
+/// goes to stderr as one line, `{prefix}: {error:#}` (with its causes;
+/// the prefix is the program's name, and whatever its documented error
+/// lines start with, such as `reallive-pusher: error`), and exits 1.
+pub fn run_until_signalled<F, Fut, E>(prefix: &str, main: F) -> std::process::ExitCode
 where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Result<(), E>>,
@@ -67,7 +69,7 @@ where
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("{program}: starting the async runtime: {e}");
+            eprintln!("{prefix}: starting the async runtime: {e}");
             return std::process::ExitCode::FAILURE;
         }
     };
@@ -79,7 +81,7 @@ where
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{program}: {e:#}");
+            eprintln!("{prefix}: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -211,6 +211,60 @@ pub fn router(state: RecordingsState) -> Router {
         .with_state(state)
 }
 
+/// A recorder's own playback listener (the puller's `--listen`): the
+/// playback routes for a fixed set of cameras, behind [`LocalAccess`].
+#[derive(Debug)]
+pub struct LocalPlayback {
+    listener: tokio::net::TcpListener,
+    app: Router,
+}
+
+impl LocalPlayback {
+    /// Binds `addr` for `cameras` (by id) of `store`. Beyond loopback a
+    /// `token` is required, and its absence is `InvalidInput`.
+    pub async fn bind(
+        addr: SocketAddr,
+        store: Store,
+        cameras: &[i64],
+        token: Option<String>,
+        exports: PathBuf,
+    ) -> std::io::Result<Self> {
+        if !addr.ip().is_loopback() && token.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("{addr} is beyond loopback: playback there needs a token"),
+            ));
+        }
+        let cameras = cameras
+            .iter()
+            .map(|c| (*c, reallive_core::CameraId(*c).store_key()))
+            .collect();
+        let access = Arc::new(LocalAccess::new(cameras, token));
+        let app = router(RecordingsState::new(store, access, exports));
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        Ok(LocalPlayback { listener, app })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` fires.
+    pub fn spawn(self, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let serve = axum::serve(
+                self.listener,
+                self.app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+            if let Err(e) = serve.await {
+                tracing::error!("playback server: {e}");
+            }
+        })
+    }
+}
+
 /// One recording in the list.
 #[derive(Debug, Serialize)]
 struct RecordingItem {

@@ -19,11 +19,15 @@
 //! - `MemoryStorage` (feature `test-util`) is a `Storage` for other
 //!   crates' tests. What to write and when (continuously, around events,
 //!   after a failed write) is `reallive-record`'s `CameraRun`.
-//! - [`mp4::Fmp4Muxer`] and [`FileSink`] (`reallive-pusher --output x.mp4`).
+//! - [`mp4::Fmp4Muxer`] and [`FileSink`] (`reallive-pusher --output x.mp4`);
+//!   [`FileSink::write_from`] drains a frame channel into the file, up to a
+//!   media duration.
 //! - The sans-IO cores the store runs: [`segmenter`] (frames into files),
 //!   [`retention`] (what
 //!   to delete), [`scan`] (reading a file back, for recovery) and [`hls`]
 //!   (playlists).
+//!   With feature `cli`, `retention::RetentionFlags` is the retention
+//!   flags as a clap `Args` group.
 //! - [`transcode`]: re-encoding a file fragment for fragment, and swapping
 //!   it in without risking the original.
 //! - [`write_atomically`]: replace a small file so that a crash leaves the

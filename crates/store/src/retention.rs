@@ -8,6 +8,11 @@ use std::collections::HashMap;
 
 use crate::StoreError;
 
+#[cfg(feature = "cli")]
+mod flags;
+#[cfg(feature = "cli")]
+pub use flags::RetentionFlags;
+
 /// A size such as `200GiB`, `500MB`, `1.5 TiB` or `1048576` (bytes).
 /// Binary (KiB, MiB, GiB, TiB) and decimal (kB, MB, GB, TB) units. A bad
 /// size is [`StoreError::InvalidInput`], whose message says what is wrong.

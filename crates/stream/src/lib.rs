@@ -22,7 +22,11 @@
 //!   failure, retries at the ceiling while the server refuses the
 //!   credential, and starts the backoff over after a healthy connection.
 //! - [`login`] and [`Credential`]: a viewer's token, replaceable while
-//!   sessions run.
+//!   sessions run. [`Login::sign_in`] fills a credential from a password
+//!   (or a given token) and keeps it fresh, retrying slowly while the
+//!   password is refused.
+//! - With feature `cli`, `PublishFlags` and `LoginFlags`: the flags that
+//!   say where to publish and how to sign in, as clap `Args` groups.
 //!
 //! # Threading
 //!
@@ -64,6 +68,8 @@
 #![warn(missing_docs)]
 
 mod assemble;
+#[cfg(feature = "cli")]
+mod cli;
 mod http1;
 mod login;
 mod peer;
@@ -74,7 +80,9 @@ mod subscribe;
 
 use std::fmt::Debug;
 
-pub use login::{Credential, Token, login};
+#[cfg(feature = "cli")]
+pub use cli::{LoginFlags, PublishFlags};
+pub use login::{Credential, Login, SignedIn, Token, login};
 pub use publish::{MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, WebRtcPublisher};
 pub use reconnect::{ReconnectingSession, SessionState};
 pub use subscribe::{SubscribeConfig, WebRtcSubscriber};
@@ -113,7 +121,7 @@ pub trait Session: Send + Sync + Debug {
     /// The current state, and changes to it; [`SessionState::Stopped`] is
     /// the last. An app waits on it for `Live`, reports `Refused`, and after
     /// [`stop`](Session::stop) waits for `Stopped` to let the session say
-    /// goodbye to the server.
+    /// goodbye to the server (`close` on a `dyn Session` does both).
     fn state(&self) -> watch::Receiver<SessionState>;
 
     /// Ends the session now (dropping it does too).
@@ -122,6 +130,17 @@ pub trait Session: Send + Sync + Debug {
     /// Frames moved over all connections so far: sent by a publisher,
     /// delivered by a subscriber.
     fn frames(&self) -> u64;
+}
+
+impl dyn Session {
+    /// Stops the session and waits, at most `grace`, for it to say goodbye
+    /// to the server (leave the room, end the WHIP or WHEP resource) and
+    /// reach [`SessionState::Stopped`].
+    pub async fn close(&self, grace: std::time::Duration) {
+        self.stop();
+        let mut state = self.state();
+        let _ = tokio::time::timeout(grace, state.wait_for(|s| *s == SessionState::Stopped)).await;
+    }
 }
 
 /// Publishes encoded frames to a server.

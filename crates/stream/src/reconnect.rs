@@ -422,6 +422,24 @@ mod tests {
         );
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn close_returns_once_the_session_said_goodbye() {
+        let conn = Scripted {
+            outcomes: VecDeque::new(),
+            spans: Arc::default(),
+        };
+        let (link, session) = link();
+        let driver = tokio::spawn(drive(conn, exact(1, 10), link));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let session: Box<dyn Session> = Box::new(session);
+        assert_eq!(*session.state().borrow(), SessionState::Live);
+        let t = Instant::now();
+        session.close(Duration::from_secs(2)).await;
+        assert_eq!(*session.state().borrow(), SessionState::Stopped);
+        assert!(t.elapsed() < Duration::from_secs(2));
+        driver.await.unwrap();
+    }
+
     /// A connector whose source ends 3 s into the wait.
     struct SourceEnds;
 
