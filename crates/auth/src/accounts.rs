@@ -195,9 +195,11 @@ impl NewCamera {
     /// Inserts the camera inside the caller's transaction; returns its id.
     /// `Conflict` when the name is taken, `NotFound` when the owner is gone.
     async fn insert(&self, c: &mut SqliteConnection) -> Result<i64, AuthError> {
-        let r = sqlx::query(
-            "INSERT INTO cameras (owner_id, name, resolution, stream_key_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        let id = next_id(c, IdTable::Cameras).await?;
+        sqlx::query(
+            "INSERT INTO cameras (id, owner_id, name, resolution, stream_key_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
+        .bind(id)
         .bind(self.owner)
         .bind(&self.name)
         .bind(self.resolution.as_deref())
@@ -206,8 +208,42 @@ impl NewCamera {
         .execute(&mut *c)
         .await
         .map_err(conflict)?;
-        Ok(r.last_insert_rowid())
+        Ok(id)
     }
+}
+
+/// The tables whose ids are never reused.
+#[derive(Clone, Copy, Debug)]
+enum IdTable {
+    Users,
+    Cameras,
+}
+
+/// The next id of `table`, inside the caller's transaction: one past any
+/// id it ever handed out (`id_seq`), so a deleted row's id never names
+/// another. A failed insert rolls the counter back with it.
+async fn next_id(c: &mut SqliteConnection, table: IdTable) -> Result<i64, AuthError> {
+    let (name, max) = match table {
+        IdTable::Users => ("users", "SELECT COALESCE(MAX(id), 0) FROM users"),
+        IdTable::Cameras => ("cameras", "SELECT COALESCE(MAX(id), 0) FROM cameras"),
+    };
+    let highest: i64 = sqlx::query_scalar(max).fetch_one(&mut *c).await?;
+    let id: i64 = sqlx::query_scalar(
+        "UPDATE id_seq SET last = MAX(last, ?) + 1 WHERE name = ? RETURNING last",
+    )
+    .bind(highest)
+    .bind(name)
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(id)
+}
+
+/// A new account's first token version: random, so that no token of any
+/// other account, past or future, can carry it (beside ids that are never
+/// reused). Below 2^53, so it stays exact in JSON.
+fn first_token_version() -> i64 {
+    use rand_core::{OsRng, RngCore};
+    i64::try_from(OsRng.next_u64() >> 11).unwrap_or(1)
 }
 
 #[derive(Clone, Debug)]
@@ -557,21 +593,26 @@ impl Accounts {
         validate::username(&new.username)?;
         validate::email(&new.email)?;
         let created_at = now_unix();
+        let token_version = first_token_version();
         let id = self
             .write(move |c| {
                 Box::pin(async move {
-                    let r = sqlx::query(
-                        "INSERT INTO users (username, email, password_hash, role, created_at) VALUES (?, ?, ?, ?, ?)",
+                    let id = next_id(c, IdTable::Users).await?;
+                    sqlx::query(
+                        "INSERT INTO users (id, username, email, password_hash, role, token_version, created_at) \
+                         VALUES (?, ?, ?, ?, ?, ?, ?)",
                     )
+                    .bind(id)
                     .bind(&new.username)
                     .bind(&new.email)
                     .bind(&new.password_hash)
                     .bind(new.role.as_str())
+                    .bind(token_version)
                     .bind(created_at)
                     .execute(&mut *c)
                     .await
                     .map_err(conflict)?;
-                    Ok(r.last_insert_rowid())
+                    Ok(id)
                 })
             })
             .await?;
@@ -1039,7 +1080,10 @@ mod tests {
         assert_eq!(snap.camera(cam.id).unwrap().name, "'; DROP TABLE users; --");
         assert_eq!(snap.grants(cam.id).len(), 1);
         assert!(snap.stream_key_matches(cam.id, key2.expose()));
-        assert_eq!(snap.user_by_name("viewer").unwrap().0.token_version, 1);
+        assert_eq!(
+            snap.user_by_name("viewer").unwrap().0.token_version,
+            viewer.token_version + 1
+        );
         drop(snap);
 
         acc.delete_camera(cam.id).await.unwrap();
@@ -1116,5 +1160,41 @@ mod tests {
         }
         cli.close().await;
         server.close().await;
+    }
+
+    /// A deleted user's or camera's id is never handed out again, and a
+    /// new account never starts on another's token version: the token of
+    /// a deleted user can never name the next one (issue: hostile user).
+    #[tokio::test]
+    async fn ids_are_never_reused_and_token_versions_start_random() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = Accounts::open(dir.path()).await.unwrap();
+        let user = |name: &str, role| NewUser {
+            username: name.into(),
+            email: format!("{name}@example.test"),
+            password_hash: "$argon2id$x".into(),
+            role,
+        };
+        let admin = acc.create_user(user("admin", Role::Admin)).await.unwrap();
+        let m = acc
+            .create_user(user("mallory", Role::Viewer))
+            .await
+            .unwrap();
+        let (cam, _) = acc.create_camera(admin.id, "gate", None).await.unwrap();
+        acc.delete_user(m.id).await.unwrap();
+        acc.delete_camera(cam.id).await.unwrap();
+        // Across a reopen too: the counter is in the database.
+        acc.close().await;
+        let acc = Accounts::open(dir.path()).await.unwrap();
+        let next = acc.create_user(user("root2", Role::Admin)).await.unwrap();
+        let (cam2, _) = acc.create_camera(admin.id, "gate", None).await.unwrap();
+        assert!(next.id > m.id, "user id {} reused", next.id);
+        assert!(cam2.id > cam.id, "camera id {} reused", cam2.id);
+        assert_ne!(next.token_version, m.token_version);
+        assert_ne!(admin.token_version, m.token_version);
+        // A failed insert (a taken name) uses no id.
+        assert!(acc.create_user(user("root2", Role::Viewer)).await.is_err());
+        let after = acc.create_user(user("third", Role::Viewer)).await.unwrap();
+        assert_eq!(after.id, next.id + 1);
     }
 }

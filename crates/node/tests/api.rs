@@ -772,6 +772,35 @@ async fn password_change_revokes_older_tokens() {
     srv.stop().await;
 }
 
+/// Hostile: a deleted user's token must not come back as whoever is
+/// created next (SQLite used to hand the deleted id out again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_users_token_never_answers_as_the_next_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(options(dir.path())).await;
+    let anon = srv.api();
+    let admin = anon.login("admin", ADMIN_PW).await;
+    let new_user = |name: &str, role: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": "password-123", "role": role});
+    let r = admin
+        .post("/api/users", new_user("mallory", "viewer"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let m_id = r.json()["id"].as_i64().unwrap();
+    let mallory = anon.login("mallory", "password-123").await;
+    assert_eq!(mallory.get("/api/auth/me").await.status, 200);
+    assert_eq!(
+        admin.delete(&format!("/api/users/{m_id}")).await.status,
+        204
+    );
+    let r = admin.post("/api/users", new_user("root2", "admin")).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_ne!(r.json()["id"].as_i64().unwrap(), m_id, "the id came back");
+    let me = mallory.get("/api/auth/me").await;
+    assert_eq!(me.status, 401, "the old token answers as: {}", me.text());
+    assert_eq!(mallory.get("/api/users").await.status, 401);
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {
     let dir = tempfile::tempdir().unwrap();

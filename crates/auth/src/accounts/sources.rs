@@ -553,6 +553,9 @@ mod tests {
             acc.meta("nvr.imported").await.unwrap().as_deref(),
             Some("1")
         );
+        // Ids go on from the old database's highest.
+        let (next, _) = acc.create_camera(1, "Yard", None).await.unwrap();
+        assert_eq!(next.id, 6);
         acc.close().await;
     }
 }
