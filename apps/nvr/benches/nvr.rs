@@ -38,6 +38,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reallive_store::{Store, StoreConfig, TimeRange};
+use reallive_test_support::bench::{
+    Clip, Container, arg, cpu_of, dir_bytes, flag, make_clip, mib, output, proc_field,
+};
 use reallive_test_support::http::Api;
 use reallive_test_support::process::{cpu_time, peak_rss_kib, rss_kib};
 use tokio::io::{AsyncBufReadExt as _, AsyncRead, BufReader};
@@ -49,17 +52,6 @@ const PASSWORD: &str = "nvr-bench-admin-password";
 const WAIT: Duration = Duration::from_secs(30);
 /// How long N cameras have to reach `running`.
 const RUNNING_WAIT: Duration = Duration::from_secs(60);
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn flag(name: &str) -> bool {
-    std::env::args().any(|a| a == name)
-}
 
 /// `reallive-fake-camera`, beside the NVR binary in `target/release/`.
 fn camera_bin() -> PathBuf {
@@ -92,20 +84,6 @@ fn collect(out: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
     log
 }
 
-/// Runs `cmd` to completion (bounded); its stdout on success.
-async fn output(cmd: &mut Command) -> String {
-    let out = tokio::time::timeout(WAIT * 4, cmd.kill_on_drop(true).output())
-        .await
-        .unwrap_or_else(|_| panic!("{cmd:?} took over {:?}", WAIT * 4))
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}; is ffmpeg installed? (scripts/setup)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// SIGTERM to `child`, then its exit within `WAIT`; whether it exited 0.
 async fn terminate(child: &mut Child) -> bool {
     let Some(pid) = child.id() else {
@@ -121,68 +99,6 @@ async fn terminate(child: &mut Child) -> bool {
             let _ = child.kill().await;
             false
         }
-    }
-}
-
-/// The test clip, and what ffprobe says of it.
-struct Clip {
-    path: PathBuf,
-    kbit_s: f64,
-    summary: String,
-}
-
-/// 10 s of 1080p30 constrained-baseline H.264 at ~4 Mbit/s as an Annex-B
-/// elementary stream, a keyframe (with its parameter sets) every 30
-/// frames, no B-frames. `testsrc2` moves everywhere, so x264 actually
-/// spends the bitrate.
-async fn make_clip(dir: &Path) -> Clip {
-    let path = dir.join("clip-1080p30-4M.h264");
-    output(
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi"])
-            .args(["-i", "testsrc2=size=1920x1080:rate=30", "-t", "10"])
-            .args(["-pix_fmt", "yuv420p", "-c:v", "libx264"])
-            .args(["-profile:v", "baseline", "-preset", "ultrafast"])
-            .args(["-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M"])
-            .args(["-g", "30", "-keyint_min", "30", "-sc_threshold", "0"])
-            .args(["-bf", "0", "-an", "-f", "h264"])
-            .arg(&path),
-    )
-    .await;
-    let probe = output(
-        Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
-            .args([
-                "-show_entries",
-                "stream=profile,width,height,nb_read_packets,has_b_frames",
-            ])
-            .args(["-of", "default=noprint_wrappers=1"])
-            .arg(&path),
-    )
-    .await;
-    let field = |k: &str| {
-        probe
-            .lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-            .unwrap_or("?")
-            .to_string()
-    };
-    let frames: f64 = field("nb_read_packets").parse().unwrap_or(0.0);
-    let bytes = std::fs::metadata(&path).unwrap().len();
-    let kbit_s = bytes as f64 * 8.0 / 1000.0 / (frames / FPS).max(1.0);
-    let summary = format!(
-        "{}x{} @ 30 fps, {}, {frames} frames, has_b_frames={}, {kbit_s:.0} kbit/s",
-        field("width"),
-        field("height"),
-        field("profile"),
-        field("has_b_frames"),
-    );
-    assert_eq!(field("profile"), "Constrained Baseline", "{summary}");
-    assert_eq!(field("has_b_frames"), "0", "{summary}");
-    Clip {
-        path,
-        kbit_s,
-        summary,
     }
 }
 
@@ -333,16 +249,6 @@ async fn status(nvr: &Nvr) -> Vec<CamStatus> {
         .collect()
 }
 
-/// A `kB` (or plain number) field of `/proc/PID/{file}`.
-fn proc_field(pid: u32, file: &str, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// `(busy, total)` jiffies of the whole machine, from `/proc/stat`.
 fn machine_jiffies() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
@@ -358,10 +264,6 @@ fn machine_jiffies() -> (u64, u64) {
     // idle and iowait.
     let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
     (total - idle, total)
-}
-
-fn cpu_of(pids: &[u32]) -> Duration {
-    pids.iter().map(|p| cpu_time(Some(*p))).sum()
 }
 
 fn rss_of(pids: &[u32]) -> u64 {
@@ -529,21 +431,6 @@ async fn probe_ffmpeg(dir: &Path, n: usize) -> Files {
         }
     }
     f
-}
-
-/// Bytes of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 async fn nvr_round(
@@ -763,8 +650,16 @@ async fn ffmpeg_round(
     }
 }
 
-fn mib(kib: f64) -> f64 {
-    kib / 1024.0
+/// A round's headline figures (to stderr), as it ends.
+fn print_round(r: &Round) {
+    eprintln!(
+        "  {:.1} s: {:.2} % of a core, {:.1} MiB; {} / {:.0} frames",
+        r.w.wall_secs,
+        r.w.cores * 100.0,
+        mib(r.w.rss_mean_kib),
+        r.received,
+        r.expected
+    );
 }
 
 fn print_table(rounds: &[&Round]) {
@@ -844,7 +739,7 @@ async fn main() {
     camera_bin();
 
     let dir = tempfile::tempdir().unwrap();
-    let clip = make_clip(dir.path()).await;
+    let clip = make_clip(dir.path(), Container::AnnexB).await;
     println!("clip: {}", clip.summary);
     println!(
         "measuring {seconds:?} after {warmup:?} of warm-up; {} cores; source: {}",
@@ -862,27 +757,13 @@ async fn main() {
         if !ffmpeg_only {
             eprintln!("reallive-nvr, {n} camera(s)…");
             let r = nvr_round(&clip, n, shared, warmup, seconds).await;
-            eprintln!(
-                "  {:.1} s: {:.2} % of a core, {:.1} MiB; {} / {:.0} frames",
-                r.w.wall_secs,
-                r.w.cores * 100.0,
-                mib(r.w.rss_mean_kib),
-                r.received,
-                r.expected
-            );
+            print_round(&r);
             nvr.push(r);
         }
         if with_ffmpeg && n > 0 {
             eprintln!("ffmpeg, {n} camera(s)…");
             let r = ffmpeg_round(&clip, n, shared, warmup, seconds).await;
-            eprintln!(
-                "  {:.1} s: {:.2} % of a core, {:.1} MiB; {} / {:.0} frames",
-                r.w.wall_secs,
-                r.w.cores * 100.0,
-                mib(r.w.rss_mean_kib),
-                r.received,
-                r.expected
-            );
+            print_round(&r);
             ff.push(r);
         }
     }

@@ -30,6 +30,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use reallive_store::{Store, StoreConfig, TimeRange};
+use reallive_test_support::bench::{
+    Clip, Container, arg, cpu_of, dir_bytes, make_clip, mib, proc_field,
+};
 use reallive_test_support::http::Api;
 use reallive_test_support::process::{cpu_time, peak_rss_kib, rss_kib, spawn_server};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -39,13 +42,6 @@ const FPS: f64 = 30.0;
 const PASSWORD: &str = "puller-bench-admin-password";
 /// Every wait for a child is bounded by this.
 const WAIT: Duration = Duration::from_secs(30);
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-}
 
 /// A sibling of the puller binary, built by `cargo build --release`.
 fn bin(name: &str) -> PathBuf {
@@ -142,111 +138,6 @@ impl Logged {
             .unwrap();
         assert!(status.success(), "{status}:\n{}", self.log());
     }
-}
-
-/// Runs `cmd` to completion within `WAIT`; its stdout on success.
-async fn output(cmd: &mut Command) -> String {
-    let out = tokio::time::timeout(WAIT * 4, cmd.kill_on_drop(true).output())
-        .await
-        .unwrap_or_else(|_| panic!("{cmd:?} took over {:?}", WAIT * 4))
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}; is ffmpeg installed? (scripts/setup)"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The test clip, and what ffprobe says of it.
-struct Clip {
-    path: PathBuf,
-    kbit_s: f64,
-    summary: String,
-}
-
-/// 10 s of 1080p30 constrained-baseline H.264 at ~4 Mbit/s, a keyframe
-/// every 30 frames, no B-frames: what a camera set up for WebRTC sends.
-/// `testsrc2` moves everywhere, so x264 actually spends the bitrate.
-async fn make_clip(dir: &Path) -> Clip {
-    let path = dir.join("clip-1080p30-4M.mp4");
-    output(
-        Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi"])
-            .args(["-i", "testsrc2=size=1920x1080:rate=30", "-t", "10"])
-            .args(["-pix_fmt", "yuv420p", "-c:v", "libx264"])
-            .args(["-profile:v", "baseline", "-preset", "ultrafast"])
-            .args(["-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M"])
-            .args(["-g", "30", "-keyint_min", "30", "-sc_threshold", "0"])
-            .args(["-bf", "0", "-an", "-movflags", "+faststart"])
-            .arg(&path),
-    )
-    .await;
-    let probe = output(
-        Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0"])
-            .args([
-                "-show_entries",
-                "stream=profile,width,height,avg_frame_rate,nb_frames,has_b_frames,bit_rate",
-            ])
-            .args(["-of", "default=noprint_wrappers=1"])
-            .arg(&path),
-    )
-    .await;
-    let field = |k: &str| {
-        probe
-            .lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-            .unwrap_or("?")
-            .to_string()
-    };
-    let kbit_s = field("bit_rate").parse::<f64>().unwrap_or(0.0) / 1000.0;
-    let summary = format!(
-        "{}x{} {} fps, {}, {} frames, has_b_frames={}, {kbit_s:.0} kbit/s",
-        field("width"),
-        field("height"),
-        field("avg_frame_rate"),
-        field("profile"),
-        field("nb_frames"),
-        field("has_b_frames"),
-    );
-    assert_eq!(field("profile"), "Constrained Baseline", "{summary}");
-    assert_eq!(field("has_b_frames"), "0", "{summary}");
-    Clip {
-        path,
-        kbit_s,
-        summary,
-    }
-}
-
-/// Bytes of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// A numeric field of `/proc/PID/status` (`Threads:`, `RssAnon:`, …),
-/// without its unit.
-fn status(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn cpu_of(pids: &[u32]) -> Duration {
-    pids.iter().map(|p| cpu_time(Some(*p))).sum()
 }
 
 /// The recordings the puller lists for `camera`: `(start_ms, bytes)`.
@@ -398,9 +289,9 @@ async fn round(clip: &Clip, n: usize, warmup: Duration, seconds: Duration) -> Ro
     let pushers_cores = cores(cpu_of(&pusher_pids) - p0);
     let written = dir_bytes(&data) - b0;
     let puller_hwm_kib = peak_rss_kib(Some(puller.pid));
-    let puller_threads = status(puller.pid, "Threads:");
-    let puller_anon_kib = status(puller.pid, "RssAnon:");
-    let puller_file_kib = status(puller.pid, "RssFile:");
+    let puller_threads = proc_field(puller.pid, "status", "Threads:");
+    let puller_anon_kib = proc_field(puller.pid, "status", "RssAnon:");
+    let puller_file_kib = proc_field(puller.pid, "status", "RssFile:");
 
     // Pushers first, so the puller records everything they sent.
     let (mut published, mut pusher_dropped) = (0, 0);
@@ -522,10 +413,6 @@ async fn probe_recordings(
     (frames, secs, holes, errors)
 }
 
-fn mib(kib: f64) -> f64 {
-    kib / 1024.0
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let seconds = Duration::from_secs(arg("--seconds").map_or(60, |s| s.parse().unwrap()));
@@ -540,7 +427,7 @@ async fn main() {
     bin("reallive-pusher");
 
     let dir = tempfile::tempdir().unwrap();
-    let clip = make_clip(dir.path()).await;
+    let clip = make_clip(dir.path(), Container::Mp4).await;
     println!("clip: {}", clip.summary);
     println!(
         "measuring {seconds:?} after {warmup:?} of warm-up; {} cores",

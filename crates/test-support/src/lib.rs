@@ -30,6 +30,7 @@
 //! println!("camera at {}", camera.url());
 //! ```
 
+pub mod bench;
 pub mod camera_process;
 pub mod clip;
 pub mod ffprobe;
