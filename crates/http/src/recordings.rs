@@ -72,6 +72,12 @@ pub trait PlaybackAccess: Send + Sync + 'static {
         camera: i64,
         need: Permission,
     ) -> Result<String, ApiError>;
+
+    /// Who is asking, for per-user limits (exports at once): by default
+    /// the peer's address.
+    fn principal(&self, request: &PlaybackRequest<'_>) -> String {
+        format!("peer {}", request.peer.ip())
+    }
 }
 
 /// The accounts' rules, as on the server: a signed-in user (Bearer token,
@@ -110,6 +116,13 @@ impl PlaybackAccess for ApiAccess {
         let user = self.state.authenticate(token)?;
         self.state.camera_access(&user, camera, need)?;
         Ok(reallive_core::CameraId(camera).store_key())
+    }
+
+    fn principal(&self, request: &PlaybackRequest<'_>) -> String {
+        match request.token().map(|t| self.state.authenticate(t)) {
+            Some(Ok(user)) => format!("user {}", user.id),
+            _ => format!("peer {}", request.peer.ip()),
+        }
     }
 }
 
@@ -175,6 +188,8 @@ pub struct RecordingsState {
     store: Store,
     access: Arc<dyn PlaybackAccess>,
     exports: PathBuf,
+    running: Arc<ExportSlots>,
+    budget_percent: u8,
 }
 
 impl std::fmt::Debug for RecordingsState {
@@ -193,7 +208,104 @@ impl RecordingsState {
             store,
             access,
             exports,
+            running: Arc::default(),
+            budget_percent: EXPORT_BUDGET_PERCENT,
         }
+    }
+
+    /// Export files kept for resumed downloads may use this share of the
+    /// volume they are on (default [`EXPORT_BUDGET_PERCENT`]); the rest is
+    /// the recordings'.
+    pub fn with_export_budget_percent(mut self, percent: u8) -> Self {
+        self.budget_percent = percent.min(100);
+        self
+    }
+}
+
+/// At most this many exports run at once for one user.
+pub const MAX_EXPORTS_PER_USER: usize = 2;
+
+/// Export files kept on disk (for resumed downloads) may use this share of
+/// their volume by default.
+pub const EXPORT_BUDGET_PERCENT: u8 = 5;
+
+/// Exports running, by principal; an entry goes when its count does, so
+/// the map holds at most the exports running.
+#[derive(Debug, Default)]
+struct ExportSlots(std::sync::Mutex<HashMap<String, usize>>);
+
+/// One running export; its slot frees on drop.
+#[derive(Debug)]
+struct ExportSlot {
+    slots: Arc<ExportSlots>,
+    who: String,
+}
+
+impl ExportSlots {
+    fn take(self: &Arc<Self>, who: String) -> Result<ExportSlot, ApiError> {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(who.clone()).or_default();
+        if *n >= MAX_EXPORTS_PER_USER {
+            return Err(ApiError::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "at most {MAX_EXPORTS_PER_USER} exports run at once; wait for one to finish"
+                ),
+            ));
+        }
+        *n += 1;
+        Ok(ExportSlot {
+            slots: self.clone(),
+            who,
+        })
+    }
+}
+
+impl Drop for ExportSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .slots
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.who) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.who);
+            }
+        }
+    }
+}
+
+/// The range an export asks for, in Unix ms: positive, at most
+/// [`MAX_EXPORT`], and representable in nanoseconds. Checked arithmetic:
+/// no input wraps around the cap.
+fn export_range(start_ms: i64, end_ms: i64) -> Result<TimeRange, ApiError> {
+    let max_ms = i64::try_from(MAX_EXPORT.as_millis()).unwrap_or(i64::MAX);
+    let span_ok = end_ms
+        .checked_sub(start_ms)
+        .is_some_and(|span| span > 0 && span <= max_ms);
+    if !span_ok {
+        return Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "the range must be positive and at most {} h",
+                MAX_EXPORT.as_secs() / 3600
+            ),
+        ));
+    }
+    match (
+        start_ms.checked_mul(1_000_000),
+        end_ms.checked_mul(1_000_000),
+    ) {
+        (Some(start), Some(end)) => Ok(TimeRange::new(start, end)?),
+        _ => Err(ApiError::new(
+            ErrorKind::InvalidArgument,
+            "start and end must be Unix milliseconds",
+        )),
     }
 }
 
@@ -454,43 +566,156 @@ async fn export(
             "start and end (Unix ms) are required",
         ));
     };
-    if end <= start || end - start > MAX_EXPORT.as_millis() as i64 {
-        return Err(ApiError::new(
-            ErrorKind::InvalidArgument,
-            format!(
-                "the range must be positive and at most {} h",
-                MAX_EXPORT.as_secs() / 3600
-            ),
-        ));
+    let range = export_range(start, end)?;
+    let request = PlaybackRequest {
+        headers: &headers,
+        query_token: q.get("token").map(String::as_str),
+        peer,
+    };
+    let slot = s.running.take(s.access.principal(&request))?;
+    let recordings = s.store.recordings(&name, range).await?;
+    if recordings.is_empty() {
+        return Err(ApiError::not_found("recordings in that range"));
     }
-    let range = TimeRange::new(start * 1_000_000, end * 1_000_000)?;
-    tokio::fs::create_dir_all(&s.exports)
-        .await
-        .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("exports: {e}")))?;
-    sweep_exports(&s.exports).await;
-    // One file per camera and range: a resumed download (Range) or a
-    // repeat reuses it. Written under a temporary name, then renamed.
-    let file = format!("{camera}-{start}-{end}.mp4");
-    let dest = s.exports.join(&file);
-    if tokio::fs::metadata(&dest).await.is_err() {
-        let tmp = s.exports.join(format!(
-            ".{file}.{}.tmp",
-            reallive_auth::random_token::<8>().expose()
-        ));
-        let result = s.store.export(&name, range, &tmp).await;
-        if let Err(e) = result {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e.into());
-        }
-        tokio::fs::rename(&tmp, &dest)
-            .await
-            .map_err(|e| ApiError::new(ErrorKind::Unavailable, format!("exports: {e}")))?;
-    }
-    let mut r = crate::files::serve(&s.exports, &file, &headers).await;
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-{start}.mp4\"")) {
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{name}-{start}.mp4\"")).ok();
+    let mut r = if headers.contains_key(header::RANGE) {
+        // A resumed download: from a file kept for an hour.
+        let estimate: u64 = recordings.iter().map(|r| r.bytes).sum();
+        let file = export_file(&s, &name, camera, range, (start, end), estimate).await?;
+        drop(slot);
+        crate::files::serve(&s.exports, &file, &headers).await
+    } else {
+        // Streamed as it is read: no file, and one fragment in memory.
+        streamed_export(&s.store, name, range, slot)
+    };
+    if let Some(v) = disposition {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(r)
+}
+
+/// Chunks in flight between the export thread and the response: with
+/// fragments of about a second, a few MB at most.
+const EXPORT_CHUNKS: usize = 4;
+
+/// A `Write` that hands each write to the response body; it fails once the
+/// client has gone, which ends the export.
+struct BodyWriter(tokio::sync::mpsc::Sender<std::io::Result<axum::body::Bytes>>);
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(axum::body::Bytes::copy_from_slice(buf)))
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+            })?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn streamed_export(store: &Store, name: String, range: TimeRange, slot: ExportSlot) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel(EXPORT_CHUNKS);
+    let store = store.clone();
+    let errors = tx.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        if let Err(e) = store.export_to(&name, range, BodyWriter(tx)).await {
+            tracing::debug!(camera = %name, "export ended early: {e}");
+            let _ = errors
+                .send(Err(std::io::Error::other("the export failed")))
+                .await;
+        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let mut r = axum::body::Body::from_stream(body).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    r
+}
+
+/// The export of `range` as a file in the exports directory (made once,
+/// reused for an hour), within the exports' disk budget: the oldest
+/// exports go first, and an export that still does not fit is refused.
+async fn export_file(
+    s: &RecordingsState,
+    name: &str,
+    camera: i64,
+    range: TimeRange,
+    (start, end): (i64, i64),
+    estimate: u64,
+) -> Result<String, ApiError> {
+    let unavailable =
+        |e: std::io::Error| ApiError::new(ErrorKind::Unavailable, format!("exports: {e}"));
+    tokio::fs::create_dir_all(&s.exports)
+        .await
+        .map_err(unavailable)?;
+    sweep_exports(&s.exports).await;
+    // One file per camera and range: a resumed download or a repeat
+    // reuses it. Written under a temporary name, then renamed.
+    let file = format!("{camera}-{start}-{end}.mp4");
+    let dest = s.exports.join(&file);
+    if tokio::fs::metadata(&dest).await.is_ok() {
+        return Ok(file);
+    }
+    let total = reallive_store::disk_space(&s.exports)?.total_bytes;
+    let budget = total / 100 * u64::from(s.budget_percent);
+    make_room(&s.exports, budget, estimate).await?;
+    let tmp = s.exports.join(format!(
+        ".{file}.{}.tmp",
+        reallive_auth::random_token::<8>().expose()
+    ));
+    if let Err(e) = s.store.export(name, range, &tmp).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e.into());
+    }
+    tokio::fs::rename(&tmp, &dest).await.map_err(unavailable)?;
+    Ok(file)
+}
+
+/// Deletes the oldest exports until `more` bytes fit within `budget`;
+/// `ResourceExhausted` when they cannot.
+async fn make_room(dir: &Path, budget: u64, more: u64) -> Result<(), ApiError> {
+    let refuse = || {
+        ApiError::new(
+            ErrorKind::ResourceExhausted,
+            format!(
+                "exports kept for resuming are limited to {} MB on this disk; download without resuming, or a shorter range",
+                budget / 1_000_000
+            ),
+        )
+    };
+    if more > budget {
+        return Err(refuse());
+    }
+    let mut files = Vec::new();
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(e)) = entries.next_entry().await {
+            if let Ok(m) = e.metadata().await {
+                files.push((m.modified().ok(), m.len(), e.path()));
+            }
+        }
+    }
+    let mut used: u64 = files.iter().map(|f| f.1).sum();
+    files.sort_by_key(|f| f.0);
+    for (_, len, path) in files {
+        if used + more <= budget {
+            break;
+        }
+        if tokio::fs::remove_file(&path).await.is_ok() {
+            used = used.saturating_sub(len);
+        }
+    }
+    if used + more > budget {
+        return Err(refuse());
+    }
+    Ok(())
 }
 
 /// Deletes exports older than [`EXPORT_TTL`].
@@ -582,5 +807,69 @@ mod tests {
             status(guarded.authorize_any(&req(&good, None, lan), 4)),
             Err(404)
         );
+    }
+
+    #[test]
+    fn at_most_two_exports_run_at_once_per_user() {
+        let slots = Arc::new(ExportSlots::default());
+        let a = slots.take("user 1".into()).unwrap();
+        let b = slots.take("user 1".into()).unwrap();
+        let e = slots.take("user 1".into()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ResourceExhausted);
+        // Another user is not held up; a finished export frees its slot.
+        let _other = slots.take("user 2".into()).unwrap();
+        drop(a);
+        let _c = slots.take("user 1".into()).unwrap();
+        drop(b);
+        drop(_c);
+        assert!(
+            !slots.0.lock().unwrap().contains_key("user 1"),
+            "no entry left behind"
+        );
+    }
+
+    #[test]
+    fn export_ranges_never_wrap() {
+        let ok = export_range(1_000, 2_000).unwrap();
+        assert_eq!(
+            (ok.start_utc_ns, ok.end_utc_ns),
+            (1_000_000_000, 2_000_000_000)
+        );
+        for (a, b) in [
+            (i64::MIN, 0),
+            (0, i64::MAX),
+            (i64::MAX / 1_000_000 + 1, i64::MAX / 1_000_000 + 2),
+            (5, 5),
+            (0, 6 * 3600 * 1000 + 1),
+        ] {
+            assert_eq!(
+                export_range(a, b).unwrap_err().kind,
+                ErrorKind::InvalidArgument,
+                "{a}..{b}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn kept_exports_stay_within_their_budget_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        for (i, name) in ["old.mp4", "mid.mp4", "new.mp4"].iter().enumerate() {
+            let p = dir.path().join(name);
+            std::fs::write(&p, vec![0u8; 400]).unwrap();
+            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + i as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        // 1200 used of 1500: 500 more needs the oldest gone.
+        make_room(dir.path(), 1500, 500).await.unwrap();
+        assert!(!dir.path().join("old.mp4").exists());
+        assert!(dir.path().join("mid.mp4").exists());
+        // More than the whole budget is refused, whatever is deleted.
+        let e = make_room(dir.path(), 1500, 1501).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ResourceExhausted);
     }
 }

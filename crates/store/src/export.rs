@@ -68,6 +68,29 @@ fn write_export(
 ) -> Result<ExportSummary, StoreError> {
     let mut out =
         File::create(tmp).map_err(|e| StoreError::io(format!("creating {}", tmp.display()), e))?;
+    let summary = export_to(
+        root,
+        recordings,
+        range,
+        &mut out,
+        &tmp.display().to_string(),
+    )?;
+    out.sync_all()
+        .map_err(|e| StoreError::io(format!("syncing {}", tmp.display()), e))?;
+    Ok(summary)
+}
+
+/// Writes `[range]` of `recordings` to `out` as one fragmented MP4, the
+/// fragments as they are read: memory stays at one fragment whatever the
+/// range. `NotFound` (before anything is written) when no fragment is in
+/// the range. Blocking.
+pub(crate) fn export_to(
+    root: &Path,
+    recordings: &[Recording],
+    range: TimeRange,
+    out: &mut impl Write,
+    sink: &str,
+) -> Result<ExportSummary, StoreError> {
     let mut init: Option<Vec<u8>> = None;
     let mut summary = ExportSummary {
         fragments: 0,
@@ -90,7 +113,7 @@ fn write_export(
         match &init {
             None => {
                 out.write_all(&this_init)
-                    .map_err(|e| StoreError::io(format!("writing {}", tmp.display()), e))?;
+                    .map_err(|e| StoreError::io(format!("writing {sink}"), e))?;
                 summary.bytes += this_init.len() as u64;
                 summary.start_utc_ns = rec.fragment_start_utc_ns(&frags[0]);
                 init = Some(this_init);
@@ -115,7 +138,7 @@ fn write_export(
                 )));
             }
             out.write_all(&data)
-                .map_err(|e| StoreError::io(format!("writing {}", tmp.display()), e))?;
+                .map_err(|e| StoreError::io(format!("writing {sink}"), e))?;
             summary.bytes += data.len() as u64;
             summary.fragments += 1;
             summary.frames += u64::from(f.frames);
@@ -125,7 +148,7 @@ fn write_export(
     if init.is_none() {
         return Err(StoreError::NotFound("recordings in that range".into()));
     }
-    out.sync_all()
-        .map_err(|e| StoreError::io(format!("syncing {}", tmp.display()), e))?;
+    out.flush()
+        .map_err(|e| StoreError::io(format!("writing {sink}"), e))?;
     Ok(summary)
 }

@@ -235,6 +235,24 @@ impl Store {
         blocking(move || crate::export::export(&root, &recs, range, &dest)).await
     }
 
+    /// Writes `[range]` of `camera` to `out` as one MP4, fragment by
+    /// fragment, on a blocking thread (a response body, a pipe): no file,
+    /// and memory stays at one fragment whatever the range. Ends with the
+    /// first failed write (the reader went away).
+    pub async fn export_to<W: std::io::Write + Send + 'static>(
+        &self,
+        camera: &str,
+        range: TimeRange,
+        mut out: W,
+    ) -> Result<crate::ExportSummary, StoreError> {
+        let recs = self.recordings(camera, range).await?;
+        let root = self.inner.root.clone();
+        blocking(move || {
+            crate::export::export_to(&root, &recs, range, &mut out, "the export stream")
+        })
+        .await
+    }
+
     /// Recordings of `camera` overlapping `range`, metadata only, from
     /// memory once the camera is loaded.
     async fn recordings_meta(
