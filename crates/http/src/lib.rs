@@ -57,7 +57,7 @@
 //!     .map_err(|e| e.message)?;
 //! let app = reallive_http::router(state);
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! reallive_http::serve(listener, app, reallive_http::ServeLimits::default(), std::future::pending()).await?;
 //! # Ok(())
 //! # }
 //! ```
@@ -73,6 +73,7 @@ pub mod nvr;
 pub mod openapi;
 pub mod recordings;
 pub mod routes;
+mod serve;
 mod state;
 pub mod ui;
 
@@ -87,6 +88,7 @@ use axum::response::Response;
 pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
 pub use extract::{AuthUser, MediaUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
+pub use serve::{ServeLimits, serve};
 pub use state::{ApiOptions, ApiState, HealthSource, MetricsSource};
 
 /// The whole API over `state`: every domain router, the body limit, CORS

@@ -213,11 +213,12 @@ impl Node {
             &self.state,
         );
         tracing::info!(%addr, "listening");
-        let served = axum::serve(
+        let served = reallive_http::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
+            app,
+            reallive_http::ServeLimits::default(),
+            shutdown.cancelled_owned(),
         )
-        .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
         .map_err(io("serving"));
         self.stop.cancel();

@@ -415,11 +415,17 @@ async fn every_refusal_has_its_status() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
+    // The admin's token version (random per account) from a real token.
+    let ver = TokenKeys::new(SECRET.as_bytes())
+        .unwrap()
+        .verify(&good, now)
+        .unwrap()
+        .ver;
     let forge = |secret: &[u8], iat: i64, exp: i64| {
         TokenKeys::new(secret).unwrap().issue(&Claims {
             sub: 1,
             role: Role::Admin,
-            ver: 0,
+            ver,
             iat,
             exp,
         })

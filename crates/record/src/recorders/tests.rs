@@ -59,9 +59,9 @@ async fn a_camera_made_later_under_a_file_cameras_name_is_never_adopted() {
     let bound = bind_cameras(&acc, &file, dir.path()).await.unwrap();
     assert!(bound.is_empty(), "adopted by name: {bound:?}");
     assert!(acc.camera_sources().await.unwrap().is_empty());
-    // (That `other` never gets the old id, and so none of its recordings,
-    // is the accounts database's: ids are never reused.)
-    let _ = other;
+    // Nor does it get the old id, so none of its recordings (kept by
+    // camera id): ids are never reused.
+    assert_ne!(other.id, first[0].id);
 }
 
 #[tokio::test]

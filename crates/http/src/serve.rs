@@ -1,0 +1,189 @@
+//! [`serve`]: the HTTP listener every RealLive server runs, with the
+//! limits `axum::serve` lacks. A client that opens a connection and sends
+//! no complete request head within [`ServeLimits::header_read_timeout`] is
+//! cut off, and at most [`ServeLimits::max_connections`] connections are
+//! open at once (the next wait in the kernel's accept queue). Each request
+//! carries `ConnectInfo<SocketAddr>`, as with
+//! `into_make_service_with_connect_info`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+/// Limits on the connections a server accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// A request head must arrive within this (slowloris).
+    pub header_read_timeout: Duration,
+    /// HTTP connections open at once. (A connection upgraded to a
+    /// WebSocket leaves the count: the live shell bounds those.)
+    pub max_connections: usize,
+    /// At shutdown, requests in flight get this long to finish.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets the
+/// requests in flight finish (within the grace). Upgrades (WebSockets) are
+/// handed to their handlers and outlive this.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let max = limits.max_connections.clamp(1, u32::MAX as usize);
+    let permits = Arc::new(Semaphore::new(max));
+    let closing = tokio_util::sync::CancellationToken::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause, go on.
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let closing = closing.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let done = tokio::select! {
+                r = conn.as_mut() => r,
+                () = closing.cancelled() => {
+                    // Finish the request in flight, take no more.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = done {
+                tracing::debug!(%peer, "connection: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    closing.cancel();
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.shutdown_grace, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running at shutdown were cut off");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    async fn get_peer(addr: SocketAddr) -> String {
+        reallive_test_support::http::request(addr, "GET", "/peer", &[], b"")
+            .await
+            .map(|r| r.text())
+            .unwrap_or_default()
+    }
+
+    async fn start(limits: ServeLimits) -> (SocketAddr, tokio_util::sync::CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(p): ConnectInfo<SocketAddr>| async move {
+                p.ip().to_string()
+            }),
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        tokio::spawn(async move { serve(listener, app, limits, s.cancelled_owned()).await });
+        (addr, stop)
+    }
+
+    /// Hostile: a client that sends half a request head and waits is cut
+    /// off at the timeout instead of holding the connection for ever.
+    #[tokio::test]
+    async fn a_slow_request_head_is_cut_off() {
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(300),
+            ..ServeLimits::default()
+        };
+        let (addr, stop) = start(limits).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "the connection stayed open");
+        // A complete request is served, with the peer's address.
+        let r = get_peer(addr).await;
+        assert!(r.ends_with("127.0.0.1"), "{r}");
+        stop.cancel();
+    }
+
+    /// At most `max_connections` at once; the next is served when one
+    /// closes.
+    #[tokio::test]
+    async fn connections_are_capped() {
+        let limits = ServeLimits {
+            max_connections: 2,
+            ..ServeLimits::default()
+        };
+        let (addr, stop) = start(limits).await;
+        let a = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let b = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let third = tokio::time::timeout(Duration::from_millis(500), get_peer(addr)).await;
+        assert!(third.is_err(), "a third connection was served");
+        drop(a);
+        let r = tokio::time::timeout(Duration::from_secs(5), get_peer(addr))
+            .await
+            .expect("served once a slot freed");
+        assert!(r.ends_with("127.0.0.1"), "{r}");
+        drop(b);
+        stop.cancel();
+    }
+}
