@@ -27,6 +27,31 @@ use reallive_http::{ApiError, ApiPath, ApiState, MediaUser};
 /// Messages queued to one WebSocket; a client that does not read is closed.
 const WS_QUEUE: usize = 64;
 
+/// Limits on the live path, against clients that hold resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveLimits {
+    /// A signaling socket must join a room within this, or it is closed.
+    pub join_timeout: std::time::Duration,
+    /// Signaling sockets open at once; the next upgrade is a 503.
+    pub max_sockets: usize,
+    /// WHEP viewer sessions one user holds at once; the next is a 429.
+    pub sessions_per_user: usize,
+    /// SDP offers being answered at once; another gets a `rate_limited`
+    /// error instead of a task.
+    pub offers_in_flight: usize,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits {
+            join_timeout: std::time::Duration::from_secs(10),
+            max_sockets: 1024,
+            sessions_per_user: 16,
+            offers_in_flight: 64,
+        }
+    }
+}
+
 /// The live path's shared state. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct LiveState {
@@ -46,6 +71,9 @@ struct Inner {
     http_sessions: Mutex<HashMap<String, HttpSession>>,
     /// Session rows for publishers, by relay session.
     rows: Mutex<HashMap<SessionId, i64>>,
+    limits: LiveLimits,
+    /// Permits for offers being answered.
+    offers: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,6 +206,7 @@ impl LiveState {
         api: ApiState,
         relay: Relay,
         mut events: mpsc::Receiver<RelayEvent>,
+        limits: LiveLimits,
         shutdown: CancellationToken,
     ) -> Result<LiveState, ApiError> {
         let stale = api.accounts().reset_live_state().await?;
@@ -197,6 +226,8 @@ impl LiveState {
                 ws_sessions: Mutex::new(HashMap::new()),
                 http_sessions: Mutex::new(HashMap::new()),
                 rows: Mutex::new(HashMap::new()),
+                limits,
+                offers: Arc::new(tokio::sync::Semaphore::new(limits.offers_in_flight.max(1))),
             }),
         };
         let pump = live.clone();
@@ -295,10 +326,26 @@ impl LiveState {
                     role,
                     sdp,
                 } => {
-                    let live = self.clone();
                     // The relay answers in microseconds, but never make the
-                    // connection's reader wait on it.
-                    tokio::spawn(async move { live.offer(conn, camera, role, sdp).await });
+                    // connection's reader wait on it; at most
+                    // `offers_in_flight` at once.
+                    match self.inner.offers.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            let live = self.clone();
+                            tokio::spawn(async move {
+                                live.offer(conn, camera, role, sdp).await;
+                                drop(permit);
+                            });
+                        }
+                        Err(_) => self.send(
+                            conn,
+                            Outgoing::Message(Message::error(
+                                reallive_signaling::ErrorCode::RateLimited,
+                                "too many offers at once; try again",
+                                Some(camera),
+                            )),
+                        ),
+                    }
                 }
                 Action::RelayCandidate {
                     conn,
@@ -471,6 +518,13 @@ pub fn router(live: LiveState) -> Router {
 }
 
 async fn ws_upgrade(State(live): State<LiveState>, ws: WebSocketUpgrade) -> Response {
+    if lock(&live.inner.conns).len() >= live.inner.limits.max_sockets {
+        return ApiError::new(
+            ErrorKind::Unavailable,
+            "too many signaling connections; try again",
+        )
+        .into_response();
+    }
     // Frames up to 1 MiB are read so an oversized one (over 64 KiB) can be
     // answered with an error; beyond that the connection is simply dropped.
     ws.max_message_size(1 << 20)
@@ -484,10 +538,32 @@ async fn connection(live: LiveState, mut socket: WebSocket) {
     lock(&live.inner.conns).insert(conn, tx);
     lock(&live.inner.hub).connect(conn);
     let span = tracing::debug_span!("signaling", conn);
+    let join_deadline = tokio::time::sleep(live.inner.limits.join_timeout);
     async {
         tracing::debug!("connected");
+        let mut join_deadline = std::pin::pin!(join_deadline);
+        let mut join_checked = false;
         loop {
             tokio::select! {
+                () = &mut join_deadline, if !join_checked => {
+                    join_checked = true;
+                    if !lock(&live.inner.hub).in_a_room(conn) {
+                        tracing::debug!("no join in time; closing");
+                        let m = Message::error(
+                            reallive_signaling::ErrorCode::NotJoined,
+                            "join a room within the time allowed",
+                            None,
+                        );
+                        let _ = socket.send(WsMessage::Text(m.to_json().into())).await;
+                        let _ = socket
+                            .send(WsMessage::Close(Some(CloseFrame {
+                                code: 1008,
+                                reason: "no join".into(),
+                            })))
+                            .await;
+                        break;
+                    }
+                }
                 incoming = socket.recv() => {
                     let text = match incoming {
                         Some(Ok(WsMessage::Text(t))) => t,
@@ -642,6 +718,19 @@ async fn whep(
     // Checked before the body, so an unseen camera is a 404 whatever was
     // sent.
     live.admit(camera, Role::Viewer, Proof::User(user.id))?;
+    let held = lock(&live.inner.http_sessions)
+        .values()
+        .filter(|s| s.user == Some(user.id) && s.role == PeerRole::Subscriber)
+        .count();
+    if held >= live.inner.limits.sessions_per_user {
+        return Err(ApiError::new(
+            ErrorKind::ResourceExhausted,
+            format!(
+                "at most {} live sessions per user; end one first",
+                live.inner.limits.sessions_per_user
+            ),
+        ));
+    }
     let sdp = sdp_body(&headers, &body)?;
     let (id, _, answer) =
         open_http_session(&live, camera, PeerRole::Subscriber, Some(user.id), sdp).await?;

@@ -87,6 +87,10 @@ pub struct NodeOptions {
     /// The WebRTC relay, signaling and WHIP/WHEP; `None` serves the API
     /// only.
     pub relay: Option<reallive_relay::RelayConfig>,
+    /// Limits on the live path.
+    pub live: crate::live::LiveLimits,
+    /// Limits on the HTTP listener.
+    pub serve: reallive_http::ServeLimits,
 }
 
 impl NodeOptions {
@@ -99,6 +103,8 @@ impl NodeOptions {
             jwt_secret: None,
             api: ApiOptions::default(),
             relay: None,
+            live: crate::live::LiveLimits::default(),
+            serve: reallive_http::ServeLimits::default(),
         }
     }
 }
@@ -111,6 +117,7 @@ pub struct Node {
     extra: Router,
     first_admin_password: Option<Secret>,
     live: Option<LiveState>,
+    serve: reallive_http::ServeLimits,
     /// Stops the relay and the live event pump when serving ends.
     stop: CancellationToken,
 }
@@ -155,7 +162,7 @@ impl Node {
         let live = match opts.relay {
             Some(cfg) => {
                 let (relay, events) = Relay::start(cfg, stop.clone()).await?;
-                let live = LiveState::start(state.clone(), relay, events, stop.clone())
+                let live = LiveState::start(state.clone(), relay, events, opts.live, stop.clone())
                     .await
                     .map_err(|e| AuthError::Internal(e.message))?;
                 extra = extra.merge(crate::live::router(live.clone()));
@@ -169,6 +176,7 @@ impl Node {
             extra,
             first_admin_password,
             live,
+            serve: opts.serve,
             stop,
         })
     }
@@ -213,14 +221,10 @@ impl Node {
             &self.state,
         );
         tracing::info!(%addr, "listening");
-        let served = reallive_http::serve(
-            self.listener,
-            app,
-            reallive_http::ServeLimits::default(),
-            shutdown.cancelled_owned(),
-        )
-        .await
-        .map_err(io("serving"));
+        let served =
+            reallive_http::serve(self.listener, app, self.serve, shutdown.cancelled_owned())
+                .await
+                .map_err(io("serving"));
         self.stop.cancel();
         self.state.accounts().close().await;
         tracing::info!("stopped");

@@ -253,3 +253,105 @@ async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
     assert_eq!(sessions[0].3, "ended");
     accounts.close().await;
 }
+
+/// Hostile: sockets that never join, and a user hoarding WHEP sessions,
+/// hold nothing for long. A socket must join within the join timeout; a
+/// user gets at most `sessions_per_user` viewer sessions (429 beyond),
+/// and signaling sockets are capped (503 beyond).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_and_hoarded_sessions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    o.admin_password = Some(Secret::new("admin-password-1"));
+    o.jwt_secret = Some(Secret::new(SECRET));
+    o.api.password_params = PasswordParams::cheap();
+    o.relay = Some(RelayConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        public_ips: vec![],
+    });
+    o.live.join_timeout = Duration::from_millis(1500);
+    o.live.sessions_per_user = 2;
+    o.live.max_sockets = 3;
+    let server = reallive_node::start(o).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    let admin = Api::new(addr).login("admin", "admin-password-1").await;
+    let token = admin.token.clone().unwrap();
+    let created = admin
+        .post("/api/cameras", json!({"name": "yard"}))
+        .await
+        .json();
+    let cam = created["camera"]["id"].as_i64().unwrap();
+    let key = created["stream_key"].as_str().unwrap().to_string();
+    let r = sdp_post(
+        addr,
+        &format!("/whip/{cam}"),
+        &key,
+        &offer(Direction::SendOnly),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    // A socket that says nothing is told why and closed at the timeout.
+    let started = Instant::now();
+    let (mut idle, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/signaling"))
+        .await
+        .unwrap();
+    let mut told = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(8), idle.next()).await {
+            Ok(Some(Ok(WsMessage::Text(t)))) => told = Some(t.to_string()),
+            Ok(Some(Ok(WsMessage::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => break,
+            Ok(Some(Ok(_))) => {}
+            Err(_) => panic!("an idle socket stayed open"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(told.unwrap_or_default().contains("not_joined"));
+
+    // At most three sockets at once.
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(
+            tokio_tungstenite::connect_async(format!("ws://{addr}/ws/signaling"))
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    assert!(
+        tokio_tungstenite::connect_async(format!("ws://{addr}/ws/signaling"))
+            .await
+            .is_err(),
+        "a fourth socket was upgraded"
+    );
+    drop(open);
+
+    // Two WHEP sessions for one user; the third is a 429 until one ends.
+    let recv = offer(Direction::RecvOnly);
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let r = sdp_post(addr, &format!("/whep/{cam}"), &token, &recv).await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        sessions.push(r.header("location").unwrap().to_string());
+    }
+    let r = sdp_post(addr, &format!("/whep/{cam}"), &token, &recv).await;
+    assert_eq!(r.status, 429, "{}", r.text());
+    let auth = format!("Bearer {token}");
+    let del = request(
+        addr,
+        "DELETE",
+        &sessions[0],
+        &[("Authorization", &auth)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(del.status, 204);
+    let r = sdp_post(addr, &format!("/whep/{cam}"), &token, &recv).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

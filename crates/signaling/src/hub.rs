@@ -124,6 +124,12 @@ impl Hub {
         self.conns.len()
     }
 
+    /// Whether `conn` has joined a room (a socket that never does is
+    /// closed by the shell after its join timeout).
+    pub fn in_a_room(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).is_some_and(|c| !c.rooms.is_empty())
+    }
+
     /// A new connection.
     pub fn connect(&mut self, conn: ConnId) {
         self.conns.entry(conn).or_default();
