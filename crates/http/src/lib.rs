@@ -67,6 +67,7 @@
 mod error;
 pub mod extract;
 pub mod files;
+pub mod host;
 mod json;
 pub mod metrics;
 pub mod nvr;

@@ -351,8 +351,14 @@ impl LocalPlayback {
             .iter()
             .map(|c| (*c, reallive_core::CameraId(*c).store_key()))
             .collect();
+        let open = token.is_none();
         let access = Arc::new(LocalAccess::new(cameras, token));
-        let app = router(RecordingsState::new(store, access, exports));
+        let mut app = router(RecordingsState::new(store, access, exports));
+        if open {
+            // No token: a loopback listener anyone's browser can reach
+            // through DNS rebinding, unless `Host` is checked.
+            app = crate::host::check_host(app, Vec::new());
+        }
         let listener = tokio::net::TcpListener::bind(addr).await?;
         Ok(LocalPlayback { listener, app })
     }

@@ -97,6 +97,11 @@ async fn exports_stream_resume_and_refuse_wrapping_ranges() {
         .await;
         assert_eq!(r.status, 400, "{start}..{end}: {}", r.text());
     }
+    // Hostile: DNS rebinding. This listener has no token, so a rebound
+    // name must not reach it.
+    let r = get(path.clone(), vec![("Host", "evil.example".into())]).await;
+    assert_eq!(r.status, 421, "{}", r.text());
+
     // Nothing recorded there: 404, not an empty file.
     let r = get(
         format!(

@@ -109,6 +109,7 @@ impl NodeOptions {
         });
         node.admin_password = flags.admin_password.or(file.admin_password);
         node.jwt_secret = file.jwt_secret;
+        node.host_names = file.host_names;
         node.api = api;
         Ok(node)
     }

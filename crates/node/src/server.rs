@@ -91,6 +91,10 @@ pub struct NodeOptions {
     pub live: crate::live::LiveLimits,
     /// Limits on the HTTP listener.
     pub serve: reallive_http::ServeLimits,
+    /// The names clients reach this server by. With names, or on a
+    /// loopback listener, requests for another `Host` (but `localhost`
+    /// and IP literals) get a 421: DNS rebinding.
+    pub host_names: Vec<String>,
 }
 
 impl NodeOptions {
@@ -105,6 +109,7 @@ impl NodeOptions {
             relay: None,
             live: crate::live::LiveLimits::default(),
             serve: reallive_http::ServeLimits::default(),
+            host_names: Vec::new(),
         }
     }
 }
@@ -118,6 +123,7 @@ pub struct Node {
     first_admin_password: Option<Secret>,
     live: Option<LiveState>,
     serve: reallive_http::ServeLimits,
+    host_names: Vec<String>,
     /// Stops the relay and the live event pump when serving ends.
     stop: CancellationToken,
 }
@@ -177,6 +183,7 @@ impl Node {
             first_admin_password,
             live,
             serve: opts.serve,
+            host_names: opts.host_names,
             stop,
         })
     }
@@ -214,12 +221,15 @@ impl Node {
     /// and closes the database.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), NodeError> {
         let addr = self.local_addr()?;
-        let app = reallive_http::with_layers(
+        let mut app = reallive_http::with_layers(
             reallive_http::api_routes()
                 .with_state(self.state.clone())
                 .merge(self.extra),
             &self.state,
         );
+        if addr.ip().is_loopback() || !self.host_names.is_empty() {
+            app = reallive_http::host::check_host(app, self.host_names);
+        }
         tracing::info!(%addr, "listening");
         let served =
             reallive_http::serve(self.listener, app, self.serve, shutdown.cancelled_owned())

@@ -807,6 +807,31 @@ async fn a_deleted_users_token_never_answers_as_the_next_user() {
     srv.stop().await;
 }
 
+/// Hostile: DNS rebinding. A page on evil.example that resolves its name
+/// to 127.0.0.1 reaches a loopback server with `Host: evil.example`; the
+/// server answers only its own names, `localhost` and IP literals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loopback_server_refuses_a_rebound_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    opts.host_names = vec!["nvr.example.org".into()];
+    let srv = start(opts).await;
+    let port = srv.addr.port();
+    for (host, status) in [
+        (format!("evil.example:{port}"), 421),
+        ("evil.example".to_string(), 421),
+        (format!("localhost:{port}"), 200),
+        (format!("127.0.0.1:{port}"), 200),
+        (format!("nvr.example.org:{port}"), 200),
+    ] {
+        let r = request(srv.addr, "GET", "/api/health", &[("Host", &host)], b"")
+            .await
+            .unwrap();
+        assert_eq!(r.status, status, "Host: {host}: {}", r.text());
+    }
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_and_metrics() {
     let dir = tempfile::tempdir().unwrap();

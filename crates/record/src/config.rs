@@ -49,6 +49,11 @@ pub struct ServerSection {
     /// Origins allowed cross-origin requests; default none (CORS off).
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// The names clients reach this server by (`nvr.example.org`). When
+    /// set, or when listening on loopback, a request for any other `Host`
+    /// (but `localhost` and IP literals) is refused: DNS rebinding.
+    #[serde(default)]
+    pub host_names: Vec<String>,
     /// STUN/TURN servers handed to clients.
     #[serde(default)]
     pub ice_servers: Vec<IceServer>,

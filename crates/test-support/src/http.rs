@@ -48,8 +48,8 @@ impl HttpResponse {
 }
 
 /// Sends one request and reads the whole response. `headers` are added
-/// as given; `Host`, `Content-Length` and `Connection: close` are added
-/// here.
+/// as given; `Host` (unless given), `Content-Length` and
+/// `Connection: close` are added here.
 pub async fn request(
     addr: SocketAddr,
     method: &str,
@@ -58,11 +58,20 @@ pub async fn request(
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
     let mut s = TcpStream::connect(addr).await?;
+    // A `Host` given in `headers` replaces the address (tests of the
+    // server's host check).
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or_else(|| addr.to_string(), |(_, v)| v.to_string());
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
-    for (k, v) in headers {
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
