@@ -633,6 +633,24 @@ impl Accounts {
             .ok_or(AuthError::NotFound("camera"))
     }
 
+    /// Signs the user out everywhere: every token issued so far stops
+    /// working (the token version moves on). `NotFound` for no such user.
+    pub async fn revoke_tokens(&self, id: i64) -> Result<User, AuthError> {
+        self.write(move |c| {
+            Box::pin(async move {
+                one_row(
+                    sqlx::query("UPDATE users SET token_version = token_version + 1 WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *c)
+                        .await,
+                    "user",
+                )
+            })
+        })
+        .await?;
+        self.user_or_missing(id)
+    }
+
     /// Changes a user. A new password hash bumps the token version.
     pub async fn update_user(&self, id: i64, update: UserUpdate) -> Result<User, AuthError> {
         if let Some(e) = &update.email {

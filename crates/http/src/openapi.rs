@@ -16,7 +16,7 @@ use crate::routes::{auth, cameras, system, users};
         license(name = "MIT OR Apache-2.0"),
     ),
     paths(
-        auth::register, auth::login, auth::me, auth::change_password,
+        auth::register, auth::login, auth::me, auth::change_password, auth::logout,
         cameras::list, cameras::create, cameras::get_one, cameras::update, cameras::delete,
         cameras::regenerate_key, cameras::stream_info,
         cameras::list_grants, cameras::add_grant, cameras::remove_grant_by_query,

@@ -83,7 +83,32 @@ struct HttpSession {
     role: PeerRole,
     /// The WHEP viewer, who alone may end it (WHIP: the key holder).
     user: Option<i64>,
+    /// What admitted it, checked again every [`REVALIDATE_EVERY`].
+    proof: SessionProof,
 }
+
+/// What admitted a WHIP or WHEP session.
+#[derive(Clone)]
+enum SessionProof {
+    /// WHIP: the stream key (a regenerated key ends the session).
+    Key(String),
+    /// WHEP: the viewer and their token version then (a password change,
+    /// a sign-out or a deletion ends it; so does a grant taken away).
+    Viewer { user: i64, token_version: i64 },
+}
+
+impl std::fmt::Debug for SessionProof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionProof::Key(_) => f.write_str("Key(***)"),
+            SessionProof::Viewer { user, .. } => write!(f, "Viewer({user})"),
+        }
+    }
+}
+
+/// How often live sessions' credentials are checked again: a revoked
+/// grant, token or key ends its sessions within this.
+const REVALIDATE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Debug)]
 enum Outgoing {
@@ -231,6 +256,7 @@ impl LiveState {
             }),
         };
         let pump = live.clone();
+        let stop = shutdown.clone();
         tokio::spawn(
             async move {
                 loop {
@@ -245,6 +271,17 @@ impl LiveState {
             }
             .instrument(tracing::info_span!("live-events")),
         );
+        let checker = live.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(REVALIDATE_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = every.tick() => checker.revalidate().await,
+                }
+            }
+        });
         let metrics = live.clone();
         live.inner
             .api
@@ -375,6 +412,72 @@ impl LiveState {
                         tracing::warn!(camera, "recording camera status: {e}");
                     }
                 }
+            }
+        }
+    }
+
+    /// Ends every live session whose credential no longer holds: WS
+    /// memberships through the hub, WHIP and WHEP sessions here.
+    async fn revalidate(&self) {
+        let actions = lock(&self.inner.hub).revalidate(&Dir(&self.inner.api));
+        self.execute(actions).await;
+        let gone: Vec<(String, HttpSession)> = {
+            let snapshot = self.inner.api.accounts().snapshot();
+            let hub = lock(&self.inner.hub);
+            let dir = Dir(&self.inner.api);
+            let mut sessions = lock(&self.inner.http_sessions);
+            let ids: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| {
+                    let ok = match &s.proof {
+                        SessionProof::Key(key) => hub
+                            .admit_session(
+                                s.camera,
+                                Role::Publisher,
+                                Proof::StreamKey(Some(key)),
+                                &dir,
+                            )
+                            .is_ok(),
+                        SessionProof::Viewer {
+                            user,
+                            token_version,
+                        } => {
+                            snapshot
+                                .user(*user)
+                                .is_some_and(|u| u.token_version == *token_version)
+                                && !matches!(
+                                    hub.admit_session(
+                                        s.camera,
+                                        Role::Viewer,
+                                        Proof::User(*user),
+                                        &dir
+                                    ),
+                                    Err(Refusal::Unauthorized(_) | Refusal::NotFound)
+                                )
+                        }
+                    };
+                    !ok
+                })
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| sessions.remove(&id).map(|s| (id, s)))
+                .collect()
+        };
+        for (_, s) in gone {
+            tracing::info!(
+                camera = s.camera,
+                session = s.session,
+                "live session ended: its access was revoked"
+            );
+            self.inner.relay.close(s.session).await;
+            if s.role == PeerRole::Publisher {
+                let actions = lock(&self.inner.hub).external_publisher(
+                    s.camera,
+                    false,
+                    &Dir(&self.inner.api),
+                );
+                self.execute(actions).await;
             }
         }
     }
@@ -657,6 +760,7 @@ async fn open_http_session(
     camera: i64,
     role: PeerRole,
     user: Option<i64>,
+    proof: SessionProof,
     sdp: String,
 ) -> Result<(String, SessionId, String), ApiError> {
     let (session, answer) = live
@@ -671,6 +775,7 @@ async fn open_http_session(
         session,
         role,
         user,
+        proof,
     };
     lock(&live.inner.http_sessions).insert(id.clone(), s);
     Ok((id, session, answer))
@@ -687,8 +792,15 @@ async fn whip(
         .ok_or_else(|| ApiError::unauthenticated("send the stream key as a Bearer token"))?;
     live.admit(camera, Role::Publisher, Proof::StreamKey(Some(key)))?;
     let sdp = sdp_body(&headers, &body)?;
-    let (id, session, answer) =
-        open_http_session(&live, camera, PeerRole::Publisher, None, sdp).await?;
+    let (id, session, answer) = open_http_session(
+        &live,
+        camera,
+        PeerRole::Publisher,
+        None,
+        SessionProof::Key(key.to_string()),
+        sdp,
+    )
+    .await?;
     live.record_start(camera, session).await;
     let actions = lock(&live.inner.hub).external_publisher(camera, true, &Dir(&live.inner.api));
     live.execute(actions).await;
@@ -732,8 +844,18 @@ async fn whep(
         ));
     }
     let sdp = sdp_body(&headers, &body)?;
-    let (id, _, answer) =
-        open_http_session(&live, camera, PeerRole::Subscriber, Some(user.id), sdp).await?;
+    let (id, _, answer) = open_http_session(
+        &live,
+        camera,
+        PeerRole::Subscriber,
+        Some(user.id),
+        SessionProof::Viewer {
+            user: user.id,
+            token_version: user.token_version,
+        },
+        sdp,
+    )
+    .await?;
     Ok(created(format!("/whep/{camera}/sessions/{id}"), answer))
 }
 

@@ -355,3 +355,120 @@ async fn idle_sockets_and_hoarded_sessions_are_refused() {
     stop.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// Hostile: revocation ends live sessions, within a second. A viewer whose
+/// grant is taken away loses its signaling room; a user who signs out
+/// loses their WHEP session; a regenerated stream key ends the WHIP
+/// publisher. Signing out also kills the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_ends_live_sessions_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+    o.admin_password = Some(Secret::new("admin-password-1"));
+    o.jwt_secret = Some(Secret::new(SECRET));
+    o.api.password_params = PasswordParams::cheap();
+    o.relay = Some(RelayConfig {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        public_ips: vec![],
+    });
+    let server = reallive_node::start(o).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(server.run(stop.clone()));
+    let anon = Api::new(addr);
+    let admin = anon.login("admin", "admin-password-1").await;
+    let created = admin
+        .post("/api/cameras", json!({"name": "yard"}))
+        .await
+        .json();
+    let cam = created["camera"]["id"].as_i64().unwrap();
+    let key = created["stream_key"].as_str().unwrap().to_string();
+    let r = sdp_post(
+        addr,
+        &format!("/whip/{cam}"),
+        &key,
+        &offer(Direction::SendOnly),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = admin
+        .post(
+            "/api/users",
+            json!({"username": "vic", "email": "vic@example.com", "password": "password-123", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let vic_id = r.json()["id"].as_i64().unwrap();
+    let r = admin
+        .post(
+            &format!("/api/cameras/{cam}/grants"),
+            json!({"user_id": vic_id, "permission": "view"}),
+        )
+        .await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.text());
+    let vic = anon.login("vic", "password-123").await;
+
+    // Vic watches over signaling; the grant goes; vic is told at once.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/signaling"))
+        .await
+        .unwrap();
+    let join = json!({"type": "join-room", "v": 1, "camera_id": cam, "role": "viewer", "token": vic.token.clone().unwrap()});
+    ws.send(WsMessage::Text(join.to_string().into()))
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap();
+    assert!(format!("{first:?}").contains("camera-status"), "{first:?}");
+    let revoked = admin
+        .delete(&format!("/api/cameras/{cam}/grants/{vic_id}"))
+        .await;
+    assert_eq!(revoked.status, 204, "{}", revoked.text());
+    let at = Instant::now();
+    let told = loop {
+        match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
+            Ok(Some(Ok(WsMessage::Text(t)))) if t.contains("unauthorized") => break at.elapsed(),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("not told of the revocation: {other:?}"),
+        }
+    };
+    assert!(told < Duration::from_millis(1500), "{told:?}");
+
+    // The admin watches over WHEP, then signs out: token and session end.
+    let token = admin.token.clone().unwrap();
+    let r = sdp_post(
+        addr,
+        &format!("/whep/{cam}"),
+        &token,
+        &offer(Direction::RecvOnly),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let whep = r.header("location").unwrap().to_string();
+    assert_eq!(admin.post("/api/auth/logout", json!({})).await.status, 204);
+    assert_eq!(
+        admin.get("/api/auth/me").await.status,
+        401,
+        "the token still works"
+    );
+    assert_eq!(anon.post("/api/auth/logout", json!({})).await.status, 401);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let admin = anon.login("admin", "admin-password-1").await;
+    let auth = format!("Bearer {}", admin.token.clone().unwrap());
+    let del = request(addr, "DELETE", &whep, &[("Authorization", &auth)], b"")
+        .await
+        .unwrap();
+    assert_eq!(del.status, 404, "the WHEP session outlived the sign-out");
+
+    // A new stream key ends the WHIP publisher: the camera goes offline.
+    let r = admin
+        .post(&format!("/api/cameras/{cam}/stream-key"), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let status = admin.get(&format!("/api/cameras/{cam}")).await.json();
+    assert_eq!(status["status"], "offline", "{status:#}");
+
+    stop.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -75,6 +75,19 @@ struct Conn {
     /// The user a viewer token proved, once one has.
     user: Option<i64>,
     rooms: BTreeMap<i64, Role>,
+    /// The credential each room was joined with, checked again by
+    /// [`Hub::revalidate`].
+    proofs: BTreeMap<i64, Held>,
+}
+
+/// A stream key or token held to check again; `Debug` never shows it.
+#[derive(Clone, Default)]
+struct Held(Option<String>);
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Held(***)")
+    }
 }
 
 #[derive(Debug, Default)]
@@ -122,6 +135,37 @@ impl Hub {
     /// Connections open.
     pub fn connections(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Checks every membership's credential again, as a join would: a
+    /// token that expired or was revoked (password changed, user deleted,
+    /// signed out), a grant taken away, or a stream key regenerated ends
+    /// that membership, with an `unauthorized` error to the peer and its
+    /// relay session closed. The shell calls this often (every 500 ms).
+    pub fn revalidate(&mut self, dir: &dyn Directory) -> Vec<Action> {
+        let mut gone = Vec::new();
+        for (conn, c) in &self.conns {
+            for (camera, role) in &c.rooms {
+                let held = c.proofs.get(camera).and_then(|h| h.0.as_deref());
+                let proof = match role {
+                    Role::Publisher => Proof::StreamKey(held),
+                    Role::Viewer => Proof::Token(held),
+                };
+                if admit(*camera, *role, proof, dir).is_err() {
+                    gone.push((*conn, *camera));
+                }
+            }
+        }
+        gone.sort_unstable();
+        let mut out = Vec::new();
+        for (conn, camera) in gone {
+            out.push(Action::Send(
+                conn,
+                Message::error(ErrorCode::Unauthorized, "access revoked", Some(camera)),
+            ));
+            self.leave(conn, camera, dir, &mut out);
+        }
+        out
     }
 
     /// Whether `conn` has joined a room (a socket that never does is
@@ -293,6 +337,11 @@ impl Hub {
             );
         }
         c.rooms.insert(camera, role);
+        let held = match role {
+            Role::Publisher => stream_key,
+            Role::Viewer => token,
+        };
+        c.proofs.insert(camera, Held(held));
         let room = self.rooms.entry(camera).or_default();
         match role {
             Role::Publisher => {
@@ -308,6 +357,7 @@ impl Hub {
                     out.push(Action::RelayLeave { conn: old, camera });
                     if let Some(oc) = self.conns.get_mut(&old) {
                         oc.rooms.remove(&camera);
+                        oc.proofs.remove(&camera);
                     }
                 }
             }
@@ -329,6 +379,7 @@ impl Hub {
     fn leave(&mut self, conn: ConnId, camera: i64, dir: &dyn Directory, out: &mut Vec<Action>) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.rooms.remove(&camera);
+            c.proofs.remove(&camera);
         }
         if let Some(room) = self.rooms.get_mut(&camera) {
             if room.publisher == Some(conn) {
@@ -950,5 +1001,72 @@ mod tests {
             let text = m.to_json();
             assert_eq!(Message::parse(&text).unwrap(), m, "{text}");
         }
+    }
+
+    /// A directory whose answers a test changes: revocations.
+    struct Revoking {
+        bob_grant: bool,
+        key: &'static str,
+        alice_token_valid: bool,
+    }
+
+    impl Directory for Revoking {
+        fn camera_exists(&self, camera: i64) -> bool {
+            camera == 2
+        }
+        fn stream_key_matches(&self, camera: i64, key: &str) -> bool {
+            camera == 2 && key == self.key
+        }
+        fn user_for_token(&self, token: &str) -> Option<i64> {
+            match token {
+                "alice" if self.alice_token_valid => Some(10),
+                "bob" => Some(11),
+                _ => None,
+            }
+        }
+        fn may_view(&self, user: i64, _camera: i64) -> bool {
+            user == 10 || (user == 11 && self.bob_grant)
+        }
+    }
+
+    #[test]
+    fn revalidation_ends_memberships_whose_credential_no_longer_holds() {
+        let mut d = Revoking {
+            bob_grant: true,
+            key: "key-2",
+            alice_token_valid: true,
+        };
+        let mut hub = Hub::new();
+        for c in 1..=3 {
+            hub.connect(c);
+        }
+        hub.handle(1, Ok(join(2, Role::Publisher, Some("key-2"), None)), &d);
+        hub.handle(2, Ok(join(2, Role::Viewer, None, Some("alice"))), &d);
+        hub.handle(3, Ok(join(2, Role::Viewer, None, Some("bob"))), &d);
+        assert!(hub.revalidate(&d).is_empty(), "nothing changed");
+        // (what changes, the connection that loses the room)
+        type Change = fn(&mut Revoking);
+        let steps: [(Change, ConnId); 3] = [
+            (|d| d.bob_grant = false, 3),
+            (|d| d.alice_token_valid = false, 2),
+            (|d| d.key = "key-2-regenerated", 1),
+        ];
+        for (change, conn) in steps {
+            change(&mut d);
+            let out = hub.revalidate(&d);
+            assert!(
+                out.iter().any(err(conn, E::Unauthorized, Some(2))),
+                "{out:?}"
+            );
+            assert!(
+                out.iter()
+                    .any(|a| matches!(a, Action::RelayLeave { conn: c, camera: 2 } if *c == conn)),
+                "{out:?}"
+            );
+            assert!(!hub.in_a_room(conn));
+            assert!(hub.revalidate(&d).is_empty(), "once");
+        }
+        // The last publisher gone: the camera is offline again.
+        assert_eq!(hub.status(2), Status::Offline);
     }
 }

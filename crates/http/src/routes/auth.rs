@@ -20,6 +20,7 @@ pub fn router() -> Router<ApiState> {
         .route("/api/auth/login", post(login))
         .route("/api/auth/me", get(me))
         .route("/api/auth/password", post(change_password))
+        .route("/api/auth/logout", post(logout))
 }
 
 /// A new account.
@@ -169,6 +170,22 @@ pub async fn login(
     responses((status = 200, body = UserResponse), (status = 401, body = ErrorBody)))]
 pub async fn me(AuthUser(user): AuthUser) -> ApiJson<UserResponse> {
     ApiJson(UserResponse { user })
+}
+
+/// Signs out: revokes the signed-in user's tokens on the server, on every
+/// device, and ends their live sessions within a second.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "signed out"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ))]
+pub async fn logout(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+) -> Result<axum::http::StatusCode, ApiError> {
+    state.accounts().revoke_tokens(user.id).await?;
+    tracing::info!(user = user.id, "signed out");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// Changes the signed-in user's password. Every token issued before stops
