@@ -238,9 +238,19 @@ export class ApiClient {
     return this.request<StreamInfo>('GET', `/api/cameras/${encodeURIComponent(cameraId)}/stream`)
   }
 
-  /** Forgets the token locally (the server's tokens expire on their own). */
-  logout(): void {
-    this.setToken(null)
+  /**
+   * Signs out: the server revokes the token (and ends this user's live
+   * sessions), then it is forgotten here. Forgotten even when the server
+   * cannot be reached, so the browser never stays signed in.
+   */
+  async logout(): Promise<void> {
+    try {
+      if (this.token) await this.request<void>('POST', '/api/auth/logout')
+    } catch {
+      // Offline or already signed out: nothing more to revoke from here.
+    } finally {
+      this.setToken(null)
+    }
   }
 }
 

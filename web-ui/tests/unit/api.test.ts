@@ -48,6 +48,20 @@ describe('parseRetryAfter', () => {
 })
 
 describe('ApiClient', () => {
+  it('signs out on the server, then forgets the token, even when the server fails', async () => {
+    for (const answer of [() => new Response(null, { status: 204 }), () => json(500, { oops: true })]) {
+      const storage = memoryStorage({ [TOKEN_KEY]: 'tok-9' })
+      const { fetch, calls } = mockFetch(answer)
+      const c = new ApiClient({ fetch, storage })
+      await c.logout()
+      expect(calls[0]!.url).toBe('/api/auth/logout')
+      expect(calls[0]!.method).toBe('POST')
+      expect(calls[0]!.headers.authorization).toBe('Bearer tok-9')
+      expect(c.token).toBeNull()
+      expect(storage.map.has(TOKEN_KEY)).toBe(false)
+    }
+  })
+
   it('logs in without a token and stores the one it gets', async () => {
     const storage = memoryStorage()
     const { fetch, calls } = mockFetch(() =>
