@@ -223,19 +223,20 @@ enum IdTable {
 /// id it ever handed out (`id_seq`), so a deleted row's id never names
 /// another. A failed insert rolls the counter back with it.
 async fn next_id(c: &mut SqliteConnection, table: IdTable) -> Result<i64, AuthError> {
-    let (name, max) = match table {
-        IdTable::Users => ("users", "SELECT COALESCE(MAX(id), 0) FROM users"),
-        IdTable::Cameras => ("cameras", "SELECT COALESCE(MAX(id), 0) FROM cameras"),
+    // One statement, and a write first: a transaction that read before it
+    // writes cannot wait for the write lock (SQLite answers "locked" at
+    // once), so the counter is bumped before anything is read.
+    let sql = match table {
+        IdTable::Users => {
+            "UPDATE id_seq SET last = MAX(last, (SELECT COALESCE(MAX(id), 0) FROM users)) + 1 \
+             WHERE name = 'users' RETURNING last"
+        }
+        IdTable::Cameras => {
+            "UPDATE id_seq SET last = MAX(last, (SELECT COALESCE(MAX(id), 0) FROM cameras)) + 1 \
+             WHERE name = 'cameras' RETURNING last"
+        }
     };
-    let highest: i64 = sqlx::query_scalar(max).fetch_one(&mut *c).await?;
-    let id: i64 = sqlx::query_scalar(
-        "UPDATE id_seq SET last = MAX(last, ?) + 1 WHERE name = ? RETURNING last",
-    )
-    .bind(highest)
-    .bind(name)
-    .fetch_one(&mut *c)
-    .await?;
-    Ok(id)
+    Ok(sqlx::query_scalar(sql).fetch_one(&mut *c).await?)
 }
 
 /// A new account's first token version: random, so that no token of any
@@ -582,7 +583,16 @@ impl Accounts {
     {
         let _w = self.inner.write.lock().await;
         let mut tx = self.inner.pool.begin().await?;
-        let out = f(&mut tx).await?;
+        let out = match f(&mut tx).await {
+            Ok(out) => out,
+            Err(e) => {
+                // Now, under the write lock: a transaction merely dropped
+                // rolls back later, and would hold the database's write
+                // lock against the next writer meanwhile.
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        };
         tx.commit().await?;
         self.reload().await?;
         Ok(out)
