@@ -18,8 +18,8 @@ use reallive_store::{Storage, Store, StoreConfig};
 use reallive_stream::{Credential, Login, Receiver, SubscribeConfig, WebRtcSubscriber};
 use tokio_util::sync::CancellationToken;
 
-/// Everything the puller needs.
-#[derive(Clone, Debug)]
+/// Everything the puller needs. `Debug` never shows `listen_token`.
+#[derive(Clone)]
 pub struct PullerConfig {
     /// The server, `http://host:port`.
     pub server: String,
@@ -40,6 +40,22 @@ pub struct PullerConfig {
     /// Show each camera on this GStreamer sink as well (see
     /// `reallive_encode::preview_sink`); `None` is off.
     pub preview: Option<String>,
+}
+
+impl std::fmt::Debug for PullerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullerConfig")
+            .field("server", &self.server)
+            .field("login", &self.login)
+            .field("cameras", &self.cameras)
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("listen_token", &self.listen_token.as_ref().map(|_| "***"))
+            .field("whep", &self.whep)
+            .field("retention", &self.retention)
+            .field("preview", &self.preview)
+            .finish()
+    }
 }
 
 /// What a run recorded.
@@ -202,4 +218,30 @@ async fn finish(
     }
     store.close().await;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_secrets() {
+        let c = PullerConfig {
+            server: "http://127.0.0.1:8080".into(),
+            login: Login::Password {
+                username: "rec".into(),
+                password: "login-secret".into(),
+            },
+            cameras: vec![1],
+            data_dir: "./data".into(),
+            listen: None,
+            listen_token: Some("playback-secret".into()),
+            whep: false,
+            retention: RetentionPolicy::default(),
+            preview: None,
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("playback-secret"), "{shown}");
+        assert!(!shown.contains("login-secret"), "{shown}");
+    }
 }

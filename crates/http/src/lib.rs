@@ -131,16 +131,23 @@ pub fn with_layers(app: Router, state: &ApiState) -> Router {
 
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     use tower_http::cors::{AllowOrigin, CorsLayer};
-    let list: Vec<HeaderValue> = origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    if list.is_empty() {
-        return None;
-    }
+    // `*` is any origin: tower-http refuses it inside a list (a panic at
+    // start), and with bearer tokens (never cookies) it is safe.
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        if list.is_empty() {
+            return None;
+        }
+        AllowOrigin::list(list)
+    };
     Some(
         CorsLayer::new()
-            .allow_origin(AllowOrigin::list(list))
+            .allow_origin(allow)
             .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
             .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
     )

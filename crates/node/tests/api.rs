@@ -993,4 +993,13 @@ async fn cors_is_off_unless_origins_are_configured() {
     .unwrap();
     assert!(r.header("access-control-allow-origin").is_none());
     srv.stop().await;
+
+    // `*` (tokens are bearer headers, not cookies) is any origin, not a
+    // panic at start.
+    let mut opts = options(dir.path());
+    opts.api.cors_origins = vec!["*".into()];
+    let srv = start(opts).await;
+    let r = preflight(srv.addr).await;
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    srv.stop().await;
 }
