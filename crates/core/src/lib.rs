@@ -86,6 +86,7 @@ mod clock;
 pub mod decode;
 mod error;
 mod frame;
+pub mod fs;
 pub mod h264;
 pub mod h265;
 mod histogram;

@@ -659,7 +659,10 @@ async fn export_file(
 ) -> Result<String, ApiError> {
     let unavailable =
         |e: std::io::Error| ApiError::new(ErrorKind::Unavailable, format!("exports: {e}"));
-    tokio::fs::create_dir_all(&s.exports)
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(reallive_core::fs::PRIVATE_DIR_MODE)
+        .create(&s.exports)
         .await
         .map_err(unavailable)?;
     sweep_exports(&s.exports).await;

@@ -80,6 +80,13 @@ async fn exports_stream_resume_and_refuse_wrapping_ranges() {
     assert_eq!(tail.status, 206, "{}", tail.text());
     assert_eq!(tail.body, whole.body[1000..]);
     assert_eq!(std::fs::read_dir(&exports).unwrap().count(), 1);
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        for d in [&exports, &dir.path().join("data/recordings")] {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{} is the owner's alone", d.display());
+        }
+    }
 
     // Ranges that wrap, overflow or exceed the cap are a 400, not an export.
     for (start, end) in [

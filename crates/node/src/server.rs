@@ -139,7 +139,10 @@ impl Node {
     /// secret and the first admin as needed), starts the relay and binds
     /// the listener. [`crate::start`] is the same.
     pub async fn bind(opts: NodeOptions) -> Result<Node, NodeError> {
-        tokio::fs::create_dir_all(&opts.data_dir)
+        tokio::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(reallive_core::fs::PRIVATE_DIR_MODE)
+            .create(&opts.data_dir)
             .await
             .map_err(io(format!("creating {}", opts.data_dir.display())))?;
         let secret = match &opts.jwt_secret {

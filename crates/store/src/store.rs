@@ -18,7 +18,6 @@
 //! This file opens the store; `crate::durable` holds the `fsync`s.
 
 use std::collections::HashMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -125,7 +124,7 @@ impl Store {
         let data_dir = cfg.data_dir.clone();
         let root2 = root.clone();
         blocking(move || {
-            fs::create_dir_all(&root2)
+            reallive_core::fs::create_private_dir(&root2)
                 .map_err(|e| StoreError::io(format!("creating {}", root2.display()), e))?;
             fsync_dir(&data_dir)
         })

@@ -3,7 +3,7 @@
 //! append the fragment, `fdatasync` (every `flush_interval` fragments),
 //! commit its index rows; on close, `fsync` the file and its directory.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};
@@ -251,7 +251,7 @@ impl RecordingSession {
                     .map(Path::to_path_buf)
                     .unwrap_or_else(|| root.clone());
                 let fresh_dir = !dir.exists();
-                fs::create_dir_all(&dir)
+                reallive_core::fs::create_private_dir(&dir)
                     .map_err(|e| StoreError::io(format!("creating {}", dir.display()), e))?;
                 let mut file = match OpenOptions::new().write(true).create_new(true).open(&abs) {
                     Ok(f) => f,
