@@ -239,6 +239,13 @@ async fn next_id(c: &mut SqliteConnection, table: IdTable) -> Result<i64, AuthEr
     Ok(sqlx::query_scalar(sql).fetch_one(&mut *c).await?)
 }
 
+/// Whether `user` owns `camera` with an owner's rights: only while their
+/// role may run cameras, so demoting an operator takes their cameras'
+/// control away at once.
+fn owns(user: &User, camera: &Camera) -> bool {
+    camera.owner_id == user.id && user.role.can_manage_cameras()
+}
+
 /// A new account's first token version: random, so that no token of any
 /// other account, past or future, can carry it (beside ids that are never
 /// reused). Below 2^53, so it stays exact in JSON.
@@ -296,9 +303,11 @@ impl Snapshot {
     }
 
     /// What `user` may do with `camera`: `None` if they may not even see
-    /// it. Admins and owners hold [`Permission::Control`].
+    /// it. Admins and owners hold [`Permission::Control`]; an owner only
+    /// while their role may run cameras (a demoted owner keeps only what
+    /// they were granted).
     pub fn access(&self, user: &User, camera: &Camera) -> Option<Permission> {
-        if user.role == Role::Admin || camera.owner_id == user.id {
+        if user.role == Role::Admin || owns(user, camera) {
             return Some(Permission::Control);
         }
         self.grants
@@ -309,7 +318,7 @@ impl Snapshot {
 
     /// Whether `user` may change or delete `camera`, its key and grants.
     pub fn may_manage(&self, user: &User, camera: &Camera) -> bool {
-        user.role == Role::Admin || camera.owner_id == user.id
+        user.role == Role::Admin || owns(user, camera)
     }
 
     /// The cameras `user` may see, by id.
@@ -317,7 +326,7 @@ impl Snapshot {
         let granted = self.grants_by_user.get(&user.id);
         self.cameras.values().filter(move |c| {
             user.role == Role::Admin
-                || c.owner_id == user.id
+                || owns(user, c)
                 || granted.is_some_and(|g| g.contains_key(&c.id))
         })
     }
@@ -1224,5 +1233,48 @@ mod tests {
         assert!(acc.create_user(user("root2", Role::Viewer)).await.is_err());
         let after = acc.create_user(user("third", Role::Viewer)).await.unwrap();
         assert_eq!(after.id, next.id + 1);
+    }
+
+    /// Hostile: an operator demoted to viewer keeps no control of the
+    /// cameras they made, only what they were granted.
+    #[tokio::test]
+    async fn a_demoted_owner_loses_control_of_their_cameras() {
+        let dir = tempfile::tempdir().unwrap();
+        let acc = Accounts::open(dir.path()).await.unwrap();
+        let new_user = |name: &str, role| NewUser {
+            username: name.into(),
+            email: format!("{name}@example.test"),
+            password_hash: "$argon2id$x".into(),
+            role,
+        };
+        acc.create_user(new_user("admin", Role::Admin))
+            .await
+            .unwrap();
+        let op = acc
+            .create_user(new_user("otto", Role::Operator))
+            .await
+            .unwrap();
+        let (cam, _) = acc.create_camera(op.id, "porch", None).await.unwrap();
+        let (other, _) = acc.create_camera(op.id, "gate", None).await.unwrap();
+        let snap = acc.snapshot();
+        assert_eq!(snap.access(&op, &cam), Some(Permission::Control));
+        drop(snap);
+        acc.grant(other.id, op.id, Permission::View).await.unwrap();
+        let demoted = acc
+            .update_user(
+                op.id,
+                UserUpdate {
+                    role: Some(Role::Viewer),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let snap = acc.snapshot();
+        assert_eq!(snap.access(&demoted, &cam), None);
+        assert!(!snap.may_manage(&demoted, &cam));
+        assert_eq!(snap.access(&demoted, &other), Some(Permission::View));
+        let seen: Vec<i64> = snap.visible_cameras(&demoted).map(|c| c.id).collect();
+        assert_eq!(seen, vec![other.id]);
     }
 }
