@@ -69,7 +69,7 @@ pub use accounts::{
     Snapshot, User, UserUpdate,
 };
 pub use password::{PasswordHasher, PasswordParams};
-pub use ratelimit::{RateLimit, RateLimiter};
+pub use ratelimit::{RateLimit, RateLimiter, client_bucket};
 pub use roles::{Permission, Role};
 pub use secret::{Secret, random_bytes, random_token};
 pub use stream_key::{STREAM_KEY_PREFIX, generate_stream_key, stream_key_hash, stream_key_matches};

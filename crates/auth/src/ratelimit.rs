@@ -77,6 +77,41 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
     }
 }
 
+/// The key one client's logins are counted under: an IPv4 address as it
+/// is, an IPv6 address by its /64 (one subscriber's network: a host picks
+/// any address in it at will), an IPv4-mapped IPv6 address as IPv4.
+pub fn client_bucket(ip: std::net::IpAddr) -> std::net::IpAddr {
+    use std::net::{IpAddr, Ipv6Addr};
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::client_bucket;
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let b = |s: &str| client_bucket(s.parse().unwrap());
+        // (address, its bucket)
+        for (ip, bucket) in [
+            ("192.0.2.7", "192.0.2.7"),
+            ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::"),
+            ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::"),
+            ("::ffff:192.0.2.7", "192.0.2.7"),
+            ("::1", "::"),
+        ] {
+            assert_eq!(b(ip), b(bucket), "{ip}");
+        }
+        assert_ne!(b("2001:db8:1:2::1"), b("2001:db8:1:3::1"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -248,7 +248,7 @@ impl ApiState {
         let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
         if let Some(ip) = ip {
             let mut l = self.inner.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-            l.check(&ip, now)
+            l.check(&reallive_auth::client_bucket(ip), now)
                 .map_err(|d| ApiError::rate_limited(secs(d)))?;
         }
         if let Some(name) = username {
