@@ -219,29 +219,3 @@ async fn finish(
     store.close().await;
     Ok(summary)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn debug_hides_the_secrets() {
-        let c = PullerConfig {
-            server: "http://127.0.0.1:8080".into(),
-            login: Login::Password {
-                username: "rec".into(),
-                password: "login-secret".into(),
-            },
-            cameras: vec![1],
-            data_dir: "./data".into(),
-            listen: None,
-            listen_token: Some("playback-secret".into()),
-            whep: false,
-            retention: RetentionPolicy::default(),
-            preview: None,
-        };
-        let shown = format!("{c:?}");
-        assert!(!shown.contains("playback-secret"), "{shown}");
-        assert!(!shown.contains("login-secret"), "{shown}");
-    }
-}

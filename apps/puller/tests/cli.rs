@@ -69,3 +69,25 @@ fn preview_without_a_display_says_so() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// `Debug` of the puller's settings never shows its secrets.
+#[test]
+fn debug_hides_the_secrets() {
+    let c = reallive_puller::PullerConfig {
+        server: "http://127.0.0.1:8080".into(),
+        login: reallive_stream::Login::Password {
+            username: "rec".into(),
+            password: "login-secret".into(),
+        },
+        cameras: vec![1],
+        data_dir: "./data".into(),
+        listen: None,
+        listen_token: Some("playback-secret".into()),
+        whep: false,
+        retention: reallive_store::retention::RetentionPolicy::default(),
+        preview: None,
+    };
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("playback-secret"), "{shown}");
+    assert!(!shown.contains("login-secret"), "{shown}");
+}

@@ -17,6 +17,47 @@ use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "live-test-secret-live-test-secret-live";
 
+/// A node with its relay, on loopback, in its own data dir.
+struct Live {
+    dir: tempfile::TempDir,
+    addr: std::net::SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), reallive_node::NodeError>>,
+}
+
+impl Live {
+    /// Starts one with the admin `admin-password-1`, after `tune`.
+    async fn start(tune: impl FnOnce(&mut NodeOptions)) -> Live {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
+        o.admin_password = Some(Secret::new("admin-password-1"));
+        o.jwt_secret = Some(Secret::new(SECRET));
+        o.api.password_params = PasswordParams::cheap();
+        o.relay = Some(RelayConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            public_ips: vec![],
+        });
+        tune(&mut o);
+        let server = reallive_node::start(o).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(server.run(stop.clone()));
+        Live {
+            dir,
+            addr,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops it cleanly; its data dir stays until the result drops.
+    async fn stop(self) -> tempfile::TempDir {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+        self.dir
+    }
+}
+
 fn offer(dir: Direction) -> String {
     let mut rtc = str0m::Rtc::builder().build(Instant::now());
     rtc.add_local_candidate(
@@ -64,19 +105,8 @@ async fn ws_exchange(addr: std::net::SocketAddr, msg: serde_json::Value) -> serd
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut o = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-    o.admin_password = Some(Secret::new("admin-password-1"));
-    o.jwt_secret = Some(Secret::new(SECRET));
-    o.api.password_params = PasswordParams::cheap();
-    o.relay = Some(RelayConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_ips: vec![],
-    });
-    let server = reallive_node::start(o).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run(stop.clone()));
+    let srv = Live::start(|_| {}).await;
+    let addr = srv.addr;
 
     let anon = Api::new(addr);
     let admin = anon.login("admin", "admin-password-1").await;
@@ -245,8 +275,7 @@ async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
     assert_eq!(del(whip_location, key.clone()).await, 204);
     assert_eq!(status(admin.clone()).await, "offline");
 
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    let dir = srv.stop().await;
     let accounts = reallive_auth::Accounts::open(dir.path()).await.unwrap();
     let sessions = accounts.sessions(cam).await.unwrap();
     assert_eq!(sessions.len(), 1, "{sessions:?}");
@@ -260,22 +289,13 @@ async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
 /// and signaling sockets are capped (503 beyond).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sockets_and_hoarded_sessions_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut o = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-    o.admin_password = Some(Secret::new("admin-password-1"));
-    o.jwt_secret = Some(Secret::new(SECRET));
-    o.api.password_params = PasswordParams::cheap();
-    o.relay = Some(RelayConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_ips: vec![],
-    });
-    o.live.join_timeout = Duration::from_millis(1500);
-    o.live.sessions_per_user = 2;
-    o.live.max_sockets = 3;
-    let server = reallive_node::start(o).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run(stop.clone()));
+    let srv = Live::start(|o| {
+        o.live.join_timeout = Duration::from_millis(1500);
+        o.live.sessions_per_user = 2;
+        o.live.max_sockets = 3;
+    })
+    .await;
+    let addr = srv.addr;
     let admin = Api::new(addr).login("admin", "admin-password-1").await;
     let token = admin.token.clone().unwrap();
     let created = admin
@@ -352,8 +372,7 @@ async fn idle_sockets_and_hoarded_sessions_are_refused() {
     let r = sdp_post(addr, &format!("/whep/{cam}"), &token, &recv).await;
     assert_eq!(r.status, 201, "{}", r.text());
 
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    srv.stop().await;
 }
 
 /// Hostile: revocation ends live sessions, within a second. A viewer whose
@@ -362,19 +381,8 @@ async fn idle_sockets_and_hoarded_sessions_are_refused() {
 /// publisher. Signing out also kills the token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_ends_live_sessions_within_a_second() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut o = NodeOptions::new(dir.path(), "127.0.0.1:0".parse().unwrap());
-    o.admin_password = Some(Secret::new("admin-password-1"));
-    o.jwt_secret = Some(Secret::new(SECRET));
-    o.api.password_params = PasswordParams::cheap();
-    o.relay = Some(RelayConfig {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        public_ips: vec![],
-    });
-    let server = reallive_node::start(o).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(server.run(stop.clone()));
+    let srv = Live::start(|_| {}).await;
+    let addr = srv.addr;
     let anon = Api::new(addr);
     let admin = anon.login("admin", "admin-password-1").await;
     let created = admin
@@ -469,6 +477,5 @@ async fn revocation_ends_live_sessions_within_a_second() {
     let status = admin.get(&format!("/api/cameras/{cam}")).await.json();
     assert_eq!(status["status"], "offline", "{status:#}");
 
-    stop.cancel();
-    task.await.unwrap().unwrap();
+    srv.stop().await;
 }
