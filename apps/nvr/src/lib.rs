@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reallive_auth::Secret;
 use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
 use reallive_encode::transcode::H265Settings;
 use reallive_http::nvr::NvrState;
@@ -40,8 +39,9 @@ pub struct Ready<'a> {
     pub addr: SocketAddr,
     /// The relay's UDP address.
     pub rtc: Option<SocketAddr>,
-    /// The first admin's generated password, on first start only.
-    pub admin_password: Option<&'a Secret>,
+    /// The file (mode 0600) holding the first admin's generated password,
+    /// on first start only.
+    pub admin_password_file: Option<&'a std::path::Path>,
     /// `(camera id, name)` of every configured camera.
     pub cameras: Vec<(i64, String)>,
 }
@@ -163,7 +163,7 @@ pub async fn run(
     on_ready(Ready {
         addr: server.local_addr()?,
         rtc: server.live().map(|l| l.relay().local_addr()),
-        admin_password: server.first_admin_password(),
+        admin_password_file: server.first_admin_password_file(),
         cameras: ready_cameras,
     });
     let served = server.run(shutdown).await;

@@ -155,18 +155,18 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     cli.log.init(LogArgs::SERVER);
+    reallive_core::app::warn_secret_flags(&[("--admin-password", "--admin-password-file")]);
     let config = NvrConfig {
         file,
         node: cli.node,
     };
     reallive_core::app::run_until_signalled("reallive-nvr", |shutdown| {
         run(config, shutdown, |ready| {
-            if let Some(pw) = ready.admin_password {
-                // Straight to the terminal, once: never through the logger.
+            if let Some(file) = ready.admin_password_file {
                 eprintln!(
-                    "reallive-nvr: created user 'admin' with password: {}\n\
-                     reallive-nvr: it is not shown again",
-                    pw.expose()
+                    "reallive-nvr: created user 'admin'; its password is in {} (readable by you alone)\n\
+                     reallive-nvr: sign in, change it, then delete that file",
+                    file.display()
                 );
             }
             for (id, name) in &ready.cameras {

@@ -74,8 +74,8 @@ async fn four_cameras_record_and_a_failing_one_is_supervised() {
     })
     .await;
 
-    // Health counts them.
-    let h = Api::new(nvr.addr).get("/api/health").await.json();
+    // Health counts them, for a signed-in user; a stranger learns only ok.
+    let h = api.get("/api/health").await.json();
     assert_eq!(h["cameras_total"], 4, "{h}");
     assert_eq!(h["cameras_running"], 4, "{h}");
 
@@ -380,7 +380,13 @@ async fn under_the_free_space_floor_recording_goes_on() {
     assert!(!first_ids.is_empty());
     // The watcher runs every 5 s.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let h = Api::new(nvr.addr).get("/api/health").await.json();
+    let anon = Api::new(nvr.addr).get("/api/health").await.json();
+    assert_eq!(
+        anon,
+        serde_json::json!({"status": "degraded"}),
+        "no details for strangers"
+    );
+    let h = api.get("/api/health").await.json();
     assert_eq!(h["status"], "degraded", "{h:#}");
     assert!(
         h["warnings"][0]

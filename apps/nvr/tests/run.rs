@@ -24,7 +24,9 @@ async fn run_starts_empty_on_an_ephemeral_port_and_stops_on_its_token() {
     let shutdown = CancellationToken::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(run(config, shutdown.clone(), move |ready| {
-        let password = ready.admin_password.map(|p| p.expose().to_string());
+        let password = ready
+            .admin_password_file
+            .map(|f| reallive_core::fs::read_secret_file(f).unwrap());
         let _ = ready_tx.send((ready.addr, ready.cameras.len(), password));
     }));
     let (addr, cameras, password) = ready_rx.await.unwrap();

@@ -41,6 +41,10 @@ struct Cli {
     #[arg(long, env = "REALLIVE_LISTEN_TOKEN", hide_env_values = true)]
     listen_token: Option<String>,
 
+    /// A file (mode 0600) whose first line is the playback token.
+    #[arg(long, value_name = "FILE", conflicts_with = "listen_token")]
+    listen_token_file: Option<PathBuf>,
+
     /// Subscribe with WHEP instead of WS signaling.
     #[arg(long)]
     whep: bool,
@@ -80,7 +84,13 @@ fn config(cli: Cli) -> anyhow::Result<PullerConfig> {
         cameras: cli.cameras,
         data_dir: cli.data_dir,
         listen: cli.listen,
-        listen_token: cli.listen_token,
+        listen_token: match &cli.listen_token_file {
+            Some(path) => Some(
+                reallive_core::fs::read_secret_file(path)
+                    .with_context(|| format!("--listen-token-file {}", path.display()))?,
+            ),
+            None => cli.listen_token,
+        },
         whep: cli.whep,
         retention,
         preview,
@@ -94,6 +104,9 @@ fn main() -> ExitCode {
         "info",
         "debug",
     ]);
+    let mut secret_flags = reallive_stream::SECRET_FLAGS.to_vec();
+    secret_flags.push(("--listen-token", "--listen-token-file"));
+    reallive_core::app::warn_secret_flags(&secret_flags);
     // A failure is one line, `reallive-puller: error: …`, as the pusher's.
     run_until_signalled("reallive-puller: error", |shutdown| async move {
         let summary = run(config(cli)?, shutdown, |addr| {

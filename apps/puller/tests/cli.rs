@@ -9,7 +9,8 @@ fn puller(args: &[&str]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = Command::new(env!("CARGO_BIN_EXE_reallive-puller"))
-        .args(["--server", "http://127.0.0.1:9", "--token", "t"])
+        .args(["--server", "http://127.0.0.1:9"])
+        .env("REALLIVE_TOKEN", "t")
         .arg("--data-dir")
         .arg(&data)
         .args(args)
@@ -90,4 +91,23 @@ fn debug_hides_the_secrets() {
     let shown = format!("{c:?}");
     assert!(!shown.contains("playback-secret"), "{shown}");
     assert!(!shown.contains("login-secret"), "{shown}");
+}
+
+/// A secret on the command line still works, with a warning that names
+/// the file flag to use instead; from the environment, no warning.
+#[test]
+fn a_secret_on_the_command_line_is_warned_about() {
+    if std::path::Path::new("/dev/dri").exists() {
+        // --preview would start (see above); the warning is the same.
+        return;
+    }
+    let (ok, err) = puller(&["--camera", "1", "--preview", "--token", "t2"]);
+    assert!(!ok);
+    assert!(
+        err.contains("--token puts a secret on the command line") && err.contains("--token-file"),
+        "{err}"
+    );
+    assert!(!err.contains("t2"), "the warning never shows the secret: {err}");
+    let (_, err) = puller(&["--camera", "1", "--preview"]);
+    assert!(!err.contains("command line"), "{err}");
 }

@@ -96,6 +96,7 @@ fn dropped(frames: u64) -> String {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(["warn", "info", "debug"]);
+    reallive_core::app::warn_secret_flags(&reallive_stream::SECRET_FLAGS);
     // A failure is one line, `reallive-pusher: error: …` (docs/ref/cli.md).
     run_until_signalled("reallive-pusher: error", |shutdown| async move {
         if cli.list_devices {

@@ -60,18 +60,26 @@ enum UserCommand {
         /// admin, operator or viewer.
         #[arg(long, default_value = "viewer", value_parser = parse_role)]
         role: Role,
-        /// At least 10 characters [default: generated].
+        /// At least 10 characters [default: generated]. Prefer
+        /// --password-file: the command line is visible to local users.
         #[arg(long, env = "REALLIVE_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// A file (mode 0600) whose first line is the password.
+        #[arg(long, value_name = "FILE", conflicts_with = "password")]
+        password_file: Option<PathBuf>,
     },
     /// Set a user's password and sign them out everywhere.
     Passwd {
         /// Whose password.
         #[arg(long)]
         username: String,
-        /// At least 10 characters [default: generated].
+        /// At least 10 characters [default: generated]. Prefer
+        /// --password-file: the command line is visible to local users.
         #[arg(long, env = "REALLIVE_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
+        /// A file (mode 0600) whose first line is the password.
+        #[arg(long, value_name = "FILE", conflicts_with = "password")]
+        password_file: Option<PathBuf>,
     },
     /// List users.
     List,
@@ -85,6 +93,10 @@ fn parse_role(s: &str) -> Result<Role, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.log.init(LogArgs::SERVER);
+    reallive_core::app::warn_secret_flags(&[
+        ("--admin-password", "--admin-password-file"),
+        ("--password", "--password-file"),
+    ]);
     reallive_core::app::run_until_signalled("reallive-server", |shutdown| dispatch(cli, shutdown))
 }
 
@@ -110,13 +122,12 @@ async fn serve(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         None => ServerConfigFile::default(),
     };
     let config = NodeOptions::resolve(file.server, cli.node)?;
-    run(config, shutdown, |addr, rtc, admin_password| {
-        if let Some(pw) = admin_password {
-            // Straight to the terminal, once: never through the logger.
+    run(config, shutdown, |addr, rtc, admin_password_file| {
+        if let Some(file) = admin_password_file {
             eprintln!(
-                "reallive-server: created user 'admin' with password: {}\n\
-                 reallive-server: it is not shown again; change it with `reallive-server user passwd --username admin`",
-                pw.expose()
+                "reallive-server: created user 'admin'; its password is in {} (readable by you alone)\n\
+                 reallive-server: sign in, change it, then delete that file",
+                file.display()
             );
         }
         eprintln!("reallive-server: listening on http://{addr}");
@@ -127,6 +138,17 @@ async fn serve(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     .await
 }
 
+/// `--password`, or the first line of `--password-file`.
+fn given_password(flag: Option<String>, file: Option<PathBuf>) -> anyhow::Result<Option<Secret>> {
+    Ok(match file {
+        Some(path) => Some(Secret::new(
+            reallive_core::fs::read_secret_file(&path)
+                .with_context(|| format!("--password-file {}", path.display()))?,
+        )),
+        None => flag.map(Secret::new),
+    })
+}
+
 #[allow(clippy::print_stdout)]
 async fn user(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
     match cmd {
@@ -135,16 +157,22 @@ async fn user(cmd: UserCommand, data_dir: &Path) -> anyhow::Result<()> {
             email,
             role,
             password,
+            password_file,
         } => {
-            let (u, generated) =
-                add_user(data_dir, username, email, role, password.map(Secret::new)).await?;
+            let password = given_password(password, password_file)?;
+            let (u, generated) = add_user(data_dir, username, email, role, password).await?;
             println!("added user '{}' (id {}, {})", u.username, u.id, u.role);
             if let Some(pw) = generated {
                 println!("password: {}", pw.expose());
             }
         }
-        UserCommand::Passwd { username, password } => {
-            let generated = set_password(data_dir, &username, password.map(Secret::new)).await?;
+        UserCommand::Passwd {
+            username,
+            password,
+            password_file,
+        } => {
+            let password = given_password(password, password_file)?;
+            let generated = set_password(data_dir, &username, password).await?;
             println!("password changed for '{username}'; their sessions are signed out");
             if let Some(pw) = generated {
                 println!("password: {}", pw.expose());

@@ -2,6 +2,7 @@
 //! The `reallive-server` binary as an operator runs it.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -102,13 +103,18 @@ async fn first_start_shows_the_password_once_and_restarts_keep_tokens() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let p = spawn(&args, &[]).await;
     let addr = p.addr;
-    let pw_line = p
-        .stderr
-        .iter()
-        .find(|l| l.contains("created user 'admin' with password: "))
-        .expect("the generated password is shown")
-        .clone();
-    let pw = pw_line.rsplit(' ').next().unwrap().to_string();
+    // The password goes to a file only its owner reads, never to stderr.
+    let file = dir.path().join(reallive_node::ADMIN_PASSWORD_FILE);
+    assert!(
+        p.stderr
+            .iter()
+            .any(|l| l.contains("created user 'admin'") && l.contains(file.to_str().unwrap())),
+        "{:#?}",
+        p.stderr
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let pw = reallive_core::fs::read_secret_file(&file).unwrap();
     let admin = Api::new(addr).login("admin", &pw).await;
     let cam = admin
         .post("/api/cameras", serde_json::json!({"name": "yard"}))
@@ -117,12 +123,12 @@ async fn first_start_shows_the_password_once_and_restarts_keep_tokens() {
     let (status, stderr) = p.terminate().await;
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
     let showing: Vec<_> = stderr.iter().filter(|l| l.contains(&pw)).collect();
-    assert_eq!(showing.len(), 1, "shown once, never logged: {showing:#?}");
+    assert!(showing.is_empty(), "never shown or logged: {showing:#?}");
     assert!(stderr.iter().any(|l| l.contains("stopped")), "{stderr:#?}");
 
     // Second start: no new password, the old token works.
     let p = spawn(&args, &[]).await;
-    assert!(!p.stderr.iter().any(|l| l.contains("with password")));
+    assert!(!p.stderr.iter().any(|l| l.contains("created user")));
     let same = Api::new(p.addr).with_token(admin.token.as_deref().unwrap());
     let me = same.get("/api/auth/me").await;
     assert_eq!(me.status, 200, "{}", me.text());
@@ -241,7 +247,7 @@ async fn config_file_is_read_and_checked() {
     std::fs::write(
         &cfg,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\nrtc_port = 0\ndata_dir = \"{}\"\nadmin_password = \"file-admin-password\"\nallow_registration = false\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nrtc_port = 0\ndata_dir = \"{}\"\nadmin_password = \"file-admin-password\"\nallow_registration = true\n",
             dir.path().join("data").display()
         ),
     )
@@ -255,7 +261,11 @@ async fn config_file_is_read_and_checked() {
             serde_json::json!({"username": "zed", "email": "z@example.com", "password": "password-123"}),
         )
         .await;
-    assert_eq!(r.status, 403);
+    assert_eq!(
+        r.status, 202,
+        "the file opened registration (off by default)"
+    );
+    api.login("zed", "password-123").await;
     assert!(dir.path().join("data/accounts.sqlite").exists());
     let (status, _) = p.terminate().await;
     assert!(status.success());

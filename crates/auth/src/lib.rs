@@ -69,11 +69,11 @@ pub use accounts::{
     Snapshot, User, UserUpdate,
 };
 pub use password::{PasswordHasher, PasswordParams};
-pub use ratelimit::{RateLimit, RateLimiter, client_bucket};
+pub use ratelimit::{LoginGuard, LoginLimits, RateLimit, RateLimiter, client_bucket};
 pub use roles::{Permission, Role};
 pub use secret::{Secret, random_bytes, random_token};
 pub use stream_key::{STREAM_KEY_PREFIX, generate_stream_key, stream_key_hash, stream_key_matches};
-pub use token::{Claims, MIN_SECRET_BYTES, TokenError, TokenKeys};
+pub use token::{AUDIENCE, Claims, ISSUER, MIN_SECRET_BYTES, TokenError, TokenKeys};
 
 /// Errors from auth decisions, the accounts database and parsing.
 #[derive(Debug, thiserror::Error)]

@@ -1,26 +1,27 @@
-//! Session tokens: JWT with HS256 and a fixed header.
+//! Session tokens: JWT (RFC 7519) signed with HS256, through the
+//! `jsonwebtoken` crate.
 //!
-//! Only tokens this server issued are accepted: the header must be exactly
-//! the one [`TokenKeys::issue`] writes, so no other algorithm (`none`,
-//! RS256 with the secret as a public key) can be smuggled in.
+//! Only tokens this server issued are accepted: validation pins HS256 (so
+//! `none`, or RS256 with the secret as a public key, cannot be smuggled
+//! in) and requires `exp`, `iss` = [`ISSUER`] and `aud` = [`AUDIENCE`].
+//! Expiry is checked against the caller's clock, so tests script time.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 
 use crate::{AuthError, Role};
 
-type HmacSha256 = Hmac<Sha256>;
-
-/// `{"alg":"HS256","typ":"JWT"}`, base64url.
-const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
-
-/// Longest token we look at; real ones are about 200 bytes.
+/// Longest token we look at; real ones are about 250 bytes.
 const MAX_TOKEN_BYTES: usize = 4096;
 
 /// Shortest secret accepted: HS256 wants at least its output size.
 pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The `iss` claim of every token: who signed it.
+pub const ISSUER: &str = "reallive";
+
+/// The `aud` claim of every token: what it is good for (this API).
+pub const AUDIENCE: &str = "reallive-api";
 
 /// What a token says.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -38,12 +39,22 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// [`Claims`] as they travel, with the issuer and audience.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Wire {
+    iss: String,
+    aud: String,
+    #[serde(flatten)]
+    claims: Claims,
+}
+
 /// Why a token was refused. Deliberately coarse: a client learns only
 /// that it must sign in again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TokenError {
-    /// Not three base64url parts, a foreign header, or a bad payload.
+    /// Not a JWT, a foreign algorithm, a bad payload, or another issuer or
+    /// audience.
     #[error("malformed token")]
     Malformed,
     /// The MAC does not verify: tampered, or signed with another secret.
@@ -60,7 +71,9 @@ pub enum TokenError {
 /// The HS256 key. `Debug` never shows it.
 #[derive(Clone)]
 pub struct TokenKeys {
-    mac: HmacSha256,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -77,25 +90,30 @@ impl TokenKeys {
                 "the JWT secret must be at least {MIN_SECRET_BYTES} bytes"
             )));
         }
-        let mac = HmacSha256::new_from_slice(secret)
-            .map_err(|e| AuthError::Internal(format!("HMAC key: {e}")))?;
-        Ok(TokenKeys { mac })
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        // `verify` checks `exp` against the caller's clock, exactly.
+        validation.validate_exp = false;
+        validation.leeway = 0;
+        Ok(TokenKeys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        })
     }
 
     /// A signed token carrying `claims`.
     pub fn issue(&self, claims: &Claims) -> String {
-        // Serialising a struct of integers and a role cannot fail.
-        let payload = serde_json::to_vec(claims).unwrap_or_default();
-        let mut token = String::with_capacity(256);
-        token.push_str(HEADER_B64);
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
-        let mut mac = self.mac.clone();
-        mac.update(token.as_bytes());
-        let sig = mac.finalize().into_bytes();
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(sig, &mut token);
-        token
+        let wire = Wire {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            claims: claims.clone(),
+        };
+        // HS256 over a struct of integers and strings cannot fail.
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &wire, &self.encoding)
+            .unwrap_or_default()
     }
 
     /// The claims of `token` if it is ours, intact and not expired at
@@ -105,23 +123,14 @@ impl TokenKeys {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
-        let (signed, sig_b64) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let (header, payload_b64) = signed.split_once('.').ok_or(TokenError::Malformed)?;
-        if header != HEADER_B64 {
-            return Err(TokenError::Malformed);
-        }
-        let sig = URL_SAFE_NO_PAD
-            .decode(sig_b64)
-            .map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac.clone();
-        mac.update(signed.as_bytes());
-        // Constant time.
-        mac.verify_slice(&sig)
-            .map_err(|_| TokenError::BadSignature)?;
-        let payload = URL_SAFE_NO_PAD
-            .decode(payload_b64)
-            .map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
+        let data =
+            jsonwebtoken::decode::<Wire>(token, &self.decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    _ => TokenError::Malformed,
+                }
+            })?;
+        let claims = data.claims.claims;
         if now_unix >= claims.exp {
             return Err(TokenError::Expired);
         }
@@ -131,6 +140,9 @@ impl TokenKeys {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
 
     fn claims() -> Claims {
@@ -143,9 +155,11 @@ mod tests {
         }
     }
 
+    const SECRET: [u8; 32] = [7u8; 32];
+
     #[test]
     fn round_trip_and_refusals() {
-        let keys = TokenKeys::new(&[7u8; 32]).unwrap();
+        let keys = TokenKeys::new(&SECRET).unwrap();
         let t = keys.issue(&claims());
         assert_eq!(keys.verify(&t, 1_500), Ok(claims()));
         assert_eq!(keys.verify(&t, 2_000), Err(TokenError::Expired));
@@ -165,35 +179,111 @@ mod tests {
             assert!(keys.verify(&tampered, 1_500).is_err(), "byte {i}");
         }
 
-        // alg=none with the same payload.
+        // alg=none with the same payload, with and without a signature.
         let payload = t.split('.').nth(1).unwrap();
+        let sig = t.split('.').nth(2).unwrap();
         let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
-        assert_eq!(
-            keys.verify(&format!("{none_header}.{payload}."), 1_500),
-            Err(TokenError::Malformed)
-        );
+        for forged in [
+            format!("{none_header}.{payload}."),
+            format!("{none_header}.{payload}.{sig}"),
+        ] {
+            assert_eq!(keys.verify(&forged, 1_500), Err(TokenError::Malformed));
+        }
         for junk in ["", ".", "..", "a.b.c", &"x".repeat(5000)] {
             assert!(keys.verify(junk, 1_500).is_err());
         }
+        // An oversize token is not even parsed.
+        let oversize = format!("{t}{}", "A".repeat(MAX_TOKEN_BYTES));
+        assert_eq!(keys.verify(&oversize, 1_500), Err(TokenError::Malformed));
         assert!(TokenKeys::new(&[1u8; 31]).is_err());
     }
 
-    /// A token from another JWT library verifies, so ours is standard HS256.
+    /// Signed with our secret, but not a token we would issue: another
+    /// algorithm, issuer or audience, or a claim missing.
+    #[test]
+    fn only_our_algorithm_issuer_and_audience_verify() {
+        let keys = TokenKeys::new(&SECRET).unwrap();
+        let sign = |alg: Algorithm, body: serde_json::Value| {
+            jsonwebtoken::encode(&Header::new(alg), &body, &EncodingKey::from_secret(&SECRET))
+                .unwrap()
+        };
+        let body = |iss: Option<&str>, aud: Option<&str>| {
+            let mut v = serde_json::json!({"sub": 7, "role": "operator", "ver": 2, "iat": 1000, "exp": 2000});
+            if let Some(iss) = iss {
+                v["iss"] = iss.into();
+            }
+            if let Some(aud) = aud {
+                v["aud"] = aud.into();
+            }
+            v
+        };
+        // The control: our own shape verifies.
+        assert_eq!(
+            keys.verify(
+                &sign(Algorithm::HS256, body(Some(ISSUER), Some(AUDIENCE))),
+                1_500
+            ),
+            Ok(claims())
+        );
+        for (why, token) in [
+            (
+                "HS512",
+                sign(Algorithm::HS512, body(Some(ISSUER), Some(AUDIENCE))),
+            ),
+            (
+                "HS384",
+                sign(Algorithm::HS384, body(Some(ISSUER), Some(AUDIENCE))),
+            ),
+            (
+                "other issuer",
+                sign(Algorithm::HS256, body(Some("evil"), Some(AUDIENCE))),
+            ),
+            (
+                "other audience",
+                sign(Algorithm::HS256, body(Some(ISSUER), Some("other-app"))),
+            ),
+            (
+                "no issuer",
+                sign(Algorithm::HS256, body(None, Some(AUDIENCE))),
+            ),
+            (
+                "no audience",
+                sign(Algorithm::HS256, body(Some(ISSUER), None)),
+            ),
+        ] {
+            assert_eq!(
+                keys.verify(&token, 1_500),
+                Err(TokenError::Malformed),
+                "{why}"
+            );
+        }
+        let mut no_exp = body(Some(ISSUER), Some(AUDIENCE));
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert!(
+            keys.verify(&sign(Algorithm::HS256, no_exp), 1_500).is_err(),
+            "no exp"
+        );
+    }
+
+    /// A token from another JWT library verifies, and ours is byte for byte
+    /// what it signs: standard HS256.
     #[test]
     fn interoperates_with_standard_hs256() {
         // Built independently with Python's hmac, hashlib and base64 over
-        // {"sub":1,"role":"admin","ver":0,"iat":0,"exp":4102444800} and the
+        // {"typ":"JWT","alg":"HS256"} and {"iss":"reallive","aud":"reallive-api",
+        // "sub":1,"role":"admin","ver":0,"iat":0,"exp":4102444800} with the
         // secret "0123456789abcdef0123456789abcdef" (as PyJWT would sign it).
         let keys = TokenKeys::new(b"0123456789abcdef0123456789abcdef").unwrap();
-        let ours = keys.issue(&Claims {
+        let claims = Claims {
             sub: 1,
             role: Role::Admin,
             ver: 0,
             iat: 0,
             exp: 4_102_444_800,
-        });
-        assert_eq!(ours, PYJWT);
+        };
+        assert_eq!(keys.verify(PYJWT, 1_500), Ok(claims.clone()));
+        assert_eq!(keys.issue(&claims), PYJWT);
     }
 
-    const PYJWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOjEsInJvbGUiOiJhZG1pbiIsInZlciI6MCwiaWF0IjowLCJleHAiOjQxMDI0NDQ4MDB9.9CgqM8dOEVxpNwKQIn2xk2NfjodUL9apNMsjufMWj5A";
+    const PYJWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJyZWFsbGl2ZSIsImF1ZCI6InJlYWxsaXZlLWFwaSIsInN1YiI6MSwicm9sZSI6ImFkbWluIiwidmVyIjowLCJpYXQiOjAsImV4cCI6NDEwMjQ0NDgwMH0.0y-9eJrts801V0js6DI5KU-PI1zk8u3bVR9z7gScjqg";
 }

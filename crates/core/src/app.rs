@@ -30,6 +30,40 @@ impl LogArgs {
     }
 }
 
+/// Warns for each `(flag, instead)` given on this process's command line
+/// (`--password` or `--password=…`): a secret there is in `ps` for every
+/// local user to read. Call after logging starts. The flag still works.
+pub fn warn_secret_flags(flags: &[(&str, &str)]) {
+    for flag in secret_flags_used(std::env::args_os().skip(1), flags) {
+        let instead = flags
+            .iter()
+            .find(|(f, _)| *f == flag)
+            .map_or("", |(_, i)| *i);
+        tracing::warn!(
+            "{flag} puts a secret on the command line, where any local user can read it; \
+             use {instead} (or the environment) instead"
+        );
+    }
+}
+
+/// The `flags` that `args` uses, each once, in `flags`' order.
+fn secret_flags_used<'a>(
+    args: impl Iterator<Item = std::ffi::OsString>,
+    flags: &[(&'a str, &str)],
+) -> Vec<&'a str> {
+    let args: Vec<std::ffi::OsString> = args.collect();
+    flags
+        .iter()
+        .map(|(f, _)| *f)
+        .filter(|f| {
+            args.iter().any(|a| {
+                let a = a.to_string_lossy();
+                a == *f || a.strip_prefix(f).is_some_and(|rest| rest.starts_with('='))
+            })
+        })
+        .collect()
+}
+
 /// Cancels `token` at the first SIGINT or SIGTERM; spawn it on the
 /// program's runtime. Without a SIGTERM handler (it could not be
 /// installed) Ctrl-C still works.
@@ -84,5 +118,25 @@ where
             eprintln!("{prefix}: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secret_flags_are_found_in_both_spellings() {
+        let flags = [
+            ("--password", "--password-file"),
+            ("--token", "--token-file"),
+        ];
+        let used = |args: &[&str]| {
+            super::secret_flags_used(args.iter().map(std::ffi::OsString::from), &flags)
+        };
+        assert_eq!(used(&["--password", "x"]), ["--password"]);
+        assert_eq!(
+            used(&["--token=abc", "--password=y"]),
+            ["--password", "--token"]
+        );
+        assert!(used(&["--password-file", "/run/pw", "--tokens", "--x=--password"]).is_empty());
     }
 }

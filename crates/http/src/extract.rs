@@ -14,6 +14,12 @@ use crate::{ApiError, ApiState};
 #[derive(Clone, Debug)]
 pub struct AuthUser(pub User);
 
+/// The user a valid `Authorization: Bearer` token belongs to, or `None`
+/// when there is no token or it is not valid now: for routes that answer
+/// anyone, and tell a signed-in user more.
+#[derive(Clone, Debug)]
+pub struct OptionalUser(pub Option<User>);
+
 /// A signed-in user, from the `Authorization` header or a `token` query
 /// parameter. Only media routes take it; the request log never prints
 /// query strings, so the token never reaches a log line.
@@ -54,6 +60,22 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let token = bearer(parts)?.ok_or_else(|| ApiError::unauthenticated("sign in first"))?;
         ApiState::from_ref(state).authenticate(token).map(AuthUser)
+    }
+}
+
+impl<S> FromRequestParts<S> for OptionalUser
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let user = match bearer(parts) {
+            Ok(Some(token)) => ApiState::from_ref(state).authenticate(token).ok(),
+            _ => None,
+        };
+        Ok(OptionalUser(user))
     }
 }
 

@@ -102,9 +102,11 @@ pub async fn serve(root: &Path, rel: &str, headers: &HeaderMap) -> Response {
     }
 }
 
-/// Largest range a timeline shift reads into memory: several seconds of
-/// 4K video, far more than one fragment.
-const MAX_SHIFT_BYTES: u64 = 64 << 20;
+/// The chunks a shifted recording streams in, and how many may wait for
+/// the client: memory per request stays under 1 MiB (with the one `moof`
+/// [`reallive_store::mp4::ShiftedRange`] holds), whatever the file size.
+const SHIFT_CHUNK_BYTES: usize = 64 << 10;
+const SHIFT_CHUNKS_QUEUED: usize = 4;
 
 /// Like [`serve`], for recordings in HLS playlists: with `shift_90k`
 /// (the playlist's `?t=`), every whole `moof` in the served bytes has it
@@ -154,29 +156,25 @@ async fn serve_inner(
         }
     };
     let count = if len == 0 { 0 } else { end - start + 1 };
-    file.seek(SeekFrom::Start(start))
-        .await
-        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("seek: {e}")))?;
     let body = match shift_90k {
-        Some(shift) if count <= MAX_SHIFT_BYTES => {
-            let mut buf = Vec::with_capacity(count as usize);
-            file.take(count)
-                .read_to_end(&mut buf)
+        Some(shift) => {
+            let file = file.into_std().await;
+            shifted_body(reallive_store::mp4::ShiftedRange::new(
+                file,
+                start,
+                start + count,
+                shift,
+            ))
+        }
+        None => {
+            file.seek(SeekFrom::Start(start))
                 .await
-                .map_err(|e| ApiError::new(ErrorKind::Internal, format!("read: {e}")))?;
-            reallive_store::mp4::shift_decode_times(&mut buf, shift);
-            Body::from(buf)
+                .map_err(|e| ApiError::new(ErrorKind::Internal, format!("seek: {e}")))?;
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                file.take(count),
+                SHIFT_CHUNK_BYTES,
+            ))
         }
-        Some(_) => {
-            return Err(ApiError::new(
-                ErrorKind::InvalidArgument,
-                "range too large for a timeline shift; request fragments",
-            ));
-        }
-        None => Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(count),
-            64 * 1024,
-        )),
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -193,6 +191,35 @@ async fn serve_inner(
         h.insert(header::CONTENT_RANGE, v);
     }
     Ok(resp)
+}
+
+/// Streams `range` from a blocking thread, a few chunks ahead of the
+/// client at most; a client that goes away stops the reading.
+fn shifted_body(mut range: reallive_store::mp4::ShiftedRange<std::fs::File>) -> Body {
+    use std::io::Read as _;
+    let (tx, rx) =
+        tokio::sync::mpsc::channel::<std::io::Result<axum::body::Bytes>>(SHIFT_CHUNKS_QUEUED);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            let mut chunk = vec![0u8; SHIFT_CHUNK_BYTES];
+            match range.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    if tx.blocking_send(Ok(chunk.into())).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
 #[cfg(test)]

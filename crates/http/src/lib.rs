@@ -87,7 +87,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
-pub use extract::{AuthUser, MediaUser, PeerIp};
+pub use extract::{AuthUser, MediaUser, OptionalUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use serve::{ServeLimits, serve};
 pub use state::{ApiOptions, ApiState, HealthSource, MetricsSource};

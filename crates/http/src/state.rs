@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reallive_auth::{
-    Accounts, Claims, PasswordHasher, PasswordParams, RateLimit, RateLimiter, TokenKeys, User,
+    Accounts, Claims, LoginGuard, LoginLimits, PasswordHasher, PasswordParams, RateLimit,
+    TokenKeys, User,
 };
 use reallive_core::ErrorKind;
 use reallive_signaling::IceServer;
@@ -19,11 +20,12 @@ use crate::metrics::Metrics;
 pub struct ApiOptions {
     /// Token lifetime.
     pub token_ttl: Duration,
-    /// Whether anyone may create a viewer account.
+    /// Whether anyone may create a viewer account (off by default).
     pub allow_registration: bool,
-    /// Logins (and registrations) per client IP.
+    /// Logins (and registrations) per client IP (an IPv6 client by its /64).
     pub login_per_ip: RateLimit,
-    /// Logins per username.
+    /// Failed logins per username, not counting (nor applied to) the
+    /// addresses that user has signed in from before.
     pub login_per_user: RateLimit,
     /// argon2id cost for new hashes.
     pub password_params: PasswordParams,
@@ -37,7 +39,7 @@ impl Default for ApiOptions {
     fn default() -> Self {
         ApiOptions {
             token_ttl: Duration::from_secs(24 * 3600),
-            allow_registration: true,
+            allow_registration: false,
             login_per_ip: RateLimit {
                 burst: 10,
                 period: Duration::from_secs(6),
@@ -69,8 +71,7 @@ struct Inner {
     options: ApiOptions,
     /// One password hash per core at a time: logins cannot starve the box.
     hash_slots: Semaphore,
-    per_ip: Mutex<RateLimiter<IpAddr>>,
-    per_user: Mutex<RateLimiter<String>>,
+    logins: Mutex<LoginGuard>,
     metrics: Metrics,
     /// More `/metrics` text, from the relay and the recorder.
     metrics_sources: Mutex<Vec<MetricsSource>>,
@@ -90,7 +91,8 @@ impl std::fmt::Debug for Inner {
 /// Appends Prometheus text to `/metrics`.
 pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
 
-/// Adds fields to `/api/health` (nothing sensitive: it needs no sign-in).
+/// Adds fields to `/api/health`'s details, which signed-in users see
+/// (anyone sees only `status`).
 /// A non-empty `warnings` array makes the status `degraded`.
 pub type HealthSource = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>) + Send + Sync>;
 
@@ -109,8 +111,13 @@ impl ApiState {
                 keys,
                 hasher,
                 hash_slots: Semaphore::new(cores),
-                per_ip: Mutex::new(RateLimiter::new(options.login_per_ip, LIMITER_KEYS)),
-                per_user: Mutex::new(RateLimiter::new(options.login_per_user, LIMITER_KEYS)),
+                logins: Mutex::new(LoginGuard::new(
+                    LoginLimits {
+                        per_client: options.login_per_ip,
+                        failures_per_user: options.login_per_user,
+                    },
+                    LIMITER_KEYS,
+                )),
                 options,
                 metrics: Metrics::default(),
                 metrics_sources: Mutex::new(Vec::new()),
@@ -242,25 +249,31 @@ impl ApiState {
         }
     }
 
-    /// Takes one attempt from the limits for `ip` and, if given, `username`.
+    /// Takes one attempt by `ip` for `username` (if any) from the sign-in
+    /// limits; report how a password check went with
+    /// [`ApiState::login_outcome`].
     pub fn rate_limit(&self, ip: Option<IpAddr>, username: Option<&str>) -> Result<(), ApiError> {
-        let now = Instant::now();
         let secs = |d: Duration| d.as_secs() + u64::from(d.subsec_nanos() > 0);
-        if let Some(ip) = ip {
-            let mut l = self.inner.per_ip.lock().unwrap_or_else(|p| p.into_inner());
-            l.check(&reallive_auth::client_bucket(ip), now)
-                .map_err(|d| ApiError::rate_limited(secs(d)))?;
+        self.logins()
+            .admit(ip, username, Instant::now())
+            .map_err(|d| ApiError::rate_limited(secs(d)))
+    }
+
+    /// Reports a password check by `ip` for `username`: a failure slows
+    /// the username down elsewhere; a success makes `ip` one of its known
+    /// addresses.
+    pub fn login_outcome(&self, ip: Option<IpAddr>, username: &str, ok: bool) {
+        let now = Instant::now();
+        let mut g = self.logins();
+        if ok {
+            g.succeeded(ip, username, now);
+        } else {
+            g.failed(ip, username, now);
         }
-        if let Some(name) = username {
-            let mut l = self
-                .inner
-                .per_user
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            l.check(&name.to_ascii_lowercase(), now)
-                .map_err(|d| ApiError::rate_limited(secs(d)))?;
-        }
-        Ok(())
+    }
+
+    fn logins(&self) -> std::sync::MutexGuard<'_, LoginGuard> {
+        self.inner.logins.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Hashes `password` on a blocking thread, one hash per core at a time.

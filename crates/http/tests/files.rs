@@ -107,3 +107,53 @@ async fn ranges_and_refusals() {
     let (s, _, _) = get_raw(&app, "/files/cam/link.mp4", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+/// `?t=` on a recording bigger than the 64 MiB the shift once read into
+/// memory: it streams, shifted, instead of a 400 (or 64 MiB per request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeline_shift_streams_a_file_of_any_size() {
+    use reallive_store::mp4::{Sample, media_segment, shift_decode_times};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("cam")).unwrap();
+    // Two fragments around a 70 MiB one: moof + mdat each.
+    let sample = |size: usize| Sample {
+        data: [&[0, 0, 0, 1, 0x65][..], &vec![0x88; size]].concat().into(),
+        duration_90k: 3000,
+        composition_offset_90k: 0,
+        keyframe: true,
+    };
+    let mut file = Vec::new();
+    for (seq, size) in [(1u32, 1000usize), (2, 70 << 20), (3, 1000)] {
+        file.extend_from_slice(&media_segment(seq, u64::from(seq) * 3000, &[sample(size)]));
+    }
+    std::fs::write(dir.path().join("cam/big.mp4"), &file).unwrap();
+    let mut want = file.clone();
+    let shift = 90_000 * 86_400;
+    assert_eq!(shift_decode_times(&mut want, shift), 3);
+
+    let app = Router::new()
+        .route(
+            "/recordings/{*path}",
+            get(
+                |State(root): State<PathBuf>,
+                 Path(p): Path<String>,
+                 axum::extract::Query(q): axum::extract::Query<
+                    std::collections::HashMap<String, u64>,
+                >,
+                 h: HeaderMap| async move {
+                    reallive_http::files::serve_recording(&root, &p, q.get("t").copied(), &h).await
+                },
+            ),
+        )
+        .with_state(dir.path().to_path_buf());
+    let uri = format!("/recordings/cam/big.mp4?t={shift}");
+    let (status, headers, body) = get_raw(&app, &uri, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_LENGTH], file.len().to_string());
+    assert!(body == want, "the whole file, every moof shifted");
+    // A range that starts inside the big mdat and ends in the last moof.
+    let (a, b) = (file.len() - 5000, file.len() - 100);
+    let (status, _, body) = get_raw(&app, &uri, Some(&format!("bytes={a}-{b}"))).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert!(body == want[a..=b]);
+}

@@ -28,8 +28,8 @@
 //! # async fn demo() -> Result<(), reallive_node::NodeError> {
 //! let opts = reallive_node::NodeOptions::new("./data", "127.0.0.1:8080".parse().unwrap());
 //! let node = reallive_node::start(opts).await?;
-//! if let Some(pw) = node.first_admin_password() {
-//!     eprintln!("admin password: {}", pw.expose());
+//! if let Some(file) = node.first_admin_password_file() {
+//!     eprintln!("the admin password is in {}", file.display());
 //! }
 //! node.run(CancellationToken::new()).await
 //! # }
@@ -43,7 +43,9 @@ mod options;
 mod server;
 
 pub use options::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, NodeFlags};
-pub use server::{FIRST_ADMIN, JWT_SECRET_FILE, Node, NodeError, NodeOptions, open_accounts};
+pub use server::{
+    ADMIN_PASSWORD_FILE, FIRST_ADMIN, JWT_SECRET_FILE, Node, NodeError, NodeOptions, open_accounts,
+};
 
 /// Opens the data dir, starts the relay and binds: a node ready to
 /// [`run`](Node::run).

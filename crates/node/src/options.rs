@@ -32,7 +32,8 @@ pub struct NodeFlags {
     pub listen: Option<SocketAddr>,
 
     /// Password for the first admin, used only on first start [default:
-    /// random, printed once].
+    /// random, written to DATA_DIR/admin-password]. On the command line
+    /// every local user can read it: prefer --admin-password-file.
     #[arg(
         long,
         env = "REALLIVE_ADMIN_PASSWORD",
@@ -41,6 +42,15 @@ pub struct NodeFlags {
         value_parser = secret
     )]
     pub admin_password: Option<Secret>,
+
+    /// A file (mode 0600) whose first line is the first admin's password.
+    #[arg(
+        long,
+        env = "REALLIVE_ADMIN_PASSWORD_FILE",
+        value_name = "FILE",
+        conflicts_with = "admin_password"
+    )]
+    pub admin_password_file: Option<PathBuf>,
 
     /// UDP port of the WebRTC relay, shared by every peer [default: 8189].
     #[arg(long, env = "REALLIVE_RTC_PORT", value_name = "PORT")]
@@ -107,7 +117,15 @@ impl NodeOptions {
             bind: SocketAddr::new(listen.ip(), rtc_port),
             public_ips,
         });
-        node.admin_password = flags.admin_password.or(file.admin_password);
+        let from_file = match &flags.admin_password_file {
+            Some(path) => Some(Secret::new(
+                reallive_core::fs::read_secret_file(path).map_err(|e| {
+                    NodeError::Invalid(format!("--admin-password-file {}: {e}", path.display()))
+                })?,
+            )),
+            None => None,
+        };
+        node.admin_password = flags.admin_password.or(from_file).or(file.admin_password);
         node.jwt_secret = file.jwt_secret;
         node.host_names = file.host_names;
         node.api = api;
@@ -161,6 +179,27 @@ mod tests {
             o.relay.unwrap().bind.port(),
             reallive_relay::DEFAULT_RTC_PORT
         );
+    }
+
+    #[test]
+    fn the_admin_password_comes_from_a_private_file() {
+        let dir = std::env::temp_dir().join(format!("reallive-node-opts-{}", std::process::id()));
+        reallive_core::fs::create_private_dir(&dir).unwrap();
+        let file = dir.join("pw");
+        let _ = std::fs::remove_file(&file);
+        reallive_core::fs::write_secret_file(&file, "from the file 1").unwrap();
+        let flags = NodeFlags {
+            admin_password_file: Some(file.clone()),
+            ..NodeFlags::default()
+        };
+        let o = NodeOptions::resolve(ServerSection::default(), flags.clone()).unwrap();
+        assert_eq!(o.admin_password.unwrap().expose(), "from the file 1");
+        // A file others may read is refused, not used.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = NodeOptions::resolve(ServerSection::default(), flags).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

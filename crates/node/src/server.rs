@@ -25,6 +25,10 @@ pub const JWT_SECRET_FILE: &str = "jwt.secret";
 /// The first admin's username.
 pub const FIRST_ADMIN: &str = "admin";
 
+/// Where a generated first-admin password is written (mode 0600) in the
+/// data directory: never to a log or a terminal.
+pub const ADMIN_PASSWORD_FILE: &str = "admin-password";
+
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -120,7 +124,7 @@ pub struct Node {
     listener: TcpListener,
     state: ApiState,
     extra: Router,
-    first_admin_password: Option<Secret>,
+    first_admin_password: Option<(Secret, PathBuf)>,
     live: Option<LiveState>,
     serve: reallive_http::ServeLimits,
     host_names: Vec<String>,
@@ -159,7 +163,26 @@ impl Node {
         let state = ApiState::new(accounts.clone(), keys, opts.api.clone())
             .map_err(|e| AuthError::Internal(e.message))?;
         let first_admin_password = if accounts.is_empty() {
-            create_first_admin(&state, opts.admin_password.clone()).await?
+            match create_first_admin(&state, opts.admin_password.clone()).await? {
+                Some(pw) => {
+                    let path = opts.data_dir.join(ADMIN_PASSWORD_FILE);
+                    let (p, secret) = (path.clone(), pw.clone());
+                    tokio::task::spawn_blocking(move || {
+                        // A file from an earlier first start is stale now.
+                        match std::fs::remove_file(&p) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(e),
+                        }
+                        reallive_core::fs::write_secret_file(&p, secret.expose())
+                    })
+                    .await
+                    .map_err(|e| AuthError::Internal(format!("password file task: {e}")))?
+                    .map_err(io(format!("writing {}", path.display())))?;
+                    Some((pw, path))
+                }
+                None => None,
+            }
         } else {
             None
         };
@@ -208,10 +231,18 @@ impl Node {
         &self.state
     }
 
-    /// The first admin's password, when it was generated at this start. Show
-    /// it to the operator once; it is never logged.
+    /// The first admin's password, when it was generated at this start.
+    /// It is never logged; [`first_admin_password_file`](Self::first_admin_password_file)
+    /// holds it for the operator.
     pub fn first_admin_password(&self) -> Option<&Secret> {
-        self.first_admin_password.as_ref()
+        self.first_admin_password.as_ref().map(|(pw, _)| pw)
+    }
+
+    /// The file (mode 0600, [`ADMIN_PASSWORD_FILE`] in the data directory)
+    /// that holds the generated first-admin password: tell the operator
+    /// where it is, not what it says.
+    pub fn first_admin_password_file(&self) -> Option<&Path> {
+        self.first_admin_password.as_ref().map(|(_, p)| p.as_path())
     }
 
     /// Adds routes (signaling, media) beside the API.

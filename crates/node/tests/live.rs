@@ -116,11 +116,12 @@ async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
         .json();
     let cam = created["camera"]["id"].as_i64().unwrap();
     let key = created["stream_key"].as_str().unwrap().to_string();
-    anon.post(
-        "/api/auth/register",
-        json!({"username": "nogrant", "email": "n@example.com", "password": "password-123"}),
-    )
-    .await;
+    admin
+        .post(
+            "/api/users",
+            json!({"username": "nogrant", "email": "n@example.com", "password": "password-123", "role": "viewer"}),
+        )
+        .await;
     let nogrant = anon.login("nogrant", "password-123").await;
     let nogrant_token = nogrant.token.clone().unwrap();
     let now = std::time::SystemTime::now()

@@ -61,10 +61,10 @@ async fn secrets_never_reach_a_log_line() {
     let mut secrets: Vec<String> = vec![admin_pw.into(), jwt.into()];
     let admin = anon.login("admin", admin_pw).await;
     secrets.push(admin.token.clone().unwrap());
-    let r = anon
+    let r = admin
         .post(
-            "/api/auth/register",
-            json!({"username": "dora", "email": "d@example.com", "password": "dora-secret-pw"}),
+            "/api/users",
+            json!({"username": "dora", "email": "d@example.com", "password": "dora-secret-pw", "role": "viewer"}),
         )
         .await;
     assert_eq!(r.status, 201);

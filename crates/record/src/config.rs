@@ -44,7 +44,7 @@ pub struct ServerSection {
     pub jwt_secret: Option<Secret>,
     /// Token lifetime; default one day.
     pub token_ttl_secs: Option<u64>,
-    /// Whether anyone may create a viewer account; default true.
+    /// Whether anyone may create a viewer account; default false.
     pub allow_registration: Option<bool>,
     /// Origins allowed cross-origin requests; default none (CORS off).
     #[serde(default)]
@@ -193,7 +193,7 @@ pub struct CameraConfig {
 }
 
 /// `[cameras.motion]`: detection settings (see `reallive-motion`).
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default, expecting = "a motion table")]
 pub struct MotionConfig {
     /// Detect motion at all. `mode = "motion"` needs it; with `continuous`
@@ -201,14 +201,19 @@ pub struct MotionConfig {
     /// (the sub-stream when there is one).
     pub enabled: bool,
     /// 1 (only large, sharp changes) to 100 (the faintest).
+    #[schema(minimum = 1, maximum = 100)]
     pub sensitivity: u8,
     /// The share of a zone, in percent, that must change.
+    #[schema(minimum = 0, maximum = 100)]
     pub min_area_percent: f32,
     /// Pictures analysed per second (1 to 15).
+    #[schema(minimum = 1, maximum = 15)]
     pub fps: u32,
     /// Consecutive pictures with motion before an event starts.
+    #[schema(minimum = 1)]
     pub frames_to_start: u32,
     /// Seconds without motion before an event ends.
+    #[schema(minimum = 0, maximum = 3600)]
     pub secs_to_end: f32,
     /// `[[cameras.motion.zones]]`; without an include zone the whole
     /// picture is watched.
@@ -230,7 +235,7 @@ impl Default for MotionConfig {
 }
 
 /// `[[cameras.motion.zones]]`: a polygon in 0..1 picture coordinates.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, expecting = "a zone table")]
 pub struct ZoneConfig {
     /// Named in events.
@@ -239,6 +244,7 @@ pub struct ZoneConfig {
     #[serde(default)]
     pub kind: ZoneKindConfig,
     /// `[[x, y], ...]`, at least three corners, each in 0..1.
+    #[schema(min_items = 3)]
     pub points: Vec<[f32; 2]>,
 }
 
@@ -316,7 +322,9 @@ pub fn motion_overrides_from_toml(
 }
 
 /// Whether a zone is watched or ignored.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ZoneKindConfig {
     /// Motion here counts.
@@ -337,7 +345,18 @@ pub struct CameraRetentionConfig {
 }
 
 /// When a camera records: `mode = "continuous" | "motion" | "off"`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Default,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Deserialize,
+    serde::Serialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordMode {
     /// Always.
@@ -351,7 +370,18 @@ pub enum RecordMode {
 }
 
 /// How RTP travels from a camera: `transport = "tcp" | "udp"`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Default,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Deserialize,
+    serde::Serialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// Interleaved in the RTSP connection: no loss, passes NAT.

@@ -414,6 +414,153 @@ pub fn shift_decode_times(data: &mut [u8], delta_90k: u64) -> usize {
     shifted
 }
 
+/// The largest `moof` [`ShiftedRange`] rewrites; one this big is far past
+/// anything a muxer writes (16 bytes a sample), and passes unshifted.
+pub const MAX_SHIFTED_MOOF_BYTES: u64 = 512 << 10;
+
+/// Bytes `start..end` of a fragmented MP4 as read through `inner`, with
+/// `delta_90k` added to the `tfdt` of every `moof`: the `?t=` timeline
+/// shift of an HLS file, streamed. It walks the top-level box headers from
+/// the start of the file (so a range may begin anywhere, even inside a
+/// `moof`), holds at most one `moof` in memory, and reads everything else
+/// straight through. Sizes and offsets do not change. A file that stops
+/// parsing as boxes is passed through as it is from there on.
+#[derive(Debug)]
+pub struct ShiftedRange<R> {
+    inner: R,
+    /// Where `inner` is positioned, when known.
+    inner_pos: Option<u64>,
+    /// The next file offset to hand out.
+    pos: u64,
+    end: u64,
+    delta_90k: u64,
+    /// The next top-level box header not yet looked at.
+    next_box: u64,
+    /// Bytes below this offset (and at or after `moof`'s end) pass through.
+    passthrough_end: u64,
+    /// The current `moof`, rewritten, and its file offset.
+    moof: Option<(u64, Vec<u8>)>,
+}
+
+impl<R: std::io::Read + std::io::Seek> ShiftedRange<R> {
+    /// Bytes `start..end` (end exclusive) of the file `inner` reads.
+    pub fn new(inner: R, start: u64, end: u64, delta_90k: u64) -> Self {
+        ShiftedRange {
+            inner,
+            inner_pos: None,
+            pos: start,
+            end: end.max(start),
+            delta_90k,
+            next_box: 0,
+            passthrough_end: 0,
+            moof: None,
+        }
+    }
+
+    fn read_at(&mut self, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.inner_pos != Some(at) {
+            self.inner.seek(std::io::SeekFrom::Start(at))?;
+        }
+        self.inner_pos = None;
+        let n = self.inner.read(buf)?;
+        self.inner_pos = Some(at + n as u64);
+        Ok(n)
+    }
+
+    fn read_exact_at(&mut self, at: u64, buf: &mut [u8]) -> std::io::Result<bool> {
+        let mut got = 0;
+        while got < buf.len() {
+            let n = self.read_at(at + got as u64, &mut buf[got..])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            got += n;
+        }
+        Ok(true)
+    }
+
+    /// Finds the box that covers `pos`, loading it if it is a `moof`.
+    fn locate(&mut self) -> std::io::Result<()> {
+        self.moof = None;
+        while self.next_box <= self.pos {
+            let at = self.next_box;
+            let mut head = [0u8; 16];
+            if !self.read_exact_at(at, &mut head[..8])? {
+                self.passthrough_end = u64::MAX;
+                return Ok(());
+            }
+            let size32 = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+            let size = match size32 {
+                // To the end of the file.
+                0 => u64::MAX - at,
+                1 => {
+                    if !self.read_exact_at(at + 8, &mut head[8..16])? {
+                        self.passthrough_end = u64::MAX;
+                        return Ok(());
+                    }
+                    u64::from_be_bytes([
+                        head[8], head[9], head[10], head[11], head[12], head[13], head[14],
+                        head[15],
+                    ])
+                }
+                n => u64::from(n),
+            };
+            if size < 8 {
+                // Not boxes any more: pass the rest through.
+                self.passthrough_end = u64::MAX;
+                return Ok(());
+            }
+            let box_end = at.saturating_add(size);
+            self.next_box = box_end;
+            if box_end <= self.pos {
+                continue;
+            }
+            if &head[4..8] == b"moof" && size <= MAX_SHIFTED_MOOF_BYTES {
+                let mut moof = vec![0u8; size as usize];
+                if self.read_exact_at(at, &mut moof)? {
+                    let delta = self.delta_90k;
+                    rewrite_moof(&mut moof, None, |t| t.saturating_add(delta));
+                    self.moof = Some((at, moof));
+                    self.passthrough_end = at;
+                    return Ok(());
+                }
+            }
+            self.passthrough_end = box_end;
+            return Ok(());
+        }
+        // Inside a box already walked past: it ends at `next_box`.
+        self.passthrough_end = self.next_box;
+        Ok(())
+    }
+}
+
+impl<R: std::io::Read + std::io::Seek> std::io::Read for ShiftedRange<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if self.pos >= self.end || out.is_empty() {
+                return Ok(0);
+            }
+            let want = (self.end - self.pos).min(out.len() as u64) as usize;
+            if let Some((at, moof)) = &self.moof {
+                let off = self.pos - at;
+                if off < moof.len() as u64 {
+                    let n = want.min(moof.len() - off as usize);
+                    out[..n].copy_from_slice(&moof[off as usize..off as usize + n]);
+                    self.pos += n as u64;
+                    return Ok(n);
+                }
+            } else if self.pos < self.passthrough_end {
+                let n = want.min((self.passthrough_end - self.pos).min(want as u64) as usize);
+                let pos = self.pos;
+                let n = self.read_at(pos, &mut out[..n])?;
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.locate()?;
+        }
+    }
+}
+
 /// A fragment the muxer finished.
 #[derive(Clone, Debug)]
 pub struct MuxedFragment {
@@ -684,5 +831,158 @@ mod tests {
         p.pps[0] = Bytes::from_static(&[0x68, 0xee, 0x3c, 0x80]);
         other.params = Arc::new(p);
         assert!(m.push(other).is_err(), "parameter change");
+    }
+
+    /// Every range of a real muxed file, read through [`ShiftedRange`] in
+    /// chunks of any size, is the same bytes as shifting the whole file in
+    /// memory and slicing it: ranges may start and end anywhere.
+    #[test]
+    fn a_shifted_range_streams_what_shifting_in_memory_gives() {
+        let (file, fragments) = mux(frames("ball-160x120-30f.h264", Codec::H264), 9000);
+        assert_eq!(fragments, 3);
+        let delta = 90_000 * 3600;
+        let mut whole = file.to_vec();
+        assert_eq!(shift_decode_times(&mut whole, delta), 3);
+        let len = file.len() as u64;
+        // Every box boundary, one byte either side, and a stride through
+        // the middles.
+        let mut cuts = vec![0, 1, 7, 8, 9, len - 1, len];
+        let mut pos = 0usize;
+        while pos + 8 <= file.len() {
+            let size = u32::from_be_bytes(file[pos..pos + 4].try_into().unwrap()) as usize;
+            for c in [
+                pos.saturating_sub(1),
+                pos,
+                pos + 1,
+                pos + 12,
+                pos + size / 2,
+            ] {
+                cuts.push(c as u64);
+            }
+            pos += size;
+        }
+        cuts.extend((0..len).step_by(97));
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts.retain(|c| *c <= len);
+        for (i, &start) in cuts.iter().enumerate() {
+            for &end in cuts[i..].iter().step_by(3) {
+                for chunk in [1usize, 13, 64 << 10] {
+                    let mut r =
+                        ShiftedRange::new(std::io::Cursor::new(&file[..]), start, end, delta);
+                    let mut got = Vec::new();
+                    let mut buf = vec![0u8; chunk];
+                    loop {
+                        let n = std::io::Read::read(&mut r, &mut buf).unwrap();
+                        if n == 0 {
+                            break;
+                        }
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    assert!(
+                        got == whole[start as usize..end as usize],
+                        "{start}..{end} in chunks of {chunk}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// A file of huge `mdat`s, made up as it is read: streaming it shifted
+    /// holds one small `moof` at a time, never a fragment.
+    #[test]
+    fn a_shifted_range_holds_one_moof_not_the_file() {
+        let frame = frames("ball-160x120-30f.h264", Codec::H264).remove(0);
+        let sample = |t| Sample {
+            data: frame.data.clone(),
+            duration_90k: 3000,
+            composition_offset_90k: 0,
+            keyframe: t == 0,
+        };
+        let seg = media_segment(1, 0, &[sample(0)]);
+        let moof_len = u32::from_be_bytes(seg[0..4].try_into().unwrap()) as usize;
+        let moof = seg[..moof_len].to_vec();
+        // Three fragments: the moof, then a 40 MiB mdat of zeros.
+        const MDAT: u64 = 40 << 20;
+        let frag = moof.len() as u64 + MDAT;
+        struct Made {
+            moof: Vec<u8>,
+            pos: u64,
+            len: u64,
+        }
+        impl std::io::Read for Made {
+            fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+                let frag = self.moof.len() as u64 + MDAT;
+                if self.pos >= self.len {
+                    return Ok(0);
+                }
+                let off = self.pos % frag;
+                let n;
+                if off < self.moof.len() as u64 {
+                    n = out.len().min(self.moof.len() - off as usize);
+                    out[..n].copy_from_slice(&self.moof[off as usize..off as usize + n]);
+                } else {
+                    let in_mdat = off - self.moof.len() as u64;
+                    let mut head = [0u8; 8];
+                    head[..4].copy_from_slice(&(MDAT as u32).to_be_bytes());
+                    head[4..].copy_from_slice(b"mdat");
+                    n = out.len().min((MDAT - in_mdat) as usize);
+                    out[..n].fill(0);
+                    for (i, b) in out[..n].iter_mut().enumerate() {
+                        match head.get(in_mdat as usize + i) {
+                            Some(h) => *b = *h,
+                            None => break,
+                        }
+                    }
+                }
+                self.pos += n as u64;
+                Ok(n)
+            }
+        }
+        impl std::io::Seek for Made {
+            fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+                let std::io::SeekFrom::Start(p) = to else {
+                    unreachable!("ShiftedRange seeks from the start")
+                };
+                self.pos = p;
+                Ok(p)
+            }
+        }
+        let len = 3 * frag;
+        let made = Made { moof, pos: 0, len };
+        let delta = 123_456;
+        // From the middle of the first mdat to the end.
+        let start = frag / 2;
+        let mut r = ShiftedRange::new(made, start, len, delta);
+        let mut buf = vec![0u8; 64 << 10];
+        let (mut total, mut held, mut tfdts) = (0u64, 0usize, Vec::new());
+        let mut at = start;
+        loop {
+            let n = std::io::Read::read(&mut r, &mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            held = held.max(r.moof.as_ref().map_or(0, |(_, m)| m.capacity()));
+            // A moof starts on a fragment boundary; check its tfdt.
+            if at % frag == 0 {
+                let mut m = buf[..n.min(moof_len)].to_vec();
+                let seen = std::cell::Cell::new(None);
+                rewrite_moof(&mut m, None, |t| {
+                    seen.set(Some(t));
+                    t
+                });
+                tfdts.push(seen.get());
+            }
+            at += n as u64;
+            total += n as u64;
+        }
+        assert_eq!(total, len - start);
+        assert_eq!(
+            tfdts,
+            [Some(delta), Some(delta)],
+            "both later moofs shifted"
+        );
+        assert!(held > 0 && held <= moof_len, "held {held} bytes at most");
+        assert!((held as u64) < MAX_SHIFTED_MOOF_BYTES);
     }
 }

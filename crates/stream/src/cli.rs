@@ -1,6 +1,7 @@
 //! The stream flags, for a program's clap parser (feature `cli`): where to
 //! publish ([`PublishFlags`]) and how to sign in ([`LoginFlags`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::{Login, PublishConfig, StreamError};
@@ -11,19 +12,20 @@ use crate::{Login, PublishConfig, StreamError};
 #[derive(Clone, clap::Args)]
 pub struct PublishFlags {
     /// Publish to this RealLive server (http://host:port) over WebRTC.
-    #[arg(long, env = "REALLIVE_SERVER", value_name = "URL", requires_all = ["camera", "key"])]
+    #[arg(long, env = "REALLIVE_SERVER", value_name = "URL", requires = "camera")]
     pub server: Option<String>,
 
     /// Publish with WHIP to this URL (http://host:port/whip/ID) instead of
     /// WS signaling; needs --key.
-    #[arg(long, value_name = "URL", requires = "key", conflicts_with = "server")]
+    #[arg(long, value_name = "URL", conflicts_with = "server")]
     pub whip: Option<String>,
 
     /// The camera's id on the server.
     #[arg(long, env = "REALLIVE_CAMERA", value_name = "ID")]
     pub camera: Option<i64>,
 
-    /// The camera's stream key.
+    /// The camera's stream key. On the command line every local user can
+    /// read it: prefer --key-file or the environment.
     #[arg(
         long,
         env = "REALLIVE_STREAM_KEY",
@@ -31,6 +33,34 @@ pub struct PublishFlags {
         hide_env_values = true
     )]
     pub key: Option<String>,
+
+    /// A file (mode 0600) whose first line is the stream key.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// The flags that put a secret on the command line, and what to use
+/// instead: for [`reallive_core::app::warn_secret_flags`].
+pub const SECRET_FLAGS: [(&str, &str); 3] = [
+    ("--key", "--key-file"),
+    ("--password", "--password-file"),
+    ("--token", "--token-file"),
+];
+
+/// `flag`'s value, or the first line of the file `file_flag` names.
+fn secret(
+    value: Option<String>,
+    file: Option<PathBuf>,
+    file_flag: &str,
+) -> Result<Option<String>, StreamError> {
+    match file {
+        Some(path) => reallive_core::fs::read_secret_file(&path)
+            .map(Some)
+            .map_err(|e| {
+                StreamError::InvalidConfig(format!("{file_flag} {}: {e}", path.display()))
+            }),
+        None => Ok(value),
+    }
 }
 
 impl std::fmt::Debug for PublishFlags {
@@ -40,6 +70,7 @@ impl std::fmt::Debug for PublishFlags {
             .field("whip", &self.whip)
             .field("camera", &self.camera)
             .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("key_file", &self.key_file)
             .finish()
     }
 }
@@ -51,13 +82,13 @@ impl PublishFlags {
     /// `keyframe` does nothing: set it to the capture's keyframe requester.
     pub fn config(self) -> Result<Option<PublishConfig>, StreamError> {
         let missing = |what: &str| StreamError::InvalidConfig(what.to_owned());
+        let key = secret(self.key, self.key_file, "--key-file")?;
         let (server, camera, key, whip) = match (self.server, self.whip) {
             (Some(server), _) => (
                 server,
                 self.camera
                     .ok_or_else(|| missing("--camera is required with --server"))?,
-                self.key
-                    .ok_or_else(|| missing("--key is required with --server"))?,
+                key.ok_or_else(|| missing("--key is required with --server"))?,
                 None,
             ),
             (None, Some(whip)) => (
@@ -67,8 +98,7 @@ impl PublishFlags {
                     .next()
                     .and_then(|s| s.parse().ok())
                     .unwrap_or(0),
-                self.key
-                    .ok_or_else(|| missing("--key is required with --whip"))?,
+                key.ok_or_else(|| missing("--key is required with --whip"))?,
                 Some(whip),
             ),
             (None, None) => return Ok(None),
@@ -88,16 +118,16 @@ impl PublishFlags {
 /// [`LoginFlags::login`]. Its `Debug` never shows the password or token.
 #[derive(Clone, clap::Args)]
 pub struct LoginFlags {
-    /// Sign in as this user (with --password).
+    /// Sign in as this user (with --password-file or --password).
     #[arg(
         long,
         env = "REALLIVE_USERNAME",
-        requires = "password",
-        conflicts_with = "token"
+        conflicts_with_all = ["token", "token_file"]
     )]
     pub username: Option<String>,
 
-    /// The user's password.
+    /// The user's password. On the command line every local user can read
+    /// it: prefer --password-file or the environment.
     #[arg(
         long,
         env = "REALLIVE_PASSWORD",
@@ -106,14 +136,23 @@ pub struct LoginFlags {
     )]
     pub password: Option<String>,
 
-    /// A token that grants `view` on the cameras, instead of a password.
+    /// A file (mode 0600) whose first line is the user's password.
     #[arg(
         long,
-        env = "REALLIVE_TOKEN",
-        hide_env_values = true,
-        required_unless_present = "username"
+        value_name = "FILE",
+        requires = "username",
+        conflicts_with = "password"
     )]
+    pub password_file: Option<PathBuf>,
+
+    /// A token that grants `view` on the cameras, instead of a password.
+    /// Prefer --token-file or the environment.
+    #[arg(long, env = "REALLIVE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+
+    /// A file (mode 0600) whose first line is the token.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for LoginFlags {
@@ -122,6 +161,8 @@ impl std::fmt::Debug for LoginFlags {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("password_file", &self.password_file)
+            .field("token_file", &self.token_file)
             .finish()
     }
 }
@@ -129,11 +170,14 @@ impl std::fmt::Debug for LoginFlags {
 impl LoginFlags {
     /// The sign-in the flags ask for.
     pub fn login(self) -> Result<Login, StreamError> {
-        match (self.username, self.password, self.token) {
+        let password = secret(self.password, self.password_file, "--password-file")?;
+        let token = secret(self.token, self.token_file, "--token-file")?;
+        match (self.username, password, token) {
             (Some(username), Some(password), None) => Ok(Login::Password { username, password }),
             (None, None, Some(t)) => Ok(Login::Token(t)),
             _ => Err(StreamError::InvalidConfig(
-                "give --username and --password, or --token".into(),
+                "give --username and --password-file (or --password), or --token-file (or --token)"
+                    .into(),
             )),
         }
     }
@@ -176,5 +220,85 @@ mod tests {
         assert!(publish(&["--whip", "http://h:1/whip/7"]).is_err());
         let debug = format!("{:?}", Cli::parse_from(["prog", "--key", "secret-key"]));
         assert!(!debug.contains("secret-key"), "{debug}");
+    }
+
+    #[derive(Debug, Parser)]
+    struct LoginCli {
+        #[command(flatten)]
+        login: LoginFlags,
+    }
+
+    fn login(args: &[&str]) -> Result<Login, String> {
+        let cli = LoginCli::try_parse_from(std::iter::once("prog").chain(args.iter().copied()))
+            .map_err(|e| e.kind().to_string())?;
+        cli.login.login().map_err(|e| e.to_string())
+    }
+
+    /// Secrets come from files (mode 0600) instead of the command line;
+    /// the old flags still work.
+    #[test]
+    fn secrets_come_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            reallive_core::fs::write_secret_file(&p, text).unwrap();
+            p.to_str().unwrap().to_owned()
+        };
+        let (key, pw, token) = (
+            file("key", "k-from-file"),
+            file("pw", "pw from file"),
+            file("t", "t.o.k"),
+        );
+
+        let c = publish(&[
+            "--server",
+            "http://h:1",
+            "--camera",
+            "3",
+            "--key-file",
+            &key,
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.key, "k-from-file");
+        assert!(publish(&["--whip", "http://h:1/whip/7", "--key-file", "/nonexistent"]).is_err());
+        assert!(
+            publish(&[
+                "--whip",
+                "http://h:1/whip/7",
+                "--key",
+                "k",
+                "--key-file",
+                &key
+            ])
+            .is_err()
+        );
+
+        match login(&["--username", "u", "--password-file", &pw]).unwrap() {
+            Login::Password { username, password } => {
+                assert_eq!(
+                    (username.as_str(), password.as_str()),
+                    ("u", "pw from file")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        match login(&["--token-file", &token]).unwrap() {
+            Login::Token(t) => assert_eq!(t, "t.o.k"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            login(&["--username", "u", "--password", "old-style"]).unwrap(),
+            Login::Password { .. }
+        ));
+        for bad in [
+            &[][..],
+            &["--username", "u"][..],
+            &["--password-file", &pw][..],
+            &["--username", "u", "--token-file", &token][..],
+            &["--username", "u", "--password", "p", "--password-file", &pw][..],
+        ] {
+            assert!(login(bad).is_err(), "{bad:?}");
+        }
     }
 }

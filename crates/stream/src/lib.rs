@@ -81,7 +81,7 @@ mod subscribe;
 use std::fmt::Debug;
 
 #[cfg(feature = "cli")]
-pub use cli::{LoginFlags, PublishFlags};
+pub use cli::{LoginFlags, PublishFlags, SECRET_FLAGS};
 pub use login::{Credential, Login, SignedIn, Token, login};
 pub use publish::{MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, WebRtcPublisher};
 pub use reconnect::{ReconnectingSession, SessionState};

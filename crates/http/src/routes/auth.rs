@@ -87,20 +87,33 @@ fn token_response(state: &ApiState, user: User) -> TokenResponse {
     }
 }
 
-/// Creates a viewer account with no grants.
+/// What registering answers, whether or not the name was free.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisterResponse {
+    /// Always the same text: sign in to find out.
+    pub message: String,
+}
+
+/// The one answer to a well-formed registration, so it never tells a
+/// stranger whether a username or email is taken.
+pub const REGISTER_ANSWER: &str =
+    "if the username and email were free, the account now exists: sign in with it";
+
+/// Creates a viewer account with no grants, when registration is open
+/// (`allow_registration`, off by default). A taken username or email gets
+/// the same answer, after the same work, as a free one.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
-        (status = 201, body = UserResponse),
+        (status = 202, body = RegisterResponse, description = "the same answer whether or not the name was free"),
         (status = 400, body = ErrorBody, description = "a rule broken"),
         (status = 403, body = ErrorBody, description = "registration is closed"),
-        (status = 409, body = ErrorBody, description = "username or email taken"),
         (status = 429, body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<ApiState>,
     PeerIp(ip): PeerIp,
     ApiJson(req): ApiJson<RegisterRequest>,
-) -> Result<(StatusCode, ApiJson<UserResponse>), ApiError> {
+) -> Result<(StatusCode, ApiJson<RegisterResponse>), ApiError> {
     if !state.options().allow_registration {
         return Err(ApiError::forbidden("registration is closed"));
     }
@@ -110,7 +123,7 @@ pub async fn register(
     // Hashing is the expensive part: registering is limited like logging in.
     state.rate_limit(ip, None)?;
     let password_hash = state.hash_password(req.password).await?;
-    let user = state
+    match state
         .accounts()
         .create_user(NewUser {
             username: req.username,
@@ -118,9 +131,20 @@ pub async fn register(
             password_hash,
             role: Role::Viewer,
         })
-        .await?;
-    tracing::info!(user = user.id, username = %user.username, "registered");
-    Ok((StatusCode::CREATED, ApiJson(UserResponse { user })))
+        .await
+    {
+        Ok(user) => tracing::info!(user = user.id, username = %user.username, "registered"),
+        Err(reallive_auth::AuthError::Conflict(_)) => {
+            tracing::info!("a registration for a taken username or email was ignored")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        ApiJson(RegisterResponse {
+            message: REGISTER_ANSWER.to_owned(),
+        }),
+    ))
 }
 
 /// Exchanges a username and password for a token.
@@ -152,6 +176,7 @@ pub async fn login(
         None => (None, None),
     };
     let ok = state.verify_password(phc, req.password).await?;
+    state.login_outcome(ip, &req.username, ok && user.is_some());
     match user {
         Some(user) if ok => {
             state.metrics().login(LoginOutcome::Ok);
@@ -211,7 +236,9 @@ pub async fn change_password(
         .snapshot()
         .user_by_name(&user.username)
         .map(|(_, h)| h.to_string());
-    if !state.verify_password(phc, req.current_password).await? {
+    let ok = state.verify_password(phc, req.current_password).await?;
+    state.login_outcome(ip, &user.username, ok);
+    if !ok {
         return Err(ApiError::unauthenticated("the current password is wrong"));
     }
     let password_hash = state.hash_password(req.new_password).await?;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::{OpenApi as _, ToSchema};
 
 use crate::error::ErrorBody;
-use crate::extract::PeerIp;
+use crate::extract::{OptionalUser, PeerIp};
 use crate::{ApiError, ApiJson, ApiState};
 
 /// The system routes.
@@ -21,12 +21,21 @@ pub fn router() -> Router<ApiState> {
         .route("/api/openapi.json", get(openapi))
 }
 
-/// Liveness, with nothing sensitive in it.
+/// Liveness. A stranger learns only `status`; a signed-in user also
+/// gets the version, uptime, database state and what the program adds.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// `ok`, or `degraded` when the database does not answer or the
     /// program reports a warning (the NVR: free space under the floor).
     pub status: &'static str,
+    /// The details, for a signed-in user only.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<HealthDetails>,
+}
+
+/// What `/api/health` tells a signed-in user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HealthDetails {
     /// The server's version.
     pub version: &'static str,
     /// Seconds since start.
@@ -40,10 +49,13 @@ pub struct Health {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Health.
-#[utoipa::path(get, path = "/api/health", tag = "system",
+/// Health: `ok` or `degraded` for anyone; details with a valid token.
+#[utoipa::path(get, path = "/api/health", tag = "system", security((), ("bearer" = [])),
     responses((status = 200, body = Health), (status = 503, body = Health, description = "the database does not answer")))]
-pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
+pub async fn health(
+    State(state): State<ApiState>,
+    OptionalUser(user): OptionalUser,
+) -> impl IntoResponse {
     let db_ok = state.accounts().ping().await;
     let extra = state.health_extra();
     let warned = extra
@@ -52,10 +64,12 @@ pub async fn health(State(state): State<ApiState>) -> impl IntoResponse {
         .is_some_and(|w| !w.is_empty());
     let body = Health {
         status: if db_ok && !warned { "ok" } else { "degraded" },
-        version: env!("CARGO_PKG_VERSION"),
-        uptime_secs: state.uptime().as_secs(),
-        db: if db_ok { "ok" } else { "error" },
-        extra,
+        details: user.map(|_| HealthDetails {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_secs: state.uptime().as_secs(),
+            db: if db_ok { "ok" } else { "error" },
+            extra,
+        }),
     };
     let status = if db_ok {
         StatusCode::OK
