@@ -48,6 +48,8 @@ pub struct ApiError {
     status: Option<(StatusCode, &'static str)>,
     /// Seconds, for 429 and 503.
     retry_after_secs: Option<u64>,
+    /// A 5xx whose message is meant for the client (a limit, not a fault).
+    public: bool,
 }
 
 impl ApiError {
@@ -58,6 +60,17 @@ impl ApiError {
             message: message.into(),
             status: None,
             retry_after_secs: None,
+            public: false,
+        }
+    }
+
+    /// 503 with `Retry-After` and `message` shown as it is: the server is
+    /// at a limit (too many connections), not broken.
+    pub fn busy(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs.max(1)),
+            public: true,
+            ..ApiError::new(ErrorKind::Unavailable, message)
         }
     }
 
@@ -182,7 +195,7 @@ impl IntoResponse for ApiError {
         let code = self
             .status
             .map_or_else(|| status_for(self.kind).1, |(_, c)| c);
-        let message = if status.is_server_error() {
+        let message = if status.is_server_error() && !self.public {
             // Logged here, once; the client gets no internals.
             tracing::error!(code, message = %self.message, "request failed");
             "internal error".to_string()

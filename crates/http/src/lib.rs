@@ -64,6 +64,7 @@
 
 #![warn(missing_docs)]
 
+mod clients;
 mod error;
 pub mod extract;
 pub mod files;
@@ -86,6 +87,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
+pub use clients::{ClientSlot, ClientSlots};
 pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
 pub use extract::{AuthUser, MediaUser, OptionalUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};

@@ -2,7 +2,10 @@
 //! limits `axum::serve` lacks. A client that opens a connection and sends
 //! no complete request head within [`ServeLimits::header_read_timeout`] is
 //! cut off, and at most [`ServeLimits::max_connections`] connections are
-//! open at once (the next wait in the kernel's accept queue). Each request
+//! open at once (the next wait in the kernel's accept queue), of which one
+//! client (an IPv4 address, an IPv6 /64) holds at most
+//! [`ServeLimits::max_connections_per_client`]: more from it are closed at
+//! once, so one address cannot hold the server. Each request
 //! carries `ConnectInfo<SocketAddr>`, as with
 //! `into_make_service_with_connect_info`.
 
@@ -28,6 +31,9 @@ pub struct ServeLimits {
     /// HTTP connections open at once. (A connection upgraded to a
     /// WebSocket leaves the count: the live shell bounds those.)
     pub max_connections: usize,
+    /// HTTP connections one client holds at once (by
+    /// `reallive_auth::client_bucket`); another from it is closed on accept.
+    pub max_connections_per_client: usize,
     /// At shutdown, requests in flight get this long to finish.
     pub shutdown_grace: Duration,
 }
@@ -37,6 +43,7 @@ impl Default for ServeLimits {
         ServeLimits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_client: 256,
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -54,6 +61,7 @@ pub async fn serve(
     let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
     let closing = tokio_util::sync::CancellationToken::new();
+    let per_client = crate::ClientSlots::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -74,6 +82,11 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Some(client) = per_client.take(peer.ip(), limits.max_connections_per_client) else {
+            tracing::debug!(%peer, "too many connections from one client; closed");
+            drop(stream);
+            continue;
         };
         let app = app.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -100,6 +113,7 @@ pub async fn serve(
                 tracing::debug!(%peer, "connection: {e}");
             }
             drop(permit);
+            drop(client);
         });
     }
     drop(listener);
@@ -183,6 +197,58 @@ mod tests {
             .await
             .expect("served once a slot freed");
         assert!(r.ends_with("127.0.0.1"), "{r}");
+        drop(b);
+        stop.cancel();
+    }
+
+    /// One address holds at most its share: another connection from it is
+    /// closed at once, while a second address is still served.
+    #[tokio::test]
+    async fn one_client_holds_at_most_its_share() {
+        let limits = ServeLimits {
+            max_connections: 8,
+            max_connections_per_client: 2,
+            ..ServeLimits::default()
+        };
+        let (addr, stop) = start(limits).await;
+        let from = |last: u8| {
+            let s = tokio::net::TcpSocket::new_v4().unwrap();
+            s.bind(SocketAddr::from(([127, 0, 0, last], 0))).unwrap();
+            s
+        };
+        let a = from(2).connect(addr).await.unwrap();
+        let b = from(2).connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The third from 127.0.0.2 is closed without an answer.
+        let mut c = from(2).connect(addr).await.unwrap();
+        c.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .ok();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "closed, not served: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        // Another address is served meanwhile.
+        let r = tokio::time::timeout(Duration::from_secs(5), get_peer(addr))
+            .await
+            .expect("another client is served");
+        assert!(r.ends_with("127.0.0.1"), "{r}");
+        // A freed place is given back.
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut d = from(2).connect(addr).await.unwrap();
+        d.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), d.read_to_end(&mut buf))
+            .await
+            .expect("answered")
+            .unwrap();
+        assert!(String::from_utf8_lossy(&buf).contains("127.0.0.2"));
         drop(b);
         stop.cancel();
     }

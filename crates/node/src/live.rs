@@ -34,6 +34,9 @@ pub struct LiveLimits {
     pub join_timeout: std::time::Duration,
     /// Signaling sockets open at once; the next upgrade is a 503.
     pub max_sockets: usize,
+    /// Signaling sockets one client (an IPv4 address, an IPv6 /64) holds at
+    /// once; its next upgrade is a 503, so one address cannot take them all.
+    pub max_sockets_per_client: usize,
     /// WHEP viewer sessions one user holds at once; the next is a 429.
     pub sessions_per_user: usize,
     /// SDP offers being answered at once; another gets a `rate_limited`
@@ -46,6 +49,7 @@ impl Default for LiveLimits {
         LiveLimits {
             join_timeout: std::time::Duration::from_secs(10),
             max_sockets: 1024,
+            max_sockets_per_client: 256,
             sessions_per_user: 16,
             offers_in_flight: 64,
         }
@@ -72,6 +76,8 @@ struct Inner {
     /// Session rows for publishers, by relay session.
     rows: Mutex<HashMap<SessionId, i64>>,
     limits: LiveLimits,
+    /// Signaling sockets per client.
+    socket_clients: reallive_http::ClientSlots,
     /// Permits for offers being answered.
     offers: Arc<tokio::sync::Semaphore>,
 }
@@ -252,6 +258,7 @@ impl LiveState {
                 http_sessions: Mutex::new(HashMap::new()),
                 rows: Mutex::new(HashMap::new()),
                 limits,
+                socket_clients: reallive_http::ClientSlots::default(),
                 offers: Arc::new(tokio::sync::Semaphore::new(limits.offers_in_flight.max(1))),
             }),
         };
@@ -620,19 +627,39 @@ pub fn router(live: LiveState) -> Router {
         .with_state(live)
 }
 
-async fn ws_upgrade(State(live): State<LiveState>, ws: WebSocketUpgrade) -> Response {
+async fn ws_upgrade(
+    State(live): State<LiveState>,
+    reallive_http::PeerIp(ip): reallive_http::PeerIp,
+    ws: WebSocketUpgrade,
+) -> Response {
     if lock(&live.inner.conns).len() >= live.inner.limits.max_sockets {
-        return ApiError::new(
-            ErrorKind::Unavailable,
-            "too many signaling connections; try again",
-        )
-        .into_response();
+        return ApiError::busy("too many signaling connections; try again", 5).into_response();
     }
+    let slot = match ip {
+        Some(ip) => match live
+            .inner
+            .socket_clients
+            .take(ip, live.inner.limits.max_sockets_per_client)
+        {
+            Some(slot) => Some(slot),
+            None => {
+                return ApiError::busy(
+                    "too many signaling connections from this address; try again",
+                    5,
+                )
+                .into_response();
+            }
+        },
+        None => None,
+    };
     // Frames up to 1 MiB are read so an oversized one (over 64 KiB) can be
     // answered with an error; beyond that the connection is simply dropped.
     ws.max_message_size(1 << 20)
         .max_frame_size(1 << 20)
-        .on_upgrade(move |socket| connection(live, socket))
+        .on_upgrade(move |socket| async move {
+            connection(live, socket).await;
+            drop(slot);
+        })
 }
 
 async fn connection(live: LiveState, mut socket: WebSocket) {

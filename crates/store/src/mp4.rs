@@ -365,6 +365,8 @@ pub fn rewrite_moof(
     else {
         return false;
     };
+    // Writes stay inside the tfdt and mfhd bodies: a short box must not
+    // let them spill into the next one.
     let at = tfdt.start + 4;
     match body.get(tfdt.start) {
         Some(1) if body.len() >= at + 8 => {
@@ -818,6 +820,52 @@ mod tests {
         assert_eq!(scanned.valid_len, file.len() as u64);
     }
 
+    /// Found with `fuzz/fuzz_targets/fmp4_scan.rs`: a version-1 `tfdt`
+    /// with no room for its time, followed by a `trun`, had the rewrite
+    /// write the new time over the trun's header.
+    #[test]
+    fn fuzz_a_short_tfdt_is_not_written_past() {
+        fn mp4_box(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+            let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(fourcc);
+            b.extend_from_slice(body);
+            b
+        }
+        let trun = mp4_box(
+            b"trun",
+            &[0, 0, 3, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x0b, 0xb8],
+        );
+        let traf = [
+            mp4_box(b"tfhd", &[0, 2, 0, 0, 0, 0, 0, 1]),
+            mp4_box(b"tfdt", &[1, 0, 0, 0]),
+            trun,
+        ]
+        .concat();
+        let moof = mp4_box(
+            b"moof",
+            &[
+                mp4_box(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 1]),
+                mp4_box(b"traf", &traf),
+            ]
+            .concat(),
+        );
+        let mut m = moof.clone();
+        assert!(!rewrite_moof(&mut m, Some(7), |t| t + 90_000));
+        assert_eq!(m, moof);
+        // A short mfhd is left alone (the sequence number went over the
+        // traf's size), while a whole tfdt is still rewritten.
+        let traf = mp4_box(
+            b"traf",
+            &mp4_box(b"tfdt", &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5]),
+        );
+        let moof = mp4_box(b"moof", &[mp4_box(b"mfhd", &[0, 0, 0, 0]), traf].concat());
+        let mut m = moof.clone();
+        assert!(rewrite_moof(&mut m, Some(7), |t| t + 1));
+        let mut expected = moof;
+        *expected.last_mut().unwrap() = 6;
+        assert_eq!(m, expected);
+    }
+
     #[test]
     fn refuses_bad_input() {
         let f = frames("ball-160x120-30f.h264", Codec::H264);
@@ -964,7 +1012,7 @@ mod tests {
             }
             held = held.max(r.moof.as_ref().map_or(0, |(_, m)| m.capacity()));
             // A moof starts on a fragment boundary; check its tfdt.
-            if at % frag == 0 {
+            if at.is_multiple_of(frag) {
                 let mut m = buf[..n.min(moof_len)].to_vec();
                 let seen = std::cell::Cell::new(None);
                 rewrite_moof(&mut m, None, |t| {
