@@ -107,7 +107,10 @@ fn a_secret_on_the_command_line_is_warned_about() {
         err.contains("--token puts a secret on the command line") && err.contains("--token-file"),
         "{err}"
     );
-    assert!(!err.contains("t2"), "the warning never shows the secret: {err}");
+    assert!(
+        !err.contains("t2"),
+        "the warning never shows the secret: {err}"
+    );
     let (_, err) = puller(&["--camera", "1", "--preview"]);
     assert!(!err.contains("command line"), "{err}");
 }
