@@ -17,6 +17,10 @@
 //!
 //! The recorders themselves are the program's: this asks them through
 //! [`CameraRegistry`]. A camera the user may not see is a 404.
+//!
+//! Every handler carries its `#[utoipa::path]` (tag `nvr`: only
+//! `reallive-nvr` serves these), with the role it needs in its
+//! description and in `x-reallive-role`.
 
 use std::sync::Arc;
 
@@ -33,7 +37,9 @@ use reallive_record::transcode::Transcoder;
 use reallive_store::Store;
 use reallive_store::retention::RetentionPolicy;
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::error::ErrorBody;
 use crate::{ApiError, ApiJson, ApiPath, ApiState, AuthUser};
 use reallive_record::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 
@@ -103,26 +109,41 @@ pub fn router(state: NvrState) -> Router {
         .with_state(state)
 }
 
-/// One camera's recorder.
-#[derive(Debug, Serialize)]
+/// One camera's recorder. (In the document `RecorderStatus`: the accounts'
+/// `CameraStatus` is a camera's online status.)
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = RecorderStatus)]
 struct CameraStatus {
+    /// The camera.
     id: i64,
+    /// Its name.
     name: String,
+    /// `starting`, `running`, `unhealthy`, `backoff` or `stopped`.
     state: &'static str,
+    /// Frames per second, lately.
     fps: f64,
+    /// Kilobits per second, lately.
     bitrate_kbps: f64,
+    /// Since the last frame; `null` before the first.
     last_frame_age_ms: Option<u64>,
+    /// Restarts so far.
     restarts: u32,
+    /// Why it last failed.
     last_error: Option<String>,
+    /// `h264` or `h265`, once the stream is known.
     codec: Option<&'static str>,
+    /// Picture width, once known.
     width: Option<u32>,
+    /// Picture height, once known.
     height: Option<u32>,
     /// The stream may carry B-frames: browsers cannot play it live as is.
     b_frames: bool,
     /// H.264 without B-frames: what WebRTC viewers can play as it is.
     /// H.265 is recorded but not shown live.
     browser_playable: bool,
+    /// Frames recorded since the start.
     frames: u64,
+    /// Bytes recorded since the start.
     bytes: u64,
 }
 
@@ -165,6 +186,11 @@ fn camera(s: &NvrState, user: &User, id: i64, need: Permission) -> Result<String
     s.api.camera_access(user, id, need)
 }
 
+/// Every camera the caller may see, with its recorder's state. Needs: any
+/// signed-in user (each camera: `view`).
+#[utoipa::path(get, path = "/api/status", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("user"))),
+    responses((status = 200, body = Vec<CameraStatus>), (status = 401, body = ErrorBody)))]
 async fn status(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -180,20 +206,35 @@ async fn status(
     Ok(ApiJson(list))
 }
 
-#[derive(Debug, Serialize)]
+/// One recorder's status and its recent state changes.
+#[derive(Debug, Serialize, ToSchema)]
 struct WorkerDetail {
     #[serde(flatten)]
     status: CameraStatus,
+    /// Oldest first.
     history: Vec<ChangeItem>,
 }
 
-#[derive(Debug, Serialize)]
+/// A state change.
+#[derive(Debug, Serialize, ToSchema)]
 struct ChangeItem {
+    /// When, in Unix ms.
     at_ms: i64,
+    /// The new state.
     state: &'static str,
+    /// Why.
     reason: String,
 }
 
+/// One camera's recorder, with its recent state changes. Needs: `view` on
+/// the camera.
+#[utoipa::path(get, path = "/api/workers/{id}", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:view"))),
+    params(("id" = i64, Path, description = "camera id")),
+    responses(
+        (status = 200, body = WorkerDetail), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such camera, or it has no recorder"),
+    ))]
 async fn worker(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -219,6 +260,14 @@ async fn worker(
     }))
 }
 
+/// Starts the camera's recorder. Needs: `control` on the camera.
+#[utoipa::path(post, path = "/api/cameras/{id}/start", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:control"))),
+    params(("id" = i64, Path, description = "camera id")),
+    responses(
+        (status = 202, description = "starting"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
 async fn start(
     state: State<NvrState>,
     user: AuthUser,
@@ -227,6 +276,15 @@ async fn start(
     control(state, user, id, true).await
 }
 
+/// Stops the camera's recorder until it is started. Needs: `control` on the
+/// camera.
+#[utoipa::path(post, path = "/api/cameras/{id}/stop", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:control"))),
+    params(("id" = i64, Path, description = "camera id")),
+    responses(
+        (status = 202, description = "stopping"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
 async fn stop(
     state: State<NvrState>,
     user: AuthUser,
@@ -236,12 +294,25 @@ async fn stop(
 }
 
 /// `POST /api/cameras/{id}/trigger`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TriggerBody {
+    /// How long to record.
+    #[schema(minimum = 1, maximum = 3600)]
     seconds: u32,
 }
 
+/// Records the camera for `seconds` as if motion were seen (an external
+/// alarm). Needs: `control` on the camera.
+#[utoipa::path(post, path = "/api/cameras/{id}/trigger", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:control"))),
+    params(("id" = i64, Path, description = "camera id")), request_body = TriggerBody,
+    responses(
+        (status = 202, description = "recording"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the camera is not recording now"),
+    ))]
 async fn trigger(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -256,8 +327,10 @@ async fn trigger(
         ));
     }
     if !s.workers.trigger(id, body.seconds) {
-        return Err(ApiError::new(
-            reallive_core::ErrorKind::Unavailable,
+        // The camera's state, not the server's: a 409, never a 5xx.
+        return Err(ApiError::with_status(
+            StatusCode::CONFLICT,
+            "conflict",
             "the camera is not recording now",
         ));
     }
@@ -286,28 +359,47 @@ async fn control(
     Ok(StatusCode::ACCEPTED)
 }
 
-#[derive(Debug, Serialize)]
+/// The recordings' volume and each visible camera's share of it.
+#[derive(Debug, Serialize, ToSchema)]
 struct StorageReport {
+    /// Free on the recordings' volume.
     free_bytes: u64,
+    /// The volume's size.
     total_bytes: u64,
     /// Retention keeps at least this much free.
     floor_bytes: u64,
+    /// The cameras the caller may see.
     cameras: Vec<CameraStorage>,
+    /// Storage warnings now (free space under the floor, failed writes).
     warnings: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One camera's recordings.
+#[derive(Debug, Serialize, ToSchema)]
 struct CameraStorage {
+    /// The camera.
     id: i64,
+    /// Its name.
     name: String,
+    /// Recordings kept.
     recordings: u64,
+    /// Their bytes.
     bytes: u64,
+    /// The oldest recording's start, Unix ms.
     oldest_ms: Option<i64>,
+    /// The newest recording's start, Unix ms.
     newest_ms: Option<i64>,
+    /// Retention by age; `null`: none.
     max_age_days: Option<f64>,
+    /// Retention by size; `null`: none.
     max_bytes: Option<u64>,
 }
 
+/// Bytes per camera, free space and retention. Needs: any signed-in user
+/// (each camera: `view`).
+#[utoipa::path(get, path = "/api/storage", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("user"))),
+    responses((status = 200, body = StorageReport), (status = 401, body = ErrorBody)))]
 async fn storage(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -351,32 +443,57 @@ async fn storage(
 }
 
 /// `/api/transcoding/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TranscodingReport {
+    /// `[transcoding]` is on.
     enabled: bool,
     /// `off`, `waiting` (outside the window), `idle` or `running`.
     state: &'static str,
+    /// When jobs may run, as configured.
     window: Option<String>,
+    /// Recordings older than this are transcoded.
     older_than_days: Option<f64>,
+    /// Jobs at once.
     max_jobs: usize,
+    /// Jobs running now.
     running: Vec<TranscodingJob>,
+    /// Jobs done since the start.
     completed: u64,
+    /// Jobs failed since the start.
     failed: u64,
+    /// Bytes of the recordings transcoded, before.
     bytes_before: u64,
+    /// Their bytes after.
     bytes_after: u64,
+    /// The difference.
     bytes_saved: u64,
+    /// The last failure.
     last_error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A transcode job.
+#[derive(Debug, Serialize, ToSchema)]
 struct TranscodingJob {
+    /// The recording.
     recording_id: i64,
+    /// Its camera, by the store's name.
     camera: String,
+    /// Its file, under the store.
     path: String,
+    /// Its bytes.
     bytes: u64,
+    /// When the job started, Unix ms.
     started_ms: i64,
 }
 
+/// The H.265 transcoder: state, window, jobs running, completed, failed,
+/// bytes saved. Needs: admin.
+#[utoipa::path(get, path = "/api/transcoding/status", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
+    responses(
+        (status = 200, body = TranscodingReport), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
 async fn transcoding(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -429,6 +546,15 @@ async fn transcoding(
     }))
 }
 
+/// The camera's motion settings, as `[cameras.motion]`. Needs: `view` on
+/// the camera.
+#[utoipa::path(get, path = "/api/cameras/{id}/motion", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:view"))),
+    params(("id" = i64, Path, description = "camera id")),
+    responses(
+        (status = 200, body = MotionConfig), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such camera, or not an RTSP source"),
+    ))]
 async fn get_motion(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -445,6 +571,17 @@ async fn get_motion(
     Ok(ApiJson(motion))
 }
 
+/// Replaces the camera's motion settings, applied at once and kept across
+/// restarts. Needs: admin.
+#[utoipa::path(put, path = "/api/cameras/{id}/motion", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
+    params(("id" = i64, Path, description = "camera id")), request_body = MotionConfig,
+    responses(
+        (status = 200, body = MotionConfig),
+        (status = 400, body = ErrorBody, description = "a setting out of range, or motion off for a camera in `mode = \"motion\"`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn put_motion(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -502,19 +639,33 @@ impl SourceItem {
 }
 
 /// One RTSP source, as the API shows it: passwords redacted.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct SourceItem {
+    /// The camera.
     id: i64,
+    /// Its name.
     name: String,
+    /// The main stream, its password redacted.
     url: String,
+    /// The sub-stream, its password redacted.
     sub_url: Option<String>,
+    /// When it records.
     mode: RecordMode,
+    /// How RTP travels.
     transport: Transport,
+    /// Restarts before giving up; `null`: never give up.
     max_restarts: Option<u32>,
     /// `config` (the file) or `api`.
     from: &'static str,
 }
 
+/// Every RTSP source, URLs redacted. Needs: admin.
+#[utoipa::path(get, path = "/api/nvr/cameras", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
+    responses(
+        (status = 200, body = Vec<SourceItem>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ))]
 async fn sources(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -530,39 +681,67 @@ async fn sources(
     Ok(ApiJson(list))
 }
 
-/// `POST /api/nvr/cameras`: the fields of a `[[cameras]]` entry.
-#[derive(Debug, serde::Deserialize, Serialize)]
+/// `POST /api/nvr/cameras`: the fields of a `[[cameras]]` entry, checked
+/// as the config file's are.
+#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewSource {
+    /// 1 to 64 of A-Z, a-z, 0-9, `_` and `-` (it names a directory);
+    /// unique.
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
     name: String,
+    /// The main stream: `rtsp://[user:password@]host[:port]/path`.
     url: String,
+    /// A smaller stream for motion detection.
     #[serde(skip_serializing_if = "Option::is_none")]
     sub_url: Option<String>,
+    /// Defaults to `continuous`.
     #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<RecordMode>,
+    /// Defaults to `tcp`.
     #[serde(skip_serializing_if = "Option::is_none")]
     transport: Option<Transport>,
+    /// Restarts before giving up; absent: never give up.
     #[serde(skip_serializing_if = "Option::is_none")]
     max_restarts: Option<u32>,
+    /// This camera's retention; absent: the default.
     #[serde(skip_serializing_if = "Option::is_none")]
     retention: Option<NewRetention>,
+    /// Seconds kept before an event (`mode = "motion"`); at most 60.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(maximum = 60)]
     pre_roll_secs: Option<u32>,
+    /// Seconds kept after an event.
     #[serde(skip_serializing_if = "Option::is_none")]
     post_roll_secs: Option<u32>,
+    /// `[cameras.motion]`.
     #[serde(skip_serializing_if = "Option::is_none")]
     motion: Option<reallive_record::config::MotionConfig>,
 }
 
-#[derive(Debug, serde::Deserialize, Serialize)]
+/// A camera's retention.
+#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRetention {
+    /// Recordings older than this go.
     #[serde(skip_serializing_if = "Option::is_none")]
     max_age_days: Option<u32>,
+    /// The oldest recordings go beyond this many bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
     max_bytes: Option<u64>,
 }
 
+/// Adds an RTSP camera and starts recording it; it is kept across
+/// restarts. Needs: admin.
+#[utoipa::path(post, path = "/api/nvr/cameras", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
+    request_body = NewSource,
+    responses(
+        (status = 201, body = SourceItem),
+        (status = 400, body = ErrorBody, description = "a field breaks a rule of `[[cameras]]`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the name is taken"),
+    ))]
 async fn add_source(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,
@@ -583,6 +762,16 @@ async fn add_source(
     Ok((StatusCode::CREATED, ApiJson(item)))
 }
 
+/// Stops recording a camera added through the API and forgets its source;
+/// its recordings and its camera stay. Needs: admin.
+#[utoipa::path(delete, path = "/api/nvr/cameras/{id}", tag = "nvr", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
+    params(("id" = i64, Path, description = "camera id")),
+    responses(
+        (status = 204, description = "removed"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the camera is in the config file: remove it there"),
+    ))]
 async fn remove_source(
     State(s): State<NvrState>,
     AuthUser(user): AuthUser,

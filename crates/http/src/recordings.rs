@@ -13,6 +13,10 @@
 //! | GET | `/api/cameras/{id}/live.m3u8` | HLS of the newest fragments |
 //! | GET | `/api/cameras/{id}/files/{path}?t=` | a recording, by byte range |
 //! | GET | `/api/cameras/{id}/export.mp4?start=&end=` | one MP4, with HTTP Range |
+//!
+//! Every handler carries its `#[utoipa::path]` (tag `recordings`), with
+//! the camera permission it needs under [`ApiAccess`] in its description
+//! and in `x-reallive-role`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path as UrlPath, Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,8 +33,10 @@ use reallive_auth::Permission;
 use reallive_core::ErrorKind;
 use reallive_store::{Store, TimeRange};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use crate::ApiError;
+use crate::error::ErrorBody;
+use crate::{ApiError, ApiPath};
 
 /// The longest range one export may cover.
 pub const MAX_EXPORT: Duration = Duration::from_secs(6 * 3600);
@@ -371,28 +377,52 @@ impl LocalPlayback {
     /// Serves until `stop` fires.
     pub fn spawn(self, stop: tokio_util::sync::CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let serve = axum::serve(
+            // The same listener limits as the servers': a head timeout,
+            // a connection cap and a share per client.
+            let served = crate::serve(
                 self.listener,
-                self.app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.cancelled().await });
-            if let Err(e) = serve.await {
+                self.app,
+                crate::ServeLimits::default(),
+                stop.cancelled_owned(),
+            );
+            if let Err(e) = served.await {
                 tracing::error!("playback server: {e}");
             }
         })
     }
 }
 
+/// An MP4 file's bytes, in the document: `type: string, format: binary`.
+struct Mp4;
+
+impl utoipa::PartialSchema for Mp4 {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Mp4 {}
+
 /// One recording in the list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct RecordingItem {
+    /// The recording.
     id: i64,
+    /// Its camera.
     camera_id: i64,
+    /// Its first frame, Unix ms.
     start_ms: i64,
+    /// Its end, Unix ms.
     end_ms: i64,
+    /// Its file's size.
     bytes: u64,
     /// `h264` or `h265` (after transcoding).
     codec: &'static str,
+    /// `writing` while it is written, then `complete`.
     state: String,
 }
 
@@ -442,6 +472,22 @@ fn camera_param(q: &HashMap<String, String>) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::new(ErrorKind::InvalidArgument, "camera must be an id"))
 }
 
+/// The camera's recordings overlapping `start..end`. Needs: `playback` on
+/// the camera.
+#[utoipa::path(get, path = "/api/recordings", tag = "recordings",
+    security(("bearer" = []), ("token" = [])),
+    extensions(("x-reallive-role" = json!("camera:playback"))),
+    params(
+        ("camera" = i64, Query, description = "camera id"),
+        ("start" = Option<i64>, Query, description = "Unix ms; absent: from the first"),
+        ("end" = Option<i64>, Query, description = "Unix ms; absent: to the last"),
+    ),
+    responses(
+        (status = 200, body = Vec<RecordingItem>),
+        (status = 400, body = ErrorBody, description = "no camera, or a time that is not Unix ms"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn list(
     State(s): State<RecordingsState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -467,18 +513,40 @@ async fn list(
 }
 
 /// One event in the list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct EventItem {
+    /// The event.
     id: i64,
+    /// Its camera.
     camera_id: i64,
+    /// `motion` or `trigger`.
     kind: String,
+    /// When it began, Unix ms.
     start_ms: i64,
     /// `null` while it lasts.
     end_ms: Option<i64>,
+    /// The peak share of the zone that changed, in percent.
     score: Option<f32>,
+    /// The zone of the peak.
     zone: Option<String>,
 }
 
+/// The camera's events (motion, triggers) overlapping `start..end`.
+/// Needs: `view` on the camera.
+#[utoipa::path(get, path = "/api/events", tag = "recordings",
+    security(("bearer" = []), ("token" = [])),
+    extensions(("x-reallive-role" = json!("camera:view"))),
+    params(
+        ("camera" = i64, Query, description = "camera id"),
+        ("start" = Option<i64>, Query, description = "Unix ms; absent: from the first"),
+        ("end" = Option<i64>, Query, description = "Unix ms; absent: to the last"),
+    ),
+    responses(
+        (status = 200, body = Vec<EventItem>),
+        (status = 400, body = ErrorBody, description = "no camera, or a time that is not Unix ms"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
 async fn events(
     State(s): State<RecordingsState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -516,10 +584,26 @@ fn playlist(body: String) -> Response {
     r
 }
 
+/// An HLS VOD playlist over `start..end`, its segments byte ranges of the
+/// recordings. Needs: `playback` on the camera.
+#[utoipa::path(get, path = "/api/cameras/{id}/vod.m3u8", tag = "recordings",
+    security(("bearer" = []), ("token" = [])),
+    extensions(("x-reallive-role" = json!("camera:playback"))),
+    params(
+        ("id" = i64, Path, description = "camera id"),
+        ("start" = Option<i64>, Query, description = "Unix ms; absent: from the first"),
+        ("end" = Option<i64>, Query, description = "Unix ms; absent: to the last"),
+    ),
+    responses(
+        (status = 200, content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such camera, or no recordings in the range"),
+    ))]
 async fn vod(
     State(s): State<RecordingsState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    UrlPath(camera): UrlPath<i64>,
+    ApiPath(camera): ApiPath<i64>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -529,10 +613,21 @@ async fn vod(
     Ok(playlist(body))
 }
 
+/// An HLS live playlist of the newest fragments. Needs: `view` on the
+/// camera.
+#[utoipa::path(get, path = "/api/cameras/{id}/live.m3u8", tag = "recordings",
+    security(("bearer" = []), ("token" = [])),
+    extensions(("x-reallive-role" = json!("camera:view"))),
+    params(("id" = i64, Path, description = "camera id")),
+    responses(
+        (status = 200, content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such camera, or nothing recorded yet"),
+    ))]
 async fn live(
     State(s): State<RecordingsState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    UrlPath(camera): UrlPath<i64>,
+    ApiPath(camera): ApiPath<i64>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -542,10 +637,31 @@ async fn live(
     Ok(playlist(body))
 }
 
+/// A recording file, as the playlists name it, by HTTP Range. Needs:
+/// `playback` on the camera.
+#[utoipa::path(get, path = "/api/cameras/{id}/files/{path}", tag = "recordings",
+    security(("bearer" = []), ("token" = [])),
+    extensions(("x-reallive-role" = json!("camera:playback"))),
+    params(
+        ("id" = i64, Path, description = "camera id"),
+        ("path" = String, Path, description = "the file under the store: `camera-{id}/...`; may hold `/`"),
+        ("t" = Option<u64>, Query, description = "90 kHz ticks added to every fragment's decode time (the playlists set it)"),
+        ("Range" = Option<String>, Header, description = "one `bytes=` range"),
+    ),
+    responses(
+        (status = 200, content_type = "video/mp4", body = inline(Mp4)),
+        (status = 206, content_type = "video/mp4", body = inline(Mp4), description = "the range asked for",
+            headers(("Content-Range" = String))),
+        (status = 400, body = ErrorBody, description = "a range too large to shift by `t`"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "no `playback`, or a path that leaves the store"),
+        (status = 404, body = ErrorBody, description = "no such camera or file"),
+        (status = 416, description = "the range is beyond the file", headers(("Content-Range" = String))),
+    ))]
 async fn file(
     State(s): State<RecordingsState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    UrlPath((camera, path)): UrlPath<(i64, String)>,
+    ApiPath((camera, path)): ApiPath<(i64, String)>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -558,10 +674,33 @@ async fn file(
     Ok(crate::files::serve_recording(s.store.root(), &path, shift, &headers).await)
 }
 
+/// One MP4 of `start..end` (at most 6 h), streamed; with `Range`, from a
+/// file kept an hour for resumed downloads. Needs: `playback` on the
+/// camera.
+#[utoipa::path(get, path = "/api/cameras/{id}/export.mp4", tag = "recordings",
+    security(("bearer" = []), ("token" = [])),
+    extensions(("x-reallive-role" = json!("camera:playback"))),
+    params(
+        ("id" = i64, Path, description = "camera id"),
+        ("start" = i64, Query, description = "Unix ms"),
+        ("end" = i64, Query, description = "Unix ms; after `start`, at most 6 h later"),
+        ("Range" = Option<String>, Header, description = "one `bytes=` range: resume a download"),
+    ),
+    responses(
+        (status = 200, content_type = "video/mp4", body = inline(Mp4),
+            headers(("Content-Disposition" = String))),
+        (status = 206, content_type = "video/mp4", body = inline(Mp4), description = "the range asked for",
+            headers(("Content-Range" = String), ("Content-Disposition" = String))),
+        (status = 400, body = ErrorBody, description = "no range, or not a positive one of at most 6 h"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no such camera, or no recordings in the range"),
+        (status = 416, description = "the range is beyond the export", headers(("Content-Range" = String))),
+        (status = 429, body = ErrorBody, description = "two exports running already, or no room left for kept exports"),
+    ))]
 async fn export(
     State(s): State<RecordingsState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    UrlPath(camera): UrlPath<i64>,
+    ApiPath(camera): ApiPath<i64>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {

@@ -494,13 +494,11 @@ impl LiveState {
     fn admit(&self, camera: i64, role: Role, proof: Proof<'_>) -> Result<(), ApiError> {
         let admitted =
             lock(&self.inner.hub).admit_session(camera, role, proof, &Dir(&self.inner.api));
-        admitted.map(|_| ()).map_err(|r| {
-            let kind = match r {
-                Refusal::Unauthorized(_) => ErrorKind::Unauthenticated,
-                Refusal::NotFound => ErrorKind::NotFound,
-                _ => ErrorKind::Unavailable,
-            };
-            ApiError::new(kind, r.message())
+        admitted.map(|_| ()).map_err(|r| match r {
+            Refusal::Unauthorized(_) => ApiError::new(ErrorKind::Unauthenticated, r.message()),
+            Refusal::NotFound => ApiError::new(ErrorKind::NotFound, r.message()),
+            // Not a fault: said as it is, not logged as an error.
+            _ => ApiError::busy(r.message(), 2),
         })
     }
 

@@ -174,6 +174,11 @@ async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
     let recv = offer(Direction::RecvOnly);
     let r = sdp_post(addr, &format!("/whep/{cam}"), &admin_token, &recv).await;
     assert_eq!(r.status, 503, "{}", r.text());
+    assert!(
+        r.text().contains("no publisher") && r.header("retry-after").is_some(),
+        "says why, not \"internal error\": {}",
+        r.text()
+    );
     assert_eq!(
         sdp_post(addr, &format!("/whep/{cam}"), &nogrant_token, &recv)
             .await

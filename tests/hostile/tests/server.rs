@@ -678,8 +678,12 @@ async fn an_oversized_request_body_is_refused() {
         }
     }
     let answer = String::from_utf8_lossy(&answer);
+    // The server answers 413 and closes with the rest unread; the kernel
+    // may then reset the connection before the client reads the answer
+    // (hyper has no lingering close), so an empty answer on a closed
+    // connection is a refusal too, if it came long before the 8 MiB.
     assert!(
-        answer.starts_with("HTTP/1.1 413"),
+        answer.starts_with("HTTP/1.1 413") || answer.is_empty(),
         "after {sent} bytes: {answer}"
     );
     assert!(sent < 8 * 1024 * 1024, "the server read all {sent} bytes");

@@ -28,11 +28,13 @@ pub fn router() -> Router<ApiState> {
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// `^[A-Za-z0-9_.-]{3,32}$`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
     /// An email address.
+    #[schema(format = Email)]
     pub email: String,
     /// At least 10 characters.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 10)]
     pub password: String,
 }
 
@@ -74,7 +76,7 @@ pub struct PasswordRequest {
     #[schema(format = Password)]
     pub current_password: String,
     /// At least 10 characters.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 10)]
     pub new_password: String,
 }
 
@@ -103,6 +105,7 @@ pub const REGISTER_ANSWER: &str =
 /// (`allow_registration`, off by default). A taken username or email gets
 /// the same answer, after the same work, as a free one.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+    extensions(("x-reallive-role" = json!("public"))),
     responses(
         (status = 202, body = RegisterResponse, description = "the same answer whether or not the name was free"),
         (status = 400, body = ErrorBody, description = "a rule broken"),
@@ -149,6 +152,7 @@ pub async fn register(
 
 /// Exchanges a username and password for a token.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
+    extensions(("x-reallive-role" = json!("public"))),
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, body = ErrorBody, description = "wrong username or password"),
@@ -192,6 +196,7 @@ pub async fn login(
 
 /// The signed-in user.
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("user"))),
     responses((status = 200, body = UserResponse), (status = 401, body = ErrorBody)))]
 pub async fn me(AuthUser(user): AuthUser) -> ApiJson<UserResponse> {
     ApiJson(UserResponse { user })
@@ -200,6 +205,7 @@ pub async fn me(AuthUser(user): AuthUser) -> ApiJson<UserResponse> {
 /// Signs out: revokes the signed-in user's tokens on the server, on every
 /// device, and ends their live sessions within a second.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("user"))),
     responses(
         (status = 204, description = "signed out"),
         (status = 401, body = ErrorBody, description = "not signed in"),
@@ -216,6 +222,7 @@ pub async fn logout(
 /// Changes the signed-in user's password. Every token issued before stops
 /// working; the response carries a new one.
 #[utoipa::path(post, path = "/api/auth/password", tag = "auth", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("user"))),
     request_body = PasswordRequest,
     responses(
         (status = 200, body = TokenResponse),

@@ -53,9 +53,11 @@ pub struct CameraView {
 #[serde(deny_unknown_fields)]
 pub struct CreateCameraRequest {
     /// 1-64 characters; unique.
+    #[schema(min_length = 1, max_length = 64)]
     pub name: String,
-    /// Free text, such as `1280x720`.
+    /// Free text, such as `1280x720`; at most 32 characters.
     #[serde(default)]
+    #[schema(max_length = 32)]
     pub resolution: Option<String>,
 }
 
@@ -83,12 +85,13 @@ impl Serialize for SecretOut {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCameraRequest {
-    /// New name.
+    /// New name, 1-64 characters.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 64)]
     pub name: Option<String>,
-    /// New resolution; `null` clears it.
+    /// New resolution, at most 32 characters; `null` clears it.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 32)]
     pub resolution: Option<Option<String>>,
 }
 
@@ -165,6 +168,7 @@ fn snapshot(state: &ApiState) -> Arc<Snapshot> {
 
 /// The cameras the caller may see.
 #[utoipa::path(get, path = "/api/cameras", tag = "cameras", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("user"))),
     responses((status = 200, body = Vec<CameraView>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -185,6 +189,7 @@ pub async fn list(
 
 /// Creates a camera owned by the caller (admins and operators).
 #[utoipa::path(post, path = "/api/cameras", tag = "cameras", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("operator"))),
     request_body = CreateCameraRequest,
     responses(
         (status = 201, body = CreatedCamera),
@@ -219,6 +224,7 @@ pub async fn create(
 
 /// One camera.
 #[utoipa::path(get, path = "/api/cameras/{id}", tag = "cameras", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:view"))),
     params(("id" = i64, Path, description = "camera id")),
     responses((status = 200, body = CameraView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
@@ -232,6 +238,7 @@ pub async fn get_one(
 
 /// Renames a camera or changes its resolution (owner or admin).
 #[utoipa::path(put, path = "/api/cameras/{id}", tag = "cameras", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:owner"))),
     params(("id" = i64, Path, description = "camera id")), request_body = UpdateCameraRequest,
     responses(
         (status = 200, body = Camera), (status = 400, body = ErrorBody),
@@ -261,6 +268,7 @@ pub async fn update(
 
 /// Deletes a camera with its grants (owner or admin). Recordings stay.
 #[utoipa::path(delete, path = "/api/cameras/{id}", tag = "cameras", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:owner"))),
     params(("id" = i64, Path, description = "camera id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete(
@@ -277,6 +285,7 @@ pub async fn delete(
 /// Replaces the stream key (owner or admin); the old key stops working at
 /// once.
 #[utoipa::path(post, path = "/api/cameras/{id}/stream-key", tag = "cameras", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:owner"))),
     params(("id" = i64, Path, description = "camera id")),
     responses((status = 200, body = StreamKeyResponse), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn regenerate_key(
@@ -294,6 +303,7 @@ pub async fn regenerate_key(
 
 /// Where and how to watch a camera (`view` or better).
 #[utoipa::path(get, path = "/api/cameras/{id}/stream", tag = "cameras", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:view"))),
     params(("id" = i64, Path, description = "camera id")),
     responses((status = 200, body = StreamInfo), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn stream_info(
@@ -323,6 +333,7 @@ pub async fn stream_info(
 
 /// Who holds what on a camera (owner or admin).
 #[utoipa::path(get, path = "/api/cameras/{id}/grants", tag = "grants", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:owner"))),
     params(("id" = i64, Path, description = "camera id")),
     responses((status = 200, body = Vec<Grant>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_grants(
@@ -338,6 +349,7 @@ pub async fn list_grants(
 /// Grants a user a level on a camera, replacing their earlier grant
 /// (owner or admin).
 #[utoipa::path(post, path = "/api/cameras/{id}/grants", tag = "grants", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:owner"))),
     params(("id" = i64, Path, description = "camera id")), request_body = GrantRequest,
     responses(
         (status = 201, body = Grant), (status = 400, body = ErrorBody),
@@ -373,6 +385,7 @@ pub async fn add_grant(
 
 /// Removes a user's grant (owner or admin): `?user_id=`.
 #[utoipa::path(delete, path = "/api/cameras/{id}/grants", tag = "grants", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:owner"))),
     params(("id" = i64, Path, description = "camera id"), GrantQuery),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn remove_grant_by_query(
@@ -386,6 +399,7 @@ pub async fn remove_grant_by_query(
 
 /// Removes a user's grant (owner or admin).
 #[utoipa::path(delete, path = "/api/cameras/{id}/grants/{user_id}", tag = "grants", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("camera:owner"))),
     params(("id" = i64, Path, description = "camera id"), ("user_id" = i64, Path, description = "user id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn remove_grant(

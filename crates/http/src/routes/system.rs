@@ -51,6 +51,7 @@ pub struct HealthDetails {
 
 /// Health: `ok` or `degraded` for anyone; details with a valid token.
 #[utoipa::path(get, path = "/api/health", tag = "system", security((), ("bearer" = [])),
+    extensions(("x-reallive-role" = json!("public"))),
     responses((status = 200, body = Health), (status = 503, body = Health, description = "the database does not answer")))]
 pub async fn health(
     State(state): State<ApiState>,
@@ -81,6 +82,7 @@ pub async fn health(
 
 /// Prometheus metrics: open on loopback, admins only from elsewhere.
 #[utoipa::path(get, path = "/metrics", tag = "system", security((), ("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin-or-loopback"))),
     responses(
         (status = 200, content_type = "text/plain; version=0.0.4", body = String),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -113,6 +115,7 @@ pub async fn metrics(
 
 /// This API's OpenAPI document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "system",
+    extensions(("x-reallive-role" = json!("public"))),
     responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi() -> impl IntoResponse {
     axum::Json(crate::openapi::ApiDoc::openapi())

@@ -25,11 +25,12 @@ pub fn router() -> Router<ApiState> {
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// `^[A-Za-z0-9_.-]{3,32}$`.
+    #[schema(pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
     /// An email address.
     pub email: String,
     /// At least 10 characters.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 10)]
     pub password: String,
     /// Defaults to `viewer`.
     #[serde(default)]
@@ -46,9 +47,9 @@ pub struct UpdateUserRequest {
     /// New role; the last admin cannot be demoted.
     #[serde(default)]
     pub role: Option<Role>,
-    /// New password; revokes the user's tokens.
+    /// New password, at least 10 characters; revokes the user's tokens.
     #[serde(default)]
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 10)]
     pub password: Option<String>,
 }
 
@@ -62,6 +63,7 @@ fn admin(user: &User) -> Result<(), ApiError> {
 
 /// Every user.
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
     responses((status = 200, body = Vec<User>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(state): State<ApiState>,
@@ -75,6 +77,7 @@ pub async fn list(
 
 /// Creates a user with any role.
 #[utoipa::path(post, path = "/api/users", tag = "users", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
     request_body = CreateUserRequest,
     responses(
         (status = 201, body = User), (status = 400, body = ErrorBody),
@@ -106,6 +109,7 @@ pub async fn create(
 
 /// One user.
 #[utoipa::path(get, path = "/api/users/{id}", tag = "users", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
     params(("id" = i64, Path, description = "user id")),
     responses((status = 200, body = User), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_one(
@@ -125,6 +129,7 @@ pub async fn get_one(
 
 /// Changes a user's email, role or password.
 #[utoipa::path(put, path = "/api/users/{id}", tag = "users", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
     params(("id" = i64, Path, description = "user id")), request_body = UpdateUserRequest,
     responses(
         (status = 200, body = User), (status = 400, body = ErrorBody),
@@ -168,6 +173,7 @@ pub async fn update(
 /// Deletes a user and their grants. Refused for the last admin and for
 /// owners of cameras.
 #[utoipa::path(delete, path = "/api/users/{id}", tag = "users", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
     params(("id" = i64, Path, description = "user id")),
     responses(
         (status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
