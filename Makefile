@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_OUT ?= demo-out
 
-.PHONY: setup ui ui-test build demo demo-file test fmt clippy doc nextest package bench
+.PHONY: setup ui ui-test build demo demo-file test fmt clippy doc nextest package bench fuzz fuzz-ci api-fuzz
 
 setup:
 	./scripts/setup
@@ -36,7 +36,7 @@ demo-file: setup
 	  -show_entries stream=codec_name,profile,width,height,avg_frame_rate,nb_read_frames,has_b_frames \
 	  -show_entries format=duration -of default=noprint_wrappers=1 $(DEMO_OUT)/test-pattern.mp4
 
-test: setup ui-test fmt clippy doc nextest package
+test: setup ui-test fmt clippy doc nextest package fuzz-ci api-fuzz
 
 fmt:
 	$(CARGO) fmt --all --check
@@ -57,6 +57,31 @@ nextest:
 LIB_CRATES := core motion auth signaling relay store encode capture stream record http node
 package:
 	$(CARGO) package --no-verify --allow-dirty $(addprefix -p reallive-,$(LIB_CRATES))
+
+# Parser fuzzing (fuzz/README.md): libFuzzer targets for the signaling JSON,
+# the fMP4 scanner, SDP offers and the H.264/H.265 parameter sets, built on
+# stable Rust by fuzz/run (the flags cargo-fuzz would pass, no nightly).
+# Each runs for FUZZ_SECONDS with -max_total_time, -print_final_stats=1,
+# -rss_limit_mb=2048, -timeout=10 and a -max_len per target; `fuzz` then
+# minimises fuzz/corpus again (-merge=1 -use_counters=0; named seeds are
+# kept), `fuzz-ci` only reads it. Any crash, panic, timeout or OOM fails the
+# target, its input left in fuzz/artifacts/TARGET/.
+FUZZ_SECONDS ?= 600
+FUZZ_CI_SECONDS ?= 30
+fuzz: setup
+	CARGO=$(CARGO) ./fuzz/run $(FUZZ_SECONDS)
+
+fuzz-ci: setup
+	CARGO=$(CARGO) ./fuzz/run $(FUZZ_CI_SECONDS) --ci
+
+# API fuzzing (tests/api-fuzz/fuzz.py): schemathesis over every operation of
+# proto/openapi.yaml against a real reallive-server and reallive-nvr (the
+# debug builds), as an admin and as a viewer, 100 examples per operation:
+# no 5xx, every status, content type and body as documented, no viewer
+# answered 2xx beyond its role. Logs and JUnit reports in target/api-fuzz/.
+api-fuzz: setup
+	$(CARGO) build --workspace --bins
+	./tests/api-fuzz/run
 
 # Figures for docs/benchmarks.md.
 bench: setup

@@ -155,8 +155,8 @@ impl Sps {
                 2 => (2, field_factor),
                 _ => (1, field_factor),
             };
-            let dx = (left + right).saturating_mul(crop_x);
-            let dy = (top + bottom).saturating_mul(crop_y);
+            let dx = left.saturating_add(right).saturating_mul(crop_x);
+            let dy = top.saturating_add(bottom).saturating_mul(crop_y);
             if dx >= width || dy >= height {
                 return Err(Error::bitstream(WHAT, "cropping larger than the picture"));
             }
@@ -209,6 +209,9 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), Error> {
     for _ in 0..size {
         if next != 0 {
             let delta = r.se()?;
+            if !(-128..=127).contains(&delta) {
+                return Err(Error::bitstream("H.264 SPS", "delta_scale out of range"));
+            }
             next = (last + delta + 256) % 256;
         }
         if next != 0 {
@@ -360,6 +363,30 @@ mod tests {
             .stream_info();
         assert_eq!(info.profile_level_id().as_deref(), Some("42c01f"));
         assert_eq!(info.level(), "3.1");
+    }
+
+    /// Found by `fuzz/fuzz_targets/h26x_params.rs`: crop offsets whose
+    /// sum overflows `u32` (each up to 2^32 - 2 as Exp-Golomb) panicked in
+    /// debug builds and wrapped to a bogus size in release builds.
+    #[test]
+    fn fuzz_crop_offsets_that_overflow_are_refused() {
+        let nal = [
+            0x67, 0xff, 0xff, 0xff, 0xff, 0x77, 0x08, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+        ];
+        let err = Sps::parse(&nal).unwrap_err();
+        assert!(err.to_string().contains("cropping"), "{err}");
+    }
+
+    /// Found by `fuzz/fuzz_targets/h26x_params.rs`: a scaling list
+    /// `delta_scale` far outside its -128..=127 range overflowed `i32`
+    /// (a panic in debug builds). A High profile SPS with a scaling matrix.
+    #[test]
+    fn fuzz_scaling_list_delta_out_of_range_is_refused() {
+        let nal = [
+            0x67, 0x64, 0xff, 0xff, 0xff, 0xa0, 0x00, 0x00, 0x00, 0x1f, 0xff, 0xff, 0xe3, 0x06,
+        ];
+        let err = Sps::parse(&nal).unwrap_err();
+        assert!(err.to_string().contains("delta_scale"), "{err}");
     }
 
     #[test]

@@ -102,8 +102,8 @@ impl Sps {
                 (2, _) => (2, 1),
                 _ => (1, 1),
             };
-            let dx = (left + right).saturating_mul(sub_w);
-            let dy = (top + bottom).saturating_mul(sub_h);
+            let dx = left.saturating_add(right).saturating_mul(sub_w);
+            let dy = top.saturating_add(bottom).saturating_mul(sub_h);
             if dx >= width || dy >= height {
                 return Err(Error::bitstream(
                     WHAT,
@@ -167,6 +167,21 @@ mod tests {
         assert_eq!(info.profile_name(), "Rext");
         assert_eq!(info.level(), "4.0");
         assert!(crate::nal::is_keyframe(Codec::H265, &data));
+    }
+
+    /// Found by `fuzz/fuzz_targets/h26x_params.rs`: conformance window
+    /// offsets whose sum overflows `u32` panicked in debug builds and
+    /// wrapped to a bogus size in release builds. A 64x64 Main SPS whose
+    /// left offset is 2^32 - 2 and right offset 2.
+    #[test]
+    fn fuzz_window_offsets_that_overflow_are_refused() {
+        let nal = [
+            0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00,
+            0x00, 0x03, 0x00, 0x5a, 0xa0, 0x20, 0x81, 0x06, 0x00, 0x00, 0x03, 0x00, 0x03, 0xff,
+            0xff, 0xff, 0xfd, 0xfc,
+        ];
+        let err = Sps::parse(&nal).unwrap_err();
+        assert!(err.to_string().contains("conformance window"), "{err}");
     }
 
     #[test]

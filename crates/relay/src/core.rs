@@ -201,6 +201,12 @@ impl Core {
         let offer =
             SdpOffer::from_sdp_string(offer_sdp).map_err(|e| RelayError::BadSdp(e.to_string()))?;
         check_direction(offer_sdp, role)?;
+        // str0m keeps an m-line of a kind it does not know, and answers
+        // without it: an offer with no audio or video would get an answer
+        // with no media, and a session that carries nothing.
+        if !offer.media_lines.iter().any(|m| m.typ.is_media()) {
+            return Err(RelayError::BadSdp("the offer has no audio or video".into()));
+        }
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             // Resend history per subscriber: str0m keeps this many packets
@@ -234,10 +240,14 @@ impl Core {
                 .map_err(|e| RelayError::Internal(format!("candidate {addr}: {e}")))?;
             rtc.add_local_candidate(c);
         }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| RelayError::BadSdp(e.to_string()))?;
+        // str0m asserts on some offers it parsed (a payload type mapped in
+        // two m-lines): a peer's SDP must not take the relay task down.
+        // Nothing of `self` has changed yet, and `rtc` is dropped.
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rtc.sdp_api().accept_offer(offer)
+        }))
+        .map_err(|_| RelayError::BadSdp("the offer could not be answered".into()))?
+        .map_err(|e| RelayError::BadSdp(e.to_string()))?;
         let id = self.next_id;
         self.next_id += 1;
         let peer = Peer {

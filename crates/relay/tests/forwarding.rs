@@ -256,3 +256,51 @@ fn wrong_direction_and_junk_offers_are_refused() {
     assert!(e.to_string().contains("must offer to send"), "{e}");
     assert_eq!(core.peers(), 0);
 }
+
+/// Found by `fuzz/fuzz_targets/sdp_offer.rs`: an offer whose only m-line
+/// is of a kind str0m does not know was accepted, with an answer that had
+/// no m-line at all.
+#[test]
+fn offer_without_audio_or_video_is_refused() {
+    let now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    let mut rtc = Rtc::builder().clear_codecs().enable_h264(true).build(now);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (offer, _) = change.apply().unwrap();
+    let offer = offer.to_sdp_string();
+    assert!(core.accept(1, PeerRole::Publisher, &offer, now).is_ok());
+    let unknown = offer.replace("m=video ", "m=\0\0\0?o ");
+    assert_ne!(unknown, offer);
+    let e = core
+        .accept(2, PeerRole::Publisher, &unknown, now)
+        .unwrap_err();
+    assert!(e.to_string().contains("no audio or video"), "{e}");
+    assert_eq!(core.peers(), 1);
+}
+
+/// Found by `fuzz/fuzz_targets/sdp_offer.rs`: payload type 114 mapped in
+/// both m-lines made str0m's `accept_offer` panic ("Pt locked multiple
+/// times"), which would have ended the relay's task for every camera.
+#[test]
+fn offer_that_makes_str0m_panic_is_refused() {
+    let offer = "v=0\no=0 8 0\ns=-\nt=0 0\na=group:E a2L Sd7\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 115\na=ice-ufrag:P\na=ice-pwd:i\na=fingerprint:s C0\n\
+        a=mid:a2L\na=sendonly\na=rtpmap:114 H264/90000\na=rtpmap:115 r/9\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\na=rtpmap:114 H264/90000\na=mid:Sd7\na=recvonly\n\
+        a=rtpmap:111 4/2\na=fmtp:114 packetization-mode=1";
+    let now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    let e = core.accept(1, PeerRole::Publisher, offer, now).unwrap_err();
+    assert!(e.to_string().contains("could not be answered"), "{e}");
+    assert_eq!(core.peers(), 0);
+    // The core goes on answering.
+    let mut rtc = Rtc::builder().clear_codecs().enable_h264(true).build(now);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    let (good, _) = change.apply().unwrap();
+    assert!(
+        core.accept(1, PeerRole::Publisher, &good.to_sdp_string(), now)
+            .is_ok()
+    );
+}

@@ -369,13 +369,13 @@ pub fn rewrite_moof(
     // let them spill into the next one.
     let at = tfdt.start + 4;
     match body.get(tfdt.start) {
-        Some(1) if body.len() >= at + 8 => {
+        Some(1) if tfdt.end >= at + 8 => {
             let mut b = [0u8; 8];
             b.copy_from_slice(&body[at..at + 8]);
             let t = decode_time(u64::from_be_bytes(b));
             body[at..at + 8].copy_from_slice(&t.to_be_bytes());
         }
-        Some(0) if body.len() >= at + 4 => {
+        Some(0) if tfdt.end >= at + 4 => {
             let old = u32::from_be_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
             let Ok(t) = u32::try_from(decode_time(u64::from(old))) else {
                 return false;
@@ -385,7 +385,7 @@ pub fn rewrite_moof(
         _ => return false,
     }
     if let Some(seq) = sequence
-        && body.len() >= mfhd.start + 8
+        && mfhd.end >= mfhd.start + 8
     {
         body[mfhd.start + 4..mfhd.start + 8].copy_from_slice(&seq.to_be_bytes());
     }

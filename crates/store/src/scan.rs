@@ -130,11 +130,11 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<ScannedFile, ScanError> {
         match &h.fourcc {
             b"moof" if h.size <= MAX_META_BOX => {
                 let body = read_body(r, pos, &h)?;
-                let Some(m) = parse_moof(&body, None) else {
-                    break;
-                };
                 let mdat_pos = pos + h.size;
                 let Some(mdat) = header(r, mdat_pos, len)?.filter(|m| &m.fourcc == b"mdat") else {
+                    break;
+                };
+                let Some(m) = parse_moof(&body, None, mdat.size - mdat.header_len) else {
                     break;
                 };
                 // The samples must fill this moof's mdat exactly, as the
@@ -262,7 +262,12 @@ struct TrunSample {
     composition_offset: i32,
 }
 
-fn parse_moof(moof: &[u8], mut samples: Option<&mut Vec<TrunSample>>) -> Option<Moof> {
+/// Parses a `moof` body whose `mdat` holds `mdat_bytes` of samples.
+fn parse_moof(
+    moof: &[u8],
+    mut samples: Option<&mut Vec<TrunSample>>,
+    mdat_bytes: u64,
+) -> Option<Moof> {
     let traf = child(moof, b"traf")?;
     let tfhd = child(traf, b"tfhd")?;
     let tf_flags = be_u32(tfhd, 0)? & 0x00ff_ffff;
@@ -328,6 +333,12 @@ fn parse_moof(moof: &[u8], mut samples: Option<&mut Vec<TrunSample>>) -> Option<
             * 4;
         // A count the box cannot hold is corrupt; checked before looping.
         if (count as usize).checked_mul(per_sample)? > trun.len().saturating_sub(at) {
+            return None;
+        }
+        // Nor can more samples than the mdat has bytes: a trun of default
+        // sizes names its count in 4 bytes, and 2^32 empty samples would
+        // loop for seconds (and fill memory in `read_fragment`).
+        if u64::from(m.samples) + u64::from(count) > mdat_bytes {
             return None;
         }
         for i in 0..count {
@@ -414,14 +425,15 @@ pub fn read_fragment(pair: &Bytes) -> Option<ReadFragment> {
         return None;
     }
     let moof = pair.get(8..moof_size)?;
-    let mut trun = Vec::new();
-    let m = parse_moof(moof, Some(&mut trun))?;
     let mdat_size = be_u32(pair, moof_size)? as usize;
     if pair.get(moof_size + 4..moof_size + 8)? != b"mdat"
         || moof_size.checked_add(mdat_size)? != pair.len()
+        || mdat_size < 8
     {
         return None;
     }
+    let mut trun = Vec::new();
+    let m = parse_moof(moof, Some(&mut trun), (mdat_size - 8) as u64)?;
     let mut at = usize::try_from(m.data_offset.unwrap_or(moof_size as u64 + 8)).ok()?;
     let mut samples = Vec::with_capacity(trun.len());
     for t in trun {
@@ -507,6 +519,58 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
+    }
+
+    /// A `moof` + `mdat` whose one trun has `count` samples of the
+    /// tfhd's default duration (3000) and size, `payload` bytes of mdat.
+    fn default_sized_pair(count: u32, size: u32, payload: usize) -> Vec<u8> {
+        fn mp4_box(fourcc: &[u8; 4], body: &[u8]) -> Vec<u8> {
+            let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+            b.extend_from_slice(fourcc);
+            b.extend_from_slice(body);
+            b
+        }
+        let mut tfhd = vec![0, 0, 0, 0x18, 0, 0, 0, 1];
+        tfhd.extend_from_slice(&3000u32.to_be_bytes());
+        tfhd.extend_from_slice(&size.to_be_bytes());
+        let mut trun = vec![0u8; 4];
+        trun.extend_from_slice(&count.to_be_bytes());
+        let traf = [
+            mp4_box(b"tfhd", &tfhd),
+            mp4_box(b"tfdt", &[0; 8]),
+            mp4_box(b"trun", &trun),
+        ]
+        .concat();
+        let moof = [
+            mp4_box(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 1]),
+            mp4_box(b"traf", &traf),
+        ]
+        .concat();
+        [mp4_box(b"moof", &moof), mp4_box(b"mdat", &vec![0; payload])].concat()
+    }
+
+    /// Found with `fuzz/fuzz_targets/fmp4_scan.rs`: a trun of default-sized
+    /// samples whose count (2^32 - 1) its box does not bound looped for
+    /// seconds per fragment (over libFuzzer's timeout), and `read_fragment`
+    /// would have allocated for every sample.
+    #[test]
+    fn fuzz_trun_count_beyond_the_mdat_is_refused() {
+        let (data, expected) = file();
+        let init = &data[..expected[0].offset as usize];
+        let bad = default_sized_pair(u32::MAX, 0, 0);
+        let file = [init, &bad].concat();
+        let started = std::time::Instant::now();
+        let s = scan(&mut Cursor::new(&file)).unwrap();
+        assert!(s.fragments.is_empty());
+        assert_eq!(s.valid_len, init.len() as u64);
+        assert!(read_fragment(&Bytes::from(bad)).is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Default-sized samples that fit their mdat still read.
+        let good = default_sized_pair(3, 4, 12);
+        let s = scan(&mut Cursor::new([init, &good].concat())).unwrap();
+        assert_eq!((s.fragments.len(), s.fragments[0].frames), (1, 3));
+        let f = read_fragment(&Bytes::from(good)).unwrap();
+        assert_eq!(f.samples.len(), 3);
     }
 
     #[test]
