@@ -79,8 +79,11 @@ fuzz-ci: setup
 # debug builds), as an admin and as a viewer, 100 examples per operation:
 # no 5xx, every status, content type and body as documented, no viewer
 # answered 2xx beyond its role. Logs and JUnit reports in target/api-fuzz/.
+# The binaries are built with the test profile, as nextest builds them:
+# after `make nextest` this reuses that build instead of compiling the
+# workspace again.
 api-fuzz: setup
-	$(CARGO) build --workspace --bins
+	$(CARGO) build --workspace --bins --profile test
 	./tests/api-fuzz/run
 
 # Figures for docs/benchmarks.md.

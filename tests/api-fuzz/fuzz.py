@@ -418,7 +418,7 @@ def run_nvr(work):
 def main():
     for b in ("reallive-server", "reallive-nvr", "reallive-fake-camera"):
         if not (BIN / b).is_file():
-            raise SystemExit(f"api-fuzz: no {BIN / b}: run `cargo build --workspace --bins`")
+            raise SystemExit(f"api-fuzz: no {BIN / b}: run `cargo build --workspace --bins --profile test`")
     OUT.mkdir(parents=True, exist_ok=True)
     unmarked = [f"{m} {p}" for m, p, r in operations("nvr") if r is None]
     say(
