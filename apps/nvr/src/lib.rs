@@ -5,8 +5,6 @@
 //! worker), `reallive-core` (the supervisor) and `reallive-store`
 //! (recording, retention); the logic lives there.
 
-pub mod transcode;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

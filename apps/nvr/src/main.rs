@@ -88,7 +88,8 @@ fn transcode_file(
         preset,
         max_kbps: None,
     };
-    match reallive_nvr::transcode::transcode_file(input, output, &settings) {
+    let make = reallive_encode::transcode::h264_to_h265(&settings);
+    match reallive_store::transcode::rewrite(input, output, make) {
         Ok(s) => {
             eprintln!(
                 "reallive-nvr transcode-file: {} frames in {} fragments, {} -> {} bytes",

@@ -26,7 +26,8 @@ use bytes::Bytes;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use reallive_core::reencode::{BoxError, Reencoded, Reencoder};
+use reallive_core::Codec;
+use reallive_core::reencode::{BoxError, Reencoded, Reencoder, SourceInfo};
 
 use crate::EncodeError;
 
@@ -119,6 +120,35 @@ fn make(name: &str) -> Result<gst::Element, EncodeError> {
     gst::ElementFactory::make(name)
         .build()
         .map_err(|e| error(format!("{name}: {e}")))
+}
+
+/// The new file's bitrate is capped at this share of the source's: x265
+/// needs about half the bits of x264 for the same picture, and a file
+/// that did not shrink would be re-encoded for nothing.
+pub const H265_MAX_PERCENT_OF_SOURCE: u32 = 60;
+
+/// What the NVR's transcoding makes of a recording: an H.264 source gets
+/// an [`H265Transcoder`] with `settings`, its bitrate capped (unless
+/// `settings` caps it) at [`H265_MAX_PERCENT_OF_SOURCE`] of the source's;
+/// any other codec is refused. Pass it to
+/// `reallive_store::transcode::rewrite`.
+pub fn h264_to_h265(
+    settings: &H265Settings,
+) -> impl FnOnce(&SourceInfo) -> Result<Box<dyn Reencoder>, BoxError> + '_ {
+    move |info: &SourceInfo| {
+        if info.codec != Codec::H264 {
+            return Err(format!("it is {}, not H.264", info.codec).into());
+        }
+        let settings = H265Settings {
+            max_kbps: settings.max_kbps.or(Some(
+                info.bitrate_kbps.saturating_mul(H265_MAX_PERCENT_OF_SOURCE) / 100,
+            )),
+            ..settings.clone()
+        };
+        H265Transcoder::new(&info.config, &settings)
+            .map(|t| Box::new(t) as Box<dyn Reencoder>)
+            .map_err(Into::into)
+    }
 }
 
 impl H265Transcoder {
