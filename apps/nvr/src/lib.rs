@@ -14,9 +14,11 @@ use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
 use reallive_encode::transcode::H265Settings;
 use reallive_http::nvr::NvrState;
 use reallive_http::recordings::{ApiAccess, RecordingsState};
+use reallive_http::review::ReviewState;
 use reallive_node::{NodeFlags, NodeOptions};
 use reallive_record::config::{NvrConfigFile, Transport};
 use reallive_record::recorders::{OpenSource, Recorders, RecordersConfig};
+use reallive_record::thumbnails::{ThumbnailConfig, Thumbnails};
 use reallive_store::{Store, StoreConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -151,13 +153,44 @@ pub async fn run(
         nvr_state = nvr_state.with_transcoder(transcoder);
         transcode_task = Some(task);
     }
+    // Export jobs share the exports directory and its budget with the
+    // resumable `export.mp4`; jobs a stop interrupted start again here.
+    let export_jobs = reallive_store::ExportJobs::open(
+        store.clone(),
+        reallive_store::ExportJobsConfig::new(data_dir.join("exports")),
+    )
+    .await
+    .context("opening the exports")?;
+    export_jobs
+        .recover()
+        .await
+        .context("recovering the exports")?;
     let server = server
-        .merge(reallive_http::recordings::router(RecordingsState::new(
+        .merge(reallive_http::recordings::router(
+            RecordingsState::new(
+                store.clone(),
+                Arc::new(ApiAccess::new(api.clone())),
+                data_dir.join("exports"),
+            )
+            .with_export_jobs(export_jobs.clone()),
+        ))
+        .merge(reallive_http::exports::router(
+            reallive_http::exports::ExportsState::new(
+                export_jobs,
+                Arc::new(ApiAccess::new(api.clone())),
+            ),
+        ))
+        .merge(reallive_http::nvr::router(nvr_state))
+        .merge(reallive_http::review::router(ReviewState::new(
             store.clone(),
             Arc::new(ApiAccess::new(api.clone())),
-            data_dir.join("exports"),
-        )))
-        .merge(reallive_http::nvr::router(nvr_state));
+            Some(Thumbnails::start(
+                store.clone(),
+                reallive_encode::thumbnail::start_thumbnailer(),
+                ThumbnailConfig::default(),
+                stop_recording.clone(),
+            )),
+        )));
     on_ready(Ready {
         addr: server.local_addr()?,
         rtc: server.live().map(|l| l.relay().local_addr()),

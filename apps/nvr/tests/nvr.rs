@@ -697,3 +697,266 @@ async fn motion_settings_change_through_the_api_and_survive_a_restart() {
     let got = api.get(&path).await.json();
     assert_eq!(got["zones"], quiet["zones"], "{got:#}\n{}", nvr.log());
 }
+
+/// Reads a server-sent event stream until an `event: <name>` arrives, or
+/// `within` passes; returns its `data`.
+async fn next_sse(
+    stream: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    name: &str,
+    within: Duration,
+) -> Option<serde_json::Value> {
+    use tokio::io::AsyncBufReadExt as _;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut current = String::new();
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout_at(deadline, stream.read_line(&mut line))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if let Some(ev) = line.strip_prefix("event: ") {
+            current = ev.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ")
+            && current == name
+        {
+            return serde_json::from_str(data).ok();
+        }
+    }
+}
+
+/// Opens `/api/events/stream` with `token`; the stream after its headers.
+async fn open_sse(
+    addr: std::net::SocketAddr,
+    token: &str,
+) -> (u16, tokio::io::BufReader<tokio::net::TcpStream>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /api/events/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut r = tokio::io::BufReader::new(s);
+    let mut status = String::new();
+    r.read_line(&mut status).await.unwrap();
+    let code = status.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).await.unwrap();
+        if h.trim().is_empty() {
+            break;
+        }
+    }
+    (code, r)
+}
+
+/// The review routes on a real NVR: the timeline draws what was recorded
+/// and the trigger's event; thumbnails are JPEGs of at most 320 px; an
+/// event is marked reviewed; a range is locked and unlocked; the event
+/// stream announces a new event. A `view`-only user is refused every
+/// recorded thing (403) yet may follow the stream; a user with no grant
+/// sees no camera (404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_routes_serve_the_footage_and_refuse_who_lacks_playback() {
+    let dir = tempfile::tempdir().unwrap();
+    let cams = cameras(1).await;
+    let config = write_config(dir.path(), &cams, "");
+    let data = dir.path().join("data");
+    let mut nvr = start_nvr(&config, &data).await;
+    let id = nvr.cameras[0].0;
+    let admin = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    wait_status(&admin, 20, "running", |s| state_of(s, id) == "running").await;
+    for (name, grant) in [("watcher", Some("view")), ("stranger", None)] {
+        let r = admin
+            .post(
+                "/api/users",
+                serde_json::json!({"username": name, "email": format!("{name}@example.com"),
+                    "password": "a-long-password-1"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+        if let Some(p) = grant {
+            let r = admin
+                .post(
+                    &format!("/api/cameras/{id}/grants"),
+                    serde_json::json!({"username": name, "permission": p}),
+                )
+                .await;
+            assert!(r.status < 300, "{}", r.text());
+        }
+    }
+    let watcher = Api::new(nvr.addr)
+        .login("watcher", "a-long-password-1")
+        .await;
+    let stranger = Api::new(nvr.addr)
+        .login("stranger", "a-long-password-1")
+        .await;
+
+    // Follow the stream as the view-only user, then trigger an event.
+    let (code, mut sse) = open_sse(nvr.addr, watcher.token.as_deref().unwrap()).await;
+    assert_eq!(code, 200);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let t = admin
+        .post(
+            &format!("/api/cameras/{id}/trigger"),
+            serde_json::json!({"seconds": 2}),
+        )
+        .await;
+    assert_eq!(t.status, 202, "{}", t.text());
+    let started = next_sse(&mut sse, "started", Duration::from_secs(10))
+        .await
+        .expect("the stream announces the trigger");
+    assert_eq!(started["camera_id"], id);
+    assert_eq!(started["kind"], "trigger");
+    let event = started["id"].as_i64().unwrap();
+    let (code, _) = open_sse(nvr.addr, "not-a-token").await;
+    assert_eq!(code, 401);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // The timeline of the last minute: footage and the event.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let path = format!(
+        "/api/cameras/{id}/timeline?start={}&end={}&resolution_ms=100",
+        now - 60_000,
+        now + 1000
+    );
+    let tl = admin.get(&path).await;
+    assert_eq!(tl.status, 200, "{}", tl.text());
+    let tl = tl.json();
+    let spans = tl["spans"].as_array().unwrap();
+    assert!(!spans.is_empty(), "{tl:#}");
+    let recorded_ms: i64 = spans
+        .iter()
+        .map(|s| s["end"].as_i64().unwrap() - s["start"].as_i64().unwrap())
+        .sum();
+    assert!(recorded_ms >= 5000, "{tl:#}");
+    assert!(
+        tl["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == event && e["reviewed"] == false),
+        "{tl:#}"
+    );
+
+    // A thumbnail at a recorded instant: a JPEG of at most 320 px, then
+    // the same picture again from the store.
+    let at = spans[0]["start"].as_i64().unwrap() + 1500;
+    let first = Instant::now();
+    let j = admin
+        .get(&format!("/api/cameras/{id}/thumbnail.jpg?at={at}"))
+        .await;
+    let made_in = first.elapsed();
+    assert_eq!(j.status, 200, "{}", j.text());
+    assert_eq!(j.header("content-type"), Some("image/jpeg"));
+    let jpg = dir.path().join("t.jpg");
+    std::fs::write(&jpg, &j.body).unwrap();
+    let probe = reallive_test_support::ffprobe::probe(&jpg);
+    assert_eq!(probe.codec_name, "mjpeg");
+    assert_eq!((probe.width, probe.height), (320, 180), "640x360 scaled");
+    let again = Instant::now();
+    let j2 = admin
+        .get(&format!("/api/cameras/{id}/thumbnail.jpg?at={at}"))
+        .await;
+    eprintln!(
+        "thumbnail: made in {made_in:?}, then kept: {:?}",
+        again.elapsed()
+    );
+    assert_eq!(j2.body, j.body);
+    let e = admin
+        .get(&format!("/api/events/{event}/thumbnail.jpg"))
+        .await;
+    assert_eq!(e.status, 200, "{}", e.text());
+    let gap = admin
+        .get(&format!(
+            "/api/cameras/{id}/thumbnail.jpg?at={}",
+            now - 3_600_000
+        ))
+        .await;
+    assert_eq!(gap.status, 404, "nothing recorded an hour ago");
+
+    // Reviewed: the view-only user changes nothing; the admin does.
+    let body = serde_json::json!({"ids": [event], "reviewed": true});
+    let r = watcher.post("/api/events/reviewed", body.clone()).await;
+    assert_eq!((r.status, r.json()["updated"].as_i64()), (200, Some(0)));
+    let r = admin.post("/api/events/reviewed", body.clone()).await;
+    assert_eq!((r.status, r.json()["updated"].as_i64()), (200, Some(1)));
+    let r = Api::new(nvr.addr).post("/api/events/reviewed", body).await;
+    assert_eq!(r.status, 401);
+    let listed = admin
+        .get(&format!("/api/events?camera={id}&reviewed=true"))
+        .await
+        .json();
+    assert_eq!(listed[0]["id"], event, "{listed:#}");
+    let listed = admin
+        .get(&format!("/api/events?camera={id}&reviewed=false"))
+        .await
+        .json();
+    assert!(listed.as_array().unwrap().iter().all(|e| e["id"] != event));
+
+    // Locks: made, listed, refused to the view-only user, removed.
+    let lock = admin
+        .post(
+            &format!("/api/cameras/{id}/locks"),
+            serde_json::json!({"start": at - 1000, "end": at + 1000, "note": "gate"}),
+        )
+        .await;
+    assert_eq!(lock.status, 201, "{}", lock.text());
+    let lock_id = lock.json()["id"].as_i64().unwrap();
+    let list = admin.get(&format!("/api/cameras/{id}/locks")).await.json();
+    assert_eq!(list[0]["note"], "gate", "{list:#}");
+    assert_eq!(list[0]["start"], at - 1000);
+
+    // The refusals: view-only is 403 on everything recorded; no grant is 404.
+    for (who, want) in [(&watcher, 403), (&stranger, 404)] {
+        for path in [
+            path.clone(),
+            format!("/api/cameras/{id}/thumbnail.jpg?at={at}"),
+            format!("/api/events/{event}/thumbnail.jpg"),
+            format!("/api/cameras/{id}/locks"),
+        ] {
+            let r = who.get(&path).await;
+            assert_eq!(r.status, want, "{path}: {}", r.text());
+        }
+        let r = who
+            .post(
+                &format!("/api/cameras/{id}/locks"),
+                serde_json::json!({"start": 1, "end": 2}),
+            )
+            .await;
+        assert_eq!(r.status, want, "{}", r.text());
+        let r = who
+            .delete(&format!("/api/cameras/{id}/locks/{lock_id}"))
+            .await;
+        assert_eq!(r.status, want, "{}", r.text());
+    }
+    let r = admin
+        .delete(&format!("/api/cameras/{id}/locks/{lock_id}"))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert!(
+        admin
+            .get(&format!("/api/cameras/{id}/locks"))
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // The web UI's pages answer with the app.
+    for page in ["/review", "/exports", &format!("/cameras/{id}/timeline")] {
+        let r = Api::new(nvr.addr).get(page).await;
+        assert_eq!(r.status, 200, "{page}");
+    }
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
+}

@@ -38,3 +38,24 @@ pub trait GrayDecode: Send + Sync + Debug {
 /// Starts a [`GrayDecode`] giving pictures `width` pixels wide at `fps`.
 pub type StartGrayDecoder =
     std::sync::Arc<dyn Fn(u32, u32) -> Result<Box<dyn GrayDecode>, BoxError> + Send + Sync>;
+
+/// Makes small JPEG pictures of single keyframes (timeline thumbnails).
+/// `reallive-encode` implements it with GStreamer; one value is used by
+/// one thread at a time, and may keep decoders warm between calls.
+pub trait Thumbnailer: Send + Debug {
+    /// A JPEG at most `max_width` pixels wide of the keyframe
+    /// `access_unit` (NAL units with 4-byte length prefixes, as MP4 stores
+    /// them), decoded with `codec_config` (the `avcC` / `hvcC` body).
+    /// Blocks the calling thread; never for more than a few seconds.
+    fn jpeg(
+        &mut self,
+        codec: crate::Codec,
+        codec_config: &[u8],
+        access_unit: &[u8],
+        max_width: u32,
+    ) -> Result<Vec<u8>, BoxError>;
+}
+
+/// Starts a [`Thumbnailer`].
+pub type StartThumbnailer =
+    std::sync::Arc<dyn Fn() -> Result<Box<dyn Thumbnailer>, BoxError> + Send + Sync>;

@@ -39,6 +39,10 @@
 //!   [`Reencoder`](reallive_core::reencode::Reencoder), so
 //!   `reallive-store` can rewrite recordings without linking GStreamer.
 //!
+//! And one turns a stored keyframe into a picture:
+//! [`thumbnail::jpeg_from_keyframe`] makes a small baseline JPEG of one
+//! H.264 or H.265 keyframe sample (blocking, bounded by a timeout).
+//!
 //! Every type that owns a pipeline sets it to `Null` when dropped.
 //!
 //! # Threading
@@ -69,6 +73,7 @@ mod error;
 pub mod motion;
 mod preview;
 mod settings;
+pub mod thumbnail;
 pub mod transcode;
 
 pub use backends::{OpenH264, Passthrough, V4l2M2m, X264, select};

@@ -117,6 +117,17 @@ impl ApiError {
         }
     }
 
+    /// 507: what was asked for does not fit in the space set aside for it
+    /// (the exports' share of the disk). The message, which says how much
+    /// it needs, is shown as it is: a limit, not a fault.
+    pub fn insufficient_storage(message: impl Into<String>) -> Self {
+        ApiError {
+            status: Some((StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")),
+            public: true,
+            ..ApiError::new(ErrorKind::ResourceExhausted, message)
+        }
+    }
+
     /// The status this error answers with.
     pub fn status(&self) -> StatusCode {
         match self.status {
@@ -141,8 +152,13 @@ impl From<reallive_store::StoreError> for ApiError {
     fn from(e: reallive_store::StoreError) -> Self {
         use reallive_store::StoreError as S;
         let kind = e.kind();
+        if let S::NoRoom { .. } = e {
+            return ApiError::insufficient_storage(e.to_string());
+        }
         let message = match &e {
-            S::NotFound(_) | S::InvalidInput(_) | S::Bitstream(_) => without_paths(&e.to_string()),
+            S::NotFound(_) | S::InvalidInput(_) | S::Bitstream(_) | S::Busy(_) => {
+                without_paths(&e.to_string())
+            }
             _ => {
                 if status_for(kind).0 < 500 {
                     // A 5xx is logged by `into_response`; this is the
@@ -260,6 +276,22 @@ mod tests {
             assert_eq!(api.status().as_u16(), status, "{message}");
             assert_eq!(api.message, message);
         }
+    }
+
+    #[test]
+    fn export_limits_say_what_to_do() {
+        use reallive_store::StoreError;
+        let busy = ApiError::from(StoreError::Busy("at most 2 exports run at once".into()));
+        assert_eq!(busy.status().as_u16(), 429);
+        assert_eq!(busy.message, "at most 2 exports run at once");
+        let e = ApiError::from(StoreError::NoRoom {
+            needed_bytes: 12_000_000,
+            free_bytes: 3_000_000,
+            budget_bytes: 50_000_000,
+        });
+        assert!(e.message.contains("needs about 12 MB"), "{}", e.message);
+        let r = e.into_response();
+        assert_eq!(r.status(), 507);
     }
 
     fn sqlx_error() -> sqlx::Error {

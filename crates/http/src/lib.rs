@@ -24,6 +24,9 @@
 //! - [`recordings`]: playback of a store (list, HLS VOD and live, files by
 //!   range, MP4 export), behind a [`recordings::PlaybackAccess`] policy;
 //!   shared by the puller and the NVR.
+//! - [`exports`]: exports as jobs (start, list, download by range,
+//!   delete), over a `reallive_store::ExportJobs`, behind the same
+//!   [`recordings::PlaybackAccess`].
 //! - [`nvr`]: the NVR's recorder status and control, over a
 //!   `reallive_record::CameraRegistry`.
 //! - [`files::serve`]: byte-range file serving for recordings, HLS segments
@@ -66,6 +69,7 @@
 
 mod clients;
 mod error;
+pub mod exports;
 pub mod extract;
 pub mod files;
 pub mod host;
@@ -74,6 +78,7 @@ pub mod metrics;
 pub mod nvr;
 pub mod openapi;
 pub mod recordings;
+pub mod review;
 pub mod routes;
 mod serve;
 mod state;

@@ -16,7 +16,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{auth, cameras, system, users};
-use crate::{nvr, recordings};
+use crate::{exports, nvr, recordings, review};
 
 /// The whole API.
 #[derive(Debug, OpenApi)]
@@ -31,7 +31,7 @@ use crate::{nvr, recordings};
             of the wrong type.\n\n\
             Who serves what: reallive-server serves the operations tagged `auth`, \
             `cameras`, `grants`, `users`, `system` and `live`; reallive-nvr serves those \
-            and the ones tagged `recordings` and `nvr` (reallive-puller's local playback \
+            and the ones tagged `recordings`, `review`, `exports` and `nvr` (reallive-puller's local playback \
             listener serves the `recordings` ones alone). The WebSocket signaling \
             endpoint, `GET /ws/signaling`, is not described here: it is a protocol of its \
             own (`proto/signaling.md`, `proto/signaling.schema.json`).\n\n\
@@ -54,6 +54,10 @@ use crate::{nvr, recordings};
         system::health, system::metrics, system::openapi,
         recordings::list, recordings::events, recordings::vod, recordings::live,
         recordings::file, recordings::export,
+        exports::create_export, exports::list_exports, exports::get_export,
+        exports::export_file, exports::delete_export,
+        review::timeline, review::thumbnail, review::event_thumbnail, review::reviewed,
+        review::stream, review::locks, review::add_lock, review::remove_lock,
         nvr::status, nvr::worker, nvr::start, nvr::stop, nvr::trigger,
         nvr::get_motion, nvr::put_motion, nvr::storage, nvr::transcoding,
         nvr::sources, nvr::add_source, nvr::remove_source,
@@ -68,6 +72,8 @@ use crate::{nvr, recordings};
         (name = "system", description = "Health, metrics, this document"),
         (name = "live", description = "WHIP and WHEP (both programs)"),
         (name = "recordings", description = "Playback and export (reallive-nvr)"),
+        (name = "exports", description = "Exports as jobs: an MP4 of a range, written in the background and kept until deleted (reallive-nvr)"),
+        (name = "review", description = "Timeline, thumbnails, reviewed events, locks and the live event stream (reallive-nvr)"),
         (name = "nvr", description = "Recorders, motion and storage (reallive-nvr only)"),
     )
 )]

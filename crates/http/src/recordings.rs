@@ -8,7 +8,7 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | `/api/recordings?camera={id}&start={unix_ms}&end={unix_ms}` | `[{id, camera_id, start_ms, end_ms, bytes, state}]` |
-//! | GET | `/api/events?camera={id}&start=&end=` | `[{id, camera_id, kind, start_ms, end_ms, score, zone}]` (needs `view`) |
+//! | GET | `/api/events?camera={id}&start=&end=&kind=&zone=&reviewed=&before=&limit=` | `[{id, camera_id, kind, start_ms, end_ms, score, zone, reviewed, peak_ms}]`, newest first (needs `view`) |
 //! | GET | `/api/cameras/{id}/vod.m3u8?start=&end=` | HLS VOD over the range |
 //! | GET | `/api/cameras/{id}/live.m3u8` | HLS of the newest fragments |
 //! | GET | `/api/cameras/{id}/files/{path}?t=` | a recording, by byte range |
@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use reallive_auth::Permission;
 use reallive_core::ErrorKind;
-use reallive_store::{Store, TimeRange};
+use reallive_store::{ExportJobs, Store, StoreError, TimeRange};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -84,6 +84,17 @@ pub trait PlaybackAccess: Send + Sync + 'static {
     fn principal(&self, request: &PlaybackRequest<'_>) -> String {
         format!("peer {}", request.peer.ip())
     }
+
+    /// Whether `request` may use playback at all, before any camera is
+    /// named (the event stream, marking events): the 401 or 403 to
+    /// answer if not.
+    fn authenticate(&self, request: &PlaybackRequest<'_>) -> Result<(), ApiError>;
+
+    /// Whether `request` comes from an admin, who sees every user's
+    /// exports: by default nobody.
+    fn is_admin(&self, _request: &PlaybackRequest<'_>) -> bool {
+        false
+    }
 }
 
 /// The accounts' rules, as on the server: a signed-in user (Bearer token,
@@ -122,6 +133,20 @@ impl PlaybackAccess for ApiAccess {
         let user = self.state.authenticate(token)?;
         self.state.camera_access(&user, camera, need)?;
         Ok(reallive_core::CameraId(camera).store_key())
+    }
+
+    fn authenticate(&self, request: &PlaybackRequest<'_>) -> Result<(), ApiError> {
+        let token = request
+            .token()
+            .ok_or_else(|| ApiError::unauthenticated("sign in: send a Bearer token"))?;
+        self.state.authenticate(token).map(|_| ())
+    }
+
+    fn is_admin(&self, request: &PlaybackRequest<'_>) -> bool {
+        request
+            .token()
+            .and_then(|t| self.state.authenticate(t).ok())
+            .is_some_and(|u| u.role == reallive_auth::Role::Admin)
     }
 
     fn principal(&self, request: &PlaybackRequest<'_>) -> String {
@@ -165,6 +190,14 @@ impl PlaybackAccess for LocalAccess {
         camera: i64,
         _need: Permission,
     ) -> Result<String, ApiError> {
+        self.authenticate(request)?;
+        self.cameras
+            .get(&camera)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("camera"))
+    }
+
+    fn authenticate(&self, request: &PlaybackRequest<'_>) -> Result<(), ApiError> {
         match &self.token {
             Some(want) => {
                 use subtle::ConstantTimeEq as _;
@@ -181,10 +214,7 @@ impl PlaybackAccess for LocalAccess {
             }
             None => {}
         }
-        self.cameras
-            .get(&camera)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found("camera"))
+        Ok(())
     }
 }
 
@@ -196,6 +226,8 @@ pub struct RecordingsState {
     exports: PathBuf,
     running: Arc<ExportSlots>,
     budget_percent: u8,
+    /// The export jobs sharing the exports directory and its budget.
+    jobs: Option<ExportJobs>,
 }
 
 impl std::fmt::Debug for RecordingsState {
@@ -216,7 +248,16 @@ impl RecordingsState {
             exports,
             running: Arc::default(),
             budget_percent: EXPORT_BUDGET_PERCENT,
+            jobs: None,
         }
+    }
+
+    /// Files kept for resumed downloads share the exports directory's
+    /// budget with `jobs` (the NVR's export jobs): they count what the
+    /// jobs hold and are still to write, and make way for them.
+    pub fn with_export_jobs(mut self, jobs: ExportJobs) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     /// Export files kept for resumed downloads may use this share of the
@@ -229,11 +270,11 @@ impl RecordingsState {
 }
 
 /// At most this many exports run at once for one user.
-pub const MAX_EXPORTS_PER_USER: usize = 2;
+pub const MAX_EXPORTS_PER_USER: usize = reallive_store::MAX_EXPORTS_PER_OWNER;
 
 /// Export files kept on disk (for resumed downloads) may use this share of
 /// their volume by default.
-pub const EXPORT_BUDGET_PERCENT: u8 = 5;
+pub const EXPORT_BUDGET_PERCENT: u8 = reallive_store::EXPORT_BUDGET_PERCENT;
 
 /// Exports running, by principal; an entry goes when its count does, so
 /// the map holds at most the exports running.
@@ -289,7 +330,7 @@ impl Drop for ExportSlot {
 /// The range an export asks for, in Unix ms: positive, at most
 /// [`MAX_EXPORT`], and representable in nanoseconds. Checked arithmetic:
 /// no input wraps around the cap.
-fn export_range(start_ms: i64, end_ms: i64) -> Result<TimeRange, ApiError> {
+pub(crate) fn export_range(start_ms: i64, end_ms: i64) -> Result<TimeRange, ApiError> {
     let max_ms = i64::try_from(MAX_EXPORT.as_millis()).unwrap_or(i64::MAX);
     let span_ok = end_ms
         .checked_sub(start_ms)
@@ -393,7 +434,7 @@ impl LocalPlayback {
 }
 
 /// An MP4 file's bytes, in the document: `type: string, format: binary`.
-struct Mp4;
+pub(crate) struct Mp4;
 
 impl utoipa::PartialSchema for Mp4 {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -529,10 +570,14 @@ struct EventItem {
     score: Option<f32>,
     /// The zone of the peak.
     zone: Option<String>,
+    /// Someone marked it reviewed.
+    reviewed: bool,
+    /// The frame of its peak (its best picture), Unix ms.
+    peak_ms: Option<i64>,
 }
 
-/// The camera's events (motion, triggers) overlapping `start..end`.
-/// Needs: `view` on the camera.
+/// The camera's events (motion, triggers) overlapping `start..end`,
+/// newest first, filtered and paged. Needs: `view` on the camera.
 #[utoipa::path(get, path = "/api/events", tag = "recordings",
     security(("bearer" = []), ("token" = [])),
     extensions(("x-reallive-role" = json!("camera:view"))),
@@ -540,6 +585,11 @@ struct EventItem {
         ("camera" = i64, Query, description = "camera id"),
         ("start" = Option<i64>, Query, description = "Unix ms; absent: from the first"),
         ("end" = Option<i64>, Query, description = "Unix ms; absent: to the last"),
+        ("kind" = Option<String>, Query, description = "only `motion` or `trigger` events"),
+        ("zone" = Option<String>, Query, description = "only events of this zone"),
+        ("reviewed" = Option<bool>, Query, description = "only reviewed (`true`) or unreviewed (`false`) events"),
+        ("before" = Option<i64>, Query, description = "Unix ms: only events that began before (the next page)"),
+        ("limit" = Option<u32>, Query, description = "at most this many, 1 to 500 (default 100)"),
     ),
     responses(
         (status = 200, body = Vec<EventItem>),
@@ -555,9 +605,37 @@ async fn events(
 ) -> Result<Response, ApiError> {
     let camera = camera_param(&q)?;
     let name = authorize(&s, &headers, &q, peer, camera, Permission::View)?;
+    let reviewed = match q.get("reviewed").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                "reviewed must be true or false",
+            ));
+        }
+    };
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=reallive_store::MAX_EVENTS_PAGE).contains(n))
+            .ok_or_else(|| ApiError::new(ErrorKind::InvalidArgument, "limit must be 1 to 500"))?,
+    };
+    let query = reallive_store::EventQuery {
+        camera: name,
+        range: range(&q)?,
+        kind: q.get("kind").cloned(),
+        zone: q.get("zone").cloned(),
+        reviewed,
+        before_utc_ns: ms_param(&q, "before")?.map(|ms| ms.saturating_mul(1_000_000)),
+        limit,
+    };
     let list: Vec<EventItem> = s
         .store
-        .events(&name, range(&q)?)
+        .find_events(&query)
         .await?
         .into_iter()
         .map(|e| EventItem {
@@ -568,6 +646,8 @@ async fn events(
             end_ms: e.end_utc_ns.map(|n| n.div_euclid(1_000_000)),
             score: e.score,
             zone: e.zone,
+            reviewed: e.reviewed,
+            peak_ms: e.peak_utc_ns.map(|n| n.div_euclid(1_000_000)),
         })
         .collect();
     Ok(axum::Json(list).into_response())
@@ -812,9 +892,32 @@ async fn export_file(
     if tokio::fs::metadata(&dest).await.is_ok() {
         return Ok(file);
     }
-    let total = reallive_store::disk_space(&s.exports)?.total_bytes;
-    let budget = total / 100 * u64::from(s.budget_percent);
-    make_room(&s.exports, budget, estimate).await?;
+    let (budget, reserved) = match &s.jobs {
+        Some(jobs) => (jobs.budget_bytes().await?, jobs.reserved_bytes()),
+        None => {
+            let total = reallive_store::disk_space(&s.exports)?.total_bytes;
+            (reallive_store::budget_bytes(total, s.budget_percent), 0)
+        }
+    };
+    let dir = s.exports.clone();
+    let room = tokio::task::spawn_blocking(move || {
+        reallive_store::make_room(&dir, budget, reserved, estimate)
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorKind::Internal, format!("exports: {e}")))?;
+    match room {
+        Ok(()) => {}
+        Err(StoreError::NoRoom { budget_bytes, .. }) => {
+            return Err(ApiError::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "exports kept for resuming are limited to {} MB on this disk; download without resuming, or a shorter range",
+                    budget_bytes / 1_000_000
+                ),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
     let tmp = s.exports.join(format!(
         ".{file}.{}.tmp",
         reallive_auth::random_token::<8>().expose()
@@ -827,51 +930,16 @@ async fn export_file(
     Ok(file)
 }
 
-/// Deletes the oldest exports until `more` bytes fit within `budget`;
-/// `ResourceExhausted` when they cannot.
-async fn make_room(dir: &Path, budget: u64, more: u64) -> Result<(), ApiError> {
-    let refuse = || {
-        ApiError::new(
-            ErrorKind::ResourceExhausted,
-            format!(
-                "exports kept for resuming are limited to {} MB on this disk; download without resuming, or a shorter range",
-                budget / 1_000_000
-            ),
-        )
-    };
-    if more > budget {
-        return Err(refuse());
-    }
-    let mut files = Vec::new();
-    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
-        while let Ok(Some(e)) = entries.next_entry().await {
-            if let Ok(m) = e.metadata().await {
-                files.push((m.modified().ok(), m.len(), e.path()));
-            }
-        }
-    }
-    let mut used: u64 = files.iter().map(|f| f.1).sum();
-    files.sort_by_key(|f| f.0);
-    for (_, len, path) in files {
-        if used + more <= budget {
-            break;
-        }
-        if tokio::fs::remove_file(&path).await.is_ok() {
-            used = used.saturating_sub(len);
-        }
-    }
-    if used + more > budget {
-        return Err(refuse());
-    }
-    Ok(())
-}
-
-/// Deletes exports older than [`EXPORT_TTL`].
+/// Deletes files kept for resumed downloads older than [`EXPORT_TTL`];
+/// export jobs' files are kept until their job is deleted.
 async fn sweep_exports(dir: &Path) {
     let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
         return;
     };
     while let Ok(Some(e)) = entries.next_entry().await {
+        if reallive_store::is_job_file(&e.file_name().to_string_lossy()) {
+            continue;
+        }
         let old = e
             .metadata()
             .await
@@ -999,25 +1067,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn kept_exports_stay_within_their_budget_oldest_first() {
+    async fn kept_exports_go_after_an_hour_but_export_jobs_stay() {
         let dir = tempfile::tempdir().unwrap();
-        for (i, name) in ["old.mp4", "mid.mp4", "new.mp4"].iter().enumerate() {
+        let old = SystemTime::now() - EXPORT_TTL - Duration::from_secs(60);
+        for name in ["7-0-1000.mp4", "3.mp4", "4.mp4.part", "7-1000-2000.mp4"] {
             let p = dir.path().join(name);
-            std::fs::write(&p, vec![0u8; 400]).unwrap();
-            let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + i as u64);
-            std::fs::File::options()
-                .write(true)
-                .open(&p)
-                .unwrap()
-                .set_modified(t)
-                .unwrap();
+            std::fs::write(&p, b"x").unwrap();
+            if name != "7-1000-2000.mp4" {
+                std::fs::File::options()
+                    .write(true)
+                    .open(&p)
+                    .unwrap()
+                    .set_modified(old)
+                    .unwrap();
+            }
         }
-        // 1200 used of 1500: 500 more needs the oldest gone.
-        make_room(dir.path(), 1500, 500).await.unwrap();
-        assert!(!dir.path().join("old.mp4").exists());
-        assert!(dir.path().join("mid.mp4").exists());
-        // More than the whole budget is refused, whatever is deleted.
-        let e = make_room(dir.path(), 1500, 1501).await.unwrap_err();
-        assert_eq!(e.kind, ErrorKind::ResourceExhausted);
+        sweep_exports(dir.path()).await;
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["3.mp4", "4.mp4.part", "7-1000-2000.mp4"]);
     }
 }

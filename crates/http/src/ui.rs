@@ -15,10 +15,24 @@ use crate::json::ApiPath;
 #[allow_missing = true]
 struct Assets;
 
-/// `/` and `/assets/*`.
+/// The web UI's own pages (vue-router's history mode): each answers
+/// with the index, and the app shows the page. Listed, not a catch-all,
+/// so an unknown path stays a 404.
+pub const PAGES: &[&str] = &[
+    "/",
+    "/login",
+    "/review",
+    "/exports",
+    "/timeline",
+    "/cameras/{id}",
+    "/cameras/{id}/timeline",
+];
+
+/// The pages ([`PAGES`]) and `/assets/*`.
 pub fn router() -> Router {
-    Router::new()
-        .route("/", get(index))
+    PAGES
+        .iter()
+        .fold(Router::new(), |r, page| r.route(page, get(index)))
         .route("/assets/{*path}", get(asset))
 }
 

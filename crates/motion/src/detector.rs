@@ -125,6 +125,8 @@ pub enum MotionEvent {
         end_ms: i64,
         /// The highest score seen.
         peak_score: f32,
+        /// The frame of the highest score: the event's best picture.
+        peak_ms: i64,
         /// The zone of the peak.
         zone: String,
     },
@@ -152,6 +154,7 @@ struct Active {
     start_ms: i64,
     last_motion_ms: i64,
     peak: f32,
+    peak_ms: i64,
     zone: usize,
 }
 
@@ -292,6 +295,7 @@ impl Detector {
             a.last_motion_ms = at_ms;
             if score > a.peak {
                 a.peak = score;
+                a.peak_ms = at_ms;
                 a.zone = zone;
             }
         } else {
@@ -303,6 +307,7 @@ impl Detector {
                     start_ms: first,
                     last_motion_ms: at_ms,
                     peak: score,
+                    peak_ms: at_ms,
                     zone,
                 });
                 events.push(MotionEvent::Started {
@@ -343,6 +348,7 @@ impl Detector {
             start_ms: a.start_ms,
             end_ms: a.last_motion_ms,
             peak_score: a.peak,
+            peak_ms: a.peak_ms,
             zone: self.zones[a.zone].0.clone(),
         }
     }

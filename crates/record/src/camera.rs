@@ -185,11 +185,14 @@ impl<'a> Shell<'a> {
                 RunAction::EndEvent {
                     utc_ns,
                     peak_score,
+                    peak_utc_ns,
                     zone,
                 } => {
                     tracing::info!(camera = self.camera, %zone, peak_score, "motion ended");
                     if let (Some(store), Some(id)) = (self.events, self.open_event.take())
-                        && let Err(e) = store.end_event(id, utc_ns, peak_score, &zone).await
+                        && let Err(e) = store
+                            .end_event(id, utc_ns, peak_score, &zone, peak_utc_ns)
+                            .await
                     {
                         tracing::warn!(camera = self.camera, "closing an event: {e}");
                     }
@@ -346,9 +349,10 @@ fn on_motion(run: &mut CameraRun, event: MotionEvent, sub: Option<&PtsClock>) {
         MotionEvent::Ended {
             end_ms,
             peak_score,
+            peak_ms,
             zone,
             ..
-        } => run.motion_ended(zone, peak_score, utc(end_ms)),
+        } => run.motion_ended(zone, peak_score, utc(end_ms), Some(utc(peak_ms))),
     }
 }
 

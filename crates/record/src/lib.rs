@@ -52,6 +52,7 @@ pub mod recorders;
 mod registry;
 pub mod run;
 pub mod space;
+pub mod thumbnails;
 pub mod transcode;
 pub mod worker;
 

@@ -149,6 +149,8 @@ pub enum RunAction {
         utc_ns: i64,
         /// The highest score seen.
         peak_score: f32,
+        /// The frame of that score, when the detector said.
+        peak_utc_ns: Option<i64>,
         /// The zone of the peak.
         zone: String,
     },
@@ -340,15 +342,22 @@ impl CameraRun {
         });
     }
 
-    /// Motion ended; `utc_ns` is its last motion. The post-roll runs from
-    /// the newest frame.
-    pub fn motion_ended(&mut self, zone: String, peak_score: f32, utc_ns: i64) {
+    /// Motion ended; `utc_ns` is its last motion, `peak_utc_ns` the frame
+    /// of its highest score. The post-roll runs from the newest frame.
+    pub fn motion_ended(
+        &mut self,
+        zone: String,
+        peak_score: f32,
+        utc_ns: i64,
+        peak_utc_ns: Option<i64>,
+    ) {
         if self.motion.take().is_none() {
             return;
         }
         self.queue.push_back(RunAction::EndEvent {
             utc_ns,
             peak_score,
+            peak_utc_ns,
             zone,
         });
         if let Some(now) = self.pts_now {
@@ -409,7 +418,7 @@ impl CameraRun {
                 .pts_now
                 .and_then(|p| self.clock.utc_ns(p))
                 .unwrap_or_else(|| UtcNs::now().0);
-            self.motion_ended(zone, score, utc);
+            self.motion_ended(zone, score, utc, None);
         }
         self.finish();
         self.writing = false;

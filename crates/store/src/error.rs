@@ -22,6 +22,24 @@ pub enum StoreError {
     /// The index schema could not be brought up to date.
     #[error("recording index migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A limit on work at once was hit (exports running for one user);
+    /// the message says which, and what to do.
+    #[error("{0}")]
+    Busy(String),
+    /// An export does not fit in what is left of the exports' share of
+    /// the disk.
+    #[error(
+        "this export needs about {} MB but only {} MB of the {} MB kept for exports is free; delete finished exports or choose a shorter range",
+        mb(*needed_bytes), mb(*free_bytes), mb(*budget_bytes)
+    )]
+    NoRoom {
+        /// What the export needs (an estimate from its fragments).
+        needed_bytes: u64,
+        /// What is left of the budget.
+        free_bytes: u64,
+        /// The whole budget.
+        budget_bytes: u64,
+    },
     /// Reading or writing a recording failed.
     #[error("{context}: {source}")]
     Io {
@@ -39,6 +57,7 @@ impl StoreError {
             StoreError::InvalidInput(_) | StoreError::Bitstream(_) => ErrorKind::InvalidArgument,
             StoreError::Corrupt(_) | StoreError::Migrate(_) => ErrorKind::Internal,
             StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Busy(_) | StoreError::NoRoom { .. } => ErrorKind::ResourceExhausted,
             StoreError::Index(_) => ErrorKind::Unavailable,
             StoreError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,
@@ -50,6 +69,11 @@ impl StoreError {
             },
         }
     }
+}
+
+/// Bytes in MB, rounded up, for messages.
+fn mb(bytes: u64) -> u64 {
+    bytes.div_ceil(1_000_000)
 }
 
 impl StoreError {

@@ -30,6 +30,9 @@
 //!   flags as a clap `Args` group.
 //! - [`transcode`]: re-encoding a file fragment for fragment, and swapping
 //!   it in without risking the original.
+//! - [`ExportJobs`]: exports as jobs, written in the background into an
+//!   exports directory within a share of the disk, and recovered after a
+//!   stop (a `.part` is never served).
 //! - [`write_atomically`]: replace a small file so that a crash leaves the
 //!   old one or the new one, never a torn one.
 //!
@@ -92,6 +95,7 @@
 mod durable;
 mod error;
 mod export;
+mod export_runner;
 mod file_sink;
 pub mod fragment;
 pub mod hls;
@@ -107,12 +111,19 @@ pub mod transcode;
 pub use durable::write_atomically;
 pub use error::StoreError;
 pub use export::ExportSummary;
+pub use export_runner::{
+    EXPORT_BUDGET_PERCENT, ExportJobs, ExportJobsConfig, ExportRecovery, MAX_EXPORTS_PER_OWNER,
+    MAX_EXPORTS_RUNNING, budget_bytes, is_job_file, make_room,
+};
 pub use file_sink::{FileFormat, FileSink, FileSummary};
 pub use model::{Recording, RecordingState, TimeRange, rfc3339_ms, validate_camera};
 #[cfg(feature = "test-util")]
 pub use storage::MemoryStorage;
 pub use storage::{RecordingWriter, Storage};
 pub use store::{
-    CameraUsage, Event, NewEvent, RecordingSession, RecoveryReport, RetentionReport, Store,
-    StoreConfig, WriteStats, disk_space,
+    CameraUsage, EVENT_CHANGES_QUEUE, Event, EventChange, EventQuery, Keyframe, Lock,
+    MAX_EVENTS_PAGE, MAX_THUMBNAIL_BYTES, MAX_TIMELINE_BUCKETS, MAX_TIMELINE_ITEMS,
+    MAX_TIMELINE_RANGE_NS, NewEvent, RecordingSession, RecoveryReport, RetentionReport, Store,
+    StoreConfig, Timeline, TimelineCluster, TimelineSpan, WriteStats, disk_space,
 };
+pub use store::{ExportJob, ExportState, MAX_EXPORT_NAME_CHARS};

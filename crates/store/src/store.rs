@@ -13,7 +13,11 @@
 //!   disk figures it needs;
 //! - `deletion.rs`: deleting a recording through the `garbage` table;
 //! - `playback.rs`: HLS playlists (with their cache) and export of a range;
-//! - `events.rs` and `locks.rs`: events, and ranges kept from retention.
+//! - `export_jobs.rs`: the rows of export jobs ([`crate::ExportJobs`] runs
+//!   them);
+//! - `events.rs` and `locks.rs`: events, and ranges kept from retention;
+//! - `timeline.rs`: footage and events of a range, at a resolution;
+//! - `thumbnails.rs`: keyframes read back, and the JPEGs kept of them.
 //!
 //! This file opens the store; `crate::durable` holds the `fsync`s.
 
@@ -34,20 +38,30 @@ use crate::segmenter::SegmenterConfig;
 mod index;
 mod deletion;
 mod events;
+mod export_jobs;
 mod locks;
 mod playback;
 mod recovery;
 mod retention;
+mod thumbnails;
+mod timeline;
 mod writer;
 
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
-pub use events::{Event, NewEvent};
+pub use events::{EVENT_CHANGES_QUEUE, Event, EventChange, EventQuery, MAX_EVENTS_PAGE, NewEvent};
+pub use export_jobs::{ExportJob, ExportState, MAX_EXPORT_NAME_CHARS};
 pub use index::CameraUsage;
 pub(crate) use index::row_to_recording; // also `transcode`'s
+pub use locks::Lock;
 pub use recovery::RecoveryReport;
 pub use retention::{RetentionReport, disk_space};
+pub use thumbnails::{Keyframe, MAX_THUMBNAIL_BYTES};
+pub use timeline::{
+    MAX_TIMELINE_BUCKETS, MAX_TIMELINE_ITEMS, MAX_TIMELINE_RANGE_NS, Timeline, TimelineCluster,
+    TimelineSpan,
+};
 pub use writer::{RecordingSession, WriteStats};
 
 // `transcode` reaches this through `crate::store`, as before the split.
@@ -105,6 +119,10 @@ pub(crate) struct Inner {
     /// One retention pass at a time.
     retention: tokio::sync::Mutex<()>,
     playlists: Mutex<PlaylistCache>,
+    /// One thumbnail append at a time.
+    thumbnail_writer: tokio::sync::Mutex<()>,
+    /// Events starting and ending, for live review.
+    event_changes: tokio::sync::broadcast::Sender<EventChange>,
 }
 
 /// Runs file work on tokio's blocking pool, so async callers never wait on a disk.
@@ -153,6 +171,8 @@ impl Store {
                 write_stats: Mutex::new(HashMap::new()),
                 retention: tokio::sync::Mutex::new(()),
                 playlists: Mutex::new(PlaylistCache::default()),
+                thumbnail_writer: tokio::sync::Mutex::new(()),
+                event_changes: tokio::sync::broadcast::channel(events::EVENT_CHANGES_QUEUE).0,
             }),
         };
         let report = store.recover().await?;

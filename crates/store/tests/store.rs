@@ -521,7 +521,10 @@ async fn events_are_kept_and_listed_by_range() {
         .unwrap();
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].end_utc_ns, None);
-    store.end_event(open, 130 * s, 12.5, "door").await.unwrap();
+    store
+        .end_event(open, 130 * s, 12.5, "door", Some(120 * s))
+        .await
+        .unwrap();
     let later = store
         .events("front", TimeRange::new(500 * s, 600 * s).unwrap())
         .await
@@ -542,7 +545,7 @@ async fn events_are_kept_and_listed_by_range() {
             .unwrap()
             .is_empty()
     );
-    assert!(store.end_event(9999, 1, 1.0, "x").await.is_err());
+    assert!(store.end_event(9999, 1, 1.0, "x", None).await.is_err());
     store.close().await;
 }
 

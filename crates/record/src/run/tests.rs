@@ -168,7 +168,7 @@ impl Sim {
             }
             Step::MotionOff => {
                 let utc = self.run.clock().utc_ns(self.last * 9000).expect("mapped");
-                self.run.motion_ended("gate".into(), 30.0, utc);
+                self.run.motion_ended("gate".into(), 30.0, utc, Some(utc));
             }
             Step::Trigger(s) => {
                 let now = self.now(self.last);

@@ -47,10 +47,15 @@ impl Store {
 
     pub(crate) async fn unlink_garbage(&self, rel: &str) -> Result<(), StoreError> {
         let abs = self.inner.root.join(rel);
-        blocking(move || match fs::remove_file(&abs) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::io(format!("deleting {}", abs.display()), e)),
+        blocking(move || {
+            match fs::remove_file(&abs) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io(format!("deleting {}", abs.display()), e)),
+            }
+            // Its thumbnails' rows went with its row.
+            super::thumbnails::remove_sidecar(&abs)
+                .map_err(|e| StoreError::io(format!("deleting thumbnails of {}", abs.display()), e))
         })
         .await?;
         sqlx::query("DELETE FROM garbage WHERE path = ?")

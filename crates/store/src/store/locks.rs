@@ -1,10 +1,96 @@
 //! Locks: ranges of a camera that retention must not delete.
 
+use sqlx::Row;
+
 use super::Store;
 use crate::StoreError;
 use crate::model::{TimeRange, validate_camera};
 
+/// A range kept from retention ([`Store::locks`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lock {
+    /// Its id.
+    pub id: i64,
+    /// The store's name of the camera.
+    pub camera: String,
+    /// The range kept.
+    pub range: TimeRange,
+    /// Why (the `reason` given to [`Store::lock`]).
+    pub note: String,
+    /// Who made it, when [`Store::lock_by`] said.
+    pub created_by: Option<String>,
+    /// When it was made (UTC ns), when known.
+    pub created_at_utc_ns: Option<i64>,
+}
+
 impl Store {
+    /// [`lock`](Self::lock), noting who asked and when.
+    pub async fn lock_by(
+        &self,
+        camera: &str,
+        range: TimeRange,
+        note: &str,
+        created_by: &str,
+    ) -> Result<Lock, StoreError> {
+        let id = self.lock(camera, range, note).await?;
+        let now = reallive_core::time::UtcNs::now().0;
+        sqlx::query("UPDATE locks SET created_by = ?, created_at_utc_ns = ? WHERE id = ?")
+            .bind(created_by)
+            .bind(now)
+            .bind(id)
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(Lock {
+            id,
+            camera: camera.to_owned(),
+            range,
+            note: note.to_owned(),
+            created_by: Some(created_by.to_owned()),
+            created_at_utc_ns: Some(now),
+        })
+    }
+
+    /// `camera`'s locks, by start.
+    pub async fn locks(&self, camera: &str) -> Result<Vec<Lock>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, camera, start_utc_ns, end_utc_ns, reason, created_by, created_at_utc_ns \
+             FROM locks WHERE camera = ? ORDER BY start_utc_ns, id",
+        )
+        .bind(camera)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Lock {
+                    id: r.try_get("id")?,
+                    camera: r.try_get("camera")?,
+                    range: TimeRange {
+                        start_utc_ns: r.try_get("start_utc_ns")?,
+                        end_utc_ns: r.try_get("end_utc_ns")?,
+                    },
+                    note: r.try_get("reason")?,
+                    created_by: r.try_get("created_by")?,
+                    created_at_utc_ns: r.try_get("created_at_utc_ns")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Lock `lock_id`, if there is one.
+    pub async fn lock_row(&self, lock_id: i64) -> Result<Option<Lock>, StoreError> {
+        let row = sqlx::query("SELECT camera FROM locks WHERE id = ?")
+            .bind(lock_id)
+            .fetch_optional(&self.inner.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let camera: String = row.try_get("camera")?;
+        Ok(self
+            .locks(&camera)
+            .await?
+            .into_iter()
+            .find(|l| l.id == lock_id))
+    }
+
     /// Protects `range` of `camera` from retention; returns the lock's id.
     /// Every recording overlapping it is kept whole, even when the disk is
     /// under its free-space floor, until [`unlock`](Self::unlock).
@@ -92,6 +178,15 @@ mod tests {
         let e = store.lock("a/b", TimeRange::all(), "x").await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidArgument);
         let id = store.lock("cam", TimeRange::all(), "x").await.unwrap();
+        let by = store
+            .lock_by("cam", secs(1, 2), "gate", "user 3")
+            .await
+            .unwrap();
+        let listed = store.locks("cam").await.unwrap();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[1], by);
+        assert_eq!(store.lock_row(by.id).await.unwrap(), Some(by));
+        assert!(store.locks("other").await.unwrap().is_empty());
         store.unlock(id).await.unwrap();
         assert_eq!(
             store.unlock(id).await.unwrap_err().kind(),
