@@ -161,8 +161,13 @@ def _known_query(path):
         "/api/events",
         "/api/cameras/{id}/vod.m3u8",
         "/api/cameras/{id}/export.mp4",
+        "/api/cameras/{id}/timeline",
     ):
         strategy = st.tuples(strategy, _times()).map(lambda t: {**t[0], **t[1]})
+    elif len(RANGE) == 2 and path == "/api/cameras/{id}/thumbnail.jpg":
+        lo, hi = RANGE
+        at = st.fixed_dictionaries({"at": st.integers(lo - 5_000, hi + 5_000)})
+        strategy = st.tuples(strategy, at).map(lambda t: {**t[0], **t[1]})
     elif not known:
         return None
     return strategy

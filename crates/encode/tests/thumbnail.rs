@@ -22,10 +22,16 @@ struct Recorded {
 /// `n` frames of the SMPTE bars at `width`x`height`, encoded as the store
 /// records them.
 fn record(codec: Codec, n: u32, width: u32, height: u32) -> Recorded {
+    record_pattern(codec, n, width, height, "smpte")
+}
+
+/// [`record`] of a `videotestsrc` pattern.
+fn record_pattern(codec: Codec, n: u32, width: u32, height: u32, pattern: &str) -> Recorded {
     gst::init().unwrap();
     let encode = match codec {
         Codec::H264 => {
-            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h264parse \
+            // A low fixed quantizer: noise gives the largest keyframes.
+            "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 pass=quant quantizer=12 ! h264parse \
              ! video/x-h264,stream-format=avc,alignment=au"
         }
         _ => {
@@ -34,7 +40,7 @@ fn record(codec: Codec, n: u32, width: u32, height: u32) -> Recorded {
         }
     };
     let pipeline = gst::parse::launch(&format!(
-        "videotestsrc num-buffers={n} pattern=smpte \
+        "videotestsrc num-buffers={n} pattern={pattern} \
          ! video/x-raw,format=I420,width={width},height={height},framerate=30/1 \
          ! {encode} ! appsink name=out sync=false"
     ))
@@ -323,4 +329,16 @@ fn thumbnail_of_1080p_is_fast_cold_and_warm() {
         // The budget is 150 ms; generous here because the test box is shared.
         assert!(warm[2] < Duration::from_millis(600), "{warm:?}");
     }
+    // Noise: the largest keyframe a 1080p encoder makes.
+    let rec = record_pattern(Codec::H264, 1, 1920, 1080, "snow");
+    let started = Instant::now();
+    let jpeg = jpeg_from_keyframe(Codec::H264, &rec.config, &rec.samples[0].0, 320).unwrap();
+    let took = started.elapsed();
+    eprintln!(
+        "h264 1080p noise keyframe ({} KiB) -> {} KiB JPEG in {took:?}",
+        rec.samples[0].0.len() >> 10,
+        jpeg.len() >> 10
+    );
+    assert_eq!(sof(&jpeg), (0xc0, 320, 180));
+    assert!(took < Duration::from_secs(1), "{took:?}");
 }

@@ -134,7 +134,8 @@ pub struct ExportJob {
     pub progress: f64,
     /// Bytes written; the file's size once done.
     pub bytes: u64,
-    /// Why it failed.
+    /// Why it failed; `null` unless `failed`.
+    #[schema(required = true)]
     pub error: Option<String>,
     /// When it was asked for, Unix ms.
     pub created_at: i64,

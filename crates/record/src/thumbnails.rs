@@ -300,6 +300,8 @@ mod tests {
             _max_width: u32,
         ) -> Result<Vec<u8>, BoxError> {
             self.0.fetch_add(1, Ordering::SeqCst);
+            // The worker's own thread, standing in for a slow decoder.
+            #[allow(clippy::disallowed_methods)]
             std::thread::sleep(Duration::from_millis(300));
             let n = u8::try_from(au.len() % 251).unwrap_or(0);
             Ok(vec![0xFF, 0xD8, n, 0xFF, 0xD9])

@@ -129,8 +129,7 @@ impl Store {
         let Some(frag) = rec
             .fragments
             .iter()
-            .filter(|f| f.keyframe && rec.fragment_start_utc_ns(f) <= at_utc_ns)
-            .next_back()
+            .rfind(|f| f.keyframe && rec.fragment_start_utc_ns(f) <= at_utc_ns)
             .or_else(|| rec.fragments.iter().find(|f| f.keyframe))
             .copied()
         else {
