@@ -149,6 +149,13 @@ async fn an_old_recording_is_replaced_by_a_smaller_h265_file_that_plays_the_same
     let before = ffprobe::probe(&original);
     let before_bytes = std::fs::metadata(&original).unwrap().len();
     assert_eq!(before.codec_name, "h264");
+    // A thumbnail of it, kept beside the file.
+    let thumb = format!(
+        "/api/cameras/{id}/thumbnail.jpg?at={}",
+        rec["start_ms"].as_i64().unwrap() + 1000
+    );
+    let t = api.get(&thumb).await;
+    assert_eq!(t.status, 200, "{}", t.text());
 
     let s = wait_transcoding(&api, &nvr, 60, "one recording transcoded", |s| {
         s["completed"] == 1
@@ -165,6 +172,12 @@ async fn an_old_recording_is_replaced_by_a_smaller_h265_file_that_plays_the_same
     assert_eq!(after_rec["end_ms"], rec["end_ms"]);
     let new = file_of(&data, rec["id"].as_i64().unwrap()).await;
     assert!(!original.exists(), "the original is deleted after the swap");
+    // Its thumbnails followed it: served from the sidecar beside the new
+    // file, none left beside the old.
+    let sidecar = |p: &Path| PathBuf::from(format!("{}.thumbs", p.display()));
+    assert!(sidecar(&new).exists() && !sidecar(&original).exists());
+    let t = api.get(&thumb).await;
+    assert_eq!(t.status, 200, "{}", t.text());
     let after = ffprobe::probe(&new);
     let after_bytes = std::fs::metadata(&new).unwrap().len();
     eprintln!(

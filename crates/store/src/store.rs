@@ -57,6 +57,7 @@ pub(crate) use index::row_to_recording; // also `transcode`'s
 pub use locks::Lock;
 pub use recovery::RecoveryReport;
 pub use retention::{RetentionReport, disk_space};
+pub(crate) use thumbnails::sidecar;
 pub use thumbnails::{Keyframe, MAX_THUMBNAIL_BYTES};
 pub use timeline::{
     MAX_TIMELINE_BUCKETS, MAX_TIMELINE_ITEMS, MAX_TIMELINE_RANGE_NS, Timeline, TimelineCluster,

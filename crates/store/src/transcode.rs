@@ -495,6 +495,19 @@ impl Store {
             }
         });
         self.forget_cached(rec.id);
+        // The thumbnails keep their rows (same id, same times): their
+        // sidecar follows the file before the old one is unlinked.
+        let (old, new) = (
+            crate::store::sidecar(&self.inner.root.join(&rec.path)),
+            crate::store::sidecar(&self.inner.root.join(&r.target_rel)),
+        );
+        blocking(move || match std::fs::rename(&old, &new) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(StoreError::io(format!("moving {}", old.display()), e))
+            }
+            _ => Ok(()),
+        })
+        .await?;
         self.unlink_garbage(&rec.path).await?;
         Ok(Replaced {
             bytes_before: rec.bytes,
