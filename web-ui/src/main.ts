@@ -2,6 +2,7 @@ import { createApp } from 'vue'
 import App from './App.vue'
 import { installTestHook } from './lib/testHook'
 import { activePlayers } from './lib/player'
+import { createAppRouter } from './lib/router'
 import './style.css'
 
 installTestHook()
@@ -15,4 +16,5 @@ window.addEventListener('pageshow', (ev) => {
   if (ev.persisted) window.location.reload()
 })
 
-createApp(App).mount('#app')
+const router = createAppRouter()
+createApp(App).use(router).mount('#app')

@@ -653,6 +653,38 @@ async fn events(
     Ok(axum::Json(list).into_response())
 }
 
+/// `body` with `token` on every URI it names, for players that fetched
+/// it with `?token=` and cannot set headers on the requests it makes
+/// (Safari's native HLS): segment lines get `&token=`, `EXT-X-MAP` URIs
+/// `?token=`. The token is percent-encoded; every other line is kept.
+fn with_token(body: &str, token: &str) -> String {
+    let token: String = token
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let mut out = String::with_capacity(body.len() + 64);
+    for line in body.lines() {
+        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"")
+            && let Some((uri, tail)) = rest.split_once('"')
+        {
+            let sep = if uri.contains('?') { '&' } else { '?' };
+            out.push_str(&format!("#EXT-X-MAP:URI=\"{uri}{sep}token={token}\"{tail}"));
+        } else if !line.is_empty() && !line.starts_with('#') {
+            let sep = if line.contains('?') { '&' } else { '?' };
+            out.push_str(&format!("{line}{sep}token={token}"));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 fn playlist(body: String) -> Response {
     let mut r = body.into_response();
     r.headers_mut().insert(
@@ -690,7 +722,10 @@ async fn vod(
     let name = authorize(&s, &headers, &q, peer, camera, Permission::Playback)?;
     let prefix = format!("/api/cameras/{camera}/files/");
     let body = s.store.vod_playlist(&name, range(&q)?, &prefix).await?;
-    Ok(playlist(body))
+    Ok(playlist(match q.get("token") {
+        Some(t) => with_token(&body, t),
+        None => body,
+    }))
 }
 
 /// An HLS live playlist of the newest fragments. Needs: `view` on the
@@ -714,7 +749,10 @@ async fn live(
     let name = authorize(&s, &headers, &q, peer, camera, Permission::View)?;
     let prefix = format!("/api/cameras/{camera}/files/");
     let body = s.store.live_playlist(&name, 6, &prefix).await?;
-    Ok(playlist(body))
+    Ok(playlist(match q.get("token") {
+        Some(t) => with_token(&body, t),
+        None => body,
+    }))
 }
 
 /// A recording file, as the playlists name it, by HTTP Range. Needs:
@@ -956,6 +994,20 @@ async fn sweep_exports(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A playlist fetched with `?token=` names every file with it, so a
+    /// player that cannot set headers (Safari) fetches them too.
+    #[test]
+    fn a_token_in_the_playlist_url_goes_on_every_uri_in_it() {
+        let body = "#EXTM3U\n#EXT-X-MAP:URI=\"/f/a.mp4\",BYTERANGE=\"700@0\"\n\
+                    #EXT-X-BYTERANGE:1000@700\n/f/a.mp4?t=0\n#EXT-X-ENDLIST\n";
+        let got = with_token(body, "ab.c d");
+        assert_eq!(
+            got,
+            "#EXTM3U\n#EXT-X-MAP:URI=\"/f/a.mp4?token=ab.c%20d\",BYTERANGE=\"700@0\"\n\
+             #EXT-X-BYTERANGE:1000@700\n/f/a.mp4?t=0&token=ab.c%20d\n#EXT-X-ENDLIST\n"
+        );
+    }
 
     trait AuthorizeAny {
         fn authorize_any(&self, r: &PlaybackRequest<'_>, camera: i64) -> Result<String, ApiError>;

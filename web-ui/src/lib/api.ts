@@ -1,42 +1,25 @@
 // The RealLive HTTP API, as the UI uses it. All URLs are relative: the app is
 // served from the same origin as the API.
 
-export type Role = 'viewer' | 'operator' | 'admin'
-export type CameraStatus = 'offline' | 'online' | 'streaming'
-export type Permission = 'view' | 'playback' | 'control'
+import type { components } from '../api/schema'
 
-export interface User {
-  id: number
-  username: string
-  email: string | null
-  role: Role
-  created_at: string
-}
+type Schemas = components['schemas']
 
-export interface LoginResponse {
-  token: string
-  expires_at: string
-  user: User
-}
+export type Role = Schemas['Role']
+export type CameraStatus = Schemas['CameraStatus']
+/** The highest permission the user holds on a camera (admins: `control`). */
+export type Permission = Schemas['Permission']
+export type User = Schemas['User']
+export type LoginResponse = Schemas['TokenResponse']
+/** A camera as `GET /api/cameras` lists it, with the caller's permission. */
+export type Camera = Schemas['CameraView']
+export type IceServerConfig = Schemas['IceServer']
+/** `GET /api/cameras/{id}/stream`; only the ICE servers matter to the UI. */
+export type StreamInfo = Partial<Schemas['StreamInfo']>
 
-export interface Camera {
-  id: number
-  owner_id: number
-  name: string
-  resolution: string | null
-  status: CameraStatus
-  created_at: string
-  permission: Permission
-}
-
-export interface IceServerConfig {
-  urls: string[]
-  username?: string
-  credential?: string
-}
-
-export interface StreamInfo {
-  ice_servers?: IceServerConfig[]
+/** Whether this permission lets the user watch recordings. */
+export function canPlayBack(p: Permission): boolean {
+  return p === 'playback' || p === 'control'
 }
 
 export const TOKEN_KEY = 'reallive.token'
@@ -175,7 +158,8 @@ export class ApiClient {
     return this.fetchFn
   }
 
-  private async request<T>(
+  /** One JSON call; 401 on an authenticated call drops the token. */
+  async request<T>(
     method: string,
     path: string,
     opts: { body?: unknown; auth?: boolean; signal?: AbortSignal } = {},
@@ -251,6 +235,16 @@ export class ApiClient {
     } finally {
       this.setToken(null)
     }
+  }
+
+  /** A media URL (img, playlist, download) carrying the token as `?token=`. */
+  mediaUrl(path: string, params: Record<string, string | number> = {}): string {
+    const q = new URLSearchParams()
+    for (const [k, v] of Object.entries(params)) q.set(k, String(v))
+    const t = this.token
+    if (t) q.set('token', t)
+    const qs = q.toString()
+    return qs ? `${path}?${qs}` : path
   }
 }
 

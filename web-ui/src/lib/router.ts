@@ -1,48 +1,119 @@
-// A tiny hash router: `#/login`, `#/` (the live grid), `#/camera/{id}`.
-// Hash URLs need nothing from the server beyond serving `index.html` at `/`.
+// The app's routes (vue-router, history mode: the server answers every one of
+// these paths with index.html).
+//
+//   /login?next=            sign in, then back to `next`
+//   /                       the live grid
+//   /cameras/:id            one camera live
+//   /cameras/:id/timeline   one camera's recordings
+//   /timeline?cameras=1,2   several cameras' recordings side by side
+//   /review                 events of every camera the user may play back
+//   /exports                export jobs
+//
+// Old hash links (`#/camera/3`, `#/login`, `#/`) are redirected.
 
-import { readonly, ref } from 'vue'
+import {
+  createRouter,
+  createWebHistory,
+  type RouteLocationNormalized,
+  type RouteLocationRaw,
+  type Router,
+  type RouterHistory,
+} from 'vue-router'
+import { api as defaultApi, type ApiClient } from './api'
+import LivePage from '../components/LivePage.vue'
+import LoginPage from '../components/LoginPage.vue'
 
-export type Route =
-  | { name: 'login' }
-  | { name: 'live' }
-  | { name: 'camera'; id: number }
+const idProp = (r: RouteLocationNormalized) => ({ cameraIds: [Number(r.params.id)], single: true })
 
-export function parseHash(hash: string): Route {
-  const path = hash.replace(/^#/, '') || '/'
-  if (path === '/login') return { name: 'login' }
-  const m = /^\/camera\/(\d{1,15})\/?$/.exec(path)
-  if (m) return { name: 'camera', id: Number(m[1]) }
-  return { name: 'live' }
-}
-
-export function hrefFor(route: Route): string {
-  switch (route.name) {
-    case 'login':
-      return '#/login'
-    case 'camera':
-      return `#/camera/${route.id}`
-    default:
-      return '#/'
+/** `?cameras=1,2,3` as ids, deduplicated, at most 9. */
+export function parseCameraList(value: unknown): number[] {
+  const s = Array.isArray(value) ? value.join(',') : typeof value === 'string' ? value : ''
+  const out: number[] = []
+  for (const part of s.split(',')) {
+    if (!/^\d{1,15}$/.test(part.trim())) continue
+    const n = Number(part.trim())
+    if (!out.includes(n)) out.push(n)
   }
+  return out.slice(0, 9)
 }
 
-const current = ref<Route>(parseHash(globalThis.location?.hash ?? ''))
-
-if (typeof window !== 'undefined') {
-  const sync = () => {
-    current.value = parseHash(window.location.hash)
-  }
-  window.addEventListener('hashchange', sync)
-  window.addEventListener('popstate', sync)
+/** A `next` that stays on this site: a path, not `//evil.example` nor a URL. */
+export function safeNext(next: unknown): string {
+  const s = typeof next === 'string' ? next : ''
+  if (!s.startsWith('/') || s.startsWith('//') || s.startsWith('/\\') || s.startsWith('/login')) return '/'
+  return s
 }
 
-export const route = readonly(current)
+/** Where an old hash URL (`#/camera/3`) now lives; `null` for other hashes. */
+export function legacyHashTarget(hash: string): string | null {
+  const h = hash.replace(/^#/, '')
+  if (h === '/' || h === '') return hash ? '/' : null
+  if (h === '/login') return '/login'
+  const m = /^\/camera\/(\d{1,15})\/?$/.exec(h)
+  if (m) return `/cameras/${m[1]}`
+  return null
+}
 
-/** Goes to `to`; `replace` keeps it out of the history (redirects). */
-export function navigate(to: Route, replace = false): void {
-  const href = hrefFor(to)
-  if (replace) window.history.replaceState(window.history.state, '', href)
-  else if (window.location.hash !== href) window.history.pushState(window.history.state, '', href)
-  current.value = parseHash(href)
+/** Builds the router; tests pass a memory history and their own client. */
+export function createAppRouter(history: RouterHistory = createWebHistory(), client: ApiClient = defaultApi): Router {
+  const router = createRouter({
+    history,
+    routes: [
+      { path: '/login', name: 'login', component: LoginPage, meta: { public: true, title: 'Sign in' } },
+      { path: '/', name: 'live', component: LivePage, props: { focusedId: null }, meta: { title: 'Live' } },
+      {
+        path: '/cameras/:id(\\d+)',
+        name: 'camera',
+        component: LivePage,
+        props: (r) => ({ focusedId: Number(r.params.id) }),
+        meta: { title: 'Live' },
+      },
+      {
+        path: '/cameras/:id(\\d+)/timeline',
+        name: 'camera-timeline',
+        component: () => import('../components/TimelinePage.vue'),
+        props: idProp,
+        meta: { title: 'Recordings' },
+      },
+      {
+        path: '/timeline',
+        name: 'timeline',
+        component: () => import('../components/TimelinePage.vue'),
+        props: (r) => ({ cameraIds: parseCameraList(r.query.cameras), single: false }),
+        meta: { title: 'Recordings' },
+      },
+      { path: '/review', name: 'review', component: () => import('../components/ReviewPage.vue'), meta: { title: 'Review' } },
+      { path: '/exports', name: 'exports', component: () => import('../components/ExportsPage.vue'), meta: { title: 'Exports' } },
+      { path: '/camera/:id(\\d+)', redirect: (to) => `/cameras/${String(to.params.id)}` },
+      { path: '/:rest(.*)*', redirect: '/' },
+    ],
+  })
+
+  router.beforeEach((to): RouteLocationRaw | true => {
+    const legacy = legacyHashTarget(to.hash)
+    if (legacy) return { path: legacy, replace: true }
+    const signedIn = client.token != null
+    if (!signedIn && !to.meta.public) {
+      return { name: 'login', query: to.fullPath === '/' ? {} : { next: to.fullPath }, replace: true }
+    }
+    if (signedIn && to.name === 'login') return { path: safeNext(to.query.next), replace: true }
+    return true
+  })
+
+  router.afterEach((to) => {
+    if (typeof document !== 'undefined') {
+      const t = typeof to.meta.title === 'string' ? to.meta.title : ''
+      document.title = t ? `${t} · RealLive` : 'RealLive'
+    }
+  })
+
+  // A 401 anywhere: the client has dropped the token; sign in again and come back.
+  client.onUnauthorized(() => {
+    const here = router.currentRoute.value
+    if (here.name === 'login') return
+    const next = here.fullPath
+    void router.replace({ name: 'login', query: next && next !== '/' ? { next } : {} })
+  })
+
+  return router
 }

@@ -4,6 +4,8 @@ import CameraTile from '../../src/components/CameraTile.vue'
 import LivePage from '../../src/components/LivePage.vue'
 import { TOKEN_KEY, type Camera } from '../../src/lib/api'
 import { activePlayers } from '../../src/lib/player'
+import { createMemoryHistory } from 'vue-router'
+import { createAppRouter } from '../../src/lib/router'
 import { FakePeerConnection, apiError, json, mockFetch } from './fakes'
 
 const EVIL = '<img src=x onerror=alert(1)>'
@@ -32,9 +34,16 @@ afterEach(() => {
   vi.unstubAllGlobals()
 })
 
+async function withRouter(path = '/') {
+  const router = createAppRouter(createMemoryHistory())
+  await router.push(path)
+  await router.isReady()
+  return { global: { plugins: [router] } }
+}
+
 describe('camera names are text, never HTML', () => {
-  it('in a tile', () => {
-    const w = mount(CameraTile, { props: { camera: camera(), connect: false } })
+  it('in a tile', async () => {
+    const w = mount(CameraTile, { props: { camera: camera(), connect: false }, ...(await withRouter()) })
     expect(w.find('img').exists()).toBe(false)
     expect(w.find('.tile-name').text()).toBe(EVIL)
     expect(w.find('.tile-name').element.innerHTML).toContain('&lt;img')
@@ -50,13 +59,13 @@ describe('camera names are text, never HTML', () => {
       return apiError(503, 'unavailable', 'no publisher')
     })
     vi.stubGlobal('fetch', fetch)
-    const grid = mount(LivePage, { props: { focusedId: null }, attachTo: document.body })
+    const grid = mount(LivePage, { props: { focusedId: null }, attachTo: document.body, ...(await withRouter()) })
     await flushPromises()
     expect(grid.findAll('.tile')).toHaveLength(2)
     expect(grid.find('img').exists()).toBe(false)
     expect(grid.find('script').exists()).toBe(false)
     expect(grid.findAll('.tile-name').map((n) => n.text())).toEqual([EVIL, '<script>alert(2)</script>'])
-    expect(grid.find('.tile-link').attributes('href')).toBe('#/camera/7')
+    expect(grid.find('.tile-link').attributes('href')).toBe('/cameras/7')
 
     await grid.setProps({ focusedId: 7 })
     expect(grid.findAll('.tile')).toHaveLength(1)
@@ -66,5 +75,19 @@ describe('camera names are text, never HTML', () => {
     expect(grid.find('b').exists()).toBe(false)
     grid.unmount()
     expect(activePlayers.size).toBe(0)
+  })
+})
+
+describe('live tiles link to recordings', () => {
+  it('only when the camera may be played back', async () => {
+    const g = await withRouter()
+    const view = mount(CameraTile, { props: { camera: camera({ permission: 'view' }), connect: false }, ...g })
+    expect(view.find('[data-testid="tile-timeline-link"]').exists()).toBe(false)
+    view.unmount()
+    for (const permission of ['playback', 'control'] as const) {
+      const w = mount(CameraTile, { props: { camera: camera({ permission }), connect: false }, ...g })
+      expect(w.find('[data-testid="tile-timeline-link"]').attributes('href')).toBe('/cameras/7/timeline')
+      w.unmount()
+    }
   })
 })
