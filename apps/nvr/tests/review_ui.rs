@@ -383,6 +383,14 @@ async fn review_flow() {
         ));
     }
     eprintln!("refused: {}", v["refusedMessage"]);
+    // The event's picture shows the event: the white ball on black, not
+    // the empty scene of the keyframe before it began.
+    if v["eventThumb"]["brightPixels"].as_u64().unwrap_or(0) == 0 {
+        failures.push(format!(
+            "the event's thumbnail shows the ball: {}",
+            v["eventThumb"]
+        ));
+    }
     eprintln!(
         "review: the event's thumbnail {}; `playing` {} ms after the click",
         v["eventThumb"], v["clickToPlayingMs"]

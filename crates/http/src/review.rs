@@ -307,16 +307,28 @@ impl utoipa::PartialSchema for Jpeg {
 
 impl ToSchema for Jpeg {}
 
-/// The picture of `camera` (the store's name) at `at_ns`, as a response.
-async fn picture(s: &ReviewState, camera: &str, at_ns: i64) -> Result<Response, ApiError> {
+/// The picture of `camera` (the store's name) at `at_ns`, as a response:
+/// a kept one within half the interval, or (`exact`) only one of the
+/// keyframe at or before `at_ns` itself.
+async fn picture(
+    s: &ReviewState,
+    camera: &str,
+    at_ns: i64,
+    exact: bool,
+) -> Result<Response, ApiError> {
     let jpeg = match &s.thumbnails {
-        Some(t) => t.at(camera, at_ns).await.map_err(|e| match e {
+        Some(t) if exact => t.of_keyframe(camera, at_ns).await,
+        Some(t) => t.at(camera, at_ns).await,
+        None => Ok(None),
+    };
+    let jpeg = match (&s.thumbnails, jpeg) {
+        (Some(_), j) => j.map_err(|e| match e {
             ThumbnailError::Busy => ApiError::busy("thumbnails are being made; try again", 1),
             ThumbnailError::Store(e) => e.into(),
             other => ApiError::new(ErrorKind::Internal, other.to_string()),
         })?,
-        None => {
-            let half = 5_000_000_000;
+        (None, _) => {
+            let half = if exact { 0 } else { 5_000_000_000 };
             s.store
                 .thumbnail_near(camera, at_ns, half)
                 .await?
@@ -366,7 +378,7 @@ async fn thumbnail(
     };
     let name = s.authorize(&req, camera, Permission::Playback)?;
     let at = ns(required_ms(&q, "at")?, "at")?;
-    picture(&s, &name, at).await
+    picture(&s, &name, at, false).await
 }
 
 /// The event's camera id, and the event; an event of a camera the caller
@@ -389,8 +401,29 @@ async fn event_for(
     Ok((camera, e))
 }
 
-/// The event's best picture: the keyframe at or before its peak (its
-/// start when it has no peak). Needs: `playback` on its camera.
+/// The keyframe that shows event `e` best: of the keyframes inside it
+/// (its start to its end, or a minute for an open one), the nearest to
+/// its peak; when none falls inside, the one at or before the peak. The
+/// keyframe before a short event's peak is often from before it began,
+/// and shows an empty scene.
+async fn best_keyframe(store: &Store, e: &Event) -> Result<i64, ApiError> {
+    let peak = e.peak_utc_ns.unwrap_or(e.start_utc_ns).max(e.start_utc_ns);
+    let end = e
+        .end_utc_ns
+        .unwrap_or(e.start_utc_ns.saturating_add(60_000_000_000))
+        .max(e.start_utc_ns + 1);
+    let inside = store
+        .keyframe_times(&e.camera, TimeRange::new(e.start_utc_ns, end)?)
+        .await?;
+    Ok(inside
+        .into_iter()
+        .min_by_key(|k| (k - peak).unsigned_abs())
+        .unwrap_or(peak))
+}
+
+/// The event's best picture: of the keyframes inside the event, the one
+/// nearest its peak score (the one at or before the peak when none is
+/// inside). Needs: `playback` on its camera.
 #[utoipa::path(get, path = "/api/events/{id}/thumbnail.jpg", tag = "review",
     security(("bearer" = []), ("token" = [])),
     extensions(("x-reallive-role" = json!("camera:playback"))),
@@ -415,7 +448,8 @@ async fn event_thumbnail(
         peer,
     };
     let (_, e) = event_for(&s, &req, id, Permission::Playback).await?;
-    picture(&s, &e.camera, e.peak_utc_ns.unwrap_or(e.start_utc_ns)).await
+    let at = best_keyframe(&s.store, &e).await?;
+    picture(&s, &e.camera, at, true).await
 }
 
 /// Which events to mark.

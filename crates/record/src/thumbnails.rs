@@ -129,9 +129,30 @@ impl Thumbnails {
         camera: &str,
         at_utc_ns: i64,
     ) -> Result<Option<Vec<u8>>, ThumbnailError> {
+        let half = i64::try_from(self.shared.cfg.every.as_nanos() / 2).unwrap_or(i64::MAX);
+        self.within(camera, at_utc_ns, half).await
+    }
+
+    /// A JPEG of exactly the keyframe at or before `at_utc_ns`: a kept
+    /// thumbnail of an earlier keyframe does not do (an event's picture
+    /// must show the event).
+    pub async fn of_keyframe(
+        &self,
+        camera: &str,
+        at_utc_ns: i64,
+    ) -> Result<Option<Vec<u8>>, ThumbnailError> {
+        self.within(camera, at_utc_ns, 0).await
+    }
+
+    /// [`at`](Self::at), taking a kept thumbnail up to `within_ns` before.
+    async fn within(
+        &self,
+        camera: &str,
+        at_utc_ns: i64,
+        within_ns: i64,
+    ) -> Result<Option<Vec<u8>>, ThumbnailError> {
         let s = &self.shared;
-        let half = i64::try_from(s.cfg.every.as_nanos() / 2).unwrap_or(i64::MAX);
-        if let Some((_, jpeg)) = s.store.thumbnail_near(camera, at_utc_ns, half).await? {
+        if let Some((_, jpeg)) = s.store.thumbnail_near(camera, at_utc_ns, within_ns).await? {
             return Ok(Some(jpeg));
         }
         let Some(keyframe) = s.store.keyframe_at(camera, at_utc_ns).await? else {

@@ -527,8 +527,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The event's best picture: the keyframe at or before its peak (its
-         *     start when it has no peak). Needs: `playback` on its camera.
+         * The event's best picture: of the keyframes inside the event, the one
+         *     nearest its peak score (the one at or before the peak when none is
+         *     inside). Needs: `playback` on its camera.
          */
         get: operations["event_thumbnail"];
         put?: never;

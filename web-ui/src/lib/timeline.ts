@@ -430,3 +430,96 @@ export function nextEvent<T extends { start: number }>(events: readonly T[], t: 
 export function isRecorded(spans: readonly { start: number; end: number }[], t: number): boolean {
   return spans.some((s) => t >= s.start && t < s.end)
 }
+
+/**
+ * The invisible hit area of a mark drawn at `m`: at least `minW` px wide
+ * (a finger is about 44 px), centred on the mark and kept on the bar. The
+ * drawn mark keeps its own geometry; only where it can be tapped grows.
+ */
+export function hitRect(m: { x: number; w: number }, width: number, minW = 44): { x: number; w: number } {
+  const w = Math.min(Math.max(m.w, minW), Math.max(width, m.w))
+  return { x: clamp(m.x + m.w / 2 - w / 2, 0, Math.max(0, width - w)), w }
+}
+
+/** How a tick's label sits on its tick: centred, or starting / ending there at the edges. */
+export type TickAlign = 'center' | 'start' | 'end'
+
+export interface TickLabel extends Tick {
+  align: TickAlign
+  /** The label would not fit (or would overlap the previous one): draw the tick only. */
+  hidden: boolean
+}
+
+/** The estimated width of a tick label in px (tabular digits at the axis' font size). */
+export function labelWidth(label: string, charPx = 7.5): number {
+  return Math.ceil(label.length * charPx)
+}
+
+/**
+ * Places the labels of `list` inside [0, width]: centred on their tick where
+ * that fits, else starting (left edge) or ending (right edge) at the tick so
+ * the tick still marks the labelled instant; a label that would still leave
+ * the bar, or overlap the previous label by less than `gap` px, is hidden.
+ */
+export function placeTickLabels(list: readonly Tick[], width: number, charPx = 7.5, gap = 6): TickLabel[] {
+  let lastRight = -Infinity
+  return list.map((t) => {
+    const w = labelWidth(t.label, t.major ? charPx * 1.1 : charPx)
+    let align: TickAlign = 'center'
+    let left = t.x - w / 2
+    if (left < 0) {
+      align = 'start'
+      left = t.x
+    } else if (left + w > width) {
+      align = 'end'
+      left = t.x - w
+    }
+    const hidden = left < 0 || left + w > width || left < lastRight + gap
+    if (!hidden) lastRight = left + w
+    return { ...t, align, hidden }
+  })
+}
+
+/** The zoom a timeline opens at when its footage tells nothing better. */
+export const DEFAULT_SPAN = HOUR
+
+/**
+ * The window span a timeline opens at, from the footage of the last day up to
+ * `now` (of every camera shown). When the recordings fill at least `fill` of
+ * the default hour, the hour is kept. Otherwise the footage there is a sliver
+ * (a short clip, a camera recording on events only): the smallest zoom level
+ * whose window, ending at now, holds the whole newest recorded span, so that
+ * span is readable (40 s of footage a minute ago opens at 10 min). No footage
+ * at all keeps the hour.
+ */
+export function openingSpan(
+  spans: readonly { start: number; end: number }[],
+  now: number,
+  fill = 0.25,
+  levels: readonly number[] = ZOOMS.map((z) => z.span),
+): number {
+  const merged = mergeSpans(spans.filter((s) => s.start < now)).map((s) => ({ start: s.start, end: Math.min(s.end, now) }))
+  const newest = merged[merged.length - 1]
+  if (!newest) return DEFAULT_SPAN
+  let covered = 0
+  for (const s of merged) covered += Math.max(0, s.end - Math.max(s.start, now - DEFAULT_SPAN))
+  if (covered >= DEFAULT_SPAN * fill) return DEFAULT_SPAN
+  const sorted = [...levels].sort((a, b) => a - b)
+  // The window ends a little past now (5 %): the newest span must start
+  // inside its first 95 %, with a margin so it is not pressed to the edge.
+  return sorted.find((z) => newest.start >= now - z * 0.9) ?? sorted[sorted.length - 1]!
+}
+
+/**
+ * Where the cursor opens: a minute before now, unless the newest footage ended
+ * earlier. Then at the start of a short clip (under 2 min: the server widens
+ * a clip shorter than its resolution, so only its start is sure), else 30 s
+ * before the end of a long one, so "Play" plays something.
+ */
+export function openingCursor(spans: readonly { start: number; end: number }[], now: number): number {
+  const t = now - MINUTE
+  const merged = mergeSpans(spans.filter((s) => s.start < now))
+  const newest = merged[merged.length - 1]
+  if (!newest || newest.end >= t) return t
+  return newest.end - newest.start < 2 * MINUTE ? newest.start : newest.end - 30 * SECOND
+}

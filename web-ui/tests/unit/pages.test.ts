@@ -78,6 +78,55 @@ describe('timeline page', () => {
     w.unmount()
   })
 
+  it('shows only the message and a way back to live when refused: no controls, no hint', async () => {
+    serve((c) => (c.url === '/api/cameras' ? json(200, [cam(1, 'view'), cam(2, 'playback')]) : null))
+    const w = mount(TimelinePage, { props: { cameraIds: [1], single: true }, ...(await routerAt('/cameras/1/timeline')) })
+    await settle()
+    expect(w.get('[data-testid="timeline-error-live"]').attributes('href')).toBe('/cameras/1')
+    for (const id of ['zoom-10m', 'day-picker', 'now-button', 'select-range', 'export-name', 'timeline-add-camera'])
+      expect(w.find(`[data-testid="${id}"]`).exists()).toBe(false)
+    expect(w.find('.hint').exists()).toBe(false)
+    w.unmount()
+  })
+
+  it('opens at 10 min when the only footage is a short clip a minute ago', async () => {
+    const clip = { start: NOW - 100_000, end: NOW - 60_000 }
+    const { calls } = serve((c) => {
+      if (c.url === '/api/cameras') return json(200, [cam(1, 'playback'), cam(2, 'playback')])
+      if (/^\/api\/cameras\/[12]\/timeline/.test(c.url))
+        return json(200, { start: NOW - 86_400_000, end: NOW, resolution_ms: 86_400, spans: [clip], events: [], clusters: [] })
+      if (/^\/api\/cameras\/[12]\/locks/.test(c.url)) return json(200, [])
+      return null
+    })
+    const w = mount(TimelinePage, { props: { cameraIds: [1, 2], single: false }, ...(await routerAt('/timeline?cameras=1,2')) })
+    await settle(250)
+    const windows = calls
+      .filter((c) => c.url.includes('/timeline?'))
+      .map((c) => new URL(c.url, 'http://x').searchParams)
+      .map((q) => Number(q.get('end')) - Number(q.get('start')))
+    expect(windows).toEqual([86_400_000, 86_400_000, 600_000, 600_000])
+    expect(w.get('[data-testid="zoom-10m"]').attributes('aria-pressed')).toBe('true')
+    w.unmount()
+  })
+
+  it('keeps the hour of a deep link (?at=) without looking at the last day', async () => {
+    const { calls } = serve((c) => {
+      if (c.url === '/api/cameras') return json(200, [cam(1, 'playback')])
+      if (c.url.startsWith('/api/cameras/1/timeline'))
+        return json(200, { start: 0, end: 1, resolution_ms: 1, spans: [{ start: NOW - 90_000, end: NOW - 60_000 }], events: [], clusters: [] })
+      if (c.url === '/api/cameras/1/locks') return json(200, [])
+      return null
+    })
+    const at = NOW - 2 * 3600_000
+    const w = mount(TimelinePage, { props: { cameraIds: [1], single: true }, ...(await routerAt(`/cameras/1/timeline?at=${at}`)) })
+    await settle(250)
+    const tls = calls.filter((c) => c.url.startsWith('/api/cameras/1/timeline'))
+    expect(tls).toHaveLength(1)
+    const q = new URL(tls[0]!.url, 'http://x').searchParams
+    expect(Number(q.get('end')) - Number(q.get('start'))).toBe(3600_000)
+    w.unmount()
+  })
+
   it('shows the same message when the server answers 403', async () => {
     serve((c) => {
       if (c.url === '/api/cameras') return json(200, [cam(1, 'playback')])
@@ -117,8 +166,13 @@ describe('timeline page', () => {
       ...(await routerAt('/cameras/1/timeline')),
     })
     await settle(200)
-    const tl = calls.find((c) => c.url.startsWith('/api/cameras/1/timeline'))!
-    const q = new URL(tl.url, 'http://x').searchParams
+    const tls = calls.filter((c) => c.url.startsWith('/api/cameras/1/timeline'))
+    // First one coarse look at the last day (to choose the opening zoom)...
+    const look = new URL(tls[0]!.url, 'http://x').searchParams
+    expect(Number(look.get('end')) - Number(look.get('start'))).toBe(86_400_000)
+    // ...then the window: 35 min of the last hour recorded keeps the hour.
+    expect(tls).toHaveLength(2)
+    const q = new URL(tls[1]!.url, 'http://x').searchParams
     expect(Number(q.get('end')) - Number(q.get('start'))).toBe(3600_000)
     expect(Number(q.get('resolution_ms'))).toBe(6000) // 1 h over 600 px
     expect(w.findAll('[data-testid="timeline-span"]')).toHaveLength(2)

@@ -88,6 +88,10 @@ describe('recorded player', () => {
     Object.defineProperty(v, 'currentTime', { value: 5, configurable: true, writable: true })
     await video.trigger('timeupdate')
     expect(w.get('[data-testid="player-clock"]').text()).toContain(formatClock(W + 15_000))
+    // Day, time and label are separate elements, with spaces between them.
+    const clock = w.get('[data-testid="player-clock"]')
+    expect(clock.findAll('span').map((s) => s.classes()[0])).toEqual(['clock-day', 'clock-time', 'clock-rec'])
+    expect(clock.element.textContent!.trim().replace(/\s+/g, ' ')).toMatch(/^\w{3} \d{1,2} \w{3} \d\d:\d\d:\d\d Recorded$/)
     expect(w.emitted('time')!.at(-1)).toEqual([W + 15_000])
     expect((w.vm as unknown as { wallTime: () => number }).wallTime()).toBe(W + 15_000)
 

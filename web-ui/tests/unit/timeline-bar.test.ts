@@ -43,6 +43,35 @@ describe('timeline bar', () => {
     w.unmount()
   })
 
+  it('gives a mark a 44 px hit area above the track, and keeps the cursor off the marks\' lane', () => {
+    // A phone-wide bar (the default 600 px in happy-dom): a 10 s event is a 6 px flag.
+    const w = bar({
+      events: [{ id: 8, camera_id: 4, kind: 'motion', zone: null, start: T0 + 30 * MINUTE, end: T0 + 30 * MINUTE + 10_000, score: null, peak: null, reviewed: false }],
+    })
+    const mark = w.get('[data-testid="timeline-event"] .tmark')
+    const hit = w.get('[data-testid="timeline-event"] .thit')
+    expect(Number(mark.attributes('width'))).toBe(6)
+    expect(Number(hit.attributes('width'))).toBe(44)
+    expect(Number(hit.attributes('height'))).toBeGreaterThanOrEqual(24)
+    // Centred on the drawn mark.
+    const mid = (el: typeof mark) => Number(el.attributes('x')) + Number(el.attributes('width')) / 2
+    expect(mid(hit)).toBeCloseTo(mid(mark), 6)
+    // The cursor (same instant) starts below the flag: they never overlap.
+    const flagBottom = Number(mark.attributes('y')) + Number(mark.attributes('height'))
+    expect(Number(w.get('[data-testid="timeline-cursor"] line').attributes('y1'))).toBeGreaterThan(flagBottom)
+    w.unmount()
+  })
+
+  it('keeps every tick label inside the bar', () => {
+    // 03:00 to 04:00 over 600 px: the first tick sits on the left edge.
+    const w = bar()
+    const labels = w.findAll('.tick-label')
+    expect(labels.length).toBeGreaterThan(3)
+    expect(labels[0]!.classes()).toContain('align-start')
+    for (const l of labels.slice(1, -1)) expect(l.classes()).toContain('align-center')
+    w.unmount()
+  })
+
   it('scrubs with one finger, shows a thumbnail, and plays where it is let go', async () => {
     const w = bar()
     const svg = w.get('[data-testid="timeline-bar"]').element

@@ -14,7 +14,11 @@ import {
   formatClock,
   formatDuration,
   gapRects,
+  hitRect,
   mergeSpans,
+  openingCursor,
+  openingSpan,
+  placeTickLabels,
   nextEvent,
   pan,
   pinchView,
@@ -311,5 +315,75 @@ describe('ticks across daylight-saving changes', () => {
       if (old === undefined) delete process.env.TZ
       else process.env.TZ = old
     }
+  })
+})
+
+describe('hit areas', () => {
+  it('widens a narrow mark to a fingertip, centred, and keeps it on the bar', () => {
+    expect(hitRect({ x: 100, w: 6 }, 375)).toEqual({ x: 81, w: 44 })
+    expect(hitRect({ x: 0, w: 6 }, 375)).toEqual({ x: 0, w: 44 })
+    expect(hitRect({ x: 371, w: 4 }, 375)).toEqual({ x: 331, w: 44 })
+    // A wide mark is its own hit area; a bar narrower than a finger is all hit area.
+    expect(hitRect({ x: 10, w: 80 }, 375)).toEqual({ x: 10, w: 80 })
+    expect(hitRect({ x: 10, w: 6 }, 30)).toEqual({ x: 0, w: 30 })
+  })
+})
+
+describe('tick labels', () => {
+  const tick = (x: number, label: string) => ({ t: x, x, label, major: false })
+  it('centres labels that fit, and starts or ends them at the edges', () => {
+    const out = placeTickLabels([tick(5, '11:34'), tick(120, '11:36'), tick(370, '11:42')], 375)
+    expect(out.map((t) => [t.align, t.hidden])).toEqual([
+      ['start', false],
+      ['center', false],
+      ['end', false],
+    ])
+  })
+  it('hides a label that would overlap the one before it', () => {
+    const out = placeTickLabels([tick(2, '11:34:10'), tick(40, '11:34:20'), tick(120, '11:34:30')], 375)
+    expect(out.map((t) => t.hidden)).toEqual([false, true, false])
+  })
+  it('never puts a label of real ticks outside the bar', () => {
+    for (const width of [300, 375, 600, 1224]) {
+      const view = { start: T0 + 11 * HOUR + 33 * MINUTE + 20_000, end: T0 + 11 * HOUR + 43 * MINUTE + 20_000 }
+      for (const t of placeTickLabels(ticks(view, width, 56), width)) {
+        if (t.hidden) continue
+        const w = t.label.length * 7.5
+        const left = t.align === 'start' ? t.x : t.align === 'end' ? t.x - w : t.x - w / 2
+        expect(left).toBeGreaterThanOrEqual(0)
+        expect(left + w).toBeLessThanOrEqual(width)
+      }
+    }
+  })
+})
+
+describe('opening zoom', () => {
+  const now = T0 + 11 * HOUR + 42 * MINUTE
+  it('keeps the hour without footage, or when it is well filled', () => {
+    expect(openingSpan([], now)).toBe(HOUR)
+    expect(openingSpan([{ start: now - 50 * MINUTE, end: now }], now)).toBe(HOUR)
+    expect(openingSpan([{ start: now - 5 * HOUR, end: now - 30_000 }], now)).toBe(HOUR)
+  })
+  it('opens at 10 min for a short clip within the last 10 minutes', () => {
+    expect(openingSpan([{ start: now - 100_000, end: now - 60_000 }], now)).toBe(10 * MINUTE)
+    // Older, sparse footage elsewhere today does not widen it: the newest span counts.
+    expect(openingSpan([{ start: now - 9 * HOUR, end: now - 9 * HOUR + 40_000 }, { start: now - 2 * MINUTE, end: now - MINUTE }], now)).toBe(
+      10 * MINUTE,
+    )
+  })
+  it('picks the smallest level holding the whole newest span', () => {
+    expect(openingSpan([{ start: now - 30 * MINUTE, end: now - 29 * MINUTE }], now)).toBe(HOUR)
+    expect(openingSpan([{ start: now - 3 * HOUR, end: now - 2 * HOUR }], now)).toBe(6 * HOUR)
+    expect(openingSpan([{ start: now - 20 * HOUR, end: now - 20 * HOUR + 40_000 }], now)).toBe(DAY)
+    // Older than any level: the widest.
+    expect(openingSpan([{ start: now - 30 * HOUR, end: now - 29 * HOUR }], now)).toBe(DAY)
+  })
+  it('puts the cursor where footage is', () => {
+    expect(openingCursor([], now)).toBe(now - MINUTE)
+    expect(openingCursor([{ start: now - HOUR, end: now }], now)).toBe(now - MINUTE)
+    // A short clip: its start (a clip shorter than the resolution comes back widened).
+    expect(openingCursor([{ start: now - 20 * MINUTE, end: now - 19 * MINUTE }], now)).toBe(now - 20 * MINUTE)
+    // A long span that ended: 30 s before its end.
+    expect(openingCursor([{ start: now - 3 * HOUR, end: now - 2 * HOUR }], now)).toBe(now - 2 * HOUR - 30_000)
   })
 })

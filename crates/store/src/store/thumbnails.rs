@@ -174,6 +174,25 @@ impl Store {
         .await
     }
 
+    /// Times of `camera`'s keyframes in `range`, oldest first, from the
+    /// fragment index (a fragment starts on a keyframe when it has one).
+    pub async fn keyframe_times(
+        &self,
+        camera: &str,
+        range: crate::TimeRange,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::new();
+        for rec in self.recordings(camera, range).await? {
+            for f in rec.fragments.iter().filter(|f| f.keyframe) {
+                let at = rec.fragment_start_utc_ns(f);
+                if range.overlaps(at, at + 1) {
+                    out.push(at);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Keeps `jpeg` as recording `recording_id`'s thumbnail at `at_utc_ns`
     /// (appended to its sidecar). A second one at the same instant is
     /// ignored; a recording gone meanwhile is `NotFound`.
@@ -274,6 +293,12 @@ mod tests {
                 .is_none()
         );
         assert!(store.keyframe_at("cam", T0 - 1).await.unwrap().is_none());
+        // Every GOP (1/3 s) of the first second, from the index.
+        let times = store
+            .keyframe_times("cam", crate::TimeRange::new(T0, T0 + SEC).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(times, [T0, T0 + SEC / 3, T0 + 2 * SEC / 3]);
     }
 
     /// Stored thumbnails are found within the window, read back whole, and
