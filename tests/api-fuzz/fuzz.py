@@ -88,7 +88,7 @@ CHECKS = ",".join(
     ]
 )
 
-NVR_ONLY_TAGS = ("nvr", "recordings")
+NVR_ONLY_TAGS = ("nvr", "recordings", "review", "exports")
 
 
 def say(msg):

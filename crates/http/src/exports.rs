@@ -241,11 +241,11 @@ async fn create_export(
 }
 
 /// The caller's export jobs (an admin's: everyone's), newest first; only
-/// those of cameras the caller may still play back. Needs: `playback` on
-/// each job's camera.
+/// those of cameras the caller may still play back. Needs: a signed-in
+/// user; the list holds only jobs with `playback` on their camera.
 #[utoipa::path(get, path = "/api/exports", tag = "exports",
     security(("bearer" = [])),
-    extensions(("x-reallive-role" = json!("camera:playback"))),
+    extensions(("x-reallive-role" = json!("user"))),
     responses(
         (status = 200, body = Vec<ExportJob>),
         (status = 401, body = ErrorBody),

@@ -475,11 +475,11 @@ struct ReviewedAnswer {
 }
 
 /// Marks events reviewed (or not). Ids of events on cameras without the
-/// caller's `playback`, and unknown ids, are skipped alike. Needs:
-/// `playback` on each event's camera.
+/// caller's `playback`, and unknown ids, are skipped alike. Needs: a
+/// signed-in user; only events with `playback` on their camera change.
 #[utoipa::path(post, path = "/api/events/reviewed", tag = "review",
     security(("bearer" = [])),
-    extensions(("x-reallive-role" = json!("camera:playback"))),
+    extensions(("x-reallive-role" = json!("user"))),
     request_body = ReviewedRequest,
     responses(
         (status = 200, body = ReviewedAnswer),

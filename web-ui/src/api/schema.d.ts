@@ -486,8 +486,8 @@ export interface paths {
         put?: never;
         /**
          * Marks events reviewed (or not). Ids of events on cameras without the
-         *     caller's `playback`, and unknown ids, are skipped alike. Needs:
-         *     `playback` on each event's camera.
+         *     caller's `playback`, and unknown ids, are skipped alike. Needs: a
+         *     signed-in user; only events with `playback` on their camera change.
          */
         post: operations["reviewed"];
         delete?: never;
@@ -549,8 +549,8 @@ export interface paths {
         };
         /**
          * The caller's export jobs (an admin's: everyone's), newest first; only
-         *     those of cameras the caller may still play back. Needs: `playback` on
-         *     each job's camera.
+         *     those of cameras the caller may still play back. Needs: a signed-in
+         *     user; the list holds only jobs with `playback` on their camera.
          */
         get: operations["list_exports"];
         put?: never;
