@@ -553,9 +553,9 @@ async fn list(
     Ok(axum::Json(items).into_response())
 }
 
-/// One event in the list.
+/// One event in the list (and in the event stream, `crate::review`).
 #[derive(Debug, Serialize, ToSchema)]
-struct EventItem {
+pub(crate) struct EventItem {
     /// The event.
     id: i64,
     /// Its camera.
@@ -574,6 +574,23 @@ struct EventItem {
     reviewed: bool,
     /// The frame of its peak (its best picture), Unix ms.
     peak_ms: Option<i64>,
+}
+
+impl EventItem {
+    /// `e`, of camera `camera_id`, as the API shows it.
+    pub(crate) fn new(e: reallive_store::Event, camera_id: i64) -> Self {
+        EventItem {
+            id: e.id,
+            camera_id,
+            kind: e.kind,
+            start_ms: e.start_utc_ns.div_euclid(1_000_000),
+            end_ms: e.end_utc_ns.map(|n| n.div_euclid(1_000_000)),
+            score: e.score,
+            zone: e.zone,
+            reviewed: e.reviewed,
+            peak_ms: e.peak_utc_ns.map(|n| n.div_euclid(1_000_000)),
+        }
+    }
 }
 
 /// The camera's events (motion, triggers) overlapping `start..end`,
@@ -638,17 +655,7 @@ async fn events(
         .find_events(&query)
         .await?
         .into_iter()
-        .map(|e| EventItem {
-            id: e.id,
-            camera_id: camera,
-            kind: e.kind,
-            start_ms: e.start_utc_ns.div_euclid(1_000_000),
-            end_ms: e.end_utc_ns.map(|n| n.div_euclid(1_000_000)),
-            score: e.score,
-            zone: e.zone,
-            reviewed: e.reviewed,
-            peak_ms: e.peak_utc_ns.map(|n| n.div_euclid(1_000_000)),
-        })
+        .map(|e| EventItem::new(e, camera))
         .collect();
     Ok(axum::Json(list).into_response())
 }

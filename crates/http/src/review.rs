@@ -519,29 +519,6 @@ async fn reviewed(
     Ok(axum::Json(ReviewedAnswer { updated }).into_response())
 }
 
-/// One item of the event stream: an `/api/events` item.
-#[derive(Debug, Serialize, ToSchema)]
-struct StreamItem {
-    /// The event.
-    id: i64,
-    /// Its camera.
-    camera_id: i64,
-    /// `motion` or `trigger`.
-    kind: String,
-    /// When it began, Unix ms.
-    start_ms: i64,
-    /// `null` while it lasts.
-    end_ms: Option<i64>,
-    /// The peak share of the zone that changed, in percent.
-    score: Option<f32>,
-    /// The zone of the peak.
-    zone: Option<String>,
-    /// Someone marked it reviewed.
-    reviewed: bool,
-    /// The frame of its peak, Unix ms.
-    peak_ms: Option<i64>,
-}
-
 /// Server-sent events as events start (`event: started`) and end
 /// (`event: ended`), each `data` an `/api/events` item; `event: resync`
 /// when this client fell more than 256 behind (read the list again).
@@ -622,17 +599,7 @@ async fn stream(
                 Err(err) if err.kind == ErrorKind::Unauthenticated => return,
                 Err(_) => continue,
             }
-            let item = StreamItem {
-                id: e.id,
-                camera_id: camera,
-                kind: e.kind,
-                start_ms: ms(e.start_utc_ns),
-                end_ms: e.end_utc_ns.map(ms),
-                score: e.score,
-                zone: e.zone,
-                reviewed: e.reviewed,
-                peak_ms: e.peak_utc_ns.map(ms),
-            };
+            let item = crate::recordings::EventItem::new(e, camera);
             let Ok(ev) = SseEvent::default().event(name).json_data(&item) else {
                 continue;
             };
