@@ -146,6 +146,16 @@ pub async fn run(
     api.add_metrics_source(Box::new(move |out| {
         reallive_record::metrics::render(&r.metrics(), out)
     }));
+    // `/api/system`: the recordings index, and each camera's last hour.
+    let (series, series_task) = reallive_http::sysinfo::CameraSeries::start(
+        recorders.clone() as Arc<dyn reallive_record::CameraRegistry>,
+        stop_recording.clone(),
+    );
+    let index_file = data_dir.join("index.sqlite"); // Store::open's index.
+    api.add_system_source(Box::new(move |out| {
+        out.db_files.push(index_file.clone());
+        out.cameras.extend(series.report());
+    }));
 
     let mut nvr_state = NvrState::new(api.clone(), recorders.clone(), store.clone(), retention);
     let mut transcode_task = None;
@@ -204,6 +214,7 @@ pub async fn run(
     recorders.join_all().await;
     let _ = retention_task.await;
     let _ = space_task.await;
+    let _ = series_task.await;
     if let Some(task) = transcode_task {
         let _ = task.await;
     }

@@ -652,6 +652,11 @@ impl Accounts {
             .ok_or(AuthError::NotFound("camera"))
     }
 
+    /// The database file (`data_dir/accounts.sqlite`).
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
     /// Signs the user out everywhere: every token issued so far stops
     /// working (the token version moves on). `NotFound` for no such user.
     pub async fn revoke_tokens(&self, id: i64) -> Result<User, AuthError> {

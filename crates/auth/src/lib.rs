@@ -9,7 +9,8 @@
 //!   operators create cameras; viewers see what they are granted. Grants
 //!   are levels: `control` includes `playback` includes `view`.
 //! - [`PasswordHasher`]: argon2id in PHC strings.
-//! - [`TokenKeys`] and [`Claims`]: HS256 session tokens.
+//! - [`TokenKeys`] and [`Claims`]: HS256 session tokens; [`DenyList`]:
+//!   the ids of tokens signed out one at a time, until they expire.
 //! - [`generate_stream_key`] and friends: publisher keys, stored hashed,
 //!   compared in constant time.
 //! - [`RateLimiter`]: sans-IO GCRA, for logins.
@@ -40,7 +41,7 @@
 //! assert!(hasher.verify(&phc, "correct horse battery"));
 //!
 //! let keys = TokenKeys::new(&[42u8; 32])?;
-//! let claims = Claims { sub: 1, role: Role::Viewer, ver: 0, iat: 0, exp: 60 };
+//! let claims = Claims { sub: 1, role: Role::Viewer, ver: 0, iat: 0, exp: 60, jti: None };
 //! let token = keys.issue(&claims);
 //! assert_eq!(keys.verify(&token, 30)?, claims);
 //! assert!(keys.verify(&token, 61).is_err());
@@ -54,6 +55,7 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+mod deny;
 mod password;
 mod ratelimit;
 mod roles;
@@ -68,6 +70,7 @@ pub use accounts::{
     Accounts, Camera, CameraOrigin, CameraSource, CameraStatus, CameraUpdate, Grant, NewUser,
     Snapshot, User, UserUpdate,
 };
+pub use deny::{DENY_LIST_CAPACITY, DenyList, TokenId};
 pub use password::{PasswordHasher, PasswordParams};
 pub use ratelimit::{LoginGuard, LoginLimits, RateLimit, RateLimiter, client_bucket};
 pub use roles::{Permission, Role};
@@ -99,6 +102,10 @@ pub enum AuthError {
     /// A token was refused.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// At a limit for now (the deny-list is full); the message says so
+    /// and is safe to show.
+    #[error("{0}")]
+    Unavailable(String),
     /// A bug or an unexpected state; the message is for the log only.
     #[error("{0}")]
     Internal(String),
@@ -118,6 +125,7 @@ impl AuthError {
             AuthError::Conflict(_) => ErrorKind::AlreadyExists,
             AuthError::NotFound(_) => ErrorKind::NotFound,
             AuthError::Token(_) => ErrorKind::Unauthenticated,
+            AuthError::Unavailable(_) => ErrorKind::Unavailable,
             AuthError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) => {
                 ErrorKind::Unavailable
             }

@@ -37,6 +37,38 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, Unix seconds.
     pub exp: i64,
+    /// This token's own id (128 random bits, base64url): what signing out
+    /// of one session puts in the [`DenyList`](crate::DenyList). Tokens
+    /// issued before it existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+impl Claims {
+    /// A fresh token id for [`Claims::jti`]: 128 random bits.
+    pub fn new_jti() -> String {
+        crate::random_token::<16>().expose().to_owned()
+    }
+
+    /// What identifies this token in the deny-list: its `jti`, or for a
+    /// token without one, the token itself (`token` must be the string
+    /// these claims were read from). Hashed, so the list holds no token.
+    pub fn token_id(&self, token: &str) -> crate::TokenId {
+        use sha2::Digest as _;
+        let digest = match &self.jti {
+            Some(jti) => sha2::Sha256::new()
+                .chain_update(b"jti:")
+                .chain_update(jti.as_bytes())
+                .finalize(),
+            None => sha2::Sha256::new()
+                .chain_update(b"token:")
+                .chain_update(token.as_bytes())
+                .finalize(),
+        };
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        crate::TokenId(id)
+    }
 }
 
 /// [`Claims`] as they travel, with the issuer and audience.
@@ -152,6 +184,7 @@ mod tests {
             ver: 2,
             iat: 1_000,
             exp: 2_000,
+            jti: None,
         }
     }
 
@@ -280,9 +313,36 @@ mod tests {
             ver: 0,
             iat: 0,
             exp: 4_102_444_800,
+            jti: None,
         };
         assert_eq!(keys.verify(PYJWT, 1_500), Ok(claims.clone()));
         assert_eq!(keys.issue(&claims), PYJWT);
+    }
+
+    #[test]
+    fn jti_round_trips_and_identifies_the_token() {
+        let keys = TokenKeys::new(&SECRET).unwrap();
+        let a = Claims {
+            jti: Some(Claims::new_jti()),
+            ..claims()
+        };
+        let b = Claims {
+            jti: Some(Claims::new_jti()),
+            ..claims()
+        };
+        assert_ne!(a.jti, b.jti);
+        assert_eq!(a.jti.as_ref().unwrap().len(), 22, "128 bits in base64url");
+        let (ta, tb) = (keys.issue(&a), keys.issue(&b));
+        assert_eq!(keys.verify(&ta, 1_500), Ok(a.clone()));
+        assert_ne!(a.token_id(&ta), b.token_id(&tb));
+        // Without a jti, two tokens differ by the token itself.
+        let old = claims();
+        let t1 = keys.issue(&old);
+        let t2 = keys.issue(&Claims {
+            iat: 1_001,
+            ..old.clone()
+        });
+        assert_ne!(old.token_id(&t1), old.token_id(&t2));
     }
 
     const PYJWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJyZWFsbGl2ZSIsImF1ZCI6InJlYWxsaXZlLWFwaSIsInN1YiI6MSwicm9sZSI6ImFkbWluIiwidmVyIjowLCJpYXQiOjAsImV4cCI6NDEwMjQ0NDgwMH0.0y-9eJrts801V0js6DI5KU-PI1zk8u3bVR9z7gScjqg";

@@ -29,8 +29,10 @@
 //! - [`LatencyHistogram`]: a lock-free histogram for per-frame latencies;
 //! - [`ErrorKind`]: the error categories every crate's error maps onto;
 //!   [`Error`] is this crate's own (bitstreams and URLs);
+//! - [`logring::LogRing`]: the last 2,000 log lines of the process, for
+//!   `/api/logs` (fed by `app`'s logging);
 //! - `app` (feature `app`): what every program's `main` shares: `-v` and
-//!   logging, shutdown on SIGINT/SIGTERM.
+//!   logging (to stderr and the log ring), shutdown on SIGINT/SIGTERM.
 //!
 //! # Threading
 //!
@@ -90,6 +92,7 @@ pub mod fs;
 pub mod h264;
 pub mod h265;
 mod histogram;
+pub mod logring;
 pub mod nal;
 pub mod reencode;
 mod rtsp;

@@ -140,6 +140,10 @@ impl ApiError {
 
 impl From<reallive_auth::AuthError> for ApiError {
     fn from(e: reallive_auth::AuthError) -> Self {
+        if let reallive_auth::AuthError::Unavailable(message) = e {
+            // A limit, not a fault: said as it is, with a retry.
+            return ApiError::busy(message, 60);
+        }
         ApiError::new(e.kind(), e.to_string())
     }
 }
@@ -236,6 +240,17 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_deny_list_is_a_503_said_as_it_is() {
+        let e = ApiError::from(reallive_auth::AuthError::Unavailable(
+            "too many sessions were signed out recently".into(),
+        ));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let r = e.into_response();
+        assert_eq!(r.status(), 503);
+        assert!(r.headers().contains_key(header::RETRY_AFTER));
+    }
 
     #[test]
     fn store_errors_never_show_paths_or_sql() {

@@ -8,11 +8,22 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use reallive_auth::User;
 
+use crate::state::Session;
 use crate::{ApiError, ApiState};
 
 /// A signed-in user, from `Authorization: Bearer <token>`.
 #[derive(Clone, Debug)]
 pub struct AuthUser(pub User);
+
+/// A signed-in session, from `Authorization: Bearer <token>`: the user and
+/// the token's id, for the routes that sign it out.
+#[derive(Clone, Debug)]
+pub struct AuthSession(pub Session);
+
+/// [`MediaUser`] with the token's id: for the live sessions that end when
+/// their token is signed out.
+#[derive(Clone, Debug)]
+pub struct MediaSession(pub Session);
 
 /// The user a valid `Authorization: Bearer` token belongs to, or `None`
 /// when there is no token or it is not valid now: for routes that answer
@@ -63,6 +74,19 @@ where
     }
 }
 
+impl<S> FromRequestParts<S> for AuthSession
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let token = bearer(parts)?.ok_or_else(|| ApiError::unauthenticated("sign in first"))?;
+        ApiState::from_ref(state).session(token).map(AuthSession)
+    }
+}
+
 impl<S> FromRequestParts<S> for OptionalUser
 where
     S: Send + Sync,
@@ -92,6 +116,22 @@ where
             None => query_token(parts).ok_or_else(|| ApiError::unauthenticated("sign in first"))?,
         };
         ApiState::from_ref(state).authenticate(token).map(MediaUser)
+    }
+}
+
+impl<S> FromRequestParts<S> for MediaSession
+where
+    S: Send + Sync,
+    ApiState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let token = match bearer(parts)? {
+            Some(t) => t,
+            None => query_token(parts).ok_or_else(|| ApiError::unauthenticated("sign in first"))?,
+        };
+        ApiState::from_ref(state).session(token).map(MediaSession)
     }
 }
 

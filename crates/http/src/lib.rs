@@ -10,7 +10,7 @@
 //! - [`ApiState`] (built from [`ApiOptions`]): the accounts, the token keys,
 //!   the login rate limits and the counters every handler shares.
 //! - [`router`]: the API, one router per domain under [`routes`] (auth,
-//!   cameras and grants, users, health and metrics), with the 64 KiB body
+//!   cameras and grants, users, health and metrics, logs), with the 64 KiB body
 //!   limit, optional CORS and the request log. A program that merges its
 //!   own routers uses [`api_routes`] and wraps the whole app in
 //!   [`with_layers`] last.
@@ -82,6 +82,7 @@ pub mod review;
 pub mod routes;
 mod serve;
 mod state;
+pub mod sysinfo;
 pub mod ui;
 
 use std::time::Instant;
@@ -94,10 +95,10 @@ use axum::response::Response;
 
 pub use clients::{ClientSlot, ClientSlots};
 pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
-pub use extract::{AuthUser, MediaUser, OptionalUser, PeerIp};
+pub use extract::{AuthSession, AuthUser, MediaSession, MediaUser, OptionalUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
 pub use serve::{ServeLimits, serve};
-pub use state::{ApiOptions, ApiState, HealthSource, MetricsSource};
+pub use state::{ApiOptions, ApiState, HealthSource, MetricsSource, Session, SystemSource};
 
 /// The whole API over `state`: every domain router, the body limit, CORS
 /// when configured, JSON 404/405, and the request log.
@@ -112,6 +113,7 @@ pub fn api_routes() -> Router<ApiState> {
         .merge(routes::cameras::router())
         .merge(routes::users::router())
         .merge(routes::system::router())
+        .merge(routes::logs::router())
 }
 
 /// Wraps a complete app (API plus any merged routers) in what every route

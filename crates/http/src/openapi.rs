@@ -15,7 +15,7 @@ use utoipa::openapi::security::{
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, cameras, system, users};
+use crate::routes::{auth, cameras, logs, system, users};
 use crate::{exports, nvr, recordings, review};
 
 /// The whole API.
@@ -46,12 +46,14 @@ use crate::{exports, nvr, recordings, review};
     ),
     paths(
         auth::register, auth::login, auth::me, auth::change_password, auth::logout,
+        auth::logout_all,
         cameras::list, cameras::create, cameras::get_one, cameras::update, cameras::delete,
         cameras::regenerate_key, cameras::stream_info,
         cameras::list_grants, cameras::add_grant, cameras::remove_grant_by_query,
         cameras::remove_grant,
         users::list, users::create, users::get_one, users::update, users::delete,
-        system::health, system::metrics, system::openapi,
+        system::health, system::metrics, system::openapi, system::system,
+        logs::list, logs::stream,
         recordings::list, recordings::events, recordings::vod, recordings::live,
         recordings::file, recordings::export,
         exports::create_export, exports::list_exports, exports::get_export,
@@ -69,7 +71,7 @@ use crate::{exports, nvr, recordings, review};
         (name = "cameras", description = "Cameras and their stream keys"),
         (name = "grants", description = "Who may view, play back or control a camera"),
         (name = "users", description = "User management (admins)"),
-        (name = "system", description = "Health, metrics, this document"),
+        (name = "system", description = "Health, metrics, logs, this document"),
         (name = "live", description = "WHIP and WHEP (both programs)"),
         (name = "recordings", description = "Playback and export (reallive-nvr)"),
         (name = "exports", description = "Exports as jobs: an MP4 of a range, written in the background and kept until deleted (reallive-nvr)"),

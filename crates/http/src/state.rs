@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reallive_auth::{
-    Accounts, Claims, LoginGuard, LoginLimits, PasswordHasher, PasswordParams, RateLimit,
-    TokenKeys, User,
+    Accounts, Claims, DenyList, LoginGuard, LoginLimits, PasswordHasher, PasswordParams, RateLimit,
+    TokenId, TokenKeys, User,
 };
 use reallive_core::ErrorKind;
 use reallive_signaling::IceServer;
@@ -77,6 +77,12 @@ struct Inner {
     metrics_sources: Mutex<Vec<MetricsSource>>,
     /// More `/api/health` fields, from the recorder.
     health_sources: Mutex<Vec<HealthSource>>,
+    /// More `/api/system` figures, from the recorder.
+    system_sources: Mutex<Vec<SystemSource>>,
+    /// Tokens signed out one at a time.
+    denied: DenyList,
+    /// The process's CPU time, sampled for `/api/system`.
+    cpu: Arc<Mutex<crate::sysinfo::CpuWindow>>,
     started: Instant,
 }
 
@@ -96,6 +102,22 @@ pub type MetricsSource = Box<dyn Fn(&mut String) + Send + Sync>;
 /// A non-empty `warnings` array makes the status `degraded`.
 pub type HealthSource = Box<dyn Fn(&mut serde_json::Map<String, serde_json::Value>) + Send + Sync>;
 
+/// Adds to `/api/system`: more database files to size, and per-camera
+/// series (the NVR's recorders).
+pub type SystemSource = Box<dyn Fn(&mut crate::sysinfo::SystemExtra) + Send + Sync>;
+
+/// A signed-in session: the user, and the token's id and expiry (what
+/// signing out of it needs).
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// Who.
+    pub user: User,
+    /// The token's id in the deny-list.
+    pub token_id: TokenId,
+    /// The token's expiry, Unix seconds.
+    pub exp: i64,
+}
+
 pub(crate) fn now_unix() -> i64 {
     reallive_core::time::UtcNs::now().secs()
 }
@@ -105,6 +127,8 @@ impl ApiState {
     pub fn new(accounts: Accounts, keys: TokenKeys, options: ApiOptions) -> Result<Self, ApiError> {
         let hasher = PasswordHasher::new(options.password_params)?;
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpu = Arc::new(Mutex::new(crate::sysinfo::CpuWindow::default()));
+        crate::sysinfo::spawn_cpu_sampler(&cpu);
         Ok(ApiState {
             inner: Arc::new(Inner {
                 accounts,
@@ -122,6 +146,9 @@ impl ApiState {
                 metrics: Metrics::default(),
                 metrics_sources: Mutex::new(Vec::new()),
                 health_sources: Mutex::new(Vec::new()),
+                system_sources: Mutex::new(Vec::new()),
+                denied: DenyList::default(),
+                cpu,
                 started: Instant::now(),
             }),
         })
@@ -173,6 +200,44 @@ impl ApiState {
             s(&mut out);
         }
         out
+    }
+
+    /// Adds to `/api/system`.
+    pub fn add_system_source(&self, source: SystemSource) {
+        self.inner
+            .system_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
+    }
+
+    /// What the sources add to `/api/system`, with the accounts database
+    /// first among the files.
+    pub fn system_extra(&self) -> crate::sysinfo::SystemExtra {
+        let mut out = crate::sysinfo::SystemExtra {
+            db_files: vec![self.inner.accounts.path().to_path_buf()],
+            cameras: Vec::new(),
+        };
+        for s in self
+            .inner
+            .system_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            s(&mut out);
+        }
+        out
+    }
+
+    /// The process's CPU use, in percent of one core, over about the last
+    /// 10 s (since the start, before that).
+    pub fn cpu_percent(&self) -> f64 {
+        let now = Instant::now();
+        let cpu_secs = crate::sysinfo::process_cpu_secs();
+        let mut w = self.inner.cpu.lock().unwrap_or_else(|p| p.into_inner());
+        w.push(now, cpu_secs);
+        w.percent(now, cpu_secs, self.uptime())
     }
 
     /// Everything `/metrics` shows.
@@ -233,20 +298,55 @@ impl ApiState {
             ver: user.token_version,
             iat,
             exp,
+            jti: Some(Claims::new_jti()),
         });
         (token, exp)
     }
 
     /// The user `token` belongs to, if it is valid now: signed by us, not
-    /// expired, and not revoked by a password change or deletion.
+    /// expired, not signed out, and not revoked by a password change or
+    /// deletion.
     pub fn authenticate(&self, token: &str) -> Result<User, ApiError> {
-        let refused = |_| ApiError::unauthenticated("invalid or expired token");
-        let claims = self.inner.keys.verify(token, now_unix()).map_err(refused)?;
+        self.session(token).map(|s| s.user)
+    }
+
+    /// [`authenticate`](Self::authenticate), with the token's id and
+    /// expiry.
+    pub fn session(&self, token: &str) -> Result<Session, ApiError> {
+        let refused = || ApiError::unauthenticated("invalid or expired token");
+        let claims = self
+            .inner
+            .keys
+            .verify(token, now_unix())
+            .map_err(|_| refused())?;
+        let token_id = claims.token_id(token);
+        if self.inner.denied.is_denied(&token_id) {
+            return Err(refused());
+        }
         let snap = self.inner.accounts.snapshot();
         match snap.user(claims.sub) {
-            Some(u) if u.token_version == claims.ver => Ok(u.clone()),
-            _ => Err(ApiError::unauthenticated("invalid or expired token")),
+            Some(u) if u.token_version == claims.ver => Ok(Session {
+                user: u.clone(),
+                token_id,
+                exp: claims.exp,
+            }),
+            _ => Err(refused()),
         }
+    }
+
+    /// Whether the token `id` was signed out (and has not expired since).
+    pub fn is_signed_out(&self, id: &TokenId) -> bool {
+        self.inner.denied.is_denied(id)
+    }
+
+    /// Signs `session`'s token out: it is refused from now on, and the
+    /// user's other tokens still work. A 503 when too many tokens were
+    /// signed out lately (the deny-list is full).
+    pub fn end_session(&self, session: &Session) -> Result<(), ApiError> {
+        self.inner
+            .denied
+            .deny(session.token_id, session.exp, now_unix())
+            .map_err(ApiError::from)
     }
 
     /// Takes one attempt by `ip` for `username` (if any) from the sign-in

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use reallive_http::{ApiError, ApiPath, ApiState, MediaUser};
+use reallive_http::{ApiError, ApiPath, ApiState, MediaSession, MediaUser};
 
 /// Messages queued to one WebSocket; a client that does not read is closed.
 const WS_QUEUE: usize = 64;
@@ -98,9 +98,14 @@ struct HttpSession {
 enum SessionProof {
     /// WHIP: the stream key (a regenerated key ends the session).
     Key(String),
-    /// WHEP: the viewer and their token version then (a password change,
-    /// a sign-out or a deletion ends it; so does a grant taken away).
-    Viewer { user: i64, token_version: i64 },
+    /// WHEP: the viewer, their token version then and the token's id (a
+    /// password change, a sign-out of that token or everywhere, or a
+    /// deletion ends it; so does a grant taken away).
+    Viewer {
+        user: i64,
+        token_version: i64,
+        token_id: reallive_auth::TokenId,
+    },
 }
 
 impl std::fmt::Debug for SessionProof {
@@ -448,10 +453,12 @@ impl LiveState {
                         SessionProof::Viewer {
                             user,
                             token_version,
+                            token_id,
                         } => {
                             snapshot
                                 .user(*user)
                                 .is_some_and(|u| u.token_version == *token_version)
+                                && !self.inner.api.is_signed_out(token_id)
                                 && !matches!(
                                     hub.admit_session(
                                         s.camera,
@@ -847,11 +854,12 @@ async fn whip_delete(
 /// WHEP: watch with a token that grants `view`.
 async fn whep(
     State(live): State<LiveState>,
-    MediaUser(user): MediaUser,
+    MediaSession(session): MediaSession,
     ApiPath(camera): ApiPath<i64>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let user = &session.user;
     // Checked before the body, so an unseen camera is a 404 whatever was
     // sent.
     live.admit(camera, Role::Viewer, Proof::User(user.id))?;
@@ -877,6 +885,7 @@ async fn whep(
         SessionProof::Viewer {
             user: user.id,
             token_version: user.token_version,
+            token_id: session.token_id,
         },
         sdp,
     )

@@ -449,6 +449,7 @@ async fn every_refusal_has_its_status() {
             ver,
             iat,
             exp,
+            jti: None,
         })
     };
     let foreign = forge(b"another-secret-another-secret-another", now, now + 3600);
@@ -803,6 +804,111 @@ async fn password_change_revokes_older_tokens() {
     srv.stop().await;
 }
 
+/// `logout` ends the token presented and no other; `logout-all` ends
+/// every token of the user. Any signed-in user may do both, for themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_ends_this_token_and_logout_all_every_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(options(dir.path())).await;
+    let anon = srv.api();
+    register(&anon, "vera").await;
+    let a = anon.login("vera", "password-123").await;
+    let b = anon.login("vera", "password-123").await;
+    assert_ne!(a.token, b.token);
+    assert_eq!(a.get("/api/auth/me").await.json()["user"]["role"], "viewer");
+
+    // Strangers and bad tokens are refused.
+    for path in ["/api/auth/logout", "/api/auth/logout-all"] {
+        assert_eq!(anon.post(path, json!({})).await.status, 401, "{path}");
+        let forged = anon.with_token("not-a-token");
+        assert_eq!(forged.post(path, json!({})).await.status, 401, "{path}");
+    }
+
+    // Signing out of A: A is refused everywhere, B still works.
+    assert_eq!(a.post("/api/auth/logout", json!({})).await.status, 204);
+    assert_eq!(a.get("/api/auth/me").await.status, 401);
+    assert_eq!(a.post("/api/auth/logout", json!({})).await.status, 401);
+    assert_eq!(a.post("/api/auth/logout-all", json!({})).await.status, 401);
+    assert_eq!(b.get("/api/auth/me").await.status, 200);
+    assert_eq!(b.get("/api/cameras").await.status, 200);
+
+    // Everywhere: B and a new C both stop.
+    let c = anon.login("vera", "password-123").await;
+    assert_eq!(c.get("/api/auth/me").await.status, 200);
+    assert_eq!(b.post("/api/auth/logout-all", json!({})).await.status, 204);
+    assert_eq!(b.get("/api/auth/me").await.status, 401);
+    assert_eq!(c.get("/api/auth/me").await.status, 401);
+    // Signing in again works, and another user was never touched.
+    let d = anon.login("vera", "password-123").await;
+    assert_eq!(d.get("/api/auth/me").await.status, 200);
+    let admin = anon.login("admin", ADMIN_PW).await;
+    assert_eq!(admin.get("/api/auth/me").await.status, 200);
+    srv.stop().await;
+}
+
+/// `/api/system`: admins only; the server, with no recorders, has no
+/// cameras; the figures are the process's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_is_for_admins_and_has_the_process_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(options(dir.path())).await;
+    let anon = srv.api();
+    register(&anon, "sam").await;
+    let viewer = anon.login("sam", "password-123").await;
+    assert_eq!(anon.get("/api/system").await.status, 401);
+    assert_eq!(anon.with_token("junk").get("/api/system").await.status, 401);
+    let r = viewer.get("/api/system").await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    let admin = anon.login("admin", ADMIN_PW).await;
+    let admin_id = admin.get("/api/auth/me").await.json()["user"]["id"]
+        .as_i64()
+        .unwrap();
+    // An operator is refused too.
+    let sam_id = viewer.get("/api/auth/me").await.json()["user"]["id"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(admin_id, sam_id);
+    let r = admin
+        .put(&format!("/api/users/{sam_id}"), json!({"role": "operator"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(viewer.get("/api/system").await.status, 403);
+
+    let r = admin.get("/api/system").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "cameras",
+            "cpu_percent",
+            "db_bytes",
+            "pid",
+            "rss_bytes",
+            "threads",
+            "uptime_secs",
+            "version"
+        ]
+    );
+    assert_eq!(v["cameras"], json!([]));
+    assert_eq!(v["pid"].as_u64(), Some(u64::from(std::process::id())));
+    assert_eq!(v["version"].as_str(), Some(env!("CARGO_PKG_VERSION")));
+    assert!(v["cpu_percent"].as_f64().unwrap() >= 0.0);
+    assert!(v["uptime_secs"].as_u64().is_some());
+    if cfg!(target_os = "linux") {
+        assert!(v["rss_bytes"].as_u64().unwrap() > 1 << 20, "{v}");
+        assert!(v["threads"].as_u64().unwrap() >= 2, "{v}");
+    }
+    // At least the accounts database itself.
+    let on_disk = std::fs::metadata(dir.path().join("accounts.sqlite"))
+        .unwrap()
+        .len();
+    assert!(v["db_bytes"].as_u64().unwrap() >= on_disk, "{v}");
+    srv.stop().await;
+}
+
 /// Hostile: a deleted user's token must not come back as whoever is
 /// created next (SQLite used to hand the deleted id out again).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -971,6 +1077,8 @@ async fn openapi_is_served_and_matches_proto() {
         "/api/auth/me",
         "/api/auth/password",
         "/api/auth/logout",
+        "/api/auth/logout-all",
+        "/api/system",
         "/api/cameras",
         "/api/cameras/{id}",
         "/api/cameras/{id}/stream-key",

@@ -134,6 +134,7 @@ async fn refusals_match_at_signaling_whip_and_whep_and_status_follows() {
         ver: 0,
         iat: now - 7200,
         exp: now - 3600,
+        jti: None,
     });
     let admin_token = admin.token.clone().unwrap();
 

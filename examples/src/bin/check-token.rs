@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<ExitCode> {
         ver: 0,
         iat: now,
         exp: now + 3600,
+        jti: Some(Claims::new_jti()),
     };
     let mut token = keys.issue(&claims);
     if cli.tamper {

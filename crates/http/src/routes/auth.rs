@@ -1,4 +1,5 @@
-//! `/api/auth/*`: register, login, who am I, change password.
+//! `/api/auth/*`: register, login, who am I, change password, sign out
+//! (of this session, or everywhere).
 
 use axum::Router;
 use axum::extract::State;
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ErrorBody;
-use crate::extract::{AuthUser, PeerIp};
+use crate::extract::{AuthSession, AuthUser, PeerIp};
 use crate::metrics::LoginOutcome;
 use crate::{ApiError, ApiJson, ApiState};
 
@@ -21,6 +22,7 @@ pub fn router() -> Router<ApiState> {
         .route("/api/auth/me", get(me))
         .route("/api/auth/password", post(change_password))
         .route("/api/auth/logout", post(logout))
+        .route("/api/auth/logout-all", post(logout_all))
 }
 
 /// A new account.
@@ -202,21 +204,40 @@ pub async fn me(AuthUser(user): AuthUser) -> ApiJson<UserResponse> {
     ApiJson(UserResponse { user })
 }
 
-/// Signs out: revokes the signed-in user's tokens on the server, on every
-/// device, and ends their live sessions within a second.
+/// Signs out of this session: the token presented stops working (and the
+/// live sessions it opened end within a second); the user's other tokens
+/// still work.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", security(("bearer" = [])),
     extensions(("x-reallive-role" = json!("user"))),
     responses(
-        (status = 204, description = "signed out"),
+        (status = 204, description = "signed out of this session"),
         (status = 401, body = ErrorBody, description = "not signed in"),
+        (status = 503, body = ErrorBody, description = "too many sessions were signed out lately; see Retry-After, or sign out everywhere"),
     ))]
 pub async fn logout(
     State(state): State<ApiState>,
+    AuthSession(session): AuthSession,
+) -> Result<StatusCode, ApiError> {
+    state.end_session(&session)?;
+    tracing::info!(user = session.user.id, "signed out of one session");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Signs out everywhere: revokes every token of the signed-in user, on
+/// every device, and ends their live sessions within a second.
+#[utoipa::path(post, path = "/api/auth/logout-all", tag = "auth", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("user"))),
+    responses(
+        (status = 204, description = "signed out everywhere"),
+        (status = 401, body = ErrorBody, description = "not signed in"),
+    ))]
+pub async fn logout_all(
+    State(state): State<ApiState>,
     AuthUser(user): AuthUser,
-) -> Result<axum::http::StatusCode, ApiError> {
+) -> Result<StatusCode, ApiError> {
     state.accounts().revoke_tokens(user.id).await?;
-    tracing::info!(user = user.id, "signed out");
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    tracing::info!(user = user.id, "signed out everywhere");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Changes the signed-in user's password. Every token issued before stops

@@ -2,5 +2,6 @@
 
 pub mod auth;
 pub mod cameras;
+pub mod logs;
 pub mod system;
 pub mod users;

@@ -1,4 +1,4 @@
-//! `/api/health`, `/metrics` and `/api/openapi.json`.
+//! `/api/health`, `/metrics`, `/api/openapi.json` and `/api/system`.
 
 use axum::Router;
 use axum::extract::State;
@@ -10,7 +10,8 @@ use serde::Serialize;
 use utoipa::{OpenApi as _, ToSchema};
 
 use crate::error::ErrorBody;
-use crate::extract::{OptionalUser, PeerIp};
+use crate::extract::{AuthUser, OptionalUser, PeerIp};
+use crate::sysinfo::CameraSeriesReport;
 use crate::{ApiError, ApiJson, ApiState};
 
 /// The system routes.
@@ -19,6 +20,7 @@ pub fn router() -> Router<ApiState> {
         .route("/api/health", get(health))
         .route("/metrics", get(metrics))
         .route("/api/openapi.json", get(openapi))
+        .route("/api/system", get(system))
 }
 
 /// Liveness. A stranger learns only `status`; a signed-in user also
@@ -119,4 +121,70 @@ pub async fn metrics(
     responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn openapi() -> impl IntoResponse {
     axum::Json(crate::openapi::ApiDoc::openapi())
+}
+
+/// The process and its cameras, for the system page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SystemReport {
+    /// The server's version.
+    pub version: &'static str,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// The process id.
+    pub pid: u32,
+    /// CPU use of the process over about the last 10 s, in percent of one
+    /// core (above 100 on several).
+    pub cpu_percent: f64,
+    /// Resident memory, bytes.
+    pub rss_bytes: u64,
+    /// Threads.
+    pub threads: u64,
+    /// The accounts database and (reallive-nvr) the recordings index,
+    /// each with its `-wal` and `-shm`, bytes.
+    pub db_bytes: u64,
+    /// Per camera (reallive-nvr; empty on reallive-server): fps, bitrate
+    /// and state every 10 s for the last hour.
+    pub cameras: Vec<CameraSeriesReport>,
+}
+
+/// The process (CPU, memory, threads, uptime, version, database size)
+/// and each camera's recent fps, bitrate and state. Needs: admin.
+#[utoipa::path(get, path = "/api/system", tag = "system", security(("bearer" = [])),
+    extensions(("x-reallive-role" = json!("admin"))),
+    responses(
+        (status = 200, body = SystemReport),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+pub async fn system(
+    State(state): State<ApiState>,
+    AuthUser(user): AuthUser,
+) -> Result<ApiJson<SystemReport>, ApiError> {
+    if user.role != Role::Admin {
+        return Err(ApiError::forbidden("the system page is for admins"));
+    }
+    let extra = state.system_extra();
+    let files = extra.db_files;
+    let (db_bytes, memory) = tokio::task::spawn_blocking(move || {
+        (
+            crate::sysinfo::db_bytes(&files),
+            crate::sysinfo::process_memory(),
+        )
+    })
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            reallive_core::ErrorKind::Internal,
+            format!("system task: {e}"),
+        )
+    })?;
+    Ok(ApiJson(SystemReport {
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_secs: state.uptime().as_secs(),
+        pid: std::process::id(),
+        cpu_percent: state.cpu_percent(),
+        rss_bytes: memory.rss_bytes,
+        threads: memory.threads,
+        db_bytes,
+        cameras: extra.cameras,
+    }))
 }
