@@ -31,10 +31,31 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Signs out: revokes the signed-in user's tokens on the server, on every
-         *     device, and ends their live sessions within a second.
+         * Signs out of this session: the token presented stops working (and the
+         *     live sessions it opened end within a second); the user's other tokens
+         *     still work.
          */
         post: operations["logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/logout-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Signs out everywhere: revokes every token of the signed-in user, on
+         *     every device, and ends their live sessions within a second.
+         */
+        post: operations["logout_all"];
         delete?: never;
         options?: never;
         head?: never;
@@ -510,7 +531,7 @@ export interface paths {
          *     Only events of cameras the caller may `view`, checked per event.
          *     Needs: a signed-in user; `view` per camera.
          */
-        get: operations["stream"];
+        get: operations["review_stream"];
         put?: never;
         post?: never;
         delete?: never;
@@ -619,6 +640,50 @@ export interface paths {
         };
         /** Health: `ok` or `degraded` for anyone; details with a valid token. */
         get: operations["health"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The kept log lines (the last 2,000) at or above `level`, of `camera`
+         *     if given, after `since` if given; oldest first.
+         */
+        get: operations["system_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/logs/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server-sent events, `event: line` with a `/api/logs` item as each new
+         *     line at or above `level` (of `camera` if given) is logged; with
+         *     `since`, the kept lines after it come first, so that a client that
+         *     read the list misses nothing. `event: resync` when this client fell
+         *     more than 256 lines behind (read the list again). The stream ends when
+         *     the token stops being valid or its user an admin.
+         */
+        get: operations["system_stream"];
         put?: never;
         post?: never;
         delete?: never;
@@ -737,6 +802,26 @@ export interface paths {
          *     (each camera: `view`).
          */
         get: operations["storage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/system": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The process (CPU, memory, threads, uptime, version, database size)
+         *     and each camera's recent fps, bitrate and state. Needs: admin.
+         */
+        get: operations["system"];
         put?: never;
         post?: never;
         delete?: never;
@@ -947,6 +1032,18 @@ export interface components {
             /** @description Streaming state. */
             status: components["schemas"]["CameraStatus"];
         };
+        /** @description One camera's series in `/api/system`. */
+        CameraSeriesReport: {
+            /**
+             * Format: int64
+             * @description The camera.
+             */
+            id: number;
+            /** @description Its name. */
+            name: string;
+            /** @description Every 10 s for the last hour, oldest first. */
+            samples: components["schemas"]["Sample"][];
+        };
         /**
          * @description A camera's streaming state, set by the live path.
          * @enum {string}
@@ -1048,7 +1145,7 @@ export interface components {
             /** @description For people; never holds a path, SQL or a credential. */
             message: string;
         };
-        /** @description One event in the list. */
+        /** @description One event in the list (and in the event stream, `crate::review`). */
         EventItem: {
             /**
              * Format: int64
@@ -1195,6 +1292,11 @@ export interface components {
             /** @description TURN username. */
             username?: string | null;
         };
+        /**
+         * @description A line's level.
+         * @enum {string}
+         */
+        Level: "ERROR" | "WARN" | "INFO" | "DEBUG" | "TRACE";
         /** @description A range kept from retention. */
         LockItem: {
             /**
@@ -1226,6 +1328,34 @@ export interface components {
              * @description Its start, Unix ms.
              */
             start: number;
+        };
+        /** @description One log line. */
+        LogLineItem: {
+            /**
+             * Format: int64
+             * @description When it was logged, Unix ms.
+             */
+            at_ms: number;
+            /**
+             * Format: int64
+             * @description The camera it is about, when it names one.
+             */
+            camera?: number | null;
+            /** @description Its level. */
+            level: components["schemas"]["Level"];
+            /**
+             * @description The message and the event's fields as ` k=v`; at most 2 KiB, a
+             *     longer one cut with `…`.
+             */
+            message: string;
+            /**
+             * Format: int64
+             * @description Its place in the process's log, from 1, without gaps: pass the last
+             *     one seen as `since`.
+             */
+            seq: number;
+            /** @description Where it was logged (a module path). */
+            target: string;
         };
         /** @description Credentials. */
         LoginRequest: {
@@ -1530,6 +1660,29 @@ export interface components {
          * @enum {string}
          */
         Role: "viewer" | "operator" | "admin";
+        /** @description One camera at one moment. */
+        Sample: {
+            /**
+             * Format: int64
+             * @description When, Unix ms.
+             */
+            at_ms: number;
+            /**
+             * Format: double
+             * @description Kilobits per second, lately.
+             */
+            bitrate_kbps: number;
+            /**
+             * Format: double
+             * @description Frames per second, lately.
+             */
+            fps: number;
+            /**
+             * @description The recorder's state: `starting`, `running`, `unhealthy`, `backoff`
+             *     or `stopped`.
+             */
+            state: string;
+        };
         /** @description One RTSP source, as the API shows it: passwords redacted. */
         SourceItem: {
             /** @description `config` (the file) or `api`. */
@@ -1595,6 +1748,48 @@ export interface components {
         StreamKeyResponse: {
             /** @description The publisher's new key; the old one no longer works. */
             stream_key: string;
+        };
+        /** @description The process and its cameras, for the system page. */
+        SystemReport: {
+            /**
+             * @description Per camera (reallive-nvr; empty on reallive-server): fps, bitrate
+             *     and state every 10 s for the last hour.
+             */
+            cameras: components["schemas"]["CameraSeriesReport"][];
+            /**
+             * Format: double
+             * @description CPU use of the process over about the last 10 s, in percent of one
+             *     core (above 100 on several).
+             */
+            cpu_percent: number;
+            /**
+             * Format: int64
+             * @description The accounts database and (reallive-nvr) the recordings index,
+             *     each with its `-wal` and `-shm`, bytes.
+             */
+            db_bytes: number;
+            /**
+             * Format: int32
+             * @description The process id.
+             */
+            pid: number;
+            /**
+             * Format: int64
+             * @description Resident memory, bytes.
+             */
+            rss_bytes: number;
+            /**
+             * Format: int64
+             * @description Threads.
+             */
+            threads: number;
+            /**
+             * Format: int64
+             * @description Seconds since start.
+             */
+            uptime_secs: number;
+            /** @description The server's version. */
+            version: string;
         };
         /** @description One camera's footage and events over a range. */
         TimelineAnswer: {
@@ -1939,7 +2134,43 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description signed out */
+            /** @description signed out of this session */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description not signed in */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many sessions were signed out lately; see Retry-After, or sign out everywhere */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    logout_all: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description signed out everywhere */
             204: {
                 headers: {
                     [name: string]: unknown;
@@ -3872,7 +4103,7 @@ export interface operations {
             };
         };
     };
-    stream: {
+    review_stream: {
         parameters: {
             query?: never;
             header?: never;
@@ -4330,6 +4561,117 @@ export interface operations {
             };
         };
     };
+    system_list: {
+        parameters: {
+            query?: {
+                /** @description `error`, `warn`, `info` (default), `debug` or `trace`: that level and above */
+                level?: string;
+                /** @description only lines about this camera */
+                camera?: number;
+                /** @description only lines with a greater `seq` */
+                since?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LogLineItem"][];
+                };
+            };
+            /** @description an unknown level, or a parameter of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    system_stream: {
+        parameters: {
+            query?: {
+                /** @description `error`, `warn`, `info` (default), `debug` or `trace`: that level and above */
+                level?: string;
+                /** @description only lines about this camera */
+                camera?: number;
+                /** @description first send the kept lines with a greater `seq` */
+                since?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description an unknown level, or a parameter of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description this client has 8 log streams open */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     sources: {
         parameters: {
             query?: never;
@@ -4635,6 +4977,41 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    system: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SystemReport"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

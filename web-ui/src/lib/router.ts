@@ -8,9 +8,16 @@
 //   /timeline?cameras=1,2   several cameras' recordings side by side
 //   /review                 events of every camera the user may play back
 //   /exports                export jobs
+//   /users                  users and grants (admin)
+//   /account                the signed-in user's password and sessions
+//   /system                 recorders, storage, the process (admin)
+//   /logs                   the server's log (admin)
+//
+// Admin pages send anyone else to `/`, with a message (`routeNotice`).
 //
 // Old hash links (`#/camera/3`, `#/login`, `#/`) are redirected.
 
+import { ref } from 'vue'
 import {
   createRouter,
   createWebHistory,
@@ -19,7 +26,7 @@ import {
   type Router,
   type RouterHistory,
 } from 'vue-router'
-import { api as defaultApi, type ApiClient } from './api'
+import { api as defaultApi, type ApiClient, type Role } from './api'
 import LivePage from '../components/LivePage.vue'
 import LoginPage from '../components/LoginPage.vue'
 
@@ -54,8 +61,36 @@ export function legacyHashTarget(hash: string): string | null {
   return null
 }
 
+/** A message for the page the router sent the user to (an admin page refused); '' when none. */
+export const routeNotice = ref('')
+
+/**
+ * The signed-in user's role, asked once per token. `null` when it cannot be
+ * known (server down): the page then asks the server, which refuses on its own.
+ */
+function roleCache(client: ApiClient): () => Promise<Role | null> {
+  let cached: { token: string; role: Promise<Role | null> } | null = null
+  return () => {
+    const token = client.token
+    if (!token) return Promise.resolve(null)
+    if (cached?.token !== token) {
+      const role = client.me().then(
+        (u) => u.role,
+        () => {
+          cached = null
+          return null
+        },
+      )
+      cached = { token, role }
+    }
+    return cached.role
+  }
+}
+
 /** Builds the router; tests pass a memory history and their own client. */
 export function createAppRouter(history: RouterHistory = createWebHistory(), client: ApiClient = defaultApi): Router {
+  const roleOf = roleCache(client)
+  let notice = ''
   const router = createRouter({
     history,
     routes: [
@@ -84,12 +119,16 @@ export function createAppRouter(history: RouterHistory = createWebHistory(), cli
       },
       { path: '/review', name: 'review', component: () => import('../components/ReviewPage.vue'), meta: { title: 'Review' } },
       { path: '/exports', name: 'exports', component: () => import('../components/ExportsPage.vue'), meta: { title: 'Exports' } },
+      { path: '/users', name: 'users', component: () => import('../components/UsersPage.vue'), meta: { title: 'Users', admin: true } },
+      { path: '/account', name: 'account', component: () => import('../components/AccountPage.vue'), meta: { title: 'Account' } },
+      { path: '/system', name: 'system', component: () => import('../components/SystemPage.vue'), meta: { title: 'System', admin: true } },
+      { path: '/logs', name: 'logs', component: () => import('../components/LogsPage.vue'), meta: { title: 'Logs', admin: true } },
       { path: '/camera/:id(\\d+)', redirect: (to) => `/cameras/${String(to.params.id)}` },
       { path: '/:rest(.*)*', redirect: '/' },
     ],
   })
 
-  router.beforeEach((to): RouteLocationRaw | true => {
+  router.beforeEach(async (to): Promise<RouteLocationRaw | true> => {
     const legacy = legacyHashTarget(to.hash)
     if (legacy) return { path: legacy, replace: true }
     const signedIn = client.token != null
@@ -97,10 +136,24 @@ export function createAppRouter(history: RouterHistory = createWebHistory(), cli
       return { name: 'login', query: to.fullPath === '/' ? {} : { next: to.fullPath }, replace: true }
     }
     if (signedIn && to.name === 'login') return { path: safeNext(to.query.next), replace: true }
+    if (to.meta.admin) {
+      const role = await roleOf()
+      if (role != null && role !== 'admin') {
+        const title = typeof to.meta.title === 'string' ? to.meta.title : 'that page'
+        notice = `Only an admin can open ${title}. You were sent to the live page.`
+        return { path: '/', replace: true }
+      }
+    }
     return true
   })
 
-  router.afterEach((to) => {
+  router.afterEach((to, _from, failure) => {
+    // A refused admin page redirects to `/`; when already there, that
+    // navigation "fails" as a duplicate, and the notice is still due.
+    if (!failure || notice) {
+      routeNotice.value = notice
+      notice = ''
+    }
     if (typeof document !== 'undefined') {
       const t = typeof to.meta.title === 'string' ? to.meta.title : ''
       document.title = t ? `${t} · RealLive` : 'RealLive'
