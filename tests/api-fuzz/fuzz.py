@@ -285,9 +285,10 @@ def fuzz_program(name, base, ids, admin, viewer, spare, excluded, known):
     """The viewer's run, logout alone, then the admin's: the admin's run
     changes and deletes the cameras, grants and users the others use."""
     results = {}
-    # The event stream never ends: a client reads it for as long as it
-    # likes (apps/nvr/tests/nvr.rs follows it, and checks its refusals).
-    common = ["--exclude-path", "/api/events/stream"]
+    # The event and log streams never end: a client reads them for as long
+    # as it likes (apps/nvr/tests/nvr.rs and http's logs tests follow them
+    # and check their refusals).
+    common = ["--exclude-path", "/api/events/stream", "--exclude-path", "/api/logs/stream"]
     for tag in excluded:
         common += ["--exclude-tag", tag]
     known = {
