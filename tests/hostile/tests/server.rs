@@ -229,8 +229,8 @@ async fn a_revoked_grant_ends_the_live_view_within_a_second() {
     assert_eq!(r.status, 404, "the WHEP session outlived the revocation");
 }
 
-/// Finding 7. Signing out revokes the token on the server, on every
-/// device, and ends the user's live sessions.
+/// Finding 7. Signing out revokes the token on the server; signing out
+/// everywhere revokes every device's, and ends the user's live sessions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logout_revokes_the_token() {
     let (_dir, srv) = server().await;
@@ -246,7 +246,12 @@ async fn logout_revokes_the_token() {
     let first = join_as_viewer(&mut ws, cam, laptop.token.as_deref().unwrap()).await;
     assert!(first.contains("camera-status"), "{first}");
 
+    // Signing out on the phone ends the phone's token only.
     let r = phone.post("/api/auth/logout", json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert_eq!(phone.get("/api/auth/me").await.status, 401);
+    assert_eq!(laptop.get("/api/auth/me").await.status, 200);
+    let r = laptop.post("/api/auth/logout-all", json!({})).await;
     assert_eq!(r.status, 204, "{}", r.text());
     let out = Instant::now();
     // Its live view ends within a second.
