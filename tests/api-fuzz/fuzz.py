@@ -20,9 +20,9 @@ that playback has files to serve):
    falls through to the router's "route not found". Many generated ids,
    files and times are ones that exist (see the hooks), so the cases get
    past "not found";
-4. `POST /api/auth/logout` alone, with the spare user's token: it revokes
-   the token it is called with, so in a shared run every later case would
-   be a 401;
+4. `POST /api/auth/logout` and `logout-all` alone, with the spare user's
+   token: they revoke the token they are called with (or all of the
+   user's), so in a shared run every later case would be a 401;
 5. stop the program (SIGTERM): it must exit 0, and its log must hold no
    panic.
 
@@ -302,7 +302,7 @@ def fuzz_program(name, base, ids, admin, viewer, spare, excluded, known):
         viewer.token,
         "viewer",
         ids["viewer"],
-        common + ["--exclude-operation-id", "logout"],
+        common + ["--exclude-operation-id", "logout", "--exclude-operation-id", "logout_all"],
         known,
     )
     results[f"{name}-logout"] = schemathesis(
@@ -311,7 +311,7 @@ def fuzz_program(name, base, ids, admin, viewer, spare, excluded, known):
         spare.token,
         "viewer",
         ids["spare"],
-        ["--include-operation-id", "logout"],
+        ["--include-operation-id", "logout", "--include-operation-id", "logout_all"],
         known,
     )
     results[f"{name}-admin"] = schemathesis(
@@ -320,7 +320,7 @@ def fuzz_program(name, base, ids, admin, viewer, spare, excluded, known):
         admin.token,
         "admin",
         ids["admin"],
-        common + ["--exclude-operation-id", "logout"],
+        common + ["--exclude-operation-id", "logout", "--exclude-operation-id", "logout_all"],
         known,
     )
     return results
