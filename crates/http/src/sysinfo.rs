@@ -209,7 +209,7 @@ impl CameraSeries {
     }
 }
 
-/// The process's CPU time, at most one sample per [`CPU_SAMPLE_EVERY`],
+/// The process's CPU time, at most one sample per `CPU_SAMPLE_EVERY`,
 /// for a little more than [`CPU_WINDOW`].
 #[derive(Debug, Default)]
 pub struct CpuWindow {
