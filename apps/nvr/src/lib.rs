@@ -151,7 +151,7 @@ pub async fn run(
         recorders.clone() as Arc<dyn reallive_record::CameraRegistry>,
         stop_recording.clone(),
     );
-    let index_file = data_dir.join("index.sqlite"); // Store::open's index.
+    let index_file = Store::index_path(&data_dir);
     api.add_system_source(Box::new(move |out| {
         out.db_files.push(index_file.clone());
         out.cameras.extend(series.report());

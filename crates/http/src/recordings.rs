@@ -486,7 +486,8 @@ fn authorize(
     )
 }
 
-fn ms_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+/// Query parameter `name` as Unix ms, if present (the review routes use it too).
+pub(crate) fn ms_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     q.get(name)
         .map(|v| {
             v.parse::<i64>().map_err(|_| {

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::ErrorBody;
-use crate::recordings::{PlaybackAccess, PlaybackRequest};
+use crate::recordings::{PlaybackAccess, PlaybackRequest, ms_param};
 use crate::{ApiError, ApiJson, ApiPath, ClientSlots};
 
 /// Event streams one client may hold open.
@@ -111,19 +111,6 @@ pub fn router(state: ReviewState) -> Router {
         .route("/api/cameras/{id}/locks", get(locks).post(add_lock))
         .route("/api/cameras/{id}/locks/{lock_id}", delete(remove_lock))
         .with_state(state)
-}
-
-fn ms_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
-    q.get(name)
-        .map(|v| {
-            v.parse::<i64>().map_err(|_| {
-                ApiError::new(
-                    ErrorKind::InvalidArgument,
-                    format!("{name} must be Unix milliseconds"),
-                )
-            })
-        })
-        .transpose()
 }
 
 fn required_ms(q: &HashMap<String, String>, name: &str) -> Result<i64, ApiError> {

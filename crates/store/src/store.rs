@@ -149,7 +149,7 @@ impl Store {
         })
         .await?;
         let opts = SqliteConnectOptions::new()
-            .filename(cfg.data_dir.join("index.sqlite"))
+            .filename(Store::index_path(&cfg.data_dir))
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // WAL + NORMAL: a commit can be lost to power loss, never torn;
@@ -179,6 +179,12 @@ impl Store {
         let report = store.recover().await?;
         store.load_sequences().await?;
         Ok((store, report))
+    }
+
+    /// The index database of a store in `data_dir` (with its `-wal` and
+    /// `-shm` beside it).
+    pub fn index_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("index.sqlite")
     }
 
     /// The directory recordings live under; every recording path is relative to it.
