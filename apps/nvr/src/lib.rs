@@ -157,7 +157,14 @@ pub async fn run(
         out.cameras.extend(series.report());
     }));
 
-    let mut nvr_state = NvrState::new(api.clone(), recorders.clone(), store.clone(), retention);
+    let thumbnails = Thumbnails::start(
+        store.clone(),
+        reallive_encode::thumbnail::start_thumbnailer(),
+        ThumbnailConfig::default(),
+        stop_recording.clone(),
+    );
+    let mut nvr_state = NvrState::new(api.clone(), recorders.clone(), store.clone())
+        .with_thumbnails(thumbnails.clone());
     let mut transcode_task = None;
     if let Some((transcoder, task)) = transcoding {
         nvr_state = nvr_state.with_transcoder(transcoder);
@@ -194,12 +201,7 @@ pub async fn run(
         .merge(reallive_http::review::router(ReviewState::new(
             store.clone(),
             Arc::new(ApiAccess::new(api.clone())),
-            Some(Thumbnails::start(
-                store.clone(),
-                reallive_encode::thumbnail::start_thumbnailer(),
-                ThumbnailConfig::default(),
-                stop_recording.clone(),
-            )),
+            Some(thumbnails),
         )));
     on_ready(Ready {
         addr: server.local_addr()?,

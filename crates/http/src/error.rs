@@ -33,6 +33,10 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people; never holds a path, SQL or a credential.
     pub message: String,
+    /// The request field at fault, when there is one (a form shows the
+    /// message beside it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// An error as the API answers it: `{"error": {"code", "message"}}`.
@@ -50,6 +54,8 @@ pub struct ApiError {
     retry_after_secs: Option<u64>,
     /// A 5xx whose message is meant for the client (a limit, not a fault).
     public: bool,
+    /// The request field at fault.
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -61,7 +67,14 @@ impl ApiError {
             status: None,
             retry_after_secs: None,
             public: false,
+            field: None,
         }
+    }
+
+    /// This error, naming the request `field` at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
 
     /// 503 with `Retry-After` and `message` shown as it is: the server is
@@ -192,7 +205,19 @@ impl From<reallive_record::RecordError> for ApiError {
     fn from(e: reallive_record::RecordError) -> Self {
         match e {
             reallive_record::RecordError::Store(e) => e.into(),
-            e => ApiError::new(e.kind(), e.to_string()),
+            reallive_record::RecordError::Stale(message) => ApiError::with_status(
+                StatusCode::PRECONDITION_FAILED,
+                "precondition_failed",
+                message,
+            ),
+            e => {
+                let field = e.field().map(str::to_owned);
+                let out = ApiError::new(e.kind(), e.to_string());
+                match field {
+                    Some(f) => out.with_field(f),
+                    None => out,
+                }
+            }
         }
     }
 }
@@ -226,6 +251,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: code.to_string(),
                 message,
+                field: self.field,
             },
         };
         let mut resp = (status, axum::Json(body)).into_response();

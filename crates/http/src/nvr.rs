@@ -35,13 +35,16 @@ use reallive_core::supervise::WorkerStatus;
 use reallive_record::CameraRegistry;
 use reallive_record::transcode::Transcoder;
 use reallive_store::Store;
-use reallive_store::retention::RetentionPolicy;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::ErrorBody;
 use crate::{ApiError, ApiJson, ApiPath, ApiState, AuthUser};
-use reallive_record::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
+use reallive_record::config::{MotionConfig, RecordMode};
+use reallive_record::thumbnails::Thumbnails;
+
+pub(crate) mod live;
+pub(crate) mod sources;
 
 /// The routes' state.
 #[derive(Clone)]
@@ -49,8 +52,12 @@ pub struct NvrState {
     api: ApiState,
     workers: Arc<dyn CameraRegistry>,
     store: Store,
-    retention: Arc<RetentionPolicy>,
     transcoder: Option<Transcoder>,
+    thumbnails: Option<Thumbnails>,
+    /// Probes running, per admin and in all.
+    probes: Arc<sources::ProbeSlots>,
+    /// Live motion meters open, per client.
+    meters: crate::clients::ClientSlots,
 }
 
 impl std::fmt::Debug for NvrState {
@@ -67,20 +74,23 @@ impl FromRef<NvrState> for ApiState {
 
 impl NvrState {
     /// Routes over `workers` and `store`; camera `id`'s recordings are
-    /// under its [`CameraId::store_key`] in the store, kept by `retention`.
-    pub fn new(
-        api: ApiState,
-        workers: Arc<dyn CameraRegistry>,
-        store: Store,
-        retention: RetentionPolicy,
-    ) -> Self {
+    /// under its [`CameraId::store_key`] in the store.
+    pub fn new(api: ApiState, workers: Arc<dyn CameraRegistry>, store: Store) -> Self {
         NvrState {
             api,
             workers,
             store,
-            retention: Arc::new(retention),
             transcoder: None,
+            thumbnails: None,
+            probes: Arc::default(),
+            meters: crate::clients::ClientSlots::default(),
         }
+    }
+
+    /// Makes snapshots and probe pictures with `thumbnails`.
+    pub fn with_thumbnails(mut self, thumbnails: Thumbnails) -> Self {
+        self.thumbnails = Some(thumbnails);
+        self
     }
 
     /// Reports this transcoder on `/api/transcoding/status`.
@@ -101,11 +111,23 @@ pub fn router(state: NvrState) -> Router {
         .route("/api/cameras/{id}/motion", get(get_motion).put(put_motion))
         .route("/api/storage", get(storage))
         .route("/api/transcoding/status", get(transcoding))
-        .route("/api/nvr/cameras", get(sources).post(add_source))
+        .route(
+            "/api/nvr/cameras",
+            get(sources::list).post(sources::add),
+        )
+        .route("/api/nvr/cameras/probe", post(sources::probe))
         .route(
             "/api/nvr/cameras/{id}",
-            axum::routing::delete(remove_source),
+            get(sources::get_one)
+                .patch(sources::update)
+                .delete(sources::remove),
         )
+        .route(
+            "/api/nvr/cameras/{id}/overrides",
+            axum::routing::delete(sources::clear_overrides),
+        )
+        .route("/api/cameras/{id}/snapshot.jpg", get(live::snapshot))
+        .route("/api/cameras/{id}/motion/live", get(live::motion_live))
         .with_state(state)
 }
 
@@ -406,17 +428,17 @@ async fn storage(
 ) -> Result<impl IntoResponse, ApiError> {
     let disk = s.store.disk_space().await?;
     let usage = s.store.usage().await?;
+    let policy = s.store.retention_policy();
     let cameras = visible(&s, &user, Permission::View)
         .into_iter()
         .map(|(id, name)| {
             let store_name = CameraId(id).store_key();
             let u = usage.iter().find(|u| u.camera == store_name);
-            let keep = s
-                .retention
+            let keep = policy
                 .cameras
                 .get(&store_name)
                 .copied()
-                .unwrap_or(s.retention.default);
+                .unwrap_or(policy.default);
             CameraStorage {
                 id,
                 name,
@@ -436,7 +458,7 @@ async fn storage(
     Ok(ApiJson(StorageReport {
         free_bytes: disk.free_bytes,
         total_bytes: disk.total_bytes,
-        floor_bytes: s.retention.free_floor(disk.total_bytes),
+        floor_bytes: policy.free_floor(disk.total_bytes),
         cameras,
         warnings: s.workers.warnings(),
     }))
@@ -565,8 +587,8 @@ async fn get_motion(
         .workers
         .sources()
         .into_iter()
-        .find(|(i, _, _)| *i == id)
-        .map(|(_, c, _)| c.motion)
+        .find(|v| v.id == id)
+        .map(|v| v.config.motion)
         .ok_or_else(|| ApiError::not_found("camera"))?;
     Ok(ApiJson(motion))
 }
@@ -594,8 +616,8 @@ async fn put_motion(
         .workers
         .sources()
         .into_iter()
-        .find(|(i, _, _)| *i == id)
-        .map(|(_, c, _)| c.mode)
+        .find(|v| v.id == id)
+        .map(|v| v.config.mode)
         .ok_or_else(|| ApiError::not_found("camera"))?;
     if mode == RecordMode::Motion && !motion.enabled {
         return Err(ApiError::new(
@@ -621,164 +643,4 @@ fn admin(user: &User) -> Result<(), ApiError> {
             "only an admin manages the NVR's cameras",
         ))
     }
-}
-
-impl SourceItem {
-    fn new(id: i64, c: CameraConfig, from_config: bool) -> Self {
-        SourceItem {
-            id,
-            name: c.name,
-            url: c.url.to_string(),
-            sub_url: c.sub_url.map(|u| u.to_string()),
-            mode: c.mode,
-            transport: c.transport,
-            max_restarts: c.max_restarts,
-            from: if from_config { "config" } else { "api" },
-        }
-    }
-}
-
-/// One RTSP source, as the API shows it: passwords redacted.
-#[derive(Debug, Serialize, ToSchema)]
-struct SourceItem {
-    /// The camera.
-    id: i64,
-    /// Its name.
-    name: String,
-    /// The main stream, its password redacted.
-    url: String,
-    /// The sub-stream, its password redacted.
-    sub_url: Option<String>,
-    /// When it records.
-    mode: RecordMode,
-    /// How RTP travels.
-    transport: Transport,
-    /// Restarts before giving up; `null`: never give up.
-    max_restarts: Option<u32>,
-    /// `config` (the file) or `api`.
-    from: &'static str,
-}
-
-/// Every RTSP source, URLs redacted. Needs: admin.
-#[utoipa::path(get, path = "/api/nvr/cameras", tag = "nvr", security(("bearer" = [])),
-    extensions(("x-reallive-role" = json!("admin"))),
-    responses(
-        (status = 200, body = Vec<SourceItem>), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody),
-    ))]
-async fn sources(
-    State(s): State<NvrState>,
-    AuthUser(user): AuthUser,
-) -> Result<impl IntoResponse, ApiError> {
-    admin(&user)?;
-    let mut list: Vec<SourceItem> = s
-        .workers
-        .sources()
-        .into_iter()
-        .map(|(id, c, from_config)| SourceItem::new(id, c, from_config))
-        .collect();
-    list.sort_by_key(|i| i.id);
-    Ok(ApiJson(list))
-}
-
-/// `POST /api/nvr/cameras`: the fields of a `[[cameras]]` entry, checked
-/// as the config file's are.
-#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct NewSource {
-    /// 1 to 64 of A-Z, a-z, 0-9, `_` and `-` (it names a directory);
-    /// unique.
-    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    name: String,
-    /// The main stream: `rtsp://[user:password@]host[:port]/path`.
-    url: String,
-    /// A smaller stream for motion detection.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    sub_url: Option<String>,
-    /// Defaults to `continuous`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    mode: Option<RecordMode>,
-    /// Defaults to `tcp`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    transport: Option<Transport>,
-    /// Restarts before giving up; absent: never give up.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_restarts: Option<u32>,
-    /// This camera's retention; absent: the default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    retention: Option<NewRetention>,
-    /// Seconds kept before an event (`mode = "motion"`); at most 60.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(maximum = 60)]
-    pre_roll_secs: Option<u32>,
-    /// Seconds kept after an event.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    post_roll_secs: Option<u32>,
-    /// `[cameras.motion]`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    motion: Option<reallive_record::config::MotionConfig>,
-}
-
-/// A camera's retention.
-#[derive(Debug, serde::Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct NewRetention {
-    /// Recordings older than this go.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_age_days: Option<u32>,
-    /// The oldest recordings go beyond this many bytes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_bytes: Option<u64>,
-}
-
-/// Adds an RTSP camera and starts recording it; it is kept across
-/// restarts. Needs: admin.
-#[utoipa::path(post, path = "/api/nvr/cameras", tag = "nvr", security(("bearer" = [])),
-    extensions(("x-reallive-role" = json!("admin"))),
-    request_body = NewSource,
-    responses(
-        (status = 201, body = SourceItem),
-        (status = 400, body = ErrorBody, description = "a field breaks a rule of `[[cameras]]`"),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the name is taken"),
-    ))]
-async fn add_source(
-    State(s): State<NvrState>,
-    AuthUser(user): AuthUser,
-    crate::ApiJson(body): crate::ApiJson<NewSource>,
-) -> Result<impl IntoResponse, ApiError> {
-    admin(&user)?;
-    let camera = NvrConfigFile::check_camera(&body)?;
-    let name = camera.name.clone();
-    let id = s.workers.add(camera).await?;
-    tracing::info!(camera = id, %name, by = %user.username, "RTSP camera added");
-    let item = s
-        .workers
-        .sources()
-        .into_iter()
-        .find(|(i, _, _)| *i == id)
-        .map(|(id, c, from_config)| SourceItem::new(id, c, from_config))
-        .ok_or_else(|| ApiError::not_found("camera"))?;
-    Ok((StatusCode::CREATED, ApiJson(item)))
-}
-
-/// Stops recording a camera added through the API and forgets its source;
-/// its recordings and its camera stay. Needs: admin.
-#[utoipa::path(delete, path = "/api/nvr/cameras/{id}", tag = "nvr", security(("bearer" = [])),
-    extensions(("x-reallive-role" = json!("admin"))),
-    params(("id" = i64, Path, description = "camera id")),
-    responses(
-        (status = 204, description = "removed"), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "the camera is in the config file: remove it there"),
-    ))]
-async fn remove_source(
-    State(s): State<NvrState>,
-    AuthUser(user): AuthUser,
-    ApiPath(id): ApiPath<i64>,
-) -> Result<impl IntoResponse, ApiError> {
-    admin(&user)?;
-    s.workers.remove(id).await?;
-    tracing::info!(camera = id, by = %user.username, "RTSP camera removed");
-    Ok(StatusCode::NO_CONTENT)
 }

@@ -188,11 +188,11 @@ impl CameraSeries {
                 let round = registry
                     .sources()
                     .into_iter()
-                    .filter_map(|(id, config, _)| {
-                        let st = registry.status(id)?;
+                    .filter_map(|v| {
+                        let st = registry.status(v.id)?;
                         Some((
-                            id,
-                            config.name,
+                            v.id,
+                            v.config.name,
                             Sample {
                                 at_ms,
                                 fps: st.fps,

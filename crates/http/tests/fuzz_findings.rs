@@ -19,8 +19,7 @@ use reallive_http::nvr::NvrState;
 use reallive_http::recordings::{LocalAccess, RecordingsState};
 use reallive_http::{ApiOptions, ApiState};
 use reallive_record::config::{CameraConfig, MotionConfig};
-use reallive_record::{BoxFuture, CameraRegistry, RecordError};
-use reallive_store::retention::RetentionPolicy;
+use reallive_record::{BoxFuture, CameraRegistry, RecordError, SourceView};
 use reallive_store::{Store, StoreConfig};
 use tower::ServiceExt as _;
 
@@ -100,7 +99,7 @@ impl CameraRegistry for Stopped {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
-    fn sources(&self) -> Vec<(i64, CameraConfig, bool)> {
+    fn sources(&self) -> Vec<SourceView> {
         Vec::new()
     }
     fn add(&self, _: CameraConfig) -> BoxFuture<'_, Result<i64, RecordError>> {
@@ -111,6 +110,24 @@ impl CameraRegistry for Stopped {
     }
     fn remove(&self, _: i64) -> BoxFuture<'_, Result<(), RecordError>> {
         Box::pin(async { Err(RecordError::NotFound("camera")) })
+    }
+    fn update(&self, _: i64, _: CameraConfig, _: &str) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(async { Err(RecordError::NotFound("camera")) })
+    }
+    fn clear_overrides(&self, _: i64) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(async { Err(RecordError::NotFound("camera")) })
+    }
+    fn latest_keyframe(&self, _: i64) -> Option<reallive_core::EncodedFrame> {
+        None
+    }
+    fn motion_meter(
+        &self,
+        _: i64,
+    ) -> Option<(
+        tokio::sync::watch::Receiver<Option<reallive_record::camera::MotionSample>>,
+        usize,
+    )> {
+        None
     }
 }
 
@@ -146,7 +163,6 @@ async fn a_trigger_for_a_camera_not_recording_is_a_conflict() {
         api,
         Arc::new(Stopped),
         store.clone(),
-        RetentionPolicy::default(),
     ));
     let req = Request::post(format!("/api/cameras/{}/trigger", camera.id))
         .header(header::AUTHORIZATION, format!("Bearer {token}"))

@@ -139,15 +139,26 @@ pub struct Observation {
     pub score: f32,
     /// This frame was taken as a light change and ignored.
     pub light_change: bool,
+    /// The cells of the [`GRID_COLS`] × [`GRID_ROWS`] grid where 2 % or
+    /// more of the watched pixels changed: bit `row * GRID_COLS + col`.
+    /// What a live meter draws over the picture.
+    pub cells: u64,
+    /// The watched zone `score` is of (`frame` without include zones);
+    /// `None` when nothing was compared (the first frame, a light change).
+    pub zone: Option<String>,
     /// Events this frame caused.
     pub events: Vec<MotionEvent>,
 }
 
 /// Fixed point: the background holds pixel × 16.
 const FP: i32 = 16;
-/// The light-change grid.
-const GRID_X: usize = 8;
-const GRID_Y: usize = 6;
+/// Columns of the grid that light changes (and [`Observation::cells`])
+/// are judged on.
+pub const GRID_COLS: usize = 8;
+/// Its rows.
+pub const GRID_ROWS: usize = 6;
+const GRID_X: usize = GRID_COLS;
+const GRID_Y: usize = GRID_ROWS;
 
 #[derive(Debug)]
 struct Active {
@@ -237,7 +248,12 @@ impl Detector {
             }
         }
         let watched_cells = cells.iter().filter(|c| c.0 > 0).count();
-        let changed_cells = cells.iter().filter(|c| c.0 > 0 && c.1 * 50 >= c.0).count();
+        let moved_cells = cells
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.0 > 0 && c.1 * 50 >= c.0)
+            .fold(0u64, |bits, (k, _)| bits | 1 << k);
+        let changed_cells = moved_cells.count_ones() as usize;
         // A light change moves the brightness of nearly every cell the same
         // way, however much of it clips; compare each cell's own mean.
         let (mut up, mut down) = (0usize, 0usize);
@@ -263,7 +279,9 @@ impl Detector {
                     self.background[y as usize * w + x] = i32::from(p) * FP;
                 }
             }
-            return self.quiet(at_ms, 0.0, true);
+            let mut seen = self.quiet(at_ms, 0.0, true);
+            seen.cells = moved_cells;
+            return seen;
         }
         let (zone, score) = self
             .zones
@@ -271,11 +289,14 @@ impl Detector {
             .enumerate()
             .map(|(k, (_, area))| (k, changed[k + 1] as f32 * 100.0 / (*area).max(1) as f32))
             .fold((0, 0.0f32), |best, z| if z.1 > best.1 { z } else { best });
-        if score >= self.settings.min_area_percent && score > 0.0 {
+        let mut seen = if score >= self.settings.min_area_percent && score > 0.0 {
             self.motion(at_ms, zone, score)
         } else {
             self.quiet(at_ms, score, false)
-        }
+        };
+        seen.cells = moved_cells;
+        seen.zone = self.zones.get(zone).map(|z| z.0.clone());
+        seen
     }
 
     /// Ends an open event now (the camera dropped, or the detector stops).
@@ -320,6 +341,8 @@ impl Detector {
         Observation {
             score,
             light_change: false,
+            cells: 0,
+            zone: None,
             events,
         }
     }
@@ -339,6 +362,8 @@ impl Detector {
         Observation {
             score,
             light_change,
+            cells: 0,
+            zone: None,
             events,
         }
     }

@@ -61,7 +61,9 @@
 
 mod detector;
 
-pub use detector::{Detector, MotionEvent, MotionSettings, Observation, Zone, ZoneKind};
+pub use detector::{
+    Detector, GRID_COLS, GRID_ROWS, MotionEvent, MotionSettings, Observation, Zone, ZoneKind,
+};
 
 use reallive_core::ErrorKind;
 

@@ -56,6 +56,51 @@ pub struct Camera {
     pub triggers: tokio::sync::Mutex<mpsc::Receiver<u32>>,
     /// Where `now` comes from.
     pub clock: Arc<dyn Clock>,
+    /// The detector's results, for live meters; sent only while someone
+    /// watches (see [`MotionSample`]).
+    pub meter: Arc<watch::Sender<Option<MotionSample>>>,
+    /// The latest keyframe from the camera, for snapshots.
+    pub latest_keyframe: Arc<Mutex<Option<EncodedFrame>>>,
+}
+
+/// One analysed picture, as a live motion meter shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct MotionSample {
+    /// When the picture was taken, on the analysed stream's clock (ms).
+    pub at_ms: i64,
+    /// The share of the best zone that changed, in percent.
+    pub score: f32,
+    /// That zone (`frame` without include zones); empty when nothing was
+    /// compared.
+    pub zone: String,
+    /// Taken as a light change and ignored.
+    pub light_change: bool,
+    /// An event is open.
+    pub in_event: bool,
+    /// Columns of the cell grid.
+    pub cols: u32,
+    /// Rows of the cell grid.
+    pub rows: u32,
+    /// The cells that moved, by `row * cols + col`.
+    pub moved: Vec<u32>,
+}
+
+impl MotionSample {
+    fn new(seen: &reallive_motion::Observation, at_ms: i64, in_event: bool) -> Self {
+        let cells = reallive_motion::GRID_COLS * reallive_motion::GRID_ROWS;
+        MotionSample {
+            at_ms,
+            score: (seen.score * 100.0).round() / 100.0,
+            zone: seen.zone.clone().unwrap_or_default(),
+            light_change: seen.light_change,
+            in_event,
+            cols: reallive_motion::GRID_COLS as u32,
+            rows: reallive_motion::GRID_ROWS as u32,
+            moved: (0..cells as u32)
+                .filter(|k| seen.cells & (1 << k) != 0)
+                .collect(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Camera {
@@ -295,7 +340,12 @@ pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
         tokio::select! {
             () = cam.stop.cancelled() => break,
             f = frames.recv() => match f {
-                Some(f) => run.frame(f, Now::of(&*cam.clock)),
+                Some(f) => {
+                    if f.keyframe {
+                        *cam.latest_keyframe.lock().unwrap_or_else(PoisonError::into_inner) = Some(f.clone());
+                    }
+                    run.frame(f, Now::of(&*cam.clock));
+                }
                 None => break,
             },
             Ok(()) = motion.changed() => {
@@ -395,6 +445,7 @@ impl Analyzer {
         };
         let stop = CancellationToken::new();
         let (d, s, camera) = (decoder.clone(), stop.clone(), cam.id);
+        let meter = cam.meter.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut detector = detector;
             while !s.is_cancelled() {
@@ -404,7 +455,12 @@ impl Analyzer {
                 let Ok(frame) = GrayFrame::new(&p.data, p.width, p.height, p.stride) else {
                     continue;
                 };
-                for e in detector.process(&frame, p.pts_ms).events {
+                let seen = detector.process(&frame, p.pts_ms);
+                if meter.receiver_count() > 0 {
+                    let sample = MotionSample::new(&seen, p.pts_ms, detector.in_event());
+                    meter.send_replace(Some(sample));
+                }
+                for e in seen.events {
                     if events.try_send(e).is_err() {
                         tracing::warn!(camera, "motion event dropped: the recorder is behind");
                     }

@@ -20,6 +20,9 @@ pub enum RecordError {
     /// A job (a transcode) failed; the message says how.
     #[error("{0}")]
     JobFailed(String),
+    /// The thing changed since the caller read it (a stale `If-Match`).
+    #[error("{0}")]
+    Stale(String),
     /// The recordings store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -44,9 +47,23 @@ impl RecordError {
             RecordError::NotFound(_) => ErrorKind::NotFound,
             RecordError::Conflict(_) => ErrorKind::AlreadyExists,
             RecordError::JobFailed(_) => ErrorKind::Unavailable,
+            RecordError::Stale(_) => ErrorKind::InvalidArgument,
             RecordError::Store(e) => e.kind(),
             RecordError::Io { .. } | RecordError::Internal(_) => ErrorKind::Internal,
         }
+    }
+
+    /// The field an [`Invalid`](Self::Invalid) or
+    /// [`Conflict`](Self::Conflict) message names first (`url: ...` gives
+    /// `url`), for forms that show the message beside it.
+    pub fn field(&self) -> Option<&str> {
+        let (RecordError::Invalid(m) | RecordError::Conflict(m)) = self else {
+            return None;
+        };
+        let (head, _) = m.split_once(": ")?;
+        let field = head.split(['.', '[']).next()?;
+        (!field.is_empty() && field.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .then_some(field)
     }
 
     /// An [`RecordError::Io`] maker for `map_err`, naming what was done.

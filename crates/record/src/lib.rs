@@ -57,4 +57,4 @@ pub mod transcode;
 pub mod worker;
 
 pub use error::RecordError;
-pub use registry::{BoxFuture, CameraRegistry};
+pub use registry::{BoxFuture, CameraRegistry, SourceView};

@@ -17,24 +17,25 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use reallive_auth::{Accounts, AuthError, CameraOrigin, Role};
 use reallive_core::decode::StartGrayDecoder;
 use reallive_core::source::FrameSource;
 use reallive_core::supervise::{RestartPolicy, WorkerState, WorkerStatus};
-use reallive_core::{CameraId, Clock, ErrorKind, RtspUrl};
+use reallive_core::{CameraId, Clock, EncodedFrame, ErrorKind, RtspUrl};
 use reallive_store::Store;
 use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
+use crate::camera::MotionSample;
 use crate::live::LiveOutlet;
 use crate::metrics::CameraMetrics;
 use crate::worker::{Consumer, Worker};
-use crate::{BoxFuture, CameraRegistry, RecordError, camera};
+use crate::{BoxFuture, CameraRegistry, RecordError, SourceView, camera};
 
 /// The file the API's cameras were kept in before the database.
 pub const LEGACY_CAMERAS_FILE: &str = "cameras.toml";
@@ -51,10 +52,20 @@ pub type OpenSource = Arc<dyn Fn(&RtspUrl, Transport) -> Arc<dyn FrameSource> + 
 pub struct BoundCamera {
     /// The accounts camera's id.
     pub id: i64,
-    /// Its settings now (the file's, with motion settings from the API).
+    /// Its settings now (the file's, with what was changed through the
+    /// API).
     pub config: CameraConfig,
+    /// For a config-file camera, the file's own entry, which changes
+    /// through the API are kept against; `None` for a camera added through
+    /// the API.
+    pub file: Option<CameraConfig>,
+}
+
+impl BoundCamera {
     /// From the config file (else added through the API).
-    pub from_file: bool,
+    pub fn from_file(&self) -> bool {
+        self.file.is_some()
+    }
 }
 
 fn auth(e: AuthError) -> RecordError {
@@ -81,10 +92,101 @@ fn api_settings(config: &CameraConfig) -> String {
     crate::config::cameras_to_toml(std::slice::from_ref(config))
 }
 
-/// A file camera's motion settings changed through the API, as kept in
-/// `settings`.
-fn motion_settings(name: &str, motion: &MotionConfig) -> String {
-    crate::config::motion_overrides_to_toml(&[(name.to_string(), motion.clone())].into())
+/// A camera's entry as a TOML table, in the config file's format.
+fn entry_table(config: &CameraConfig) -> toml::Table {
+    let text = crate::config::cameras_to_toml(std::slice::from_ref(config));
+    toml::from_str::<toml::Table>(&text)
+        .ok()
+        .and_then(|mut t| t.remove("cameras"))
+        .and_then(|c| match c {
+            toml::Value::Array(mut a) if !a.is_empty() => Some(a.remove(0)),
+            _ => None,
+        })
+        .and_then(|v| match v {
+            toml::Value::Table(t) => Some(t),
+            _ => None,
+        })
+        .unwrap_or_default()
+}
+
+/// The fields of `config` that differ from the file's entry `file`, as a
+/// table of those fields (what a file camera keeps in `settings`).
+fn overrides_of(file: &CameraConfig, config: &CameraConfig) -> toml::Table {
+    let base = entry_table(file);
+    let now = entry_table(config);
+    let mut out = toml::Table::new();
+    for (key, value) in &now {
+        if base.get(key) != Some(value) {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    // A field the file has and the edit dropped (a cleared `sub_url`): no
+    // entry field is a boolean, so `false` marks it unambiguously.
+    for key in base.keys() {
+        if !now.contains_key(key) {
+            out.insert(key.clone(), toml::Value::Boolean(false));
+        }
+    }
+    out
+}
+
+/// A file camera's overrides as kept in `settings`; `None` for none.
+fn overrides_settings(overrides: &toml::Table) -> Option<String> {
+    if overrides.is_empty() {
+        return None;
+    }
+    let mut root = toml::Table::new();
+    root.insert("overrides".into(), toml::Value::Table(overrides.clone()));
+    Some(format!(
+        "# Settings of a config-file camera changed through the API; they win over the file.\n{}",
+        toml::to_string(&root).unwrap_or_default()
+    ))
+}
+
+/// The file camera `file` with the overrides kept in `text` applied, and
+/// the names of the fields overridden. Reads the older format too, which
+/// held motion settings only.
+fn apply_overrides(
+    file: &CameraConfig,
+    text: &str,
+) -> Result<(CameraConfig, Vec<String>), RecordError> {
+    let root: toml::Table =
+        toml::from_str(text).map_err(|e| RecordError::Invalid(e.message().to_owned()))?;
+    let overrides = match root.get("overrides") {
+        Some(toml::Value::Table(t)) => t.clone(),
+        _ => {
+            let mut motion = crate::config::motion_overrides_from_toml(text)?;
+            let mut t = toml::Table::new();
+            if let Some(m) = motion.remove(&file.name) {
+                let mut config = file.clone();
+                config.motion = m;
+                if let Some(v) = entry_table(&config).remove("motion") {
+                    t.insert("motion".into(), v);
+                }
+            }
+            t
+        }
+    };
+    let mut entry = entry_table(file);
+    for (key, value) in &overrides {
+        // `false` marks a field the edit removed.
+        if value == &toml::Value::Boolean(false) {
+            entry.remove(key);
+        } else {
+            entry.insert(key.clone(), value.clone());
+        }
+    }
+    let config = NvrConfigFile::check_camera(&entry)?;
+    let mut names: Vec<String> = overrides.keys().cloned().collect();
+    names.sort();
+    Ok((config, names))
+}
+
+/// A tag of a camera's settings: equal settings, equal tags.
+fn etag(config: &CameraConfig) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(crate::config::cameras_to_toml(std::slice::from_ref(config)));
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_api_settings(text: &str) -> Result<CameraConfig, RecordError> {
@@ -184,8 +286,16 @@ async fn import_legacy(
                     tracing::warn!(%name, "{LEGACY_MOTION_FILE}: no such camera in the config file; skipped");
                     continue;
                 };
+                let Some(file_cam) = file.iter().find(|c| c.name == name) else {
+                    continue;
+                };
+                let mut config = file_cam.clone();
+                config.motion = motion;
                 accounts
-                    .set_camera_settings(source.camera_id, Some(&motion_settings(&name, &motion)))
+                    .set_camera_settings(
+                        source.camera_id,
+                        overrides_settings(&overrides_of(file_cam, &config)).as_deref(),
+                    )
                     .await
                     .map_err(auth)?;
             }
@@ -250,24 +360,21 @@ pub async fn bind_cameras(
                 }
             }
         };
-        let mut config = cam.clone();
-        if let Some(text) = settings {
-            match crate::config::motion_overrides_from_toml(&text).map(|mut m| m.remove(&cam.name))
-            {
-                Ok(Some(m)) => {
-                    tracing::info!(name = %cam.name, "motion settings set through the API replace the config file's");
-                    config.motion = m;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(name = %cam.name, "motion settings in the database: {e}; the file's apply")
-                }
+        let config = match settings.as_deref().map(|t| apply_overrides(cam, t)) {
+            Some(Ok((config, fields))) => {
+                tracing::info!(name = %cam.name, ?fields, "settings changed through the API win over the config file's");
+                config
             }
-        }
+            Some(Err(e)) => {
+                tracing::error!(name = %cam.name, "settings in the database: {e}; the file's apply");
+                cam.clone()
+            }
+            None => cam.clone(),
+        };
         out.push(BoundCamera {
             id,
             config,
-            from_file: true,
+            file: Some(cam.clone()),
         });
     }
     for s in sources {
@@ -295,7 +402,7 @@ pub async fn bind_cameras(
         out.push(BoundCamera {
             id: s.camera_id,
             config,
-            from_file: false,
+            file: None,
         });
     }
     Ok(out)
@@ -315,27 +422,29 @@ pub fn retention_policy(
         policy.min_free_percent = p;
     }
     for b in cameras {
-        let r = &b.config.retention;
-        policy.cameras.insert(
-            CameraId(b.id).store_key(),
-            CameraRetention {
-                max_age_ns: r
-                    .max_age_days
-                    .map(|d| i64::from(d) * 86_400 * 1_000_000_000),
-                max_bytes: r.max_bytes,
-            },
-        );
+        policy
+            .cameras
+            .insert(CameraId(b.id).store_key(), camera_retention(&b.config));
     }
     policy
+}
+
+/// What the store keeps of `config`'s camera.
+fn camera_retention(config: &CameraConfig) -> CameraRetention {
+    let r = &config.retention;
+    CameraRetention {
+        max_age_ns: r
+            .max_age_days
+            .map(|d| i64::from(d) * 86_400 * 1_000_000_000),
+        max_bytes: r.max_bytes,
+    }
 }
 
 /// One camera's recorder.
 struct Recorder {
     config: CameraConfig,
-    /// From the config file (else added through the API).
-    from_file: bool,
-    /// The config file's motion settings (a file camera).
-    file_motion: Option<MotionConfig>,
+    /// The config file's entry (a file camera).
+    file: Option<CameraConfig>,
     /// `None` with `mode = "off"`.
     worker: Option<Arc<Worker>>,
     /// Manual triggers to its live run.
@@ -344,6 +453,34 @@ struct Recorder {
     motion: watch::Sender<MotionConfig>,
     /// Ends this recorder alone.
     stop: CancellationToken,
+    /// Its live motion meter.
+    meter: Arc<watch::Sender<Option<MotionSample>>>,
+    /// Its latest keyframe.
+    latest_keyframe: Arc<Mutex<Option<EncodedFrame>>>,
+}
+
+impl Recorder {
+    fn view(&self, id: i64) -> SourceView {
+        SourceView {
+            id,
+            config: self.config.clone(),
+            from_file: self.file.is_some(),
+            overridden: self
+                .file
+                .as_ref()
+                .map(|f| overrides_of(f, &self.config).keys().cloned().collect())
+                .unwrap_or_default(),
+            etag: etag(&self.config),
+        }
+    }
+
+    /// What its `settings` row holds for `config`.
+    fn settings_for(&self, config: &CameraConfig) -> Option<String> {
+        match &self.file {
+            None => Some(api_settings(config)),
+            Some(file) => overrides_settings(&overrides_of(file, config)),
+        }
+    }
 }
 
 /// What it takes to run the recorders.
@@ -454,33 +591,39 @@ impl Recorders {
 
     /// Starts recording `camera`.
     pub fn insert(&self, camera: BoundCamera) {
-        let BoundCamera {
-            id,
-            config,
-            from_file,
-        } = camera;
+        let BoundCamera { id, config, file } = camera;
+        let recorder = self.start_recorder(id, config, file);
+        self.write().insert(id, recorder);
+    }
+
+    /// A recorder for camera `id`, its run started unless `mode = "off"`.
+    fn start_recorder(&self, id: i64, config: CameraConfig, file: Option<CameraConfig>) -> Recorder {
         let stop = self.config.stop.child_token();
         let (motion, motion_rx) = watch::channel(config.motion.clone());
+        let meter = Arc::new(watch::channel(None).0);
+        let latest_keyframe = Arc::new(Mutex::new(None));
         let (worker, trigger) = match config.mode {
             RecordMode::Off => (None, None),
             _ => {
-                let (w, t) = self.spawn(id, &config, motion_rx, stop.clone());
+                let shared = (meter.clone(), latest_keyframe.clone());
+                let (w, t) = self.spawn(id, &config, motion_rx, shared, stop.clone());
                 (Some(Arc::new(w)), Some(t))
             }
         };
-        let file_motion = from_file.then(|| config.motion.clone());
-        self.write().insert(
-            id,
-            Recorder {
-                config,
-                from_file,
-                file_motion,
-                worker,
-                trigger,
-                motion,
-                stop,
-            },
+        self.config.store.set_camera_retention(
+            &CameraId(id).store_key(),
+            camera_retention(&config),
         );
+        Recorder {
+            config,
+            file,
+            worker,
+            trigger,
+            motion,
+            stop,
+            meter,
+            latest_keyframe,
+        }
     }
 
     /// Camera `id`'s supervised recorder; with a relay, its H.264 also
@@ -490,6 +633,10 @@ impl Recorders {
         id: i64,
         cam: &CameraConfig,
         motion: watch::Receiver<MotionConfig>,
+        (meter, latest_keyframe): (
+            Arc<watch::Sender<Option<MotionSample>>>,
+            Arc<Mutex<Option<EncodedFrame>>>,
+        ),
         stop: CancellationToken,
     ) -> (Worker, mpsc::Sender<u32>) {
         let c = &self.config;
@@ -511,6 +658,8 @@ impl Recorders {
             stop: stop.clone(),
             triggers: tokio::sync::Mutex::new(trigger_rx),
             clock: c.clock.clone(),
+            meter,
+            latest_keyframe,
         });
         let consumer: Consumer =
             Arc::new(move |frames| Box::pin(camera::run(camera.clone(), frames)));
@@ -574,11 +723,10 @@ impl CameraRegistry for Recorders {
             .collect()
     }
 
-    fn sources(&self) -> Vec<(i64, CameraConfig, bool)> {
-        self.read()
-            .iter()
-            .map(|(id, r)| (*id, r.config.clone(), r.from_file))
-            .collect()
+    fn sources(&self) -> Vec<SourceView> {
+        let mut list: Vec<SourceView> = self.read().iter().map(|(id, r)| r.view(*id)).collect();
+        list.sort_by_key(|v| v.id);
+        list
     }
 
     fn add(&self, camera: CameraConfig) -> BoxFuture<'_, Result<i64, RecordError>> {
@@ -607,41 +755,139 @@ impl CameraRegistry for Recorders {
             self.insert(BoundCamera {
                 id: created.id,
                 config: camera,
-                from_file: false,
+                file: None,
             });
             Ok(created.id)
         })
     }
 
-    fn set_motion(&self, id: i64, motion: MotionConfig) -> BoxFuture<'_, Result<(), RecordError>> {
+    fn update(
+        &self,
+        id: i64,
+        config: CameraConfig,
+        if_match: &str,
+    ) -> BoxFuture<'_, Result<(), RecordError>> {
+        let if_match = if_match.to_owned();
         Box::pin(async move {
             let _one = self.changing.lock().await;
-            let settings = {
+            let (settings, old) = {
                 let map = self.read();
                 let r = map.get(&id).ok_or(RecordError::NotFound("camera"))?;
-                let mut config = r.config.clone();
-                config.motion = motion.clone();
-                if !r.from_file {
-                    Some(api_settings(&config))
-                } else if r.file_motion.as_ref() == Some(&motion) {
-                    None
-                } else {
-                    Some(motion_settings(&config.name, &motion))
+                if etag(&r.config) != if_match {
+                    return Err(RecordError::Stale(
+                        "the camera was changed since you read it; read it again".into(),
+                    ));
                 }
+                (r.settings_for(&config), r.config.clone())
             };
+            if config == old {
+                return Ok(());
+            }
+            let renamed = config.name != old.name;
+            if renamed {
+                let taken = |n: &str| n.eq_ignore_ascii_case(&config.name);
+                if self.read().iter().any(|(i, r)| *i != id && taken(&r.config.name))
+                    || self
+                        .config
+                        .accounts
+                        .snapshot()
+                        .cameras()
+                        .any(|c| c.id != id && taken(&c.name))
+                {
+                    return Err(RecordError::Conflict(format!(
+                        "name: a camera named '{}' exists",
+                        config.name
+                    )));
+                }
+            }
             // Kept first: what the API answers is what a restart brings back.
             self.config
                 .accounts
                 .set_camera_settings(id, settings.as_deref())
                 .await
                 .map_err(auth)?;
-            if let Some(r) = self.write().get_mut(&id) {
-                r.config.motion = motion.clone();
-                r.motion.send_replace(motion);
+            if renamed {
+                self.config
+                    .accounts
+                    .update_camera(id, reallive_auth::CameraUpdate {
+                        name: Some(config.name.clone()),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(auth)?;
             }
-            tracing::info!(camera = id, "motion settings changed through the API");
+            let mut only_motion = old.clone();
+            only_motion.motion = config.motion.clone();
+            if only_motion == config {
+                if let Some(r) = self.write().get_mut(&id) {
+                    r.config = config.clone();
+                    r.motion.send_replace(config.motion);
+                }
+                tracing::info!(camera = id, "motion settings changed through the API");
+                return Ok(());
+            }
+            // Anything else: this camera's run restarts with the new settings.
+            let gone = self.write().remove(&id);
+            let file = match gone {
+                Some(r) => {
+                    r.stop.cancel();
+                    if let Some(w) = &r.worker {
+                        w.join().await;
+                    }
+                    r.file
+                }
+                None => return Err(RecordError::NotFound("camera")),
+            };
+            let recorder = self.start_recorder(id, config, file);
+            self.write().insert(id, recorder);
+            tracing::info!(camera = id, "settings changed through the API; its recorder restarted");
             Ok(())
         })
+    }
+
+    fn set_motion(&self, id: i64, motion: MotionConfig) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(async move {
+            let (config, tag) = {
+                let map = self.read();
+                let r = map.get(&id).ok_or(RecordError::NotFound("camera"))?;
+                let mut config = r.config.clone();
+                config.motion = motion;
+                (config, etag(&r.config))
+            };
+            self.update(id, config, &tag).await
+        })
+    }
+
+    fn clear_overrides(&self, id: i64) -> BoxFuture<'_, Result<(), RecordError>> {
+        Box::pin(async move {
+            let (file, tag) = {
+                let map = self.read();
+                let r = map.get(&id).ok_or(RecordError::NotFound("camera"))?;
+                let file = r.file.clone().ok_or_else(|| {
+                    RecordError::Conflict(
+                        "this camera was added through the API: it has no config-file settings to go back to".into(),
+                    )
+                })?;
+                (file, etag(&r.config))
+            };
+            self.update(id, file, &tag).await
+        })
+    }
+
+    fn latest_keyframe(&self, id: i64) -> Option<EncodedFrame> {
+        let map = self.read();
+        let r = map.get(&id)?;
+        r.latest_keyframe
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn motion_meter(&self, id: i64) -> Option<(watch::Receiver<Option<MotionSample>>, usize)> {
+        let map = self.read();
+        let r = map.get(&id)?;
+        let before = r.meter.receiver_count();
+        Some((r.meter.subscribe(), before))
     }
 
     fn remove(&self, id: i64) -> BoxFuture<'_, Result<(), RecordError>> {
@@ -649,7 +895,7 @@ impl CameraRegistry for Recorders {
             let _one = self.changing.lock().await;
             match self.read().get(&id) {
                 None => return Err(RecordError::NotFound("camera")),
-                Some(r) if r.from_file => {
+                Some(r) if r.file.is_some() => {
                     return Err(RecordError::Conflict(
                         "this camera comes from the config file: remove it there, or set mode = \"off\"".into(),
                     ));

@@ -67,7 +67,23 @@ type Reply = Result<Arc<Vec<u8>>, String>;
 type Key = (i64, i64);
 
 struct Job {
+    /// Requests for the same picture share it.
+    key: Key,
     keyframe: Keyframe,
+    max_width: u32,
+    /// Kept in the store once made (recorded footage; not a live frame).
+    keep: bool,
+}
+
+impl Job {
+    fn recorded(keyframe: Keyframe, max_width: u32) -> Self {
+        Job {
+            key: (keyframe.recording_id, keyframe.at_utc_ns),
+            keyframe,
+            max_width,
+            keep: true,
+        }
+    }
 }
 
 struct Shared {
@@ -167,9 +183,73 @@ impl Thumbnails {
         {
             return Ok(Some(jpeg));
         }
-        let rx = self.enqueue(keyframe)?;
-        match tokio::time::timeout(s.cfg.wait, rx).await {
-            Ok(Ok(Ok(jpeg))) => Ok(Some(Arc::unwrap_or_clone(jpeg))),
+        let rx = self.enqueue(Job::recorded(keyframe, s.cfg.max_width))?;
+        self.wait(rx).await.map(Some)
+    }
+
+    /// A JPEG at most `max_width` pixels wide of the live `frame` (a
+    /// keyframe) of camera `camera_id`: a snapshot, not kept. Requests for
+    /// the same frame share one decode.
+    pub async fn of_frame(
+        &self,
+        camera_id: i64,
+        frame: &reallive_core::EncodedFrame,
+        max_width: u32,
+    ) -> Result<Vec<u8>, ThumbnailError> {
+        let codec_config = reallive_store::mp4::codec_config(&frame.params)
+            .map_err(|e| ThumbnailError::Failed(e.to_string()))?;
+        // Recording ids are positive: a live frame's key never meets one.
+        let key = (-1 - camera_id.max(0), frame.pts_90k);
+        let data = reallive_core::nal::annex_b_to_length_prefixed(&frame.data);
+        self.unkept(key, frame.codec(), codec_config.to_vec(), data, max_width)
+            .await
+    }
+
+    /// A JPEG at most `max_width` pixels wide of the keyframe
+    /// `access_unit` (4-byte length prefixes) with `codec_config` (the
+    /// `avcC` / `hvcC` body): a probed camera's first picture. Not kept.
+    pub async fn of_access_unit(
+        &self,
+        codec: reallive_core::Codec,
+        codec_config: &[u8],
+        access_unit: &[u8],
+        max_width: u32,
+    ) -> Result<Vec<u8>, ThumbnailError> {
+        static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+        // Below every live key; each picture its own.
+        let key = (i64::MIN, NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let data = bytes::Bytes::copy_from_slice(access_unit);
+        self.unkept(key, codec, codec_config.to_vec(), data, max_width)
+            .await
+    }
+
+    async fn unkept(
+        &self,
+        key: Key,
+        codec: reallive_core::Codec,
+        codec_config: Vec<u8>,
+        data: bytes::Bytes,
+        max_width: u32,
+    ) -> Result<Vec<u8>, ThumbnailError> {
+        let job = Job {
+            key,
+            keyframe: Keyframe {
+                recording_id: 0,
+                at_utc_ns: 0,
+                codec,
+                codec_config,
+                data,
+            },
+            max_width,
+            keep: false,
+        };
+        let rx = self.enqueue(job)?;
+        self.wait(rx).await
+    }
+
+    async fn wait(&self, rx: oneshot::Receiver<Reply>) -> Result<Vec<u8>, ThumbnailError> {
+        match tokio::time::timeout(self.shared.cfg.wait, rx).await {
+            Ok(Ok(Ok(jpeg))) => Ok(Arc::unwrap_or_clone(jpeg)),
             Ok(Ok(Err(e))) => Err(ThumbnailError::Failed(e)),
             // The worker dropped the job (it stopped), or took too long.
             Ok(Err(_)) | Err(_) => Err(ThumbnailError::Busy),
@@ -178,17 +258,16 @@ impl Thumbnails {
 
     /// Queues `keyframe` unless it is queued already; the receiver gets
     /// its picture.
-    fn enqueue(&self, keyframe: Keyframe) -> Result<oneshot::Receiver<Reply>, ThumbnailError> {
+    fn enqueue(&self, job: Job) -> Result<oneshot::Receiver<Reply>, ThumbnailError> {
         let s = &self.shared;
-        let key = (keyframe.recording_id, keyframe.at_utc_ns);
+        let key = job.key;
         let (tx, rx) = oneshot::channel();
         let mut waiting = s.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(list) = waiting.get_mut(&key) {
             list.push(tx);
             return Ok(rx);
         }
-        s.tx.try_send(Job { keyframe })
-            .map_err(|_| ThumbnailError::Busy)?;
+        s.tx.try_send(job).map_err(|_| ThumbnailError::Busy)?;
         waiting.insert(key, vec![tx]);
         Ok(rx)
     }
@@ -202,8 +281,13 @@ fn work(
     handle: &tokio::runtime::Handle,
 ) {
     let mut maker: Option<Box<dyn Thumbnailer>> = None;
-    while let Some(Job { keyframe: k }) = rx.blocking_recv() {
-        let key = (k.recording_id, k.at_utc_ns);
+    while let Some(Job {
+        key,
+        keyframe: k,
+        max_width,
+        keep,
+    }) = rx.blocking_recv()
+    {
         if maker.is_none() {
             maker = start()
                 .map_err(|e| tracing::error!("thumbnails: cannot start a decoder: {e}"))
@@ -211,13 +295,13 @@ fn work(
         }
         let made = match maker.as_mut() {
             Some(m) => m
-                .jpeg(k.codec, &k.codec_config, &k.data, s.cfg.max_width)
+                .jpeg(k.codec, &k.codec_config, &k.data, max_width)
                 .map_err(|e| e.to_string()),
             None => Err("no decoder".to_owned()),
         };
         let reply: Reply = match made {
             Ok(jpeg) => {
-                if let Err(e) = handle.block_on(s.store.add_thumbnail(
+                if keep && let Err(e) = handle.block_on(s.store.add_thumbnail(
                     k.recording_id,
                     k.at_utc_ns,
                     jpeg.clone(),
@@ -282,7 +366,7 @@ async fn while_recording(s: Arc<Shared>, stop: CancellationToken) {
                         continue;
                     }
                     if let Ok(Some(k)) = s.store.keyframe_at(&camera, at).await
-                        && s.tx.try_send(Job { keyframe: k }).is_ok()
+                        && s.tx.try_send(Job::recorded(k, s.cfg.max_width)).is_ok()
                     {
                         last.insert(camera.clone(), at);
                         due = at + every;

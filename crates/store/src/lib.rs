@@ -127,3 +127,4 @@ pub use store::{
     StoreConfig, Timeline, TimelineCluster, TimelineSpan, WriteStats, disk_space,
 };
 pub use store::{ExportJob, ExportState, MAX_EXPORT_NAME_CHARS};
+pub use store::CameraDeletion;

@@ -185,6 +185,25 @@ fn put_u16_len(b: &mut BytesMut, data: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The body of the `avcC` / `hvcC` box for `params`: what a decoder takes
+/// as its codec data (and [`crate::Keyframe::codec_config`] holds).
+pub fn codec_config(params: &CodecParameters) -> Result<Bytes, StoreError> {
+    if params.sps.is_empty() || params.pps.is_empty() {
+        return Err(StoreError::InvalidInput("no SPS or PPS yet".into()));
+    }
+    let boxed = match params.codec {
+        reallive_core::Codec::H264 => avcc(params)?,
+        reallive_core::Codec::H265 if !params.vps.is_empty() => hvcc(params)?,
+        other => {
+            return Err(StoreError::InvalidInput(format!(
+                "no decoder configuration for {other}"
+            )));
+        }
+    };
+    // size (4) and type (4) of the box
+    Ok(boxed.slice(8..))
+}
+
 /// `avcC`: AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3).
 fn avcc(params: &CodecParameters) -> Result<Bytes, StoreError> {
     let sps = &params.sps[0];

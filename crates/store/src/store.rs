@@ -50,6 +50,7 @@ mod writer;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use deletion::CameraDeletion;
 pub use events::{EVENT_CHANGES_QUEUE, Event, EventChange, EventQuery, MAX_EVENTS_PAGE, NewEvent};
 pub use export_jobs::{ExportJob, ExportState, MAX_EXPORT_NAME_CHARS};
 pub use index::CameraUsage;
@@ -119,6 +120,8 @@ pub(crate) struct Inner {
     write_stats: Mutex<HashMap<String, Arc<WriteStats>>>,
     /// One retention pass at a time.
     retention: tokio::sync::Mutex<()>,
+    /// Per-camera retention set while running; wins over `cfg.retention`.
+    camera_retention: Mutex<HashMap<String, crate::retention::CameraRetention>>,
     playlists: Mutex<PlaylistCache>,
     /// One thumbnail append at a time.
     thumbnail_writer: tokio::sync::Mutex<()>,
@@ -171,6 +174,7 @@ impl Store {
                 next_seq: Mutex::new(HashMap::new()),
                 write_stats: Mutex::new(HashMap::new()),
                 retention: tokio::sync::Mutex::new(()),
+                camera_retention: Mutex::new(HashMap::new()),
                 playlists: Mutex::new(PlaylistCache::default()),
                 thumbnail_writer: tokio::sync::Mutex::new(()),
                 event_changes: tokio::sync::broadcast::channel(events::EVENT_CHANGES_QUEUE).0,

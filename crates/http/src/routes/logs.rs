@@ -275,7 +275,7 @@ fn line_event(l: &LogLine) -> SseEvent {
 
 /// The token from `Authorization: Bearer` or, for `EventSource`, which
 /// cannot set headers, `?token=` (the request log never prints queries).
-fn token(headers: &HeaderMap, query: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn token(headers: &HeaderMap, query: Option<&str>) -> Result<String, ApiError> {
     if let Some(v) = headers.get(AUTHORIZATION) {
         let v = v
             .to_str()

@@ -31,7 +31,7 @@ const GATE: &str =
 fn ids(bound: &[BoundCamera]) -> Vec<(i64, String, bool)> {
     bound
         .iter()
-        .map(|b| (b.id, b.config.name.clone(), b.from_file))
+        .map(|b| (b.id, b.config.name.clone(), b.from_file()))
         .collect()
 }
 

@@ -10,7 +10,57 @@ use sqlx::Row;
 use super::{Store, blocking};
 use crate::StoreError;
 
+/// What [`Store::delete_camera_recordings`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CameraDeletion {
+    /// Recordings deleted.
+    pub deleted: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Recordings kept because a lock covers part of them.
+    pub locked_kept: u64,
+}
+
 impl Store {
+    /// Deletes every complete recording of `camera` that no lock touches,
+    /// one by one through [`delete`](Self::delete) (so a crash halfway is
+    /// finished by recovery), and its events when nothing was kept. A
+    /// recording still being written is left: stop the camera first.
+    pub async fn delete_camera_recordings(&self, camera: &str) -> Result<CameraDeletion, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, EXISTS (SELECT 1 FROM locks l WHERE l.camera = r.camera \
+               AND l.start_utc_ns < r.end_utc_ns AND l.end_utc_ns > r.start_utc_ns) AS locked \
+             FROM recordings r WHERE r.camera = ? AND r.state != 'writing'",
+        )
+        .bind(camera)
+        .fetch_all(&self.inner.pool)
+        .await?;
+        let mut out = CameraDeletion::default();
+        for row in rows {
+            if row.try_get::<bool, _>("locked")? {
+                out.locked_kept += 1;
+                continue;
+            }
+            match self.delete(row.try_get("id")?).await {
+                Ok(bytes) => {
+                    out.deleted += 1;
+                    out.bytes += bytes;
+                }
+                // Retention got there first.
+                Err(StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if out.locked_kept == 0 {
+            sqlx::query("DELETE FROM events WHERE camera = ?")
+                .bind(camera)
+                .execute(&self.inner.pool)
+                .await?;
+        }
+        tracing::info!(camera, deleted = out.deleted, bytes = out.bytes, locked_kept = out.locked_kept, "camera's recordings deleted");
+        Ok(out)
+    }
+
     /// Deletes a complete recording: its row goes to `garbage`, then the file,
     /// then the garbage row.
     pub async fn delete(&self, recording_id: i64) -> Result<u64, StoreError> {

@@ -70,7 +70,7 @@ impl Store {
         let plan = retention::plan(
             &candidates,
             &locks,
-            &self.inner.cfg.retention,
+            &self.retention_policy(),
             UtcNs::now().0,
             disk,
             headroom_bytes,
@@ -96,6 +96,31 @@ impl Store {
             );
         }
         Ok(report)
+    }
+
+    /// The retention in force: the configured policy with each camera's
+    /// limits as last [set](Self::set_camera_retention).
+    pub fn retention_policy(&self) -> crate::retention::RetentionPolicy {
+        let mut policy = self.inner.cfg.retention.clone();
+        let set = self
+            .inner
+            .camera_retention
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (camera, r) in set.iter() {
+            policy.cameras.insert(camera.clone(), *r);
+        }
+        policy
+    }
+
+    /// Sets `camera`'s retention from the next pass on (a camera edited
+    /// while the NVR runs).
+    pub fn set_camera_retention(&self, camera: &str, retention: crate::retention::CameraRetention) {
+        self.inner
+            .camera_retention
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(camera.to_owned(), retention);
     }
 
     /// Runs retention every `interval` until `cancel` fires.
