@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, recorded, start_nvr, state_of, wait_status};
+use common::{PASSWORD, next_sse, open_sse, recorded, start_nvr, state_of, wait_status};
 use reallive_test_support::RtspCameraConfig;
 use reallive_test_support::camera_process::FakeCamera;
 use reallive_test_support::http::Api;
@@ -505,10 +505,9 @@ async fn cameras_added_through_the_api_record_and_are_kept() {
     .await;
 
     // Removed: no longer recorded; what it recorded stays.
-    assert_eq!(
-        api.delete(&format!("/api/nvr/cameras/{id}")).await.status,
-        204
-    );
+    let removed = api.delete(&format!("/api/nvr/cameras/{id}")).await;
+    assert_eq!(removed.status, 200, "{}", removed.text());
+    assert_eq!(removed.json()["recordings_deleted"], 0, "kept by default");
     let s = api.get("/api/status").await.json();
     assert_eq!(state_of(&s, id), "", "{s:#}");
     let recs = api
@@ -698,65 +697,6 @@ async fn motion_settings_change_through_the_api_and_survive_a_restart() {
     assert_eq!(got["zones"], quiet["zones"], "{got:#}\n{}", nvr.log());
 }
 
-/// Reads a server-sent event stream until an `event: <name>` arrives, or
-/// `within` passes; returns its `data`.
-async fn next_sse(
-    stream: &mut tokio::io::BufReader<tokio::net::TcpStream>,
-    name: &str,
-    within: Duration,
-) -> Option<serde_json::Value> {
-    use tokio::io::AsyncBufReadExt as _;
-    let deadline = tokio::time::Instant::now() + within;
-    let mut current = String::new();
-    loop {
-        let mut line = String::new();
-        let n = tokio::time::timeout_at(deadline, stream.read_line(&mut line))
-            .await
-            .ok()?
-            .ok()?;
-        if n == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if let Some(ev) = line.strip_prefix("event: ") {
-            current = ev.to_owned();
-        } else if let Some(data) = line.strip_prefix("data: ")
-            && current == name
-        {
-            return serde_json::from_str(data).ok();
-        }
-    }
-}
-
-/// Opens `/api/events/stream` with `token`; the stream after its headers.
-async fn open_sse(
-    addr: std::net::SocketAddr,
-    token: &str,
-) -> (u16, tokio::io::BufReader<tokio::net::TcpStream>) {
-    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(
-        format!(
-            "GET /api/events/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
-        )
-        .as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut r = tokio::io::BufReader::new(s);
-    let mut status = String::new();
-    r.read_line(&mut status).await.unwrap();
-    let code = status.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
-    loop {
-        let mut h = String::new();
-        r.read_line(&mut h).await.unwrap();
-        if h.trim().is_empty() {
-            break;
-        }
-    }
-    (code, r)
-}
-
 /// The review routes on a real NVR: the timeline draws what was recorded
 /// and the trigger's event; thumbnails are JPEGs of at most 320 px; an
 /// event is marked reviewed; a range is locked and unlocked; the event
@@ -800,7 +740,12 @@ async fn review_routes_serve_the_footage_and_refuse_who_lacks_playback() {
         .await;
 
     // Follow the stream as the view-only user, then trigger an event.
-    let (code, mut sse) = open_sse(nvr.addr, watcher.token.as_deref().unwrap()).await;
+    let (code, mut sse) = open_sse(
+        nvr.addr,
+        "/api/events/stream",
+        watcher.token.as_deref().unwrap(),
+    )
+    .await;
     assert_eq!(code, 200);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let t = admin
@@ -816,7 +761,7 @@ async fn review_routes_serve_the_footage_and_refuse_who_lacks_playback() {
     assert_eq!(started["camera_id"], id);
     assert_eq!(started["kind"], "trigger");
     let event = started["id"].as_i64().unwrap();
-    let (code, _) = open_sse(nvr.addr, "not-a-token").await;
+    let (code, _) = open_sse(nvr.addr, "/api/events/stream", "not-a-token").await;
     assert_eq!(code, 401);
     tokio::time::sleep(Duration::from_secs(3)).await;
 

@@ -111,10 +111,7 @@ pub fn router(state: NvrState) -> Router {
         .route("/api/cameras/{id}/motion", get(get_motion).put(put_motion))
         .route("/api/storage", get(storage))
         .route("/api/transcoding/status", get(transcoding))
-        .route(
-            "/api/nvr/cameras",
-            get(sources::list).post(sources::add),
-        )
+        .route("/api/nvr/cameras", get(sources::list).post(sources::add))
         .route("/api/nvr/cameras/probe", post(sources::probe))
         .route(
             "/api/nvr/cameras/{id}",

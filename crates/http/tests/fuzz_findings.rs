@@ -159,11 +159,7 @@ async fn a_trigger_for_a_camera_not_recording_is_a_conflict() {
         .unwrap();
     let (token, _) = api.issue_token(&admin);
     let store = store(dir.path()).await;
-    let app = reallive_http::nvr::router(NvrState::new(
-        api,
-        Arc::new(Stopped),
-        store.clone(),
-    ));
+    let app = reallive_http::nvr::router(NvrState::new(api, Arc::new(Stopped), store.clone()));
     let req = Request::post(format!("/api/cameras/{}/trigger", camera.id))
         .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")

@@ -30,8 +30,8 @@ use reallive_store::retention::{CameraRetention, RetentionPolicy};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use crate::camera::MotionSample;
+use crate::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use crate::live::LiveOutlet;
 use crate::metrics::CameraMetrics;
 use crate::worker::{Consumer, Worker};
@@ -597,7 +597,12 @@ impl Recorders {
     }
 
     /// A recorder for camera `id`, its run started unless `mode = "off"`.
-    fn start_recorder(&self, id: i64, config: CameraConfig, file: Option<CameraConfig>) -> Recorder {
+    fn start_recorder(
+        &self,
+        id: i64,
+        config: CameraConfig,
+        file: Option<CameraConfig>,
+    ) -> Recorder {
         let stop = self.config.stop.child_token();
         let (motion, motion_rx) = watch::channel(config.motion.clone());
         let meter = Arc::new(watch::channel(None).0);
@@ -610,10 +615,9 @@ impl Recorders {
                 (Some(Arc::new(w)), Some(t))
             }
         };
-        self.config.store.set_camera_retention(
-            &CameraId(id).store_key(),
-            camera_retention(&config),
-        );
+        self.config
+            .store
+            .set_camera_retention(&CameraId(id).store_key(), camera_retention(&config));
         Recorder {
             config,
             file,
@@ -786,7 +790,10 @@ impl CameraRegistry for Recorders {
             let renamed = config.name != old.name;
             if renamed {
                 let taken = |n: &str| n.eq_ignore_ascii_case(&config.name);
-                if self.read().iter().any(|(i, r)| *i != id && taken(&r.config.name))
+                if self
+                    .read()
+                    .iter()
+                    .any(|(i, r)| *i != id && taken(&r.config.name))
                     || self
                         .config
                         .accounts
@@ -809,10 +816,13 @@ impl CameraRegistry for Recorders {
             if renamed {
                 self.config
                     .accounts
-                    .update_camera(id, reallive_auth::CameraUpdate {
-                        name: Some(config.name.clone()),
-                        ..Default::default()
-                    })
+                    .update_camera(
+                        id,
+                        reallive_auth::CameraUpdate {
+                            name: Some(config.name.clone()),
+                            ..Default::default()
+                        },
+                    )
                     .await
                     .map_err(auth)?;
             }
@@ -840,7 +850,10 @@ impl CameraRegistry for Recorders {
             };
             let recorder = self.start_recorder(id, config, file);
             self.write().insert(id, recorder);
-            tracing::info!(camera = id, "settings changed through the API; its recorder restarted");
+            tracing::info!(
+                camera = id,
+                "settings changed through the API; its recorder restarted"
+            );
             Ok(())
         })
     }

@@ -217,7 +217,10 @@ impl Thumbnails {
     ) -> Result<Vec<u8>, ThumbnailError> {
         static NEXT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
         // Below every live key; each picture its own.
-        let key = (i64::MIN, NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let key = (
+            i64::MIN,
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
         let data = bytes::Bytes::copy_from_slice(access_unit);
         self.unkept(key, codec, codec_config.to_vec(), data, max_width)
             .await
@@ -301,11 +304,13 @@ fn work(
         };
         let reply: Reply = match made {
             Ok(jpeg) => {
-                if keep && let Err(e) = handle.block_on(s.store.add_thumbnail(
-                    k.recording_id,
-                    k.at_utc_ns,
-                    jpeg.clone(),
-                )) {
+                if keep
+                    && let Err(e) = handle.block_on(s.store.add_thumbnail(
+                        k.recording_id,
+                        k.at_utc_ns,
+                        jpeg.clone(),
+                    ))
+                {
                     // Served anyway; made again next time.
                     tracing::debug!("thumbnails: keeping one: {e}");
                 }

@@ -264,7 +264,9 @@ async fn run(
         codec,
         width,
         height,
-        fps: stated.filter(|f| f.is_finite() && *f > 0.0 && *f <= 240.0).or_else(|| measured_fps(&times)),
+        fps: stated
+            .filter(|f| f.is_finite() && *f > 0.0 && *f <= 240.0)
+            .or_else(|| measured_fps(&times)),
         audio,
         keyframe,
     })
@@ -357,6 +359,9 @@ mod tests {
     fn codes_are_stable() {
         assert_eq!(ProbeError::Auth.code(), "auth");
         assert_eq!(ProbeError::Timeout(10).code(), "timeout");
-        assert_eq!(ProbeError::UnsupportedCodec("mjpeg".into()).code(), "unsupported_codec");
+        assert_eq!(
+            ProbeError::UnsupportedCodec("mjpeg".into()).code(),
+            "unsupported_codec"
+        );
     }
 }

@@ -120,6 +120,7 @@ pub use model::{Recording, RecordingState, TimeRange, rfc3339_ms, validate_camer
 #[cfg(feature = "test-util")]
 pub use storage::MemoryStorage;
 pub use storage::{RecordingWriter, Storage};
+pub use store::CameraDeletion;
 pub use store::{
     CameraUsage, EVENT_CHANGES_QUEUE, Event, EventChange, EventQuery, Keyframe, Lock,
     MAX_EVENTS_PAGE, MAX_THUMBNAIL_BYTES, MAX_TIMELINE_BUCKETS, MAX_TIMELINE_ITEMS,
@@ -127,4 +128,3 @@ pub use store::{
     StoreConfig, Timeline, TimelineCluster, TimelineSpan, WriteStats, disk_space,
 };
 pub use store::{ExportJob, ExportState, MAX_EXPORT_NAME_CHARS};
-pub use store::CameraDeletion;

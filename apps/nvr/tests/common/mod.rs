@@ -146,3 +146,62 @@ pub async fn recorded(data: &Path, id: i64) -> (f64, usize, i64) {
     store.close().await;
     (secs, recs.len(), gap)
 }
+
+/// Reads a server-sent event stream until an `event: <name>` arrives, or
+/// `within` passes; returns its `data`.
+pub async fn next_sse(
+    stream: &mut tokio::io::BufReader<tokio::net::TcpStream>,
+    name: &str,
+    within: Duration,
+) -> Option<serde_json::Value> {
+    use tokio::io::AsyncBufReadExt as _;
+    let deadline = tokio::time::Instant::now() + within;
+    let mut current = String::new();
+    loop {
+        let mut line = String::new();
+        let n = tokio::time::timeout_at(deadline, stream.read_line(&mut line))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if let Some(ev) = line.strip_prefix("event: ") {
+            current = ev.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ")
+            && current == name
+        {
+            return serde_json::from_str(data).ok();
+        }
+    }
+}
+
+/// Opens the event stream at `path` with `token`; the stream after its
+/// headers.
+pub async fn open_sse(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: &str,
+) -> (u16, tokio::io::BufReader<tokio::net::TcpStream>) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut r = tokio::io::BufReader::new(s);
+    let mut status = String::new();
+    r.read_line(&mut status).await.unwrap();
+    let code = status.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).await.unwrap();
+        if h.trim().is_empty() {
+            break;
+        }
+    }
+    (code, r)
+}

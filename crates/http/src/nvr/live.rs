@@ -31,7 +31,11 @@ pub const MAX_METERS_PER_CLIENT: usize = 64;
 const RECHECK: Duration = Duration::from_secs(5);
 
 /// The caller, from the header or `?token=`.
-fn caller(s: &NvrState, headers: &HeaderMap, query: Option<&str>) -> Result<(User, String), ApiError> {
+fn caller(
+    s: &NvrState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<(User, String), ApiError> {
     let token = crate::routes::logs::token(headers, query)?;
     Ok((s.api.authenticate(&token)?, token))
 }

@@ -11,10 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use reallive_rtsp::{ProbeError, ProbeTransport};
 use reallive_core::{CameraId, ErrorKind, RtspUrl};
 use reallive_record::SourceView;
 use reallive_record::config::{MotionConfig, NvrConfigFile, RecordMode, Transport};
+use reallive_rtsp::{ProbeError, ProbeTransport};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -118,7 +118,12 @@ pub(super) async fn list(
     AuthUser(user): AuthUser,
 ) -> Result<impl IntoResponse, ApiError> {
     admin(&user)?;
-    let list: Vec<SourceItem> = s.workers.sources().into_iter().map(SourceItem::new).collect();
+    let list: Vec<SourceItem> = s
+        .workers
+        .sources()
+        .into_iter()
+        .map(SourceItem::new)
+        .collect();
     Ok(ApiJson(list))
 }
 
@@ -312,7 +317,10 @@ fn if_match(headers: &HeaderMap) -> Result<String, ApiError> {
         })?
         .to_str()
         .map_err(|_| ApiError::new(ErrorKind::InvalidArgument, "If-Match: not text"))?;
-    Ok(v.trim().trim_start_matches("W/").trim_matches('"').to_owned())
+    Ok(v.trim()
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .to_owned())
 }
 
 /// Changes any field of a camera, a config-file camera included (its
@@ -576,7 +584,10 @@ struct ProbeSlot<'a> {
 
 impl ProbeSlots {
     fn take(&self, user: i64) -> Option<ProbeSlot<'_>> {
-        let mut m = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut m = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let all: usize = m.values().sum();
         let mine = m.entry(user).or_insert(0);
         if *mine >= MAX_PROBES_PER_USER || all >= MAX_PROBES {
@@ -656,7 +667,9 @@ pub(super) async fn probe(
     let Some(_slot) = s.probes.take(user.id) else {
         return Err(ApiError::new(
             ErrorKind::ResourceExhausted,
-            format!("at most {MAX_PROBES_PER_USER} probes per admin and {MAX_PROBES} in all at once"),
+            format!(
+                "at most {MAX_PROBES_PER_USER} probes per admin and {MAX_PROBES} in all at once"
+            ),
         ));
     };
     let transport = match req.transport.unwrap_or_default() {
@@ -684,7 +697,12 @@ pub(super) async fn probe(
         });
     let snapshot = match &s.thumbnails {
         Some(t) => match t
-            .of_access_unit(main.codec, &main.keyframe.codec_config, &main.keyframe.access_unit, PROBE_SNAPSHOT_WIDTH)
+            .of_access_unit(
+                main.codec,
+                &main.keyframe.codec_config,
+                &main.keyframe.access_unit,
+                PROBE_SNAPSHOT_WIDTH,
+            )
             .await
         {
             Ok(jpeg) => Some(base64::engine::general_purpose::STANDARD.encode(jpeg)),

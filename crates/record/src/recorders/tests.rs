@@ -199,3 +199,114 @@ async fn the_registry_keeps_api_cameras_and_motion_changes_in_the_database() {
     assert!(acc.snapshot().cameras().any(|c| c.id == id));
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_file_cameras_edits_are_kept_as_overrides_that_win_over_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let acc = accounts(dir.path()).await;
+    let file = cameras(GATE);
+    let (store, _) = Store::open(reallive_store::StoreConfig::new(dir.path()))
+        .await
+        .unwrap();
+    let recorders = Recorders::new(RecordersConfig {
+        accounts: acc.clone(),
+        store: store.clone(),
+        live: None,
+        open_source: Arc::new(|_, _| unreachable!("no camera runs in mode off")),
+        decoder: None,
+        clock: Arc::new(reallive_core::SystemClock),
+        floor_warning: Arc::default(),
+        stop: CancellationToken::new(),
+    });
+    for b in bind_cameras(&acc, &file, dir.path()).await.unwrap() {
+        recorders.insert(b);
+    }
+    let view = |id| {
+        recorders
+            .sources()
+            .into_iter()
+            .find(|v| v.id == id)
+            .unwrap()
+    };
+    let gate = recorders.sources()[0].id;
+    let before = view(gate);
+    assert!(before.from_file && before.overridden.is_empty());
+
+    // A new URL, retention and motion; the tag must match.
+    let mut edited = before.config.clone();
+    edited.url = RtspUrl::parse("rtsp://u:new-secret@192.0.2.9/main").unwrap();
+    edited.retention.max_age_days = Some(3);
+    edited.motion.sensitivity = 90;
+    let stale = recorders
+        .update(gate, edited.clone(), "not-the-tag")
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, RecordError::Stale(_)), "{stale}");
+    recorders
+        .update(gate, edited.clone(), &before.etag)
+        .await
+        .unwrap();
+    let after = view(gate);
+    assert_eq!(after.config, edited);
+    assert_ne!(after.etag, before.etag);
+    assert_eq!(after.overridden, vec!["motion", "retention", "url"]);
+    // The old tag is stale now: the earlier editor is told.
+    let e = recorders
+        .update(gate, before.config.clone(), &before.etag)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RecordError::Stale(_)));
+    // The store keeps the new retention from now on.
+    let policy = store.retention_policy();
+    assert_eq!(
+        policy.cameras[&CameraId(gate).store_key()].max_age_ns,
+        Some(3 * 86_400 * 1_000_000_000)
+    );
+
+    // The next start: the file is as it was, the edits win over it.
+    let bound = bind_cameras(&acc, &file, dir.path()).await.unwrap();
+    assert_eq!(bound[0].config, edited);
+    assert_eq!(bound[0].file.as_ref(), Some(&file[0]));
+
+    // Back to the file: nothing kept.
+    recorders.clear_overrides(gate).await.unwrap();
+    assert_eq!(view(gate).config, file[0]);
+    assert!(view(gate).overridden.is_empty());
+    assert!(
+        acc.camera_sources()
+            .await
+            .unwrap()
+            .iter()
+            .any(|s| s.camera_id == gate && s.settings.is_none())
+    );
+    let bound = bind_cameras(&acc, &file, dir.path()).await.unwrap();
+    assert_eq!(bound[0].config, file[0]);
+    store.close().await;
+}
+
+#[test]
+fn overrides_name_only_the_fields_that_differ_and_mark_removed_ones() {
+    let file = cameras(
+        "[[cameras]]\nname = \"gate\"\nurl = \"rtsp://192.0.2.1/s\"\nsub_url = \"rtsp://192.0.2.1/sub\"\nmode = \"off\"\n",
+    )
+    .remove(0);
+    let mut edited = file.clone();
+    edited.sub_url = None;
+    edited.mode = RecordMode::Continuous;
+    let o = overrides_of(&file, &edited);
+    let keys: Vec<&str> = o.keys().map(String::as_str).collect();
+    assert_eq!(keys, vec!["mode", "sub_url"]);
+    let text = overrides_settings(&o).unwrap();
+    let (back, fields) = apply_overrides(&file, &text).unwrap();
+    assert_eq!(back, edited);
+    assert_eq!(fields, vec!["mode", "sub_url"]);
+    assert_eq!(overrides_settings(&overrides_of(&file, &file)), None);
+    // The older format, motion settings only, still reads.
+    let mut quiet = file.motion.clone();
+    quiet.sensitivity = 7;
+    let legacy =
+        crate::config::motion_overrides_to_toml(&[("gate".to_string(), quiet.clone())].into());
+    let (back, fields) = apply_overrides(&file, &legacy).unwrap();
+    assert_eq!(back.motion, quiet);
+    assert_eq!(fields, vec!["motion"]);
+}

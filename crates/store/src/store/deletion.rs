@@ -26,7 +26,10 @@ impl Store {
     /// one by one through [`delete`](Self::delete) (so a crash halfway is
     /// finished by recovery), and its events when nothing was kept. A
     /// recording still being written is left: stop the camera first.
-    pub async fn delete_camera_recordings(&self, camera: &str) -> Result<CameraDeletion, StoreError> {
+    pub async fn delete_camera_recordings(
+        &self,
+        camera: &str,
+    ) -> Result<CameraDeletion, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, EXISTS (SELECT 1 FROM locks l WHERE l.camera = r.camera \
                AND l.start_utc_ns < r.end_utc_ns AND l.end_utc_ns > r.start_utc_ns) AS locked \
@@ -57,7 +60,13 @@ impl Store {
                 .execute(&self.inner.pool)
                 .await?;
         }
-        tracing::info!(camera, deleted = out.deleted, bytes = out.bytes, locked_kept = out.locked_kept, "camera's recordings deleted");
+        tracing::info!(
+            camera,
+            deleted = out.deleted,
+            bytes = out.bytes,
+            locked_kept = out.locked_kept,
+            "camera's recordings deleted"
+        );
         Ok(out)
     }
 
