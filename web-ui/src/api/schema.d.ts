@@ -320,6 +320,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/cameras/{id}/motion/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The motion detector's results, live: one `sample` event
+         *     ([`MotionSample`](reallive_record::camera::MotionSample)) per analysed
+         *     picture, while the stream is open. Nothing is sent while motion
+         *     detection is off. At most 8 per camera and 64 per client. Needs:
+         *     `view` on the camera.
+         */
+        get: operations["motion_live"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/cameras/{id}/snapshot.jpg": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The latest keyframe of the live camera as a JPEG, at most 1280 px
+         *     wide. Needs: `view` on the camera.
+         */
+        get: operations["snapshot"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/cameras/{id}/start": {
         parameters: {
             query?: never;
@@ -700,13 +743,38 @@ export interface paths {
             cookie?: never;
         };
         /** Every RTSP source, URLs redacted. Needs: admin. */
-        get: operations["sources"];
+        get: operations["nvr_list"];
         put?: never;
         /**
          * Adds an RTSP camera and starts recording it; it is kept across
          *     restarts. Needs: admin.
          */
-        post: operations["add_source"];
+        post: operations["add"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/nvr/cameras/probe": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Tries a camera URL before anything is saved: one `DESCRIBE`, `SETUP`
+         *     and `PLAY` until the first keyframe, at most 10 s. Answers the codec,
+         *     size, frame rate, audio tracks and a snapshot, or why not: `auth`,
+         *     `not_found`, `unreachable`, `timeout`, `unsupported_codec` (422) or
+         *     `bad_url` (400), with `field` naming `url` or `sub_url`. Closing the
+         *     request ends the probe. At most 2 per admin and 4 in all at once.
+         *     Needs: admin.
+         */
+        post: operations["probe"];
         delete?: never;
         options?: never;
         head?: never;
@@ -720,14 +788,44 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
+        /** One RTSP source, with its `ETag`. Needs: admin. */
+        get: operations["nvr_get_one"];
+        put?: never;
+        post?: never;
+        /**
+         * Stops recording a camera added through the API and forgets its
+         *     source. With `recordings=delete` its recordings, events and the camera
+         *     itself go too (locked footage stays); with `keep` they stay. Needs:
+         *     admin.
+         */
+        delete: operations["remove"];
+        options?: never;
+        head?: never;
+        /**
+         * Changes any field of a camera, a config-file camera included (its
+         *     changes are kept in the database and win over the file). A change of
+         *     motion settings alone applies at once; any other restarts that
+         *     camera's run only. Needs: admin, and `If-Match` with the camera's
+         *     `ETag`.
+         */
+        patch: operations["nvr_update"];
+        trace?: never;
+    };
+    "/api/nvr/cameras/{id}/overrides": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
         get?: never;
         put?: never;
         post?: never;
         /**
-         * Stops recording a camera added through the API and forgets its source;
-         *     its recordings and its camera stay. Needs: admin.
+         * Drops what the API changed of a config-file camera: the file applies
+         *     again (its run restarts if anything but motion changes). Needs: admin.
          */
-        delete: operations["remove_source"];
+        delete: operations["clear_overrides"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1133,6 +1231,24 @@ export interface components {
             /** @description The publisher's key. Store it now: only its hash is kept. */
             stream_key: string;
         };
+        /** @description What a delete did. */
+        DeleteSourceResult: {
+            /**
+             * Format: int64
+             * @description Their bytes.
+             */
+            bytes_deleted: number;
+            /**
+             * Format: int64
+             * @description Recordings kept because a lock covers them.
+             */
+            locked_kept: number;
+            /**
+             * Format: int64
+             * @description Recordings deleted.
+             */
+            recordings_deleted: number;
+        };
         /** @description The body of every error response. */
         ErrorBody: {
             /** @description What went wrong. */
@@ -1142,6 +1258,11 @@ export interface components {
         ErrorDetail: {
             /** @description Stable, lowercase: `not_found`, `unauthenticated`, `unprocessable`... */
             code: string;
+            /**
+             * @description The request field at fault, when there is one (a form shows the
+             *     message beside it).
+             */
+            field?: string | null;
             /** @description For people; never holds a path, SQL or a credential. */
             message: string;
         };
@@ -1413,6 +1534,40 @@ export interface components {
              */
             zones: components["schemas"]["ZoneConfig"][];
         };
+        /** @description One analysed picture, as a live motion meter shows it. */
+        MotionSample: {
+            /**
+             * Format: int64
+             * @description When the picture was taken, on the analysed stream's clock (ms).
+             */
+            at_ms: number;
+            /**
+             * Format: int32
+             * @description Columns of the cell grid.
+             */
+            cols: number;
+            /** @description An event is open. */
+            in_event: boolean;
+            /** @description Taken as a light change and ignored. */
+            light_change: boolean;
+            /** @description The cells that moved, by `row * cols + col`. */
+            moved: number[];
+            /**
+             * Format: int32
+             * @description Rows of the cell grid.
+             */
+            rows: number;
+            /**
+             * Format: float
+             * @description The share of the best zone that changed, in percent.
+             */
+            score: number;
+            /**
+             * @description That zone (`frame` without include zones); empty when nothing was
+             *     compared.
+             */
+            zone: string;
+        };
         /** @description What to export. */
         NewExport: {
             /**
@@ -1517,6 +1672,77 @@ export interface components {
          * @enum {string}
          */
         Permission: "view" | "playback" | "control";
+        /** @description An audio track. */
+        ProbeAudio: {
+            /**
+             * Format: int32
+             * @description Channels.
+             */
+            channels?: number | null;
+            /** @description As the camera names it: `mpeg4-generic` (AAC), `pcma`, `pcmu`, `opus`, ... */
+            codec: string;
+            /**
+             * Format: int32
+             * @description Samples per second.
+             */
+            sample_rate?: number | null;
+        };
+        /** @description `POST /api/nvr/cameras/probe`. */
+        ProbeRequest: {
+            /** @description A sub-stream to probe too. */
+            sub_url?: string | null;
+            transport?: null | components["schemas"]["Transport"];
+            /** @description The main stream: `rtsp://[user:password@]host[:port]/path`. */
+            url: string;
+        };
+        /** @description What the camera sends. */
+        ProbeResult: {
+            /** @description Its audio tracks. */
+            audio: components["schemas"]["ProbeAudio"][];
+            /** @description `h264` or `h265`. */
+            codec: string;
+            /**
+             * Format: double
+             * @description Frames per second, when known.
+             */
+            fps?: number | null;
+            /**
+             * Format: int32
+             * @description Picture height.
+             */
+            height: number;
+            /**
+             * @description A JPEG of its first keyframe, at most 640 px wide; `null` when it
+             *     could not be made.
+             */
+            snapshot_jpeg_base64?: string | null;
+            sub?: null | components["schemas"]["ProbeStream"];
+            /**
+             * Format: int32
+             * @description Picture width.
+             */
+            width: number;
+        };
+        /** @description What a stream is. */
+        ProbeStream: {
+            /** @description `h264` or `h265`. */
+            codec: string;
+            /**
+             * Format: double
+             * @description Frames per second, when known.
+             */
+            fps?: number | null;
+            /**
+             * Format: int32
+             * @description Picture height.
+             */
+            height: number;
+            /**
+             * Format: int32
+             * @description Picture width.
+             */
+            width: number;
+        };
         /**
          * @description When a camera records: `mode = "continuous" | "motion" | "off"`.
          * @enum {string}
@@ -1685,6 +1911,11 @@ export interface components {
         };
         /** @description One RTSP source, as the API shows it: passwords redacted. */
         SourceItem: {
+            /**
+             * @description The settings' tag, also sent as `ETag`: `PATCH` needs it in
+             *     `If-Match`.
+             */
+            etag: string;
             /** @description `config` (the file) or `api`. */
             from: string;
             /**
@@ -1701,12 +1932,57 @@ export interface components {
             mode: components["schemas"]["RecordMode"];
             /** @description Its name. */
             name: string;
+            /**
+             * @description For a config-file camera: the fields changed through the API, which
+             *     win over the file.
+             */
+            overridden: string[];
+            /**
+             * Format: int32
+             * @description Seconds kept after an event.
+             */
+            post_roll_secs: number;
+            /**
+             * Format: int32
+             * @description Seconds kept before an event (`mode = "motion"`).
+             */
+            pre_roll_secs: number;
+            /** @description Its retention; `null` fields: the default. */
+            retention: components["schemas"]["NewRetention"];
             /** @description The sub-stream, its password redacted. */
             sub_url?: string | null;
             /** @description How RTP travels. */
             transport: components["schemas"]["Transport"];
             /** @description The main stream, its password redacted. */
             url: string;
+        };
+        /** @description `PATCH /api/nvr/cameras/{id}`: the fields to change; the others stay. */
+        SourcePatch: {
+            /**
+             * Format: int32
+             * @description Restarts before giving up; `null`: never give up.
+             */
+            max_restarts?: number | null;
+            mode?: null | components["schemas"]["RecordMode"];
+            motion?: null | components["schemas"]["MotionConfig"];
+            /** @description A new name (the rules of `POST`). */
+            name?: string | null;
+            /**
+             * Format: int32
+             * @description Seconds kept after an event.
+             */
+            post_roll_secs?: number | null;
+            /**
+             * Format: int32
+             * @description Seconds kept before an event.
+             */
+            pre_roll_secs?: number | null;
+            retention?: null | components["schemas"]["NewRetention"];
+            /** @description A new sub-stream URL; `null` removes it. */
+            sub_url?: string | null;
+            transport?: null | components["schemas"]["Transport"];
+            /** @description A new main stream URL (restarts the camera's run). */
+            url?: string | null;
         };
         /** @description The recordings' volume and each visible camera's share of it. */
         StorageReport: {
@@ -3473,6 +3749,120 @@ export interface operations {
             };
         };
     };
+    motion_live: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description camera id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `sample` events, each a MotionSample */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["MotionSample"];
+                };
+            };
+            /** @description a path parameter of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description 8 meters of this camera, or 64 of this client, are open */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    snapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description camera id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/jpeg": number[];
+                };
+            };
+            /** @description a path parameter of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such camera, or it is not recorded here */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no picture yet (the camera is starting or down), or the picture worker is busy: see `Retry-After` */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     start: {
         parameters: {
             query?: never;
@@ -4672,7 +5062,7 @@ export interface operations {
             };
         };
     };
-    sources: {
+    nvr_list: {
         parameters: {
             query?: never;
             header?: never;
@@ -4707,7 +5097,7 @@ export interface operations {
             };
         };
     };
-    add_source: {
+    add: {
         parameters: {
             query?: never;
             header?: never;
@@ -4728,7 +5118,7 @@ export interface operations {
                     "application/json": components["schemas"]["SourceItem"];
                 };
             };
-            /** @description a field breaks a rule of `[[cameras]]` */
+            /** @description a field breaks a rule of `[[cameras]]`; `field` names it */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4791,7 +5181,91 @@ export interface operations {
             };
         };
     };
-    remove_source: {
+    probe: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProbeRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProbeResult"];
+                };
+            };
+            /** @description `bad_url`: not an rtsp:// URL */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a body over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description `auth`, `not_found`, `unreachable`, `timeout`, `unsupported_codec` or `failed` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description too many probes at once */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    nvr_get_one: {
         parameters: {
             query?: never;
             header?: never;
@@ -4803,12 +5277,15 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description removed */
-            204: {
+            200: {
                 headers: {
+                    /** @description the settings' tag, for `If-Match` */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["SourceItem"];
+                };
             };
             /** @description a path parameter of the wrong type */
             400: {
@@ -4843,7 +5320,249 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the camera is in the config file: remove it there */
+        };
+    };
+    remove: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `keep` (the default): its recordings stay, playable by admins;
+                 *     `delete`: they are deleted too, except what a lock keeps.
+                 */
+                recordings?: "keep" | "delete";
+            };
+            header?: never;
+            path: {
+                /** @description camera id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeleteSourceResult"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the camera is in the config file: remove it there, or set mode = "off" */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    nvr_update: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description the camera's `ETag` */
+                "If-Match": string;
+            };
+            path: {
+                /** @description camera id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SourcePatch"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    /** @description the new tag */
+                    ETag?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceItem"];
+                };
+            };
+            /** @description a field breaks a rule of `[[cameras]]`; `field` names it */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the new name is taken */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description someone changed the camera since that `ETag`: read it again */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a body over 64 KiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not `Content-Type: application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description JSON of the wrong shape */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no `If-Match` */
+            428: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    clear_overrides: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description camera id */
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceItem"];
+                };
+            };
+            /** @description a path parameter of the wrong type */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the camera was added through the API: it has no file settings */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -445,6 +445,7 @@ pub(super) struct RemoveQuery {
     /// `keep` (the default): its recordings stay, playable by admins;
     /// `delete`: they are deleted too, except what a lock keeps.
     #[serde(default)]
+    #[param(inline)]
     recordings: Option<Recordings>,
 }
 
