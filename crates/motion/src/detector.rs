@@ -496,6 +496,32 @@ mod tests {
             .collect()
     }
 
+    /// The cells a live meter draws are where the square is: W = 320 and
+    /// H = 180 make cells 40 × 30 pixels, so a 40-pixel square at
+    /// (200, 120) fills cell (col 5, row 4) and nothing far from it.
+    #[test]
+    fn the_moved_cells_are_where_the_motion_is() {
+        let mut d = Detector::new(MotionSettings::default()).unwrap();
+        let still = scene(0, None);
+        for i in 0..5 {
+            let seen = d.process(&GrayFrame::new(&still, W, H, W).unwrap(), i * 200);
+            assert_eq!(seen.cells, 0, "a still scene moves no cell");
+        }
+        let moved = scene(0, Some((200, 120, 40)));
+        let seen = d.process(&GrayFrame::new(&moved, W, H, W).unwrap(), 1000);
+        let cell = |col: usize, row: usize| 1u64 << (row * GRID_COLS + col);
+        assert_ne!(seen.cells & cell(5, 4), 0, "{:#050b}", seen.cells);
+        for (col, row) in [(0, 0), (7, 0), (0, 5), (2, 2)] {
+            assert_eq!(
+                seen.cells & cell(col, row),
+                0,
+                "({col}, {row}) did not move"
+            );
+        }
+        assert_eq!(seen.zone.as_deref(), Some("frame"));
+        assert!(seen.score > 0.0);
+    }
+
     #[test]
     fn table() {
         let still: Vec<Vec<u8>> = (0..50).map(|_| scene(0, None)).collect();

@@ -183,4 +183,40 @@ mod tests {
         store.unlink_garbage("cam/gone.mp4").await.unwrap();
         assert_eq!(garbage_rows(&store).await, 0);
     }
+
+    /// A camera's footage goes, recording by recording, except what a lock
+    /// touches; another camera's stays.
+    #[tokio::test]
+    async fn a_cameras_recordings_go_except_the_locked_ones() {
+        let (_dir, store) = open(|c| c).await;
+        record(&store, "cam", frames(120), T0).await;
+        record(&store, "other", frames(60), T0).await;
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert!(recs.len() >= 2);
+        let locked = &recs[recs.len() - 1];
+        store
+            .lock(
+                "cam",
+                TimeRange::new(locked.start_utc_ns, locked.start_utc_ns + 1).unwrap(),
+                "evidence",
+            )
+            .await
+            .unwrap();
+        let d = store.delete_camera_recordings("cam").await.unwrap();
+        assert_eq!(d.deleted as usize, recs.len() - 1, "{d:?}");
+        assert_eq!(d.locked_kept, 1, "{d:?}");
+        assert!(d.bytes > 0);
+        assert!(!store.root().join(&recs[0].path).exists());
+        let left = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id, locked.id);
+        assert!(
+            !store
+                .recordings("other", TimeRange::all())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(garbage_rows(&store).await, 0);
+    }
 }
