@@ -82,7 +82,7 @@ fn jpeg_width(b: &[u8]) -> Option<u16> {
         }
         let marker = b[i + 1];
         let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
-        if matches!(marker, 0xc0 | 0xc1 | 0xc2) {
+        if (0xc0..=0xc2).contains(&marker) {
             return Some(u16::from_be_bytes([b[i + 7], b[i + 8]]));
         }
         i += 2 + len;

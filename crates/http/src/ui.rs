@@ -24,8 +24,15 @@ pub const PAGES: &[&str] = &[
     "/review",
     "/exports",
     "/timeline",
+    "/cameras",
     "/cameras/{id}",
     "/cameras/{id}/timeline",
+    "/cameras/{id}/motion",
+    "/setup",
+    "/users",
+    "/account",
+    "/system",
+    "/logs",
 ];
 
 /// The pages ([`PAGES`]) and `/assets/*`.

@@ -58,10 +58,15 @@ pub struct Camera {
     pub clock: Arc<dyn Clock>,
     /// The detector's results, for live meters; sent only while someone
     /// watches (see [`MotionSample`]).
-    pub meter: Arc<watch::Sender<Option<MotionSample>>>,
+    pub meter: MotionMeter,
     /// The latest keyframe from the camera, for snapshots.
-    pub latest_keyframe: Arc<Mutex<Option<EncodedFrame>>>,
+    pub latest_keyframe: LatestKeyframe,
 }
+
+/// Where a camera's detector publishes its [`MotionSample`]s.
+pub type MotionMeter = Arc<watch::Sender<Option<MotionSample>>>;
+/// A camera's latest keyframe, shared with the registry.
+pub type LatestKeyframe = Arc<Mutex<Option<EncodedFrame>>>;
 
 /// One analysed picture, as a live motion meter shows it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]

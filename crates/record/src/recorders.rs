@@ -454,9 +454,9 @@ struct Recorder {
     /// Ends this recorder alone.
     stop: CancellationToken,
     /// Its live motion meter.
-    meter: Arc<watch::Sender<Option<MotionSample>>>,
+    meter: camera::MotionMeter,
     /// Its latest keyframe.
-    latest_keyframe: Arc<Mutex<Option<EncodedFrame>>>,
+    latest_keyframe: camera::LatestKeyframe,
 }
 
 impl Recorder {
@@ -637,10 +637,7 @@ impl Recorders {
         id: i64,
         cam: &CameraConfig,
         motion: watch::Receiver<MotionConfig>,
-        (meter, latest_keyframe): (
-            Arc<watch::Sender<Option<MotionSample>>>,
-            Arc<Mutex<Option<EncodedFrame>>>,
-        ),
+        (meter, latest_keyframe): (camera::MotionMeter, camera::LatestKeyframe),
         stop: CancellationToken,
     ) -> (Worker, mpsc::Sender<u32>) {
         let c = &self.config;

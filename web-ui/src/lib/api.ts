@@ -24,7 +24,7 @@ export function canPlayBack(p: Permission): boolean {
 
 export const TOKEN_KEY = 'reallive.token'
 
-/** An error answered by the server (`{"error": {"code", "message"}}`) or met on the way. */
+/** An error answered by the server (`{"error": {"code", "message", "field"?}}`) or met on the way. */
 export class ApiError extends Error {
   /** HTTP status; 0 when the request never got an answer. */
   readonly status: number
@@ -32,13 +32,16 @@ export class ApiError extends Error {
   readonly code: string
   /** Seconds to wait before trying again (from `Retry-After`), when the server said. */
   readonly retryAfter: number | null
+  /** The request field the server blamed (`url`, `name`, `retention.max_bytes`…), when it named one. */
+  readonly field: string | null
 
-  constructor(status: number, code: string, message: string, retryAfter: number | null = null) {
+  constructor(status: number, code: string, message: string, retryAfter: number | null = null, field: string | null = null) {
     super(message)
     this.name = 'ApiError'
     this.status = status
     this.code = code
     this.retryAfter = retryAfter
+    this.field = field
   }
 }
 
@@ -60,6 +63,7 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
   const retryAfter = parseRetryAfter(res.headers.get('Retry-After'))
   let code = `http_${res.status}`
   let message = res.statusText || `HTTP ${res.status}`
+  let field: string | null = null
   let text = ''
   try {
     text = await res.text()
@@ -69,10 +73,11 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
   if (text) {
     try {
       const body: unknown = JSON.parse(text)
-      const err = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error
+      const err = (body as { error?: { code?: unknown; message?: unknown; field?: unknown } } | null)?.error
       if (err && typeof err === 'object') {
         if (typeof err.code === 'string' && err.code) code = err.code
         if (typeof err.message === 'string' && err.message) message = err.message
+        if (typeof err.field === 'string' && err.field) field = err.field
       }
     } catch {
       // Not JSON: a proxy's or the server's plain-text page. Keep it short.
@@ -80,7 +85,7 @@ export async function errorFromResponse(res: Response): Promise<ApiError> {
       if (plain && plain.length <= 200 && !plain.startsWith('<')) message = plain
     }
   }
-  return new ApiError(res.status, code, message, retryAfter)
+  return new ApiError(res.status, code, message, retryAfter, field)
 }
 
 type Storage = Pick<globalThis.Storage, 'getItem' | 'setItem' | 'removeItem'>
@@ -162,10 +167,10 @@ export class ApiClient {
   async request<T>(
     method: string,
     path: string,
-    opts: { body?: unknown; auth?: boolean; signal?: AbortSignal } = {},
+    opts: { body?: unknown; auth?: boolean; signal?: AbortSignal; headers?: Record<string, string> } = {},
   ): Promise<T> {
     const auth = opts.auth ?? true
-    const headers: Record<string, string> = { Accept: 'application/json' }
+    const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers }
     if (auth) {
       const t = this.token
       if (!t) {
@@ -192,8 +197,16 @@ export class ApiClient {
       throw err
     }
     if (res.status === 204) return undefined as T
+    // An answer with no body (the 202 of start, stop and trigger) is `undefined`.
+    let text: string
     try {
-      return (await res.json()) as T
+      text = await res.text()
+    } catch {
+      throw new ApiError(res.status, 'bad_response', 'the server sent an unreadable answer')
+    }
+    if (text.trim() === '') return undefined as T
+    try {
+      return JSON.parse(text) as T
     } catch {
       throw new ApiError(res.status, 'bad_response', 'the server sent an unreadable answer')
     }

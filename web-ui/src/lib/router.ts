@@ -12,6 +12,9 @@
 //   /account                the signed-in user's password and sessions
 //   /system                 recorders, storage, the process (admin)
 //   /logs                   the server's log (admin)
+//   /cameras                the NVR's cameras: add, edit, start/stop, delete; pusher keys (admin)
+//   /cameras/:id/motion     one camera's motion zones and settings, with a live meter (admin)
+//   /setup                  first start: add a camera, then see it live (admin)
 //
 // Admin pages send anyone else to `/`, with a message (`routeNotice`).
 //
@@ -123,6 +126,15 @@ export function createAppRouter(history: RouterHistory = createWebHistory(), cli
       { path: '/account', name: 'account', component: () => import('../components/AccountPage.vue'), meta: { title: 'Account' } },
       { path: '/system', name: 'system', component: () => import('../components/SystemPage.vue'), meta: { title: 'System', admin: true } },
       { path: '/logs', name: 'logs', component: () => import('../components/LogsPage.vue'), meta: { title: 'Logs', admin: true } },
+      { path: '/cameras', name: 'cameras', component: () => import('../components/CamerasPage.vue'), meta: { title: 'Cameras', admin: true } },
+      {
+        path: '/cameras/:id(\\d+)/motion',
+        name: 'motion',
+        component: () => import('../components/MotionPage.vue'),
+        props: (r) => ({ cameraId: Number(r.params.id) }),
+        meta: { title: 'Motion', admin: true },
+      },
+      { path: '/setup', name: 'setup', component: () => import('../components/SetupPage.vue'), meta: { title: 'Setup', admin: true } },
       { path: '/camera/:id(\\d+)', redirect: (to) => `/cameras/${String(to.params.id)}` },
       { path: '/:rest(.*)*', redirect: '/' },
     ],
