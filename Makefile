@@ -97,3 +97,4 @@ bench: setup
 	$(CARGO) build --release -p reallive-test-support --bin reallive-fake-camera && $(CARGO) bench -p reallive-nvr --bench nvr -- --seconds 60 --cameras 8,16,32 --ffmpeg
 	$(CARGO) bench -p reallive-nvr --bench motion -- --seconds 30 --cameras 1,8
 	$(CARGO) bench -p reallive-nvr --bench review
+	$(CARGO) bench -p reallive-nvr --bench manage
