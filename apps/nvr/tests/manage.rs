@@ -543,3 +543,64 @@ fn mp4s(dir: &Path) -> usize {
         })
         .sum()
 }
+
+/// A probe of a camera that never answers ends when the client goes: the
+/// browser closed mid-probe leaves nothing running on the server. (With
+/// the client staying, it would end at 10 s with `timeout`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_ends_when_its_client_goes_away() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let mut nvr = start_nvr(&config, &dir.path().join("data")).await;
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+
+    // A "camera" that accepts, reads, and never says a word; it reports
+    // each connection's end.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let (closed_tx, mut closed_rx) = tokio::sync::mpsc::channel::<Instant>(8);
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = silent.accept().await {
+            let tx = closed_tx.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while matches!(sock.read(&mut buf).await, Ok(n) if n > 0) {}
+                let _ = tx.send(Instant::now()).await;
+            });
+        }
+    });
+
+    let body =
+        serde_json::to_vec(&serde_json::json!({"url": format!("rtsp://127.0.0.1:{port}/x")}))
+            .unwrap();
+    let mut client = tokio::net::TcpStream::connect(nvr.addr).await.unwrap();
+    let head = format!(
+        "POST /api/nvr/cameras/probe HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        nvr.addr,
+        api.token.as_deref().unwrap(),
+        body.len()
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&body).await.unwrap();
+    // The reachability check comes and goes at once; the RTSP connection
+    // stays, waiting for an answer.
+    tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
+        .await
+        .expect("the reachability check hung up")
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let gone = Instant::now();
+    drop(client);
+    let closed = tokio::time::timeout(Duration::from_secs(5), closed_rx.recv())
+        .await
+        .expect("the probe's connection to the camera outlived its client by 5 s")
+        .unwrap();
+    let after = closed.saturating_duration_since(gone);
+    assert!(
+        after < Duration::from_secs(2),
+        "closed {after:?} after the client went"
+    );
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
+}
