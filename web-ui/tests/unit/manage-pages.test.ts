@@ -319,6 +319,80 @@ describe('system page', () => {
     expect(w2.find('[data-testid="system-process"]').exists()).toBe(true)
     w2.unmount()
   })
+
+  it('stops a camera, shows the stop in its state changes, and starts it again', async () => {
+    let state: 'running' | 'stopped' | 'starting' = 'running'
+    const history = [{ at_ms: NOW - 100_000, state: 'running', reason: 'first frame' }]
+    let workerCalls = 0
+    const { calls } = serve((c) => {
+      if (c.url === '/api/system') return json(200, report)
+      if (c.url === '/api/workers/7') {
+        workerCalls++
+        return json(200, { ...worker, state, last_error: null, history: [...history] })
+      }
+      if (c.url === '/api/cameras/7/stop' && c.method === 'POST') {
+        // The recorder takes the request on its own time: the first look after still says running.
+        setTimeout(() => {
+          state = 'stopped'
+          history.push({ at_ms: Date.now(), state: 'stopped', reason: 'stopped by request' })
+        }, 30)
+        return new Response(null, { status: 202 })
+      }
+      if (c.url === '/api/cameras/7/start' && c.method === 'POST') {
+        state = 'starting'
+        history.push({ at_ms: Date.now(), state: 'starting', reason: 'started by request' })
+        return new Response(null, { status: 202 })
+      }
+      return null
+    })
+    const w = mount(SystemPage, await routerAt('/system'))
+    await settle()
+    const card = () => w.get('[data-testid="system-camera"][data-camera-id="7"]')
+    expect(card().get('[data-testid="camera-state"]').text()).toBe('Recording')
+    expect(card().find('[data-testid="system-start"]').exists()).toBe(false)
+    const stop = card().get('[data-testid="system-stop"]')
+    expect(stop.attributes('data-camera-id')).toBe('7')
+    const before = workerCalls
+    await stop.trigger('click')
+    await settle(700)
+    expect(calls.filter((c) => c.url === '/api/cameras/7/stop').map((c) => c.method)).toEqual(['POST'])
+    expect(workerCalls - before).toBeGreaterThanOrEqual(2)
+    expect(card().get('[data-testid="camera-state"]').text()).toBe('Stopped')
+    expect(card().get('[data-testid="state-change"]').text()).toContain('stopped by request')
+    expect(card().get('[data-testid="state-history"]').attributes('open')).toBeDefined()
+    expect(card().get('[data-testid="system-action-done"]').text()).toContain('Stopped')
+    expect(card().find('[data-testid="system-stop"]').exists()).toBe(false)
+
+    await card().get('[data-testid="system-start"]').trigger('click')
+    await settle()
+    expect(calls.filter((c) => c.url === '/api/cameras/7/start').map((c) => c.method)).toEqual(['POST'])
+    expect(card().get('[data-testid="camera-state"]').text()).toBe('Starting')
+    expect(card().findAll('[data-testid="state-change"]').map((c) => c.text())).toEqual([
+      expect.stringContaining('started by request'),
+      expect.stringContaining('stopped by request'),
+      expect.stringContaining('first frame'),
+    ])
+    expect(card().find('[data-testid="system-stop"]').exists()).toBe(true)
+    w.unmount()
+  })
+
+  it('says why a stop was refused, next to that camera, and changes nothing', async () => {
+    serve((c) => {
+      if (c.url === '/api/system') return json(200, report)
+      if (c.url === '/api/workers/7') return json(200, { ...worker, state: 'running' })
+      if (c.url === '/api/cameras/7/stop') return apiError(403, 'forbidden', 'needs control')
+      return null
+    })
+    const w = mount(SystemPage, await routerAt('/system'))
+    await settle()
+    const card = w.get('[data-testid="system-camera"][data-camera-id="7"]')
+    await card.get('[data-testid="system-stop"]').trigger('click')
+    await settle()
+    expect(card.get('[data-testid="system-action-error"]').text()).toContain('full control')
+    expect(card.get('[data-testid="camera-state"]').text()).toBe('Recording')
+    expect(card.get('[data-testid="system-stop"]').attributes('disabled')).toBeUndefined()
+    w.unmount()
+  })
 })
 
 describe('logs page', () => {
