@@ -83,6 +83,7 @@ pub mod routes;
 mod serve;
 mod state;
 pub mod sysinfo;
+pub mod tls;
 pub mod ui;
 
 use std::time::Instant;
