@@ -58,6 +58,25 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_tls(listener, app, limits, None, shutdown).await
+}
+
+/// Whether a request came over TLS: a request extension [`serve_tls`]
+/// sets, so handlers can build `https://` and `wss://` URLs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OverTls(pub bool);
+
+/// [`serve`], with TLS when `tls` is given: a connection whose first byte
+/// is a TLS handshake (`0x16`) is served `app` over TLS; any other gets a
+/// `308` to the same host and path over `https://` and nothing else
+/// (`docs/design/remote.md`).
+pub async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
     let closing = tokio_util::sync::CancellationToken::new();
@@ -89,24 +108,13 @@ pub async fn serve(
             continue;
         };
         let app = app.clone();
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-            app.clone().oneshot(req.map(axum::body::Body::new))
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
         let closing = closing.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut conn = std::pin::pin!(conn);
-            let done = tokio::select! {
-                r = conn.as_mut() => r,
-                () = closing.cancelled() => {
-                    // Finish the request in flight, take no more.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
+            let done = match tls {
+                None => connection(stream, app, peer, false, limits, &closing).await,
+                Some(acceptor) => {
+                    tls_or_redirect(stream, app, acceptor, peer, limits, &closing).await
                 }
             };
             if let Err(e) = done {
@@ -124,6 +132,94 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("requests still running at shutdown were cut off");
+    }
+    Ok(())
+}
+
+/// Serves one connection: TLS when it starts with a handshake, else a
+/// redirect to `https://`.
+async fn tls_or_redirect(
+    stream: tokio::net::TcpStream,
+    app: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    peer: SocketAddr,
+    limits: ServeLimits,
+    closing: &tokio_util::sync::CancellationToken,
+) -> Result<(), BoxError> {
+    let mut first = [0u8; 1];
+    // A silent client is cut off like one that sends half a request head.
+    let n = tokio::time::timeout(limits.header_read_timeout, stream.peek(&mut first))
+        .await
+        .map_err(|_| "no first byte in time")??;
+    if n == 1 && first[0] == 0x16 {
+        let tls = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+            .await
+            .map_err(|_| "TLS handshake not done in time")??;
+        connection(tls, app, peer, true, limits, closing).await
+    } else {
+        connection(stream, redirect_to_https(), peer, false, limits, closing).await
+    }
+}
+
+/// A router that answers every request with a `308` to `https://` on the
+/// same host and path.
+fn redirect_to_https() -> Router {
+    Router::new().fallback(|req: axum::extract::Request| async move {
+        use axum::http::{StatusCode, header};
+        use axum::response::IntoResponse as _;
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_graphic()));
+        let Some(host) = host else {
+            return (StatusCode::BAD_REQUEST, "use https://").into_response();
+        };
+        let path = req
+            .uri()
+            .path_and_query()
+            .map_or("/", axum::http::uri::PathAndQuery::as_str);
+        let to = format!("https://{host}{path}");
+        match axum::http::HeaderValue::from_str(&to) {
+            Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
+            Err(_) => (StatusCode::BAD_REQUEST, "use https://").into_response(),
+        }
+    })
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Serves `app` on one connection until it closes, or until `closing`
+/// (then the request in flight finishes and no more are taken).
+async fn connection<I>(
+    io: I,
+    app: Router,
+    peer: SocketAddr,
+    over_tls: bool,
+    limits: ServeLimits,
+    closing: &tokio_util::sync::CancellationToken,
+) -> Result<(), BoxError>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
+        req.extensions_mut().insert(OverTls(over_tls));
+        app.clone().oneshot(req.map(axum::body::Body::new))
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => r?,
+        () = closing.cancelled() => {
+            // Finish the request in flight, take no more.
+            conn.as_mut().graceful_shutdown();
+            conn.await?
+        }
     }
     Ok(())
 }
@@ -250,6 +346,124 @@ mod tests {
             .unwrap();
         assert!(String::from_utf8_lossy(&buf).contains("127.0.0.2"));
         drop(b);
+        stop.cancel();
+    }
+
+    /// Accepts exactly the certificate with `pin` (its SHA-256).
+    #[derive(Debug)]
+    struct Pinned(String, Arc<rustls::crypto::CryptoProvider>);
+
+    impl rustls::client::danger::ServerCertVerifier for Pinned {
+        fn verify_server_cert(
+            &self,
+            end_entity: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            if crate::tls::fingerprint(end_entity) == self.0 {
+                Ok(rustls::client::danger::ServerCertVerified::assertion())
+            } else {
+                Err(rustls::Error::General("pin mismatch".into()))
+            }
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.1.signature_verification_algorithms,
+            )
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.1.signature_verification_algorithms,
+            )
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.1.signature_verification_algorithms.supported_schemes()
+        }
+    }
+
+    /// With TLS on: a TLS client is served, and knows it; a plain request
+    /// on the same port gets a 308 to `https://` and nothing else.
+    #[tokio::test]
+    async fn tls_is_served_and_plain_http_is_redirected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (files, _) = crate::tls::self_signed(dir.path(), &["localhost".into()]).unwrap();
+        let cert = crate::tls::ReloadingCert::open(files).unwrap();
+        let pin = crate::tls::fingerprint(&cert.leaf());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route(
+            "/peer",
+            axum::routing::get(|axum::Extension(t): axum::Extension<OverTls>| async move {
+                format!("tls={}", t.0)
+            }),
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        let s = stop.clone();
+        let acceptor = cert.acceptor();
+        tokio::spawn(async move {
+            serve_tls(
+                listener,
+                app,
+                ServeLimits::default(),
+                Some(acceptor),
+                s.cancelled_owned(),
+            )
+            .await
+        });
+
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned(pin, provider)))
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        tls.write_all(b"GET /peer HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = tls.read_to_end(&mut out).await;
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+        assert!(out.ends_with("tls=true"), "{out}");
+
+        let plain = reallive_test_support::http::request(
+            addr,
+            "GET",
+            "/peer?x=1",
+            &[("Host", "cam.example.org:8443")],
+            b"",
+        )
+        .await
+        .unwrap();
+        assert_eq!(plain.status, 308);
+        assert_eq!(
+            plain.header("location"),
+            Some("https://cam.example.org:8443/peer?x=1")
+        );
+        assert!(!plain.text().contains("tls="), "{}", plain.text());
         stop.cancel();
     }
 }

@@ -239,9 +239,7 @@ pub fn self_signed(dir: &Path, names: &[String]) -> Result<(TlsFiles, bool), Tls
         key: dir.join("self-signed.key"),
     };
     let about = dir.join("self-signed.names");
-    if load(&files).is_ok()
-        && std::fs::read_to_string(&about).is_ok_and(|t| covers(&t, names))
-    {
+    if load(&files).is_ok() && std::fs::read_to_string(&about).is_ok_and(|t| covers(&t, names)) {
         return Ok((files, false));
     }
     let mut params = rcgen::CertificateParams::new(names.to_vec())
