@@ -44,6 +44,10 @@ pub struct Ready<'a> {
     pub admin_password_file: Option<&'a std::path::Path>,
     /// `(camera id, name)` of every configured camera.
     pub cameras: Vec<(i64, String)>,
+    /// `https` with TLS on, else `http`.
+    pub scheme: &'static str,
+    /// A self-signed certificate's SHA-256, when it was made at this start.
+    pub new_certificate_sha256: Option<&'a str>,
 }
 
 /// RTSP cameras through `reallive-capture`.
@@ -208,6 +212,8 @@ pub async fn run(
         rtc: server.live().map(|l| l.relay().local_addr()),
         admin_password_file: server.first_admin_password_file(),
         cameras: ready_cameras,
+        scheme: server.scheme(),
+        new_certificate_sha256: server.new_self_signed_fingerprint(),
     });
     let served = server.run(shutdown).await;
 

@@ -173,7 +173,16 @@ fn main() -> ExitCode {
             for (id, name) in &ready.cameras {
                 eprintln!("reallive-nvr: camera {id}: {name}");
             }
-            eprintln!("reallive-nvr: listening on http://{}", ready.addr);
+            if let Some(sha) = ready.new_certificate_sha256 {
+                eprintln!(
+                    "reallive-nvr: made a self-signed TLS certificate, SHA-256 {sha}\n\
+                     reallive-nvr: give clients --pin-sha256 {sha}"
+                );
+            }
+            eprintln!(
+                "reallive-nvr: listening on {}://{}",
+                ready.scheme, ready.addr
+            );
             if let Some(rtc) = ready.rtc {
                 eprintln!("reallive-nvr: WebRTC relay on udp://{rtc}");
             }

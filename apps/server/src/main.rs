@@ -122,16 +122,24 @@ async fn serve(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         None => ServerConfigFile::default(),
     };
     let config = NodeOptions::resolve(file.server, cli.node)?;
-    run(config, shutdown, |addr, rtc, admin_password_file| {
-        if let Some(file) = admin_password_file {
+    run(config, shutdown, |node| {
+        if let Some(file) = node.first_admin_password_file() {
             eprintln!(
                 "reallive-server: created user 'admin'; its password is in {} (readable by you alone)\n\
                  reallive-server: sign in, change it, then delete that file",
                 file.display()
             );
         }
-        eprintln!("reallive-server: listening on http://{addr}");
-        if let Some(rtc) = rtc {
+        if let Some(sha) = node.new_self_signed_fingerprint() {
+            eprintln!(
+                "reallive-server: made a self-signed TLS certificate, SHA-256 {sha}\n\
+                 reallive-server: give clients --pin-sha256 {sha}"
+            );
+        }
+        if let Ok(addr) = node.local_addr() {
+            eprintln!("reallive-server: listening on {}://{addr}", node.scheme());
+        }
+        if let Some(rtc) = node.live().map(|l| l.relay().local_addr()) {
             eprintln!("reallive-server: WebRTC relay on udp://{rtc}");
         }
     })

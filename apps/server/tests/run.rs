@@ -28,9 +28,13 @@ async fn run_serves_on_an_ephemeral_port_and_stops_on_its_token() {
     let task = tokio::spawn(reallive_server::run(
         options,
         shutdown.clone(),
-        move |addr, rtc, generated| {
-            assert!(generated.is_none(), "the password was given");
-            let _ = ready_tx.send((addr, rtc));
+        move |node| {
+            assert!(
+                node.first_admin_password_file().is_none(),
+                "the password was given"
+            );
+            let rtc = node.live().map(|l| l.relay().local_addr());
+            let _ = ready_tx.send((node.local_addr().unwrap(), rtc));
         },
     ));
     let (addr, rtc) = ready_rx.await.unwrap();

@@ -349,56 +349,6 @@ mod tests {
         stop.cancel();
     }
 
-    /// Accepts exactly the certificate with `pin` (its SHA-256).
-    #[derive(Debug)]
-    struct Pinned(String, Arc<rustls::crypto::CryptoProvider>);
-
-    impl rustls::client::danger::ServerCertVerifier for Pinned {
-        fn verify_server_cert(
-            &self,
-            end_entity: &rustls::pki_types::CertificateDer<'_>,
-            _: &[rustls::pki_types::CertificateDer<'_>],
-            _: &rustls::pki_types::ServerName<'_>,
-            _: &[u8],
-            _: rustls::pki_types::UnixTime,
-        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-            if crate::tls::fingerprint(end_entity) == self.0 {
-                Ok(rustls::client::danger::ServerCertVerified::assertion())
-            } else {
-                Err(rustls::Error::General("pin mismatch".into()))
-            }
-        }
-        fn verify_tls12_signature(
-            &self,
-            message: &[u8],
-            cert: &rustls::pki_types::CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.1.signature_verification_algorithms,
-            )
-        }
-        fn verify_tls13_signature(
-            &self,
-            message: &[u8],
-            cert: &rustls::pki_types::CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.1.signature_verification_algorithms,
-            )
-        }
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-            self.1.signature_verification_algorithms.supported_schemes()
-        }
-    }
-
     /// With TLS on: a TLS client is served, and knows it; a plain request
     /// on the same port gets a 308 to `https://` and nothing else.
     #[tokio::test]
@@ -429,25 +379,19 @@ mod tests {
             .await
         });
 
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned(pin, provider)))
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-        let mut tls = connector.connect(name, tcp).await.unwrap();
-        tls.write_all(b"GET /peer HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        let _ = tls.read_to_end(&mut out).await;
-        let out = String::from_utf8_lossy(&out);
-        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-        assert!(out.ends_with("tls=true"), "{out}");
+        let (status, body, shown) =
+            reallive_test_support::tls::get(addr, "localhost", "/peer", &pin)
+                .await
+                .unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        assert_eq!(body, "tls=true");
+        assert_eq!(shown, Some(pin));
+        // Another pin: refused, never served.
+        assert!(
+            reallive_test_support::tls::get(addr, "localhost", "/peer", &"0".repeat(64))
+                .await
+                .is_err()
+        );
 
         let plain = reallive_test_support::http::request(
             addr,

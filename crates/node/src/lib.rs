@@ -44,7 +44,8 @@ mod server;
 
 pub use options::{DEFAULT_DATA_DIR, DEFAULT_LISTEN, NodeFlags};
 pub use server::{
-    ADMIN_PASSWORD_FILE, FIRST_ADMIN, JWT_SECRET_FILE, Node, NodeError, NodeOptions, open_accounts,
+    ADMIN_PASSWORD_FILE, FIRST_ADMIN, JWT_SECRET_FILE, Node, NodeError, NodeOptions, TlsSetting,
+    open_accounts,
 };
 
 /// Opens the data dir, starts the relay and binds: a node ready to

@@ -65,6 +65,31 @@ pub struct NodeFlags {
     /// stun:stun.example.org:3478.
     #[arg(long = "ice-server", value_name = "URL")]
     pub ice_servers: Vec<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); read
+    /// again when it changes. Plain HTTP on the same port is redirected.
+    #[arg(
+        long,
+        env = "REALLIVE_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM).
+    #[arg(
+        long,
+        env = "REALLIVE_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve HTTPS with a self-signed certificate, made once in DATA_DIR/tls
+    /// for localhost, the host names and the listen and public addresses;
+    /// its SHA-256 is printed when it is made (for --pin-sha256).
+    #[arg(long, env = "REALLIVE_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
+    pub tls_self_signed: bool,
 }
 
 fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
@@ -128,6 +153,21 @@ impl NodeOptions {
         node.admin_password = flags.admin_password.or(from_file).or(file.admin_password);
         node.jwt_secret = file.jwt_secret;
         node.host_names = file.host_names;
+        node.tls = match (flags.tls_cert, flags.tls_key, flags.tls_self_signed) {
+            (Some(cert), Some(key), _) => {
+                Some(crate::TlsSetting::Files(reallive_http::tls::TlsFiles {
+                    cert,
+                    key,
+                }))
+            }
+            (None, None, true) => Some(crate::TlsSetting::SelfSigned),
+            (None, None, false) => None,
+            _ => {
+                return Err(NodeError::Invalid(
+                    "--tls-cert and --tls-key go together".into(),
+                ));
+            }
+        };
         node.api = api;
         Ok(node)
     }

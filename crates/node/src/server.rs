@@ -5,6 +5,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::Router;
 use reallive_auth::{
@@ -99,6 +100,18 @@ pub struct NodeOptions {
     /// loopback listener, requests for another `Host` (but `localhost`
     /// and IP literals) get a 421: DNS rebinding.
     pub host_names: Vec<String>,
+    /// HTTPS, when set (`docs/design/remote.md`).
+    pub tls: Option<TlsSetting>,
+}
+
+/// Where the server's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSetting {
+    /// PEM files, read again when they change.
+    Files(reallive_http::tls::TlsFiles),
+    /// A self-signed certificate kept in `<data-dir>/tls`, for `localhost`,
+    /// the host names and the listen and public addresses.
+    SelfSigned,
 }
 
 impl NodeOptions {
@@ -114,7 +127,27 @@ impl NodeOptions {
             live: crate::live::LiveLimits::default(),
             serve: reallive_http::ServeLimits::default(),
             host_names: Vec::new(),
+            tls: None,
         }
+    }
+
+    /// The names a self-signed certificate is made for.
+    fn certificate_names(&self) -> Vec<String> {
+        let mut names = vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ];
+        names.extend(self.host_names.iter().cloned());
+        if !self.listen.ip().is_unspecified() {
+            names.push(self.listen.ip().to_string());
+        }
+        if let Some(relay) = &self.relay {
+            names.extend(relay.public_ips.iter().map(ToString::to_string));
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 }
 
@@ -128,6 +161,11 @@ pub struct Node {
     live: Option<LiveState>,
     serve: reallive_http::ServeLimits,
     host_names: Vec<String>,
+    /// The certificate, with TLS on.
+    tls: Option<Arc<reallive_http::tls::ReloadingCert>>,
+    /// A self-signed certificate's fingerprint, when it was made at this
+    /// start.
+    new_fingerprint: Option<String>,
     /// Stops the relay and the live event pump when serving ends.
     stop: CancellationToken,
 }
@@ -186,6 +224,19 @@ impl Node {
         } else {
             None
         };
+        let (tls, new_fingerprint) = match &opts.tls {
+            None => (None, None),
+            Some(setting) => {
+                let (setting, names, dir) = (
+                    setting.clone(),
+                    opts.certificate_names(),
+                    opts.data_dir.join("tls"),
+                );
+                tokio::task::spawn_blocking(move || open_certificate(setting, &names, &dir))
+                    .await
+                    .map_err(|e| AuthError::Internal(format!("certificate task: {e}")))??
+            }
+        };
         let listener = TcpListener::bind(opts.listen)
             .await
             .map_err(io(format!("listening on {}", opts.listen)))?;
@@ -210,8 +261,29 @@ impl Node {
             live,
             serve: opts.serve,
             host_names: opts.host_names,
+            tls,
+            new_fingerprint,
             stop,
         })
+    }
+
+    /// `https` with TLS on, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// The served certificate's SHA-256 (what `--pin-sha256` takes), with
+    /// TLS on.
+    pub fn certificate_fingerprint(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|c| reallive_http::tls::fingerprint(&c.leaf()))
+    }
+
+    /// A self-signed certificate's fingerprint when it was made at this
+    /// start (print it once).
+    pub fn new_self_signed_fingerprint(&self) -> Option<&str> {
+        self.new_fingerprint.as_deref()
     }
 
     /// The address actually bound.
@@ -264,16 +336,48 @@ impl Node {
         if addr.ip().is_loopback() || !self.host_names.is_empty() {
             app = reallive_http::host::check_host(app, self.host_names);
         }
-        tracing::info!(%addr, "listening");
-        let served =
-            reallive_http::serve(self.listener, app, self.serve, shutdown.cancelled_owned())
-                .await
-                .map_err(io("serving"));
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(%addr, scheme, "listening");
+        let acceptor = self.tls.as_ref().map(|cert| {
+            cert.watch(reallive_http::tls::RELOAD_EVERY, self.stop.clone());
+            cert.acceptor()
+        });
+        let served = reallive_http::serve_tls(
+            self.listener,
+            app,
+            self.serve,
+            acceptor,
+            shutdown.cancelled_owned(),
+        )
+        .await
+        .map_err(io("serving"));
         self.stop.cancel();
         self.state.accounts().close().await;
         tracing::info!("stopped");
         served
     }
+}
+
+/// The certificate for `setting`, and a new self-signed one's fingerprint.
+fn open_certificate(
+    setting: TlsSetting,
+    names: &[String],
+    dir: &Path,
+) -> Result<
+    (
+        Option<Arc<reallive_http::tls::ReloadingCert>>,
+        Option<String>,
+    ),
+    NodeError,
+> {
+    let tls_err = |e: reallive_http::tls::TlsError| NodeError::Invalid(format!("TLS: {e}"));
+    let (files, made) = match setting {
+        TlsSetting::Files(f) => (f, false),
+        TlsSetting::SelfSigned => reallive_http::tls::self_signed(dir, names).map_err(tls_err)?,
+    };
+    let cert = reallive_http::tls::ReloadingCert::open(files).map_err(tls_err)?;
+    let fingerprint = made.then(|| reallive_http::tls::fingerprint(&cert.leaf()));
+    Ok((Some(cert), fingerprint))
 }
 
 async fn create_first_admin(

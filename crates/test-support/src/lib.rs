@@ -38,6 +38,7 @@ pub mod http;
 pub mod process;
 #[cfg(feature = "gst")]
 mod rtsp_camera;
+pub mod tls;
 
 #[cfg(feature = "gst")]
 pub use rtsp_camera::{AppliedChange, RtspCameraConfig, RtspCameraServer, RtspCodec, SceneChange};
