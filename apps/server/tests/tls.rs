@@ -100,6 +100,66 @@ async fn a_self_signed_server_serves_https_and_redirects_plain_http() {
     let wrong = tls::get(s.addr, "localhost", "/api/health", &"ab".repeat(32)).await;
     assert!(wrong.is_err(), "a wrong pin is refused");
 
+    // Over TLS, the URLs the API hands out are wss:// and https://.
+    let call =
+        |method: &'static str, path: String, token: Option<String>, body: serde_json::Value| {
+            let pin = pin.clone();
+            async move {
+                let auth = token.map(|t| format!("Bearer {t}"));
+                let mut headers = vec![("Content-Type", "application/json")];
+                if let Some(a) = &auth {
+                    headers.push(("Authorization", a.as_str()));
+                }
+                let body = if body.is_null() {
+                    Vec::new()
+                } else {
+                    serde_json::to_vec(&body).unwrap()
+                };
+                let (status, text, _) =
+                    tls::request(s.addr, "localhost", method, &path, &headers, &body, &pin)
+                        .await
+                        .unwrap();
+                (
+                    status,
+                    serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+                )
+            }
+        };
+    let (status, login) = call(
+        "POST",
+        "/api/auth/login".into(),
+        None,
+        serde_json::json!({"username": "admin", "password": "tls-test-password-1"}),
+    )
+    .await;
+    assert!(status.contains(" 200 "), "{status} {login}");
+    let token = login["token"].as_str().unwrap().to_owned();
+    let (status, cam) = call(
+        "POST",
+        "/api/cameras".into(),
+        Some(token.clone()),
+        serde_json::json!({"name": "porch"}),
+    )
+    .await;
+    assert!(status.contains(" 201 "), "{status} {cam}");
+    let id = cam["camera"]["id"].as_i64().unwrap();
+    let (_, info) = call(
+        "GET",
+        format!("/api/cameras/{id}/stream"),
+        Some(token),
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(
+        info["signaling_url"], "wss://localhost/ws/signaling",
+        "{info}"
+    );
+    assert_eq!(
+        info["whep_url"],
+        format!("https://localhost/whep/{id}"),
+        "{info}"
+    );
+
     let plain = request(s.addr, "GET", "/api/health", &[("Host", "localhost")], b"")
         .await
         .unwrap();

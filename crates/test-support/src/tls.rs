@@ -91,6 +91,19 @@ pub async fn get(
     path: &str,
     pin: &str,
 ) -> std::io::Result<(String, String, Option<String>)> {
+    request(addr, host, "GET", path, &[], b"", pin).await
+}
+
+/// One HTTPS request, as [`get`], with `headers` and `body`.
+pub async fn request(
+    addr: SocketAddr,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    pin: &str,
+) -> std::io::Result<(String, String, Option<String>)> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let seen = Arc::new(Mutex::new(None));
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -111,10 +124,16 @@ pub async fn get(
         Ok(t) => t,
         Err(e) => return Err(std::io::Error::other(format!("{e} (shown {:?})", shown()))),
     };
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes()).await?;
+    tls.write_all(body).await?;
     let mut out = Vec::new();
     // A server may close without close_notify; what was read counts.
     let _ = tls.read_to_end(&mut out).await;

@@ -311,8 +311,16 @@ pub async fn stream_info(
     AuthUser(user): AuthUser,
     ApiPath(id): ApiPath<i64>,
     headers: HeaderMap,
+    over_tls: Option<axum::Extension<crate::OverTls>>,
 ) -> Result<ApiJson<StreamInfo>, ApiError> {
     visible(&snapshot(&state), &user, id)?;
+    // Over TLS, the URLs are too: a page on https:// may not open ws://.
+    let tls = over_tls.is_some_and(|axum::Extension(t)| t.0);
+    let (ws, http) = if tls {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
     // URLs on the host the client reached us by, so they work behind NAT
     // and port forwards alike.
     let host = headers
@@ -325,8 +333,8 @@ pub async fn stream_info(
         .unwrap_or("localhost");
     Ok(ApiJson(StreamInfo {
         camera_id: id,
-        signaling_url: format!("ws://{host}/ws/signaling"),
-        whep_url: format!("http://{host}/whep/{id}"),
+        signaling_url: format!("{ws}://{host}/ws/signaling"),
+        whep_url: format!("{http}://{host}/whep/{id}"),
         ice_servers: state.options().ice_servers.clone(),
     }))
 }
