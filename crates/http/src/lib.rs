@@ -98,7 +98,7 @@ pub use clients::{ClientSlot, ClientSlots};
 pub use error::{ApiError, ErrorBody, ErrorDetail, status_for};
 pub use extract::{AuthSession, AuthUser, MediaSession, MediaUser, OptionalUser, PeerIp};
 pub use json::{ApiJson, ApiPath, ApiQuery, MAX_BODY_BYTES};
-pub use serve::{OverTls, ServeLimits, serve, serve_tls};
+pub use serve::{OverTls, ServeLimits, ServeOptions, TrustedProxies, serve, serve_with};
 pub use state::{ApiOptions, ApiState, HealthSource, MetricsSource, Session, SystemSource};
 
 /// The whole API over `state`: every domain router, the body limit, CORS

@@ -58,7 +58,99 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_tls(listener, app, limits, None, shutdown).await
+    serve_with(
+        listener,
+        app,
+        ServeOptions {
+            limits,
+            ..ServeOptions::default()
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// How [`serve_with`] serves.
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    /// Connection limits.
+    pub limits: ServeLimits,
+    /// TLS, when on.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Who may say who the client is.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("limits", &self.limits)
+            .field("tls", &self.tls.is_some())
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish()
+    }
+}
+
+/// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are
+/// believed (`docs/design/remote.md`). From anyone else both headers are
+/// ignored. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(Arc<[ipnet::IpNet]>);
+
+impl TrustedProxies {
+    /// These networks.
+    pub fn new(nets: Vec<ipnet::IpNet>) -> Self {
+        TrustedProxies(nets.into())
+    }
+
+    fn trusts(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        self.0.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Who the client is, and whether it came over TLS, for a request
+    /// from `peer` with `headers`: from a trusted proxy, the rightmost
+    /// address of `X-Forwarded-For` that is not itself a trusted proxy and
+    /// `X-Forwarded-Proto`; from anyone else, `peer` and `tls`.
+    pub fn client(
+        &self,
+        peer: SocketAddr,
+        tls: bool,
+        headers: &axum::http::HeaderMap,
+    ) -> (SocketAddr, bool) {
+        if !self.trusts(peer.ip()) {
+            return (peer, tls);
+        }
+        let hops: Vec<std::net::IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse().ok())
+            .collect();
+        let client = hops
+            .iter()
+            .rev()
+            .find(|ip| !self.trusts(**ip))
+            .or(hops.first())
+            .map_or(peer, |ip| SocketAddr::new(*ip, peer.port()));
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("https")
+            });
+        (client, proto.unwrap_or(tls))
+    }
 }
 
 /// Whether a request came over TLS: a request extension [`serve_tls`]
@@ -66,17 +158,23 @@ pub async fn serve(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OverTls(pub bool);
 
-/// [`serve`], with TLS when `tls` is given: a connection whose first byte
-/// is a TLS handshake (`0x16`) is served `app` over TLS; any other gets a
-/// `308` to the same host and path over `https://` and nothing else
-/// (`docs/design/remote.md`).
-pub async fn serve_tls(
+/// [`serve`], with the options: with TLS, a connection whose first byte is
+/// a TLS handshake (`0x16`) is served `app` over TLS, and any other gets a
+/// `308` to the same host and path over `https://` and nothing else; from
+/// a trusted proxy, the client is the one it names
+/// (`docs/design/remote.md`). A trusted proxy's connections count against
+/// `max_connections` but not the per-client cap: they are many clients'.
+pub async fn serve_with(
     listener: TcpListener,
     app: Router,
-    limits: ServeLimits,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let ServeOptions {
+        limits,
+        tls,
+        trusted_proxies,
+    } = options;
     let max = limits.max_connections.clamp(1, u32::MAX as usize);
     let permits = Arc::new(Semaphore::new(max));
     let closing = tokio_util::sync::CancellationToken::new();
@@ -102,19 +200,25 @@ pub async fn serve_tls(
             },
             () = &mut shutdown => break,
         };
-        let Some(client) = per_client.take(peer.ip(), limits.max_connections_per_client) else {
-            tracing::debug!(%peer, "too many connections from one client; closed");
-            drop(stream);
-            continue;
+        let client = if trusted_proxies.trusts(peer.ip()) {
+            None
+        } else {
+            let Some(c) = per_client.take(peer.ip(), limits.max_connections_per_client) else {
+                tracing::debug!(%peer, "too many connections from one client; closed");
+                drop(stream);
+                continue;
+            };
+            Some(c)
         };
         let app = app.clone();
         let closing = closing.clone();
         let tls = tls.clone();
+        let proxies = trusted_proxies.clone();
         tokio::spawn(async move {
             let done = match tls {
-                None => connection(stream, app, peer, false, limits, &closing).await,
+                None => connection(stream, app, peer, false, proxies, limits, &closing).await,
                 Some(acceptor) => {
-                    tls_or_redirect(stream, app, acceptor, peer, limits, &closing).await
+                    tls_or_redirect(stream, app, acceptor, peer, proxies, limits, &closing).await
                 }
             };
             if let Err(e) = done {
@@ -143,6 +247,7 @@ async fn tls_or_redirect(
     app: Router,
     acceptor: tokio_rustls::TlsAcceptor,
     peer: SocketAddr,
+    proxies: TrustedProxies,
     limits: ServeLimits,
     closing: &tokio_util::sync::CancellationToken,
 ) -> Result<(), BoxError> {
@@ -155,9 +260,18 @@ async fn tls_or_redirect(
         let tls = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
             .await
             .map_err(|_| "TLS handshake not done in time")??;
-        connection(tls, app, peer, true, limits, closing).await
+        connection(tls, app, peer, true, proxies, limits, closing).await
     } else {
-        connection(stream, redirect_to_https(), peer, false, limits, closing).await
+        connection(
+            stream,
+            redirect_to_https(),
+            peer,
+            false,
+            proxies,
+            limits,
+            closing,
+        )
+        .await
     }
 }
 
@@ -196,6 +310,7 @@ async fn connection<I>(
     app: Router,
     peer: SocketAddr,
     over_tls: bool,
+    proxies: TrustedProxies,
     limits: ServeLimits,
     closing: &tokio_util::sync::CancellationToken,
 ) -> Result<(), BoxError>
@@ -203,8 +318,10 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo::<SocketAddr>(peer));
-        req.extensions_mut().insert(OverTls(over_tls));
+        let (client, tls) = proxies.client(peer, over_tls, req.headers());
+        req.extensions_mut()
+            .insert(ConnectInfo::<SocketAddr>(client));
+        req.extensions_mut().insert(OverTls(tls));
         app.clone().oneshot(req.map(axum::body::Body::new))
     });
     let conn = http1::Builder::new()
@@ -369,14 +486,11 @@ mod tests {
         let s = stop.clone();
         let acceptor = cert.acceptor();
         tokio::spawn(async move {
-            serve_tls(
-                listener,
-                app,
-                ServeLimits::default(),
-                Some(acceptor),
-                s.cancelled_owned(),
-            )
-            .await
+            let options = ServeOptions {
+                tls: Some(acceptor),
+                ..ServeOptions::default()
+            };
+            serve_with(listener, app, options, s.cancelled_owned()).await
         });
 
         let (status, body, shown) =
@@ -409,5 +523,45 @@ mod tests {
         );
         assert!(!plain.text().contains("tls="), "{}", plain.text());
         stop.cancel();
+    }
+
+    /// Forwarded headers count only from a trusted proxy; the client is
+    /// the rightmost address that is not one.
+    #[test]
+    fn only_a_trusted_proxy_names_the_client() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let proxies = TrustedProxies::new(vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "127.0.0.1/32".parse().unwrap(),
+        ]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 203.0.113.7, 10.1.2.3"),
+        );
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        let proxy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let stranger: SocketAddr = "198.51.100.9:5000".parse().unwrap();
+        let (client, tls) = proxies.client(proxy, false, &h);
+        // 6.6.6.6 is what the client claimed; 203.0.113.7 is who the
+        // trusted proxy saw.
+        assert_eq!(client.ip().to_string(), "203.0.113.7");
+        assert!(tls);
+        assert_eq!(
+            proxies.client(stranger, false, &h),
+            (stranger, false),
+            "a stranger's headers are ignored"
+        );
+        let v6_mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        assert_eq!(
+            proxies.client(v6_mapped, false, &h).0.ip().to_string(),
+            "203.0.113.7"
+        );
+        let none = TrustedProxies::default();
+        assert_eq!(
+            none.client(proxy, false, &h),
+            (proxy, false),
+            "no proxies: nothing believed"
+        );
     }
 }

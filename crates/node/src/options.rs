@@ -90,6 +90,18 @@ pub struct NodeFlags {
     /// its SHA-256 is printed when it is made (for --pin-sha256).
     #[arg(long, env = "REALLIVE_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
+
+    /// A reverse proxy's address or network (repeatable, e.g. 127.0.0.1/32):
+    /// only from these are X-Forwarded-For and X-Forwarded-Proto believed.
+    #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = cidr)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A CIDR, or a single address as its /32 or /128.
+fn cidr(s: &str) -> Result<ipnet::IpNet, String> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or a CIDR like 10.0.0.0/8"))
 }
 
 fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
@@ -153,6 +165,8 @@ impl NodeOptions {
         node.admin_password = flags.admin_password.or(from_file).or(file.admin_password);
         node.jwt_secret = file.jwt_secret;
         node.host_names = file.host_names;
+        node.trusted_proxies = file.trusted_proxies;
+        node.trusted_proxies.extend(flags.trusted_proxies);
         node.tls = match (flags.tls_cert, flags.tls_key, flags.tls_self_signed) {
             (Some(cert), Some(key), _) => {
                 Some(crate::TlsSetting::Files(reallive_http::tls::TlsFiles {

@@ -102,6 +102,9 @@ pub struct NodeOptions {
     pub host_names: Vec<String>,
     /// HTTPS, when set (`docs/design/remote.md`).
     pub tls: Option<TlsSetting>,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto`
+    /// are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Where the server's certificate comes from.
@@ -128,6 +131,7 @@ impl NodeOptions {
             serve: reallive_http::ServeLimits::default(),
             host_names: Vec::new(),
             tls: None,
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -163,6 +167,7 @@ pub struct Node {
     host_names: Vec<String>,
     /// The certificate, with TLS on.
     tls: Option<Arc<reallive_http::tls::ReloadingCert>>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// A self-signed certificate's fingerprint, when it was made at this
     /// start.
     new_fingerprint: Option<String>,
@@ -262,6 +267,7 @@ impl Node {
             serve: opts.serve,
             host_names: opts.host_names,
             tls,
+            trusted_proxies: opts.trusted_proxies,
             new_fingerprint,
             stop,
         })
@@ -342,15 +348,15 @@ impl Node {
             cert.watch(reallive_http::tls::RELOAD_EVERY, self.stop.clone());
             cert.acceptor()
         });
-        let served = reallive_http::serve_tls(
-            self.listener,
-            app,
-            self.serve,
-            acceptor,
-            shutdown.cancelled_owned(),
-        )
-        .await
-        .map_err(io("serving"));
+        let options = reallive_http::ServeOptions {
+            limits: self.serve,
+            tls: acceptor,
+            trusted_proxies: reallive_http::TrustedProxies::new(self.trusted_proxies),
+        };
+        let served =
+            reallive_http::serve_with(self.listener, app, options, shutdown.cancelled_owned())
+                .await
+                .map_err(io("serving"));
         self.stop.cancel();
         self.state.accounts().close().await;
         tracing::info!("stopped");

@@ -63,6 +63,10 @@ pub struct ServerSection {
     /// with the port forwarded).
     #[serde(default)]
     pub public_ips: Vec<std::net::IpAddr>,
+    /// Reverse proxies (CIDRs) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed; from anyone else they are ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A `reallive-server` config file.
