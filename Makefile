@@ -54,7 +54,7 @@ nextest:
 
 # Every library crate packages for crates.io (in one run, so cargo orders
 # them and resolves their path dependencies on each other).
-LIB_CRATES := core motion auth signaling relay store encode capture stream record http node
+LIB_CRATES := core motion auth signaling relay store encode capture rtsp stream record http node
 package:
 	$(CARGO) package --no-verify --allow-dirty $(addprefix -p reallive-,$(LIB_CRATES))
 
