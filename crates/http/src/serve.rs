@@ -153,7 +153,7 @@ impl TrustedProxies {
     }
 }
 
-/// Whether a request came over TLS: a request extension [`serve_tls`]
+/// Whether a request came over TLS: a request extension [`serve_with`]
 /// sets, so handlers can build `https://` and `wss://` URLs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OverTls(pub bool);
