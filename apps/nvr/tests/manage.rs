@@ -393,7 +393,8 @@ async fn the_snapshot_and_the_motion_meter_show_the_live_camera() {
         samples.push(s);
     }
     let secs = started.elapsed().as_secs_f64();
-    assert!(secs < 5.0, "5 samples at 5 fps took {secs} s");
+    // 1 s at 5 fps; a loaded CI box decoding 1080p gets 10 s.
+    assert!(secs < 10.0, "5 samples at 5 fps took {secs} s");
     let moved: usize = samples
         .iter()
         .map(|s| s["moved"].as_array().unwrap().len())
@@ -405,6 +406,20 @@ async fn the_snapshot_and_the_motion_meter_show_the_live_camera() {
         samples.iter().any(|s| s["score"].as_f64().unwrap() > 0.0),
         "{samples:#?}"
     );
+
+    // A camera that never sent a picture: its state, not a server error.
+    let dead = api
+        .post(
+            "/api/nvr/cameras",
+            serde_json::json!({"name": "dead", "url": "rtsp://127.0.0.1:1/x"}),
+        )
+        .await;
+    assert_eq!(dead.status, 201, "{}", dead.text());
+    let dead_id = dead.json()["id"].as_i64().unwrap();
+    let none = api
+        .get(&format!("/api/cameras/{dead_id}/snapshot.jpg"))
+        .await;
+    assert_eq!(none.status, 409, "{}", none.text());
 
     // Refused: a viewer without a grant sees no such camera; a stranger is
     // not signed in.

@@ -3852,7 +3852,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description no picture yet (the camera is starting or down), or the picture worker is busy: see `Retry-After` */
+            /** @description no picture from the camera yet: it is starting, stopped or down */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the picture worker is busy: see `Retry-After` */
             503: {
                 headers: {
                     [name: string]: unknown;

@@ -50,7 +50,8 @@ fn caller(
         (status = 200, content_type = "image/jpeg", body = Vec<u8>),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such camera, or it is not recorded here"),
-        (status = 503, body = ErrorBody, description = "no picture yet (the camera is starting or down), or the picture worker is busy: see `Retry-After`"),
+        (status = 409, body = ErrorBody, description = "no picture from the camera yet: it is starting, stopped or down"),
+        (status = 503, body = ErrorBody, description = "the picture worker is busy: see `Retry-After`"),
     ))]
 pub(super) async fn snapshot(
     State(s): State<NvrState>,
@@ -64,7 +65,12 @@ pub(super) async fn snapshot(
         return Err(ApiError::not_found("camera"));
     }
     let Some(frame) = s.workers.latest_keyframe(id) else {
-        return Err(ApiError::busy("no picture from the camera yet", 2));
+        // The camera's state, not the server's: a 409, never a 5xx.
+        return Err(ApiError::with_status(
+            StatusCode::CONFLICT,
+            "conflict",
+            "no picture from the camera yet: it is starting, stopped or down",
+        ));
     };
     let thumbnails = s
         .thumbnails
