@@ -21,25 +21,10 @@ use std::time::{Duration, Instant};
 use reallive_core::{Codec, RtspUrl};
 use reallive_record::thumbnails::{ThumbnailConfig, Thumbnails};
 use reallive_store::{Store, StoreConfig};
+use reallive_test_support::bench::report_latencies;
 use reallive_test_support::clip;
 use reallive_test_support::{RtspCameraConfig, RtspCameraServer};
 use tokio_util::sync::CancellationToken;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn report(name: &str, mut times: Vec<Duration>) {
-    times.sort();
-    println!(
-        "{name}: n={} p50={:.1} ms p99={:.1} ms max={:.1} ms",
-        times.len(),
-        percentile(&times, 0.5).as_secs_f64() * 1e3,
-        percentile(&times, 0.99).as_secs_f64() * 1e3,
-        times.last().unwrap().as_secs_f64() * 1e3,
-    );
-}
 
 async fn probes() {
     let camera = RtspCameraServer::start(RtspCameraConfig {
@@ -64,7 +49,7 @@ async fn probes() {
         times.push(t.elapsed());
         assert_eq!((p.width, p.height), (1920, 1080));
     }
-    report("probe (1080p30, 1 s GOP, loopback)", times);
+    report_latencies("probe (1080p30, 1 s GOP, loopback)", times);
 }
 
 async fn snapshots() {
@@ -103,7 +88,7 @@ async fn snapshots() {
         times.push(t.elapsed());
         assert!(j.starts_with(&[0xFF, 0xD8]) && j.len() > 10_000);
     }
-    report("snapshot (1080p keyframe to a 1280 px JPEG)", times);
+    report_latencies("snapshot (1080p keyframe to a 1280 px JPEG)", times);
     stop.cancel();
 }
 

@@ -24,28 +24,13 @@ use reallive_core::Codec;
 use reallive_record::thumbnails::{ThumbnailConfig, Thumbnails};
 use reallive_store::segmenter::SegmenterConfig;
 use reallive_store::{NewEvent, Store, StoreConfig, TimeRange};
+use reallive_test_support::bench::report_latencies;
 use reallive_test_support::clip;
 use tokio_util::sync::CancellationToken;
 
 const SEC: i64 = 1_000_000_000;
 const T0: i64 = 1_763_700_000 * SEC;
 const DAY: i64 = 24 * 3600 * SEC;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
-fn report(name: &str, mut times: Vec<Duration>) {
-    times.sort();
-    println!(
-        "{name}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
-        times.len(),
-        percentile(&times, 0.5).as_secs_f64() * 1e3,
-        percentile(&times, 0.99).as_secs_f64() * 1e3,
-        times.last().unwrap().as_secs_f64() * 1e3,
-    );
-}
 
 /// A cheap pseudo-random sequence, the same every run.
 fn lcg(seed: &mut u64) -> u64 {
@@ -117,7 +102,7 @@ async fn timeline(store: &Store) {
         tl.events.len(),
         tl.clusters.len()
     );
-    report("timeline 24 h / 1000 events", times);
+    report_latencies("timeline 24 h / 1000 events", times);
 }
 
 async fn kept_thumbnails(store: &Store, thumbs: &Thumbnails) {
@@ -148,7 +133,7 @@ async fn kept_thumbnails(store: &Store, thumbs: &Thumbnails) {
         times.push(t.elapsed());
         assert!(j.is_some());
     }
-    report("thumbnail kept (12 KB)", times);
+    report_latencies("thumbnail kept (12 KB)", times);
 }
 
 async fn on_demand(dir: &Path) {
@@ -206,7 +191,7 @@ async fn on_demand(dir: &Path) {
         made += store.thumbnail_times(id).await.unwrap().len();
     }
     assert_eq!(made, 31, "each request made and kept its own");
-    report("thumbnail on demand (1080p keyframe)", times);
+    report_latencies("thumbnail on demand (1080p keyframe)", times);
     stop.cancel();
 }
 

@@ -189,3 +189,23 @@ pub fn cpu_of(pids: &[u32]) -> Duration {
 pub fn mib(kib: f64) -> f64 {
     kib / 1024.0
 }
+
+/// The `p` quantile (0 to 1) of `sorted`, nearest rank.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Prints `name: n=… p50=… ms p99=… ms max=… ms` for `times`.
+#[allow(clippy::print_stdout)]
+pub fn report_latencies(name: &str, mut times: Vec<Duration>) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{name}: n={} p50={:.2} ms p99={:.2} ms max={:.2} ms",
+        times.len(),
+        ms(percentile(&times, 0.5)),
+        ms(percentile(&times, 0.99)),
+        ms(*times.last().unwrap_or(&Duration::ZERO)),
+    );
+}

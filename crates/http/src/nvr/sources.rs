@@ -15,7 +15,7 @@ use reallive_core::{CameraId, ErrorKind, RtspUrl};
 use reallive_record::SourceView;
 use reallive_record::config::{MotionConfig, NvrConfigFile, RecordMode, Transport};
 use reallive_rtsp::{ProbeError, ProbeTransport};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{NvrState, admin};
@@ -271,7 +271,7 @@ pub(super) struct SourcePatch {
     #[serde(default)]
     url: Option<String>,
     /// A new sub-stream URL; `null` removes it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<String>)]
     sub_url: Option<Option<String>>,
     /// When it records.
@@ -281,7 +281,7 @@ pub(super) struct SourcePatch {
     #[serde(default)]
     transport: Option<Transport>,
     /// Restarts before giving up; `null`: never give up.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<u32>)]
     max_restarts: Option<Option<u32>>,
     /// Its retention (both fields replace the old ones).
@@ -297,11 +297,6 @@ pub(super) struct SourcePatch {
     /// `[cameras.motion]` (as `PUT .../motion`).
     #[serde(default)]
     motion: Option<MotionConfig>,
-}
-
-/// Tells a field sent as `null` from one left out.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// The tag in `If-Match` (quotes and a weak `W/` dropped).

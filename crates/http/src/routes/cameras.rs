@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{get, post};
 use reallive_auth::{Camera, CameraUpdate, Grant, Permission, Secret, Snapshot, User};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ErrorBody;
@@ -90,14 +90,9 @@ pub struct UpdateCameraRequest {
     #[schema(min_length = 1, max_length = 64)]
     pub name: Option<String>,
     /// New resolution, at most 32 characters; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<String>, max_length = 32)]
     pub resolution: Option<Option<String>>,
-}
-
-/// Tells a field sent as `null` from one left out.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// A new stream key.
