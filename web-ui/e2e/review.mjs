@@ -17,6 +17,11 @@
 //   lock      a range is locked and listed
 //   refused   the viewer (view only on STILL_CAMERA) gets a clear error on
 //             that camera's timeline and no spans
+//   hlsFallback  in a fresh phone-sized context where WebRTC cannot connect
+//             (the answer's ICE candidates are dropped), STILL_CAMERA's live
+//             tile says HLS and its video decodes frames within 15 s of
+//             opening the page (hlsFallback: when each happened; with
+//             SCREENSHOT_DIR, live-hls-fallback-phone.png)
 // plus screenshots of every page at 1280x800 and 375x812 when SCREENSHOT_DIR
 // is set (and timeline-scrub-desktop.png, taken while the thumbnail shows).
 // Diagnostics ride along: playDebug (the playlist head, the media events and
@@ -61,12 +66,14 @@ const EVENT_START_MS = intEnv('EVENT_START_MS', 0)
 const PRE_ROLL_MS = intEnv('PRE_ROLL_MS', 5000)
 const DOWNLOAD_DIR = process.env.DOWNLOAD_DIR || ''
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || ''
-const STEPS = (process.env.STEPS || 'timeline,scrub,play,export,lock,refused').split(',').map((s) => s.trim())
+const STEPS = (process.env.STEPS || 'timeline,scrub,play,export,lock,hlsFallback,refused').split(',').map((s) => s.trim())
 const TIMEOUT_MS = intEnv('TIMEOUT_MS', 15_000)
 const HARD_TIMEOUT_MS = intEnv('HARD_TIMEOUT_MS', 150_000)
 const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium'
 const DESKTOP = { width: 1280, height: 800 }
 const PHONE = { width: 375, height: 812 }
+/** What the live HLS fallback has, from opening the page, to say so and show frames. */
+const HLS_FALLBACK_MS = 15_000
 const tid = (id) => `[data-testid="${id}"]`
 // The brief names the img itself; the UI marks the box around it.
 const THUMB_SELECTOR = 'img[data-testid="timeline-thumb"], [data-testid="timeline-thumb"] img'
@@ -566,6 +573,74 @@ async function stepLock(page) {
   result.lockItems = await items.count()
 }
 
+/**
+ * Runs in the page before the app: WebRTC can no longer connect. The answer
+ * loses its `a=candidate` lines, so the browser has no pair to check and
+ * the ICE-lite server never checks first: the session stays `connecting`.
+ */
+function blockIce() {
+  const Native = window.RTCPeerConnection
+  window.RTCPeerConnection = class extends Native {
+    setRemoteDescription(desc) {
+      if (desc?.sdp) {
+        const sdp = desc.sdp
+          .split(/\r?\n/)
+          .filter((l) => !l.startsWith('a=candidate'))
+          .join('\r\n')
+        desc = { type: desc.type, sdp }
+      }
+      return super.setRemoteDescription(desc)
+    }
+  }
+}
+
+async function stepHlsFallback() {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 }, timezoneId: 'UTC' })
+  try {
+    await context.addInitScript(blockIce)
+    const page = await context.newPage()
+    page.setDefaultTimeout(TIMEOUT_MS)
+    await login(page, ADMIN_USER, ADMIN_PASSWORD)
+    const t0 = Date.now()
+    await go(page, `/cameras/${STILL_CAMERA}`)
+    const tile = page.locator(`.tile[data-camera-id="${STILL_CAMERA}"]`).first()
+    const video = tile.locator('video').first()
+    const seen = { badge: '', note: '' }
+    const sample = async () => {
+      seen.badge = ((await tile.locator(tid('tile-badge')).textContent({ timeout: 500 }).catch(() => '')) ?? '').trim()
+      seen.note = ((await tile.locator(tid('tile-note')).textContent({ timeout: 500 }).catch(() => '')) ?? '').trim()
+      return /HLS/.test(seen.badge) && /WebRTC could not connect/.test(seen.note)
+    }
+    const left = () => Math.max(0, t0 + HLS_FALLBACK_MS - Date.now())
+    await until(sample, 'the tile did not say HLS', left(), 100).catch((e) => {
+      throw new Error(`${e.message}: badge ${JSON.stringify(seen.badge)}, note ${JSON.stringify(seen.note)}`)
+    })
+    const saidHlsMs = Date.now() - t0
+    const q = () => video.evaluate((v) => ({ frames: v.getVideoPlaybackQuality().totalVideoFrames, time: v.currentTime }))
+    const q0 = await q()
+    const q1 = await until(
+      async () => {
+        const now = await q()
+        return now.frames > q0.frames + 5 || now.time > q0.time + 1 ? now : null
+      },
+      `the HLS video decoded no frames (totalVideoFrames ${q0.frames}, currentTime ${q0.time})`,
+      left(),
+      100,
+    )
+    // The tile says so, and WebRTC really did not get through.
+    await until(sample, 'the tile stopped saying HLS', 1000)
+    const states = await page.evaluate(async () => (await window.__reallive?.stats())?.map((s) => s.state) ?? [])
+    if (states.includes('live')) throw new Error(`a WebRTC session connected despite the blocked ICE: ${states}`)
+    result.hlsFallback = { saidHlsMs, framesMs: Date.now() - t0, frames: q1.frames, currentTime: q1.time, badge: seen.badge, note: seen.note }
+    if (SCREENSHOT_DIR) {
+      await page.screenshot({ path: join(SCREENSHOT_DIR, 'live-hls-fallback-phone.png') })
+      result.screenshots.push('live-hls-fallback-phone.png')
+    }
+  } finally {
+    await context.close().catch(() => {})
+  }
+}
+
 async function stepRefused(page) {
   await logout(page)
   await login(page, VIEWER_USER, VIEWER_PASSWORD)
@@ -630,6 +705,7 @@ async function run() {
     ['play', () => stepPlay(page, playlists)],
     ['export', () => stepExport(page)],
     ['lock', () => stepLock(page)],
+    ['hlsFallback', () => stepHlsFallback()],
   ]
   for (const [name, fn] of steps) {
     if (!STEPS.includes(name)) continue

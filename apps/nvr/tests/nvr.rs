@@ -307,6 +307,7 @@ async fn rtsp_h264_plays_live_through_the_relay() {
         camera: id,
         token: Credential::new(api.token.clone().unwrap()),
         whep: Some(format!("http://{}/whep/{id}", nvr.addr)),
+        network: reallive_stream::Network::default(),
     })
     .start_session(tx)
     .unwrap();

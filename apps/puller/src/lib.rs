@@ -15,14 +15,18 @@ use reallive_core::CameraId;
 use reallive_http::recordings::LocalPlayback;
 use reallive_store::retention::RetentionPolicy;
 use reallive_store::{Storage, Store, StoreConfig};
-use reallive_stream::{Credential, Login, Receiver, SubscribeConfig, WebRtcSubscriber};
+use reallive_stream::{
+    Credential, Login, Network, Receiver, SessionState, SubscribeConfig, WebRtcSubscriber,
+};
 use tokio_util::sync::CancellationToken;
 
 /// Everything the puller needs. `Debug` never shows `listen_token`.
 #[derive(Clone)]
 pub struct PullerConfig {
-    /// The server, `http://host:port`.
+    /// The server, `http://host:port` or `https://host:port`.
     pub server: String,
+    /// Whom to trust over TLS, and extra ICE servers.
+    pub network: Network,
     /// How to sign in.
     pub login: Login,
     /// Camera ids on the server.
@@ -46,6 +50,7 @@ impl std::fmt::Debug for PullerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PullerConfig")
             .field("server", &self.server)
+            .field("network", &self.network)
             .field("login", &self.login)
             .field("cameras", &self.cameras)
             .field("data_dir", &self.data_dir)
@@ -114,12 +119,18 @@ pub async fn run(
 
     // Sign in before subscribing; keep the token fresh.
     let credential = Credential::default();
-    let Some(signed_in) = config
+    let signed_in = config
         .login
-        .sign_in(&config.server, &credential, &stop)
-        .await
-    else {
-        return finish(store, retention, http, Summary::default()).await;
+        .sign_in(&config.network, &config.server, &credential, &stop)
+        .await;
+    let signed_in = match signed_in {
+        Ok(Some(s)) => s,
+        Ok(None) => return finish(store, retention, http, Summary::default()).await,
+        Err(e) => {
+            stop.cancel();
+            let _ = finish(store, retention, http, Summary::default()).await;
+            return Err(e.into());
+        }
     };
 
     // Recording goes through the Storage trait: another backend plugs in
@@ -152,7 +163,11 @@ pub async fn run(
             (camera, stats.frames)
         }));
     }
-    stop.cancelled().await;
+    let failed = tokio::select! {
+        () = stop.cancelled() => None,
+        why = first_failure(&sessions) => Some(why),
+    };
+    stop.cancel();
     drop(sessions);
     drop(signed_in);
     let mut summary = Summary::default();
@@ -166,7 +181,41 @@ pub async fn run(
             summary.previewed.push(x);
         }
     }
-    finish(store, retention, http, summary).await
+    let summary = finish(store, retention, http, summary).await?;
+    match failed {
+        // An untrusted certificate: what was recorded is kept, and the
+        // run ends with the reason.
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(summary),
+    }
+}
+
+/// The reason of the first session to end for good
+/// ([`SessionState::Failed`]: an untrusted certificate); pending while none
+/// has.
+async fn first_failure(sessions: &[Box<dyn reallive_stream::Session>]) -> String {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+    // Dropped (and so aborted) when this future is.
+    let mut watchers = tokio::task::JoinSet::new();
+    for session in sessions {
+        let mut state = session.state();
+        let tx = tx.clone();
+        watchers.spawn(async move {
+            let why = match state.wait_for(|s| matches!(s, SessionState::Failed(_))).await {
+                Ok(s) => match &*s {
+                    SessionState::Failed(why) => why.clone(),
+                    _ => return,
+                },
+                Err(_) => return,
+            };
+            let _ = tx.send(why).await;
+        });
+    }
+    drop(tx);
+    match rx.recv().await {
+        Some(why) => why,
+        None => std::future::pending().await,
+    }
 }
 
 /// The one place that picks the transport: a [`Receiver`] for `camera` on
@@ -181,6 +230,7 @@ pub fn receiver(config: &PullerConfig, camera: i64, credential: &Credential) -> 
         camera,
         token: credential.clone(),
         whep,
+        network: config.network.clone(),
     }))
 }
 

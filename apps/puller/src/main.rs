@@ -10,19 +10,22 @@ use clap::Parser;
 use reallive_core::app::{LogArgs, run_until_signalled};
 use reallive_puller::{PullerConfig, run};
 use reallive_store::retention::RetentionFlags;
-use reallive_stream::LoginFlags;
+use reallive_stream::{LoginFlags, NetworkFlags};
 
 /// Records cameras from a RealLive server into a local, crash-safe store,
 /// and serves them back (recordings list, HLS, MP4 export) on --listen.
 #[derive(Debug, Parser)]
 #[command(name = "reallive-puller", version, about, long_about = None)]
 struct Cli {
-    /// The server, http://host:port.
+    /// The server, http://host:port or https://host:port.
     #[arg(long, env = "REALLIVE_SERVER", value_name = "URL")]
     server: String,
 
     #[command(flatten)]
     login: LoginFlags,
+
+    #[command(flatten)]
+    network: NetworkFlags,
 
     /// A camera id on the server; repeat for more.
     #[arg(long = "camera", value_name = "ID", required = true)]
@@ -79,6 +82,7 @@ fn config(cli: Cli) -> anyhow::Result<PullerConfig> {
         ),
     };
     Ok(PullerConfig {
+        network: cli.network.network()?,
         server: cli.server,
         login,
         cameras: cli.cameras,

@@ -76,6 +76,7 @@ fn preview_without_a_display_says_so() {
 fn debug_hides_the_secrets() {
     let c = reallive_puller::PullerConfig {
         server: "http://127.0.0.1:8080".into(),
+        network: reallive_stream::Network::default(),
         login: reallive_stream::Login::Password {
             username: "rec".into(),
             password: "login-secret".into(),

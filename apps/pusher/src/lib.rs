@@ -138,7 +138,7 @@ pub async fn publish(
     let watch_state = async {
         loop {
             if state.changed().await.is_err() {
-                return;
+                return None;
             }
             let s = state.borrow().clone();
             match s {
@@ -146,7 +146,8 @@ pub async fn publish(
                 SessionState::Refused(_) => {
                     tracing::error!("the server refused the stream key; check --camera and --key");
                 }
-                SessionState::Stopped => return,
+                SessionState::Stopped => return None,
+                SessionState::Failed(why) => return Some(why),
                 _ => {}
             }
         }
@@ -155,7 +156,8 @@ pub async fn publish(
         () = limit => Ok(()),
         r = running.wait() => r.map_err(anyhow::Error::from),
         () = shutdown.cancelled() => Ok(()),
-        () = watch_state => Ok(()),
+        // An untrusted certificate: one line, and the run fails.
+        failed = watch_state => failed.map_or(Ok(()), |why| Err(anyhow::anyhow!(why))),
     };
     // Let the session say goodbye (leave-room) before the capture stops.
     session.close(std::time::Duration::from_secs(2)).await;

@@ -6,7 +6,7 @@ use clap::Parser;
 use reallive_capture::{CaptureFlags, CaptureOptions, Source};
 use reallive_core::app::{LogArgs, run_until_signalled};
 use reallive_pusher::{PusherConfig, publish, run};
-use reallive_stream::{PublishConfig, PublishFlags};
+use reallive_stream::{NetworkFlags, PublishConfig, PublishFlags};
 
 /// Capture a camera and encode browser-ready H.264.
 ///
@@ -25,6 +25,9 @@ struct Cli {
 
     #[command(flatten)]
     publish: PublishFlags,
+
+    #[command(flatten)]
+    network: NetworkFlags,
 
     /// Stop after this many seconds of video [default: until Ctrl-C].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=86_400))]
@@ -58,7 +61,7 @@ fn config(cli: Cli) -> anyhow::Result<Mode> {
     let source: Source = cli.source.parse()?;
     let capture = cli.capture.options();
     capture.validate()?;
-    if let Some(target) = cli.publish.config()? {
+    if let Some(target) = cli.publish.config(cli.network.network()?)? {
         return Ok(Mode::Publish {
             source,
             capture,

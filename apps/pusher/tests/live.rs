@@ -107,6 +107,7 @@ async fn relay_round_trip(http: bool) {
             camera: cam,
             token: reallive_stream::Credential::new(admin.token.clone().unwrap()),
             whep: http.then(|| format!("http://{addr}/whep/{cam}")),
+            network: reallive_stream::Network::default(),
         })
         .start_session(tx)
         .unwrap();
@@ -175,4 +176,173 @@ async fn relay_round_trip(http: bool) {
     );
     eprintln!("received {received} of {sent} frames");
     srv.kill().await.unwrap();
+}
+
+/// Over TLS (`docs/design/remote.md`): against a server with a self-signed
+/// certificate, the pusher publishes over `wss://` trusting it by
+/// `--pin-sha256`, and a viewer pinned the same way watches over `https://`
+/// WHEP. A wrong pin, and an `http://` URL the server redirects to
+/// `https://`, each end the pusher at once with one clear line and exit
+/// code 1, never a retry in clear text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pusher_publishes_over_wss_to_a_pinned_self_signed_server() {
+    use reallive_stream::{Credential, Network, SubscribeConfig, WebRtcSubscriber};
+    use reallive_test_support::process::spawn_server_with;
+    use reallive_test_support::tls;
+
+    let pusher = env!("CARGO_BIN_EXE_reallive-pusher");
+    let server = Path::new(pusher).with_file_name("reallive-server");
+    let dir = tempfile::tempdir().unwrap();
+    let srv = spawn_server_with(
+        &server,
+        dir.path(),
+        "tls-admin-password",
+        "127.0.0.1:0".parse().unwrap(),
+        &["--tls-self-signed"],
+    )
+    .await;
+    assert_eq!(srv.scheme, "https");
+    let pin = srv.fingerprint.clone().expect("the fingerprint is printed");
+    let port = srv.addr.port();
+    let base = format!("https://localhost:{port}");
+    let net = Network::pinned(&pin).unwrap();
+    let admin = reallive_stream::login(&net, &base, "admin", "tls-admin-password")
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", admin.token);
+    let (status, body, _) = tls::request(
+        srv.addr,
+        "localhost",
+        "POST",
+        "/api/cameras",
+        &[
+            ("Authorization", bearer.as_str()),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"name":"porch"}"#,
+        &pin,
+    )
+    .await
+    .unwrap();
+    assert!(status.contains(" 201 "), "{status} {body}");
+    let created: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let cam = created["camera"]["id"].as_i64().unwrap();
+    let key = created["stream_key"].as_str().unwrap().to_owned();
+    let key_file = dir.path().join("key");
+    reallive_core::fs::write_secret_file(&key_file, &key).unwrap();
+
+    let push = |server_url: String, pin: String| {
+        let mut c = tokio::process::Command::new(pusher);
+        c.args(["--source", "test", "--width", "320", "--height", "180"])
+            .args(["--server", &server_url, "--camera", &cam.to_string()])
+            .arg("--key-file")
+            .arg(&key_file)
+            .args(["--pin-sha256", &pin, "--seconds", "6"])
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+    let (tx, mut rx) = reallive_core::frame_channel(1024);
+    let viewer = WebRtcSubscriber::new(SubscribeConfig {
+        server: base.clone(),
+        camera: cam,
+        token: Credential::new(admin.token.clone()),
+        whep: None,
+        network: net.clone(),
+    })
+    .start_session(tx)
+    .unwrap();
+    let counter = tokio::spawn(async move {
+        let mut n = 0u64;
+        while rx.recv().await.is_some() {
+            n += 1;
+        }
+        n
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let out = push(base.clone(), pin.clone()).output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    viewer.stop();
+    drop(viewer);
+    let received = tokio::time::timeout(std::time::Duration::from_secs(10), counter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(received >= 120, "6 s at 30 fps over wss and https: {received}");
+
+    // A wrong pin: one line naming the server and why, exit code 1, fast.
+    let started = std::time::Instant::now();
+    let out = push(base.clone(), "ab".repeat(32)).output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(
+        lines[0].contains(&format!("https://localhost:{port}: certificate not trusted")),
+        "{err}"
+    );
+
+    // http:// to the TLS port: the redirect is refused, not followed.
+    let out = push(format!("http://localhost:{port}"), pin.clone())
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("redirects to https://"), "{err}");
+}
+
+/// The ICE ladder over networks the test builds (`scripts/e2e-remote`, in
+/// namespaces with nftables routers and coturn): a pusher behind a NAT
+/// that drops its UDP publishes over ICE-TCP; a viewer whose UDP to the
+/// server is dropped plays through TURN with credentials the server
+/// minted; a server behind 1:1 NAT with `--public-ip` is reached directly.
+/// Each scenario reads which transport the relay carried the media on.
+#[test]
+fn the_ice_ladder_reaches_through_nat_firewalls_and_turn() {
+    let pusher = env!("CARGO_BIN_EXE_reallive-pusher");
+    let bins = |name: &str| {
+        let p = Path::new(pusher).with_file_name(name);
+        assert!(
+            p.exists(),
+            "{} is missing: run the tests with --workspace so it is built",
+            p.display()
+        );
+        p
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(root.join("scripts/e2e-remote"))
+        .arg(bins("reallive-server"))
+        .arg(pusher)
+        .arg(bins("reallive-puller"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let scenarios: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let find = |name: &str| {
+        scenarios
+            .iter()
+            .find(|s| s["scenario"] == name)
+            .unwrap_or_else(|| panic!("no {name} scenario: {stdout}\n{stderr}"))
+    };
+    let nat = find("nat-ice-tcp");
+    assert_eq!(nat["publisher_transport"], "tcp", "{nat}\n{stderr}");
+    let turn = find("turn");
+    assert_eq!(turn["turn_allocated"], true, "{turn}\n{stderr}");
+    assert_eq!(turn["secret_in_logs"], false, "{turn}");
+    let public = find("public-ip");
+    assert_eq!(public["subscriber_transport"], "udp", "{public}\n{stderr}");
+    for s in &scenarios {
+        assert_eq!(s["ok"], true, "{s}\n{stdout}\n{stderr}");
+        eprintln!("{s}");
+    }
+    assert!(out.status.success(), "{stdout}\n{stderr}");
 }

@@ -31,6 +31,9 @@ pub struct ApiOptions {
     pub password_params: PasswordParams,
     /// STUN/TURN servers for clients.
     pub ice_servers: Vec<IceServer>,
+    /// A TURN server whose short-lived credentials are minted for each
+    /// `/api/cameras/{id}/stream` answer.
+    pub turn: Option<reallive_auth::TurnRest>,
     /// Origins allowed cross-origin requests; empty turns CORS off.
     pub cors_origins: Vec<String>,
 }
@@ -50,6 +53,7 @@ impl Default for ApiOptions {
             },
             password_params: PasswordParams::default(),
             ice_servers: Vec::new(),
+            turn: None,
             cors_origins: Vec::new(),
         }
     }

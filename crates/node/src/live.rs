@@ -589,7 +589,8 @@ impl LiveState {
              # HELP reallive_relay_bytes_total Media bytes, likewise.\n# TYPE reallive_relay_bytes_total counter\n\
              # HELP reallive_relay_loss_ratio Fraction of packets lost, as last reported.\n# TYPE reallive_relay_loss_ratio gauge\n\
              # HELP reallive_relay_rtt_seconds Round-trip time, as last measured.\n# TYPE reallive_relay_rtt_seconds gauge\n\
-             # HELP reallive_relay_peer_keyframe_requests_total Keyframe requests sent to a publisher or received from a subscriber.\n# TYPE reallive_relay_peer_keyframe_requests_total counter\n",
+             # HELP reallive_relay_peer_keyframe_requests_total Keyframe requests sent to a publisher or received from a subscriber.\n# TYPE reallive_relay_peer_keyframe_requests_total counter\n\
+             # HELP reallive_relay_peer_transport What carries each peer's packets: udp, or tcp (ICE-TCP).\n# TYPE reallive_relay_peer_transport gauge\n",
         );
         for (cam, c) in &counters {
             let peers = c
@@ -610,6 +611,9 @@ impl LiveState {
                     "reallive_relay_peer_keyframe_requests_total{{{l}}} {}",
                     p.keyframe_requests
                 );
+                if let Some(t) = p.transport {
+                    let _ = writeln!(out, "reallive_relay_peer_transport{{{l},transport=\"{t}\"}} 1");
+                }
             }
         }
     }

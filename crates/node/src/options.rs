@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reallive_auth::Secret;
+use reallive_auth::{Secret, TurnRest};
 use reallive_http::ApiOptions;
 use reallive_record::config::ServerSection;
 use reallive_relay::RelayConfig;
@@ -91,6 +91,17 @@ pub struct NodeFlags {
     #[arg(long, env = "REALLIVE_TLS_SELF_SIGNED", conflicts_with = "tls_cert")]
     pub tls_self_signed: bool,
 
+    /// A TURN URL (repeatable, e.g. turn:turn.example.org:3478?transport=udp)
+    /// whose short-lived credentials this server mints for each viewer
+    /// session, with the secret in --turn-secret-file.
+    #[arg(long = "turn-url", value_name = "URL", requires = "turn_secret_file")]
+    pub turn_urls: Vec<String>,
+
+    /// A file (mode 0600) whose first line is the secret shared with the
+    /// TURN server (coturn's static-auth-secret, with use-auth-secret).
+    #[arg(long, env = "REALLIVE_TURN_SECRET_FILE", value_name = "FILE")]
+    pub turn_secret_file: Option<PathBuf>,
+
     /// A reverse proxy's address or network (repeatable, e.g. 127.0.0.1/32):
     /// only from these are X-Forwarded-For and X-Forwarded-Proto believed.
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = cidr)]
@@ -102,6 +113,32 @@ fn cidr(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| format!("{s:?} is not an address or a CIDR like 10.0.0.0/8"))
+}
+
+/// The TURN credential minter: the flags' URLs and secret file over the
+/// file's `[server.turn]`.
+fn turn(
+    file: Option<reallive_record::config::TurnSection>,
+    urls: Vec<String>,
+    secret_file: Option<PathBuf>,
+) -> Result<Option<TurnRest>, NodeError> {
+    let ttl = file
+        .as_ref()
+        .and_then(|t| t.ttl_secs)
+        .map_or(reallive_auth::turn::DEFAULT_TTL, Duration::from_secs);
+    let (urls, secret_file) = match (file, secret_file) {
+        (_, Some(path)) if !urls.is_empty() => (urls, path),
+        (Some(t), path) => (if urls.is_empty() { t.urls } else { urls }, path.unwrap_or(t.secret_file)),
+        (None, Some(_)) => {
+            return Err(NodeError::Invalid(
+                "--turn-secret-file needs at least one --turn-url".into(),
+            ));
+        }
+        (None, None) => return Ok(None),
+    };
+    TurnRest::from_file(urls, &secret_file, ttl)
+        .map(Some)
+        .map_err(|e| NodeError::Invalid(e.to_string()))
 }
 
 fn secret(s: &str) -> Result<Secret, std::convert::Infallible> {
@@ -143,6 +180,7 @@ impl NodeOptions {
                 username: None,
                 credential: None,
             }));
+        api.turn = turn(file.turn, flags.turn_urls, flags.turn_secret_file)?;
         let rtc_port = flags
             .rtc_port
             .or(file.rtc_port)
@@ -153,6 +191,7 @@ impl NodeOptions {
         node.relay = Some(RelayConfig {
             bind: SocketAddr::new(listen.ip(), rtc_port),
             public_ips,
+            ice_tcp: file.ice_tcp.unwrap_or(true),
         });
         let from_file = match &flags.admin_password_file {
             Some(path) => Some(Secret::new(

@@ -67,6 +67,28 @@ pub struct ServerSection {
     /// `X-Forwarded-Proto` are believed; from anyone else they are ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Whether the relay also takes ICE-TCP on the same port number over
+    /// TCP (passive candidates), for peers whose UDP is blocked; default
+    /// true.
+    pub ice_tcp: Option<bool>,
+    /// `[server.turn]`: a TURN server sharing a secret with this one, for
+    /// short-lived credentials minted per viewer and session.
+    pub turn: Option<TurnSection>,
+}
+
+/// `[server.turn]`: a TURN server (coturn with `use-auth-secret`) whose
+/// `static-auth-secret` is in `secret_file`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnSection {
+    /// Its `turn:` and `turns:` URLs (`turn:turn.example.org:3478?transport=udp`,
+    /// `turn:turn.example.org:3478?transport=tcp`, `turns:turn.example.org:5349`).
+    pub urls: Vec<String>,
+    /// A file (mode 0600) whose first line is the shared secret.
+    pub secret_file: PathBuf,
+    /// How long each credential lives; default 3600 (an hour), at most
+    /// 86400.
+    pub ttl_secs: Option<u64>,
 }
 
 /// A `reallive-server` config file.

@@ -302,6 +302,7 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
         RelayConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             public_ips: vec![],
+            ice_tcp: false,
         },
         stop.clone(),
     )

@@ -13,7 +13,7 @@ use str0m::format::{Codec as RtcCodec, PayloadParams};
 use str0m::media::{
     Direction, Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid,
 };
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
@@ -75,6 +75,9 @@ pub struct PeerCounters {
     pub keyframe_requests: u64,
     /// Frames dropped for this subscriber (gate closed or write refused).
     pub frames_dropped: u64,
+    /// What carries the peer's packets now: `"udp"`, or `"tcp"` (ICE-TCP);
+    /// `None` before the first.
+    pub transport: Option<&'static str>,
 }
 
 /// A snapshot of one camera's room for metrics.
@@ -120,6 +123,8 @@ struct Camera {
 /// A datagram to send.
 #[derive(Debug)]
 pub struct Transmit {
+    /// UDP, or TCP on an ICE-TCP connection (framed by the shell).
+    pub proto: Protocol,
     /// From which local address (the relay's socket).
     pub source: SocketAddr,
     /// To whom.
@@ -142,6 +147,7 @@ enum Frame<'a> {
 /// The relay's state.
 pub struct Core {
     candidates: Vec<SocketAddr>,
+    tcp_candidates: Vec<SocketAddr>,
     cert: Option<str0m::config::DtlsCert>,
     peers: HashMap<SessionId, Peer>,
     by_addr: HashMap<SocketAddr, SessionId>,
@@ -174,6 +180,7 @@ impl Core {
             .ok_or_else(|| RelayError::Internal("cannot generate a DTLS certificate".into()))?;
         Ok(Core {
             candidates,
+            tcp_candidates: Vec::new(),
             cert: Some(cert),
             peers: HashMap::new(),
             by_addr: HashMap::new(),
@@ -182,6 +189,14 @@ impl Core {
             events: VecDeque::new(),
             transmits: Vec::new(),
         })
+    }
+
+    /// Offers passive ICE-TCP host candidates at `addrs` too, after the
+    /// UDP ones (their priority is lower, so a peer that can use UDP does).
+    #[must_use]
+    pub fn with_tcp(mut self, addrs: Vec<SocketAddr>) -> Core {
+        self.tcp_candidates = addrs;
+        self
     }
 
     /// Peers open.
@@ -238,6 +253,15 @@ impl Core {
         for addr in &self.candidates {
             let c = Candidate::host(*addr, "udp")
                 .map_err(|e| RelayError::Internal(format!("candidate {addr}: {e}")))?;
+            rtc.add_local_candidate(c);
+        }
+        for addr in &self.tcp_candidates {
+            let c = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| RelayError::Internal(format!("TCP candidate {addr}: {e}")))?;
             rtc.add_local_candidate(c);
         }
         // str0m asserts on some offers it parsed (a payload type mapped in
@@ -353,13 +377,35 @@ impl Core {
         destination: SocketAddr,
         bytes: &[u8],
     ) {
+        self.receive_on(Protocol::Udp, now, source, destination, bytes);
+    }
+
+    /// A packet arrived on an ICE-TCP connection from `source`.
+    pub fn receive_tcp(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
+        self.receive_on(Protocol::Tcp, now, source, destination, bytes);
+    }
+
+    fn receive_on(
+        &mut self,
+        proto: Protocol,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        bytes: &[u8],
+    ) {
         let Ok(contents) = bytes.try_into() else {
             return;
         };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
                 destination,
                 contents,
@@ -392,6 +438,10 @@ impl Core {
             self.remove(id);
             return;
         }
+        peer.counters.transport = Some(match proto {
+            Protocol::Tcp => "tcp",
+            _ => "udp",
+        });
         self.poll_peer(id, now);
     }
 
@@ -515,6 +565,7 @@ impl Core {
                 }
                 Output::Transmit(t) => {
                     self.transmits.push(Transmit {
+                        proto: t.proto,
                         source: t.source,
                         destination: t.destination,
                         contents: t.contents.into(),

@@ -1,6 +1,6 @@
 //! The relay's tokio shell: one UDP socket, one task, the [`Core`] inside.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,7 +14,9 @@ use reallive_core::{EncodedFrame, LatencyHistogram};
 
 use crate::RelayError;
 use crate::core::{CameraCounters, Core, PeerRole, RelayEvent, SessionId};
+use crate::tcp::{self, TcpEvent};
 use crate::udp::Socket;
+use str0m::net::Protocol;
 
 /// Commands queued to the relay task; more wait at the caller.
 const COMMAND_QUEUE: usize = 256;
@@ -32,6 +34,9 @@ pub struct RelayConfig {
     /// Extra addresses to advertise as host candidates on the same port
     /// (public IPs of a NATed box with the port forwarded).
     pub public_ips: Vec<IpAddr>,
+    /// Also listen for ICE-TCP on the same port number, over TCP, and
+    /// offer passive TCP candidates there: for peers whose UDP is blocked.
+    pub ice_tcp: bool,
 }
 
 enum Command {
@@ -95,13 +100,32 @@ impl Relay {
             source,
         })?;
         let candidates = candidates(local, &config.public_ips);
-        tracing::info!(%local, ?candidates, "relay listening");
-        let core = Core::new(candidates)?;
+        let mut core = Core::new(candidates.clone())?;
+        let span = tracing::info_span!("relay", %local);
+        let tcp = if config.ice_tcp {
+            // The same port number as UDP, as MediaMTX does: one port to
+            // open in a firewall, for both.
+            let listener = tokio::net::TcpListener::bind(local)
+                .await
+                .map_err(|source| RelayError::Bind { addr: local, source })?;
+            core = core.with_tcp(candidates.clone());
+            let (ttx, trx) = mpsc::channel(tcp::READ_QUEUE);
+            tokio::spawn(tcp::serve(listener, ttx, shutdown.clone()).instrument(span.clone()));
+            Some(trx)
+        } else {
+            None
+        };
+        tracing::info!(%local, ?candidates, ice_tcp = tcp.is_some(), "relay listening");
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (etx, erx) = mpsc::channel(EVENT_QUEUE);
         let shared = Arc::new(Shared::default());
-        let span = tracing::info_span!("relay", %local);
-        tokio::spawn(run(core, socket, local, rx, etx, shared.clone(), shutdown).instrument(span));
+        let io = Io {
+            socket,
+            local,
+            tcp,
+            tcp_writers: HashMap::new(),
+        };
+        tokio::spawn(run(core, io, rx, etx, shared.clone(), shutdown).instrument(span));
         Ok((
             Relay {
                 commands: tx,
@@ -204,10 +228,63 @@ fn candidates(local: SocketAddr, public: &[IpAddr]) -> Vec<SocketAddr> {
     out
 }
 
+/// The relay task's sockets: the UDP one, and the ICE-TCP connections.
+struct Io {
+    socket: Socket,
+    local: SocketAddr,
+    /// Packets and connection news from the ICE-TCP tasks.
+    tcp: Option<mpsc::Receiver<TcpEvent>>,
+    /// Each open ICE-TCP connection's writer queue, by the peer's address.
+    tcp_writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+}
+
+impl Io {
+    /// What the ICE-TCP tasks said: a packet goes to the core; a
+    /// connection's writer is kept while it is open.
+    fn tcp_event(&mut self, core: &mut Core, event: TcpEvent, now: Instant) {
+        match event {
+            TcpEvent::Opened { remote, writer, .. } => {
+                self.tcp_writers.insert(remote, writer);
+            }
+            TcpEvent::Packet {
+                remote,
+                local,
+                data,
+            } => core.receive_tcp(now, remote, local, &data),
+            TcpEvent::Closed { remote } => {
+                self.tcp_writers.remove(&remote);
+            }
+        }
+    }
+
+    /// Sends what the core produced: UDP in batches, TCP to each
+    /// connection's queue. Neither waits; a full queue drops.
+    fn send(&mut self, core: &mut Core, received: Option<Duration>, latency: &LatencyHistogram) {
+        let mut udp = Vec::new();
+        for t in core.drain_transmits() {
+            if t.proto == Protocol::Tcp {
+                if let Some(w) = self.tcp_writers.get(&t.destination) {
+                    let _ = w.try_send(t.contents);
+                }
+            } else {
+                udp.push(t);
+            }
+        }
+        self.socket.send_all(udp.into_iter(), received, latency);
+    }
+}
+
+/// The next ICE-TCP event, or never without ICE-TCP.
+async fn next_tcp(rx: &mut Option<mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn run(
     mut core: Core,
-    mut socket: Socket,
-    local: SocketAddr,
+    mut io: Io,
     mut commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<RelayEvent>,
     shared: Arc<Shared>,
@@ -245,19 +322,21 @@ async fn run(
                     }
                 }
             }
-            r = socket.readable() => {
+            r = io.socket.readable() => {
                 if let Err(e) = r {
                     tracing::warn!("relay socket: {e}");
                     break;
                 }
                 let now = Instant::now();
-                socket.recv_ready(RECV_ROUNDS, |from, d, at| {
+                let local = io.local;
+                io.socket.recv_ready(RECV_ROUNDS, |from, d, at| {
                     core.receive(now, from, local, d);
                     if let Some(at) = at {
                         received = Some(received.map_or(at, |r| r.min(at)));
                     }
                 });
             }
+            Some(e) = next_tcp(&mut io.tcp) => io.tcp_event(&mut core, e, Instant::now()),
             () = tokio::time::sleep_until(deadline.into()) => {}
         }
         let now = Instant::now();
@@ -269,7 +348,7 @@ async fn run(
         }
         // Never wait on one peer: a full socket buffer drops, like the
         // network would, and NACK or a keyframe request recovers.
-        socket.send_all(core.drain_transmits(), received, &shared.latency);
+        io.send(&mut core, received, &shared.latency);
         for e in core.drain_events() {
             if events.try_send(e).is_err() {
                 tracing::warn!("relay event queue full; an event was dropped");

@@ -201,6 +201,7 @@ mod tests {
     fn t(to: u16, len: usize) -> Transmit {
         let a: SocketAddr = ([127, 0, 0, 1], 1000).into();
         Transmit {
+            proto: str0m::net::Protocol::Udp,
             source: a,
             destination: ([127, 0, 0, 1], to).into(),
             contents: vec![0; len],

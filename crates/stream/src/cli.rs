@@ -4,19 +4,75 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::{Login, PublishConfig, StreamError};
+use reallive_signaling::IceServer;
+
+use crate::{Login, Network, PublishConfig, StreamError};
+
+/// How to reach the server, as command-line flags (`--ca-cert`,
+/// `--pin-sha256`, `--ice-server`): `#[command(flatten)]` it into a
+/// program's parser and call [`NetworkFlags::network`].
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct NetworkFlags {
+    /// Trust only certificates issued by this CA (PEM) for https://.
+    #[arg(long, value_name = "FILE", conflicts_with = "pin_sha256")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// Trust only the server certificate with this SHA-256 (64 hex digits,
+    /// as `--tls-self-signed` prints it), for a self-signed server.
+    #[arg(long, value_name = "HEX")]
+    pub pin_sha256: Option<String>,
+
+    /// Add this STUN or TURN server (stun:host:port,
+    /// turn:host:port?transport=udp) to the ones the server hands out.
+    /// Repeatable.
+    #[arg(long = "ice-server", value_name = "URL")]
+    pub ice_servers: Vec<String>,
+}
+
+impl NetworkFlags {
+    /// The trust and ICE servers the flags ask for; without `--ca-cert` or
+    /// `--pin-sha256`, the system's roots.
+    pub fn network(&self) -> Result<Network, StreamError> {
+        for url in &self.ice_servers {
+            if !["stun:", "stuns:", "turn:", "turns:"]
+                .iter()
+                .any(|p| url.starts_with(p))
+            {
+                return Err(StreamError::InvalidConfig(format!(
+                    "--ice-server must be a stun: or turn: URL, not {url:?}"
+                )));
+            }
+        }
+        let network = match (&self.ca_cert, &self.pin_sha256) {
+            (Some(ca), _) => Network::with_ca_file(ca)?,
+            (None, Some(pin)) => Network::pinned(pin)?,
+            (None, None) => Network::default(),
+        };
+        Ok(network.with_ice_servers(
+            self.ice_servers
+                .iter()
+                .map(|url| IceServer {
+                    urls: vec![url.clone()],
+                    username: None,
+                    credential: None,
+                })
+                .collect(),
+        ))
+    }
+}
 
 /// Where to publish, as command-line flags (`--server`, `--whip`,
 /// `--camera`, `--key`): `#[command(flatten)]` it into a program's parser
 /// and call [`PublishFlags::config`]. Its `Debug` never shows the key.
 #[derive(Clone, clap::Args)]
 pub struct PublishFlags {
-    /// Publish to this RealLive server (http://host:port) over WebRTC.
+    /// Publish to this RealLive server (http://host:port or
+    /// https://host:port) over WebRTC.
     #[arg(long, env = "REALLIVE_SERVER", value_name = "URL", requires = "camera")]
     pub server: Option<String>,
 
-    /// Publish with WHIP to this URL (http://host:port/whip/ID) instead of
-    /// WS signaling; needs --key.
+    /// Publish with WHIP to this URL (http[s]://host:port/whip/ID) instead
+    /// of WS signaling; needs --key.
     #[arg(long, value_name = "URL", conflicts_with = "server")]
     pub whip: Option<String>,
 
@@ -78,9 +134,10 @@ impl std::fmt::Debug for PublishFlags {
 impl PublishFlags {
     /// What the flags ask for: publishing to `--server` over WS signaling,
     /// or with WHIP at `--whip` (whose last path segment is taken as the
-    /// camera id, for logs); `None` if neither is given. The config's
-    /// `keyframe` does nothing: set it to the capture's keyframe requester.
-    pub fn config(self) -> Result<Option<PublishConfig>, StreamError> {
+    /// camera id, for logs), over `network`; `None` if neither is given.
+    /// The config's `keyframe` does nothing: set it to the capture's
+    /// keyframe requester.
+    pub fn config(self, network: Network) -> Result<Option<PublishConfig>, StreamError> {
         let missing = |what: &str| StreamError::InvalidConfig(what.to_owned());
         let key = secret(self.key, self.key_file, "--key-file")?;
         let (server, camera, key, whip) = match (self.server, self.whip) {
@@ -108,6 +165,7 @@ impl PublishFlags {
             camera,
             key,
             whip,
+            network,
             keyframe: Arc::new(|| {}),
         }))
     }
@@ -198,7 +256,9 @@ mod tests {
     fn publish(args: &[&str]) -> Result<Option<PublishConfig>, String> {
         let cli = Cli::try_parse_from(std::iter::once("prog").chain(args.iter().copied()))
             .map_err(|e| e.kind().to_string())?;
-        cli.publish.config().map_err(|e| e.to_string())
+        cli.publish
+            .config(Network::default())
+            .map_err(|e| e.to_string())
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! Just enough HTTP/1.1 for WHIP: one request per connection, `http://`
-//! only, bounded response size.
+//! Just enough HTTP/1.1 for WHIP, WHEP and the login: one request per
+//! connection, over TCP or TLS ([`Network`]), bounded response size.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+
+use crate::net::{NetError, Network, Target, refuse_redirect};
 
 /// Largest response read (an SDP answer is a few KiB).
 const MAX_RESPONSE: usize = 256 * 1024;
@@ -25,40 +26,23 @@ impl Response {
     }
 }
 
-/// `(host:port, path)` of an `http://` URL.
-pub(crate) fn split(url: &str) -> Result<(String, String), String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("only http:// URLs are supported here: {url}"))?;
-    let (host, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if host.is_empty() {
-        return Err(format!("no host in {url}"));
-    }
-    let host = if host.contains(':') && !host.ends_with(']') {
-        host.to_string()
-    } else {
-        format!("{host}:80")
-    };
-    Ok((host, path.to_string()))
-}
-
-/// Sends one request and reads the whole response, within 10 s.
+/// Sends one request to `target` (its path is not used: `path` is) and
+/// reads the whole response, within 10 s. A clear-text request answered
+/// with a redirect to `https://` is refused, not followed.
 pub(crate) async fn request(
-    hostport: &str,
+    net: &Network,
+    target: &Target,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Result<Response, String> {
-    tokio::time::timeout(Duration::from_secs(10), async {
-        let mut s = TcpStream::connect(hostport)
-            .await
-            .map_err(|e| format!("{hostport}: {e}"))?;
+) -> Result<Response, NetError> {
+    let origin = target.origin();
+    let mut s = net.connect(target).await?;
+    let r = tokio::time::timeout(Duration::from_secs(10), async {
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            target.authority(),
             body.len()
         );
         for (k, v) in headers {
@@ -76,7 +60,15 @@ pub(crate) async fn request(
         parse(&raw)
     })
     .await
-    .map_err(|_| format!("{hostport}: no answer within 10 s"))?
+    .map_err(|_| NetError::Io(format!("{origin}: no answer within 10 s")))?
+    .map_err(|e| NetError::Io(format!("{origin}: {e}")))?;
+    if !target.tls && matches!(r.status, 301 | 302 | 307 | 308) {
+        let location = r.header("location");
+        if location.is_some_and(|l| l.starts_with("https://")) {
+            return Err(refuse_redirect(&origin, location));
+        }
+    }
+    Ok(r)
 }
 
 fn parse(raw: &[u8]) -> Result<Response, String> {
@@ -113,13 +105,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_and_responses() {
-        assert_eq!(
-            split("http://127.0.0.1:8080/whip/3").unwrap(),
-            ("127.0.0.1:8080".into(), "/whip/3".into())
-        );
-        assert_eq!(split("http://cam.local/x").unwrap().0, "cam.local:80");
-        assert!(split("https://x/whip").is_err());
+    fn responses() {
         let r =
             parse(b"HTTP/1.1 201 Created\r\nLocation: /whip/3/sessions/a\r\n\r\nv=0\r\n").unwrap();
         assert_eq!(r.status, 201);

@@ -21,6 +21,11 @@
 //!   both: it connects, waits with [`reallive_core::Backoff`] after a
 //!   failure, retries at the ceiling while the server refuses the
 //!   credential, and starts the backoff over after a healthy connection.
+//! - [`Network`]: whom a client trusts over `https://` and `wss://` (the
+//!   system's roots, a private CA, or one pinned certificate) and the ICE
+//!   servers it adds to the server's. A certificate it does not trust ends
+//!   a session for good ([`SessionState::Failed`]); nothing falls back to
+//!   clear text.
 //! - [`login`] and [`Credential`]: a viewer's token, replaceable while
 //!   sessions run. [`Login::sign_in`] fills a credential from a password
 //!   (or a given token) and keeps it fresh, retrying slowly while the
@@ -49,6 +54,7 @@
 //!     camera: 1,
 //!     key: "the camera's stream key".into(),
 //!     whip: None,
+//!     network: reallive_stream::Network::default(),
 //!     // Ask the capture for a keyframe here.
 //!     keyframe: Arc::new(|| {}),
 //! }));
@@ -72,6 +78,7 @@ mod assemble;
 mod cli;
 mod http1;
 mod login;
+mod net;
 mod peer;
 mod publish;
 mod reconnect;
@@ -81,8 +88,9 @@ mod subscribe;
 use std::fmt::Debug;
 
 #[cfg(feature = "cli")]
-pub use cli::{LoginFlags, PublishFlags, SECRET_FLAGS};
+pub use cli::{LoginFlags, NetworkFlags, PublishFlags, SECRET_FLAGS};
 pub use login::{Credential, Login, SignedIn, Token, login};
+pub use net::Network;
 pub use publish::{MIN_FORCED_KEYFRAME_INTERVAL, PublishConfig, WebRtcPublisher};
 pub use reconnect::{ReconnectingSession, SessionState};
 pub use subscribe::{SubscribeConfig, WebRtcSubscriber};
@@ -103,6 +111,11 @@ pub enum StreamError {
     /// A setting is malformed (a URL, an id).
     #[error("{0}")]
     InvalidConfig(String),
+    /// The server's certificate is not trusted, TLS failed, or a
+    /// clear-text URL was redirected to `https://`: retrying cannot help,
+    /// and the client never falls back to clear text.
+    #[error("{0}")]
+    Untrusted(String),
 }
 
 impl StreamError {
@@ -111,15 +124,17 @@ impl StreamError {
         match self {
             StreamError::Unauthorized => ErrorKind::PermissionDenied,
             StreamError::Unavailable(_) => ErrorKind::Unavailable,
-            StreamError::InvalidConfig(_) => ErrorKind::InvalidArgument,
+            StreamError::InvalidConfig(_) | StreamError::Untrusted(_) => {
+                ErrorKind::InvalidArgument
+            }
         }
     }
 }
 
 /// A running publish or subscribe session; dropping it ends the session.
 pub trait Session: Send + Sync + Debug {
-    /// The current state, and changes to it; [`SessionState::Stopped`] is
-    /// the last. An app waits on it for `Live`, reports `Refused`, and after
+    /// The current state, and changes to it; [`SessionState::Stopped`] or
+    /// [`SessionState::Failed`] is the last. An app waits on it for `Live`, reports `Refused`, and after
     /// [`stop`](Session::stop) waits for `Stopped` to let the session say
     /// goodbye to the server (`close` on a `dyn Session` does both).
     fn state(&self) -> watch::Receiver<SessionState>;
@@ -139,7 +154,7 @@ impl dyn Session {
     pub async fn close(&self, grace: std::time::Duration) {
         self.stop();
         let mut state = self.state();
-        let _ = tokio::time::timeout(grace, state.wait_for(|s| *s == SessionState::Stopped)).await;
+        let _ = tokio::time::timeout(grace, state.wait_for(SessionState::is_final)).await;
     }
 }
 

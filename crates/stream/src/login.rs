@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::StreamError;
+use crate::net::{Network, Target};
 
 /// A bearer credential that can be replaced while sessions use it: each
 /// new connection reads the current value. Its `Debug` never shows it.
@@ -61,23 +62,28 @@ impl std::fmt::Debug for Token {
     }
 }
 
-/// Signs in at `server` (`http://host:port`) with a username and password.
-/// A wrong password is [`StreamError::Unauthorized`]; a server that cannot
-/// be reached is [`StreamError::Unavailable`].
-pub async fn login(server: &str, username: &str, password: &str) -> Result<Token, StreamError> {
-    let base = server.trim_end_matches('/');
-    let (hostport, _) =
-        crate::http1::split(&format!("{base}/")).map_err(StreamError::InvalidConfig)?;
+/// Signs in at `server` (`http://host:port` or `https://host:port`) with a
+/// username and password, over `net`. A wrong password is
+/// [`StreamError::Unauthorized`]; a server that cannot be reached is
+/// [`StreamError::Unavailable`]; an untrusted certificate, or a redirect to
+/// `https://`, is [`StreamError::Untrusted`].
+pub async fn login(
+    net: &Network,
+    server: &str,
+    username: &str,
+    password: &str,
+) -> Result<Token, StreamError> {
+    let target = Target::parse(server).map_err(StreamError::InvalidConfig)?;
     let body = serde_json::json!({ "username": username, "password": password }).to_string();
     let r = crate::http1::request(
-        &hostport,
+        net,
+        &target,
         "POST",
         "/api/auth/login",
         &[("Content-Type", "application/json")],
         body.as_bytes(),
     )
-    .await
-    .map_err(StreamError::Unavailable)?;
+    .await?;
     match r.status {
         200 => {}
         401 | 403 => return Err(StreamError::Unauthorized),
@@ -153,24 +159,29 @@ impl Login {
     /// hourly, at least every minute), until `stop` fires or the returned
     /// [`SignedIn`] is dropped.
     ///
-    /// Returns `None` if `stop` fired before there was a token. Call it
-    /// inside a tokio runtime: the refresh is a task on it.
+    /// Returns `None` if `stop` fired before there was a token, and
+    /// [`StreamError::Untrusted`] at once for a certificate `net` does not
+    /// trust (retrying cannot fix it). Call it inside a tokio runtime: the
+    /// refresh is a task on it.
     pub async fn sign_in(
         &self,
+        net: &Network,
         server: &str,
         credential: &Credential,
         stop: &CancellationToken,
-    ) -> Option<SignedIn> {
+    ) -> Result<Option<SignedIn>, StreamError> {
         let (username, password) = match self {
             Login::Token(t) => {
                 credential.set(t.clone());
-                return Some(SignedIn { refresh: None });
+                return Ok(Some(SignedIn { refresh: None }));
             }
             Login::Password { username, password } => (username.clone(), password.clone()),
         };
         let server = server.to_owned();
+        let net = net.clone();
         let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let mut expires_unix = login_until_ok(
+        let Some(mut expires_unix) = login_until_ok(
+            &net,
             &server,
             &username,
             &password,
@@ -178,7 +189,10 @@ impl Login {
             &mut backoff,
             stop,
         )
-        .await?;
+        .await?
+        else {
+            return Ok(None);
+        };
         let credential = credential.clone();
         let stop = stop.clone();
         let refresh = tokio::spawn(async move {
@@ -190,6 +204,7 @@ impl Login {
                 }
                 backoff.reset();
                 match login_until_ok(
+                    &net,
                     &server,
                     &username,
                     &password,
@@ -199,14 +214,18 @@ impl Login {
                 )
                 .await
                 {
-                    Some(e) => expires_unix = e,
-                    None => return,
+                    Ok(Some(e)) => expires_unix = e,
+                    Ok(None) => return,
+                    Err(e) => {
+                        tracing::error!("signing in again: {e}; the token is no longer refreshed");
+                        return;
+                    }
                 }
             }
         });
-        Some(SignedIn {
+        Ok(Some(SignedIn {
             refresh: Some(refresh),
-        })
+        }))
     }
 }
 
@@ -219,25 +238,28 @@ fn refresh_after(expires_unix: i64, now_unix: i64) -> Duration {
 }
 
 /// Logs in until it works (setting `credential`; returns the expiry, Unix
-/// seconds) or `stop` fires (`None`).
+/// seconds), `stop` fires (`None`), or the server is not trusted (the
+/// error).
 async fn login_until_ok(
+    net: &Network,
     server: &str,
     username: &str,
     password: &str,
     credential: &Credential,
     backoff: &mut Backoff,
     stop: &CancellationToken,
-) -> Option<i64> {
+) -> Result<Option<i64>, StreamError> {
     loop {
-        match login(server, username, password).await {
+        match login(net, server, username, password).await {
             Ok(t) => {
                 credential.set(t.token);
-                return Some(t.expires_unix);
+                return Ok(Some(t.expires_unix));
             }
+            Err(e @ (StreamError::Untrusted(_) | StreamError::InvalidConfig(_))) => return Err(e),
             Err(e) => {
                 let wait = retry_delay(&e, backoff);
                 tokio::select! {
-                    () = stop.cancelled() => return None,
+                    () = stop.cancelled() => return Ok(None),
                     () = tokio::time::sleep(wait) => {}
                 }
             }
@@ -314,8 +336,9 @@ mod tests {
     async fn a_given_token_is_used_as_is() {
         let credential = Credential::default();
         let signed_in = Login::Token("t0".into())
-            .sign_in("http://127.0.0.1:9", &credential, &CancellationToken::new())
-            .await;
+            .sign_in(&Network::default(), "http://127.0.0.1:9", &credential, &CancellationToken::new())
+            .await
+            .unwrap();
         assert!(signed_in.is_some_and(|s| s.refresh.is_none()));
         assert_eq!(credential.get(), "t0");
     }
@@ -368,7 +391,7 @@ mod tests {
         .await;
         let credential = Credential::default();
         let stop = CancellationToken::new();
-        let signed_in = password().sign_in(&server, &credential, &stop).await;
+        let signed_in = password().sign_in(&Network::default(), &server, &credential, &stop).await.unwrap();
         assert_eq!(credential.get(), "t1");
         let refresh = signed_in.and_then(|mut s| s.refresh.take()).unwrap();
         assert!(!refresh.is_finished());
@@ -383,12 +406,13 @@ mod tests {
         let stop = CancellationToken::new();
         let cancel = stop.clone();
         let login = password();
-        let (signed_in, ()) = tokio::join!(login.sign_in(&server, &credential, &stop), async {
+        let net = Network::default();
+        let (signed_in, ()) = tokio::join!(login.sign_in(&net, &server, &credential, &stop), async {
             // Refused: the login now waits a minute, unless stopped.
             assert_eq!(answered.recv().await, Some(401));
             cancel.cancel();
         });
-        assert!(signed_in.is_none());
+        assert!(signed_in.unwrap().is_none());
         assert_eq!(credential.get(), "");
     }
 }

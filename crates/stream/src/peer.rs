@@ -5,8 +5,8 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reallive_signaling::{Message, PROTOCOL_VERSION, Role};
-use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use reallive_signaling::{IceServer, Message, PROTOCOL_VERSION, Role};
+use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::peer_connection::configuration::interceptor_registry::Registry;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::sdp::RTCSessionDescription;
@@ -18,6 +18,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::TokioRuntime;
 
+use crate::net::Network;
 use crate::signal::{Channel, Ended, h264_engine, local_ip_towards};
 
 /// A setup step that failed, as a reason to retry: `"{what}: {error}"`.
@@ -31,22 +32,36 @@ pub(crate) fn failed<E: Display>(what: &'static str) -> impl FnOnce(E) -> Ended 
 ///
 /// The way is WHIP or WHEP at `http` with `credential` as the bearer, or
 /// else the camera's room at `ws_url`, joined as `role` (a publisher with
-/// its stream key, a viewer with a token).
+/// its stream key, a viewer with a token), over `net`. The peer connection
+/// uses `ice_servers` (the server's) and then `net`'s own.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn open(
+    net: &Network,
     http: Option<&str>,
     ws_url: &str,
     camera: i64,
     role: Role,
     credential: String,
+    ice_servers: Vec<IceServer>,
     interceptors: fn(Registry) -> Registry,
 ) -> Result<(Channel, impl PeerConnection + use<>, PeerEvents), Ended> {
-    let chan = open_channel(http, ws_url, camera, role, credential).await?;
+    let chan = open_channel(net, http, ws_url, camera, role, credential).await?;
     let (media, registry) = h264_engine()?;
-    let (pc, events) = build(media, interceptors(registry), http.unwrap_or(ws_url)).await?;
+    let ice: Vec<RTCIceServer> = ice_servers
+        .iter()
+        .chain(net.ice_servers())
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect();
+    let (pc, events) = build(media, interceptors(registry), ice, http.unwrap_or(ws_url)).await?;
     Ok((chan, pc, events))
 }
 
 async fn open_channel(
+    net: &Network,
     http: Option<&str>,
     ws_url: &str,
     camera: i64,
@@ -54,7 +69,7 @@ async fn open_channel(
     credential: String,
 ) -> Result<Channel, Ended> {
     if let Some(url) = http {
-        return Channel::http(url, &credential);
+        return Channel::http(net, url, &credential);
     }
     let (stream_key, token) = match role {
         Role::Publisher => (Some(credential), None),
@@ -67,7 +82,7 @@ async fn open_channel(
         stream_key,
         token,
     };
-    Channel::ws(ws_url, &join).await
+    Channel::ws(net, ws_url, &join).await
 }
 
 /// A peer connection's events, as channels a session selects on.
@@ -104,12 +119,15 @@ impl PeerConnectionEventHandler for Events {
     }
 }
 
-/// A peer connection for `media` and its interceptors, with no ICE
-/// servers, offering the one host address the OS routes towards `server`
-/// (a URL).
+/// A peer connection for `media` and its interceptors, with `ice` (STUN
+/// and TURN servers), offering the one host address the OS routes towards
+/// `server` (a URL) over UDP, and ICE-TCP from the same address: an active
+/// candidate, so a relay whose UDP is blocked is still reached through its
+/// passive TCP candidate.
 async fn build(
     media: MediaEngine,
     registry: Registry,
+    ice: Vec<RTCIceServer>,
     server: &str,
 ) -> Result<(impl PeerConnection + use<>, PeerEvents), Ended> {
     let (gathered, gathered_rx) = mpsc::channel(1);
@@ -118,7 +136,7 @@ async fn build(
     let local = local_ip_towards(server).map_or_else(|| "0.0.0.0:0".to_string(), |a| a.to_string());
     let pc = Box::pin(
         PeerConnectionBuilder::new()
-            .with_configuration(RTCConfigurationBuilder::new().build())
+            .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice).build())
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Events {
@@ -127,7 +145,8 @@ async fn build(
                 tracks,
             }))
             .with_runtime(Arc::new(TokioRuntime))
-            .with_udp_addrs(vec![local])
+            .with_udp_addrs(vec![local.clone()])
+            .with_tcp_addrs(vec![local])
             .build(),
     )
     .await

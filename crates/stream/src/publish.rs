@@ -25,6 +25,7 @@ use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 use crate::peer::{self, failed};
 use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
 use crate::signal::{Channel, Ended, h264_codec, signaling_url};
+use crate::net::{Network, Target};
 use crate::{Session, StreamError, Streamer};
 
 /// At most one forced keyframe per this interval, however often the relay
@@ -40,8 +41,12 @@ pub struct PublishConfig {
     pub camera: i64,
     /// The camera's stream key.
     pub key: String,
-    /// Publish with WHIP at this `http://` URL instead of WS signaling.
+    /// Publish with WHIP at this `http://` or `https://` URL instead of WS
+    /// signaling.
     pub whip: Option<String>,
+    /// Whom to trust over TLS, and the ICE servers to use (WHIP and the
+    /// signaling socket hand out none to a publisher).
+    pub network: Network,
     /// Called (at most every 500 ms) when the relay wants a keyframe: the
     /// capture should force one.
     pub keyframe: Arc<dyn Fn() + Send + Sync>,
@@ -54,6 +59,7 @@ impl std::fmt::Debug for PublishConfig {
             .field("camera", &self.camera)
             .field("key", &"***")
             .field("whip", &self.whip)
+            .field("network", &self.network)
             .finish()
     }
 }
@@ -75,7 +81,7 @@ impl WebRtcPublisher {
     pub fn start_session(&self, frames: FrameReceiver) -> Result<ReconnectingSession, StreamError> {
         let ws_url = match &self.config.whip {
             Some(w) => {
-                crate::http1::split(w).map_err(StreamError::InvalidConfig)?;
+                Target::parse(w).map_err(StreamError::InvalidConfig)?;
                 String::new()
             }
             None => signaling_url(&self.config.server)?,
@@ -138,11 +144,13 @@ async fn connect_and_publish(
     // sendonly H.264 track, constrained baseline.
     let whip = config.whip.as_deref();
     let opened = peer::open(
+        &config.network,
         whip,
         ws_url,
         config.camera,
         Role::Publisher,
         config.key.clone(),
+        Vec::new(),
         |registry| registry.with(Slot::from(14_000), KeyframeRequests::default()),
     )
     .await;

@@ -34,6 +34,17 @@ pub enum SessionState {
     Refused(String),
     /// Stopped, for good.
     Stopped,
+    /// Ended for good by something retrying cannot fix: the server's
+    /// certificate is not trusted, or a clear-text URL was redirected to
+    /// `https://`. The reason, one line, is in the string.
+    Failed(String),
+}
+
+impl SessionState {
+    /// Whether no state follows this one.
+    pub fn is_final(&self) -> bool {
+        matches!(self, SessionState::Stopped | SessionState::Failed(_))
+    }
 }
 
 /// How the driver waits between attempts, and what it logs.
@@ -218,6 +229,10 @@ async fn drive(mut conn: impl Connect, mut policy: Policy, link: Link) {
         }
         let wait = match ended {
             Ended::Stopped => break,
+            Ended::Fatal(why) => {
+                link.set(SessionState::Failed(why));
+                return;
+            }
             Ended::Refused(why) => {
                 tracing::error!(
                     "the server refused {} ({why}); retrying every {} s",
@@ -318,7 +333,7 @@ mod tests {
         let mut seen = vec![rx.borrow_and_update().clone()];
         while rx.changed().await.is_ok() {
             let s = rx.borrow_and_update().clone();
-            let stopped = s == SessionState::Stopped;
+            let stopped = s.is_final();
             seen.push(s);
             if stopped {
                 break;
@@ -395,6 +410,35 @@ mod tests {
                 Stopped,
             ]
         );
+    }
+
+    /// An untrusted certificate is not retried: the session ends at once
+    /// in `Failed`, with the reason, and no `Stopped` follows.
+    #[tokio::test(start_paused = true)]
+    async fn a_fatal_end_is_final_and_not_retried() {
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let conn = Scripted {
+            outcomes: VecDeque::from([
+                (Duration::ZERO, failed("no route")),
+                (Duration::ZERO, Ended::Fatal("certificate not trusted".into())),
+                (Duration::ZERO, failed("never reached")),
+            ]),
+            spans: spans.clone(),
+        };
+        let (link, session) = link();
+        let watched = tokio::spawn(states(session.state()));
+        tokio::spawn(drive(conn, exact(1, 10), link)).await.unwrap();
+        use SessionState::*;
+        assert_eq!(
+            watched.await.unwrap(),
+            [
+                Connecting,
+                Retrying("no route".into()),
+                Connecting,
+                Failed("certificate not trusted".into()),
+            ]
+        );
+        assert_eq!(spans.lock().unwrap().len(), 2);
     }
 
     #[tokio::test(start_paused = true)]

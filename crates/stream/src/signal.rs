@@ -18,6 +18,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::StreamError;
+use crate::net::{NetError, Network, Target, refuse_redirect};
 
 pub(crate) fn signaling_url(server: &str) -> Result<String, StreamError> {
     let rest = server
@@ -84,6 +85,18 @@ pub(crate) enum Ended {
     Refused(String),
     /// Anything else; retry with backoff.
     Failed(String),
+    /// Retrying cannot help (an untrusted certificate, a redirect to
+    /// `https://`): the session ends for good.
+    Fatal(String),
+}
+
+impl From<NetError> for Ended {
+    fn from(e: NetError) -> Self {
+        match e {
+            NetError::Untrusted(s) => Ended::Fatal(s),
+            NetError::Io(s) => Ended::Failed(s),
+        }
+    }
 }
 
 impl Ended {
@@ -96,15 +109,23 @@ impl Ended {
     }
 }
 
-/// Connects to `ws_url` and sends `join`; the room's first `camera-status`
-/// means we are in.
-pub(crate) async fn join(ws_url: &str, join: &Message) -> Result<Ws, Ended> {
-    let connect = tokio::time::timeout(
+/// Connects to `ws_url` over `net` and sends `join`; the room's first
+/// `camera-status` means we are in.
+pub(crate) async fn join(net: &Network, ws_url: &str, join: &Message) -> Result<Ws, Ended> {
+    let target = Target::parse(ws_url).map_err(Ended::Fatal)?;
+    let stream = net.connect(&target).await?;
+    let upgrade = tokio::time::timeout(
         Duration::from_secs(10),
-        tokio_tungstenite::connect_async(ws_url),
+        tokio_tungstenite::client_async(ws_url, stream),
     );
-    let mut ws = match connect.await {
+    let mut ws = match upgrade.await {
         Ok(Ok((ws, _))) => ws,
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(r)))
+            if !target.tls && r.status().is_redirection() =>
+        {
+            let location = r.headers().get("location").and_then(|l| l.to_str().ok());
+            return Err(refuse_redirect(&target.origin(), location).into());
+        }
         Ok(Err(e)) => return Err(Ended::Failed(format!("signaling {ws_url}: {e}"))),
         Err(_) => return Err(Ended::Failed(format!("signaling {ws_url}: timed out"))),
     };
@@ -206,8 +227,8 @@ pub(crate) enum Channel {
     Ws { ws: Box<Ws>, camera: i64 },
     /// WHIP (`/whip/{id}`, the stream key) or WHEP (`/whep/{id}`, a token).
     Http {
-        hostport: String,
-        path: String,
+        net: Network,
+        target: Target,
         bearer: String,
         location: Option<String>,
     },
@@ -216,23 +237,22 @@ pub(crate) enum Channel {
 impl Channel {
     /// Joins the room with `join` (which names the camera, role and
     /// credential).
-    pub(crate) async fn ws(ws_url: &str, join: &Message) -> Result<Channel, Ended> {
+    pub(crate) async fn ws(net: &Network, ws_url: &str, join: &Message) -> Result<Channel, Ended> {
         let camera = match join {
             Message::JoinRoom { camera_id, .. } => *camera_id,
             _ => return Err(Ended::Failed("not a join-room message".into())),
         };
         Ok(Channel::Ws {
-            ws: Box::new(self::join(ws_url, join).await?),
+            ws: Box::new(self::join(net, ws_url, join).await?),
             camera,
         })
     }
 
     /// WHIP or WHEP at `url`; nothing is sent until the offer.
-    pub(crate) fn http(url: &str, bearer: &str) -> Result<Channel, Ended> {
-        let (hostport, path) = crate::http1::split(url).map_err(Ended::Failed)?;
+    pub(crate) fn http(net: &Network, url: &str, bearer: &str) -> Result<Channel, Ended> {
         Ok(Channel::Http {
-            hostport,
-            path,
+            net: net.clone(),
+            target: Target::parse(url).map_err(Ended::Fatal)?,
             bearer: format!("Bearer {bearer}"),
             location: None,
         })
@@ -263,13 +283,15 @@ impl Channel {
                 }
             }
             Channel::Http {
-                hostport,
-                path,
+                net,
+                target,
                 bearer,
                 location,
             } => {
+                let path = &target.path;
                 let r = crate::http1::request(
-                    hostport,
+                    net,
+                    target,
                     "POST",
                     path,
                     &[
@@ -278,8 +300,7 @@ impl Channel {
                     ],
                     sdp.as_bytes(),
                 )
-                .await
-                .map_err(|e| Ended::Failed(format!("{path}: {e}")))?;
+                .await?;
                 let body = || {
                     String::from_utf8_lossy(&r.body)
                         .chars()
@@ -321,14 +342,15 @@ impl Channel {
                 let _ = (**ws).close(None).await;
             }
             Channel::Http {
-                hostport,
+                net,
+                target,
                 location,
                 bearer,
-                ..
             } => {
                 if let Some(loc) = location.take() {
                     let _ = crate::http1::request(
-                        hostport,
+                        net,
+                        target,
                         "DELETE",
                         &loc,
                         &[("Authorization", bearer.as_str())],

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, nal};
-use reallive_signaling::Role;
+use reallive_signaling::{IceServer, Role};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -18,6 +18,7 @@ use crate::assemble::Assembler;
 use crate::peer::{self, PeerEvents, failed};
 use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
 use crate::signal::{Channel, Ended, signaling_url};
+use crate::net::{NetError, Network, Target};
 use crate::{Credential, Receiver, Session, StreamError};
 
 /// What to watch, and as whom.
@@ -31,9 +32,12 @@ pub struct SubscribeConfig {
     /// reads its current value, so a refreshed token takes effect on the
     /// next reconnect.
     pub token: Credential,
-    /// Subscribe with WHEP at this `http://` URL (`…/whep/{id}`) instead
-    /// of WS signaling.
+    /// Subscribe with WHEP at this `http://` or `https://` URL
+    /// (`…/whep/{id}`) instead of WS signaling.
     pub whep: Option<String>,
+    /// Whom to trust over TLS, and ICE servers to use besides the ones the
+    /// server hands out with each connection (fresh TURN credentials).
+    pub network: Network,
 }
 
 impl std::fmt::Debug for SubscribeConfig {
@@ -42,6 +46,7 @@ impl std::fmt::Debug for SubscribeConfig {
             .field("server", &self.server)
             .field("camera", &self.camera)
             .field("whep", &self.whep)
+            .field("network", &self.network)
             .finish()
     }
 }
@@ -70,7 +75,7 @@ impl WebRtcSubscriber {
     pub fn start_session(&self, out: FrameSender) -> Result<ReconnectingSession, StreamError> {
         let ws_url = signaling_url(&self.config.server)?;
         if let Some(w) = &self.config.whep {
-            crate::http1::split(w).map_err(StreamError::InvalidConfig)?;
+            Target::parse(w).map_err(StreamError::InvalidConfig)?;
         }
         reconnect::spawn(
             Subscribe {
@@ -112,6 +117,45 @@ impl Connect for Subscribe {
     }
 }
 
+/// The STUN and TURN servers the server hands this viewer for this
+/// connection (`/api/cameras/{id}/stream`; TURN credentials are minted per
+/// session and expire). Without an answer the connection still goes ahead
+/// on host candidates; an untrusted certificate ends it for good.
+async fn stream_ice_servers(config: &SubscribeConfig, token: &str) -> Result<Vec<IceServer>, Ended> {
+    let target = Target::parse(&config.server).map_err(Ended::Fatal)?;
+    let path = format!("/api/cameras/{}/stream", config.camera);
+    let bearer = format!("Bearer {token}");
+    let r = match crate::http1::request(
+        &config.network,
+        &target,
+        "GET",
+        &path,
+        &[("Authorization", bearer.as_str())],
+        b"",
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e @ NetError::Untrusted(_)) => return Err(e.into()),
+        Err(e) => {
+            tracing::debug!("{path}: {e}; no ICE servers from the server this time");
+            return Ok(Vec::new());
+        }
+    };
+    #[derive(serde::Deserialize)]
+    struct Info {
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
+    }
+    match (r.status, serde_json::from_slice::<Info>(&r.body)) {
+        (200, Ok(info)) => Ok(info.ice_servers),
+        (status, _) => {
+            tracing::debug!("{path} answered {status}; no ICE servers from the server this time");
+            Ok(Vec::new())
+        }
+    }
+}
+
 async fn connect_and_receive(
     config: &SubscribeConfig,
     ws_url: &str,
@@ -119,12 +163,19 @@ async fn connect_and_receive(
     out: &FrameSender,
     link: &Link,
 ) -> Ended {
+    let token = config.token.get();
+    let ice_servers = match stream_ice_servers(config, &token).await {
+        Ok(servers) => servers,
+        Err(e) => return e,
+    };
     let opened = peer::open(
+        &config.network,
         config.whep.as_deref(),
         ws_url,
         config.camera,
         Role::Viewer,
-        config.token.get(),
+        token,
+        ice_servers,
         |registry| registry,
     )
     .await;
@@ -250,6 +301,7 @@ async fn receive(
             // session's.
             if !live {
                 live = true;
+                tracing::info!("receiving: the first frame arrived");
                 link.live();
                 tracing::info!("receiving");
             }

@@ -50,10 +50,37 @@ pub async fn spawn_server_at(
     admin_password: &str,
     listen: SocketAddr,
 ) -> (Child, SocketAddr) {
+    let s = spawn_server_with(bin, data_dir, admin_password, listen, &[]).await;
+    (s.child, s.addr)
+}
+
+/// A server started by [`spawn_server_with`].
+#[derive(Debug)]
+pub struct Spawned {
+    /// Killed on drop.
+    pub child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: String,
+    /// The SHA-256 of a self-signed certificate it made on this start
+    /// (`--tls-self-signed`), as `--pin-sha256` takes it.
+    pub fingerprint: Option<String>,
+}
+
+/// [`spawn_server_at`] with more arguments (`--tls-self-signed`, ...).
+pub async fn spawn_server_with(
+    bin: &Path,
+    data_dir: &Path,
+    admin_password: &str,
+    listen: SocketAddr,
+    args: &[&str],
+) -> Spawned {
     let mut child = Command::new(bin)
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--listen", &listen.to_string(), "--rtc-port", "0"])
+        .args(args)
         .env("REALLIVE_ADMIN_PASSWORD", admin_password)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -66,18 +93,33 @@ pub async fn spawn_server_at(
         panic!("no stderr pipe");
     };
     let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
+    let mut fingerprint = None;
+    let (scheme, addr) = loop {
         match lines.next_line().await {
             Ok(Some(l)) => {
-                if let Some(a) = l.strip_prefix("reallive-server: listening on http://") {
-                    break a.parse().unwrap_or_else(|e| panic!("{a}: {e}"));
+                if let Some(f) =
+                    l.strip_prefix("reallive-server: made a self-signed TLS certificate, SHA-256 ")
+                {
+                    fingerprint = Some(f.trim().to_owned());
+                }
+                if let Some(a) = l.strip_prefix("reallive-server: listening on ") {
+                    let (scheme, addr) = a.split_once("://").unwrap_or_else(|| panic!("{l}"));
+                    break (
+                        scheme.to_owned(),
+                        addr.parse().unwrap_or_else(|e| panic!("{a}: {e}")),
+                    );
                 }
             }
             _ => panic!("{} exited before listening", bin.display()),
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    Spawned {
+        child,
+        addr,
+        scheme,
+        fingerprint,
+    }
 }
 
 /// `/proc/{pid}/{file}`, or `/proc/self/{file}` for `None`.

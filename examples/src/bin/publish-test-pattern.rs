@@ -60,6 +60,8 @@ async fn publish(cli: Cli) -> anyhow::Result<()> {
         camera: cli.camera,
         key: cli.key,
         whip: None,
+        // The system's roots for https://.
+        network: reallive_stream::Network::default(),
         // A new viewer asks for a keyframe through the relay.
         keyframe: running.keyframe_requester(),
     }));

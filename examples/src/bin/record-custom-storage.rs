@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use clap::Parser;
 use reallive_core::{EncodedFrame, frame_channel};
 use reallive_store::{Recording, RecordingWriter, Storage, StoreError, TimeRange};
-use reallive_stream::{Credential, Receiver, SubscribeConfig, WebRtcSubscriber, login};
+use reallive_stream::{Credential, Receiver, SubscribeConfig, WebRtcSubscriber, login, Network};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -87,7 +87,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let token = login(&cli.server, &cli.user, &cli.password)
+    // The system's roots for https://; see `Network` for a CA or a pin.
+    let network = Network::default();
+    let token = login(&network, &cli.server, &cli.user, &cli.password)
         .await
         .with_context(|| format!("cannot sign in at {}", cli.server))?;
     let receiver: Box<dyn Receiver> = Box::new(WebRtcSubscriber::new(SubscribeConfig {
@@ -95,6 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         camera: cli.camera,
         token: Credential::new(token.token),
         whep: None,
+        network,
     }));
     let (tx, rx) = frame_channel(64);
     let _session = receiver.start(tx)?;

@@ -1,12 +1,24 @@
 // Keeps one camera playing: opens a WHEP session, watches its peer connection,
 // and replaces it (DELETEing the old one first) with exponential backoff when
-// it fails, until stopped.
+// it fails, until stopped. When no session connects for a while (UDP and TCP
+// blocked, no TURN), it offers the camera's live HLS playlist as a stand-in
+// and keeps trying WebRTC behind it.
 
 import { ApiError, type ApiClient } from './api'
 import { backoffDelay } from './backoff'
 import { WhepError, WhepSession, type PeerConnectionFactory } from './whep'
 
 export type PlayerState = 'connecting' | 'live' | 'reconnecting' | 'offline' | 'stopped'
+
+/** What stands in for WebRTC while it cannot connect. */
+export type Fallback =
+  /** Nothing: WebRTC plays, or has not had `hlsFallbackMs` yet. */
+  | { kind: 'off' }
+  /** Play this live playlist: a path, without the token. */
+  | { kind: 'hls'; url: string }
+  /** WebRTC could not connect and this server has no playlist to offer
+   * (it does not record, or refused): WebRTC alone, until it connects. */
+  | { kind: 'unavailable' }
 
 export interface PlayerOptions {
   cameraId: number
@@ -24,6 +36,12 @@ export interface PlayerOptions {
    * replaced. A server restart or a dead path shows up here seconds before
    * ICE gives up. 0 turns the watchdog off. */
   stallMs?: number
+  /** How long WebRTC may fail to connect (since start, or since it was last
+   * live) before the live HLS playlist stands in. 0 turns it off. */
+  hlsFallbackMs?: number
+  /** Called whenever the fallback changes. Leaving `hls` for WebRTC, the
+   * session's stream follows on `onStream`. */
+  onFallback?: (fallback: Fallback) => void
   random?: () => number
 }
 
@@ -35,12 +53,17 @@ export class LivePlayer {
   state: PlayerState = 'connecting'
   detail = ''
   session: WhepSession | null = null
+  fallback: Fallback = { kind: 'off' }
   private readonly opts: PlayerOptions
   private attempt = 0
   private retryTimer: ReturnType<typeof setTimeout> | null = null
   private graceTimer: ReturnType<typeof setTimeout> | null = null
   private connectTimer: ReturnType<typeof setTimeout> | null = null
   private stallTimer: ReturnType<typeof setInterval> | null = null
+  /** Polls a connected session for decoded frames before leaving HLS. */
+  private switchTimer: ReturnType<typeof setInterval> | null = null
+  /** Outlives sessions: it measures the whole outage, not one attempt. */
+  private fallbackTimer: ReturnType<typeof setTimeout> | null = null
   private iceServers: RTCIceServer[] | null = null
   private everLive = false
   private stopped = false
@@ -55,6 +78,7 @@ export class LivePlayer {
   start(): void {
     if (this.stopped) return
     activePlayers.add(this)
+    this.armFallback()
     void this.connect()
   }
 
@@ -74,9 +98,24 @@ export class LivePlayer {
     this.generation++
     activePlayers.delete(this)
     this.clearTimers()
+    if (this.fallbackTimer != null) clearTimeout(this.fallbackTimer)
+    this.fallbackTimer = null
     void this.dropSession()
+    this.setFallback({ kind: 'off' })
     this.opts.onStream?.(null)
     this.setState('stopped', '')
+  }
+
+  /**
+   * The stand-in playlist failed for good, with HTTP `status` (0 for none):
+   * 401 signs out; 403 and 404 leave WebRTC alone; anything else asks for
+   * the playlist again after `hlsFallbackMs`.
+   */
+  hlsFailed(status: number): void {
+    if (this.stopped || this.fallback.kind !== 'hls') return
+    this.setFallback({ kind: 'off' })
+    this.emitStream()
+    this.settleFallback(status, null)
   }
 
   /** `framesDecoded` of the session's inbound video, 0 without one. */
@@ -107,8 +146,70 @@ export class LivePlayer {
   private clearTimers(): void {
     for (const t of [this.retryTimer, this.graceTimer, this.connectTimer]) if (t != null) clearTimeout(t)
     this.retryTimer = this.graceTimer = this.connectTimer = null
-    if (this.stallTimer != null) clearInterval(this.stallTimer)
-    this.stallTimer = null
+    for (const t of [this.stallTimer, this.switchTimer]) if (t != null) clearInterval(t)
+    this.stallTimer = this.switchTimer = null
+  }
+
+  private setFallback(f: Fallback): void {
+    // One camera, one playlist: the kind says it all.
+    if (f.kind === this.fallback.kind) return
+    this.fallback = f
+    this.opts.onFallback?.(f)
+  }
+
+  /** Hands the current session's stream to the `<video>` that HLS had. */
+  private emitStream(): void {
+    const stream = this.session?.stream
+    if (stream) this.opts.onStream?.(stream)
+  }
+
+  /** Starts the outage clock, unless it runs already or a fallback was settled. */
+  private armFallback(): void {
+    const ms = this.opts.hlsFallbackMs ?? 5000
+    if (ms <= 0 || this.stopped || this.fallbackTimer != null || this.fallback.kind !== 'off') return
+    this.fallbackTimer = setTimeout(() => {
+      this.fallbackTimer = null
+      void this.tryFallback()
+    }, ms)
+  }
+
+  /** Nothing to fall back from, or a fallback settled already. */
+  private fallbackMoot(): boolean {
+    return this.stopped || this.state === 'live' || this.fallback.kind !== 'off'
+  }
+
+  private async tryFallback(): Promise<void> {
+    if (this.fallbackMoot()) return
+    // An offline camera's newest recording is old video: no stand-in for live.
+    if (this.state === 'offline') {
+      this.armFallback()
+      return
+    }
+    const url = `/api/cameras/${encodeURIComponent(this.cameraId)}/live.m3u8`
+    let status = 0
+    try {
+      const res = await this.opts.api.fetch(url, { headers: this.opts.api.authHeaders(), cache: 'no-store' })
+      status = res.status
+      void res.body?.cancel().catch(() => {})
+    } catch {
+      // Unreachable: status 0, ask again later.
+    }
+    // Live meanwhile, or live and lost again (a new clock runs): not this outage's answer.
+    if (this.fallbackMoot() || this.fallbackTimer != null) return
+    this.settleFallback(status, url)
+  }
+
+  private settleFallback(status: number, url: string | null): void {
+    if (status === 401) {
+      this.opts.api.handleUnauthorized()
+      this.stop()
+    } else if (status === 403 || status === 404) {
+      this.setFallback({ kind: 'unavailable' })
+    } else if (url != null && status >= 200 && status < 300) {
+      this.setFallback({ kind: 'hls', url })
+    } else {
+      this.armFallback()
+    }
   }
 
   private async dropSession(): Promise<void> {
@@ -156,7 +257,8 @@ export class LivePlayer {
         fetch: this.opts.api.fetch,
         createPeerConnection: this.opts.createPeerConnection,
         onTrack: (track, stream) => {
-          if (gen === this.generation && track.kind === 'video') this.opts.onStream?.(stream)
+          // Under HLS the `<video>` is taken until this session shows frames.
+          if (gen === this.generation && track.kind === 'video' && this.fallback.kind !== 'hls') this.opts.onStream?.(stream)
         },
       })
       this.session = session
@@ -191,12 +293,17 @@ export class LivePlayer {
         this.graceTimer = this.connectTimer = null
         this.attempt = 0
         this.everLive = true
+        if (this.fallbackTimer != null) clearTimeout(this.fallbackTimer)
+        this.fallbackTimer = null
         this.setState('live', '')
         this.watchForStall(pc, gen)
+        if (this.fallback.kind === 'hls') this.leaveHlsOnFrames(gen)
+        else this.setFallback({ kind: 'off' })
       } else if (s === 'failed' || s === 'closed') {
         this.fail(`connection ${s}`)
       } else if (s === 'disconnected' && this.graceTimer == null) {
         this.setState('reconnecting', 'connection interrupted')
+        this.armFallback()
         this.graceTimer = setTimeout(() => {
           this.graceTimer = null
           if (gen === this.generation && pc.connectionState !== 'connected') this.fail('connection lost')
@@ -204,6 +311,23 @@ export class LivePlayer {
       }
     }
     pc.addEventListener('connectionstatechange', onChange)
+  }
+
+  /**
+   * Goes back from HLS to WebRTC once the connected session has decoded a
+   * frame: `connected` alone can still mean a black picture.
+   */
+  private leaveHlsOnFrames(gen: number): void {
+    if (this.switchTimer != null) return
+    this.switchTimer = setInterval(() => {
+      void this.framesDecoded().then((frames) => {
+        if (gen !== this.generation || this.stopped || frames === 0 || this.fallback.kind !== 'hls') return
+        if (this.switchTimer != null) clearInterval(this.switchTimer)
+        this.switchTimer = null
+        this.setFallback({ kind: 'off' })
+        this.emitStream()
+      })
+    }, 250)
   }
 
   /** Replaces a connected session whose video stopped arriving. */
@@ -242,6 +366,9 @@ export class LivePlayer {
     void this.dropSession()
     const delay = backoffDelay(this.attempt, { random: this.opts.random })
     this.attempt++
+    // The live playlist of a camera that went offline would replay its last seconds.
+    if (state === 'offline' && this.fallback.kind === 'hls') this.setFallback({ kind: 'off' })
+    this.armFallback()
     this.setState(state, reason)
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ApiClient, TOKEN_KEY } from '../../src/lib/api'
-import { LivePlayer, activePlayers, type PlayerState } from '../../src/lib/player'
+import { LivePlayer, activePlayers, type Fallback, type PlayerState } from '../../src/lib/player'
 import { collectStats } from '../../src/lib/testHook'
 import { FakePeerConnection, apiError, flush, json, mockFetch, sdpAnswer, type Call } from './fakes'
 
@@ -9,24 +9,44 @@ function storage() {
   return { getItem: (k: string) => m.get(k) ?? null, setItem: (k: string, v: string) => void m.set(k, v), removeItem: (k: string) => void m.delete(k) }
 }
 
-function setup(whep: (call: Call, n: number) => Response | Promise<Response>) {
+const PLAYLIST = '/api/cameras/3/live.m3u8'
+
+function setup(
+  whep: (call: Call, n: number) => Response | Promise<Response>,
+  playlist: () => Response = () => new Response('#EXTM3U\n', { status: 200 }),
+) {
   let n = 0
   const { fetch, calls } = mockFetch((c) => {
     if (c.url.endsWith('/stream')) return json(200, { ice_servers: [] })
+    if (c.url === PLAYLIST) return playlist()
     if (c.method === 'DELETE') return new Response(null, { status: 204 })
     return whep(c, n++)
   })
   const api = new ApiClient({ fetch, storage: storage() })
   const states: PlayerState[] = []
+  /** Fallbacks and streams, in the order the tile gets them. */
+  const events: string[] = []
+  const streams: (MediaStream | null)[] = []
   const player = new LivePlayer({
     cameraId: 3,
     api,
     createPeerConnection: FakePeerConnection.create,
     random: () => 0.5,
     onState: (s) => states.push(s),
+    onFallback: (f: Fallback) => events.push(f.kind === 'hls' ? `hls ${f.url}` : f.kind),
+    onStream: (s) => {
+      streams.push(s)
+      events.push(s ? 'stream' : 'no stream')
+    },
   })
   const log = () => calls.filter((c) => c.url.startsWith('/whep')).map((c) => `${c.method} ${c.url}`)
-  return { api, player, states, calls, log }
+  const probes = () => calls.filter((c) => c.url === PLAYLIST)
+  return { api, player, states, calls, log, events, streams, probes }
+}
+
+/** The browser got the session's video track. */
+function addVideoTrack(pc: FakePeerConnection) {
+  pc.dispatchEvent(Object.assign(new Event('track'), { track: { kind: 'video' } }))
 }
 
 beforeEach(() => {
@@ -163,5 +183,149 @@ describe('LivePlayer', () => {
     player.nudge()
     await flush(30)
     expect(log()).toEqual(['POST /whep/3', 'POST /whep/3'])
+  })
+})
+
+describe('LivePlayer HLS fallback', () => {
+  const sessions = (_: Call, n: number) => sdpAnswer(`/whep/3/sessions/${n}`)
+
+  it('offers the live playlist when WebRTC has not connected after 5 s, and keeps trying WebRTC', async () => {
+    const { player, events, probes, log } = setup(sessions)
+    player.start()
+    await flush(30)
+    addVideoTrack(FakePeerConnection.instances[0]!)
+    expect(events).toEqual(['stream'])
+    await vi.advanceTimersByTimeAsync(4999)
+    expect(probes()).toHaveLength(0)
+    await vi.advanceTimersByTimeAsync(1)
+    await flush(30)
+    expect(probes()).toHaveLength(1)
+    expect(probes()[0]!.headers.authorization).toBe('Bearer tok')
+    expect(events).toEqual(['stream', `hls ${PLAYLIST}`])
+    expect(player.fallback).toEqual({ kind: 'hls', url: PLAYLIST })
+    // WebRTC goes on behind HLS: the stuck session is replaced after 15 s...
+    await vi.advanceTimersByTimeAsync(11_000)
+    expect(log()).toEqual(['POST /whep/3', 'DELETE /whep/3/sessions/0', 'POST /whep/3'])
+    // ...and the new session's stream does not take the <video> from HLS.
+    addVideoTrack(FakePeerConnection.instances[1]!)
+    expect(events).toEqual(['stream', `hls ${PLAYLIST}`])
+    expect(probes()).toHaveLength(1)
+  })
+
+  it('does not fall back when WebRTC connects in time; the clock restarts when it is lost', async () => {
+    const { player, events, probes } = setup(sessions)
+    player.start()
+    await flush(30)
+    await vi.advanceTimersByTimeAsync(4000)
+    const pc = FakePeerConnection.instances[0]!
+    pc.setState('connected')
+    await vi.advanceTimersByTimeAsync(30_000)
+    expect(probes()).toHaveLength(0)
+    expect(events).toEqual([])
+    // Lost: 5 s from here, not from start(), the playlist stands in.
+    pc.setState('failed')
+    await vi.advanceTimersByTimeAsync(4900)
+    expect(probes()).toHaveLength(0)
+    await vi.advanceTimersByTimeAsync(100)
+    await flush(30)
+    expect(events).toEqual([`hls ${PLAYLIST}`])
+  })
+
+  it('goes back to WebRTC once a later session is connected and decodes frames', async () => {
+    const { player, events, streams } = setup(sessions)
+    player.start()
+    await flush(30)
+    await vi.advanceTimersByTimeAsync(5000)
+    await flush(30)
+    expect(player.fallback.kind).toBe('hls')
+    await vi.advanceTimersByTimeAsync(11_000)
+    const pc = FakePeerConnection.instances[1]!
+    addVideoTrack(pc)
+    pc.setState('connected')
+    expect(player.state).toBe('live')
+    // Connected but no picture yet: HLS stays.
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(player.fallback.kind).toBe('hls')
+    expect(events).toEqual([`hls ${PLAYLIST}`])
+    pc.framesDecoded = 3
+    await vi.advanceTimersByTimeAsync(250)
+    expect(events).toEqual([`hls ${PLAYLIST}`, 'off', 'stream'])
+    expect(streams.at(-1)).toBe(player.session!.stream)
+    expect(player.fallback.kind).toBe('off')
+  })
+
+  it.each([403, 404])('stays on WebRTC alone when the playlist answers %i', async (status) => {
+    const { player, events, probes, log, states } = setup(sessions, () => apiError(status, 'not_found', 'nothing recorded'))
+    player.start()
+    await flush(30)
+    await vi.advanceTimersByTimeAsync(5000)
+    await flush(30)
+    expect(events).toEqual(['unavailable'])
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(probes()).toHaveLength(1)
+    expect(log().filter((l) => l.startsWith('POST')).length).toBeGreaterThan(2)
+    expect(states.at(-1)).toBe('reconnecting')
+    expect(player.detail).toBe('did not connect in time')
+  })
+
+  it('stops everything, HLS included, when WHEP answers 401', async () => {
+    const { api, player, events, probes } = setup((_, n) => (n === 0 ? sdpAnswer('/whep/3/sessions/0') : apiError(401, 'unauthenticated', 'token expired')))
+    player.start()
+    await flush(30)
+    await vi.advanceTimersByTimeAsync(5000)
+    await flush(30)
+    expect(player.fallback.kind).toBe('hls')
+    // The stuck session is replaced at 15 s; its successor meets the 401.
+    await vi.advanceTimersByTimeAsync(11_000)
+    await flush(30)
+    expect(player.state).toBe('stopped')
+    expect(api.token).toBeNull()
+    expect(events).toEqual([`hls ${PLAYLIST}`, 'off', 'no stream'])
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(probes()).toHaveLength(1)
+  })
+
+  it('signs out and stops when the playlist answers 401', async () => {
+    const { api, player, log } = setup(sessions, () => apiError(401, 'unauthenticated', 'token expired'))
+    const out = vi.fn()
+    api.onUnauthorized(out)
+    player.start()
+    await flush(30)
+    await vi.advanceTimersByTimeAsync(5000)
+    await flush(30)
+    expect(out).toHaveBeenCalledOnce()
+    expect(player.state).toBe('stopped')
+    await vi.advanceTimersByTimeAsync(60_000)
+    expect(log()).toEqual(['POST /whep/3', 'DELETE /whep/3/sessions/0'])
+  })
+
+  it('hands the video back when HLS fails, and offers the playlist again later', async () => {
+    const { player, events, probes } = setup(sessions)
+    player.start()
+    await flush(30)
+    addVideoTrack(FakePeerConnection.instances[0]!)
+    await vi.advanceTimersByTimeAsync(5000)
+    await flush(30)
+    player.hlsFailed(0)
+    expect(events).toEqual(['stream', `hls ${PLAYLIST}`, 'off', 'stream'])
+    await vi.advanceTimersByTimeAsync(5000)
+    await flush(30)
+    expect(probes()).toHaveLength(2)
+    expect(events.at(-1)).toBe(`hls ${PLAYLIST}`)
+    // Refused segments (no playback permission): WebRTC alone from now.
+    player.hlsFailed(403)
+    await vi.advanceTimersByTimeAsync(30_000)
+    expect(events.slice(-2)).toEqual(['stream', 'unavailable'])
+    expect(probes()).toHaveLength(2)
+  })
+
+  it('offers no stand-in for an offline camera: its playlist is old video', async () => {
+    const { player, events, probes } = setup(() => apiError(503, 'unavailable', 'no publisher'))
+    player.start()
+    await flush(30)
+    await vi.advanceTimersByTimeAsync(30_000)
+    expect(player.state).toBe('offline')
+    expect(probes()).toHaveLength(0)
+    expect(events).toEqual([])
   })
 })

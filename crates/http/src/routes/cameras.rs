@@ -326,11 +326,25 @@ pub async fn stream_info(
                 .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
         })
         .unwrap_or("localhost");
+    let mut ice_servers = state.options().ice_servers.clone();
+    if let Some(turn) = &state.options().turn {
+        // Per user and per answer (a session), never a standing password.
+        let session = reallive_auth::random_token::<6>();
+        let c = turn.mint(
+            &format!("{}-{}", user.id, session.expose()),
+            reallive_core::time::UtcNs::now().secs(),
+        );
+        ice_servers.push(IceServer {
+            urls: c.urls,
+            username: Some(c.username),
+            credential: Some(c.credential),
+        });
+    }
     Ok(ApiJson(StreamInfo {
         camera_id: id,
         signaling_url: format!("{ws}://{host}/ws/signaling"),
         whep_url: format!("{http}://{host}/whep/{id}"),
-        ice_servers: state.options().ice_servers.clone(),
+        ice_servers,
     }))
 }
 
