@@ -600,6 +600,20 @@ async function stepHlsFallback() {
     await context.addInitScript(blockIce)
     const page = await context.newPage()
     page.setDefaultTimeout(TIMEOUT_MS)
+    // What the fallback fetched and what the page complained about, for a failure.
+    const debug = { responses: [], console: [] }
+    result.hlsDebug = debug
+    page.on('response', (r) => {
+      const u = new URL(r.url())
+      if (/live\.m3u8$|\/files\//.test(u.pathname) && debug.responses.length < 12)
+        debug.responses.push(`${r.status()} ${u.pathname.split('/').slice(-1)[0]} ${r.request().headers().range ?? ''}`.trim())
+    })
+    page.on('console', (m) => {
+      if (m.type() !== 'log' && debug.console.length < 8) debug.console.push(m.text().slice(0, 200))
+    })
+    page.on('pageerror', (e) => {
+      if (debug.console.length < 8) debug.console.push(String(e?.message ?? e).split('\n')[0])
+    })
     await login(page, ADMIN_USER, ADMIN_PASSWORD)
     const t0 = Date.now()
     await go(page, `/cameras/${STILL_CAMERA}`)
@@ -616,17 +630,25 @@ async function stepHlsFallback() {
       throw new Error(`${e.message}: badge ${JSON.stringify(seen.badge)}, note ${JSON.stringify(seen.note)}`)
     })
     const saidHlsMs = Date.now() - t0
-    const q = () => video.evaluate((v) => ({ frames: v.getVideoPlaybackQuality().totalVideoFrames, time: v.currentTime }))
+    const q = () =>
+      video.evaluate((v) => {
+        const b = v.buffered
+        const buffered = b.length ? [+b.start(0).toFixed(2), +b.end(b.length - 1).toFixed(2)] : []
+        return { frames: v.getVideoPlaybackQuality().totalVideoFrames, time: v.currentTime, ready: v.readyState, buffered, error: v.error?.message ?? null }
+      })
     const q0 = await q()
     const q1 = await until(
       async () => {
         const now = await q()
         return now.frames > q0.frames + 5 || now.time > q0.time + 1 ? now : null
       },
-      `the HLS video decoded no frames (totalVideoFrames ${q0.frames}, currentTime ${q0.time})`,
+      'the HLS video decoded no frames',
       left(),
       100,
-    )
+    ).catch(async (e) => {
+      await sample()
+      throw new Error(`${e.message}: ${JSON.stringify(await q())}, badge ${JSON.stringify(seen.badge)}`)
+    })
     // The tile says so, and WebRTC really did not get through.
     await until(sample, 'the tile stopped saying HLS', 1000)
     const states = await page.evaluate(async () => (await window.__reallive?.stats())?.map((s) => s.state) ?? [])

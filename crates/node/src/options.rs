@@ -56,6 +56,11 @@ pub struct NodeFlags {
     #[arg(long, env = "REALLIVE_RTC_PORT", value_name = "PORT")]
     pub rtc_port: Option<u16>,
 
+    /// TCP port of the relay's ICE-TCP, for peers whose UDP is blocked
+    /// [default: the RTC port + 1, 8190].
+    #[arg(long, env = "REALLIVE_RTC_TCP_PORT", value_name = "PORT")]
+    pub rtc_tcp_port: Option<u16>,
+
     /// A public address to advertise for the relay (repeatable), when the
     /// server sits behind NAT with the RTC port forwarded.
     #[arg(long = "public-ip", value_name = "IP")]
@@ -191,7 +196,14 @@ impl NodeOptions {
         node.relay = Some(RelayConfig {
             bind: SocketAddr::new(listen.ip(), rtc_port),
             public_ips,
-            ice_tcp: file.ice_tcp.unwrap_or(true),
+            ice_tcp: file.ice_tcp.unwrap_or(true).then(|| {
+                // Port 0 (tests) picks one for both.
+                let port = flags.rtc_tcp_port.or(file.rtc_tcp_port).unwrap_or(match rtc_port {
+                    0 => 0,
+                    p => p.saturating_add(1),
+                });
+                SocketAddr::new(listen.ip(), port)
+            }),
         });
         let from_file = match &flags.admin_password_file {
             Some(path) => Some(Secret::new(

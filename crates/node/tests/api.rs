@@ -1065,7 +1065,7 @@ async fn openapi_is_served_and_matches_proto() {
     opts.relay = Some(reallive_relay::RelayConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         public_ips: Vec::new(),
-        ice_tcp: true,
+        ice_tcp: Some("127.0.0.1:0".parse().unwrap()),
     });
     let srv = start(opts).await;
     let doc = srv.api().get("/api/openapi.json").await.json();

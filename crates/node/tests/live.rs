@@ -36,7 +36,7 @@ impl Live {
         o.relay = Some(RelayConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             public_ips: vec![],
-            ice_tcp: true,
+            ice_tcp: Some("127.0.0.1:0".parse().unwrap()),
         });
         tune(&mut o);
         let server = reallive_node::start(o).await.unwrap();

@@ -67,10 +67,11 @@ pub struct ServerSection {
     /// `X-Forwarded-Proto` are believed; from anyone else they are ignored.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// Whether the relay also takes ICE-TCP on the same port number over
-    /// TCP (passive candidates), for peers whose UDP is blocked; default
-    /// true.
+    /// Whether the relay also takes ICE-TCP (passive candidates), for
+    /// peers whose UDP is blocked; default true.
     pub ice_tcp: Option<bool>,
+    /// The relay's ICE-TCP port; default the RTC port + 1 (8190).
+    pub rtc_tcp_port: Option<u16>,
     /// `[server.turn]`: a TURN server sharing a secret with this one, for
     /// short-lived credentials minted per viewer and session.
     pub turn: Option<TurnSection>,

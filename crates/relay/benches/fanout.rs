@@ -302,7 +302,7 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
         RelayConfig {
             bind: "127.0.0.1:0".parse().unwrap(),
             public_ips: vec![],
-            ice_tcp: false,
+            ice_tcp: None,
         },
         stop.clone(),
     )

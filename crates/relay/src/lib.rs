@@ -39,7 +39,7 @@
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn demo(offer: String) -> Result<(), reallive_relay::RelayError> {
-//! let config = RelayConfig { bind: "127.0.0.1:8189".parse().unwrap(), public_ips: vec![], ice_tcp: true };
+//! let config = RelayConfig { bind: "127.0.0.1:8189".parse().unwrap(), public_ips: vec![], ice_tcp: Some("127.0.0.1:8190".parse().unwrap()) };
 //! let (relay, mut events) = Relay::start(config, CancellationToken::new()).await?;
 //! // The SDP answer goes back to the publisher over signaling or WHIP.
 //! let (_session, _answer) = relay.accept(1, PeerRole::Publisher, offer).await?;

@@ -34,9 +34,13 @@ pub struct RelayConfig {
     /// Extra addresses to advertise as host candidates on the same port
     /// (public IPs of a NATed box with the port forwarded).
     pub public_ips: Vec<IpAddr>,
-    /// Also listen for ICE-TCP on the same port number, over TCP, and
-    /// offer passive TCP candidates there: for peers whose UDP is blocked.
-    pub ice_tcp: bool,
+    /// Also take ICE-TCP on this TCP address (port 0 picks one), offering
+    /// passive TCP candidates there, on the same IPs as the UDP ones: for
+    /// peers whose UDP is blocked. Its own port, not the UDP one: the
+    /// `webrtc` crate (the pusher's and puller's stack) finds a remote
+    /// candidate by address alone, so a UDP and a TCP candidate on one
+    /// `ip:port` make its TCP checks fail.
+    pub ice_tcp: Option<SocketAddr>,
 }
 
 enum Command {
@@ -102,13 +106,20 @@ impl Relay {
         let candidates = candidates(local, &config.public_ips);
         let mut core = Core::new(candidates.clone())?;
         let span = tracing::info_span!("relay", %local);
-        let tcp = if config.ice_tcp {
-            // The same port number as UDP, as MediaMTX does: one port to
-            // open in a firewall, for both.
-            let listener = tokio::net::TcpListener::bind(local)
+        let tcp = if let Some(bind) = config.ice_tcp {
+            let listener = tokio::net::TcpListener::bind(bind)
                 .await
-                .map_err(|source| RelayError::Bind { addr: local, source })?;
-            core = core.with_tcp(candidates.clone());
+                .map_err(|source| RelayError::Bind { addr: bind, source })?;
+            let port = listener
+                .local_addr()
+                .map_err(|source| RelayError::Bind { addr: bind, source })?
+                .port();
+            core = core.with_tcp(
+                candidates
+                    .iter()
+                    .map(|c| SocketAddr::new(c.ip(), port))
+                    .collect(),
+            );
             let (ttx, trx) = mpsc::channel(tcp::READ_QUEUE);
             tokio::spawn(tcp::serve(listener, ttx, shutdown.clone()).instrument(span.clone()));
             Some(trx)

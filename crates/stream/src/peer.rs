@@ -6,16 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reallive_signaling::{IceServer, Message, PROTOCOL_VERSION, Role};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::peer_connection::configuration::interceptor_registry::Registry;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
     RTCPeerConnectionState,
 };
+
 use webrtc::runtime::TokioRuntime;
 
 use crate::net::Network;
@@ -137,6 +141,14 @@ async fn build(
     let pc = Box::pin(
         PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice).build())
+            // No mDNS: the relay never offers `.local` candidates, and the
+            // multicast socket fails (ENODEV) on a host with no multicast
+            // route, taking the whole peer connection down.
+            .with_setting_engine(
+                SettingEngineBuilder::new()
+                    .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+                    .build(),
+            )
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Events {
@@ -179,10 +191,64 @@ pub(crate) async fn negotiate(
         .await
         .ok_or_else(|| Ended::Failed("no local description".into()))?;
     let answer = chan.exchange(offer.sdp).await?;
+    let passive = passive_tcp_candidates(&answer);
     let answer = RTCSessionDescription::answer(answer).map_err(failed("answer"))?;
     pc.set_remote_description(answer)
         .await
-        .map_err(failed("remote description"))
+        .map_err(failed("remote description"))?;
+    // The webrtc crate opens an active ICE-TCP connection only for a
+    // passive candidate added on its own, not for one inside the answer:
+    // add the relay's again, so a peer whose UDP is blocked still connects.
+    for c in passive {
+        if let Err(e) = pc.add_ice_candidate(c).await {
+            tracing::debug!("the relay's ICE-TCP candidate: {e}");
+        }
+    }
+    Ok(())
+}
+
+/// The passive ICE-TCP candidates in `sdp`, each with its m-line's index
+/// and mid.
+fn passive_tcp_candidates(sdp: &str) -> Vec<RTCIceCandidateInit> {
+    let mut out = Vec::new();
+    let (mut index, mut mid) = (None::<u16>, None::<String>);
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            index = Some(index.map_or(0, |i| i + 1));
+            mid = None;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(m.trim().to_owned());
+        } else if let Some(c) = line.strip_prefix("a=")
+            && c.starts_with("candidate:")
+            && c.split_whitespace().nth(2).is_some_and(|p| p.eq_ignore_ascii_case("tcp"))
+            && c.contains(" tcptype passive")
+        {
+            out.push(RTCIceCandidateInit {
+                candidate: c.trim().to_owned(),
+                sdp_mid: mid.clone(),
+                sdp_mline_index: index,
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_passive_tcp_candidates_are_picked_with_their_m_line() {
+        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\n\
+                   a=candidate:1 1 udp 2130706431 10.0.0.1 8189 typ host\r\n\
+                   a=candidate:2 1 tcp 1518280447 10.0.0.1 8189 typ host tcptype passive\r\n\
+                   a=candidate:3 1 tcp 1518280447 10.0.0.1 9 typ host tcptype active\r\n";
+        let c = passive_tcp_candidates(sdp);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].candidate.starts_with("candidate:2 1 tcp"));
+        assert_eq!((c[0].sdp_mid.as_deref(), c[0].sdp_mline_index), (Some("0"), Some(0)));
+    }
 }
 
 /// Whether a connection state change (or the end of them) means the
