@@ -338,6 +338,10 @@ fn the_ice_ladder_reaches_through_nat_firewalls_and_turn() {
     let turn = find("turn");
     assert_eq!(turn["turn_allocated"], true, "{turn}\n{stderr}");
     assert_eq!(turn["secret_in_logs"], false, "{turn}");
+    assert!(
+        turn["turn_relayed_bytes"].as_u64().unwrap_or(0) > 500_000,
+        "the video went through coturn: {turn}"
+    );
     let public = find("public-ip");
     assert_eq!(public["subscriber_transport"], "udp", "{public}\n{stderr}");
     for s in &scenarios {

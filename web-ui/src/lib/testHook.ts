@@ -1,5 +1,7 @@
 // A read-only hook for end-to-end tests: `window.__reallive.stats()` lists each
-// live player with the frames its video decoder has produced so far.
+// live player with the frames its video decoder has produced so far, and
+// `window.__reallive.paths()` what carries each one's media (the selected ICE
+// candidate pair's local end: host, srflx or relay; UDP or TCP).
 
 import { activePlayers, type PlayerState } from './player'
 
@@ -20,16 +22,73 @@ export async function collectStats(): Promise<CameraStats[]> {
   )
 }
 
+/** The local end of a player's selected ICE candidate pair. */
+export interface CameraPath {
+  cameraId: number
+  /** `host`, `srflx`, `prflx` or `relay`. */
+  candidateType: string | null
+  /** `udp` or `tcp`: how this browser sends. */
+  protocol: string | null
+  /** For a relay candidate: how the browser reaches the TURN server. */
+  relayProtocol: string | null
+}
+
+interface StatsEntry {
+  type?: string
+  id?: string
+  selectedCandidatePairId?: string
+  localCandidateId?: string
+  nominated?: boolean
+  state?: string
+  candidateType?: string
+  protocol?: string
+  relayProtocol?: string
+}
+
+/** The selected pair's local candidate, from a `getStats()` report. */
+export function selectedPath(report: Iterable<StatsEntry>): Omit<CameraPath, 'cameraId'> {
+  const entries = [...report]
+  const byId = new Map(entries.map((e) => [e.id, e]))
+  const transport = entries.find((e) => e.type === 'transport' && e.selectedCandidatePairId)
+  const pair =
+    byId.get(transport?.selectedCandidatePairId) ??
+    entries.find((e) => e.type === 'candidate-pair' && e.nominated && e.state === 'succeeded')
+  const local = pair ? byId.get(pair.localCandidateId) : undefined
+  return {
+    candidateType: local?.candidateType ?? null,
+    protocol: local?.protocol ?? null,
+    relayProtocol: local?.relayProtocol ?? null,
+  }
+}
+
+export async function collectPaths(): Promise<CameraPath[]> {
+  return Promise.all(
+    [...activePlayers].map(async (p) => {
+      const pc = p.session?.pc
+      let report: Iterable<StatsEntry> = []
+      try {
+        if (pc) report = ((await pc.getStats()) as Map<string, StatsEntry>).values()
+      } catch {
+        // A closed connection has no path.
+      }
+      return { cameraId: p.cameraId, ...selectedPath(report) }
+    }),
+  )
+}
+
 declare global {
   interface Window {
-    readonly __reallive?: { readonly stats: () => Promise<CameraStats[]> }
+    readonly __reallive?: {
+      readonly stats: () => Promise<CameraStats[]>
+      readonly paths: () => Promise<CameraPath[]>
+    }
   }
 }
 
 export function installTestHook(target: Window = window): void {
   if (Object.prototype.hasOwnProperty.call(target, '__reallive')) return
   Object.defineProperty(target, '__reallive', {
-    value: Object.freeze({ stats: collectStats }),
+    value: Object.freeze({ stats: collectStats, paths: collectPaths }),
     writable: false,
     configurable: false,
     enumerable: false,
