@@ -1007,7 +1007,8 @@ async fn health_and_metrics() {
     srv.stop().await;
 }
 
-/// From another address, /metrics wants an admin token.
+/// From another address, or forwarded by a proxy, /metrics wants an admin
+/// token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_elsewhere_need_an_admin() {
     use axum::body::Body;
@@ -1043,6 +1044,20 @@ async fn metrics_elsewhere_need_an_admin() {
     assert_eq!(call(None).await.unwrap().status(), 401);
     assert_eq!(call(viewer.token.clone()).await.unwrap().status(), 403);
     assert_eq!(call(admin.token.clone()).await.unwrap().status(), 200);
+
+    // A proxy on loopback that the server was not told to trust: what it
+    // forwards is from outside, so metrics are not open to it.
+    let proxied = |header: &'static str| {
+        let mut req = Request::get("/metrics")
+            .header(header, "for=198.51.100.9")
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 50000))));
+        app.clone().oneshot(req)
+    };
+    assert_eq!(proxied("X-Forwarded-For").await.unwrap().status(), 401);
+    assert_eq!(proxied("Forwarded").await.unwrap().status(), 401);
     accounts.close().await;
 }
 
