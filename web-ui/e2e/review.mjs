@@ -649,12 +649,16 @@ async function stepHlsFallback() {
       await sample()
       throw new Error(`${e.message}: ${JSON.stringify(await q())}, badge ${JSON.stringify(seen.badge)}`)
     })
-    // The tile says so, and WebRTC really did not get through.
-    await until(sample, 'the tile stopped saying HLS', 1000)
+    // The tile says it plays HLS, and WebRTC really did not get through.
+    await until(async () => (await sample()) && seen.badge === 'live · HLS', 'the tile does not say "live · HLS"', 2000).catch((e) => {
+      throw new Error(`${e.message}: badge ${JSON.stringify(seen.badge)}, note ${JSON.stringify(seen.note)}`)
+    })
     const states = await page.evaluate(async () => (await window.__reallive?.stats())?.map((s) => s.state) ?? [])
     if (states.includes('live')) throw new Error(`a WebRTC session connected despite the blocked ICE: ${states}`)
     result.hlsFallback = { saidHlsMs, framesMs: Date.now() - t0, frames: q1.frames, currentTime: q1.time, badge: seen.badge, note: seen.note }
     if (SCREENSHOT_DIR) {
+      // The focused tile is about as tall as the phone: bring its caption in.
+      await tile.locator(tid('tile-note')).scrollIntoViewIfNeeded()
       await page.screenshot({ path: join(SCREENSHOT_DIR, 'live-hls-fallback-phone.png') })
       result.screenshots.push('live-hls-fallback-phone.png')
     }

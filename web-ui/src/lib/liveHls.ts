@@ -13,8 +13,10 @@ export const LIVE_HLS_CONFIG: Partial<HlsConfig> = {
   startPosition: -1,
   maxBufferLength: 10,
   backBufferLength: 10,
-  // The server lists the newest 6 fragments: a player further behind than
-  // 5 would fall out of the window, so it jumps back to the live edge.
+  // The server lists the newest 6 fragments: play 3 behind the edge, and
+  // jump back to it before falling out of the window. hls.js takes the
+  // second only with the first.
+  liveSyncDurationCount: 3,
   liveMaxLatencyDurationCount: 5,
 }
 
@@ -65,7 +67,12 @@ export function attachLiveHls(video: HTMLVideoElement, path: string, opts: LiveH
     }
     if (detached) return
     if (Ctor?.isSupported()) {
-      hls = startHlsJs(Ctor, video, path, client, fail)
+      try {
+        hls = startHlsJs(Ctor, video, path, client, fail)
+      } catch {
+        // hls.js refused its settings or the element: a tile must not wait forever.
+        fail('the video player could not start', 0)
+      }
     } else if (video.canPlayType(MPEGURL) !== '') {
       native = true
       video.src = client.mediaUrl(path)

@@ -3,7 +3,7 @@ import { mount } from '@vue/test-utils'
 import { createMemoryHistory } from 'vue-router'
 import CameraTile from '../../src/components/CameraTile.vue'
 import { TOKEN_KEY, api, type Camera } from '../../src/lib/api'
-import { attachLiveHls } from '../../src/lib/liveHls'
+import { LIVE_HLS_CONFIG, attachLiveHls } from '../../src/lib/liveHls'
 import { activePlayers } from '../../src/lib/player'
 import { createAppRouter } from '../../src/lib/router'
 import { FakePeerConnection, apiError, flush, json, mockFetch, sdpAnswer } from './fakes'
@@ -13,6 +13,8 @@ const { FakeHls } = vi.hoisted(() => {
   class FakeHls {
     static instances: FakeHls[] = []
     static supported = true
+    /** The next constructor throws, as hls.js does on settings it refuses. */
+    static failNext = false
     static isSupported = () => FakeHls.supported
     static Events = { MANIFEST_PARSED: 'hlsManifestParsed', ERROR: 'hlsError' }
     static ErrorTypes = { MEDIA_ERROR: 'mediaError', NETWORK_ERROR: 'networkError' }
@@ -30,6 +32,10 @@ const { FakeHls } = vi.hoisted(() => {
         startPosition: number
       },
     ) {
+      if (FakeHls.failNext) {
+        FakeHls.failNext = false
+        throw new Error('Illegal hls.js config')
+      }
       FakeHls.instances.push(this)
     }
     on(ev: string, fn: Handler) {
@@ -93,6 +99,21 @@ describe('attachLiveHls', () => {
     expect(hls.destroyed).toBe(true)
   })
 
+  it('uses live settings that hls.js itself accepts', async () => {
+    const { default: RealHls } = await vi.importActual<typeof import('hls.js')>('hls.js/light')
+    const hls = new RealHls(LIVE_HLS_CONFIG)
+    expect(hls.config).toMatchObject(LIVE_HLS_CONFIG)
+    hls.destroy()
+  })
+
+  it('says so when hls.js will not start', async () => {
+    FakeHls.failNext = true
+    const onError = vi.fn()
+    attachLiveHls(document.createElement('video'), PLAYLIST, { onError })
+    await loaded()
+    expect(onError).toHaveBeenCalledExactlyOnceWith('the video player could not start', 0)
+  })
+
   it('says why it failed: one second chance after a decoding error, none after a refused request', async () => {
     const onError = vi.fn()
     attachLiveHls(document.createElement('video'), PLAYLIST, { onError })
@@ -149,10 +170,14 @@ describe('a live tile without WebRTC', () => {
     resolution: '1280x720',
     status: 'online',
     created_at: '2025-01-01T00:00:00Z',
-    permission: 'view',
+    // The live playlist's segments are recordings: playback is needed.
+    permission: 'playback',
   }
 
-  async function tile(playlist: () => Response = () => new Response('#EXTM3U\n', { status: 200 })) {
+  async function tile(
+    playlist: () => Response = () => new Response('#EXTM3U\n', { status: 200 }),
+    permission: Camera['permission'] = 'playback',
+  ) {
     const { fetch, calls } = mockFetch((c) => {
       if (c.url.endsWith('/stream')) return json(200, { ice_servers: [] })
       if (c.url === PLAYLIST) return playlist()
@@ -168,12 +193,19 @@ describe('a live tile without WebRTC', () => {
     vi.useFakeTimers()
     // No jitter: the backoff's 1 s is 1 s.
     vi.spyOn(Math, 'random').mockReturnValue(0.5)
-    const w = mount(CameraTile, { props: { camera }, global: { plugins: [router] } })
+    const w = mount(CameraTile, { props: { camera: { ...camera, permission } }, global: { plugins: [router] } })
     // happy-dom takes only its own MediaStream; the fakes' one will do here.
     Object.defineProperty(w.get('video').element, 'srcObject', { value: null, writable: true })
     await flush(30)
     return { w, calls }
   }
+
+  it('does not fall back for a view-only user, whose segments would be refused', async () => {
+    const { w, calls } = await tile(undefined, 'view')
+    await vi.advanceTimersByTimeAsync(12_000)
+    expect(calls.some((c) => c.url === PLAYLIST)).toBe(false)
+    expect(w.text()).not.toContain('HLS')
+  })
 
   it('plays HLS after 5 s, says so, and goes back to WebRTC when it connects', async () => {
     const { w } = await tile()
