@@ -480,8 +480,8 @@ async fn lossy_udp_proxy(nth: u64) -> LossyProxy {
 }
 
 /// An HTTP/1.1 proxy (one request per connection) in front of the
-/// server that points WHEP answers' candidates at `udp` instead of the
-/// relay, and tells `udp` where the relay is.
+/// server that points WHEP answers' UDP candidates at `udp` instead of the
+/// relay (and drops the ICE-TCP ones), and tells `udp` where the relay is.
 async fn whep_rewriting_proxy(server: SocketAddr, udp: &LossyProxy) -> SocketAddr {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -531,6 +531,10 @@ async fn whep_rewriting_proxy(server: SocketAddr, udp: &LossyProxy) -> SocketAdd
                         let mut new_body = String::new();
                         for line in body.split("\r\n") {
                             let mut l = line.to_string();
+                            // ICE-TCP would go round the lossy proxy.
+                            if line.starts_with("a=candidate:") && line.contains(" tcp ") {
+                                continue;
+                            }
                             if line.starts_with("a=candidate:") {
                                 let f: Vec<&str> = line.split(' ').collect();
                                 if f.len() > 5

@@ -1238,3 +1238,66 @@ async fn cors_is_off_unless_origins_are_configured() {
     assert_eq!(r.header("access-control-allow-origin"), Some("*"));
     srv.stop().await;
 }
+
+/// With `[server.turn]`, every stream answer carries a TURN credential of
+/// its own: `<expiry>:<user>-<session>`, signed with the shared secret
+/// (coturn's `use-auth-secret`), living the configured time. A user without
+/// the camera gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_credentials_are_minted_per_user_and_session() {
+    use reallive_auth::TurnRest;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path());
+    let turn = TurnRest::new(
+        vec!["turn:127.0.0.1:3478?transport=udp".into()],
+        Secret::new("a-shared-turn-secret-123"),
+        Duration::from_secs(600),
+    )
+    .unwrap();
+    opts.api.turn = Some(turn.clone());
+    let srv = start(opts).await;
+    let admin = srv.api().login("admin", ADMIN_PW).await;
+    let cam = admin
+        .post("/api/cameras", json!({"name": "gate"}))
+        .await
+        .json()["camera"]["id"]
+        .as_i64()
+        .unwrap();
+    let me = register(&srv.api(), "tina").await;
+    let tina = srv.api().login("tina", "password-123").await;
+    let path = format!("/api/cameras/{cam}/stream");
+    assert_eq!(tina.get(&path).await.status, 404, "no grant, no credential");
+    admin
+        .post(
+            &format!("/api/cameras/{cam}/grants"),
+            json!({"username": "tina", "permission": "view"}),
+        )
+        .await;
+
+    let now = reallive_core::time::UtcNs::now().secs();
+    let answer = tina.get(&path).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(!answer.text().contains("a-shared-turn-secret-123"));
+    let info = answer.json();
+    let server = &info["ice_servers"].as_array().unwrap()[0];
+    assert_eq!(server["urls"], json!(["turn:127.0.0.1:3478?transport=udp"]));
+    let username = server["username"].as_str().unwrap();
+    let (expiry, who) = username.split_once(':').unwrap();
+    let expiry: i64 = expiry.parse().unwrap();
+    assert!((now + 590..=now + 610).contains(&expiry), "{username}");
+    let (user, session) = who.split_once('-').unwrap();
+    assert_eq!(user, me["id"].to_string(), "{username}");
+    assert!(session.len() >= 8, "{username}");
+    // The password is HMAC-SHA1(secret, username), as coturn checks it.
+    let check = turn.mint(who, expiry - 600);
+    assert_eq!(check.username, username);
+    assert_eq!(server["credential"], check.credential);
+
+    let again = tina.get(&path).await.json();
+    assert_ne!(
+        again["ice_servers"][0]["username"], server["username"],
+        "a new answer, a new credential"
+    );
+    srv.stop().await;
+}

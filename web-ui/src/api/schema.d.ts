@@ -2013,7 +2013,12 @@ export interface components {
              * @description The camera.
              */
             camera_id: number;
-            /** @description STUN/TURN servers to use. */
+            /**
+             * @description STUN/TURN servers to use: the configured ones, then, with
+             *     `[server.turn]`, a TURN server with a credential minted for this
+             *     user and this answer (`<expiry>:<user>-<session>`, valid
+             *     `ttl_secs`): ask again for each new session.
+             */
             ice_servers: components["schemas"]["IceServer"][];
             /** @description WebSocket signaling endpoint. */
             signaling_url: string;

@@ -112,7 +112,10 @@ pub struct StreamInfo {
     pub signaling_url: String,
     /// WHEP endpoint (POST an SDP offer).
     pub whep_url: String,
-    /// STUN/TURN servers to use.
+    /// STUN/TURN servers to use: the configured ones, then, with
+    /// `[server.turn]`, a TURN server with a credential minted for this
+    /// user and this answer (`<expiry>:<user>-<session>`, valid
+    /// `ttl_secs`): ask again for each new session.
     pub ice_servers: Vec<IceServer>,
 }
 
