@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_OUT ?= demo-out
 
-.PHONY: setup ui ui-test build demo demo-file test fmt clippy doc nextest package bench fuzz fuzz-ci api-fuzz
+.PHONY: setup ui ui-test build demo demo-file test fmt clippy doc nextest package bench bench-remote fuzz fuzz-ci api-fuzz
 
 setup:
 	./scripts/setup
@@ -98,3 +98,9 @@ bench: setup
 	$(CARGO) bench -p reallive-nvr --bench motion -- --seconds 30 --cameras 1,8
 	$(CARGO) bench -p reallive-nvr --bench review
 	$(CARGO) bench -p reallive-nvr --bench manage
+	$(MAKE) bench-remote
+
+# The ICE ladder's time to first frame per rung (root: network namespaces).
+bench-remote: setup ui
+	$(CARGO) build --release -p reallive-server -p reallive-pusher -p reallive-puller
+	./scripts/bench-remote target/release 3

@@ -344,6 +344,14 @@ fn the_ice_ladder_reaches_through_nat_firewalls_and_turn() {
         turn["turn_permission_to_server"], true,
         "the video went through coturn: {turn}"
     );
+    // The credential lives 60 s; the viewer plays 75 s: the session is not
+    // dropped, and coturn takes its refreshes signed with the expired one.
+    assert!(turn["frames"].as_u64().unwrap_or(0) > 1800, "{turn}");
+    assert!(
+        turn["refreshed_after_expiry"].as_u64().unwrap_or(0) > 0,
+        "{turn}"
+    );
+    assert_eq!(find("no-secrets-in-logs")["ok"], true, "{stdout}");
     let public = find("public-ip");
     assert_eq!(public["subscriber_transport"], "udp", "{public}\n{stderr}");
     // Chromium through the web UI, on each rung: the selected pair's local
