@@ -201,7 +201,10 @@ async fn first_failure(sessions: &[Box<dyn reallive_stream::Session>]) -> String
         let mut state = session.state();
         let tx = tx.clone();
         watchers.spawn(async move {
-            let why = match state.wait_for(|s| matches!(s, SessionState::Failed(_))).await {
+            let why = match state
+                .wait_for(|s| matches!(s, SessionState::Failed(_)))
+                .await
+            {
                 Ok(s) => match &*s {
                     SessionState::Failed(why) => why.clone(),
                     _ => return,

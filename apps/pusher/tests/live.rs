@@ -271,18 +271,26 @@ async fn the_pusher_publishes_over_wss_to_a_pinned_self_signed_server() {
         .await
         .unwrap()
         .unwrap();
-    assert!(received >= 120, "6 s at 30 fps over wss and https: {received}");
+    assert!(
+        received >= 120,
+        "6 s at 30 fps over wss and https: {received}"
+    );
 
     // A wrong pin: one line naming the server and why, exit code 1, fast.
     let started = std::time::Instant::now();
     let out = push(base.clone(), "ab".repeat(32)).output().await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{err}"
+    );
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line: {err}");
     assert!(
-        lines[0].contains(&format!("https://localhost:{port}: certificate not trusted")),
+        lines[0].contains(&format!(
+            "https://localhost:{port}: certificate not trusted"
+        )),
         "{err}"
     );
 

@@ -77,8 +77,8 @@ pub use ratelimit::{LoginGuard, LoginLimits, RateLimit, RateLimiter, client_buck
 pub use roles::{Permission, Role};
 pub use secret::{Secret, random_bytes, random_token};
 pub use stream_key::{STREAM_KEY_PREFIX, generate_stream_key, stream_key_hash, stream_key_matches};
-pub use turn::{TurnCredential, TurnRest};
 pub use token::{AUDIENCE, Claims, ISSUER, MIN_SECRET_BYTES, TokenError, TokenKeys};
+pub use turn::{TurnCredential, TurnRest};
 
 /// Errors from auth decisions, the accounts database and parsing.
 #[derive(Debug, thiserror::Error)]

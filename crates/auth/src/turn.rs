@@ -62,7 +62,11 @@ impl TurnRest {
     /// secret in the first line of `secret_file` (which only its owner may
     /// read: see [`reallive_core::fs::read_secret_file`]), living `ttl` (at
     /// most [`MAX_TTL`]).
-    pub fn from_file(urls: Vec<String>, secret_file: &Path, ttl: Duration) -> Result<Self, AuthError> {
+    pub fn from_file(
+        urls: Vec<String>,
+        secret_file: &Path,
+        ttl: Duration,
+    ) -> Result<Self, AuthError> {
         let secret = reallive_core::fs::read_secret_file(secret_file).map_err(|e| {
             AuthError::Invalid(format!("TURN secret_file {}: {e}", secret_file.display()))
         })?;
@@ -72,7 +76,9 @@ impl TurnRest {
     /// As [`TurnRest::from_file`], with the secret itself.
     pub fn new(urls: Vec<String>, secret: Secret, ttl: Duration) -> Result<Self, AuthError> {
         if urls.is_empty() {
-            return Err(AuthError::Invalid("TURN needs at least one turn: URL".into()));
+            return Err(AuthError::Invalid(
+                "TURN needs at least one turn: URL".into(),
+            ));
         }
         if let Some(bad) = urls
             .iter()

@@ -612,7 +612,10 @@ impl LiveState {
                     p.keyframe_requests
                 );
                 if let Some(t) = p.transport {
-                    let _ = writeln!(out, "reallive_relay_peer_transport{{{l},transport=\"{t}\"}} 1");
+                    let _ = writeln!(
+                        out,
+                        "reallive_relay_peer_transport{{{l},transport=\"{t}\"}} 1"
+                    );
                 }
             }
         }

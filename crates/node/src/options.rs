@@ -133,7 +133,10 @@ fn turn(
         .map_or(reallive_auth::turn::DEFAULT_TTL, Duration::from_secs);
     let (urls, secret_file) = match (file, secret_file) {
         (_, Some(path)) if !urls.is_empty() => (urls, path),
-        (Some(t), path) => (if urls.is_empty() { t.urls } else { urls }, path.unwrap_or(t.secret_file)),
+        (Some(t), path) => (
+            if urls.is_empty() { t.urls } else { urls },
+            path.unwrap_or(t.secret_file),
+        ),
         (None, Some(_)) => {
             return Err(NodeError::Invalid(
                 "--turn-secret-file needs at least one --turn-url".into(),
@@ -198,10 +201,13 @@ impl NodeOptions {
             public_ips,
             ice_tcp: file.ice_tcp.unwrap_or(true).then(|| {
                 // Port 0 (tests) picks one for both.
-                let port = flags.rtc_tcp_port.or(file.rtc_tcp_port).unwrap_or(match rtc_port {
-                    0 => 0,
-                    p => p.saturating_add(1),
-                });
+                let port = flags
+                    .rtc_tcp_port
+                    .or(file.rtc_tcp_port)
+                    .unwrap_or(match rtc_port {
+                        0 => 0,
+                        p => p.saturating_add(1),
+                    });
                 SocketAddr::new(listen.ip(), port)
             }),
         });

@@ -71,8 +71,8 @@ pub struct PublishFlags {
     #[arg(long, env = "REALLIVE_SERVER", value_name = "URL", requires = "camera")]
     pub server: Option<String>,
 
-    /// Publish with WHIP to this URL (http[s]://host:port/whip/ID) instead
-    /// of WS signaling; needs --key.
+    /// Publish with WHIP to this URL (http://host:port/whip/ID, or
+    /// https://) instead of WS signaling; needs --key.
     #[arg(long, value_name = "URL", conflicts_with = "server")]
     pub whip: Option<String>,
 

@@ -49,7 +49,9 @@ pub(crate) async fn request(
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         head.push_str("\r\n");
-        s.write_all(head.as_bytes()).await.map_err(|e| e.to_string())?;
+        s.write_all(head.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         s.write_all(body).await.map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
         (&mut s)

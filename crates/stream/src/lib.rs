@@ -124,9 +124,7 @@ impl StreamError {
         match self {
             StreamError::Unauthorized => ErrorKind::PermissionDenied,
             StreamError::Unavailable(_) => ErrorKind::Unavailable,
-            StreamError::InvalidConfig(_) | StreamError::Untrusted(_) => {
-                ErrorKind::InvalidArgument
-            }
+            StreamError::InvalidConfig(_) | StreamError::Untrusted(_) => ErrorKind::InvalidArgument,
         }
     }
 }

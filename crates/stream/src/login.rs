@@ -336,7 +336,12 @@ mod tests {
     async fn a_given_token_is_used_as_is() {
         let credential = Credential::default();
         let signed_in = Login::Token("t0".into())
-            .sign_in(&Network::default(), "http://127.0.0.1:9", &credential, &CancellationToken::new())
+            .sign_in(
+                &Network::default(),
+                "http://127.0.0.1:9",
+                &credential,
+                &CancellationToken::new(),
+            )
             .await
             .unwrap();
         assert!(signed_in.is_some_and(|s| s.refresh.is_none()));
@@ -391,7 +396,10 @@ mod tests {
         .await;
         let credential = Credential::default();
         let stop = CancellationToken::new();
-        let signed_in = password().sign_in(&Network::default(), &server, &credential, &stop).await.unwrap();
+        let signed_in = password()
+            .sign_in(&Network::default(), &server, &credential, &stop)
+            .await
+            .unwrap();
         assert_eq!(credential.get(), "t1");
         let refresh = signed_in.and_then(|mut s| s.refresh.take()).unwrap();
         assert!(!refresh.is_finished());
@@ -407,11 +415,12 @@ mod tests {
         let cancel = stop.clone();
         let login = password();
         let net = Network::default();
-        let (signed_in, ()) = tokio::join!(login.sign_in(&net, &server, &credential, &stop), async {
-            // Refused: the login now waits a minute, unless stopped.
-            assert_eq!(answered.recv().await, Some(401));
-            cancel.cancel();
-        });
+        let (signed_in, ()) =
+            tokio::join!(login.sign_in(&net, &server, &credential, &stop), async {
+                // Refused: the login now waits a minute, unless stopped.
+                assert_eq!(answered.recv().await, Some(401));
+                cancel.cancel();
+            });
         assert!(signed_in.unwrap().is_none());
         assert_eq!(credential.get(), "");
     }

@@ -78,7 +78,9 @@ impl Network {
     /// Trusts only certificates issued by the CA certificates (PEM) in
     /// `path`: a private CA.
     pub fn with_ca_file(path: &Path) -> Result<Network, StreamError> {
-        let bad = |why: String| StreamError::InvalidConfig(format!("--ca-cert {}: {why}", path.display()));
+        let bad = |why: String| {
+            StreamError::InvalidConfig(format!("--ca-cert {}: {why}", path.display()))
+        };
         let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
         let mut roots = RootCertStore::empty();
         for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
@@ -176,7 +178,7 @@ impl Network {
         tokio_rustls::TlsConnector::from(self.tls.clone())
             .connect(name, tcp)
             .await
-            .map(|s| MaybeTlsStream::Rustls(s))
+            .map(MaybeTlsStream::Rustls)
             .map_err(|e| tls_error(target, &e))
     }
 }
@@ -258,10 +260,15 @@ pub(crate) struct Target {
 
 impl Target {
     pub(crate) fn parse(url: &str) -> Result<Target, String> {
-        let (tls, rest) = [("http://", false), ("ws://", false), ("https://", true), ("wss://", true)]
-            .iter()
-            .find_map(|(p, tls)| url.strip_prefix(p).map(|r| (*tls, r)))
-            .ok_or_else(|| format!("the URL must start with http:// or https://: {url}"))?;
+        let (tls, rest) = [
+            ("http://", false),
+            ("ws://", false),
+            ("https://", true),
+            ("wss://", true),
+        ]
+        .iter()
+        .find_map(|(p, tls)| url.strip_prefix(p).map(|r| (*tls, r)))
+        .ok_or_else(|| format!("the URL must start with http:// or https://: {url}"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -303,7 +310,11 @@ impl Target {
 
     /// `https://host:port`, for messages.
     pub(crate) fn origin(&self) -> String {
-        format!("{}://{}", if self.tls { "https" } else { "http" }, self.authority())
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.authority()
+        )
     }
 }
 
@@ -403,7 +414,14 @@ mod tests {
         assert_eq!(t.authority(), "[::1]:443");
         assert_eq!(Target::parse("http://h").unwrap().port, 80);
         assert_eq!(Target::parse("http://h").unwrap().path, "/");
-        for bad in ["ftp://h/", "http://", "http://:80/", "http://h:x/", "http://u:p@h/", "h:80"] {
+        for bad in [
+            "ftp://h/",
+            "http://",
+            "http://:80/",
+            "http://h:x/",
+            "http://u:p@h/",
+            "h:80",
+        ] {
             assert!(Target::parse(bad).is_err(), "{bad}");
         }
     }

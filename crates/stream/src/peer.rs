@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use reallive_signaling::{IceServer, Message, PROTOCOL_VERSION, Role};
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
-use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::peer_connection::configuration::interceptor_registry::Registry;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::configuration::{RTCConfigurationBuilder, RTCIceServer};
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use tokio::sync::mpsc;
@@ -220,7 +220,9 @@ fn passive_tcp_candidates(sdp: &str) -> Vec<RTCIceCandidateInit> {
             mid = Some(m.trim().to_owned());
         } else if let Some(c) = line.strip_prefix("a=")
             && c.starts_with("candidate:")
-            && c.split_whitespace().nth(2).is_some_and(|p| p.eq_ignore_ascii_case("tcp"))
+            && c.split_whitespace()
+                .nth(2)
+                .is_some_and(|p| p.eq_ignore_ascii_case("tcp"))
             && c.contains(" tcptype passive")
         {
             out.push(RTCIceCandidateInit {
@@ -232,6 +234,20 @@ fn passive_tcp_candidates(sdp: &str) -> Vec<RTCIceCandidateInit> {
         }
     }
     out
+}
+
+/// Whether a connection state change (or the end of them) means the
+/// connection is lost.
+pub(crate) fn lost(state: Option<RTCPeerConnectionState>) -> Option<Ended> {
+    match state {
+        Some(
+            RTCPeerConnectionState::Failed
+            | RTCPeerConnectionState::Closed
+            | RTCPeerConnectionState::Disconnected,
+        )
+        | None => Some(Ended::Failed("the WebRTC connection was lost".into())),
+        Some(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -247,20 +263,9 @@ mod tests {
         let c = passive_tcp_candidates(sdp);
         assert_eq!(c.len(), 1, "{c:?}");
         assert!(c[0].candidate.starts_with("candidate:2 1 tcp"));
-        assert_eq!((c[0].sdp_mid.as_deref(), c[0].sdp_mline_index), (Some("0"), Some(0)));
-    }
-}
-
-/// Whether a connection state change (or the end of them) means the
-/// connection is lost.
-pub(crate) fn lost(state: Option<RTCPeerConnectionState>) -> Option<Ended> {
-    match state {
-        Some(
-            RTCPeerConnectionState::Failed
-            | RTCPeerConnectionState::Closed
-            | RTCPeerConnectionState::Disconnected,
-        )
-        | None => Some(Ended::Failed("the WebRTC connection was lost".into())),
-        Some(_) => None,
+        assert_eq!(
+            (c[0].sdp_mid.as_deref(), c[0].sdp_mline_index),
+            (Some("0"), Some(0))
+        );
     }
 }

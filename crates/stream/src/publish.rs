@@ -22,10 +22,10 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
+use crate::net::{Network, Target};
 use crate::peer::{self, failed};
 use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
 use crate::signal::{Channel, Ended, h264_codec, signaling_url};
-use crate::net::{Network, Target};
 use crate::{Session, StreamError, Streamer};
 
 /// At most one forced keyframe per this interval, however often the relay

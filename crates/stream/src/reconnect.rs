@@ -420,7 +420,10 @@ mod tests {
         let conn = Scripted {
             outcomes: VecDeque::from([
                 (Duration::ZERO, failed("no route")),
-                (Duration::ZERO, Ended::Fatal("certificate not trusted".into())),
+                (
+                    Duration::ZERO,
+                    Ended::Fatal("certificate not trusted".into()),
+                ),
                 (Duration::ZERO, failed("never reached")),
             ]),
             spans: spans.clone(),

@@ -15,10 +15,10 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::PeerConnection;
 
 use crate::assemble::Assembler;
+use crate::net::{NetError, Network, Target};
 use crate::peer::{self, PeerEvents, failed};
 use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
 use crate::signal::{Channel, Ended, signaling_url};
-use crate::net::{NetError, Network, Target};
 use crate::{Credential, Receiver, Session, StreamError};
 
 /// What to watch, and as whom.
@@ -121,7 +121,10 @@ impl Connect for Subscribe {
 /// connection (`/api/cameras/{id}/stream`; TURN credentials are minted per
 /// session and expire). Without an answer the connection still goes ahead
 /// on host candidates; an untrusted certificate ends it for good.
-async fn stream_ice_servers(config: &SubscribeConfig, token: &str) -> Result<Vec<IceServer>, Ended> {
+async fn stream_ice_servers(
+    config: &SubscribeConfig,
+    token: &str,
+) -> Result<Vec<IceServer>, Ended> {
     let target = Target::parse(&config.server).map_err(Ended::Fatal)?;
     let path = format!("/api/cameras/{}/stream", config.camera);
     let bearer = format!("Bearer {token}");

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use clap::Parser;
 use reallive_core::{EncodedFrame, frame_channel};
 use reallive_store::{Recording, RecordingWriter, Storage, StoreError, TimeRange};
-use reallive_stream::{Credential, Receiver, SubscribeConfig, WebRtcSubscriber, login, Network};
+use reallive_stream::{Credential, Network, Receiver, SubscribeConfig, WebRtcSubscriber, login};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]

@@ -96,7 +96,8 @@ pub async fn metrics(
 ) -> Result<impl IntoResponse, ApiError> {
     // A loopback peer that forwards for someone is a proxy the server was
     // not told to trust: what comes through it is from outside.
-    let proxied = headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
+    let proxied =
+        headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED);
     if proxied || !ip.is_some_and(|ip| ip.is_loopback()) {
         let token = headers
             .get(header::AUTHORIZATION)
