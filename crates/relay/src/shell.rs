@@ -121,7 +121,10 @@ impl Relay {
                     .collect(),
             );
             let (ttx, trx) = mpsc::channel(tcp::READ_QUEUE);
-            tokio::spawn(tcp::serve(listener, ttx, shutdown.clone()).instrument(span.clone()));
+            tokio::spawn(
+                tcp::serve(listener, tcp::Limits::default(), ttx, shutdown.clone())
+                    .instrument(span.clone()),
+            );
             Some(trx)
         } else {
             None
