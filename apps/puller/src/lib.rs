@@ -15,9 +15,7 @@ use reallive_core::CameraId;
 use reallive_http::recordings::LocalPlayback;
 use reallive_store::retention::RetentionPolicy;
 use reallive_store::{Storage, Store, StoreConfig};
-use reallive_stream::{
-    Credential, Login, Network, Receiver, SessionState, SubscribeConfig, WebRtcSubscriber,
-};
+use reallive_stream::{Credential, Login, Network, Receiver, SubscribeConfig, WebRtcSubscriber};
 use tokio_util::sync::CancellationToken;
 
 /// Everything the puller needs. `Debug` never shows `listen_token`.
@@ -165,7 +163,7 @@ pub async fn run(
     }
     let failed = tokio::select! {
         () = stop.cancelled() => None,
-        why = first_failure(&sessions) => Some(why),
+        why = reallive_stream::first_failure(&sessions) => Some(why),
     };
     stop.cancel();
     drop(sessions);
@@ -187,37 +185,6 @@ pub async fn run(
         // run ends with the reason.
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(summary),
-    }
-}
-
-/// The reason of the first session to end for good
-/// ([`SessionState::Failed`]: an untrusted certificate); pending while none
-/// has.
-async fn first_failure(sessions: &[Box<dyn reallive_stream::Session>]) -> String {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    // Dropped (and so aborted) when this future is.
-    let mut watchers = tokio::task::JoinSet::new();
-    for session in sessions {
-        let mut state = session.state();
-        let tx = tx.clone();
-        watchers.spawn(async move {
-            let why = match state
-                .wait_for(|s| matches!(s, SessionState::Failed(_)))
-                .await
-            {
-                Ok(s) => match &*s {
-                    SessionState::Failed(why) => why.clone(),
-                    _ => return,
-                },
-                Err(_) => return,
-            };
-            let _ = tx.send(why).await;
-        });
-    }
-    drop(tx);
-    match rx.recv().await {
-        Some(why) => why,
-        None => std::future::pending().await,
     }
 }
 

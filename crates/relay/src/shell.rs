@@ -274,17 +274,19 @@ impl Io {
     /// Sends what the core produced: UDP in batches, TCP to each
     /// connection's queue. Neither waits; a full queue drops.
     fn send(&mut self, core: &mut Core, received: Option<Duration>, latency: &LatencyHistogram) {
-        let mut udp = Vec::new();
-        for t in core.drain_transmits() {
-            if t.proto == Protocol::Tcp {
-                if let Some(w) = self.tcp_writers.get(&t.destination) {
-                    let _ = w.try_send(t.contents);
-                }
-            } else {
-                udp.push(t);
+        // One pass, no second list: TCP packets go to their queues on the
+        // way, UDP ones on to the batcher.
+        let writers = &self.tcp_writers;
+        let udp = core.drain_transmits().filter_map(|t| {
+            if t.proto != Protocol::Tcp {
+                return Some(t);
             }
-        }
-        self.socket.send_all(udp.into_iter(), received, latency);
+            if let Some(w) = writers.get(&t.destination) {
+                let _ = w.try_send(t.contents);
+            }
+            None
+        });
+        self.socket.send_all(udp, received, latency);
     }
 }
 

@@ -156,6 +156,33 @@ impl dyn Session {
     }
 }
 
+/// The reason the first of `sessions` ended for good
+/// ([`SessionState::Failed`]: an untrusted certificate, say); pending while
+/// none has, and for ever with none. An app selects on it beside its own
+/// shutdown, to stop with that reason.
+pub async fn first_failure(sessions: &[Box<dyn Session>]) -> String {
+    let waits: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            let mut state = s.state();
+            Box::pin(async move {
+                loop {
+                    if let SessionState::Failed(why) = &*state.borrow_and_update() {
+                        return why.clone();
+                    }
+                    if state.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    if waits.is_empty() {
+        return std::future::pending().await;
+    }
+    futures::future::select_all(waits).await.0
+}
+
 /// Publishes encoded frames to a server.
 pub trait Streamer: Send + Sync + Debug {
     /// Starts publishing what arrives on `frames`, on the current tokio
@@ -171,4 +198,47 @@ pub trait Receiver: Send + Sync + Debug {
     /// once. The session reconnects on its own until it is stopped or
     /// dropped, or `out`'s reader goes away.
     fn start(&self, out: FrameSender) -> Result<Box<dyn Session>, StreamError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fake(watch::Sender<SessionState>);
+
+    impl Session for Fake {
+        fn state(&self) -> watch::Receiver<SessionState> {
+            self.0.subscribe()
+        }
+        fn stop(&self) {}
+        fn frames(&self) -> u64 {
+            0
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn first_failure_names_the_session_that_failed_and_waits_otherwise() {
+        let (a, b) = (
+            watch::channel(SessionState::Live).0,
+            watch::channel(SessionState::Connecting).0,
+        );
+        let sessions: Vec<Box<dyn Session>> =
+            vec![Box::new(Fake(a.clone())), Box::new(Fake(b.clone()))];
+        let pending = tokio::time::timeout(Duration::from_secs(5), first_failure(&sessions)).await;
+        assert!(pending.is_err(), "nothing failed: it waits");
+        let (why, ()) = tokio::join!(first_failure(&sessions), async {
+            a.send_replace(SessionState::Stopped);
+            b.send_replace(SessionState::Failed("certificate not trusted".into()));
+        });
+        assert_eq!(why, "certificate not trusted");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(5), first_failure(&[]))
+                .await
+                .is_err(),
+            "no sessions: for ever"
+        );
+    }
 }
