@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reallive_core::app::LogArgs;
+use reallive_core::app::{LogArgs, systemd};
 use reallive_node::NodeFlags;
 use reallive_nvr::{NvrConfig, run};
 use reallive_record::config::NvrConfigFile;
@@ -28,8 +28,8 @@ struct Cli {
     config: Option<PathBuf>,
 
     /// Validate the config, print every error with its line and key, and
-    /// exit (0 when it is valid).
-    #[arg(long, requires = "config")]
+    /// exit (0 when it is valid; without --config, the built-in defaults).
+    #[arg(long)]
     check: bool,
 
     #[command(flatten)]
@@ -147,15 +147,18 @@ fn main() -> ExitCode {
         None => NvrConfigFile::default(),
     };
     if cli.check {
+        let what = match &cli.config {
+            Some(path) => path.display().to_string(),
+            None => "the built-in default config".to_owned(),
+        };
         eprintln!(
-            "reallive-nvr: {} is valid ({} camera{})",
-            cli.config.as_deref().unwrap_or("".as_ref()).display(),
+            "reallive-nvr: {what} is valid ({} camera{})",
             file.cameras.len(),
             if file.cameras.len() == 1 { "" } else { "s" }
         );
         return ExitCode::SUCCESS;
     }
-    cli.log.init(LogArgs::SERVER);
+    cli.log.init_with(LogArgs::SERVER, file.server.log_format);
     reallive_core::app::warn_secret_flags(&[("--admin-password", "--admin-password-file")]);
     let config = NvrConfig {
         file,
@@ -186,6 +189,13 @@ fn main() -> ExitCode {
             if let Some(rtc) = ready.rtc {
                 eprintln!("reallive-nvr: WebRTC relay on udp://{rtc}");
             }
+            systemd::ready(&format!(
+                "listening on {}://{}, {} camera{}",
+                ready.scheme,
+                ready.addr,
+                ready.cameras.len(),
+                if ready.cameras.len() == 1 { "" } else { "s" }
+            ));
         })
     })
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use reallive_core::app::{LogArgs, run_until_signalled};
+use reallive_core::app::{LogArgs, run_until_signalled, systemd};
 use reallive_puller::{PullerConfig, run};
 use reallive_store::retention::RetentionFlags;
 use reallive_stream::{LoginFlags, NetworkFlags};
@@ -117,6 +117,7 @@ fn main() -> ExitCode {
             if let Some(a) = addr {
                 eprintln!("reallive-puller: playback on http://{a}");
             }
+            systemd::ready("recording");
         })
         .await?;
         for (camera, frames) in summary.frames {

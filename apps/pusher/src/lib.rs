@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use reallive_capture::{CaptureOptions, Source};
+use reallive_core::app::systemd;
 use reallive_core::frame_channel;
 use reallive_store::{FileSink, FileSummary};
 use reallive_stream::{PublishConfig, SessionState, Streamer, WebRtcPublisher};
@@ -117,6 +118,11 @@ pub async fn publish(
     let mut running = cap.start(tx)?;
     let encoder = running.encoder();
     tracing::info!(source = %cap.describe(), encoder, server = %target.server, camera = target.camera, "publishing");
+    systemd::ready(&format!(
+        "capturing {}; connecting to {}",
+        cap.describe(),
+        target.server
+    ));
     let streamer: Box<dyn Streamer> = Box::new(WebRtcPublisher::new(PublishConfig {
         keyframe: running.keyframe_requester(),
         ..target
@@ -142,9 +148,13 @@ pub async fn publish(
             }
             let s = state.borrow().clone();
             match s {
-                SessionState::Live => tracing::info!("live"),
+                SessionState::Live => {
+                    tracing::info!("live");
+                    systemd::status("live");
+                }
                 SessionState::Refused(_) => {
                     tracing::error!("the server refused the stream key; check --camera and --key");
+                    systemd::status("refused: check the camera id and stream key");
                 }
                 SessionState::Stopped => return None,
                 SessionState::Failed(why) => return Some(why),

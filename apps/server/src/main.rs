@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use reallive_auth::{Role, Secret};
-use reallive_core::app::LogArgs;
+use reallive_core::app::{LogArgs, systemd};
 use reallive_node::accounts::{add_user, list_users, set_password};
 use reallive_node::{NodeFlags, NodeOptions};
 use reallive_record::config::ServerConfigFile;
@@ -92,17 +92,41 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    cli.log.init(LogArgs::SERVER);
+    // The config first: it may say how to log.
+    let file = match load(cli.config.as_deref()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("reallive-server: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    cli.log.init_with(LogArgs::SERVER, file.server.log_format);
     reallive_core::app::warn_secret_flags(&[
         ("--admin-password", "--admin-password-file"),
         ("--password", "--password-file"),
     ]);
-    reallive_core::app::run_until_signalled("reallive-server", |shutdown| dispatch(cli, shutdown))
+    reallive_core::app::run_until_signalled("reallive-server", |shutdown| {
+        dispatch(cli, file, shutdown)
+    })
 }
 
-async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The `--config` file, or the defaults without one.
+fn load(path: Option<&Path>) -> anyhow::Result<ServerConfigFile> {
+    let Some(path) = path else {
+        return Ok(ServerConfigFile::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    ServerConfigFile::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+async fn dispatch(
+    cli: Cli,
+    file: ServerConfigFile,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     match cli.command {
-        None => serve(cli, shutdown).await,
+        None => serve(cli, file, shutdown).await,
         Some(Command::User(cmd)) => {
             let data_dir = (cli.node.data_dir)
                 .unwrap_or_else(|| PathBuf::from(reallive_node::DEFAULT_DATA_DIR));
@@ -111,16 +135,11 @@ async fn dispatch(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let file = match &cli.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            ServerConfigFile::from_toml(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        None => ServerConfigFile::default(),
-    };
+async fn serve(
+    cli: Cli,
+    file: ServerConfigFile,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let config = NodeOptions::resolve(file.server, cli.node)?;
     run(config, shutdown, |node| {
         if let Some(file) = node.first_admin_password_file() {
@@ -141,6 +160,9 @@ async fn serve(cli: Cli, shutdown: CancellationToken) -> anyhow::Result<()> {
         }
         if let Some(rtc) = node.live().map(|l| l.relay().local_addr()) {
             eprintln!("reallive-server: WebRTC relay on udp://{rtc}");
+        }
+        if let Ok(addr) = node.local_addr() {
+            systemd::ready(&format!("listening on {}://{addr}", node.scheme()));
         }
     })
     .await

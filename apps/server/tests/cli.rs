@@ -293,3 +293,86 @@ async fn config_file_is_read_and_checked() {
         "{err}"
     );
 }
+
+/// The datagrams a program sent to `NOTIFY_SOCKET`, as text.
+fn notifications(sock: &std::os::unix::net::UnixDatagram) -> Vec<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_systemd_it_says_ready_pings_the_watchdog_and_logs_json_without_colour() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let cfg = dir.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\nrtc_port = 0\nrtc_tcp_port = 0\ndata_dir = \"{}\"\nadmin_password = \"file-admin-password\"\nlog_format = \"json\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+        // 400 ms: a ping every 200 ms.
+        ("WATCHDOG_USEC", "400000"),
+        ("RUST_LOG", "info"),
+    ];
+    let p = spawn(&["--config", cfg.to_str().unwrap()], &env).await;
+    let addr = p.addr;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let got = notifications(&sock);
+    assert!(
+        got.iter()
+            .any(|m| m.contains("READY=1")
+                && m.contains(&format!("STATUS=listening on http://{addr}"))),
+        "{got:?}"
+    );
+    let pings = got.iter().filter(|m| m.trim() == "WATCHDOG=1").count();
+    assert!(pings >= 3, "pings every 200 ms for 1.5 s: {got:?}");
+    let (status, stderr) = p.terminate().await;
+    assert!(status.success());
+    assert!(
+        notifications(&sock)
+            .iter()
+            .any(|m| m.contains("STOPPING=1")),
+        "stopping is announced"
+    );
+    // The config said json: every log line is one JSON object (the
+    // program's own `reallive-server: …` lines are not logs).
+    let logs: Vec<serde_json::Value> = stderr
+        .iter()
+        .filter(|l| !l.starts_with("reallive-server: "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l["level"] == "INFO" && l["message"] == "shutting down"),
+        "{stderr:?}"
+    );
+    assert!(stderr.iter().all(|l| !l.contains('\x1b')), "{stderr:?}");
+
+    // --log-format beats the file; text to a pipe has no colour codes.
+    let p = spawn(
+        &["--config", cfg.to_str().unwrap(), "--log-format", "text"],
+        &[("RUST_LOG", "info")],
+    )
+    .await;
+    let (status, stderr) = p.terminate().await;
+    assert!(status.success());
+    let shutting = stderr
+        .iter()
+        .find(|l| l.contains("shutting down"))
+        .unwrap_or_else(|| panic!("{stderr:?}"));
+    assert!(shutting.contains(" INFO "), "{shutting}");
+    assert!(serde_json::from_str::<serde_json::Value>(shutting).is_err());
+    assert!(stderr.iter().all(|l| !l.contains('\x1b')), "{stderr:?}");
+}

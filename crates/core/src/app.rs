@@ -1,20 +1,31 @@
 //! What every RealLive program's `main` does the same way (feature `app`):
-//! the `-v` flag and logging (to stderr, and to the process's
-//! [`LogRing`] for `/api/logs`), the runtime, and shutdown on SIGINT or
-//! SIGTERM.
+//! the `-v` and `--log-format` flags and logging (to stderr, and to the
+//! process's [`LogRing`] for `/api/logs`), the runtime, shutdown on SIGINT
+//! or SIGTERM, and systemd's readiness and watchdog notifications
+//! ([`systemd`]).
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::LogFormat;
+use crate::logjson::JsonLayer;
 use crate::logring::{LogLevel, LogRing, camera_of};
 
-/// `-v`/`-vv`, flattened into a program's clap arguments.
+/// `-v`/`-vv` and `--log-format`, flattened into a program's clap
+/// arguments.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct LogArgs {
     /// More logging: -v, then -vv (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// Log lines as text (coloured only on a terminal) or as json (one
+    /// object per line, for a log collector) [default: a config file's
+    /// log_format, else text].
+    #[arg(long, env = "REALLIVE_LOG_FORMAT", value_enum, global = true)]
+    pub log_format: Option<LogFormat>,
 }
 
 impl LogArgs {
@@ -26,29 +37,66 @@ impl LogArgs {
     /// `RUST_LOG` says otherwise. Stdout stays free for a program's own
     /// output.
     pub fn init(self, levels: [&str; 3]) {
+        self.init_with(levels, None);
+    }
+
+    /// [`LogArgs::init`], in `--log-format` if given, else in `configured`
+    /// (a config file's `log_format`), else as text. Text is coloured only
+    /// when stderr is a terminal and `NO_COLOR` is unset.
+    pub fn init_with(self, levels: [&str; 3], configured: Option<LogFormat>) {
         let default = levels[usize::from(self.verbose.min(2))];
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        let format = self.log_format.or(configured).unwrap_or_default();
+        let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         use tracing_subscriber::util::SubscriberInitExt;
-        subscriber(filter, std::io::stderr, Arc::clone(LogRing::global())).init();
+        let out = Output {
+            format,
+            colour,
+            writer: std::io::stderr,
+        };
+        subscriber(filter, out, Arc::clone(LogRing::global())).init();
     }
 }
 
-/// What [`LogArgs::init`] installs: `filter` over a text layer writing to
-/// `writer` and a [`RingLayer`] feeding `ring`. Both layers see the same
-/// events, so the ring holds what stderr shows.
+/// Where and how [`subscriber`] writes the lines it shows.
+#[derive(Debug, Clone)]
+pub struct Output<W> {
+    /// Text or JSON.
+    pub format: LogFormat,
+    /// Whether text may carry ANSI colour codes.
+    pub colour: bool,
+    /// Where lines go (stderr for a program).
+    pub writer: W,
+}
+
+/// What [`LogArgs::init`] installs: `filter` over a text or JSON layer
+/// writing to `out` and a [`RingLayer`] feeding `ring`. Both layers see the
+/// same events, so the ring holds what stderr shows.
 pub fn subscriber<W>(
     filter: tracing_subscriber::EnvFilter,
-    writer: W,
+    out: Output<W>,
     ring: Arc<LogRing>,
 ) -> impl tracing::Subscriber + Send + Sync + 'static
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     use tracing_subscriber::layer::SubscriberExt;
+    let (text, json) = match out.format {
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(out.colour)
+                    .with_writer(out.writer),
+            ),
+            None,
+        ),
+        LogFormat::Json => (None, Some(JsonLayer::new(out.writer))),
+    };
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_writer(writer))
+        .with(text)
+        .with(json)
         .with(RingLayer::new(ring))
 }
 
@@ -292,11 +340,13 @@ pub async fn cancel_on_signals(token: CancellationToken) {
         }
     }
     tracing::info!("shutting down");
+    systemd::stopping();
     token.cancel();
 }
 
 /// A program's `main` after its flags: runs `main` on a multi-threaded
-/// runtime with a shutdown token that SIGINT and SIGTERM cancel. An error
+/// runtime with a shutdown token that SIGINT and SIGTERM cancel, pinging
+/// systemd's watchdog when a unit asks for one ([`systemd::keep_alive`]). An error
 /// goes to stderr as one line, `{prefix}: {error:#}` (with its causes;
 /// the prefix is the program's name, and whatever its documented error
 /// lines start with, such as `reallive-pusher: error`), and exits 1.
@@ -319,6 +369,9 @@ where
     let result = rt.block_on(async {
         let shutdown = CancellationToken::new();
         tokio::spawn(cancel_on_signals(shutdown.clone()));
+        if let Some(interval) = systemd::watchdog_interval() {
+            tokio::spawn(systemd::keep_alive(interval, shutdown.clone()));
+        }
         main(shutdown).await
     });
     match result {
@@ -330,11 +383,83 @@ where
     }
 }
 
+/// systemd's service notifications, for `Type=notify` units: readiness,
+/// status, stopping, and the watchdog. Each is a no-op outside systemd
+/// (no `NOTIFY_SOCKET`), and a failure to notify is logged, never fatal.
+pub mod systemd {
+    use std::time::Duration;
+
+    use sd_notify::NotifyState;
+    use tokio_util::sync::CancellationToken;
+
+    fn send(states: &[NotifyState<'_>]) {
+        if let Err(e) = sd_notify::notify(states) {
+            tracing::warn!("could not notify systemd ({e})");
+        }
+    }
+
+    /// `READY=1`: the program serves (it listens, or it captures).
+    /// `status` is what `systemctl status` shows.
+    pub fn ready(status: &str) {
+        send(&[NotifyState::Ready, NotifyState::Status(status)]);
+    }
+
+    /// `STATUS=…`: what the program is doing now.
+    pub fn status(status: &str) {
+        send(&[NotifyState::Status(status)]);
+    }
+
+    /// `STOPPING=1`: shutting down on purpose.
+    pub fn stopping() {
+        send(&[NotifyState::Stopping]);
+    }
+
+    /// The watchdog interval systemd expects pings within
+    /// (`WatchdogSec=`), when it watches this process.
+    pub fn watchdog_interval() -> Option<Duration> {
+        interval_from(
+            std::env::var("WATCHDOG_USEC").ok().as_deref(),
+            std::env::var("WATCHDOG_PID").ok().as_deref(),
+            std::process::id(),
+        )
+    }
+
+    /// `WATCHDOG_USEC` when it is for `pid` (`WATCHDOG_PID` unset, or
+    /// ours: a child inherits the variables but is not watched).
+    pub(crate) fn interval_from(
+        usec: Option<&str>,
+        pid: Option<&str>,
+        me: u32,
+    ) -> Option<Duration> {
+        if pid.is_some_and(|p| p.parse::<u32>().ok() != Some(me)) {
+            return None;
+        }
+        let usec: u64 = usec?.parse().ok()?;
+        (usec > 0).then(|| Duration::from_micros(usec))
+    }
+
+    /// Pings `WATCHDOG=1` at half of `interval` until `shutdown`. It runs
+    /// as a task on the program's runtime, beside the supervisors: when
+    /// the runtime wedges (every worker blocked), the pings stop and
+    /// systemd restarts the program.
+    pub async fn keep_alive(interval: Duration, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(interval / 2);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => send(&[NotifyState::Watchdog]),
+                () = shutdown.cancelled() => return,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
+    use crate::LogFormat;
     use crate::logring::{LogFilter, LogLevel, LogLine, LogRing, RING_LINES};
 
     /// What the text layer wrote.
@@ -355,12 +480,21 @@ mod tests {
     /// Runs `f` under the subscriber `LogArgs::init` installs (at `trace`),
     /// over a fresh ring; returns the ring's lines and the text output.
     fn logged(f: impl FnOnce()) -> (Vec<Arc<LogLine>>, String) {
+        logged_as(LogFormat::Text, f)
+    }
+
+    /// [`logged`] in `format`, with colour allowed.
+    fn logged_as(format: LogFormat, f: impl FnOnce()) -> (Vec<Arc<LogLine>>, String) {
         let ring = Arc::new(LogRing::new(RING_LINES));
         let text = Captured::default();
         let out = text.clone();
         let sub = super::subscriber(
             tracing_subscriber::EnvFilter::new("trace"),
-            move || out.clone(),
+            super::Output {
+                format,
+                colour: false,
+                writer: move || out.clone(),
+            },
             Arc::clone(&ring),
         );
         tracing::subscriber::with_default(sub, f);
@@ -446,5 +580,71 @@ mod tests {
             ["--password", "--token"]
         );
         assert!(used(&["--password-file", "/run/pw", "--tokens", "--x=--password"]).is_empty());
+    }
+
+    #[test]
+    fn json_lines_carry_span_and_event_fields_and_no_secret() {
+        let (lines, out) = logged_as(LogFormat::Json, || {
+            let url: crate::RtspUrl = "rtsp://admin:s3cretPw@192.0.2.10:554/stream1"
+                .parse()
+                .unwrap();
+            let span = tracing::info_span!("capture", camera = 7, peer = "p-12");
+            let _e = span.enter();
+            let request = tracing::info_span!("request", request = "r-9", camera = 8);
+            request.in_scope(|| {
+                tracing::warn!(frames = 12u64, ok = true, url = %url, "stalled \"now\"");
+            });
+            tracing::info!(ratio = 0.5, "outer");
+        });
+        let rows: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(rows.len(), 2, "{out}");
+        let r = &rows[0];
+        assert_eq!(r["level"], "WARN");
+        assert_eq!(r["target"], module_path!());
+        assert_eq!(r["message"], "stalled \"now\"");
+        assert_eq!(r["camera"], 8, "the nearest span wins");
+        assert_eq!(r["peer"], "p-12", "outer spans' fields too");
+        assert_eq!(r["request"], "r-9");
+        assert_eq!(r["span"], "request");
+        assert_eq!(r["frames"], 12);
+        assert_eq!(r["ok"], true);
+        let ts = r["timestamp"].as_str().unwrap();
+        assert!(crate::time::parse_rfc3339_secs(ts).is_some(), "{ts}");
+        assert_eq!(rows[1]["camera"], 7);
+        assert_eq!(rows[1]["ratio"], 0.5);
+        assert!(!out.contains("s3cretPw"), "{out}");
+        assert!(out.contains("192.0.2.10"));
+        // The ring (/api/logs) is the same in either format.
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].camera, Some(8));
+    }
+
+    #[test]
+    fn text_without_colour_has_no_escape_codes() {
+        let (_, out) = logged(|| {
+            let span = tracing::info_span!("capture", camera = 7);
+            span.in_scope(|| tracing::error!(frames = 3u64, "gone"));
+        });
+        assert!(out.contains("gone") && out.contains("camera=7"), "{out}");
+        assert!(!out.contains('\x1b'), "{out:?}");
+    }
+
+    #[test]
+    fn the_watchdog_interval_is_ours_only() {
+        use super::systemd::interval_from;
+        let s = std::time::Duration::from_secs(30);
+        assert_eq!(interval_from(Some("30000000"), None, 7), Some(s));
+        assert_eq!(interval_from(Some("30000000"), Some("7"), 7), Some(s));
+        assert_eq!(
+            interval_from(Some("30000000"), Some("8"), 7),
+            None,
+            "a parent's"
+        );
+        assert_eq!(interval_from(Some("0"), None, 7), None);
+        assert_eq!(interval_from(Some("soon"), None, 7), None);
+        assert_eq!(interval_from(None, None, 7), None);
     }
 }

@@ -92,6 +92,9 @@ pub mod fs;
 pub mod h264;
 pub mod h265;
 mod histogram;
+mod logformat;
+#[cfg(feature = "app")]
+pub mod logjson;
 pub mod logring;
 pub mod nal;
 pub mod reencode;
@@ -107,4 +110,5 @@ pub use clock::{Clock, SimulatedClock, SystemClock};
 pub use error::{Error, ErrorKind};
 pub use frame::{Codec, CodecParameters, EncodedFrame, Fps, StreamInfo};
 pub use histogram::LatencyHistogram;
+pub use logformat::LogFormat;
 pub use rtsp::{RtspUrl, redact};

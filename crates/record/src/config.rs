@@ -75,6 +75,9 @@ pub struct ServerSection {
     /// `[server.turn]`: a TURN server sharing a secret with this one, for
     /// short-lived credentials minted per viewer and session.
     pub turn: Option<TurnSection>,
+    /// How log lines are written: `text` (default) or `json`;
+    /// `--log-format` overrides.
+    pub log_format: Option<reallive_core::LogFormat>,
 }
 
 /// `[server.turn]`: a TURN server (coturn with `use-auth-secret`) whose

@@ -14,12 +14,17 @@ use crate::{Login, Network, PublishConfig, StreamError};
 #[derive(Clone, Debug, Default, clap::Args)]
 pub struct NetworkFlags {
     /// Trust only certificates issued by this CA (PEM) for https://.
-    #[arg(long, value_name = "FILE", conflicts_with = "pin_sha256")]
+    #[arg(
+        long,
+        env = "REALLIVE_CA_CERT",
+        value_name = "FILE",
+        conflicts_with = "pin_sha256"
+    )]
     pub ca_cert: Option<PathBuf>,
 
     /// Trust only the server certificate with this SHA-256 (64 hex digits,
     /// as `--tls-self-signed` prints it), for a self-signed server.
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, env = "REALLIVE_PIN_SHA256", value_name = "HEX")]
     pub pin_sha256: Option<String>,
 
     /// Add this STUN or TURN server (stun:host:port,
