@@ -324,10 +324,17 @@ async fn under_systemd_it_says_ready_pings_the_watchdog_and_logs_json_without_co
         ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
         // 400 ms: a ping every 200 ms.
         ("WATCHDOG_USEC", "400000"),
-        ("RUST_LOG", "info"),
+        ("RUST_LOG", "info,reallive_http=debug"),
     ];
     let p = spawn(&["--config", cfg.to_str().unwrap()], &env).await;
     let addr = p.addr;
+    let r = Api::new(addr).get("/api/health?token=not-logged").await;
+    let request_id = r
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("x-request-id"))
+        .map(|(_, v)| v.clone())
+        .expect("x-request-id");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let got = notifications(&sock);
     assert!(
@@ -359,6 +366,16 @@ async fn under_systemd_it_says_ready_pings_the_watchdog_and_logs_json_without_co
         "{stderr:?}"
     );
     assert!(stderr.iter().all(|l| !l.contains('\x1b')), "{stderr:?}");
+    // A request's line carries its id (the header's), method and path,
+    // and never the query.
+    let line = logs
+        .iter()
+        .find(|l| l["message"] == "request" && l["request"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no line for request {request_id}: {stderr:?}"));
+    assert_eq!(line["path"], "/api/health", "{line}");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["status"], 200);
+    assert!(!stderr.iter().any(|l| l.contains("not-logged")));
 
     // --log-format beats the file; text to a pipe has no colour codes.
     let p = spawn(

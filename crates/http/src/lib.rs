@@ -165,21 +165,32 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 
 /// Counts every response and logs it at debug: method and path only. The
 /// query string is never logged, because media URLs carry `?token=`.
+/// Each request gets an id, in a `request` span around its handler (so
+/// every line it logs carries `request`, `method` and `path`) and in the
+/// `x-request-id` response header, so an operator can find the lines of
+/// the request a user saw fail.
 async fn observe(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    use tracing::Instrument as _;
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     let started = Instant::now();
-    let logged = tracing::enabled!(tracing::Level::DEBUG)
-        .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let resp = next.run(req).await;
+    let id = format!(
+        "{:x}",
+        NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let span = tracing::info_span!(
+        "request",
+        request = %id,
+        method = %req.method(),
+        path = req.uri().path()
+    );
+    let mut resp = next.run(req).instrument(span.clone()).await;
     let status = resp.status().as_u16();
     state.metrics().request(status);
-    if let Some((method, path)) = logged {
-        tracing::debug!(
-            %method,
-            path,
-            status,
-            us = started.elapsed().as_micros() as u64,
-            "request"
-        );
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
     }
+    span.in_scope(|| {
+        tracing::debug!(status, us = started.elapsed().as_micros() as u64, "request");
+    });
     resp
 }

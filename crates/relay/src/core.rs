@@ -434,7 +434,7 @@ impl Core {
             return;
         };
         if let Err(e) = peer.rtc.handle_input(input) {
-            tracing::debug!(session = id, "input refused: {e}");
+            tracing::debug!(peer = id, "input refused: {e}");
             self.remove(id);
             return;
         }
@@ -456,12 +456,12 @@ impl Core {
         for id in due {
             if let Some(p) = self.peers.get_mut(&id) {
                 if !p.connected && now.duration_since(p.created) > CONNECT_TIMEOUT {
-                    tracing::debug!(session = id, "ICE never completed");
+                    tracing::debug!(peer = id, "ICE never completed");
                     self.remove(id);
                     continue;
                 }
                 if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
-                    tracing::debug!(session = id, "timeout refused: {e}");
+                    tracing::debug!(peer = id, "timeout refused: {e}");
                     self.remove(id);
                     continue;
                 }
@@ -553,7 +553,7 @@ impl Core {
             let out = match peer.rtc.poll_output() {
                 Ok(o) => o,
                 Err(e) => {
-                    tracing::debug!(session = id, "poll failed: {e}");
+                    tracing::debug!(peer = id, "poll failed: {e}");
                     self.remove(id);
                     return;
                 }

@@ -326,7 +326,7 @@ async fn run(
                     }
                     Command::Candidate { session, candidate } => {
                         if let Err(e) = core.add_candidate(session, &candidate) {
-                            tracing::debug!(session, "candidate refused: {e}");
+                            tracing::debug!(peer = session, "candidate refused: {e}");
                         }
                     }
                     Command::Close { session } => {
