@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO_OUT ?= demo-out
 
-.PHONY: setup ui ui-test build demo demo-file test fmt clippy doc nextest package bench bench-remote fuzz fuzz-ci api-fuzz
+.PHONY: setup ui ui-test build demo demo-file test fmt clippy doc nextest package bench bench-remote fuzz fuzz-ci api-fuzz deb test-deb test-arm64
 
 setup:
 	./scripts/setup
@@ -36,7 +36,7 @@ demo-file: setup
 	  -show_entries stream=codec_name,profile,width,height,avg_frame_rate,nb_read_frames,has_b_frames \
 	  -show_entries format=duration -of default=noprint_wrappers=1 $(DEMO_OUT)/test-pattern.mp4
 
-test: setup ui-test fmt clippy doc nextest package fuzz-ci api-fuzz
+test: setup ui-test fmt clippy doc nextest package fuzz-ci api-fuzz test-deb
 
 fmt:
 	$(CARGO) fmt --all --check
@@ -85,6 +85,31 @@ fuzz-ci: setup
 api-fuzz: setup
 	$(CARGO) build --workspace --bins --profile test
 	./tests/api-fuzz/run
+
+# Debian packages of the four programs (docs/guide/packages.md): a release
+# build with the web UI embedded, into target/deb/. DEB_ARCH=arm64 packages
+# what scripts/cross-arm64 built instead; all does both.
+DEB_ARCH ?= amd64
+deb: ui
+	./scripts/deb --arch $(DEB_ARCH)
+
+# The amd64 packages installed for real, as root: install, the units'
+# checks and sandbox, an upgrade that keeps recordings and edited config,
+# and purge (scripts/test-deb). It packages the debug binaries, built with
+# the test profile as nextest builds them (so after `make nextest` nothing
+# is compiled again).
+test-deb: setup
+	$(CARGO) build --workspace --bins --profile test
+	./scripts/test-deb
+
+# The arm64 build, proven by running it under qemu-user-static
+# (scripts/test-arm64): scripts/cross-arm64 installs Debian's rustc-web and
+# the arm64 libraries (as root) and builds into target/arm64; then the
+# pusher writes 90 frames of constrained baseline, and publishes to an
+# amd64 server that a WHEP viewer decodes. About 30 s warm; the first
+# (cold) build is in docs/benchmarks.md.
+test-arm64: setup
+	./scripts/test-arm64
 
 # Figures for docs/benchmarks.md.
 bench: setup

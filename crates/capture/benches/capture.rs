@@ -8,7 +8,11 @@
 //! - source-only cores: the same `videotestsrc` into a fakesink, so the
 //!   encoder's share is the difference;
 //! - capture-to-appsink latency per frame, p50 and p99, from the pipeline
-//!   clock (see `CaptureStats::latency`).
+//!   clock (see `CaptureStats::latency`);
+//! - memory: the process's VmRSS at the end of the window minus before the
+//!   pipeline started. Scenarios run one after another in this process,
+//!   and a later one may reuse memory an earlier one freed, so only the
+//!   first row is a clean figure; the others are lower bounds.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +24,7 @@ use reallive_capture::{CameraCapture, CaptureOptions, TestPattern};
 use reallive_core::frame_channel;
 use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
 
+use reallive_test_support::process::rss_kib;
 use reallive_test_support::process_cpu_time as cpu_time;
 
 /// Cores used by the test source alone, to separate its cost from the encoder's.
@@ -45,6 +50,7 @@ struct Row {
     p50_ms: f64,
     p99_ms: f64,
     kbps: f64,
+    rss_mib: f64,
 }
 
 async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, secs: u64) -> Row {
@@ -61,6 +67,7 @@ async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, 
         },
         ..CaptureOptions::default()
     };
+    let rss0 = rss_kib(None);
     let capture = TestPattern::new(pattern.into(), opts);
     let (tx, mut rx) = frame_channel(256);
     let running = capture.start(tx).expect("pipeline starts");
@@ -81,6 +88,7 @@ async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, 
     let (c0, t0) = (cpu_time(), Instant::now());
     tokio::time::sleep(Duration::from_secs(secs)).await;
     let cores = (cpu_time() - c0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let rss_mib = rss_kib(None).saturating_sub(rss0) as f64 / 1024.0;
     let latency = running.stats().latency();
     let (p50, p99) = (
         latency.percentile(50.0).unwrap(),
@@ -102,6 +110,7 @@ async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, 
         p50_ms: p50.as_secs_f64() * 1e3,
         p99_ms: p99.as_secs_f64() * 1e3,
         kbps: (last.2 - first.2) as f64 * 8.0 / dt / 1e3,
+        rss_mib,
     }
 }
 
@@ -116,9 +125,9 @@ async fn main() {
         .unwrap_or(10u64);
     gst::init().unwrap();
     println!(
-        "| scenario | cores (total) | cores (source only) | cores (encode+parse) | fps | latency p50 | latency p99 | kbit/s |"
+        "| scenario | cores (total) | cores (source only) | cores (encode+parse) | fps | latency p50 | latency p99 | kbit/s | RSS added |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     // smpte is `--source test`'s default; ball moves, so the encoder has work.
     for (enc, pattern, w, h) in [
         (EncoderKind::X264, "smpte", 1280, 720),
@@ -130,7 +139,7 @@ async fn main() {
     ] {
         let r = scenario(enc, pattern, w, h, secs).await;
         println!(
-            "| {} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} ms | {:.1} ms | {:.0} |",
+            "| {} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} ms | {:.1} ms | {:.0} | {:.1} MiB |",
             r.name,
             r.cores,
             r.source_cores,
@@ -138,7 +147,8 @@ async fn main() {
             r.fps,
             r.p50_ms,
             r.p99_ms,
-            r.kbps
+            r.kbps,
+            r.rss_mib
         );
     }
 }
