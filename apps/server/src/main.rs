@@ -157,12 +157,10 @@ async fn serve(
         }
         if let Ok(addr) = node.local_addr() {
             eprintln!("reallive-server: listening on {}://{addr}", node.scheme());
+            systemd::ready(&format!("listening on {}://{addr}", node.scheme()));
         }
         if let Some(rtc) = node.live().map(|l| l.relay().local_addr()) {
             eprintln!("reallive-server: WebRTC relay on udp://{rtc}");
-        }
-        if let Ok(addr) = node.local_addr() {
-            systemd::ready(&format!("listening on {}://{addr}", node.scheme()));
         }
     })
     .await

@@ -52,18 +52,9 @@ where
     ) {
         let Some(span) = ctx.span(id) else { return };
         let mut ext = span.extensions_mut();
-        match ext.get_mut::<SpanFields>() {
-            Some(SpanFields(map)) => {
-                let mut fields = Fields(std::mem::take(map));
-                values.record(&mut fields);
-                *map = fields.0;
-            }
-            None => {
-                let mut fields = Fields(Map::new());
-                values.record(&mut fields);
-                ext.insert(SpanFields(fields.0));
-            }
-        }
+        let mut fields = Fields(ext.remove::<SpanFields>().map(|f| f.0).unwrap_or_default());
+        values.record(&mut fields);
+        ext.insert(SpanFields(fields.0));
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
