@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use reallive_capture::{CaptureOptions, RtspCamera, RtspTransport};
+use reallive_capture::{CaptureOptions, RetinaCamera, RtspCamera, RtspTransport};
 use reallive_encode::transcode::H265Settings;
 use reallive_http::nvr::NvrState;
 use reallive_http::recordings::{ApiAccess, RecordingsState};
 use reallive_http::review::ReviewState;
 use reallive_node::{NodeFlags, NodeOptions};
-use reallive_record::config::{NvrConfigFile, Transport};
+use reallive_record::config::{Backend, NvrConfigFile, Transport};
 use reallive_record::recorders::{OpenSource, Recorders, RecordersConfig};
 use reallive_record::thumbnails::{ThumbnailConfig, Thumbnails};
 use reallive_store::{Store, StoreConfig};
@@ -52,7 +52,7 @@ pub struct Ready<'a> {
 
 /// RTSP cameras through `reallive-capture`.
 fn open_rtsp() -> OpenSource {
-    Arc::new(|url, transport| {
+    Arc::new(|url, transport, backend| {
         let options = CaptureOptions {
             rtsp_transport: match transport {
                 Transport::Tcp => RtspTransport::Tcp,
@@ -60,7 +60,10 @@ fn open_rtsp() -> OpenSource {
             },
             ..CaptureOptions::default()
         };
-        Arc::new(RtspCamera::new(url.clone(), options))
+        match backend {
+            Backend::Retina => Arc::new(RetinaCamera::new(url.clone(), options)),
+            Backend::Gstreamer => Arc::new(RtspCamera::new(url.clone(), options)),
+        }
     })
 }
 

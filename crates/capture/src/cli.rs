@@ -4,7 +4,7 @@ use std::str::FromStr as _;
 
 use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
 
-use crate::{CaptureOptions, RtspTransport};
+use crate::{CaptureOptions, RtspBackend, RtspTransport};
 
 /// How to capture and encode, as command-line flags (`--width`,
 /// `--encoder`, `--rtsp-transport`, …): `#[command(flatten)]` it into a
@@ -45,6 +45,11 @@ pub struct CaptureFlags {
     #[arg(long, default_value = "tcp", value_parser = parse_transport)]
     pub rtsp_transport: RtspTransport,
 
+    /// RTSP client: retina (no GStreamer; the default) or gstreamer
+    /// (rtspsrc, for cameras retina cannot read).
+    #[arg(long, default_value = "retina", value_parser = parse_backend)]
+    pub rtsp_backend: RtspBackend,
+
     /// Loop file sources forever.
     #[arg(long = "loop")]
     pub loop_file: bool,
@@ -70,6 +75,7 @@ impl CaptureFlags {
                 ..EncoderSettings::default()
             },
             rtsp_transport: self.rtsp_transport,
+            rtsp_backend: self.rtsp_backend,
             loop_file: self.loop_file,
             timestamp_overlay: self.timestamp_overlay,
             ..CaptureOptions::default()
@@ -80,6 +86,10 @@ impl CaptureFlags {
 /// clap already names the flag and the value; this says what would do.
 fn parse_transport(s: &str) -> Result<RtspTransport, &'static str> {
     s.parse().map_err(|_| "expected tcp or udp")
+}
+
+fn parse_backend(s: &str) -> Result<RtspBackend, &'static str> {
+    s.parse().map_err(|_| "expected retina or gstreamer")
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@
 //! | `test[:pattern]` | [`TestPattern`] | `videotestsrc ! [timeoverlay] ! encoder` |
 //! | `v4l2:/dev/videoN` | [`V4l2Camera`] | `v4l2src !` H.264 passthrough, raw `! encoder`, or MJPEG `! jpegdec ! encoder` |
 //! | `libcamera[:name]` | [`LibcameraCamera`] | `libcamerasrc ! encoder` |
-//! | `rtsp://…` | [`RtspCamera`] | `rtspsrc ! depay` (passthrough, TCP or UDP) |
+//! | `rtsp://…` | [`RetinaCamera`] (default) | no pipeline: `reallive-rtsp`'s retina client on the tokio runtime, passthrough, TCP or UDP |
+//! | `rtsp://…` with [`RtspBackend::Gstreamer`] | [`RtspCamera`] | `rtspsrc ! depay` (passthrough, TCP or UDP) |
 //! | `file:<path>` | [`FileSource`] | `filesrc ! parsebin` (MP4, MKV) or a raw H.264 or H.265 parser, paced in real time, optionally looped |
 //!
 //! Every pipeline ends in `h264parse` (or `h265parse`) with
@@ -70,6 +71,7 @@ mod error;
 mod file;
 mod libcamera;
 mod pipeline;
+mod retina;
 mod rtsp;
 mod source;
 mod test_pattern;
@@ -82,6 +84,7 @@ pub use error::CaptureError;
 pub use file::FileSource;
 pub use libcamera::LibcameraCamera;
 pub use pipeline::{CaptureStats, Running};
+pub use retina::RetinaCamera;
 pub use rtsp::RtspCamera;
 pub use source::Source;
 pub use test_pattern::TestPattern;
@@ -132,6 +135,31 @@ impl std::str::FromStr for RtspTransport {
     }
 }
 
+/// Which client reads an RTSP camera.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RtspBackend {
+    /// `reallive-rtsp`'s retina client on the tokio runtime: RTP
+    /// timestamps, no jitter buffer, no GStreamer threads.
+    #[default]
+    Retina,
+    /// GStreamer's `rtspsrc`: for cameras retina cannot handle.
+    Gstreamer,
+}
+
+impl std::str::FromStr for RtspBackend {
+    type Err = CaptureError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "retina" => Ok(RtspBackend::Retina),
+            "gstreamer" => Ok(RtspBackend::Gstreamer),
+            _ => Err(CaptureError::InvalidOptions(format!(
+                "RTSP backend '{s}': expected retina or gstreamer"
+            ))),
+        }
+    }
+}
+
 /// How to capture: picture format, encoder and per-backend knobs.
 ///
 /// Width, height and fps apply to sources RealLive encodes (test pattern,
@@ -150,7 +178,9 @@ pub struct CaptureOptions {
     pub encoder_settings: EncoderSettings,
     /// RTSP transport.
     pub rtsp_transport: RtspTransport,
-    /// RTSP jitter-buffer latency in milliseconds.
+    /// RTSP client: retina (the default) or GStreamer's.
+    pub rtsp_backend: RtspBackend,
+    /// RTSP jitter-buffer latency in milliseconds (GStreamer backend).
     pub rtsp_latency_ms: u32,
     /// Loop file sources forever.
     pub loop_file: bool,
@@ -173,6 +203,7 @@ impl Default for CaptureOptions {
             encoder: EncoderKind::Auto,
             encoder_settings: EncoderSettings::default(),
             rtsp_transport: RtspTransport::Tcp,
+            rtsp_backend: RtspBackend::Retina,
             rtsp_latency_ms: 200,
             loop_file: false,
             live: true,
@@ -218,7 +249,10 @@ pub fn open(
         Source::Test { pattern } => Box::new(TestPattern::new(pattern.clone(), opts)),
         Source::V4l2 { device } => Box::new(V4l2Camera::new(device.clone(), opts)),
         Source::Libcamera { name } => Box::new(LibcameraCamera::new(name.clone(), opts)),
-        Source::Rtsp(url) => Box::new(RtspCamera::new(url.clone(), opts)),
+        Source::Rtsp(url) => match opts.rtsp_backend {
+            RtspBackend::Retina => Box::new(RetinaCamera::new(url.clone(), opts)),
+            RtspBackend::Gstreamer => Box::new(RtspCamera::new(url.clone(), opts)),
+        },
         Source::File { path } => Box::new(FileSource::new(path.clone(), opts)),
     })
 }

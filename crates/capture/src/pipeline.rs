@@ -15,6 +15,7 @@ use reallive_core::{
     time::ns_to_90k,
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::CaptureError;
@@ -322,7 +323,10 @@ type Outcome = Option<Result<(), CaptureError>>;
 /// `Null`.
 #[derive(Debug)]
 pub struct Running {
-    pipeline: gst::Pipeline,
+    /// `None` for a backend that is a tokio task (retina).
+    pipeline: Option<gst::Pipeline>,
+    /// Ends a task backend gracefully.
+    stop: Option<CancellationToken>,
     outcome: watch::Receiver<Outcome>,
     stats: Arc<CaptureStats>,
     label: String,
@@ -362,7 +366,13 @@ impl Running {
     /// Asks the source to finish: the frames already captured drain, then
     /// [`wait`](Self::wait) returns `Ok`.
     pub fn send_eos(&self) {
-        self.pipeline.send_event(gst::event::Eos::new());
+        match (&self.pipeline, &self.stop) {
+            (Some(p), _) => {
+                p.send_event(gst::event::Eos::new());
+            }
+            (None, Some(stop)) => stop.cancel(),
+            (None, None) => {}
+        }
     }
 
     /// Asks the encoder for a keyframe now (a viewer joined, or a relay
@@ -376,7 +386,10 @@ impl Running {
     /// can hold (the publisher calls it when the relay asks). It holds the
     /// pipeline weakly: after the capture stops it does nothing.
     pub fn keyframe_requester(&self) -> Arc<dyn Fn() + Send + Sync> {
-        let weak = self.pipeline.downgrade();
+        let Some(pipeline) = &self.pipeline else {
+            return Arc::new(|| {});
+        };
+        let weak = pipeline.downgrade();
         Arc::new(move || {
             if let Some(p) = weak.upgrade() {
                 let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
@@ -387,9 +400,10 @@ impl Running {
         })
     }
 
-    /// The underlying pipeline, for inspection in tests and tools.
-    pub fn pipeline(&self) -> &gst::Pipeline {
-        &self.pipeline
+    /// The underlying pipeline, for inspection in tests and tools;
+    /// `None` for the retina RTSP backend, which has none.
+    pub fn pipeline(&self) -> Option<&gst::Pipeline> {
+        self.pipeline.as_ref()
     }
 }
 
@@ -397,17 +411,29 @@ impl Running {
     /// Stops the pipeline and waits until it has reached `Null`: streaming
     /// threads joined, RTSP torn down. Prefer this to dropping at the end of
     /// a program, so nothing is left for the runtime's shutdown.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        if let Some(stop) = &self.stop {
+            // A task backend: let it close its connection, and wait.
+            stop.cancel();
+            let task = std::mem::replace(&mut self.bus_task, tokio::spawn(async {}));
+            let _ = task.await;
+            return;
+        }
         self.bus_task.abort();
-        let guard = NullOnDrop(Some(self.pipeline.clone()));
+        let guard = NullOnDrop(self.pipeline.clone());
         let _ = tokio::task::spawn_blocking(move || drop(guard)).await;
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if let Some(stop) = &self.stop {
+            // The task sees this, closes its connection and ends.
+            stop.cancel();
+            return;
+        }
         self.bus_task.abort();
-        let guard = NullOnDrop(Some(self.pipeline.clone()));
+        let guard = NullOnDrop(self.pipeline.clone());
         // Going to NULL joins the streaming threads and, for RTSP, sends a
         // TEARDOWN: keep that off the async workers when there are some. If
         // the runtime shuts down before the blocking task runs, the closure
@@ -502,12 +528,44 @@ pub(crate) fn start(plan: Plan, out: FrameSender) -> Result<Running, CaptureErro
         tracing::debug!(source = %label, "state change to {target:?} failed");
     }
     Ok(Running {
-        pipeline,
+        pipeline: Some(pipeline),
+        stop: None,
         outcome,
         stats,
         label,
         encoder,
         bus_task,
+    })
+}
+
+/// A [`Running`] for a backend that is a tokio task rather than a
+/// pipeline: `run` gets a token that [`Running::stop`] (and drop) cancels,
+/// and its result is the outcome [`Running::wait`] reports.
+pub(crate) fn start_task<F, Fut>(label: String, run: F) -> Result<Running, CaptureError>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), CaptureError>> + Send + 'static,
+{
+    let rt = tokio::runtime::Handle::try_current().map_err(|_| CaptureError::NoRuntime)?;
+    let stop = CancellationToken::new();
+    let (tx, outcome) = watch::channel(None);
+    let span = tracing::info_span!("capture", source = %label);
+    let fut = run(stop.clone());
+    let task = rt.spawn(
+        async move {
+            let r = fut.await;
+            let _ = tx.send(Some(r));
+        }
+        .instrument(span),
+    );
+    Ok(Running {
+        pipeline: None,
+        stop: Some(stop),
+        outcome,
+        stats: Arc::new(CaptureStats::default()),
+        label,
+        encoder: "passthrough",
+        bus_task: task,
     })
 }
 

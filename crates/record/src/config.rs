@@ -209,6 +209,8 @@ pub struct CameraConfig {
     pub mode: RecordMode,
     /// How RTP travels from the camera.
     pub transport: Transport,
+    /// Which RTSP client reads the camera.
+    pub backend: Backend,
     /// `[cameras.retention]`: how much of this camera's footage to keep.
     pub retention: CameraRetentionConfig,
     /// After this many restarts in a row the camera is `stopped`; `None`
@@ -421,6 +423,37 @@ pub enum Transport {
     Udp,
 }
 
+/// Which RTSP client reads a camera: `backend = "retina" | "gstreamer"`.
+#[derive(
+    Debug,
+    Default,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Deserialize,
+    serde::Serialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// retina, on the NVR's own runtime: RTP timestamps, no jitter buffer,
+    /// the least CPU and memory.
+    #[default]
+    Retina,
+    /// GStreamer's `rtspsrc`: for a camera that retina cannot read (its
+    /// status says so).
+    Gstreamer,
+}
+
+impl Backend {
+    /// Whether this is the default (the field is then left out of files).
+    pub fn is_default(&self) -> bool {
+        *self == Backend::default()
+    }
+}
+
 /// `[[cameras]]` entries as TOML that [`NvrConfigFile::check`] reads back
 /// to the same values: how the NVR keeps the cameras added through its
 /// API. The text holds the URLs' passwords, as a config file does.
@@ -440,6 +473,8 @@ pub fn cameras_to_toml(cameras: &[CameraConfig]) -> String {
         sub_url: Option<&'a str>,
         mode: RecordMode,
         transport: Transport,
+        #[serde(skip_serializing_if = "Backend::is_default")]
+        backend: Backend,
         #[serde(skip_serializing_if = "Option::is_none")]
         max_restarts: Option<u32>,
         pre_roll_secs: u32,
@@ -460,6 +495,7 @@ pub fn cameras_to_toml(cameras: &[CameraConfig]) -> String {
                 sub_url: c.sub_url.as_ref().map(RtspUrl::expose),
                 mode: c.mode,
                 transport: c.transport,
+                backend: c.backend,
                 max_restarts: c.max_restarts,
                 pre_roll_secs: c.pre_roll_secs,
                 post_roll_secs: c.post_roll_secs,
@@ -632,6 +668,8 @@ struct RawCamera {
     mode: RecordMode,
     #[serde(default)]
     transport: Transport,
+    #[serde(default)]
+    backend: Backend,
     #[serde(default)]
     retention: RawRetention,
     max_restarts: Option<u32>,
@@ -931,6 +969,7 @@ impl<'t> Checker<'t> {
             sub_url: sub_url?,
             mode: raw.mode,
             transport: raw.transport,
+            backend: raw.backend,
             retention: CameraRetentionConfig {
                 max_age_days: raw.retention.max_age_days,
                 max_bytes,

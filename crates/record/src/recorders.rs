@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::camera::MotionSample;
-use crate::config::{CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
+use crate::config::{Backend, CameraConfig, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use crate::live::LiveOutlet;
 use crate::metrics::CameraMetrics;
 use crate::worker::{Consumer, Worker};
@@ -44,8 +44,10 @@ pub const LEGACY_MOTION_FILE: &str = "motion.toml";
 /// The `meta` key that marks the legacy files imported.
 const IMPORTED: &str = "nvr.legacy_files_imported";
 
-/// Opens a camera's RTSP stream (`reallive-capture`'s `RtspCamera`).
-pub type OpenSource = Arc<dyn Fn(&RtspUrl, Transport) -> Arc<dyn FrameSource> + Send + Sync>;
+/// Opens a camera's RTSP stream (`reallive-capture`'s `RetinaCamera`, or
+/// its `RtspCamera` for `backend = "gstreamer"`).
+pub type OpenSource =
+    Arc<dyn Fn(&RtspUrl, Transport, Backend) -> Arc<dyn FrameSource> + Send + Sync>;
 
 /// A camera to record, bound to its accounts camera.
 #[derive(Clone, Debug, PartialEq)]
@@ -651,7 +653,7 @@ impl Recorders {
             sub: cam
                 .sub_url
                 .as_ref()
-                .map(|u| (c.open_source)(u, cam.transport)),
+                .map(|u| (c.open_source)(u, cam.transport, cam.backend)),
             decoder: c.decoder.clone(),
             storage: Arc::new(c.store.clone()),
             store: c.store.clone(),
@@ -670,7 +672,7 @@ impl Recorders {
         };
         let worker = Worker::spawn(
             &cam.name,
-            (c.open_source)(&cam.url, cam.transport),
+            (c.open_source)(&cam.url, cam.transport, cam.backend),
             policy,
             consumer,
             stop,

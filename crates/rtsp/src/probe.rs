@@ -17,21 +17,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use reallive_core::{Codec, RtspUrl};
-use retina::client::{
-    Credentials, PlayOptions, SessionOptions, SetupOptions, TcpTransportOptions, Transport,
-    UdpTransportOptions,
-};
+use retina::client::{Credentials, PlayOptions, SessionOptions, SetupOptions};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 
-/// How RTP should travel while probing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum ProbeTransport {
-    /// Interleaved in the RTSP connection.
-    #[default]
-    Tcp,
-    /// Separate UDP ports.
-    Udp,
-}
+/// How RTP travels from the camera (the same as [`crate::Transport`]).
+pub type ProbeTransport = crate::ingest::Transport;
 
 /// What a camera sends.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,22 +141,8 @@ async fn run(
     transport: ProbeTransport,
     redact: &(dyn Fn(String) -> String + Sync),
 ) -> Result<Probe, ProbeError> {
-    let location = url::Url::parse(url.location())
-        .map_err(|e| ProbeError::BadUrl(format!("not a URL: {e}")))?;
-    if location.scheme() != "rtsp" {
-        return Err(ProbeError::BadUrl(
-            "only rtsp:// URLs can be tested (rtsps:// is not supported yet)".into(),
-        ));
-    }
-    let host = location
-        .host_str()
-        .ok_or_else(|| ProbeError::BadUrl("the URL has no host".into()))?;
-    let port = location.port().unwrap_or(554);
-    reachable(host, port).await?;
-    let creds = url.user().map(|u| Credentials {
-        username: u.to_owned(),
-        password: url.password().unwrap_or_default().to_owned(),
-    });
+    let (location, creds) = location(url)?;
+    reachable_url(&location).await?;
     let options = SessionOptions::default()
         .creds(creds)
         .user_agent(format!("RealLive/{} probe", env!("CARGO_PKG_VERSION")));
@@ -184,10 +160,7 @@ async fn run(
         })
         .collect();
     let (video, codec) = pick_video(session.streams())?;
-    let transport = match transport {
-        ProbeTransport::Tcp => Transport::Tcp(TcpTransportOptions::default()),
-        ProbeTransport::Udp => Transport::Udp(UdpTransportOptions::default()),
-    };
+    let transport = transport.retina();
     session
         .setup(
             video,
@@ -285,7 +258,7 @@ fn measured_fps(times: &[f64]) -> Option<f64> {
 }
 
 /// The first video stream that is H.264 or H.265.
-fn pick_video(streams: &[retina::client::Stream]) -> Result<(usize, Codec), ProbeError> {
+pub(crate) fn pick_video(streams: &[retina::client::Stream]) -> Result<(usize, Codec), ProbeError> {
     let mut other = None;
     for (i, s) in streams.iter().enumerate() {
         if s.media() != "video" {
@@ -300,6 +273,31 @@ fn pick_video(streams: &[retina::client::Stream]) -> Result<(usize, Codec), Prob
     Err(ProbeError::UnsupportedCodec(
         other.unwrap_or_else(|| "no video".into()),
     ))
+}
+
+/// The URL retina connects to (no credentials in it) and the credentials
+/// apart.
+pub(crate) fn location(url: &RtspUrl) -> Result<(url::Url, Option<Credentials>), ProbeError> {
+    let location = url::Url::parse(url.location())
+        .map_err(|e| ProbeError::BadUrl(format!("not a URL: {e}")))?;
+    if location.scheme() != "rtsp" {
+        return Err(ProbeError::BadUrl(
+            "only rtsp:// URLs are supported (rtsps:// is not supported yet)".into(),
+        ));
+    }
+    let creds = url.user().map(|u| Credentials {
+        username: u.to_owned(),
+        password: url.password().unwrap_or_default().to_owned(),
+    });
+    Ok((location, creds))
+}
+
+/// [`reachable`] for the host and port of `location`.
+pub(crate) async fn reachable_url(location: &url::Url) -> Result<(), ProbeError> {
+    let host = location
+        .host_str()
+        .ok_or_else(|| ProbeError::BadUrl("the URL has no host".into()))?;
+    reachable(host, location.port().unwrap_or(554)).await
 }
 
 /// Resolves `host` and opens a TCP connection to it, so that "no such
@@ -330,7 +328,7 @@ async fn reachable(host: &str, port: u16) -> Result<(), ProbeError> {
 }
 
 /// A retina error as a [`ProbeError`].
-fn classify(e: &retina::Error, redact: &(dyn Fn(String) -> String + Sync)) -> ProbeError {
+pub(crate) fn classify(e: &retina::Error, redact: &(dyn Fn(String) -> String + Sync)) -> ProbeError {
     match e.status_code() {
         Some(401) => ProbeError::Auth,
         Some(404 | 454) => ProbeError::NotFound,

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use reallive_core::{CameraId, ErrorKind, RtspUrl};
 use reallive_record::SourceView;
-use reallive_record::config::{MotionConfig, NvrConfigFile, RecordMode, Transport};
+use reallive_record::config::{Backend, MotionConfig, NvrConfigFile, RecordMode, Transport};
 use reallive_rtsp::{ProbeError, ProbeTransport};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -46,6 +46,8 @@ pub(super) struct SourceItem {
     mode: RecordMode,
     /// How RTP travels.
     transport: Transport,
+    /// The RTSP client that reads it.
+    backend: Backend,
     /// Restarts before giving up; `null`: never give up.
     max_restarts: Option<u32>,
     /// Its retention; `null` fields: the default.
@@ -74,6 +76,7 @@ impl SourceItem {
             sub_url: c.sub_url.map(|u| u.to_string()),
             mode: c.mode,
             transport: c.transport,
+            backend: c.backend,
             max_restarts: c.max_restarts,
             retention: NewRetention {
                 max_age_days: c.retention.max_age_days,
@@ -165,6 +168,9 @@ pub(super) struct NewSource {
     /// Defaults to `tcp`.
     #[serde(skip_serializing_if = "Option::is_none")]
     transport: Option<Transport>,
+    /// Defaults to `retina`; `gstreamer` for a camera retina cannot read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<Backend>,
     /// Restarts before giving up; absent: never give up.
     #[serde(skip_serializing_if = "Option::is_none")]
     max_restarts: Option<u32>,
@@ -194,6 +200,7 @@ impl NewSource {
             sub_url: c.sub_url.as_ref().map(|u| u.expose().to_owned()),
             mode: Some(c.mode),
             transport: Some(c.transport),
+            backend: Some(c.backend),
             max_restarts: c.max_restarts,
             retention: Some(NewRetention {
                 max_age_days: c.retention.max_age_days,
@@ -280,6 +287,9 @@ pub(super) struct SourcePatch {
     /// How RTP travels.
     #[serde(default)]
     transport: Option<Transport>,
+    /// The RTSP client that reads it (restarts the camera's run).
+    #[serde(default)]
+    backend: Option<Backend>,
     /// Restarts before giving up; `null`: never give up.
     #[serde(default, deserialize_with = "crate::json::present")]
     #[schema(value_type = Option<u32>)]
@@ -356,6 +366,7 @@ pub(super) async fn update(
         sub_url,
         mode,
         transport,
+        backend,
         max_restarts,
         retention,
         pre_roll_secs,
@@ -376,6 +387,9 @@ pub(super) async fn update(
     }
     if let Some(v) = transport {
         entry.transport = Some(v);
+    }
+    if let Some(v) = backend {
+        entry.backend = Some(v);
     }
     if let Some(v) = max_restarts {
         entry.max_restarts = v;
