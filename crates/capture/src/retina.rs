@@ -85,7 +85,7 @@ impl reallive_core::source::FrameSource for RetinaCamera {
 
 fn stream_error(source_name: &str, e: IngestError) -> CaptureError {
     let kind = match &e {
-        IngestError::Connect(ProbeError::Auth) => ErrorKind::Unauthenticated,
+        IngestError::Connect(ProbeError::Auth) => ErrorKind::PermissionDenied,
         IngestError::Connect(ProbeError::NotFound) => ErrorKind::NotFound,
         IngestError::Connect(ProbeError::BadUrl(_) | ProbeError::UnsupportedCodec(_)) => {
             ErrorKind::InvalidArgument

@@ -12,8 +12,8 @@ use common::{assert_well_formed, collect, expect_failure};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use reallive_capture::{
-    CaptureError, CaptureOptions, FileSource, LibcameraCamera, RtspTransport, V4l2Camera,
-    V4l2Format, open,
+    CaptureError, CaptureOptions, FileSource, LibcameraCamera, RtspBackend, RtspTransport,
+    V4l2Camera, V4l2Format, open,
 };
 use reallive_core::{Codec, ErrorKind};
 use reallive_encode::EncoderKind;
@@ -159,14 +159,19 @@ async fn rtsp_camera_over_tcp_and_udp() {
         audio: true,
         ..RtspCameraConfig::default()
     });
-    for transport in [RtspTransport::Tcp, RtspTransport::Udp] {
+    let both = [RtspBackend::Retina, RtspBackend::Gstreamer];
+    for (transport, backend) in [RtspTransport::Tcp, RtspTransport::Udp]
+        .into_iter()
+        .flat_map(|t| both.map(|b| (t, b)))
+    {
         let opts = CaptureOptions {
             rtsp_transport: transport,
+            rtsp_backend: backend,
             ..CaptureOptions::default()
         };
         let capture = open(&camera.url().parse().unwrap(), &opts).unwrap();
         let (frames, running) = collect(capture.as_ref(), 45, Duration::from_secs(20)).await;
-        assert_eq!(frames.len(), 45, "{transport:?}");
+        assert_eq!(frames.len(), 45, "{transport:?} {backend:?}");
         assert_eq!(running.encoder(), "passthrough");
         assert_well_formed(&frames, Codec::H264);
         let info = frames[0].params.stream_info().unwrap();
@@ -224,27 +229,33 @@ async fn rtsp_credentials_work_and_never_leak() {
         credentials: Some(("admin".into(), "hunter2-secret".into())),
         ..RtspCameraConfig::default()
     });
-    let good = open(
-        &camera.url_with_credentials().parse().unwrap(),
-        &CaptureOptions::default(),
-    )
-    .unwrap();
-    assert!(!good.describe().contains("hunter2"), "{}", good.describe());
-    let (frames, _running) = collect(good.as_ref(), 10, Duration::from_secs(20)).await;
-    assert_eq!(frames.len(), 10);
+    for backend in [RtspBackend::Retina, RtspBackend::Gstreamer] {
+        let opts = CaptureOptions {
+            rtsp_backend: backend,
+            ..CaptureOptions::default()
+        };
+        let good = open(&camera.url_with_credentials().parse().unwrap(), &opts).unwrap();
+        assert!(!good.describe().contains("hunter2"), "{}", good.describe());
+        let (frames, _running) = collect(good.as_ref(), 10, Duration::from_secs(20)).await;
+        assert_eq!(frames.len(), 10, "{backend:?}");
 
-    let bad_url = camera
-        .url_with_credentials()
-        .replace("hunter2-secret", "wrong-password-x");
-    let bad = open(&bad_url.parse().unwrap(), &CaptureOptions::default()).unwrap();
-    let err = expect_failure(bad.as_ref(), Duration::from_secs(20)).await;
-    let text = format!("{err} {err:?}");
-    assert!(
-        !text.contains("wrong-password-x"),
-        "password leaked: {text}"
-    );
-    assert!(text.contains(":***@127.0.0.1"), "{text}");
-    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{text}");
+        let bad_url = camera
+            .url_with_credentials()
+            .replace("hunter2-secret", "wrong-password-x");
+        let bad = open(&bad_url.parse().unwrap(), &opts).unwrap();
+        let err = expect_failure(bad.as_ref(), Duration::from_secs(20)).await;
+        let text = format!("{err} {err:?}");
+        assert!(
+            !text.contains("wrong-password-x"),
+            "{backend:?}: password leaked: {text}"
+        );
+        assert!(text.contains(":***@127.0.0.1"), "{backend:?}: {text}");
+        assert_eq!(
+            err.kind(),
+            ErrorKind::PermissionDenied,
+            "{backend:?}: {text}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1106,6 +1106,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description Which RTSP client reads a camera: `backend = "retina" | "gstreamer"`.
+         * @enum {string}
+         */
+        Backend: "retina" | "gstreamer";
         /** @description A camera as the API shows it: no stream key hash. */
         Camera: {
             /**
@@ -1624,6 +1629,7 @@ export interface components {
          *     as the config file's are.
          */
         NewSource: {
+            backend?: null | components["schemas"]["Backend"];
             /**
              * Format: int32
              * @description Restarts before giving up; absent: never give up.
@@ -1911,6 +1917,8 @@ export interface components {
         };
         /** @description One RTSP source, as the API shows it: passwords redacted. */
         SourceItem: {
+            /** @description The RTSP client that reads it. */
+            backend: components["schemas"]["Backend"];
             /**
              * @description The settings' tag, also sent as `ETag`: `PATCH` needs it in
              *     `If-Match`.
@@ -1958,6 +1966,7 @@ export interface components {
         };
         /** @description `PATCH /api/nvr/cameras/{id}`: the fields to change; the others stay. */
         SourcePatch: {
+            backend?: null | components["schemas"]["Backend"];
             /**
              * Format: int32
              * @description Restarts before giving up; `null`: never give up.
