@@ -25,6 +25,12 @@
 //            /api/cameras/{id}/grants); signed in as the viewer, the live
 //            page shows the first camera alone (viewerSees) and no
 //            Cameras or Users entry; then the admin signs in again
+//   backend  on /cameras, Edit on "back" (the first camera when there is
+//            no "back"): its "RTSP client" reads RealLive (retina), as GET
+//            /api/nvr/cameras/{id} says; set to GStreamer and saved, the
+//            API then reports backend "gstreamer", and GET /api/status
+//            shows the camera recording again (running, its frame count
+//            growing: backendFrames)
 //   stop     on /system, Stop on the first camera: its state reads
 //            Stopped and its state changes list the stop (stopHistory, the
 //            newest 3); then Start again (not checked)
@@ -33,8 +39,8 @@
 //            CAM_PASSWORD (logLines: the lines on the page)
 // plus screenshots at 1280x800 and 375x812 when SCREENSHOT_DIR is set:
 // setup, probe (the form with a probe result), cameras, probe-auth,
-// motion-zone, users, viewer-live, system, logs, account. stepMs has each
-// step's time.
+// motion-zone, users, viewer-live, camera-form (editing, GStreamer picked),
+// system, logs, account. stepMs has each step's time.
 //
 // Prints one JSON line and exits 0 ({"ok":true,...}) or 1 ({"ok":false,
 // "reason":...,"steps":{...},...}). Never hangs: a hard timeout ends the run.
@@ -94,7 +100,7 @@ const CAM_PASSWORD = process.env.CAM_PASSWORD || passwordOf(CAM_URL)
 const EVENTS_MS = 20_000
 const LIVE_MS = intEnv('LIVE_MS', 5000)
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || ''
-const ALL_STEPS = ['setup', 'add', 'badauth', 'zone', 'viewer', 'stop', 'logs']
+const ALL_STEPS = ['setup', 'add', 'badauth', 'zone', 'viewer', 'backend', 'stop', 'logs']
 const STEPS = (process.env.STEPS || ALL_STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
 const TIMEOUT_MS = intEnv('TIMEOUT_MS', 15_000)
 const HARD_TIMEOUT_MS = intEnv('HARD_TIMEOUT_MS', 240_000)
@@ -586,6 +592,79 @@ async function stepViewer(page) {
   await login(page, ADMIN_USER, ADMIN_PASSWORD)
 }
 
+/** A GET of one RTSP camera through the API, failing on anything but 200. */
+async function sourceOf(page, id) {
+  const r = await apiGet(page, `/api/nvr/cameras/${id}`)
+  if (r.status !== 200 || typeof r.body !== 'object') throw new Error(`GET /api/nvr/cameras/${id} answered ${r.status}`)
+  return r.body
+}
+
+async function stepBackend(page) {
+  await ensureAdmin(page)
+  const cams = await apiGet(page, '/api/nvr/cameras')
+  let cam = Array.isArray(cams.body) ? cams.body.find((c) => c.name === SECOND_CAM_NAME) : null
+  if (!cam) {
+    const id = await firstCamera(page)
+    result.notes.push(`backend: no camera ${SECOND_CAM_NAME} (the viewer step adds it): using camera ${id}`)
+    cam = await sourceOf(page, id)
+  }
+  result.backendCameraId = cam.id
+  if (cam.backend !== 'retina') throw new Error(`camera ${cam.name} starts with backend ${JSON.stringify(cam.backend)}, not "retina"`)
+
+  await go(page, '/cameras')
+  await page.locator(`tr.cam-row[data-testid="camera-row-${cam.name}"]`).first().waitFor({ state: 'visible' })
+  await page.locator(tid(`btn-edit-${cam.name}`)).first().click()
+  const field = page.locator(`${tid('camera-form-card')} ${tid('field-backend')}`).first()
+  await field.waitFor({ state: 'visible' })
+  const shown = await field.inputValue()
+  if (shown !== 'retina') throw new Error(`the form's RTSP client reads ${JSON.stringify(shown)}, not "retina" as the API says`)
+  const options = (await field.locator('option').allTextContents()).map((t) => t.trim())
+  result.backendOptions = options
+  await field.selectOption('gstreamer')
+  await page.locator(tid('unsaved')).first().waitFor({ state: 'visible' })
+  await shot(page, 'camera-form')
+
+  await page.locator(`${tid('camera-form-card')} ${tid('save-camera')}`).first().click()
+  const refusal = page.locator(`${tid('form-error')}, [data-testid^="field-error-"], ${tid('conflict')}`).first()
+  const saved = await Promise.race([
+    page.locator(tid('form-done')).first().waitFor({ state: 'visible', timeout: TIMEOUT_MS }).then(() => 'saved'),
+    refusal.waitFor({ state: 'visible', timeout: TIMEOUT_MS }).then(() => 'refused'),
+  ]).catch(() => 'timeout')
+  if (saved === 'refused') throw new Error(`saving the RTSP client was refused: ${((await refusal.textContent()) ?? '').trim()}`)
+  if (saved !== 'saved') throw new Error(`no form-done within ${TIMEOUT_MS} ms of saving the RTSP client`)
+  const savedAt = Date.now()
+  const after = await sourceOf(page, cam.id)
+  result.backendAfter = after.backend
+  if (after.backend !== 'gstreamer') throw new Error(`after saving, GET /api/nvr/cameras/${cam.id} reports backend ${JSON.stringify(after.backend)}`)
+  if ((await field.inputValue()) !== 'gstreamer') throw new Error('the form went back to another RTSP client after saving')
+
+  // Still recording: the restarted run (now GStreamer's) is running and its frame count grows.
+  const statusOf = async () => {
+    const r = await apiGet(page, '/api/status')
+    return Array.isArray(r.body) ? (r.body.find((x) => x.id === cam.id) ?? null) : null
+  }
+  let last = null
+  const first = await until(
+    async () => {
+      const st = (last = await statusOf())
+      return st && st.state === 'running' && st.frames > 0 && st.last_frame_age_ms != null && st.last_frame_age_ms < 2000 ? st : null
+    },
+    `camera ${cam.name} is not recording with GStreamer`,
+    TIMEOUT_MS,
+    250,
+  ).catch((e) => {
+    throw new Error(`${e.message}: GET /api/status says ${JSON.stringify(last)}`)
+  })
+  await sleep(1500)
+  const second = await statusOf()
+  result.backendFrames = [first.frames, second?.frames ?? null]
+  result.backendRecordingMs = Date.now() - savedAt
+  if (!second || second.state !== 'running' || !(second.frames > first.frames)) {
+    throw new Error(`camera ${cam.name} stopped recording after the switch to GStreamer: ${JSON.stringify(second)}`)
+  }
+  await page.locator(tid('cancel-camera')).first().click().catch(() => {})
+}
+
 async function stepStop(page) {
   await ensureAdmin(page)
   const id = await firstCamera(page)
@@ -706,6 +785,7 @@ async function run() {
     ['badauth', () => stepBadAuth(page)],
     ['zone', () => stepZone(page)],
     ['viewer', () => stepViewer(page)],
+    ['backend', () => stepBackend(page)],
     ['stop', () => stepStop(page)],
     ['logs', () => stepLogs(page)],
   ]

@@ -14,9 +14,12 @@
 //!    API, after the browser is done);
 //! 5. a viewer made on the Users page and granted one of two cameras sees
 //!    exactly that camera;
-//! 6. a camera stopped from the System page shows the stop in its state
+//! 6. the second camera's RTSP client, edited in the form from RealLive
+//!    (retina) to GStreamer, is `backend: "gstreamer"` in the API, and the
+//!    camera records again under it;
+//! 7. a camera stopped from the System page shows the stop in its state
 //!    history;
-//! 7. the Logs page shows the camera's stop line, and no line holds the
+//! 8. the Logs page shows the camera's stop line, and no line holds the
 //!    camera's password.
 //!
 //! Screenshots of every page at 1280x800 and 375x812 go to a temp dir, or
@@ -175,7 +178,9 @@ async fn manage_flow() {
 
     // Every check is made and reported, not only the first that fails.
     let mut failures = Vec::new();
-    for step in ["setup", "add", "badauth", "zone", "viewer", "stop", "logs"] {
+    for step in [
+        "setup", "add", "badauth", "zone", "viewer", "backend", "stop", "logs",
+    ] {
         match v["steps"][step].as_str() {
             Some("pass") => {}
             Some(verdict) => failures.push(format!("step {step}: {verdict}")),
@@ -186,10 +191,26 @@ async fn manage_flow() {
         "probe {} ms, live {} ms after saving, viewer sees {}, stop history {}",
         v["probeMs"], v["liveMs"], v["viewerSees"], v["stopHistory"]
     );
+    eprintln!(
+        "backend: camera {} now {}, recording again {} ms after saving (frames {})",
+        v["backendCameraId"], v["backendAfter"], v["backendRecordingMs"], v["backendFrames"]
+    );
 
     // Step 4, through the API: events came before the zone, none after.
     let admin = Api::new(nvr.addr).login("admin", PASSWORD).await;
     let cams = admin.get("/api/nvr/cameras").await.json();
+    // Step 6, through the API: the camera edited to GStreamer is on it.
+    let switched = cams.as_array().and_then(|a| {
+        a.iter()
+            .find(|c| c["id"] == v["backendCameraId"])
+            .map(|c| c["backend"].clone())
+    });
+    if switched != Some(serde_json::json!("gstreamer")) {
+        failures.push(format!(
+            "backend: camera {} has backend {switched:?} in GET /api/nvr/cameras, not \"gstreamer\"",
+            v["backendCameraId"]
+        ));
+    }
     let yard_id = cams
         .as_array()
         .and_then(|a| a.iter().find(|c| c["name"] == "yard"))
@@ -254,9 +275,9 @@ async fn manage_flow() {
         .map(|d| d.count())
         .unwrap_or(0);
     eprintln!("{shots} screenshots in {}", screenshots.display());
-    if shots < 16 {
+    if shots < 18 {
         failures.push(format!(
-            "16 screenshots (8 pages x 2 sizes) in {}, got {shots}: {}",
+            "18 screenshots (9 pages x 2 sizes) in {}, got {shots}: {}",
             screenshots.display(),
             v["notes"]
         ));

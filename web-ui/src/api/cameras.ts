@@ -19,6 +19,11 @@ type Schemas = components['schemas']
 export type RecordMode = Schemas['RecordMode']
 /** How RTP travels from the camera: `tcp` or `udp`. */
 export type Transport = Schemas['Transport']
+/**
+ * Which RTSP client reads the camera: `retina` (RealLive's own, the
+ * default) or `gstreamer` (for a camera retina cannot read).
+ */
+export type Backend = Schemas['Backend']
 /** A camera's retention: either limit may be absent (no limit). */
 export type Retention = Schemas['NewRetention']
 /** One RTSP source of the NVR (`GET /api/nvr/cameras`), passwords redacted. */
@@ -93,6 +98,7 @@ const FIELD_WORDS: Readonly<Record<string, string>> = {
   sub_url: 'second stream',
   mode: 'recording',
   transport: 'transport',
+  backend: 'RTSP client',
   max_restarts: 'restarts',
   retention: 'retention',
   max_age_days: 'days kept',
@@ -105,6 +111,20 @@ const FIELD_WORDS: Readonly<Record<string, string>> = {
 /** Field names (`overridden`, `retention.max_bytes`) in words: `recording, size limit`. */
 export function fieldWords(fields: readonly string[]): string {
   return fields.map((f) => FIELD_WORDS[f] ?? FIELD_WORDS[f.split('.').pop() ?? ''] ?? f).join(', ')
+}
+
+/** The RTSP clients in words, as the form offers them. */
+export const BACKEND_WORDS: Readonly<Record<Backend, string>> = {
+  retina: 'RealLive (retina) — recommended',
+  gstreamer: 'GStreamer (compatibility)',
+}
+
+/**
+ * Whether a camera's status error is the server's hint that retina cannot
+ * read this camera (it ends with `try backend = "gstreamer" for it`).
+ */
+export function suggestsGstreamer(error: string | null | undefined): boolean {
+  return !!error && error.includes('backend = "gstreamer"')
 }
 
 /** The rule for camera names: it names a directory. */
@@ -260,6 +280,7 @@ export interface SourceForm {
   sub_url: string
   name: string
   transport: Transport
+  backend: Backend
   mode: RecordMode
   max_age_days: string | number
   max_gb: string | number
@@ -274,6 +295,7 @@ export const FORM_KEYS: readonly FormKey[] = [
   'sub_url',
   'name',
   'transport',
+  'backend',
   'mode',
   'max_age_days',
   'max_gb',
@@ -331,6 +353,7 @@ export function emptyForm(): SourceForm {
     sub_url: '',
     name: '',
     transport: 'tcp',
+    backend: 'retina',
     mode: 'continuous',
     max_age_days: '',
     max_gb: '',
@@ -351,6 +374,7 @@ export function formFromSource(s: SourceItem): SourceForm {
     sub_url: s.sub_url ?? '',
     name: s.name,
     transport: s.transport,
+    backend: s.backend,
     mode: s.mode,
     max_age_days: s.retention?.max_age_days ?? '',
     max_gb: gbOf(s.retention?.max_bytes),
@@ -420,7 +444,13 @@ export function checkForm(form: SourceForm, base: SourceForm | null): Partial<Re
 
 /** The body of `POST /api/nvr/cameras` for the typed values. */
 export function newSourceFrom(form: SourceForm): NewSource {
-  const body: NewSource = { name: text(form.name), url: text(form.url), transport: form.transport, mode: form.mode }
+  const body: NewSource = {
+    name: text(form.name),
+    url: text(form.url),
+    transport: form.transport,
+    backend: form.backend,
+    mode: form.mode,
+  }
   if (text(form.sub_url)) body.sub_url = text(form.sub_url)
   const r = retentionOf(form)
   if (r.max_age_days != null || r.max_bytes != null) {
@@ -449,6 +479,7 @@ export function patchFrom(base: SourceForm, form: SourceForm): SourcePatch {
   if (changed('url')) p.url = text(form.url)
   if (changed('sub_url')) p.sub_url = text(form.sub_url) || null
   if (changed('transport')) p.transport = form.transport
+  if (changed('backend')) p.backend = form.backend
   if (changed('mode')) p.mode = form.mode
   if (changed('max_age_days') || changed('max_gb')) p.retention = retentionOf(form)
   const pre = num(form.pre_roll_secs)

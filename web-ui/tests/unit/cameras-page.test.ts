@@ -33,6 +33,7 @@ function source(id: number, name: string, over: Partial<SourceItem> = {}): Sourc
     sub_url: null,
     mode: 'continuous',
     transport: 'tcp',
+    backend: 'retina',
     max_restarts: null,
     retention: { max_age_days: 14, max_bytes: null },
     pre_roll_secs: 5,
@@ -268,6 +269,62 @@ describe('cameras page', () => {
     expect(w.find('[data-testid="stream-key"]').exists()).toBe(false)
     w.unmount()
   })
+
+  it('offers the GStreamer client when retina says it cannot read a camera, and switches it with If-Match', async () => {
+    const hint = 'RTSP: bad interleaved frame (if other players can show this camera, try backend = "gstreamer" for it)'
+    let switched = false
+    const { calls } = backend((c) => {
+      if (c.url === '/api/status') {
+        return json(200, [
+          recorder(1, 'door', { state: switched ? 'running' : 'retrying', last_error: switched ? null : hint }),
+          recorder(2, 'yard', { state: 'stopped', last_error: 'connection refused' }),
+        ])
+      }
+      if (c.url === '/api/nvr/cameras/1' && c.method === 'PATCH') {
+        switched = true
+        return json(200, source(1, 'door', { backend: 'gstreamer', etag: '"e1g"' }))
+      }
+      if (switched && c.url === '/api/nvr/cameras' && c.method === 'GET') return json(200, [yard, source(1, 'door', { backend: 'gstreamer', etag: '"e1g"' })])
+      return null
+    })
+    const w = mount(CamerasPage, await routerAt('/cameras'))
+    await settle()
+    expect(w.get('[data-testid="camera-error-door"]').text()).toContain('try backend = "gstreamer"')
+    // Only the camera retina gave up on: another error is not a reason to switch.
+    const offers = w.findAll('[data-testid="try-gstreamer"]')
+    expect(offers).toHaveLength(1)
+    expect(w.get('[data-testid="camera-row-door"]').find('[data-testid="try-gstreamer"]').text()).toBe('Try the GStreamer client')
+    expect(w.get('[data-testid="camera-row-yard"]').find('[data-testid="try-gstreamer"]').exists()).toBe(false)
+    await offers[0]!.trigger('click')
+    await settle()
+    const patches = calls.filter((c) => c.method === 'PATCH')
+    expect(patches).toHaveLength(1)
+    expect(patches[0]!.url).toBe('/api/nvr/cameras/1')
+    expect(patches[0]!.headers['if-match']).toBe('"e1"')
+    expect(JSON.parse(patches[0]!.body!)).toEqual({ backend: 'gstreamer' })
+    expect(w.get('[data-testid="row-message-door"]').text()).toContain('now uses the GStreamer client')
+    expect(w.find('[data-testid="try-gstreamer"]').exists()).toBe(false)
+    w.unmount()
+  })
+
+  it('does not offer the GStreamer client to a camera already on it, and says when someone changed the camera first', async () => {
+    const hint = 'RTSP: bad interleaved frame (if other players can show this camera, try backend = "gstreamer" for it)'
+    const onGst = source(2, 'yard', { backend: 'gstreamer' })
+    const { calls } = backend((c) => {
+      if (c.url === '/api/nvr/cameras' && c.method === 'GET') return json(200, [door, onGst])
+      if (c.url === '/api/status') return json(200, [recorder(1, 'door', { last_error: hint }), recorder(2, 'yard', { last_error: hint })])
+      if (c.method === 'PATCH') return json(412, { error: { code: 'precondition_failed', message: 'the camera changed' } })
+      return null
+    })
+    const w = mount(CamerasPage, await routerAt('/cameras'))
+    await settle()
+    expect(w.get('[data-testid="camera-row-yard"]').find('[data-testid="try-gstreamer"]').exists()).toBe(false)
+    await w.get('[data-testid="camera-row-door"]').get('[data-testid="try-gstreamer"]').trigger('click')
+    await settle()
+    expect(calls.filter((c) => c.method === 'PATCH')).toHaveLength(1)
+    expect(w.get('[data-testid="row-error-door"]').text()).toContain('Someone changed door just now')
+    w.unmount()
+  })
 })
 
 describe('camera form', () => {
@@ -327,6 +384,7 @@ describe('camera form', () => {
       url: 'rtsp://u:p@cam.local/main',
       sub_url: 'rtsp://u:p@cam.local/sub',
       transport: 'tcp',
+      backend: 'retina',
       mode: 'continuous',
       retention: { max_age_days: 30, max_bytes: 2 * 1024 ** 3 },
     })
@@ -493,6 +551,91 @@ describe('camera form', () => {
     expect(w.find('[data-testid="overridden-list"]').exists()).toBe(false)
     w.unmount()
   })
+
+  it('shows the RTSP client the server has, and PATCHes only a change of it', async () => {
+    const { calls } = serve((c) =>
+      c.method === 'PATCH' ? json(200, source(1, 'door', { backend: 'gstreamer', etag: '"e1b"' })) : null,
+    )
+    const w = mount(CameraForm, { ...(await routerAt('/cameras')), props: { source: door } })
+    const sel = w.get('[data-testid="field-backend"]')
+    expect((sel.element as HTMLSelectElement).value).toBe('retina')
+    expect(sel.findAll('option').map((o) => o.text())).toEqual(['RealLive (retina) — recommended', 'GStreamer (compatibility)'])
+    // Its hint sits in the same field box, in one row with "How the picture travels".
+    expect(sel.element.closest('.field')!.textContent).toContain('Pick GStreamer only for a camera RealLive cannot read')
+    expect(sel.element.closest('.field-pair')!.querySelector('[data-testid="field-transport"]')).not.toBeNull()
+    await sel.setValue('gstreamer')
+    expect(w.get('[data-testid="unsaved"]').text()).toBe('Not saved yet.')
+    await w.get('form').trigger('submit')
+    await settle()
+    const patch = calls.find((c) => c.method === 'PATCH')!
+    expect(patch.url).toBe('/api/nvr/cameras/1')
+    expect(patch.headers['if-match']).toBe('"e1"')
+    expect(JSON.parse(patch.body!)).toEqual({ backend: 'gstreamer' })
+    expect((w.get('[data-testid="field-backend"]').element as HTMLSelectElement).value).toBe('gstreamer')
+    expect(w.find('[data-testid="unsaved"]').exists()).toBe(false)
+    // A camera saved with GStreamer loads with it; another change does not send it again.
+    const g = mount(CameraForm, { ...(await routerAt('/cameras')), props: { source: source(3, 'gate', { backend: 'gstreamer' }) } })
+    expect((g.get('[data-testid="field-backend"]').element as HTMLSelectElement).value).toBe('gstreamer')
+    await g.get('[data-testid="field-mode"]').setValue('off')
+    await g.get('form').trigger('submit')
+    await settle()
+    expect(JSON.parse(calls.filter((c) => c.method === 'PATCH')[1]!.body!)).toEqual({ mode: 'off' })
+    g.unmount()
+    w.unmount()
+  })
+
+  it('a new camera posts the retina client unless GStreamer is picked', async () => {
+    let n = 0
+    const { calls } = serve((c) => (c.url === '/api/nvr/cameras' && c.method === 'POST' ? json(201, source(5 + n++, 'front')) : null))
+    const w = mount(CameraForm, await routerAt('/cameras'))
+    expect((w.get('[data-testid="field-backend"]').element as HTMLSelectElement).value).toBe('retina')
+    await w.get('[data-testid="field-url"]').setValue('rtsp://cam.local/main')
+    await w.get('form').trigger('submit')
+    await settle()
+    const posts = () => calls.filter((c) => c.url === '/api/nvr/cameras' && c.method === 'POST').map((c) => JSON.parse(c.body!))
+    expect(posts()[0]).toEqual({ name: 'cam-local', url: 'rtsp://cam.local/main', transport: 'tcp', backend: 'retina', mode: 'continuous' })
+    w.unmount()
+    const g = mount(CameraForm, await routerAt('/cameras'))
+    await g.get('[data-testid="field-url"]').setValue('rtsp://old.cam/live')
+    await g.get('[data-testid="field-backend"]').setValue('gstreamer')
+    await g.get('form').trigger('submit')
+    await settle()
+    expect(posts()[1]!.backend).toBe('gstreamer')
+    g.unmount()
+  })
+
+  it('an RTSP client error goes under its field; theirs shows after a 412; an override is named', async () => {
+    const theirs = source(1, 'door', { backend: 'gstreamer', etag: '"e2"' })
+    let patches = 0
+    serve((c) => {
+      if (c.method === 'PATCH') {
+        patches++
+        return patches === 1
+          ? json(400, { error: { code: 'invalid_argument', message: 'backend: this build has no GStreamer', field: 'backend' } })
+          : json(412, { error: { code: 'precondition_failed', message: 'the camera changed' } })
+      }
+      if (c.url === '/api/nvr/cameras/1' && c.method === 'GET') return json(200, theirs)
+      return null
+    })
+    const w = mount(CameraForm, { ...(await routerAt('/cameras')), props: { source: source(1, 'door', { backend: 'gstreamer' }) } })
+    await w.get('[data-testid="field-backend"]').setValue('retina')
+    await w.get('form').trigger('submit')
+    await settle()
+    expect(w.get('[data-testid="field-error-backend"]').text()).toBe('This build has no GStreamer')
+    await w.get('form').trigger('submit')
+    await settle()
+    expect(w.get('[data-testid="conflict"]').text()).toContain('Someone else changed this camera')
+    expect((w.get('[data-testid="field-backend"]').element as HTMLSelectElement).value).toBe('retina')
+    expect(w.get('[data-testid="theirs-backend"]').text()).toBe('Their value: GStreamer (compatibility)')
+    w.unmount()
+    const y = mount(CameraForm, {
+      ...(await routerAt('/cameras')),
+      props: { source: { ...yard, backend: 'gstreamer', overridden: ['backend'] } },
+    })
+    expect(y.get('[data-testid="overridden-list"]').text()).toContain('RTSP client')
+    expect(y.get('[data-testid="field-backend"]').element.closest('.field')!.querySelector('.ovr')?.textContent).toBe('changed here')
+    y.unmount()
+  })
 })
 
 describe('setup page', () => {
@@ -613,6 +756,7 @@ describe('camera helpers', () => {
       name: 'door',
       url: 'rtsp://h/x',
       transport: 'tcp',
+      backend: 'retina',
       mode: 'motion',
       pre_roll_secs: 3,
       post_roll_secs: 10,
