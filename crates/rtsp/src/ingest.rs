@@ -100,6 +100,13 @@ pub enum IngestError {
     /// No video for this many seconds.
     #[error("the camera sent no video for {0} s")]
     Stalled(u64),
+    /// The connection ended in the middle of a message.
+    #[error("the camera closed the connection mid-stream: {0}")]
+    Disconnected(String),
+    /// The camera restarted its stream inside the session (a new SSRC,
+    /// or its RTP clock or sequence numbers jumped): a new run starts.
+    #[error("the camera restarted its stream: {0}")]
+    Restarted(String),
     /// The camera broke the protocol, or sent what the client cannot
     /// parse.
     #[error("{0} (if other players can show this camera, try backend = \"gstreamer\" for it)")]
@@ -167,6 +174,10 @@ pub struct AccessUnits {
     params: Option<Arc<CodecParameters>>,
     /// After a hole, or at the start: drop until a keyframe.
     waiting_keyframe: bool,
+    /// The pts of the last frame retina gave, and the step before it:
+    /// what a hole's missing frames are counted from.
+    last_pts: Option<i64>,
+    step: Option<i64>,
     stats: Arc<IngestStats>,
 }
 
@@ -177,6 +188,8 @@ impl AccessUnits {
             codec,
             params: None,
             waiting_keyframe: true,
+            last_pts: None,
+            step: None,
             stats,
         }
     }
@@ -185,25 +198,6 @@ impl AccessUnits {
     /// be Annex-B with the parameter sets before each keyframe
     /// ([`FrameFormat::SIMPLE`]).
     pub fn frame(&mut self, frame: VideoFrame) -> Option<EncodedFrame> {
-        let loss = frame.loss();
-        if loss > 0 {
-            self.stats
-                .lost_packets
-                .fetch_add(u64::from(loss), Ordering::Relaxed);
-            self.stats.holes.fetch_add(1, Ordering::Relaxed);
-            if !self.waiting_keyframe {
-                tracing::warn!(
-                    lost_packets = loss,
-                    "RTP packets lost; dropping frames until the next keyframe"
-                );
-            }
-            self.waiting_keyframe = true;
-        }
-        let keyframe = frame.is_random_access_point();
-        if self.waiting_keyframe && !keyframe {
-            self.drop_frame();
-            return None;
-        }
         let ts = frame.timestamp();
         let rate = i64::from(ts.clock_rate().get());
         let elapsed = ts.elapsed();
@@ -212,6 +206,37 @@ impl AccessUnits {
         } else {
             elapsed.saturating_mul(90_000) / rate
         };
+        let gap = self.last_pts.map(|last| pts_90k.saturating_sub(last));
+        self.last_pts = Some(pts_90k);
+        let loss = frame.loss();
+        if loss > 0 {
+            self.stats
+                .lost_packets
+                .fetch_add(u64::from(loss), Ordering::Relaxed);
+            self.stats.holes.fetch_add(1, Ordering::Relaxed);
+            // Frames that retina discarded whole or in part never reach
+            // here: count them from the timestamp step they left.
+            if let (Some(gap), Some(step)) = (gap, self.step) {
+                let missing = ((gap + step / 2) / step - 1).clamp(0, 300);
+                self.stats
+                    .dropped
+                    .fetch_add(missing as u64, Ordering::Relaxed);
+            }
+            if !self.waiting_keyframe {
+                tracing::warn!(
+                    lost_packets = loss,
+                    "RTP packets lost; dropping frames until the next keyframe"
+                );
+            }
+            self.waiting_keyframe = true;
+        } else if let Some(gap) = gap.filter(|g| *g > 0) {
+            self.step = Some(gap);
+        }
+        let keyframe = frame.is_random_access_point();
+        if self.waiting_keyframe && !keyframe {
+            self.drop_frame();
+            return None;
+        }
         let data = Bytes::from(frame.into_data());
         if keyframe {
             match CodecParameters::from_annex_b(self.codec, &data).filter(|p| p.is_complete()) {
@@ -249,6 +274,40 @@ impl AccessUnits {
     fn drop_frame(&self) {
         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// What a failure of a playing session means to a user: a camera that
+/// restarted or hung up is not a protocol problem, so only the rest get
+/// the `backend = "gstreamer"` hint.
+fn session_error(e: &retina::Error, redact: &(dyn Fn(String) -> String + Sync)) -> IngestError {
+    let text = match probe::classify(e, redact) {
+        ProbeError::Failed(text) => text,
+        other => return IngestError::Connect(other),
+    };
+    if text.contains("Incomplete RTSP message at EOF")
+        || text.contains("Connection reset")
+        || text.contains("Broken pipe")
+    {
+        return IngestError::Disconnected("a message was cut short".into());
+    }
+    if text.contains("wrong ssrc") {
+        return IngestError::Restarted("a new RTP SSRC".into());
+    }
+    if text.contains("Timestamp jumped") {
+        return IngestError::Restarted(format!(
+            "its RTP clock stepped back or jumped over {MAX_JUMP_SECS} s"
+        ));
+    }
+    if text.contains("Out-of-order packet or large loss") {
+        return IngestError::Restarted("its RTP sequence numbers jumped".into());
+    }
+    // retina's detail after these markers is internal state, not news.
+    let short = ["; buffered", " expecting ssrc=", "; expecting"]
+        .iter()
+        .filter_map(|m| text.find(m))
+        .min()
+        .map_or(text.as_str(), |at| &text[..at]);
+    IngestError::Protocol(short.trim_end_matches([':', ';', ' ']).to_owned())
 }
 
 /// An RTSP camera recorded through retina: see the module documentation.
@@ -321,22 +380,30 @@ impl RtspSource {
             .map_err(|_| ProbeError::Timeout(opts.connect_timeout.as_secs().max(1)))??;
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
         let mut units = AccessUnits::new(codec, self.stats.clone());
+        // One ticker checks for a stall, rather than a timer per frame.
+        let mut check = tokio::time::interval((opts.stall_timeout / 4).max(Duration::from_millis(50)));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_video = tokio::time::Instant::now();
         loop {
-            let item = match tokio::time::timeout(opts.stall_timeout, playing.next()).await {
-                Err(_) => {
-                    return Err(IngestError::Stalled(opts.stall_timeout.as_secs().max(1)));
+            let item = tokio::select! {
+                next = playing.next() => match next {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(session_error(&e, &redact)),
+                    Some(Ok(item)) => item,
+                },
+                _ = check.tick() => {
+                    if last_video.elapsed() >= opts.stall_timeout {
+                        return Err(IngestError::Stalled(opts.stall_timeout.as_secs().max(1)));
+                    }
+                    continue;
                 }
-                Ok(None) => return Ok(()),
-                Ok(Some(Err(e))) => {
-                    return Err(IngestError::from(probe::classify(&e, &redact)));
-                }
-                Ok(Some(Ok(item))) => item,
             };
             // Audio, ONVIF metadata and RTCP are not set up, so only video
             // arrives; anything else is ignored.
             let CodecItem::VideoFrame(frame) = item else {
                 continue;
             };
+            last_video = tokio::time::Instant::now();
             let Some(f) = units.frame(frame) else {
                 continue;
             };

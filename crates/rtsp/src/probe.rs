@@ -328,7 +328,10 @@ async fn reachable(host: &str, port: u16) -> Result<(), ProbeError> {
 }
 
 /// A retina error as a [`ProbeError`].
-pub(crate) fn classify(e: &retina::Error, redact: &(dyn Fn(String) -> String + Sync)) -> ProbeError {
+pub(crate) fn classify(
+    e: &retina::Error,
+    redact: &(dyn Fn(String) -> String + Sync),
+) -> ProbeError {
     match e.status_code() {
         Some(401) => ProbeError::Auth,
         Some(404 | 454) => ProbeError::NotFound,

@@ -39,7 +39,10 @@ async fn frames_carry_the_cameras_own_spacing_over_tcp_and_udp() {
         }
         run.stop().await;
         let first = &frames[0];
-        assert!(first.keyframe, "{transport:?}: the first frame is a keyframe");
+        assert!(
+            first.keyframe,
+            "{transport:?}: the first frame is a keyframe"
+        );
         assert_eq!(first.codec(), Codec::H264);
         let info = first.params.stream_info().unwrap();
         assert_eq!((info.width, info.height), (640, 360));
@@ -47,7 +50,10 @@ async fn frames_carry_the_cameras_own_spacing_over_tcp_and_udp() {
         assert!(first.data.starts_with(&[0, 0, 0, 1]) || first.data.starts_with(&[0, 0, 1]));
         for w in frames.windows(2) {
             let step = w[1].pts_90k - w[0].pts_90k;
-            assert_eq!(step, 3000, "{transport:?}: every step is the camera's 1/30 s");
+            assert_eq!(
+                step, 3000,
+                "{transport:?}: every step is the camera's 1/30 s"
+            );
         }
         let keyframes = frames.iter().filter(|f| f.keyframe).count();
         assert!((2..=4).contains(&keyframes), "{transport:?}: {keyframes}");

@@ -2,7 +2,9 @@
 //!
 //! - `RtspCameraServer` (feature `gst`, default): a real RTSP server (gstreamer-rtsp-server) on
 //!   loopback that plays a live test pattern as H.264 or H.265, optionally
-//!   behind Basic auth: the fake IP camera for capture, NVR and restream tests.
+//!   behind Basic or Digest auth, with G.711 or AAC audio, parameter sets
+//!   only in the SDP, or a resolution change mid-stream: the fake IP camera
+//!   for capture, NVR and restream tests.
 //!   Its picture can be scripted (`source`, `script`: `SceneChange`), e.g. a
 //!   still scene that starts moving at a known time, for motion tests.
 //! - [`clip`]: real encoder output from a fixture file as `EncodedFrame`s,
@@ -11,6 +13,9 @@
 //!   profile, size, frame count, duration, B-frames.
 //! - [`process`]: `reallive-server` as a child process, and a process's
 //!   memory and CPU time.
+//! - [`rtsp_proxy`]: a misbehaving middle box in front of a fake camera:
+//!   it cuts the connection mid-frame, renumbers RTP, stalls, or injects
+//!   garbage, for the RTSP client's quirk tests.
 //! - [`http`]: a minimal HTTP/1.1 client for API tests, with raw control
 //!   over headers and bodies.
 //! - `require_elements` (feature `gst`): fails the test, naming the package to install,
@@ -38,10 +43,14 @@ pub mod http;
 pub mod process;
 #[cfg(feature = "gst")]
 mod rtsp_camera;
+pub mod rtsp_proxy;
 pub mod tls;
 
 #[cfg(feature = "gst")]
-pub use rtsp_camera::{AppliedChange, RtspCameraConfig, RtspCameraServer, RtspCodec, SceneChange};
+pub use rtsp_camera::{
+    AppliedChange, RtspAudio, RtspAuthScheme, RtspCameraConfig, RtspCameraServer, RtspCodec,
+    SceneChange,
+};
 
 #[cfg(feature = "gst")]
 use gstreamer as gst;
@@ -83,7 +92,14 @@ fn package_for(element: &str) -> &'static str {
         }
         "timeoverlay" => "gstreamer1.0-x",
         "libcamerasrc" => "gstreamer1.0-libcamera",
-        "avdec_h264" => "gstreamer1.0-libav",
+        "avdec_h264" | "avenc_aac" => "gstreamer1.0-libav",
+        "voaacenc" => "gstreamer1.0-plugins-bad",
+        "alawenc" | "mulawenc" | "rtppcmapay" | "rtppcmupay" | "rtpmp4gpay" => {
+            "gstreamer1.0-plugins-good"
+        }
+        "audiotestsrc" | "audioconvert" | "audioresample" | "videoscale" => {
+            "gstreamer1.0-plugins-base"
+        }
         _ => "the GStreamer plugin that provides it",
     }
 }

@@ -21,6 +21,57 @@ pub enum RtspCodec {
     H265,
 }
 
+/// The audio track a fake camera sends beside its video, when
+/// [`RtspCameraConfig::audio`] is set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RtspAudio {
+    /// G.711 µ-law (`PCMU/8000`, payload type 0), like many cameras.
+    #[default]
+    Pcmu,
+    /// G.711 A-law (`PCMA/8000`, payload type 8).
+    Pcma,
+    /// AAC-LC in `mpeg4-generic` (RFC 3640), payload type 97; encoded by
+    /// `avenc_aac` (gstreamer1.0-libav) or else `voaacenc`
+    /// (gstreamer1.0-plugins-bad).
+    Aac,
+}
+
+impl RtspAudio {
+    /// The flag value of the fake camera binary: `pcmu`, `pcma` or `aac`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RtspAudio::Pcmu => "pcmu",
+            RtspAudio::Pcma => "pcma",
+            RtspAudio::Aac => "aac",
+        }
+    }
+}
+
+impl std::str::FromStr for RtspAudio {
+    type Err = String;
+
+    /// `pcmu`, `pcma` or `aac`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pcmu" => Ok(RtspAudio::Pcmu),
+            "pcma" => Ok(RtspAudio::Pcma),
+            "aac" => Ok(RtspAudio::Aac),
+            _ => Err(format!("`{s}`: pcmu, pcma or aac")),
+        }
+    }
+}
+
+/// How a fake camera with [`RtspCameraConfig::credentials`] asks for them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RtspAuthScheme {
+    /// `WWW-Authenticate: Basic`: the password travels base64-encoded.
+    #[default]
+    Basic,
+    /// `WWW-Authenticate: Digest` only (RFC 2069/2617 MD5, as
+    /// gst-rtsp-server offers it): the password never travels.
+    Digest,
+}
+
 /// How the fake camera behaves.
 #[derive(Clone, Debug)]
 pub struct RtspCameraConfig {
@@ -36,10 +87,18 @@ pub struct RtspCameraConfig {
     pub keyframe_interval: u32,
     /// Codec.
     pub codec: RtspCodec,
-    /// Require Basic auth with this user and password.
+    /// Require auth with this user and password, by
+    /// [`auth_scheme`](Self::auth_scheme).
     pub credentials: Option<(String, String)>,
-    /// Also send an audio track, as many cameras do.
+    /// How [`credentials`](Self::credentials) are asked for: Basic (the
+    /// default) or Digest.
+    pub auth_scheme: RtspAuthScheme,
+    /// Also send an audio track, as many cameras do: a second stream in
+    /// the SDP, of [`audio_codec`](Self::audio_codec).
     pub audio: bool,
+    /// The audio track's encoding: G.711 µ-law (the default), A-law or
+    /// AAC.
+    pub audio_codec: RtspAudio,
     /// The `videotestsrc` pattern by its nick: `ball`, `smpte`, `snow`,
     /// `solid-color`, ... Distinct patterns tell cameras apart in a viewer.
     /// The default source is `videotestsrc name=scene is-live=true
@@ -51,6 +110,18 @@ pub struct RtspCameraConfig {
     /// Slices per H.264 picture (x264's sliced threads); default 1. Many
     /// real cameras send several; the capture must put them back together.
     pub slices: u32,
+    /// Send H.264's SPS and PPS only in the SDP (`sprop-parameter-sets`),
+    /// never in band, as some cameras do: x264 writes `avc` with
+    /// `repeat-headers=0` (parameter sets in its `codec_data` alone) and
+    /// the payloader has `config-interval=0`. A client must take them from the SDP. H.264
+    /// only; ignored for H.265.
+    pub sdp_only_parameters: bool,
+    /// Put `videoscale ! capsfilter name=size` after the source, holding
+    /// the picture size, so a [`script`](Self::script) can change the
+    /// resolution mid-stream: `SceneChange::new(2.0, "size", "caps",
+    /// "video/x-raw,width=320,height=180")`. The encoder then starts a new
+    /// sequence: a keyframe with new parameter sets, in band.
+    pub resizable: bool,
     /// TCP port on 127.0.0.1; `None` (or `Some(0)`) picks a free one. A
     /// fixed port lets a restarted camera come back where its clients
     /// expect it.
@@ -96,10 +167,14 @@ impl Default for RtspCameraConfig {
             keyframe_interval: 30,
             codec: RtspCodec::H264,
             credentials: None,
+            auth_scheme: RtspAuthScheme::Basic,
             audio: false,
+            audio_codec: RtspAudio::Pcmu,
             pattern: "ball".into(),
             bitrate_kbps: 2048,
             slices: 1,
+            sdp_only_parameters: false,
+            resizable: false,
             port: None,
             source: None,
             script: Vec::new(),
@@ -291,6 +366,12 @@ impl RtspCameraServer {
                 RtspCodec::H265 => "rtph265pay",
             },
         ]);
+        if config.audio {
+            crate::require_elements(&audio_elements(config.audio_codec));
+        }
+        if config.resizable {
+            crate::require_elements(&["videoscale"]);
+        }
         // The factory only parses its launch line when the first client
         // asks; parse it now so a bad pattern fails here, not in a client.
         let launch = launch_line(&config);
@@ -480,18 +561,28 @@ fn bind_error(e: &glib::Error) -> std::io::Error {
 }
 
 /// The media factory's launch line: test pattern (or the configured
-/// source), encoder, payloader.
+/// source), encoder, payloader, and the audio branch.
 fn launch_line(cfg: &RtspCameraConfig) -> String {
+    let sdp_only = cfg.sdp_only_parameters && cfg.codec == RtspCodec::H264;
     // With zerolatency's sliced threads, x264 cuts each picture into a
-    // slice per thread: `threads` is the slice count.
+    // slice per thread: `threads` is the slice count. Parameter sets only
+    // in the SDP: x264 writes them before every IDR even in `avc` form
+    // unless `repeat-headers=0`; then they are in the caps' codec_data
+    // alone, which the payloader turns into sprop-parameter-sets.
     let (enc, pay) = match cfg.codec {
         RtspCodec::H264 => (
             format!(
                 "x264enc tune=zerolatency speed-preset=ultrafast threads={} bframes=0 key-int-max={} \
-                 bitrate={} ! video/x-h264,profile=constrained-baseline",
+                 bitrate={}{} ! video/x-h264,profile=constrained-baseline{}",
                 cfg.slices.max(1),
                 cfg.keyframe_interval,
-                cfg.bitrate_kbps
+                cfg.bitrate_kbps,
+                if sdp_only {
+                    " option-string=\"repeat-headers=0\""
+                } else {
+                    ""
+                },
+                if sdp_only { ",stream-format=avc" } else { "" }
             ),
             "rtph264pay",
         ),
@@ -503,10 +594,12 @@ fn launch_line(cfg: &RtspCameraConfig) -> String {
             "rtph265pay",
         ),
     };
+    // -1: the parameter sets before every keyframe; 0: never in band.
+    let config_interval = if sdp_only { 0 } else { -1 };
     let audio = if cfg.audio {
-        " audiotestsrc is-live=true wave=ticks ! audioconvert ! mulawenc ! rtppcmupay name=pay1 pt=0"
+        audio_branch(cfg.audio_codec)
     } else {
-        ""
+        String::new()
     };
     // A scripted source may end in any raw format (a compositor's AYUV,
     // say); the encoder wants 4:2:0.
@@ -517,11 +610,62 @@ fn launch_line(cfg: &RtspCameraConfig) -> String {
             cfg.pattern
         ),
     };
+    // A resizable picture has its size in a capsfilter of its own, which
+    // a script may change; the rate stays in the caps after it.
+    let caps = if cfg.resizable {
+        format!(
+            "videoscale ! capsfilter name=size caps=\"video/x-raw,width={},height={}\" \
+             ! video/x-raw,framerate={}/1",
+            cfg.width, cfg.height, cfg.fps
+        )
+    } else {
+        format!(
+            "video/x-raw,width={},height={},framerate={}/1",
+            cfg.width, cfg.height, cfg.fps
+        )
+    };
     format!(
-        "( {source} ! video/x-raw,width={},height={},framerate={}/1 \
-         ! {enc} ! {pay} name=pay0 pt=96 config-interval=-1{audio} )",
-        cfg.width, cfg.height, cfg.fps
+        "( {source} ! {caps} ! {enc} ! {pay} name=pay0 pt=96 config-interval={config_interval}{audio} )"
     )
+}
+
+/// The AAC encoder at hand: `avenc_aac` (gstreamer1.0-libav), else
+/// `voaacenc` (gstreamer1.0-plugins-bad).
+fn aac_encoder() -> &'static str {
+    crate::init_gst();
+    if gst::ElementFactory::find("avenc_aac").is_some() {
+        "avenc_aac"
+    } else {
+        "voaacenc"
+    }
+}
+
+/// The elements the audio branch of `codec` needs.
+fn audio_elements(codec: RtspAudio) -> Vec<&'static str> {
+    let mut v = vec!["audiotestsrc", "audioconvert"];
+    v.extend_from_slice(&match codec {
+        RtspAudio::Pcmu => ["mulawenc", "rtppcmupay"],
+        RtspAudio::Pcma => ["alawenc", "rtppcmapay"],
+        RtspAudio::Aac => [aac_encoder(), "rtpmp4gpay"],
+    });
+    if codec == RtspAudio::Aac {
+        v.push("audioresample");
+    }
+    v
+}
+
+/// The launch line's audio stream, `pay1`: a ticking test tone.
+fn audio_branch(codec: RtspAudio) -> String {
+    let src = " audiotestsrc is-live=true wave=ticks ! audioconvert";
+    match codec {
+        RtspAudio::Pcmu => format!("{src} ! mulawenc ! rtppcmupay name=pay1 pt=0"),
+        RtspAudio::Pcma => format!("{src} ! alawenc ! rtppcmapay name=pay1 pt=8"),
+        RtspAudio::Aac => format!(
+            "{src} ! audioresample ! audio/x-raw,rate=16000,channels=1 ! {} \
+             ! rtpmp4gpay name=pay1 pt=97",
+            aac_encoder()
+        ),
+    }
 }
 
 fn utc_now_ns() -> i64 {
@@ -591,8 +735,17 @@ fn build_server(
         let token = rtsp::RTSPToken::builder()
             .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "camera-user")
             .build();
-        let basic = rtsp::RTSPAuth::make_basic(user, pass);
-        auth.add_basic(&basic, &token);
+        match cfg.auth_scheme {
+            RtspAuthScheme::Basic => {
+                let basic = rtsp::RTSPAuth::make_basic(user, pass);
+                auth.add_basic(&basic, &token);
+            }
+            RtspAuthScheme::Digest => {
+                // Offered alone: a client that only knows Basic fails.
+                auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+                auth.add_digest(user, pass, &token);
+            }
+        }
         server.set_auth(Some(&auth));
         factory.add_role_from_structure(
             &gst::Structure::builder("camera-user")
@@ -728,6 +881,43 @@ mod tests {
             ..RtspCameraConfig::default()
         })
         .unwrap();
+    }
+
+    #[test]
+    fn quirks_change_the_launch_line_and_defaults_do_not() {
+        crate::init_gst();
+        assert_eq!(
+            launch_line(&RtspCameraConfig::default()),
+            "( videotestsrc name=scene is-live=true pattern=ball \
+             ! video/x-raw,width=640,height=360,framerate=30/1 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast threads=1 bframes=0 \
+             key-int-max=30 bitrate=2048 ! video/x-h264,profile=constrained-baseline \
+             ! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+        );
+        let quirky = launch_line(&RtspCameraConfig {
+            audio: true,
+            audio_codec: RtspAudio::Pcma,
+            sdp_only_parameters: true,
+            resizable: true,
+            ..RtspCameraConfig::default()
+        });
+        for part in [
+            "repeat-headers=0",
+            "stream-format=avc",
+            "config-interval=0",
+            "capsfilter name=size",
+            "alawenc ! rtppcmapay name=pay1 pt=8",
+        ] {
+            assert!(quirky.contains(part), "{part} in {quirky}");
+        }
+        let aac = audio_branch(RtspAudio::Aac);
+        assert!(aac.contains("rtpmp4gpay name=pay1 pt=97"), "{aac}");
+        assert_eq!("aac".parse::<RtspAudio>(), Ok(RtspAudio::Aac));
+        assert_eq!(
+            RtspAudio::Pcma.name().parse::<RtspAudio>(),
+            Ok(RtspAudio::Pcma)
+        );
+        assert!("mp3".parse::<RtspAudio>().is_err());
     }
 
     /// Two pictures, one over the other, as a scripted source.

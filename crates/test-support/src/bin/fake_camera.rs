@@ -30,6 +30,15 @@
 //! position among the `--at` flags; UTC_NS: when it was applied, Unix
 //! nanoseconds), flushed at once.
 //!
+//! # Quirks
+//!
+//! `--audio-codec pcma|aac` sends A-law or AAC audio in place of µ-law,
+//! `--digest` asks for the credentials by Digest auth only,
+//! `--sdp-only-parameters` keeps H.264's SPS and PPS out of band (in the
+//! SDP alone), `--resizable` lets a script change the resolution
+//! (`--at 5:size:caps=video/x-raw,width=320,height=180`) and `--slices N`
+//! cuts each picture into N slices.
+//!
 //! For load tests, `--clip FILE` serves a pre-encoded H.264 elementary
 //! stream in a loop instead, paced in real time and never encoded
 //! ([`RtspCameraServer::try_start_clip`]): many 1080p cameras at a small
@@ -40,7 +49,9 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser;
-use reallive_test_support::{RtspCameraConfig, RtspCameraServer, RtspCodec, SceneChange};
+use reallive_test_support::{
+    RtspAudio, RtspAuthScheme, RtspCameraConfig, RtspCameraServer, RtspCodec, SceneChange,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Exit status when the fixed port is taken: Linux's `EADDRINUSE`.
@@ -77,6 +88,9 @@ struct Args {
     /// Password for --user.
     #[arg(long, requires = "user")]
     password: Option<String>,
+    /// Ask for --user and --password by Digest auth only, not Basic.
+    #[arg(long, requires = "user")]
+    digest: bool,
     /// `videotestsrc` pattern: ball, smpte, snow, solid-color, ...
     #[arg(long, default_value = "ball")]
     pattern: String,
@@ -86,9 +100,20 @@ struct Args {
     /// H.264 slices per picture.
     #[arg(long, default_value_t = 1)]
     slices: u32,
-    /// Also send a G.711 audio track.
+    /// Also send an audio track (G.711 µ-law unless --audio-codec says).
     #[arg(long)]
     audio: bool,
+    /// The audio track's codec: `pcmu`, `pcma` or `aac`; implies --audio.
+    #[arg(long, value_name = "CODEC")]
+    audio_codec: Option<RtspAudio>,
+    /// Send H.264's SPS and PPS only in the SDP, never in band.
+    #[arg(long)]
+    sdp_only_parameters: bool,
+    /// Put the picture size in a capsfilter named `size`, so that
+    /// `--at SECS:size:caps=video/x-raw,width=W,height=H` changes the
+    /// resolution mid-stream.
+    #[arg(long, conflicts_with = "clip")]
+    resizable: bool,
     /// A gst-launch fragment producing raw video, in place of
     /// `videotestsrc name=scene is-live=true pattern=PATTERN`.
     #[arg(long, value_name = "FRAGMENT", conflicts_with = "clip")]
@@ -146,10 +171,18 @@ fn main() -> ExitCode {
         keyframe_interval: args.keyframe_interval,
         codec: args.codec,
         credentials: args.user.zip(args.password),
-        audio: args.audio,
+        auth_scheme: if args.digest {
+            RtspAuthScheme::Digest
+        } else {
+            RtspAuthScheme::Basic
+        },
+        audio: args.audio || args.audio_codec.is_some(),
+        audio_codec: args.audio_codec.unwrap_or_default(),
         pattern: args.pattern,
         bitrate_kbps: args.bitrate_kbps,
         slices: args.slices,
+        sdp_only_parameters: args.sdp_only_parameters,
+        resizable: args.resizable,
         port: Some(args.port),
         source: args.source,
         script: args.script,
