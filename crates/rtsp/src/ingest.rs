@@ -381,7 +381,8 @@ impl RtspSource {
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
         let mut units = AccessUnits::new(codec, self.stats.clone());
         // One ticker checks for a stall, rather than a timer per frame.
-        let mut check = tokio::time::interval((opts.stall_timeout / 4).max(Duration::from_millis(50)));
+        let mut check =
+            tokio::time::interval((opts.stall_timeout / 4).max(Duration::from_millis(50)));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_video = tokio::time::Instant::now();
         loop {
