@@ -119,7 +119,7 @@ bench: setup
 	$(CARGO) bench -p reallive-relay --bench fanout -- --seconds 10 --n 0,10,50,100,200
 	$(CARGO) build --release -p reallive-server -p reallive-pusher
 	$(CARGO) bench -p reallive-puller --bench cost -- --seconds 60 --cameras 1,4
-	$(CARGO) build --release -p reallive-test-support --bin reallive-fake-camera && $(CARGO) bench -p reallive-nvr --bench nvr -- --seconds 60 --cameras 8,16,32 --ffmpeg
+	$(CARGO) build --release -p reallive-test-support --bin reallive-fake-camera && $(CARGO) bench -p reallive-nvr --bench nvr -- --seconds 60 --cameras 8,16,32 --backend retina,gstreamer --motion off,default --ffmpeg --long-n 32 --long-seconds 600
 	$(CARGO) bench -p reallive-nvr --bench motion -- --seconds 30 --cameras 1,8
 	$(CARGO) bench -p reallive-nvr --bench review
 	$(CARGO) bench -p reallive-nvr --bench manage

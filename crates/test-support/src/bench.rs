@@ -209,3 +209,33 @@ pub fn report_latencies(name: &str, mut times: Vec<Duration>) {
         ms(*times.last().unwrap_or(&Duration::ZERO)),
     );
 }
+
+/// Context switches (voluntary + involuntary) of each thread of process
+/// `pid` alive now, as `(thread id, count)`, from
+/// `/proc/{pid}/task/*/status`; empty if the process is gone. A process's
+/// own `status` counts its main thread only, and a thread that exited
+/// takes its count with it: sample often and add up the increases
+/// (`apps/nvr/benches/nvr.rs` does, every second).
+pub fn thread_context_switches(pid: u32) -> Vec<(u32, u64)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let tid: u32 = t.file_name().to_str()?.parse().ok()?;
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            Some((
+                tid,
+                field("voluntary_ctxt_switches:") + field("nonvoluntary_ctxt_switches:"),
+            ))
+        })
+        .collect()
+}
