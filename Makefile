@@ -59,7 +59,8 @@ package:
 	$(CARGO) package --no-verify --allow-dirty $(addprefix -p reallive-,$(LIB_CRATES))
 
 # Parser fuzzing (fuzz/README.md): libFuzzer targets for the signaling JSON,
-# the fMP4 scanner, SDP offers and the H.264/H.265 parameter sets, built on
+# the fMP4 scanner, SDP offers, the H.264/H.265 parameter sets and the RTSP
+# ingest (a scripted camera's bytes through retina and AccessUnits), built on
 # stable Rust by fuzz/run (the flags cargo-fuzz would pass, no nightly).
 # Each runs for FUZZ_SECONDS with -max_total_time, -print_final_stats=1,
 # -rss_limit_mb=2048, -timeout=10 and a -max_len per target; `fuzz` then

@@ -35,7 +35,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use reallive_core::reencode::BoxError;
 use reallive_core::source::{BoxFuture, FrameSource, FrameSourceRun};
-use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, Offer, RtspUrl};
+use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, Offer, RtspUrl, nal};
 use retina::client::{
     PlayOptions, SessionOptions, SetupOptions, TcpTransportOptions, UdpTransportOptions,
 };
@@ -232,14 +232,20 @@ impl AccessUnits {
         } else if let Some(gap) = gap.filter(|g| *g > 0) {
             self.step = Some(gap);
         }
-        let keyframe = frame.is_random_access_point();
+        // retina calls an access unit with no non-IDR slice a random access
+        // point (parameter sets alone qualify), and an H.265 CRA not one:
+        // a keyframe is one with an IDR (H.264) or IRAP (H.265) picture.
+        let maybe_key = self.codec == Codec::H265 || frame.is_random_access_point();
+        let data = Bytes::from(frame.into_data());
+        let keyframe = maybe_key && nal::is_keyframe(self.codec, &data);
         if self.waiting_keyframe && !keyframe {
             self.drop_frame();
             return None;
         }
-        let data = Bytes::from(frame.into_data());
         if keyframe {
-            match CodecParameters::from_annex_b(self.codec, &data).filter(|p| p.is_complete()) {
+            // Parameter sets the store cannot parse are as good as none.
+            let usable = |p: &CodecParameters| p.is_complete() && p.stream_info().is_ok();
+            match CodecParameters::from_annex_b(self.codec, &data).filter(usable) {
                 Some(p) => {
                     if self.params.as_deref().is_some_and(|old| *old != p) {
                         self.stats.parameter_changes.fetch_add(1, Ordering::Relaxed);
