@@ -35,9 +35,28 @@ pub trait GrayDecode: Send + Sync + Debug {
     fn pull(&self, timeout: Duration) -> Option<GrayPicture>;
 }
 
-/// Starts a [`GrayDecode`] giving pictures `width` pixels wide at `fps`.
-pub type StartGrayDecoder =
-    std::sync::Arc<dyn Fn(u32, u32) -> Result<Box<dyn GrayDecode>, BoxError> + Send + Sync>;
+/// Which frames of a stream a [`GrayDecode`] is given, so that a
+/// [`StartGrayDecoder`] can pick the cheapest decoder that will do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeKind {
+    /// Every frame of one stream (a sub-stream, a main stream up to 720p).
+    /// The decoder keeps the stream's reference pictures, so it is the
+    /// stream's own, and its pictures come at the rate asked for.
+    Stream,
+    /// Keyframes only, each decodable on its own (its parameter sets in
+    /// band or in its `params`); other frames are ignored. At most one
+    /// picture per keyframe, and no more often than the rate asked for:
+    /// a keyframe a second gives a picture a second. The factory may decode
+    /// many cameras' keyframes in turn on one shared decoder, so memory
+    /// does not grow with cameras.
+    Keyframes,
+}
+
+/// Starts a [`GrayDecode`] giving pictures `width` pixels wide, at most
+/// `fps` a second, for the frames [`DecodeKind`] says it will be given.
+pub type StartGrayDecoder = std::sync::Arc<
+    dyn Fn(u32, u32, DecodeKind) -> Result<Box<dyn GrayDecode>, BoxError> + Send + Sync,
+>;
 
 /// Makes small JPEG pictures of single keyframes (timeline thumbnails).
 /// `reallive-encode` implements it with GStreamer; one value is used by

@@ -34,6 +34,10 @@
 //!
 //! - [`motion::GrayDecoder`]: H.264 in, small GRAY8 pictures out at a low
 //!   rate, for `reallive-motion`'s detector;
+//! - [`motion::KeyframeDecoder`]: many cameras' H.264 keyframes on one
+//!   decoder, each small GRAY8 picture handed back to its own camera: motion
+//!   on main streams decoded at their keyframes only, at a memory cost that
+//!   does not grow with cameras;
 //! - [`transcode::H265Transcoder`]: stored H.264 samples in, H.265 out with
 //!   the same GOP structure. It implements
 //!   [`Reencoder`](reallive_core::reencode::Reencoder), so

@@ -8,10 +8,10 @@
 //! - [`record`]: everything from a frame channel to a [`Storage`],
 //!   continuously (the puller, a custom storage).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use reallive_core::decode::{GrayDecode, StartGrayDecoder};
+use reallive_core::decode::{DecodeKind, GrayDecode, GrayPicture, StartGrayDecoder};
 use reallive_core::source::FrameSource;
 use reallive_core::{Backoff, Clock, EncodedFrame, FrameReceiver, SystemClock};
 use reallive_motion::{Detector, GrayFrame, MotionEvent};
@@ -21,7 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{MotionConfig, RecordMode};
 use crate::live::{LiveFeed, LiveOutlet};
-use crate::run::{CameraRun, DecodeFilter, Now, PtsClock, RunAction, RunConfig, RunMode};
+use crate::run::{
+    CameraRun, DecodeFilter, FULL_DECODE_PIXELS, Now, PtsClock, RunAction, RunConfig, RunMode,
+};
 
 /// Motion pictures are this many pixels wide.
 const MOTION_WIDTH: u32 = 320;
@@ -413,8 +415,9 @@ fn on_motion(run: &mut CameraRun, event: MotionEvent, sub: Option<&PtsClock>) {
 
 /// Motion detection beside the run: the decoder and the detector on a
 /// blocking thread, events out on a small channel. With a sub-stream, a
-/// capture of its own feeds the decoder; otherwise the run's `Decode`
-/// actions do.
+/// capture of its own feeds a decoder of the sub-stream's own; otherwise
+/// the run's `Decode` actions feed a [`MainDecoder`], which decodes a
+/// large main stream's keyframes on the decoder every camera shares.
 struct Analyzer {
     decoder: Arc<dyn GrayDecode>,
     /// The sub-stream's clock, when it feeds the decoder.
@@ -441,12 +444,16 @@ impl Analyzer {
                 return None;
             }
         };
-        let decoder: Arc<dyn GrayDecode> = match start(MOTION_WIDTH, config.fps) {
-            Ok(d) => Arc::from(d),
-            Err(e) => {
-                tracing::warn!(camera = cam.id, "motion detection off: {e}");
-                return None;
+        let decoder: Arc<dyn GrayDecode> = if cam.sub.is_some() {
+            match start(MOTION_WIDTH, config.fps, DecodeKind::Stream) {
+                Ok(d) => Arc::from(d),
+                Err(e) => {
+                    tracing::warn!(camera = cam.id, "motion detection off: {e}");
+                    return None;
+                }
             }
+        } else {
+            Arc::new(MainDecoder::new(cam.id, start.clone(), config.fps))
         };
         let stop = CancellationToken::new();
         let (d, s, camera) = (decoder.clone(), stop.clone(), cam.id);
@@ -523,6 +530,114 @@ impl Analyzer {
     }
 }
 
+/// The main stream's motion decoder, for a camera without a sub-stream.
+/// The run hands it what [`DecodeFilter`] passes: every frame of a stream
+/// up to [`FULL_DECODE_PIXELS`], which a decoder of the stream's own
+/// ([`DecodeKind::Stream`]) decodes; only the keyframes of a larger one,
+/// which go to the factory's [`DecodeKind::Keyframes`] decoder (shared by
+/// every camera). Each is started at the first keyframe that needs it, and
+/// replaced when the stream's size crosses the line.
+struct MainDecoder {
+    camera: i64,
+    start: StartGrayDecoder,
+    fps: u32,
+    state: Mutex<MainState>,
+    /// Signalled when a decoder starts, for a pull waiting for one.
+    started: Condvar,
+}
+
+#[derive(Default)]
+struct MainState {
+    /// What the stream's size asks for, as of its latest keyframe.
+    wanted: Option<DecodeKind>,
+    /// The decoder the stream's frames go to, and its kind; `None` when
+    /// it would not start (not tried again until `wanted` changes).
+    current: Option<(DecodeKind, Arc<dyn GrayDecode>)>,
+}
+
+impl MainDecoder {
+    fn new(camera: i64, start: StartGrayDecoder, fps: u32) -> Self {
+        MainDecoder {
+            camera,
+            start,
+            fps,
+            state: Mutex::default(),
+            started: Condvar::new(),
+        }
+    }
+
+    /// Starts a decoder of `kind`; a keyframe decoder that will not start
+    /// falls back to one of the stream's own, which decodes keyframes too.
+    fn start(&self, kind: DecodeKind) -> Option<(DecodeKind, Arc<dyn GrayDecode>)> {
+        let mut tried = kind;
+        loop {
+            match (self.start)(MOTION_WIDTH, self.fps, tried) {
+                Ok(d) => return Some((tried, Arc::from(d))),
+                Err(e) if tried == DecodeKind::Keyframes => {
+                    tracing::warn!(
+                        camera = self.camera,
+                        "motion: no shared keyframe decoder ({e}); decoding on a decoder of the camera's own"
+                    );
+                    tried = DecodeKind::Stream;
+                }
+                Err(e) => {
+                    tracing::warn!(camera = self.camera, "motion detection off: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for MainDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        f.debug_struct("MainDecoder")
+            .field("camera", &self.camera)
+            .field("kind", &state.current.as_ref().map(|c| c.0))
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrayDecode for MainDecoder {
+    fn push(&self, frame: &EncodedFrame) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if frame.keyframe {
+            // The rule DecodeFilter applies: is every frame coming?
+            let kind = match frame.params.stream_info() {
+                Ok(i) if i.width * i.height <= FULL_DECODE_PIXELS => DecodeKind::Stream,
+                _ => DecodeKind::Keyframes,
+            };
+            if state.wanted != Some(kind) {
+                state.wanted = Some(kind);
+                state.current = None;
+                state.current = self.start(kind);
+                self.started.notify_all();
+            }
+        }
+        if let Some((_, d)) = &state.current {
+            d.push(frame);
+        }
+    }
+
+    fn pull(&self, timeout: Duration) -> Option<GrayPicture> {
+        let began = std::time::Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.current.is_none() {
+            // Nothing to decode yet (no keyframe, or no decoder): wait for
+            // one to start.
+            state = self
+                .started
+                .wait_timeout(state, timeout)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        let current = state.current.as_ref().map(|c| c.1.clone());
+        drop(state);
+        current?.pull(timeout.saturating_sub(began.elapsed()))
+    }
+}
+
 /// Captures the sub-stream for the decoder until `stop`, reconnecting with
 /// a growing wait (1 s to 30 s) when it fails.
 async fn run_sub_stream(
@@ -580,5 +695,130 @@ async fn run_sub_stream(
             () = stop.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use reallive_core::{Codec, CodecParameters};
+
+    use super::*;
+
+    /// x264's SPS of a 1920x1080 constrained-baseline stream.
+    const SPS_1080P: &str = "6742c028da01e0089f970110000003001000000303c0f1832a";
+
+    fn hex(s: &str) -> Bytes {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+            .into()
+    }
+
+    /// A 1080p frame: only its parameter sets are read.
+    fn big(keyframe: bool, pts_90k: i64) -> EncodedFrame {
+        let mut params = CodecParameters::new(Codec::H264);
+        params.sps.push(hex(SPS_1080P));
+        EncodedFrame {
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            pts_90k,
+            dts_90k: pts_90k,
+            duration_90k: Some(3000),
+            keyframe,
+            params: Arc::new(params),
+        }
+    }
+
+    /// Counts what each decoder it starts is given.
+    #[derive(Debug, Default)]
+    struct Fake {
+        kind: Option<DecodeKind>,
+        pushed: AtomicUsize,
+    }
+
+    impl GrayDecode for Fake {
+        fn push(&self, _frame: &EncodedFrame) {
+            self.pushed.fetch_add(1, Ordering::Relaxed);
+        }
+        fn pull(&self, _timeout: Duration) -> Option<GrayPicture> {
+            None
+        }
+    }
+
+    /// A factory whose decoders the test can see; `keyframes` says whether
+    /// it has a shared keyframe decoder.
+    fn factory(keyframes: bool) -> (StartGrayDecoder, Arc<Mutex<Vec<Arc<Fake>>>>) {
+        let started: Arc<Mutex<Vec<Arc<Fake>>>> = Arc::default();
+        let seen = started.clone();
+        let start: StartGrayDecoder = Arc::new(move |_, _, kind| {
+            if kind == DecodeKind::Keyframes && !keyframes {
+                return Err("no shared decoder here".into());
+            }
+            let d = Arc::new(Fake {
+                kind: Some(kind),
+                pushed: AtomicUsize::new(0),
+            });
+            seen.lock().unwrap().push(d.clone());
+            Ok(Box::new(Shared(d)) as Box<dyn GrayDecode>)
+        });
+        (start, started)
+    }
+
+    #[derive(Debug)]
+    struct Shared(Arc<Fake>);
+
+    impl GrayDecode for Shared {
+        fn push(&self, frame: &EncodedFrame) {
+            self.0.push(frame);
+        }
+        fn pull(&self, timeout: Duration) -> Option<GrayPicture> {
+            self.0.pull(timeout)
+        }
+    }
+
+    fn kinds(started: &Mutex<Vec<Arc<Fake>>>) -> Vec<(Option<DecodeKind>, usize)> {
+        started
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| (d.kind, d.pushed.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    #[test]
+    fn a_large_main_stream_goes_to_the_keyframe_decoder_and_a_small_one_to_its_own() {
+        let (start, started) = factory(true);
+        let main = MainDecoder::new(1, start, 5);
+        // Nothing starts before a keyframe says how large the stream is.
+        main.push(&big(false, 0));
+        assert!(kinds(&started).is_empty());
+        for s in 0..3 {
+            main.push(&big(true, s * 90_000));
+        }
+        assert_eq!(kinds(&started), [(Some(DecodeKind::Keyframes), 3)]);
+        // The camera switched to a small stream: every frame, on its own.
+        for f in reallive_test_support::clip::ball_frames(20) {
+            main.push(&f);
+        }
+        assert_eq!(
+            kinds(&started),
+            [
+                (Some(DecodeKind::Keyframes), 3),
+                (Some(DecodeKind::Stream), 20)
+            ]
+        );
+        assert!(main.pull(Duration::from_millis(1)).is_none());
+    }
+
+    #[test]
+    fn without_a_keyframe_decoder_a_large_stream_gets_one_of_its_own() {
+        let (start, started) = factory(false);
+        let main = MainDecoder::new(1, start, 5);
+        main.push(&big(true, 0));
+        main.push(&big(true, 90_000));
+        assert_eq!(kinds(&started), [(Some(DecodeKind::Stream), 2)]);
     }
 }
