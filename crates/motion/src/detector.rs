@@ -152,6 +152,12 @@ pub struct Observation {
 
 /// Fixed point: the background holds pixel × 16.
 const FP: i32 = 16;
+
+/// The background learns at a pace set for pictures this far apart (the
+/// default 5 fps). Pictures further apart learn as many steps as fit in
+/// the gap, so a stream analysed at its keyframes only (one a second)
+/// takes in a parked car as fast, in seconds, as a 5 fps sub-stream.
+const LEARN_STEP_MS: i64 = 200;
 /// Columns of the grid that light changes (and [`Observation::cells`])
 /// are judged on.
 pub const GRID_COLS: usize = 8;
@@ -184,6 +190,8 @@ pub struct Detector {
     /// Consecutive frames with motion, and when the run began.
     run: Option<(u32, i64)>,
     active: Option<Active>,
+    /// When the last picture was taken.
+    last_ms: Option<i64>,
 }
 
 impl Detector {
@@ -199,11 +207,25 @@ impl Detector {
             zones: Vec::new(),
             run: None,
             active: None,
+            last_ms: None,
         })
     }
 
     /// Looks at one frame taken at `at_ms`.
     pub fn process(&mut self, frame: &GrayFrame<'_>, at_ms: i64) -> Observation {
+        let steps = self.last_ms.map_or(1, |last| {
+            (at_ms.saturating_sub(last) + LEARN_STEP_MS / 2) / LEARN_STEP_MS
+        });
+        self.last_ms = Some(at_ms);
+        // One step learns 1/16 (1/128 where something moves); `n` steps
+        // learn what `n` of them in a row would.
+        let learn = (steps > 1).then(|| {
+            let n = steps.clamp(2, 150) as i32;
+            (
+                1.0 - (15.0f32 / 16.0).powi(n),
+                1.0 - (127.0f32 / 128.0).powi(n),
+            )
+        });
         if frame.width() != self.width || frame.height() != self.height {
             // First frame, or a new size: learn the scene again.
             self.resize(frame);
@@ -243,8 +265,12 @@ impl Detector {
                     changed[usize::from(zone)] += 1;
                 }
                 // Learn slowly, and slower still where something moves.
-                let rate = if moved { 7 } else { 4 };
-                self.background[i] = b + ((v - b) >> rate);
+                self.background[i] = match learn {
+                    None => b + ((v - b) >> if moved { 7 } else { 4 }),
+                    Some((still, moving)) => {
+                        b + ((v - b) as f32 * if moved { moving } else { still }) as i32
+                    }
+                };
             }
         }
         let watched_cells = cells.iter().filter(|c| c.0 > 0).count();
@@ -494,6 +520,39 @@ mod tests {
         (0..n)
             .map(|i| scene(0, Some((from + i * 8, 60, 40))))
             .collect()
+    }
+
+    /// A square that appears and stays is taken into the background in
+    /// about the same number of seconds whether pictures come at 5 fps or
+    /// one a second (a main stream analysed at its keyframes).
+    #[test]
+    fn a_slow_stream_takes_in_a_parked_object_as_fast_in_seconds() {
+        let settle_ms = |step_ms: i64| {
+            let mut d = Detector::new(MotionSettings::default()).unwrap();
+            let still = scene(0, None);
+            let parked = scene(0, Some((200, 120, 40)));
+            let mut at = 0;
+            for _ in 0..10 {
+                d.process(&GrayFrame::new(&still, W, H, W).unwrap(), at);
+                at += step_ms;
+            }
+            let arrived = at;
+            while at - arrived < 600_000 {
+                let seen = d.process(&GrayFrame::new(&parked, W, H, W).unwrap(), at);
+                if at > arrived && seen.cells == 0 {
+                    return at - arrived;
+                }
+                at += step_ms;
+            }
+            panic!("never settled at {step_ms} ms a picture");
+        };
+        let fast = settle_ms(200);
+        let slow = settle_ms(1000);
+        assert!(fast > 1000, "it moved for a while: {fast} ms");
+        assert!(
+            (slow - fast).abs() <= 2000,
+            "5 fps settles in {fast} ms, 1 fps in {slow} ms"
+        );
     }
 
     /// The cells a live meter draws are where the square is: W = 320 and
