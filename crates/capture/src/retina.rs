@@ -1,7 +1,6 @@
 //! The default RTSP backend: `reallive-rtsp`'s retina client, no GStreamer.
 
 use reallive_core::{ErrorKind, FrameSender, RtspUrl};
-use reallive_encode::EncoderKind;
 use reallive_rtsp::{IngestError, IngestOptions, ProbeError, RtspSource};
 
 use crate::pipeline;
@@ -48,16 +47,7 @@ impl CameraCapture for RetinaCamera {
 
     fn start(&self, out: FrameSender) -> Result<Running, CaptureError> {
         let label = self.describe();
-        if !matches!(
-            self.opts.encoder,
-            EncoderKind::Auto | EncoderKind::Passthrough
-        ) {
-            return Err(CaptureError::Unsupported {
-                source_name: label,
-                detail: "RTSP cameras are passed through as they send; use --encoder auto or passthrough"
-                    .into(),
-            });
-        }
+        crate::rtsp::passthrough_only(&label, &self.opts)?;
         let source = self.source.clone();
         let name = label.clone();
         pipeline::start_task(label, move |stop| async move {

@@ -23,16 +23,7 @@ impl RtspCamera {
 
     pub(crate) fn plan(&self) -> Result<pipeline::Plan, CaptureError> {
         let label = self.describe();
-        if !matches!(
-            self.opts.encoder,
-            EncoderKind::Auto | EncoderKind::Passthrough
-        ) {
-            return Err(CaptureError::Unsupported {
-                source_name: label,
-                detail: "RTSP cameras are passed through as they send; use --encoder auto or passthrough"
-                    .into(),
-            });
-        }
+        passthrough_only(&label, &self.opts)?;
         let src = make(&label, "rtspsrc", "gstreamer1.0-plugins-good")?;
         // The location carries no credentials: GStreamer puts it in errors and
         // debug logs, so they go in properties instead.
@@ -74,6 +65,18 @@ impl RtspCamera {
             encoder: "passthrough",
         })
     }
+}
+
+/// RTSP cameras are recorded as they send, whichever backend reads them.
+pub(crate) fn passthrough_only(label: &str, opts: &CaptureOptions) -> Result<(), CaptureError> {
+    if matches!(opts.encoder, EncoderKind::Auto | EncoderKind::Passthrough) {
+        return Ok(());
+    }
+    Err(CaptureError::Unsupported {
+        source_name: label.to_owned(),
+        detail: "RTSP cameras are passed through as they send; use --encoder auto or passthrough"
+            .into(),
+    })
 }
 
 impl CameraCapture for RtspCamera {

@@ -244,7 +244,11 @@ impl AccessUnits {
         }
         if keyframe {
             // Parameter sets the store cannot parse are as good as none.
-            let usable = |p: &CodecParameters| p.is_complete() && p.stream_info().is_ok();
+            // (The SPS is parsed only when the sets differ from the current.)
+            let current = self.params.as_deref();
+            let usable = |p: &CodecParameters| {
+                p.is_complete() && (current == Some(p) || p.stream_info().is_ok())
+            };
             match CodecParameters::from_annex_b(self.codec, &data).filter(usable) {
                 Some(p) => {
                     if self.params.as_deref().is_some_and(|old| *old != p) {
