@@ -113,6 +113,21 @@ pub fn element_exists(factory: &str) -> bool {
     gstreamer::ElementFactory::find(factory).is_some()
 }
 
+/// One decoder thread and no errors that stop it: `avdec_h264` defaults to
+/// a thread per core, each with its own context and pictures (memory and
+/// hand-offs that a 320x180 sub-stream or a keyframe a second does not
+/// need), and to failing the pipeline after ten bad frames in a row
+/// (which would end a camera's motion detection for good).
+pub(crate) fn one_decoder_thread(decoder: &gstreamer::Element) {
+    use gstreamer::prelude::*;
+    if decoder.find_property("max-threads").is_some() {
+        decoder.set_property("max-threads", 1i32);
+    }
+    if decoder.find_property("max-errors").is_some() {
+        decoder.set_property("max-errors", -1i32);
+    }
+}
+
 /// The first installed software H.264 decoder, for the preview and the
 /// motion decoder.
 pub(crate) fn h264_decoder() -> Result<&'static str, EncodeError> {

@@ -70,7 +70,7 @@ impl GrayDecoder {
         };
         let parse = make("h264parse")?;
         let decode = make(decoder)?;
-        one_thread(&decode);
+        crate::one_decoder_thread(&decode);
         // The rate first, so frames it drops are never scaled; then scale
         // the decoder's planes and keep the luma of what is left.
         let rate = make("videorate")?;
@@ -636,7 +636,7 @@ impl KeyframePipe {
         // parameter sets, which the decoder reads itself. So a camera of
         // another size changes nothing upstream of the decoder.
         let decode = make(decoder)?;
-        one_thread(&decode);
+        crate::one_decoder_thread(&decode);
         // Passes the decoder's pictures through untouched unless their
         // format is not in LUMA_FIRST.
         let convert = make("videoconvert")?;
@@ -707,20 +707,6 @@ impl Drop for KeyframePipe {
     fn drop(&mut self) {
         let _ = self.src.set_active(false);
         let _ = self.pipeline.set_state(gst::State::Null);
-    }
-}
-
-/// One decoder thread and no errors that stop it: `avdec_h264` defaults to
-/// a thread per core, each with its own context and pictures (memory and
-/// hand-offs that a 320x180 sub-stream or a keyframe a second does not
-/// need), and to failing the pipeline after ten bad frames in a row
-/// (which would end a camera's motion detection for good).
-fn one_thread(decoder: &gst::Element) {
-    if decoder.find_property("max-threads").is_some() {
-        decoder.set_property("max-threads", 1i32);
-    }
-    if decoder.find_property("max-errors").is_some() {
-        decoder.set_property("max-errors", -1i32);
     }
 }
 

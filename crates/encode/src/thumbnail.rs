@@ -1,23 +1,20 @@
 //! Keyframe thumbnails: one stored keyframe in, a small baseline JPEG out.
 //!
 //! ```text
-//! appsrc (avc/hvc1 + codec_data) ! h264parse|h265parse ! avdec_h264|avdec_h265
+//! (avc/hvc1 + codec_data) ! avdec_h264|avdec_h265 (one thread)
 //!   ! videoscale ! video/x-raw,width=W,height=H,pixel-aspect-ratio=1/1
 //!   ! videoconvert ! jpegenc quality=75 ! appsink
 //! ```
 //!
-//! One short-lived pipeline per picture. Once the process has loaded the
-//! plugins, building one costs a few milliseconds next to decoding a 1080p
-//! keyframe, so nothing is kept warm and nothing outlives the call.
+//! [`ThumbnailMaker`] keeps this pipeline warm between pictures, one per
+//! codec, and pushes each keyframe through it on the caller's thread.
 //!
 //! The size is chosen when the decoder announces its picture format: the
 //! width is at most `max_width` (never upscaled), the display aspect (with
 //! the stream's pixel aspect ratio) is kept, and both sides are even.
 //!
 //! Blocking: call it from a thread of its own (`spawn_blocking`), never an
-//! async worker. It waits at most [`THUMBNAIL_TIMEOUT`] for the picture.
-
-use std::time::{Duration, Instant};
+//! async worker.
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -26,16 +23,15 @@ use reallive_core::{Codec, h264, h265};
 
 use crate::EncodeError;
 
-/// The longest [`jpeg_from_keyframe`] waits for its picture.
-pub const THUMBNAIL_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// `jpegenc` quality of the thumbnails.
 pub const THUMBNAIL_JPEG_QUALITY: i32 = 75;
 
 /// The accepted range of `max_width`, in pixels.
 pub const THUMBNAIL_WIDTH_RANGE: std::ops::RangeInclusive<u32> = 16..=3840;
 
-/// Makes a baseline JPEG of one keyframe.
+/// Makes a baseline JPEG of one keyframe, on a pipeline of its own that
+/// ends with the call. A caller making many (the thumbnail worker) keeps a
+/// [`ThumbnailMaker`] instead, which keeps its decoder warm.
 ///
 /// - `codec_config`: the body of the sample entry's `avcC` (H.264) or
 ///   `hvcC` (H.265) box, as `reallive_store::scan::ScannedFile::codec_config`
@@ -53,161 +49,51 @@ pub const THUMBNAIL_WIDTH_RANGE: std::ops::RangeInclusive<u32> = 16..=3840;
 /// malformed `codec_config`, or an access unit that is malformed or not a
 /// keyframe (checked before any decoding); [`EncodeError::MissingElement`]
 /// when a decoder is not installed; [`EncodeError::Build`] when the
-/// decoder gives no picture (corrupt data) or none comes within
-/// [`THUMBNAIL_TIMEOUT`].
+/// decoder gives no picture (corrupt data).
 ///
-/// Blocks the calling thread, for at most about [`THUMBNAIL_TIMEOUT`].
+/// Blocks the calling thread while it decodes (tens of milliseconds for
+/// 1080p).
 pub fn jpeg_from_keyframe(
     codec: Codec,
     codec_config: &[u8],
     access_unit: &[u8],
     max_width: u32,
 ) -> Result<Vec<u8>, EncodeError> {
-    if !THUMBNAIL_WIDTH_RANGE.contains(&max_width) {
-        return Err(EncodeError::InvalidArgument(format!(
-            "thumbnail width {max_width} px is out of {}..={}",
-            THUMBNAIL_WIDTH_RANGE.start(),
-            THUMBNAIL_WIDTH_RANGE.end()
-        )));
-    }
-    check_codec_config(codec, codec_config)?;
-    check_keyframe(codec, access_unit)?;
-    gst::init().map_err(|e| error(e.to_string()))?;
-    let (media_type, stream_format, parser, decoder) = match codec {
-        Codec::H264 => ("video/x-h264", "avc", "h264parse", crate::h264_decoder()?),
-        Codec::H265 => ("video/x-h265", "hvc1", "h265parse", h265_decoder()?),
-        other => {
-            return Err(EncodeError::InvalidArgument(format!(
-                "no thumbnails for {other}"
-            )));
-        }
-    };
-    let src = gst_app::AppSrc::builder()
-        .caps(
-            &gst::Caps::builder(media_type)
-                .field("stream-format", stream_format)
-                .field("alignment", "au")
-                .field("codec_data", gst::Buffer::from_slice(codec_config.to_vec()))
-                .build(),
-        )
-        .format(gst::Format::Time)
-        .build();
-    // Without this the sink holds back its EOS message until the picture
-    // is pulled, and the bus wait below would always time out.
-    let sink = gst_app::AppSink::builder()
-        .sync(false)
-        .wait_on_eos(false)
-        .build();
-    let filter = make("capsfilter")?;
-    let decode = make(decoder)?;
-    let jpeg = make("jpegenc")?;
-    jpeg.set_property("quality", THUMBNAIL_JPEG_QUALITY);
-    let decoded = decode
-        .static_pad("src")
-        .ok_or_else(|| error(format!("{decoder} has no src pad")))?;
-    let sized = filter.clone();
-    // The probe runs before the caps event reaches videoscale, so the
-    // filter is set by the time videoscale negotiates.
-    decoded.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        if let Some(gst::PadProbeData::Event(event)) = &info.data
-            && let gst::EventView::Caps(caps) = event.view()
-            && let Some((width, height)) = target_size(caps.caps(), max_width)
-        {
-            sized.set_property(
-                "caps",
-                gst::Caps::builder("video/x-raw")
-                    .field("width", width)
-                    .field("height", height)
-                    .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                    .build(),
-            );
-        }
-        gst::PadProbeReturn::Ok
-    });
-    let pipeline = Stopping(gst::Pipeline::new());
-    let elements = [
-        src.upcast_ref(),
-        &make(parser)?,
-        &decode,
-        &make("videoscale")?,
-        &filter,
-        &make("videoconvert")?,
-        &jpeg,
-        sink.upcast_ref(),
-    ];
-    pipeline
-        .0
-        .add_many(elements)
-        .map_err(|e| error(e.to_string()))?;
-    gst::Element::link_many(elements).map_err(|e| error(e.to_string()))?;
-    let bus = pipeline
-        .0
-        .bus()
-        .ok_or_else(|| error("the pipeline has no bus".into()))?;
-    pipeline
-        .0
-        .set_state(gst::State::Playing)
-        .map_err(|_| error("the thumbnail pipeline would not start".into()))?;
-    let mut buffer = gst::Buffer::from_slice(access_unit.to_vec());
-    if let Some(b) = buffer.get_mut() {
-        b.set_pts(gst::ClockTime::ZERO);
-        b.set_dts(gst::ClockTime::ZERO);
-    }
-    src.push_buffer(buffer)
-        .map_err(|e| error(format!("the decoder refused the keyframe: {e:?}")))?;
-    // End of stream makes the decoder give up the picture now rather than
-    // wait for frames that would follow it.
-    let _ = src.end_of_stream();
-    let deadline = Instant::now() + THUMBNAIL_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Some(message) = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX)),
-            &[gst::MessageType::Error, gst::MessageType::Eos],
-        ) else {
-            return Err(error(format!(
-                "no picture within {} ms",
-                THUMBNAIL_TIMEOUT.as_millis()
-            )));
-        };
-        match message.view() {
-            gst::MessageView::Error(e) => {
-                return Err(error(format!(
-                    "decoding the keyframe failed: {}",
-                    e.error()
-                )));
-            }
-            gst::MessageView::Eos(_) => break,
-            _ => {}
-        }
-    }
-    let sample = sink.try_pull_sample(gst::ClockTime::ZERO).ok_or_else(|| {
-        error(format!(
-            "{decoder} made no picture of the keyframe: the data is corrupt"
-        ))
-    })?;
-    let buffer = sample
-        .buffer()
-        .ok_or_else(|| error("the encoder gave an empty sample".into()))?;
-    let map = buffer
-        .map_readable()
-        .map_err(|e| error(format!("reading the JPEG: {e}")))?;
-    Ok(map.to_vec())
+    ThumbnailMaker::new()?.make(codec, codec_config, access_unit, max_width)
 }
 
 /// A thumbnail maker for one worker thread: the
 /// [`Thumbnailer`](reallive_core::decode::Thumbnailer) the recorder's
-/// thumbnail worker drives. Each picture is [`jpeg_from_keyframe`]; the
-/// maker holds no pipeline between calls, so one that failed is as good
-/// as a new one.
-#[derive(Debug)]
+/// thumbnail worker drives.
+///
+/// It keeps one pipeline per codec between calls, so a thumbnail costs a
+/// decode and a JPEG, not a pipeline's elements, threads and decoder
+/// contexts (a new pipeline per picture was a quarter of an idle NVR's
+/// CPU):
+///
+/// ```text
+/// (our pad) ! avdec_h264|avdec_h265 (one thread) ! videoscale
+///   ! video/x-raw,width=W,height=H,pixel-aspect-ratio=1/1
+///   ! videoconvert ! jpegenc quality=75 ! appsink
+/// ```
+///
+/// The keyframe is pushed on the caller's thread through every element,
+/// so the JPEG is in the sink when the push returns: no thread between
+/// and no time-out to guess. The segment asks for keyframes only
+/// (`TRICKMODE_KEY_UNITS`), so the decoder drains after each one and a
+/// stream that may reorder pictures still gives its picture at once. A
+/// new `codec_config` is a new caps event (another camera), and a new
+/// `max_width` a new pipeline. A pipeline that failed is dropped and built
+/// again at the next call.
+#[derive(Debug, Default)]
 pub struct ThumbnailMaker {
-    _private: (),
+    h264: Option<Pipe>,
+    h265: Option<Pipe>,
 }
 
 impl ThumbnailMaker {
     /// Initialises GStreamer and checks that the JPEG side of the pipeline
-    /// is installed (decoders are checked per codec, at each call).
+    /// is installed (decoders are checked per codec, when first needed).
     pub fn new() -> Result<Self, EncodeError> {
         gst::init().map_err(|e| error(e.to_string()))?;
         for (element, package) in [
@@ -219,7 +105,7 @@ impl ThumbnailMaker {
                 return Err(EncodeError::MissingElement { element, package });
             }
         }
-        Ok(ThumbnailMaker { _private: () })
+        Ok(ThumbnailMaker::default())
     }
 
     /// [`jpeg_from_keyframe`], with the same contract.
@@ -230,7 +116,38 @@ impl ThumbnailMaker {
         access_unit: &[u8],
         max_width: u32,
     ) -> Result<Vec<u8>, EncodeError> {
-        jpeg_from_keyframe(codec, codec_config, access_unit, max_width)
+        if !THUMBNAIL_WIDTH_RANGE.contains(&max_width) {
+            return Err(EncodeError::InvalidArgument(format!(
+                "thumbnail width {max_width} px is out of {}..={}",
+                THUMBNAIL_WIDTH_RANGE.start(),
+                THUMBNAIL_WIDTH_RANGE.end()
+            )));
+        }
+        check_codec_config(codec, codec_config)?;
+        check_keyframe(codec, access_unit)?;
+        let slot = match codec {
+            Codec::H264 => &mut self.h264,
+            Codec::H265 => &mut self.h265,
+            other => {
+                return Err(EncodeError::InvalidArgument(format!(
+                    "no thumbnails for {other}"
+                )));
+            }
+        };
+        if slot.as_ref().is_some_and(|p| p.max_width != max_width) {
+            *slot = None;
+        }
+        let pipe = match slot {
+            Some(p) => p,
+            None => slot.insert(Pipe::build(codec, max_width)?),
+        };
+        let made = pipe.jpeg(codec_config, access_unit);
+        if made.is_err() {
+            // Corrupt data leaves a decoder in a state nobody can vouch
+            // for: the next picture gets a fresh one.
+            *slot = None;
+        }
+        made
     }
 }
 
@@ -243,6 +160,179 @@ impl reallive_core::decode::Thumbnailer for ThumbnailMaker {
         max_width: u32,
     ) -> Result<Vec<u8>, reallive_core::reencode::BoxError> {
         Ok(self.make(codec, codec_config, access_unit, max_width)?)
+    }
+}
+
+/// One codec's warm pipeline (see [`ThumbnailMaker`]).
+struct Pipe {
+    pipeline: gst::Pipeline,
+    src: gst::Pad,
+    sink: gst_app::AppSink,
+    decoder: &'static str,
+    media_type: &'static str,
+    stream_format: &'static str,
+    max_width: u32,
+    /// The `codec_config` of the caps the decoder was last given.
+    config: Vec<u8>,
+    /// Each keyframe's timestamp, in milliseconds, so each is new.
+    next: u64,
+}
+
+impl std::fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipe")
+            .field("decoder", &self.decoder)
+            .field("max_width", &self.max_width)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipe {
+    fn build(codec: Codec, max_width: u32) -> Result<Pipe, EncodeError> {
+        let (media_type, stream_format, decoder) = match codec {
+            Codec::H264 => ("video/x-h264", "avc", crate::h264_decoder()?),
+            _ => ("video/x-h265", "hvc1", h265_decoder()?),
+        };
+        let sink = gst_app::AppSink::builder()
+            .max_buffers(2)
+            .drop(true)
+            .sync(false)
+            .build();
+        // Renders without waiting for a preroll: the pushing thread is ours.
+        sink.set_property("async", false);
+        let filter = make("capsfilter")?;
+        let decode = make(decoder)?;
+        crate::one_decoder_thread(&decode);
+        let jpeg = make("jpegenc")?;
+        jpeg.set_property("quality", THUMBNAIL_JPEG_QUALITY);
+        let decoded = decode
+            .static_pad("src")
+            .ok_or_else(|| error(format!("{decoder} has no src pad")))?;
+        let sized = filter.clone();
+        // The probe runs before the caps event reaches videoscale, so the
+        // filter is set by the time videoscale negotiates.
+        decoded.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(event)) = &info.data
+                && let gst::EventView::Caps(caps) = event.view()
+                && let Some((width, height)) = target_size(caps.caps(), max_width)
+            {
+                sized.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("width", width)
+                        .field("height", height)
+                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                        .build(),
+                );
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let pipeline = gst::Pipeline::new();
+        let elements = [
+            &decode,
+            &make("videoscale")?,
+            &filter,
+            &make("videoconvert")?,
+            &jpeg,
+            sink.upcast_ref(),
+        ];
+        pipeline
+            .add_many(elements)
+            .map_err(|e| error(e.to_string()))?;
+        gst::Element::link_many(elements).map_err(|e| error(e.to_string()))?;
+        let src = gst::Pad::builder(gst::PadDirection::Src)
+            .name("keyframes")
+            .build();
+        let into = decode
+            .static_pad("sink")
+            .ok_or_else(|| error(format!("{decoder} has no sink pad")))?;
+        src.link(&into)
+            .map_err(|e| error(format!("linking to {decoder}: {e:?}")))?;
+        let pipe = Pipe {
+            pipeline,
+            src,
+            sink,
+            decoder,
+            media_type,
+            stream_format,
+            max_width,
+            config: Vec::new(),
+            next: 0,
+        };
+        pipe.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| error("the thumbnail pipeline would not start".into()))?;
+        pipe.src
+            .set_active(true)
+            .map_err(|e| error(format!("activating its source: {e}")))?;
+        if !pipe
+            .src
+            .push_event(gst::event::StreamStart::new("thumbnails"))
+        {
+            return Err(error("the decoder refused its stream".into()));
+        }
+        Ok(pipe)
+    }
+
+    /// Decodes one checked keyframe into a JPEG, on this thread.
+    fn jpeg(&mut self, codec_config: &[u8], access_unit: &[u8]) -> Result<Vec<u8>, EncodeError> {
+        if self.config != codec_config {
+            let caps = gst::Caps::builder(self.media_type)
+                .field("stream-format", self.stream_format)
+                .field("alignment", "au")
+                .field("codec_data", gst::Buffer::from_slice(codec_config.to_vec()))
+                .build();
+            // The segment follows the first caps (sticky events keep
+            // their order), and stays.
+            let first = self.config.is_empty();
+            let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+            segment.set_flags(gst::SegmentFlags::TRICKMODE_KEY_UNITS);
+            if !self.src.push_event(gst::event::Caps::new(&caps))
+                || (first && !self.src.push_event(gst::event::Segment::new(&segment)))
+            {
+                return Err(error(format!(
+                    "{} refused the decoder configuration",
+                    self.decoder
+                )));
+            }
+            self.config = codec_config.to_vec();
+        }
+        // A picture left over from a call that failed half way is not
+        // this keyframe's.
+        while self.sink.try_pull_sample(gst::ClockTime::ZERO).is_some() {}
+        let mut buffer = gst::Buffer::from_slice(access_unit.to_vec());
+        if let Some(b) = buffer.get_mut() {
+            let at = gst::ClockTime::from_mseconds(self.next);
+            b.set_pts(at);
+            b.set_dts(at);
+        }
+        self.next += 1;
+        self.src
+            .push(buffer)
+            .map_err(|e| error(format!("decoding the keyframe failed: {e:?}")))?;
+        let sample = self
+            .sink
+            .try_pull_sample(gst::ClockTime::ZERO)
+            .ok_or_else(|| {
+                error(format!(
+                    "{} made no picture of the keyframe: the data is corrupt",
+                    self.decoder
+                ))
+            })?;
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| error("the encoder gave an empty sample".into()))?;
+        let map = buffer
+            .map_readable()
+            .map_err(|e| error(format!("reading the JPEG: {e}")))?;
+        Ok(map.to_vec())
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        let _ = self.src.set_active(false);
+        let _ = self.pipeline.set_state(gst::State::Null);
     }
 }
 
@@ -420,15 +510,6 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Option<u32> {
         self.take(4)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-}
-
-/// A pipeline set back to `Null` when dropped, on every return path.
-struct Stopping(gst::Pipeline);
-
-impl Drop for Stopping {
-    fn drop(&mut self) {
-        let _ = self.0.set_state(gst::State::Null);
     }
 }
 

@@ -302,6 +302,44 @@ fn thumbnail_of_garbage_is_an_error_in_bounded_time() {
     }
 }
 
+/// One maker, as the NVR's worker keeps it: cameras of other codecs, sizes
+/// and configurations in turn, a corrupt keyframe between them, and
+/// another width; every picture is its own keyframe's, at its own size.
+#[test]
+fn a_warm_maker_serves_cameras_in_turn_and_survives_garbage() {
+    let wide = record(Codec::H264, 1, 1920, 1080);
+    let narrow = record_pattern(Codec::H264, 1, 720, 480, "ball");
+    let h265 = record(Codec::H265, 1, 1280, 720);
+    let mut maker = reallive_encode::thumbnail::ThumbnailMaker::new().unwrap();
+    for round in 0..3 {
+        let jpeg = maker
+            .make(Codec::H264, &wide.config, &wide.samples[0].0, 320)
+            .unwrap();
+        assert_thumbnail(&jpeg, 320, 180);
+        let jpeg = maker
+            .make(Codec::H264, &narrow.config, &narrow.samples[0].0, 320)
+            .unwrap();
+        assert_eq!(sof(&jpeg), (0xc0, 320, 214), "round {round}");
+        let jpeg = maker
+            .make(Codec::H265, &h265.config, &h265.samples[0].0, 320)
+            .unwrap();
+        assert_thumbnail(&jpeg, 320, 180);
+        // A keyframe whose slices are noise: refused or concealed, but
+        // the next camera's picture is still right.
+        let mut noise = wide.samples[0].0.clone();
+        let len = noise.len();
+        for (i, b) in noise[len / 2..].iter_mut().enumerate() {
+            *b ^= (i * 151 % 251) as u8;
+        }
+        let _ = maker.make(Codec::H264, &wide.config, &noise, 320);
+    }
+    // Another width: a new pipeline, the same picture.
+    let jpeg = maker
+        .make(Codec::H264, &wide.config, &wide.samples[0].0, 160)
+        .unwrap();
+    assert_thumbnail(&jpeg, 160, 90);
+}
+
 #[test]
 fn thumbnail_of_1080p_is_fast_cold_and_warm() {
     for codec in [Codec::H264, Codec::H265] {
@@ -310,10 +348,12 @@ fn thumbnail_of_1080p_is_fast_cold_and_warm() {
         let started = Instant::now();
         jpeg_from_keyframe(codec, &rec.config, key, 320).unwrap();
         let cold = started.elapsed();
+        let mut maker = reallive_encode::thumbnail::ThumbnailMaker::new().unwrap();
+        maker.make(codec, &rec.config, key, 320).unwrap();
         let mut warm: Vec<Duration> = (0..5)
             .map(|_| {
                 let started = Instant::now();
-                jpeg_from_keyframe(codec, &rec.config, key, 320).unwrap();
+                maker.make(codec, &rec.config, key, 320).unwrap();
                 started.elapsed()
             })
             .collect();
