@@ -11,7 +11,13 @@ use crate::{Codec, Error, h264, h265};
 /// start code and trailing zero bytes, and never copies: each unit is a slice
 /// of `buf`.
 pub fn split_annex_b(buf: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
-    let data = buf.as_ref();
+    annex_b_ranges(buf).map(|r| buf.slice(r))
+}
+
+/// Where [`split_annex_b`]'s units lie in `data`: one scan, for a caller
+/// that needs them more than once (the MP4 muxer sizes every sample, then
+/// writes it) or without `Bytes` handles.
+pub fn annex_b_ranges(data: &[u8]) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
     let mut pos = find_start_code(data, 0).map(|(_, end)| end);
     std::iter::from_fn(move || {
         let start = pos?;
@@ -25,9 +31,9 @@ pub fn split_annex_b(buf: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
         while end > start && data[end - 1] == 0 {
             end -= 1;
         }
-        Some(buf.slice(start..end))
+        Some(start..end)
     })
-    .filter(|u| !u.is_empty())
+    .filter(|r| !r.is_empty())
 }
 
 /// Finds the next `00 00 01` at or after `from`; returns (its index, the
@@ -110,15 +116,25 @@ pub fn access_units(codec: Codec, stream: &Bytes) -> Vec<Bytes> {
 
 /// Size of `au` once rewritten with 4-byte length prefixes.
 pub fn length_prefixed_len(au: &Bytes) -> usize {
-    split_annex_b(au).map(|u| 4 + u.len()).sum()
+    annex_b_ranges(au).map(|u| 4 + u.len()).sum()
 }
 
 /// Appends `au` to `out` with 4-byte length prefixes instead of start codes,
 /// without an intermediate buffer.
 pub fn put_length_prefixed(au: &Bytes, out: &mut BytesMut) {
-    for unit in split_annex_b(au) {
-        out.put_u32(u32::try_from(unit.len()).unwrap_or(u32::MAX));
-        out.put_slice(&unit);
+    put_ranges_length_prefixed(au, annex_b_ranges(au), out);
+}
+
+/// Appends the units of `data` at `ranges` (from [`annex_b_ranges`]) to
+/// `out`, each with a 4-byte length prefix.
+pub fn put_ranges_length_prefixed(
+    data: &[u8],
+    ranges: impl IntoIterator<Item = std::ops::Range<usize>>,
+    out: &mut BytesMut,
+) {
+    for r in ranges {
+        out.put_u32(u32::try_from(r.len()).unwrap_or(u32::MAX));
+        out.put_slice(&data[r]);
     }
 }
 

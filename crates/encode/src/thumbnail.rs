@@ -82,14 +82,20 @@ pub fn jpeg_from_keyframe(
 /// and no time-out to guess. The segment asks for keyframes only
 /// (`TRICKMODE_KEY_UNITS`), so the decoder drains after each one and a
 /// stream that may reorder pictures still gives its picture at once. A
-/// new `codec_config` is a new caps event (another camera), and a new
-/// `max_width` a new pipeline. A pipeline that failed is dropped and built
-/// again at the next call.
+/// new `codec_config` is a new caps event (another camera). Each codec and
+/// width has a pipeline of its own, up to four kept (the least recently
+/// used goes). A pipeline that failed is dropped and built again at the
+/// next call.
 #[derive(Debug, Default)]
 pub struct ThumbnailMaker {
-    h264: Option<Pipe>,
-    h265: Option<Pipe>,
+    /// Warm pipelines by codec and width, the most recently used last; at
+    /// most [`WARM_PIPELINES`].
+    pipes: Vec<Pipe>,
 }
+
+/// Pipelines a [`ThumbnailMaker`] keeps warm: timeline thumbnails and
+/// full-size snapshots of both codecs.
+const WARM_PIPELINES: usize = 4;
 
 impl ThumbnailMaker {
     /// Initialises GStreamer and checks that the JPEG side of the pipeline
@@ -125,27 +131,27 @@ impl ThumbnailMaker {
         }
         check_codec_config(codec, codec_config)?;
         check_keyframe(codec, access_unit)?;
-        let slot = match codec {
-            Codec::H264 => &mut self.h264,
-            Codec::H265 => &mut self.h265,
-            other => {
-                return Err(EncodeError::InvalidArgument(format!(
-                    "no thumbnails for {other}"
-                )));
-            }
-        };
-        if slot.as_ref().is_some_and(|p| p.max_width != max_width) {
-            *slot = None;
+        if !matches!(codec, Codec::H264 | Codec::H265) {
+            return Err(EncodeError::InvalidArgument(format!(
+                "no thumbnails for {codec}"
+            )));
         }
-        let pipe = match slot {
-            Some(p) => p,
-            None => slot.insert(Pipe::build(codec, max_width)?),
+        let mut pipe = match self
+            .pipes
+            .iter()
+            .position(|p| p.codec == codec && p.max_width == max_width)
+        {
+            Some(at) => self.pipes.remove(at),
+            None => Pipe::build(codec, max_width)?,
         };
         let made = pipe.jpeg(codec_config, access_unit);
-        if made.is_err() {
-            // Corrupt data leaves a decoder in a state nobody can vouch
-            // for: the next picture gets a fresh one.
-            *slot = None;
+        // Corrupt data leaves a decoder in a state nobody can vouch for:
+        // the next picture gets a fresh one.
+        if made.is_ok() {
+            if self.pipes.len() >= WARM_PIPELINES {
+                self.pipes.remove(0);
+            }
+            self.pipes.push(pipe);
         }
         made
     }
@@ -165,6 +171,7 @@ impl reallive_core::decode::Thumbnailer for ThumbnailMaker {
 
 /// One codec's warm pipeline (see [`ThumbnailMaker`]).
 struct Pipe {
+    codec: Codec,
     pipeline: gst::Pipeline,
     src: gst::Pad,
     sink: gst_app::AppSink,
@@ -249,6 +256,7 @@ impl Pipe {
         src.link(&into)
             .map_err(|e| error(format!("linking to {decoder}: {e:?}")))?;
         let pipe = Pipe {
+            codec,
             pipeline,
             src,
             sink,

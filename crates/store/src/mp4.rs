@@ -294,9 +294,18 @@ pub struct Sample {
 /// `moof` + `mdat` for `samples`, whose first decode time is
 /// `base_decode_time_90k` from the start of the file.
 pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample]) -> Bytes {
+    // Each sample's NAL units, found once: they size the `trun` and then
+    // are written.
+    let mut units: Vec<std::ops::Range<usize>> = Vec::with_capacity(samples.len() * 3);
+    let mut bounds = Vec::with_capacity(samples.len());
     let sizes: Vec<usize> = samples
         .iter()
-        .map(|s| nal::length_prefixed_len(&s.data))
+        .map(|s| {
+            let from = units.len();
+            units.extend(nal::annex_b_ranges(&s.data));
+            bounds.push(from..units.len());
+            units[from..].iter().map(|u| 4 + u.len()).sum()
+        })
         .collect();
     let payload: usize = sizes.iter().sum();
     let mut b = BytesMut::with_capacity(payload + 64 + samples.len() * 16);
@@ -335,8 +344,8 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
     b[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
     b.put_u32((payload + 8) as u32);
     b.put_slice(b"mdat");
-    for s in samples {
-        nal::put_length_prefixed(&s.data, &mut b);
+    for (s, at) in samples.iter().zip(bounds) {
+        nal::put_ranges_length_prefixed(&s.data, units[at].iter().cloned(), &mut b);
     }
     b.freeze()
 }
