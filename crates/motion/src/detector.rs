@@ -336,6 +336,12 @@ impl Detector {
         self.active.is_some()
     }
 
+    /// Whether the scene is still: no event open and no motion in the
+    /// last picture (no run of moving pictures that may start one).
+    pub fn is_still(&self) -> bool {
+        self.active.is_none() && self.run.is_none()
+    }
+
     fn motion(&mut self, at_ms: i64, zone: usize, score: f32) -> Observation {
         let mut events = Vec::new();
         if let Some(a) = self.active.as_mut() {

@@ -8,6 +8,7 @@
 //! - [`record`]: everything from a frame channel to a [`Storage`],
 //!   continuously (the puller, a custom storage).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -444,6 +445,10 @@ impl Analyzer {
                 return None;
             }
         };
+        // Still until the detector has seen otherwise: a camera's first
+        // pictures are learnt, not judged.
+        let still = Arc::new(AtomicBool::new(true));
+        let still_now = still.clone();
         let decoder: Arc<dyn GrayDecode> = if cam.sub.is_some() {
             match start(MOTION_WIDTH, config.fps, DecodeKind::Stream) {
                 Ok(d) => Arc::from(d),
@@ -453,7 +458,12 @@ impl Analyzer {
                 }
             }
         } else {
-            Arc::new(MainDecoder::new(cam.id, start.clone(), config.fps))
+            Arc::new(MainDecoder::new(
+                cam.id,
+                start.clone(),
+                config.fps,
+                still.clone(),
+            ))
         };
         let stop = CancellationToken::new();
         let (d, s, camera) = (decoder.clone(), stop.clone(), cam.id);
@@ -468,6 +478,7 @@ impl Analyzer {
                     continue;
                 };
                 let seen = detector.process(&frame, p.pts_ms);
+                still_now.store(detector.is_still(), Ordering::Relaxed);
                 if meter.receiver_count() > 0 {
                     let sample = MotionSample::new(&seen, p.pts_ms, detector.in_event());
                     meter.send_replace(Some(sample));
@@ -541,6 +552,10 @@ struct MainDecoder {
     camera: i64,
     start: StartGrayDecoder,
     fps: u32,
+    /// Set by the detector while the scene is still: a stream decoded at
+    /// its keyframes then gives one picture per [`STILL_KEYFRAME_STEP_90K`]
+    /// instead of one per keyframe.
+    still: Arc<AtomicBool>,
     state: Mutex<MainState>,
     /// Signalled when a decoder starts, for a pull waiting for one.
     started: Condvar,
@@ -553,14 +568,24 @@ struct MainState {
     /// The decoder the stream's frames go to, and its kind; `None` when
     /// it would not start (not tried again until `wanted` changes).
     current: Option<(DecodeKind, Arc<dyn GrayDecode>)>,
+    /// The pts of the last keyframe handed to a keyframe decoder.
+    last_keyframe_90k: Option<i64>,
 }
 
+/// While the scene is still, a main stream decoded at its keyframes is
+/// looked at every 2 s rather than at every keyframe: decoding a 1080p
+/// keyframe is most of what motion detection costs. The first picture
+/// with motion brings back every keyframe, so an event starts at most a
+/// second later than it would (its pre-roll covers the footage).
+const STILL_KEYFRAME_STEP_90K: i64 = 2 * 90_000;
+
 impl MainDecoder {
-    fn new(camera: i64, start: StartGrayDecoder, fps: u32) -> Self {
+    fn new(camera: i64, start: StartGrayDecoder, fps: u32, still: Arc<AtomicBool>) -> Self {
         MainDecoder {
             camera,
             start,
             fps,
+            still,
             state: Mutex::default(),
             started: Condvar::new(),
         }
@@ -610,10 +635,23 @@ impl GrayDecode for MainDecoder {
             };
             if state.wanted != Some(kind) {
                 state.wanted = Some(kind);
+                state.last_keyframe_90k = None;
                 state.current = None;
                 state.current = self.start(kind);
                 self.started.notify_all();
             }
+        }
+        if frame.keyframe
+            && let Some((DecodeKind::Keyframes, _)) = &state.current
+        {
+            // A pts that went back is a new run of the stream: take it.
+            let soon = state
+                .last_keyframe_90k
+                .is_some_and(|last| (0..STILL_KEYFRAME_STEP_90K).contains(&(frame.pts_90k - last)));
+            if soon && self.still.load(Ordering::Relaxed) {
+                return;
+            }
+            state.last_keyframe_90k = Some(frame.pts_90k);
         }
         if let Some((_, d)) = &state.current {
             d.push(frame);
@@ -700,7 +738,7 @@ async fn run_sub_stream(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     use bytes::Bytes;
     use reallive_core::{Codec, CodecParameters};
@@ -791,7 +829,7 @@ mod tests {
     #[test]
     fn a_large_main_stream_goes_to_the_keyframe_decoder_and_a_small_one_to_its_own() {
         let (start, started) = factory(true);
-        let main = MainDecoder::new(1, start, 5);
+        let main = MainDecoder::new(1, start, 5, Arc::new(AtomicBool::new(false)));
         // Nothing starts before a keyframe says how large the stream is.
         main.push(&big(false, 0));
         assert!(kinds(&started).is_empty());
@@ -813,10 +851,33 @@ mod tests {
         assert!(main.pull(Duration::from_millis(1)).is_none());
     }
 
+    /// A 1 s GOP: while the detector calls the scene still, every other
+    /// keyframe is decoded; once it sees motion, every one; a pts that
+    /// went back (a new run of the camera) is taken at once.
+    #[test]
+    fn a_still_scene_is_looked_at_every_two_seconds() {
+        let (start, started) = factory(true);
+        let still = Arc::new(AtomicBool::new(true));
+        let main = MainDecoder::new(1, start, 5, still.clone());
+        for s in 0..6 {
+            main.push(&big(true, s * 90_000));
+        }
+        assert_eq!(kinds(&started), [(Some(DecodeKind::Keyframes), 3)]);
+        still.store(false, Ordering::Relaxed);
+        for s in 6..10 {
+            main.push(&big(true, s * 90_000));
+        }
+        assert_eq!(kinds(&started), [(Some(DecodeKind::Keyframes), 7)]);
+        still.store(true, Ordering::Relaxed);
+        main.push(&big(true, 10 * 90_000));
+        main.push(&big(true, 0));
+        assert_eq!(kinds(&started), [(Some(DecodeKind::Keyframes), 8)]);
+    }
+
     #[test]
     fn without_a_keyframe_decoder_a_large_stream_gets_one_of_its_own() {
         let (start, started) = factory(false);
-        let main = MainDecoder::new(1, start, 5);
+        let main = MainDecoder::new(1, start, 5, Arc::new(AtomicBool::new(false)));
         main.push(&big(true, 0));
         main.push(&big(true, 90_000));
         assert_eq!(kinds(&started), [(Some(DecodeKind::Stream), 2)]);
