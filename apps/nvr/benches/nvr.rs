@@ -5,7 +5,10 @@
 //! with `ffmpeg -c copy -f segment` doing the same job in the same run.
 //!
 //! - One constrained-baseline H.264 clip (10 s, 1080p30, ~4 Mbit/s, a
-//!   keyframe every 30 frames, no B-frames) is made once with ffmpeg.
+//!   keyframe every 30 frames, no B-frames) is made once with ffmpeg:
+//!   `testsrc2`, which moves everywhere, or with `--scene still` its first
+//!   picture held still under sensor noise (the motion detector's usual
+//!   view, where it decodes fewer keyframes).
 //! - The cameras are one `reallive-fake-camera --clip` process serving
 //!   that clip in a loop, paced in real time and never encoded, on N
 //!   mounts, each its own pipeline (`--shared-source`: one mount that every
@@ -47,7 +50,7 @@
 //!
 //! `cargo bench -p reallive-nvr --bench nvr [-- --seconds 60 --cameras 8,16,32
 //! --warmup 10 --backend retina,gstreamer --motion off,default --ffmpeg
-//! --long-n 32 --long-seconds 600 --shared-source]`
+//! --long-n 32 --long-seconds 600 --shared-source --scene moving|still]`
 //!
 //! The camera binary must be built in the same profile first:
 //! `cargo build --release -p reallive-test-support --bin reallive-fake-camera`
@@ -62,7 +65,7 @@ use std::time::{Duration, Instant};
 
 use reallive_store::{Store, StoreConfig, TimeRange};
 use reallive_test_support::bench::{
-    Clip, Container, arg, cpu_of, dir_bytes, flag, make_clip, mib, output, proc_field,
+    Clip, Container, Scene, arg, cpu_of, dir_bytes, flag, make_clip_of, mib, output, proc_field,
     thread_context_switches,
 };
 use reallive_test_support::http::Api;
@@ -1316,8 +1319,13 @@ async fn main() {
     camera_bin();
 
     let dir = tempfile::tempdir().unwrap();
-    let clip = make_clip(dir.path(), Container::AnnexB).await;
-    println!("clip: {}", clip.summary);
+    let scene = match arg("--scene").as_deref() {
+        None | Some("moving") => Scene::Moving,
+        Some("still") => Scene::Still,
+        Some(other) => panic!("--scene takes moving or still, not {other:?}"),
+    };
+    let clip = make_clip_of(dir.path(), Container::AnnexB, scene).await;
+    println!("clip: {} ({scene:?} scene)", clip.summary);
     println!(
         "measuring {seconds:?}{} after {warmup:?} of warm-up; {} cores; source: {}",
         match (long_n, long_seconds) {

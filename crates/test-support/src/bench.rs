@@ -82,15 +82,38 @@ pub struct Clip {
 /// bitrate. Then reads it back with ffprobe, and panics unless the profile
 /// is Constrained Baseline without B-frames.
 pub async fn make_clip(dir: &Path, container: Container) -> Clip {
+    make_clip_of(dir, container, Scene::Moving).await
+}
+
+/// What the benchmarks' clip shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scene {
+    /// `testsrc2`: moves everywhere, all the time (motion never ends).
+    Moving,
+    /// `testsrc2`'s first picture held still, with temporal noise (a
+    /// sensor's at night) that keeps x264 spending the bitrate: what a
+    /// motion detector watches most of the time.
+    Still,
+}
+
+/// [`make_clip`] of `scene`.
+pub async fn make_clip_of(dir: &Path, container: Container, scene: Scene) -> Clip {
     let (name, format): (&str, &[&str]) = match container {
         Container::AnnexB => ("clip-1080p30-4M.h264", &["-f", "h264"]),
         Container::Mp4 => ("clip-1080p30-4M.mp4", &["-movflags", "+faststart"]),
+    };
+    let source = match scene {
+        Scene::Moving => "testsrc2=size=1920x1080:rate=30",
+        Scene::Still => {
+            "testsrc2=size=1920x1080:rate=30,trim=end_frame=1,loop=loop=-1:size=1,\
+             setpts=N/30/TB,noise=alls=6:allf=t"
+        }
     };
     let path = dir.join(name);
     output(
         Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-f", "lavfi"])
-            .args(["-i", "testsrc2=size=1920x1080:rate=30", "-t", "10"])
+            .args(["-i", source, "-t", "10"])
             .args(["-pix_fmt", "yuv420p", "-c:v", "libx264"])
             .args(["-profile:v", "baseline", "-preset", "ultrafast"])
             .args(["-b:v", "4M", "-maxrate", "4M", "-bufsize", "2M"])
