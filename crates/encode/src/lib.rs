@@ -128,6 +128,23 @@ pub(crate) fn one_decoder_thread(decoder: &gstreamer::Element) {
     }
 }
 
+/// A source pad of the caller's own, linked to `element`'s sink pad: a
+/// pipeline fed by pushing on the caller's thread, with no `appsrc` queue
+/// or streaming thread between (the shared motion decoder, thumbnails).
+/// Activate it once the pipeline plays.
+pub(crate) fn pad_into(element: &gstreamer::Element, name: &str) -> Result<gstreamer::Pad, String> {
+    use gstreamer::prelude::*;
+    let src = gstreamer::Pad::builder(gstreamer::PadDirection::Src)
+        .name(name)
+        .build();
+    let into = element
+        .static_pad("sink")
+        .ok_or_else(|| format!("{} has no sink pad", element.name()))?;
+    src.link(&into)
+        .map_err(|e| format!("linking to {}: {e:?}", element.name()))?;
+    Ok(src)
+}
+
 /// The first installed software H.264 decoder, for the preview and the
 /// motion decoder.
 pub(crate) fn h264_decoder() -> Result<&'static str, EncodeError> {

@@ -646,14 +646,7 @@ impl KeyframePipe {
             .add_many(elements)
             .map_err(|e| build_error(e.to_string()))?;
         gst::Element::link_many(elements).map_err(|e| build_error(e.to_string()))?;
-        let src = gst::Pad::builder(gst::PadDirection::Src)
-            .name("keyframes")
-            .build();
-        let into = decode
-            .static_pad("sink")
-            .ok_or_else(|| build_error(format!("{decoder} has no sink pad")))?;
-        src.link(&into)
-            .map_err(|e| build_error(format!("linking to {decoder}: {e:?}")))?;
+        let src = crate::pad_into(&decode, "keyframes").map_err(build_error)?;
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| build_error("the shared keyframe decoder would not start".into()))?;

@@ -247,14 +247,7 @@ impl Pipe {
             .add_many(elements)
             .map_err(|e| error(e.to_string()))?;
         gst::Element::link_many(elements).map_err(|e| error(e.to_string()))?;
-        let src = gst::Pad::builder(gst::PadDirection::Src)
-            .name("keyframes")
-            .build();
-        let into = decode
-            .static_pad("sink")
-            .ok_or_else(|| error(format!("{decoder} has no sink pad")))?;
-        src.link(&into)
-            .map_err(|e| error(format!("linking to {decoder}: {e:?}")))?;
+        let src = crate::pad_into(&decode, "keyframes").map_err(error)?;
         let pipe = Pipe {
             codec,
             pipeline,
