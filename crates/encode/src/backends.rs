@@ -148,7 +148,17 @@ impl Encoder for V4l2M2m {
     fn probe(&self) -> Result<(), EncodeError> {
         // The element is registered only when the plugin scan found an M2M
         // encoder device; opening it (READY) proves the device still works.
-        let enc = make("v4l2h264enc", "gstreamer1.0-plugins-good")?;
+        // With the plugin there and no element, there is no device: not a
+        // package to install.
+        let enc =
+            make("v4l2h264enc", "gstreamer1.0-plugins-good").map_err(
+                |e| match gst::Registry::get().find_plugin("video4linux2") {
+                    Some(_) => EncodeError::NoDevice {
+                        element: "v4l2h264enc",
+                    },
+                    None => e,
+                },
+            )?;
         let ready = enc.set_state(gst::State::Ready);
         let _ = enc.set_state(gst::State::Null);
         ready.map(|_| ()).map_err(|_| EncodeError::DeviceUnusable {

@@ -12,6 +12,15 @@ pub enum EncodeError {
         /// The Debian package that provides it.
         package: &'static str,
     },
+    /// The hardware encoder's plugin is installed, but it found no device
+    /// to drive (a Raspberry Pi 5, any PC): nothing to install.
+    #[error(
+        "no {element} here: no V4L2 memory-to-memory encoder device was found (a Raspberry Pi 5 has none)"
+    )]
+    NoDevice {
+        /// The element factory name.
+        element: &'static str,
+    },
     /// The hardware encoder exists but its device does not open.
     #[error("hardware encoder {element} is present but its device does not open")]
     DeviceUnusable {
@@ -47,9 +56,9 @@ impl EncodeError {
             EncodeError::MissingElement { .. } | EncodeError::NoneAvailable { .. } => {
                 ErrorKind::Unavailable
             }
-            EncodeError::DeviceUnusable { .. } | EncodeError::NoDisplay(_) => {
-                ErrorKind::Unavailable
-            }
+            EncodeError::DeviceUnusable { .. }
+            | EncodeError::NoDevice { .. }
+            | EncodeError::NoDisplay(_) => ErrorKind::Unavailable,
             EncodeError::InvalidArgument(_) => ErrorKind::InvalidArgument,
             EncodeError::Build { .. } => ErrorKind::Internal,
         }

@@ -48,6 +48,7 @@ fn explicit_hardware_without_device_is_a_clear_error() {
                 element: "v4l2h264enc",
                 ..
             } | EncodeError::DeviceUnusable { .. }
+                | EncodeError::NoDevice { .. }
         ),
         "{err}"
     );
