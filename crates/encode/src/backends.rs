@@ -51,8 +51,7 @@ fn chain_bin(name: &'static str, elements: &[gst::Element]) -> Result<gst::Bin, 
         detail,
     };
     let bin = gst::Bin::builder().name(format!("{name}-encoder")).build();
-    bin.add_many(elements).map_err(|e| build(e.to_string()))?;
-    gst::Element::link_many(elements).map_err(|e| build(e.to_string()))?;
+    crate::add_linked(&bin, elements).map_err(build)?;
     let (Some(first), Some(last)) = (elements.first(), elements.last()) else {
         return Err(build("empty element chain".into()));
     };

@@ -128,6 +128,17 @@ pub(crate) fn one_decoder_thread(decoder: &gstreamer::Element) {
     }
 }
 
+/// Adds `elements` to `bin` (a pipeline or a bin) and links them in
+/// order: every pipeline this crate builds is one such chain.
+pub(crate) fn add_linked<E: AsRef<gstreamer::Element>>(
+    bin: &impl gstreamer::prelude::IsA<gstreamer::Bin>,
+    elements: &[E],
+) -> Result<(), String> {
+    use gstreamer::prelude::*;
+    bin.add_many(elements).map_err(|e| e.to_string())?;
+    gstreamer::Element::link_many(elements).map_err(|e| e.to_string())
+}
+
 /// A source pad of the caller's own, linked to `element`'s sink pad: a
 /// pipeline fed by pushing on the caller's thread, with no `appsrc` queue
 /// or streaming thread between (the shared motion decoder, thumbnails).

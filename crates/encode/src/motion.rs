@@ -106,10 +106,7 @@ impl GrayDecoder {
             &filter,
             sink.upcast_ref(),
         ];
-        pipeline
-            .add_many(elements)
-            .map_err(|e| build_error(e.to_string()))?;
-        gst::Element::link_many(elements).map_err(|e| build_error(e.to_string()))?;
+        crate::add_linked(&pipeline, &elements).map_err(build_error)?;
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| build_error("the motion decoder would not start".into()))?;
@@ -642,10 +639,7 @@ impl KeyframePipe {
         let convert = make("videoconvert")?;
         let pipeline = gst::Pipeline::new();
         let elements = [&decode, &convert, sink.upcast_ref()];
-        pipeline
-            .add_many(elements)
-            .map_err(|e| build_error(e.to_string()))?;
-        gst::Element::link_many(elements).map_err(|e| build_error(e.to_string()))?;
+        crate::add_linked(&pipeline, &elements).map_err(build_error)?;
         let src = crate::pad_into(&decode, "keyframes").map_err(build_error)?;
         pipeline
             .set_state(gst::State::Playing)

@@ -98,10 +98,7 @@ impl Preview {
         let out = make(sink)?;
         let pipeline = gst::Pipeline::new();
         let elements = [src.upcast_ref(), &parse, &decode, &convert, &queue, &out];
-        pipeline
-            .add_many(elements)
-            .map_err(|e| build_error(e.to_string()))?;
-        gst::Element::link_many(elements).map_err(|e| build_error(e.to_string()))?;
+        crate::add_linked(&pipeline, &elements).map_err(build_error)?;
 
         let decoded = Arc::new(AtomicU64::new(0));
         let counter = decoded.clone();

@@ -243,10 +243,7 @@ impl Pipe {
             &jpeg,
             sink.upcast_ref(),
         ];
-        pipeline
-            .add_many(elements)
-            .map_err(|e| error(e.to_string()))?;
-        gst::Element::link_many(elements).map_err(|e| error(e.to_string()))?;
+        crate::add_linked(&pipeline, &elements).map_err(error)?;
         let src = crate::pad_into(&decode, "keyframes").map_err(error)?;
         let pipe = Pipe {
             codec,

@@ -191,10 +191,7 @@ impl H265Transcoder {
             &make(crate::h264_decoder()?)?,
             dec_sink.upcast_ref(),
         ];
-        decode
-            .add_many(elements)
-            .map_err(|e| error(e.to_string()))?;
-        gst::Element::link_many(elements).map_err(|e| error(e.to_string()))?;
+        crate::add_linked(&decode, &elements).map_err(error)?;
         decode
             .set_state(gst::State::Playing)
             .map_err(|_| error("the decoder would not start"))?;
@@ -254,10 +251,7 @@ impl H265Transcoder {
             &parse,
             sink.upcast_ref(),
         ];
-        pipeline
-            .add_many(elements)
-            .map_err(|e| error(e.to_string()))?;
-        gst::Element::link_many(elements).map_err(|e| error(e.to_string()))?;
+        crate::add_linked(&pipeline, &elements).map_err(error)?;
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| error("the encoder would not start"))?;
