@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -136,25 +136,68 @@ pub struct LocalSource {
     /// frame the relay had no room for.
     waiting_keyframe: bool,
     dropped: u64,
+    /// Set by the relay while the camera has a viewer: frames cross into
+    /// the relay's task only then.
+    watched: Arc<AtomicBool>,
+    /// Whether the last frame went to the relay.
+    sending: bool,
+    /// The camera's current GOP (shared frames, no copies), for the first
+    /// viewer's first frame; bounded as the relay's cache is.
+    gop: Vec<EncodedFrame>,
+    gop_bytes: usize,
 }
 
 impl LocalSource {
-    /// Hands a frame to the relay without waiting. A frame the relay has
-    /// no room for is dropped, and so is every delta up to the next
-    /// keyframe, so viewers never get a picture they cannot decode.
+    /// Hands a frame to the relay without waiting, while the camera has a
+    /// viewer; otherwise only keeps the current GOP. When the first viewer
+    /// comes, the kept GOP goes first, so it starts at once at its
+    /// keyframe. A frame the relay has no room for is dropped, and so is
+    /// every delta up to the next keyframe, so viewers never get a picture
+    /// they cannot decode.
     pub fn offer(&mut self, frame: &EncodedFrame) {
+        self.keep(frame);
+        if !self.watched.load(Ordering::Relaxed) {
+            self.sending = false;
+            return;
+        }
+        let relay = &self.live.inner.relay;
+        if !self.sending {
+            self.sending = true;
+            if !self.gop.is_empty() {
+                self.waiting_keyframe = !relay.offer_local_gop(self.camera, self.gop.clone());
+                if self.waiting_keyframe {
+                    self.dropped += 1;
+                }
+                return;
+            }
+        }
         if self.waiting_keyframe && !frame.keyframe {
             self.dropped += 1;
             return;
         }
-        self.waiting_keyframe = !self
-            .live
-            .inner
-            .relay
-            .offer_local(self.camera, frame.clone());
+        self.waiting_keyframe = !relay.offer_local(self.camera, frame.clone());
         if self.waiting_keyframe {
             self.dropped += 1;
         }
+    }
+
+    /// Keeps `frame` in the current GOP: a keyframe starts it; a GOP over
+    /// the relay's bound is dropped until the next keyframe.
+    fn keep(&mut self, frame: &EncodedFrame) {
+        let max = self.live.inner.relay.gop_cache_bytes();
+        if frame.keyframe {
+            self.gop.clear();
+            self.gop_bytes = 0;
+        } else if self.gop.is_empty() {
+            return;
+        }
+        if self.gop_bytes + frame.data.len() > max {
+            self.gop.clear();
+            self.gop_bytes = 0;
+            return;
+        }
+        self.gop_bytes += frame.data.len();
+        self.gop.push(frame.clone());
     }
 
     /// Frames dropped so far.
@@ -356,10 +399,14 @@ impl LiveState {
         let actions = lock(&self.inner.hub).external_publisher(camera, true, &Dir(&self.inner.api));
         self.execute(actions).await;
         LocalSource {
+            watched: self.inner.relay.watched(camera),
             live: self.clone(),
             camera,
             waiting_keyframe: true,
             dropped: 0,
+            sending: false,
+            gop: Vec::new(),
+            gop_bytes: 0,
         }
     }
 

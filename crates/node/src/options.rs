@@ -114,6 +114,10 @@ pub struct NodeFlags {
 }
 
 /// A CIDR, or a single address as its /32 or /128.
+/// The GOP cache's largest bound per camera, in MiB: a 4K camera's 4 s GOP
+/// at 50 Mbit/s is 25 MiB.
+const MAX_GOP_CACHE_MIB: u32 = 256;
+
 fn cidr(s: &str) -> Result<ipnet::IpNet, String> {
     s.parse::<ipnet::IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
@@ -210,6 +214,15 @@ impl NodeOptions {
                     });
                 SocketAddr::new(listen.ip(), port)
             }),
+            gop_cache_bytes: match file.gop_cache_mib {
+                None => reallive_relay::DEFAULT_GOP_CACHE_BYTES,
+                Some(mib) if mib <= MAX_GOP_CACHE_MIB => mib as usize * (1 << 20),
+                Some(mib) => {
+                    return Err(NodeError::Invalid(format!(
+                        "gop_cache_mib {mib} is over {MAX_GOP_CACHE_MIB} (MiB per camera)"
+                    )));
+                }
+            },
         });
         let from_file = match &flags.admin_password_file {
             Some(path) => Some(Secret::new(
@@ -321,5 +334,27 @@ mod tests {
         };
         let e = NodeOptions::resolve(file, NodeFlags::default()).unwrap_err();
         assert!(e.to_string().contains("at least 60"), "{e}");
+    }
+
+    #[test]
+    fn the_gop_cache_is_8_mib_by_default_off_at_0_and_bounded() {
+        let with = |mib| {
+            NodeOptions::resolve(
+                ServerSection {
+                    gop_cache_mib: mib,
+                    ..ServerSection::default()
+                },
+                NodeFlags::default(),
+            )
+        };
+        let bytes = |mib| with(mib).unwrap().relay.unwrap().gop_cache_bytes;
+        assert_eq!(bytes(None), 8 << 20);
+        assert_eq!(bytes(Some(0)), 0);
+        assert_eq!(bytes(Some(32)), 32 << 20);
+        let e = with(Some(257)).unwrap_err();
+        assert!(
+            e.to_string().contains("gop_cache_mib 257 is over 256"),
+            "{e}"
+        );
     }
 }

@@ -72,6 +72,9 @@ pub struct ServerSection {
     pub ice_tcp: Option<bool>,
     /// The relay's ICE-TCP port; default the RTC port + 1 (8190).
     pub rtc_tcp_port: Option<u16>,
+    /// Each camera's current GOP kept for a new viewer's instant first
+    /// frame, at most this many MiB per camera; default 8, 0 turns it off.
+    pub gop_cache_mib: Option<u32>,
     /// `[server.turn]`: a TURN server sharing a secret with this one, for
     /// short-lived credentials minted per viewer and session.
     pub turn: Option<TurnSection>,

@@ -303,6 +303,7 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
             bind: "127.0.0.1:0".parse().unwrap(),
             public_ips: vec![],
             ice_tcp: None,
+            gop_cache_bytes: reallive_relay::DEFAULT_GOP_CACHE_BYTES,
         },
         stop.clone(),
     )

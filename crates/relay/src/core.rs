@@ -18,6 +18,7 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::RelayError;
+use crate::gop::{CatchUp, DEFAULT_GOP_CACHE_BYTES, GopCache, Timed};
 use crate::keyframe::{Gate, KeyframeMerger};
 
 /// A relay session: one peer's WebRTC connection.
@@ -75,6 +76,9 @@ pub struct PeerCounters {
     pub keyframe_requests: u64,
     /// Frames dropped for this subscriber (gate closed or write refused).
     pub frames_dropped: u64,
+    /// Times this viewer started at a cached keyframe (the GOP cache)
+    /// rather than waiting for the next one.
+    pub catch_ups: u64,
     /// What carries the peer's packets now: `"udp"`, or `"tcp"` (ICE-TCP);
     /// `None` before the first.
     pub transport: Option<&'static str>,
@@ -105,19 +109,48 @@ struct Peer {
     mids: HashMap<MediaKind, Mid>,
     kinds: HashMap<Mid, MediaKind>,
     gate: Gate,
+    /// A new viewer's way from the cached keyframe to the live edge.
+    catch_up: Option<CatchUp<Cached>>,
+    /// Added to each video frame's source timestamp for this viewer: what
+    /// its catch-up compressed.
+    ts_offset: i64,
     next_timeout: Instant,
     counters: PeerCounters,
     /// Where its datagrams come from, for routing.
     addrs: BTreeSet<SocketAddr>,
 }
 
-#[derive(Default)]
 struct Camera {
     publisher: Option<SessionId>,
     subscribers: BTreeSet<SessionId>,
     merger: KeyframeMerger,
     last_frame: Option<Instant>,
     flowing: bool,
+    /// The current GOP, for a new viewer's first frame.
+    gop: GopCache<Cached>,
+}
+
+impl Camera {
+    fn new(gop_bytes: usize) -> Self {
+        Camera {
+            publisher: None,
+            subscribers: BTreeSet::new(),
+            merger: KeyframeMerger::default(),
+            last_frame: None,
+            flowing: false,
+            gop: GopCache::new(gop_bytes),
+        }
+    }
+}
+
+/// A video frame as the GOP cache keeps it: shared, never copied.
+#[derive(Clone, Debug)]
+struct Cached {
+    data: Arc<[u8]>,
+    /// The publisher's payload parameters; `None` for a local source
+    /// (H.264, whichever payload type the viewer took).
+    params: Option<PayloadParams>,
+    frequency: Frequency,
 }
 
 /// A datagram to send.
@@ -144,6 +177,30 @@ enum Frame<'a> {
     },
 }
 
+impl Frame<'_> {
+    fn cached(&self) -> Cached {
+        match self {
+            Frame::Remote(d) => Cached {
+                data: d.data.clone(),
+                params: Some(d.params),
+                frequency: d.time.frequency(),
+            },
+            Frame::Local { data, time, .. } => Cached {
+                data: data.clone(),
+                params: None,
+                frequency: time.frequency(),
+            },
+        }
+    }
+
+    fn time(&self) -> MediaTime {
+        match self {
+            Frame::Remote(d) => d.time,
+            Frame::Local { time, .. } => *time,
+        }
+    }
+}
+
 /// The relay's state.
 pub struct Core {
     candidates: Vec<SocketAddr>,
@@ -155,6 +212,7 @@ pub struct Core {
     next_id: SessionId,
     events: VecDeque<RelayEvent>,
     transmits: Vec<Transmit>,
+    gop_cache_bytes: usize,
 }
 
 impl std::fmt::Debug for Core {
@@ -188,7 +246,23 @@ impl Core {
             next_id: 1,
             events: VecDeque::new(),
             transmits: Vec::new(),
+            gop_cache_bytes: DEFAULT_GOP_CACHE_BYTES,
         })
+    }
+
+    /// Keeps at most `bytes` of each camera's current GOP for new viewers'
+    /// first frame (0 turns the cache off: viewers wait for a keyframe).
+    #[must_use]
+    pub fn with_gop_cache(mut self, bytes: usize) -> Core {
+        self.gop_cache_bytes = bytes;
+        self
+    }
+
+    /// Whether `camera` has a viewer (connected or connecting).
+    pub fn watched(&self, camera: i64) -> bool {
+        self.cameras
+            .get(&camera)
+            .is_some_and(|c| !c.subscribers.is_empty())
     }
 
     /// Offers passive ICE-TCP host candidates at `addrs` too, after the
@@ -283,15 +357,23 @@ impl Core {
             mids: HashMap::new(),
             kinds: HashMap::new(),
             gate: Gate::WaitKeyframe,
+            catch_up: None,
+            ts_offset: 0,
             next_timeout: now,
             counters: PeerCounters::default(),
             addrs: BTreeSet::new(),
         };
         self.peers.insert(id, peer);
-        let cam = self.cameras.entry(camera).or_default();
+        let gop_bytes = self.gop_cache_bytes;
+        let cam = self
+            .cameras
+            .entry(camera)
+            .or_insert_with(|| Camera::new(gop_bytes));
         match role {
             PeerRole::Publisher => {
                 cam.last_frame = None;
+                // The old publisher's GOP does not lead into the new one's.
+                cam.gop.clear();
                 if let Some(old) = cam.publisher.replace(id) {
                     self.remove(old);
                 }
@@ -304,6 +386,7 @@ impl Core {
                 for s in subs {
                     if let Some(p) = self.peers.get_mut(&s) {
                         p.gate = Gate::WaitKeyframe;
+                        p.catch_up = None;
                     }
                 }
             }
@@ -468,6 +551,21 @@ impl Core {
             }
             self.poll_peer(id, now);
         }
+        let catching_up: Vec<SessionId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                p.catch_up
+                    .as_ref()
+                    .and_then(CatchUp::next_due)
+                    .is_some_and(|t| t <= now)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in catching_up {
+            self.pump_catch_up(id, now);
+            self.poll_peer(id, now);
+        }
         let cams: Vec<i64> = self.cameras.keys().copied().collect();
         for camera in cams {
             let Some(cam) = self.cameras.get_mut(&camera) else {
@@ -495,6 +593,9 @@ impl Core {
         let mut t = now + Duration::from_millis(100);
         for p in self.peers.values() {
             t = t.min(p.next_timeout);
+            if let Some(d) = p.catch_up.as_ref().and_then(CatchUp::next_due) {
+                t = t.min(d);
+            }
         }
         for c in self.cameras.values() {
             if let Some(d) = c.merger.next_due() {
@@ -584,9 +685,12 @@ impl Core {
             Event::Connected => {
                 peer.connected = true;
                 if peer.role == PeerRole::Subscriber {
-                    // Video starts at the next keyframe: ask for one now.
+                    // Video starts at the cached keyframe, else at the
+                    // next one: ask for one now.
                     let camera = peer.camera;
-                    self.ask_keyframe(camera, now);
+                    if !self.start_catch_up(id, now) {
+                        self.ask_keyframe(camera, now);
+                    }
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -646,13 +750,110 @@ impl Core {
         if frame.params.codec != reallive_core::Codec::H264 {
             return;
         }
-        self.cameras.entry(camera).or_default();
-        let local = Frame::Local {
-            data: Arc::from(&frame.data[..]),
-            time: MediaTime::new(frame.pts_90k.max(0) as u64, Frequency::NINETY_KHZ),
-            keyframe: frame.keyframe,
+        let gop_bytes = self.gop_cache_bytes;
+        self.cameras
+            .entry(camera)
+            .or_insert_with(|| Camera::new(gop_bytes));
+        self.forward(camera, MediaKind::Video, local_frame(frame), now);
+    }
+
+    /// A local source's current GOP, kept while nobody watched, sent when
+    /// its first viewer joined: it becomes the camera's GOP cache, and
+    /// viewers waiting for a keyframe start their catch-up from it.
+    pub fn local_gop(&mut self, camera: i64, frames: &[EncodedFrame], now: Instant) {
+        let gop_bytes = self.gop_cache_bytes;
+        let cam = self
+            .cameras
+            .entry(camera)
+            .or_insert_with(|| Camera::new(gop_bytes));
+        cam.gop.clear();
+        for f in frames
+            .iter()
+            .filter(|f| f.params.codec == reallive_core::Codec::H264)
+        {
+            let local = local_frame(f);
+            cam.gop.push(timed(&local, f.keyframe));
+        }
+        if cam.gop.frames().is_empty() {
+            return;
+        }
+        cam.last_frame = Some(now);
+        let waiting: Vec<SessionId> = cam
+            .subscribers
+            .iter()
+            .copied()
+            .filter(|s| {
+                self.peers.get(s).is_some_and(|p| {
+                    p.connected && p.gate == Gate::WaitKeyframe && p.catch_up.is_none()
+                })
+            })
+            .collect();
+        for s in waiting {
+            self.start_catch_up(s, now);
+            self.poll_peer(s, now);
+        }
+    }
+
+    /// Starts viewer `id` at its camera's cached keyframe, if there is
+    /// one; false when there is none (it waits for the next keyframe).
+    fn start_catch_up(&mut self, id: SessionId, now: Instant) -> bool {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return false;
         };
-        self.forward(camera, MediaKind::Video, local, now);
+        let Some(cam) = self.cameras.get(&peer.camera) else {
+            return false;
+        };
+        let frames = cam.gop.frames();
+        let rate = frames.first().map_or(90_000, |f| f.item.frequency.get());
+        let Some(up) = CatchUp::start(frames, rate, 2 * cam.gop.max_bytes(), now) else {
+            return false;
+        };
+        tracing::debug!(
+            peer = id,
+            frames = frames.len(),
+            speed = up.speed(),
+            "a new viewer starts at the cached keyframe"
+        );
+        peer.catch_up = Some(up);
+        peer.gate = Gate::Open;
+        peer.counters.catch_ups += 1;
+        self.pump_catch_up(id, now);
+        true
+    }
+
+    /// Sends what viewer `id`'s catch-up has due. A write refused ends it:
+    /// the viewer waits for the next keyframe.
+    fn pump_catch_up(&mut self, id: SessionId, now: Instant) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some(mid) = p.mids.get(&MediaKind::Video).copied() else {
+            return;
+        };
+        let mut failed = false;
+        while let Some(up) = p.catch_up.as_mut() {
+            let Some((c, stamp)) = up.pop_due(now) else {
+                break;
+            };
+            let done = up.is_done();
+            let offset = up.offset();
+            let time = MediaTime::new(stamp, c.frequency);
+            if !write_video(&mut p.rtc, mid, &c, now, time) {
+                failed = true;
+                break;
+            }
+            if done {
+                p.ts_offset = offset;
+                p.catch_up = None;
+            }
+        }
+        if failed {
+            p.catch_up = None;
+            p.gate = Gate::WaitKeyframe;
+            p.counters.frames_dropped += 1;
+            let camera = p.camera;
+            self.ask_keyframe(camera, now);
+        }
     }
 
     /// A publisher's frame to every subscriber of its camera.
@@ -678,6 +879,12 @@ impl Core {
         if keyframe {
             cam.merger.keyframe_seen();
         }
+        if kind == MediaKind::Video {
+            if !contiguous && !keyframe {
+                cam.gop.clear();
+            }
+            cam.gop.push(timed(&frame, keyframe));
+        }
         let retry = cam.merger.poll(now);
         let subs: Vec<SessionId> = cam.subscribers.iter().copied().collect();
         let mut want_keyframe = false;
@@ -698,6 +905,21 @@ impl Core {
             if !p.connected {
                 continue;
             }
+            if kind == MediaKind::Video
+                && let Some(up) = p.catch_up.as_mut()
+            {
+                // Behind its backlog: the frame queues, and goes when due.
+                if up.push(timed(&frame, keyframe)) {
+                    self.pump_catch_up(s, now);
+                } else {
+                    p.catch_up = None;
+                    p.gate = Gate::WaitKeyframe;
+                    p.counters.frames_dropped += 1;
+                    want_keyframe = true;
+                }
+                self.poll_peer(s, now);
+                continue;
+            }
             if kind == MediaKind::Video && !p.gate.pass(keyframe) {
                 p.counters.frames_dropped += 1;
                 want_keyframe = true;
@@ -706,29 +928,25 @@ impl Core {
             let Some(mid) = p.mids.get(&kind).copied() else {
                 continue;
             };
-            let written = match (p.rtc.writer(mid), &frame) {
-                (Some(w), Frame::Remote(data)) => match w.match_params(data.params) {
-                    Some(pt) => w
-                        .write(pt, data.network_time, data.time, data.data.clone())
-                        .is_ok(),
-                    None => false,
-                },
-                (Some(w), Frame::Local { data, time, .. }) => {
-                    // The subscriber's H.264 payload type, packetization
-                    // mode 1 preferred.
-                    let h264 = |p: &&PayloadParams| p.spec().codec == RtcCodec::H264;
-                    let pt = w
-                        .payload_params()
-                        .filter(h264)
-                        .find(|p| p.spec().format.packetization_mode == Some(1))
-                        .or_else(|| w.payload_params().find(h264))
-                        .map(PayloadParams::pt);
-                    match pt {
-                        Some(pt) => w.write(pt, now, *time, data.clone()).is_ok(),
+            let written = if kind == MediaKind::Video {
+                let t = frame.time();
+                let time =
+                    MediaTime::new(t.numer().saturating_add_signed(p.ts_offset), t.frequency());
+                let wallclock = match &frame {
+                    Frame::Remote(d) => d.network_time,
+                    Frame::Local { .. } => now,
+                };
+                write_video(&mut p.rtc, mid, &frame.cached(), wallclock, time)
+            } else {
+                match (p.rtc.writer(mid), &frame) {
+                    (Some(w), Frame::Remote(data)) => match w.match_params(data.params) {
+                        Some(pt) => w
+                            .write(pt, data.network_time, data.time, data.data.clone())
+                            .is_ok(),
                         None => false,
-                    }
+                    },
+                    _ => false,
                 }
-                (None, _) => false,
             };
             if !written && kind == MediaKind::Video {
                 // Refused (codec mismatch or a full send buffer): drop to the
@@ -790,6 +1008,56 @@ impl Core {
             // No packets from the publisher yet: retry at its first frame.
             cam.merger.unsent();
         }
+    }
+}
+
+/// A local source's frame as the relay forwards it (H.264, 90 kHz).
+fn local_frame(frame: &EncodedFrame) -> Frame<'static> {
+    Frame::Local {
+        data: Arc::from(&frame.data[..]),
+        time: MediaTime::new(frame.pts_90k.max(0) as u64, Frequency::NINETY_KHZ),
+        keyframe: frame.keyframe,
+    }
+}
+
+/// A video frame as the GOP cache and a catch-up hold it.
+fn timed(frame: &Frame<'_>, keyframe: bool) -> Timed<Cached> {
+    let item = frame.cached();
+    Timed {
+        ticks: frame.time().numer(),
+        bytes: item.data.len(),
+        keyframe,
+        item,
+    }
+}
+
+/// Writes a video frame into a viewer's m-line `mid`, stamped `time`: in
+/// the publisher's payload type as the viewer maps it, or, for a local
+/// source, the viewer's H.264 type (packetization mode 1 preferred).
+fn write_video(
+    rtc: &mut Rtc,
+    mid: Mid,
+    frame: &Cached,
+    wallclock: Instant,
+    time: MediaTime,
+) -> bool {
+    let Some(w) = rtc.writer(mid) else {
+        return false;
+    };
+    let pt = match frame.params {
+        Some(params) => w.match_params(params),
+        None => {
+            let h264 = |p: &&PayloadParams| p.spec().codec == RtcCodec::H264;
+            w.payload_params()
+                .filter(h264)
+                .find(|p| p.spec().format.packetization_mode == Some(1))
+                .or_else(|| w.payload_params().find(h264))
+                .map(PayloadParams::pt)
+        }
+    };
+    match pt {
+        Some(pt) => w.write(pt, wallclock, time, frame.data.clone()).is_ok(),
+        None => false,
     }
 }
 

@@ -21,6 +21,8 @@
 //!   the forwarding decisions, with [`Transmit`]s and [`RelayEvent`]s to
 //!   drain. Tests drive it directly, with scripted times.
 //! - [`KeyframeMerger`] and [`Gate`]: the keyframe policy, table-tested.
+//! - [`gop`]: each camera's current GOP, and a new viewer's catch-up
+//!   from its keyframe to the live edge (an instant first frame).
 //! - [`CameraCounters`] and [`PeerCounters`]: what the metrics page shows.
 //!
 //! # Threading
@@ -39,7 +41,7 @@
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn demo(offer: String) -> Result<(), reallive_relay::RelayError> {
-//! let config = RelayConfig { bind: "127.0.0.1:8189".parse().unwrap(), public_ips: vec![], ice_tcp: Some("127.0.0.1:8190".parse().unwrap()) };
+//! let config = RelayConfig { bind: "127.0.0.1:8189".parse().unwrap(), public_ips: vec![], ice_tcp: Some("127.0.0.1:8190".parse().unwrap()), gop_cache_bytes: reallive_relay::DEFAULT_GOP_CACHE_BYTES };
 //! let (relay, mut events) = Relay::start(config, CancellationToken::new()).await?;
 //! // The SDP answer goes back to the publisher over signaling or WHIP.
 //! let (_session, _answer) = relay.accept(1, PeerRole::Publisher, offer).await?;
@@ -55,6 +57,7 @@
 #![warn(missing_docs)]
 
 mod core;
+pub mod gop;
 pub mod keyframe;
 mod shell;
 mod tcp;
@@ -67,6 +70,7 @@ use reallive_core::ErrorKind;
 pub use crate::core::{
     CameraCounters, Core, PeerCounters, PeerRole, RelayEvent, SessionId, Transmit,
 };
+pub use gop::DEFAULT_GOP_CACHE_BYTES;
 pub use keyframe::{Gate, KeyframeMerger, MIN_KEYFRAME_REQUEST_INTERVAL};
 pub use shell::{Relay, RelayConfig};
 

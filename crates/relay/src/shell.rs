@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,9 @@ pub struct RelayConfig {
     /// candidate by address alone, so a UDP and a TCP candidate on one
     /// `ip:port` make its TCP checks fail.
     pub ice_tcp: Option<SocketAddr>,
+    /// Each camera's current GOP kept for new viewers' first frame, at
+    /// most this many bytes ([`DEFAULT_GOP_CACHE_BYTES`](crate::DEFAULT_GOP_CACHE_BYTES); 0 turns it off).
+    pub gop_cache_bytes: usize,
 }
 
 enum Command {
@@ -61,6 +65,10 @@ enum Command {
         camera: i64,
         frame: EncodedFrame,
     },
+    LocalGop {
+        camera: i64,
+        frames: Vec<EncodedFrame>,
+    },
 }
 
 /// A handle on the running relay. Cheap to clone.
@@ -69,6 +77,7 @@ pub struct Relay {
     commands: mpsc::Sender<Command>,
     local: SocketAddr,
     shared: Arc<Shared>,
+    gop_cache_bytes: usize,
 }
 
 /// What the relay task publishes for the server.
@@ -78,6 +87,9 @@ struct Shared {
     /// From the kernel receiving a datagram to the relay handing what it
     /// caused (forwarded media, above all) to the kernel.
     latency: LatencyHistogram,
+    /// Per local camera: whether it has a viewer, so that its source
+    /// sends frames only then.
+    watched: Mutex<HashMap<i64, Arc<AtomicBool>>>,
 }
 
 impl Relay {
@@ -104,7 +116,7 @@ impl Relay {
             source,
         })?;
         let candidates = candidates(local, &config.public_ips);
-        let mut core = Core::new(candidates.clone())?;
+        let mut core = Core::new(candidates.clone())?.with_gop_cache(config.gop_cache_bytes);
         let span = tracing::info_span!("relay", %local);
         let tcp = if let Some(bind) = config.ice_tcp {
             let listener = tokio::net::TcpListener::bind(bind)
@@ -145,9 +157,15 @@ impl Relay {
                 commands: tx,
                 local,
                 shared,
+                gop_cache_bytes: config.gop_cache_bytes,
             },
             erx,
         ))
+    }
+
+    /// The GOP cache's bound per camera.
+    pub fn gop_cache_bytes(&self) -> usize {
+        self.gop_cache_bytes
     }
 
     /// The bound UDP address.
@@ -196,6 +214,28 @@ impl Relay {
         self.commands
             .try_send(Command::LocalFrame { camera, frame })
             .is_ok()
+    }
+
+    /// Hands over a local camera's current GOP (keyframe first), kept
+    /// while nobody watched: the first viewer starts at its keyframe. Never
+    /// waits; false when the relay is behind.
+    pub fn offer_local_gop(&self, camera: i64, frames: Vec<EncodedFrame>) -> bool {
+        self.commands
+            .try_send(Command::LocalGop { camera, frames })
+            .is_ok()
+    }
+
+    /// Whether local camera `camera` has a viewer, kept up to date by the
+    /// relay: a source offers frames only while it is set (see
+    /// `docs/design/live.md`, "An instant first frame").
+    pub fn watched(&self, camera: i64) -> Arc<AtomicBool> {
+        self.shared
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(camera)
+            .or_default()
+            .clone()
     }
 
     /// Counters per camera, as of the last second.
@@ -336,6 +376,9 @@ async fn run(
                     Command::LocalFrame { camera, frame } => {
                         core.forward_local(camera, &frame, now);
                     }
+                    Command::LocalGop { camera, frames } => {
+                        core.local_gop(camera, &frames, now);
+                    }
                 }
             }
             r = io.socket.readable() => {
@@ -372,6 +415,16 @@ async fn run(
         }
         // Who is in which room shows at once; traffic counters each second.
         if membership_changed || now >= next_counters {
+            // Sessions also end inside the core (ICE failures, timeouts):
+            // the flags are checked every second as well.
+            for (camera, flag) in shared
+                .watched
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+            {
+                flag.store(core.watched(*camera), Ordering::Relaxed);
+            }
             next_counters = now + Duration::from_secs(1);
             if let Ok(mut c) = shared.counters.lock() {
                 *c = core.counters();

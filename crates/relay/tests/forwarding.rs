@@ -22,6 +22,8 @@ struct Client {
     addr: SocketAddr,
     mid: Mid,
     frames: Vec<(bool, usize)>,
+    /// Each frame's RTP time (90 kHz) and when it arrived.
+    times: Vec<(u64, Instant)>,
     plis: u32,
     connected: bool,
 }
@@ -51,6 +53,7 @@ fn client(addr: &str, dir: Direction, core: &mut Core, camera: i64, now: Instant
             addr,
             mid,
             frames: Vec::new(),
+            times: Vec::new(),
             plis: 0,
             connected: false,
         },
@@ -75,7 +78,10 @@ fn run(core: &mut Core, clients: &mut [&mut Client], now: &mut Instant, step: Du
                     }
                     Output::Event(e) => match e {
                         Event::Connected => c.connected = true,
-                        Event::MediaData(d) => c.frames.push((d.is_keyframe(), d.data.len())),
+                        Event::MediaData(d) => {
+                            c.frames.push((d.is_keyframe(), d.data.len()));
+                            c.times.push((d.time.numer(), *now));
+                        }
                         Event::KeyframeRequest(_) => c.plis += 1,
                         _ => {}
                     },
@@ -125,7 +131,10 @@ fn frames_reach_every_subscriber_from_a_keyframe_and_requests_merge() {
     );
     assert!(clip[0].keyframe);
     let mut now = Instant::now();
-    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    // Without the GOP cache: the keyframe policy alone.
+    let mut core = Core::new(vec![RELAY.parse().unwrap()])
+        .unwrap()
+        .with_gop_cache(0);
     let (mut publ, _) = client("10.0.0.2:5000", Direction::SendOnly, &mut core, 7, now);
     let (mut s1, _) = client("10.0.0.3:5000", Direction::RecvOnly, &mut core, 7, now);
     let ms = Duration::from_millis(10);
@@ -239,6 +248,156 @@ fn frames_reach_every_subscriber_from_a_keyframe_and_requests_merge() {
         *seen.entry(format!("{e:?}")).or_insert(0) += 1;
     }
     assert_eq!(core.counters()[&7].subscribers.len(), 1);
+}
+
+#[test]
+fn a_viewer_joining_mid_gop_starts_at_the_cached_keyframe_and_catches_up() {
+    let clip = reallive_test_support::clip::annex_b_frames(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
+        Codec::H264,
+        0,
+        3000,
+    );
+    let mut now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    let (mut publ, _) = client("10.0.0.2:5000", Direction::SendOnly, &mut core, 7, now);
+    let ms = Duration::from_millis(10);
+    for _ in 0..300 {
+        run(&mut core, &mut [&mut publ], &mut now, ms);
+        if publ.connected {
+            break;
+        }
+    }
+    let pt = {
+        let w = publ.rtc.writer(publ.mid).unwrap();
+        w.payload_params()
+            .find(|p| p.spec().codec == RtcCodec::H264)
+            .map(|p| p.pt())
+            .unwrap()
+    };
+    let send = |publ: &mut Client, i: usize, now: Instant| {
+        let f = &clip[i % clip.len()];
+        publ.rtc
+            .writer(publ.mid)
+            .unwrap()
+            .write(
+                pt,
+                now,
+                MediaTime::from_90khz(i as u64 * 3000),
+                f.data.to_vec(),
+            )
+            .unwrap();
+    };
+    // Frames 0..=28: the GOP of frame 20 is cached when the viewer comes.
+    let frame_step = Duration::from_millis(33);
+    for i in 0..=28 {
+        send(&mut publ, i, now);
+        run(&mut core, &mut [&mut publ], &mut now, frame_step);
+    }
+    let (mut s1, _) = client("10.0.0.3:5000", Direction::RecvOnly, &mut core, 7, now);
+    let mut connected_at = None;
+    for _ in 0..300 {
+        run(&mut core, &mut [&mut publ, &mut s1], &mut now, ms);
+        if s1.connected {
+            connected_at = Some(now);
+            break;
+        }
+    }
+    let connected_at = connected_at.expect("the viewer connects");
+    assert!(
+        s1.frames.first().is_some_and(|f| f.0),
+        "the cached keyframe came at once, with no frame from the publisher: {:?}",
+        s1.frames
+    );
+    assert!(s1.times[0].1 <= connected_at, "{:?}", s1.times);
+    let pli_before = publ.plis;
+    // Live frames go on: the viewer gets the backlog faster than real
+    // time, then live frames at the source's spacing.
+    for i in 29..90 {
+        send(&mut publ, i, now);
+        run(&mut core, &mut [&mut publ, &mut s1], &mut now, frame_step);
+    }
+    run(&mut core, &mut [&mut publ, &mut s1], &mut now, frame_step);
+    // Every frame from the cached keyframe (20) on, once, in order.
+    assert_eq!(s1.frames.len(), 90 - 20, "frames 20..=89");
+    assert!(s1.frames[0].0 && s1.frames[10].0, "keyframes at 20 and 30");
+    for w in s1.times.windows(2) {
+        assert!(w[1].0 > w[0].0, "RTP times rise: {w:?}");
+    }
+    // Caught up within a second of joining: from then on, frames arrive
+    // as the publisher sends them, 3000 ticks apart.
+    let live_from = s1
+        .times
+        .iter()
+        .position(|t| t.1 >= connected_at + Duration::from_secs(1))
+        .unwrap();
+    for w in s1.times[live_from..].windows(2) {
+        assert_eq!(w[1].0 - w[0].0, 3000, "live spacing: {w:?}");
+    }
+    // The backlog went faster: the first 9 frames (20..=28, 0.27 s of
+    // video) within their compressed time.
+    let burst = s1.times[8].1.duration_since(s1.times[0].1);
+    assert!(burst < Duration::from_millis(270), "{burst:?}");
+    // Nobody asked the publisher for a keyframe for this viewer.
+    assert_eq!(publ.plis, pli_before, "no keyframe request for the join");
+    let c = &core.counters()[&7];
+    assert_eq!(c.subscribers[0].1.catch_ups, 1, "{c:?}");
+}
+
+#[test]
+fn a_local_cameras_kept_gop_starts_its_first_viewer_at_once() {
+    // An NVR camera: no publisher peer; its recorder keeps the GOP while
+    // nobody watches, and hands it over when the first viewer comes.
+    let clip = reallive_test_support::clip::annex_b_frames(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
+        Codec::H264,
+        0,
+        3000,
+    );
+    let mut now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    assert!(!core.watched(9));
+    let (mut s1, _) = client("10.0.0.3:5000", Direction::RecvOnly, &mut core, 9, now);
+    assert!(core.watched(9), "a viewer, connecting");
+    let ms = Duration::from_millis(10);
+    for _ in 0..300 {
+        run(&mut core, &mut [&mut s1], &mut now, ms);
+        if s1.connected {
+            break;
+        }
+    }
+    assert!(s1.connected);
+    assert!(s1.frames.is_empty());
+    // Frames 10..=16 (keyframe 10) were kept: the first goes at once.
+    core.local_gop(9, &clip[10..=16], now);
+    run(&mut core, &mut [&mut s1], &mut now, Duration::ZERO);
+    assert_eq!(s1.frames.len(), 1, "the keyframe, at once");
+    assert!(s1.frames[0].0);
+    // Then live frames; the backlog is sent faster than real time.
+    for i in 17..40 {
+        let mut f = clip[i % clip.len()].clone();
+        f.pts_90k = i as i64 * 3000;
+        core.forward_local(9, &f, now);
+        run(
+            &mut core,
+            &mut [&mut s1],
+            &mut now,
+            Duration::from_millis(33),
+        );
+    }
+    for _ in 0..20 {
+        run(
+            &mut core,
+            &mut [&mut s1],
+            &mut now,
+            Duration::from_millis(33),
+        );
+    }
+    assert_eq!(s1.frames.len(), 40 - 10, "frames 10..40, once each");
+    assert!(s1.frames[0].0 && s1.frames[10].0 && s1.frames[20].0);
+    for w in s1.times.windows(2) {
+        assert!(w[1].0 > w[0].0, "RTP times rise: {w:?}");
+    }
 }
 
 #[test]
