@@ -113,7 +113,7 @@ test-arm64: setup
 	./scripts/test-arm64
 
 # Figures for docs/benchmarks.md.
-bench: setup
+bench: setup ui
 	$(CARGO) bench -p reallive-capture --bench capture -- --seconds 20
 	$(CARGO) bench -p reallive-store --bench store
 	$(CARGO) bench -p reallive-node --bench api
@@ -124,6 +124,7 @@ bench: setup
 	$(CARGO) bench -p reallive-nvr --bench motion -- --seconds 30 --cameras 1,8
 	$(CARGO) bench -p reallive-nvr --bench review
 	$(CARGO) bench -p reallive-nvr --bench manage
+	$(CARGO) bench -p reallive-nvr --bench join
 	$(MAKE) bench-remote
 
 # The ICE ladder's time to first frame per rung (root: network namespaces).

@@ -890,11 +890,14 @@ impl Core {
         let mut want_keyframe = false;
         if kind == MediaKind::Video && !contiguous && !keyframe {
             // The publisher's stream has a hole: nobody can decode on
-            // until the next keyframe.
+            // until the next keyframe, not even a viewer catching up (its
+            // stamps so far are behind the source's, so the keyframe's
+            // own stamp follows them).
             want_keyframe = true;
             for s in &subs {
                 if let Some(p) = self.peers.get_mut(s) {
                     p.gate = Gate::WaitKeyframe;
+                    p.catch_up = None;
                 }
             }
         }
