@@ -8,6 +8,8 @@
 //! - [`EncodedFrame`]: one access unit in Annex-B, with 90 kHz pts/dts, a
 //!   keyframe flag and the [`CodecParameters`] (SPS/PPS, and VPS for H.265) it
 //!   depends on;
+//! - [`AudioParameters`] ([`AudioCodec`] Opus or AAC): an audio track's
+//!   decoder configuration, as [`CodecParameters`] is a video track's;
 //! - [`Codec`] and [`StreamInfo`] (codec, size, frame rate, profile, level),
 //!   the latter parsed from the parameter sets by [`h264`] and [`h265`];
 //!   [`nal`] splits Annex-B and rewrites it length-prefixed for MP4;
@@ -81,6 +83,7 @@
 
 #[cfg(feature = "app")]
 pub mod app;
+pub mod audio;
 mod backoff;
 mod camera;
 mod channel;
@@ -103,6 +106,7 @@ pub mod source;
 pub mod supervise;
 pub mod time;
 
+pub use audio::{AudioCodec, AudioParameters};
 pub use backoff::Backoff;
 pub use camera::CameraId;
 pub use channel::{ChannelStats, FrameReceiver, FrameSender, Offer, frame_channel};

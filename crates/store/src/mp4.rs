@@ -1,22 +1,30 @@
-//! Fragmented MP4 (ISO/IEC 14496-12) for one video track, H.264 or H.265.
+//! Fragmented MP4 (ISO/IEC 14496-12) for one video track, H.264 or H.265,
+//! and optionally an audio track beside it, Opus or AAC.
 //!
 //! Layout: `ftyp` + `moov` (with `mvex`, empty sample tables and `avcC` or
 //! `hvcC` built from the stream's parameter sets), then `moof` + `mdat` per
-//! fragment. Media time is 90 kHz throughout, so RTP, capture and file
-//! timestamps map one to one.
+//! fragment. Video media time is 90 kHz throughout, so RTP, capture and file
+//! timestamps map one to one. Audio, track 2 after [`init_segment_with_audio`],
+//! runs at its sample rate, so each packet's duration is a whole number of
+//! samples.
 //!
 //! Everything here is sans-IO: functions return the bytes to append.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use reallive_core::{Codec, CodecParameters, EncodedFrame, h264, h265, nal};
+use reallive_core::{
+    AudioCodec, AudioParameters, Codec, CodecParameters, EncodedFrame, h264, h265, nal,
+};
 
 use crate::StoreError;
 
-/// The media timescale: 90 kHz.
+/// The video's media timescale: 90 kHz.
 pub const TIMESCALE: u32 = 90_000;
 const TRACK_ID: u32 = 1;
+/// The audio track, when there is one; its timescale is its sample rate.
+const AUDIO_TRACK_ID: u32 = 2;
 
 /// `sample_depends_on = 2`: decodable on its own.
 const FLAGS_SYNC: u32 = 0x0200_0000;
@@ -49,23 +57,126 @@ const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_000
 
 /// `ftyp` + `moov` for a stream with these parameter sets.
 pub fn init_segment(params: &CodecParameters) -> Result<Bytes, StoreError> {
-    if !params.is_complete() {
-        return Err(StoreError::InvalidInput(format!(
-            "cannot describe a {} track without its parameter sets",
-            params.codec
-        )));
+    Ok(init(&VideoTrack::new(params)?, None))
+}
+
+/// `ftyp` + `moov` for a video track and an audio track beside it.
+///
+/// Track 1 is the video, described as [`init_segment`] describes it;
+/// track 2 is the audio, whose timescale is its sample rate: an `Opus`
+/// sample entry with a `dOps` box ("Encapsulation of Opus in ISO Base Media
+/// File Format"), or an `mp4a` one with an `esds` (ISO/IEC 14496-14).
+/// Write the fragments with [`media_segment_with_audio`].
+///
+/// Fails as [`init_segment`] does, and for audio it cannot describe: Opus
+/// not at 48 kHz, or with more than two channels and no `OpusHead` to give
+/// their mapping; AAC without its AudioSpecificConfig or channel count.
+pub fn init_segment_with_audio(
+    video: &CodecParameters,
+    audio: &AudioParameters,
+) -> Result<Bytes, StoreError> {
+    Ok(init(
+        &VideoTrack::new(video)?,
+        Some(&AudioTrack::new(audio)?),
+    ))
+}
+
+/// A video track's description, checked and ready to write.
+struct VideoTrack {
+    codec: Codec,
+    width: u16,
+    height: u16,
+    /// The `avcC` or `hvcC` box.
+    config: Bytes,
+}
+
+impl VideoTrack {
+    fn new(params: &CodecParameters) -> Result<Self, StoreError> {
+        if !params.is_complete() {
+            return Err(StoreError::InvalidInput(format!(
+                "cannot describe a {} track without its parameter sets",
+                params.codec
+            )));
+        }
+        let info = params.stream_info()?;
+        let (width, height) = (
+            u16::try_from(info.width)
+                .map_err(|_| StoreError::InvalidInput("width too large".into()))?,
+            u16::try_from(info.height)
+                .map_err(|_| StoreError::InvalidInput("height too large".into()))?,
+        );
+        let config = match params.codec {
+            Codec::H264 => avcc(params)?,
+            _ => hvcc(params)?,
+        };
+        Ok(VideoTrack {
+            codec: params.codec,
+            width,
+            height,
+            config,
+        })
     }
-    let info = params.stream_info()?;
-    let (width, height) = (
-        u16::try_from(info.width)
-            .map_err(|_| StoreError::InvalidInput("width too large".into()))?,
-        u16::try_from(info.height)
-            .map_err(|_| StoreError::InvalidInput("height too large".into()))?,
-    );
-    let config = match params.codec {
-        Codec::H264 => avcc(params)?,
-        _ => hvcc(params)?,
-    };
+
+    /// The sample entry's fourcc, which is also the file's brand.
+    fn fourcc(&self) -> &'static [u8; 4] {
+        match self.codec {
+            Codec::H264 => b"avc1",
+            _ => b"hvc1",
+        }
+    }
+}
+
+/// An audio track's description, checked and ready to write.
+struct AudioTrack {
+    /// The sample entry: `Opus` or `mp4a`.
+    fourcc: &'static [u8; 4],
+    sample_rate: u32,
+    channels: u8,
+    /// The `dOps` or `esds` box.
+    config: Bytes,
+}
+
+impl AudioTrack {
+    fn new(params: &AudioParameters) -> Result<Self, StoreError> {
+        if params.sample_rate == 0 {
+            return Err(StoreError::InvalidInput(
+                "an audio track needs a sample rate".into(),
+            ));
+        }
+        match params.codec {
+            AudioCodec::Opus => {
+                if params.sample_rate != 48_000 {
+                    return Err(StoreError::InvalidInput(format!(
+                        "an Opus track runs at 48000 Hz, not {}",
+                        params.sample_rate
+                    )));
+                }
+                let (config, channels) = dops(params)?;
+                Ok(AudioTrack {
+                    fourcc: b"Opus",
+                    sample_rate: params.sample_rate,
+                    channels,
+                    config,
+                })
+            }
+            AudioCodec::Aac => {
+                if params.channels == 0 {
+                    return Err(StoreError::InvalidInput(
+                        "an AAC track needs its channel count".into(),
+                    ));
+                }
+                Ok(AudioTrack {
+                    fourcc: b"mp4a",
+                    sample_rate: params.sample_rate,
+                    channels: params.channels,
+                    config: esds(&params.config)?,
+                })
+            }
+        }
+    }
+}
+
+fn init(video: &VideoTrack, audio: Option<&AudioTrack>) -> Bytes {
     let mut b = BytesMut::with_capacity(1024);
     mp4_box(&mut b, b"ftyp", |b| {
         b.put_slice(b"isom");
@@ -73,10 +184,7 @@ pub fn init_segment(params: &CodecParameters) -> Result<Bytes, StoreError> {
         for brand in [b"isom", b"iso6", b"mp41"] {
             b.put_slice(brand);
         }
-        b.put_slice(match params.codec {
-            Codec::H264 => b"avc1",
-            _ => b"hvc1",
-        });
+        b.put_slice(video.fourcc());
     });
     mp4_box(&mut b, b"moov", |b| {
         full_box(b, b"mvhd", 0, 0, |b| {
@@ -89,92 +197,165 @@ pub fn init_segment(params: &CodecParameters) -> Result<Bytes, StoreError> {
             b.put_slice(&[0; 10]);
             MATRIX.iter().for_each(|m| b.put_u32(*m));
             b.put_slice(&[0; 24]); // pre_defined
-            b.put_u32(TRACK_ID + 1); // next_track_ID
+            let last = if audio.is_some() {
+                AUDIO_TRACK_ID
+            } else {
+                TRACK_ID
+            };
+            b.put_u32(last + 1); // next_track_ID
         });
-        mp4_box(b, b"trak", |b| {
-            full_box(b, b"tkhd", 0, 0x3, |b| {
-                b.put_u32(0);
-                b.put_u32(0);
-                b.put_u32(TRACK_ID);
-                b.put_u32(0);
-                b.put_u32(0); // duration
-                b.put_slice(&[0; 8]);
-                b.put_u16(0); // layer
-                b.put_u16(0); // alternate_group
-                b.put_u16(0); // volume: video
-                b.put_u16(0);
-                MATRIX.iter().for_each(|m| b.put_u32(*m));
-                b.put_u32(u32::from(width) << 16);
-                b.put_u32(u32::from(height) << 16);
-            });
-            mp4_box(b, b"mdia", |b| {
-                full_box(b, b"mdhd", 0, 0, |b| {
-                    b.put_u32(0);
-                    b.put_u32(0);
-                    b.put_u32(TIMESCALE);
-                    b.put_u32(0);
-                    b.put_u16(0x55c4); // "und"
-                    b.put_u16(0);
-                });
-                full_box(b, b"hdlr", 0, 0, |b| {
-                    b.put_u32(0);
-                    b.put_slice(b"vide");
-                    b.put_slice(&[0; 12]);
-                    b.put_slice(b"RealLive video\0");
-                });
-                mp4_box(b, b"minf", |b| {
-                    full_box(b, b"vmhd", 0, 1, |b| b.put_slice(&[0; 8]));
-                    mp4_box(b, b"dinf", |b| {
-                        full_box(b, b"dref", 0, 0, |b| {
-                            b.put_u32(1);
-                            full_box(b, b"url ", 0, 1, |_| {});
-                        });
-                    });
-                    mp4_box(b, b"stbl", |b| {
-                        full_box(b, b"stsd", 0, 0, |b| {
-                            b.put_u32(1);
-                            let entry = match params.codec {
-                                Codec::H264 => b"avc1",
-                                _ => b"hvc1",
-                            };
-                            mp4_box(b, entry, |b| {
-                                b.put_slice(&[0; 6]);
-                                b.put_u16(1); // data_reference_index
-                                b.put_slice(&[0; 16]);
-                                b.put_u16(width);
-                                b.put_u16(height);
-                                b.put_u32(0x0048_0000); // 72 dpi
-                                b.put_u32(0x0048_0000);
-                                b.put_u32(0);
-                                b.put_u16(1); // frame_count
-                                b.put_slice(&[0; 32]); // compressorname
-                                b.put_u16(0x0018); // depth
-                                b.put_i16(-1);
-                                b.put_slice(&config);
-                            });
-                        });
-                        full_box(b, b"stts", 0, 0, |b| b.put_u32(0));
-                        full_box(b, b"stsc", 0, 0, |b| b.put_u32(0));
-                        full_box(b, b"stsz", 0, 0, |b| {
-                            b.put_u32(0);
-                            b.put_u32(0);
-                        });
-                        full_box(b, b"stco", 0, 0, |b| b.put_u32(0));
-                    });
-                });
-            });
-        });
+        video_trak(b, video);
+        if let Some(audio) = audio {
+            audio_trak(b, audio);
+        }
         mp4_box(b, b"mvex", |b| {
-            full_box(b, b"trex", 0, 0, |b| {
-                b.put_u32(TRACK_ID);
-                b.put_u32(1); // default_sample_description_index
-                b.put_u32(0);
-                b.put_u32(0);
-                b.put_u32(0);
+            trex(b, TRACK_ID);
+            if audio.is_some() {
+                trex(b, AUDIO_TRACK_ID);
+            }
+        });
+    });
+    b.freeze()
+}
+
+fn video_trak(b: &mut BytesMut, video: &VideoTrack) {
+    mp4_box(b, b"trak", |b| {
+        tkhd(b, TRACK_ID, 0, video.width, video.height);
+        mp4_box(b, b"mdia", |b| {
+            mdhd(b, TIMESCALE);
+            hdlr(b, b"vide", b"RealLive video\0");
+            mp4_box(b, b"minf", |b| {
+                full_box(b, b"vmhd", 0, 1, |b| b.put_slice(&[0; 8]));
+                dinf(b);
+                stbl(b, |b| {
+                    mp4_box(b, video.fourcc(), |b| {
+                        b.put_slice(&[0; 6]);
+                        b.put_u16(1); // data_reference_index
+                        b.put_slice(&[0; 16]);
+                        b.put_u16(video.width);
+                        b.put_u16(video.height);
+                        b.put_u32(0x0048_0000); // 72 dpi
+                        b.put_u32(0x0048_0000);
+                        b.put_u32(0);
+                        b.put_u16(1); // frame_count
+                        b.put_slice(&[0; 32]); // compressorname
+                        b.put_u16(0x0018); // depth
+                        b.put_i16(-1);
+                        b.put_slice(&video.config);
+                    });
+                });
             });
         });
     });
-    Ok(b.freeze())
+}
+
+fn audio_trak(b: &mut BytesMut, audio: &AudioTrack) {
+    mp4_box(b, b"trak", |b| {
+        tkhd(b, AUDIO_TRACK_ID, 0x0100, 0, 0);
+        mp4_box(b, b"mdia", |b| {
+            mdhd(b, audio.sample_rate);
+            hdlr(b, b"soun", b"RealLive audio\0");
+            mp4_box(b, b"minf", |b| {
+                full_box(b, b"smhd", 0, 0, |b| b.put_u32(0)); // balance, reserved
+                dinf(b);
+                stbl(b, |b| {
+                    mp4_box(b, audio.fourcc, |b| {
+                        b.put_slice(&[0; 6]);
+                        b.put_u16(1); // data_reference_index
+                        b.put_slice(&[0; 8]);
+                        b.put_u16(u16::from(audio.channels));
+                        b.put_u16(16); // samplesize
+                        b.put_u32(0); // pre_defined, reserved
+                        // 16.16 fixed point: rates above 65535 Hz do not
+                        // fit, and the timescale says it anyway.
+                        b.put_u32(if audio.sample_rate <= 0xffff {
+                            audio.sample_rate << 16
+                        } else {
+                            0
+                        });
+                        b.put_slice(&audio.config);
+                    });
+                });
+            });
+        });
+    });
+}
+
+/// `tkhd`; `volume` is 0 for video, 0x0100 (1.0) for audio.
+fn tkhd(b: &mut BytesMut, track_id: u32, volume: u16, width: u16, height: u16) {
+    full_box(b, b"tkhd", 0, 0x3, |b| {
+        b.put_u32(0);
+        b.put_u32(0);
+        b.put_u32(track_id);
+        b.put_u32(0);
+        b.put_u32(0); // duration
+        b.put_slice(&[0; 8]);
+        b.put_u16(0); // layer
+        b.put_u16(0); // alternate_group
+        b.put_u16(volume);
+        b.put_u16(0);
+        MATRIX.iter().for_each(|m| b.put_u32(*m));
+        b.put_u32(u32::from(width) << 16);
+        b.put_u32(u32::from(height) << 16);
+    });
+}
+
+fn mdhd(b: &mut BytesMut, timescale: u32) {
+    full_box(b, b"mdhd", 0, 0, |b| {
+        b.put_u32(0);
+        b.put_u32(0);
+        b.put_u32(timescale);
+        b.put_u32(0);
+        b.put_u16(0x55c4); // "und"
+        b.put_u16(0);
+    });
+}
+
+fn hdlr(b: &mut BytesMut, handler: &[u8; 4], name: &[u8]) {
+    full_box(b, b"hdlr", 0, 0, |b| {
+        b.put_u32(0);
+        b.put_slice(handler);
+        b.put_slice(&[0; 12]);
+        b.put_slice(name);
+    });
+}
+
+/// `dinf`: the samples are in this file.
+fn dinf(b: &mut BytesMut) {
+    mp4_box(b, b"dinf", |b| {
+        full_box(b, b"dref", 0, 0, |b| {
+            b.put_u32(1);
+            full_box(b, b"url ", 0, 1, |_| {});
+        });
+    });
+}
+
+/// `stbl` with one sample entry and empty tables: the samples are in the
+/// fragments.
+fn stbl(b: &mut BytesMut, entry: impl FnOnce(&mut BytesMut)) {
+    mp4_box(b, b"stbl", |b| {
+        full_box(b, b"stsd", 0, 0, |b| {
+            b.put_u32(1);
+            entry(b);
+        });
+        full_box(b, b"stts", 0, 0, |b| b.put_u32(0));
+        full_box(b, b"stsc", 0, 0, |b| b.put_u32(0));
+        full_box(b, b"stsz", 0, 0, |b| {
+            b.put_u32(0);
+            b.put_u32(0);
+        });
+        full_box(b, b"stco", 0, 0, |b| b.put_u32(0));
+    });
+}
+
+fn trex(b: &mut BytesMut, track_id: u32) {
+    full_box(b, b"trex", 0, 0, |b| {
+        b.put_u32(track_id);
+        b.put_u32(1); // default_sample_description_index
+        b.put_u32(0);
+        b.put_u32(0);
+        b.put_u32(0);
+    });
 }
 
 fn put_u16_len(b: &mut BytesMut, data: &[u8]) -> Result<(), StoreError> {
@@ -277,6 +458,104 @@ fn hvcc(params: &CodecParameters) -> Result<Bytes, StoreError> {
     err.map_or(Ok(out.freeze()), Err)
 }
 
+/// `dOps`: the OpusSpecificBox, and the channels it declares. Built from
+/// the OpusHead in `params.config` when there is one, or else from the
+/// channel count and pre-skip (mapping family 0: mono or stereo).
+fn dops(params: &AudioParameters) -> Result<(Bytes, u8), StoreError> {
+    let bad = |why: &str| StoreError::InvalidInput(format!("Opus configuration: {why}"));
+    let mut out = BytesMut::new();
+    let head = &params.config[..];
+    if head.is_empty() {
+        if !(1..=2).contains(&params.channels) {
+            return Err(bad(
+                "more than two channels need the encoder's OpusHead for their mapping",
+            ));
+        }
+        mp4_box(&mut out, b"dOps", |b| {
+            b.put_u8(0); // Version
+            b.put_u8(params.channels);
+            b.put_u16(params.pre_skip);
+            b.put_u32(params.sample_rate); // InputSampleRate
+            b.put_i16(0); // OutputGain
+            b.put_u8(0); // ChannelMappingFamily
+        });
+        return Ok((out.freeze(), params.channels));
+    }
+    // OpusHead (RFC 7845 §5.1): the same fields, little-endian, after a
+    // magic signature and version 1.
+    if head.len() < 19 || &head[..8] != b"OpusHead" {
+        return Err(bad("not an OpusHead"));
+    }
+    if head[8] >> 4 != 0 {
+        return Err(bad("unknown OpusHead version"));
+    }
+    let channels = head[9];
+    let family = head[18];
+    let mapping = if family == 0 {
+        &[][..]
+    } else {
+        head.get(19..21 + usize::from(channels))
+            .ok_or_else(|| bad("OpusHead too short for its channel mapping"))?
+    };
+    if channels == 0 || (family == 0 && channels > 2) {
+        return Err(bad("channel count does not fit the mapping family"));
+    }
+    mp4_box(&mut out, b"dOps", |b| {
+        b.put_u8(0);
+        b.put_u8(channels);
+        b.put_u16(u16::from_le_bytes([head[10], head[11]]));
+        b.put_u32(u32::from_le_bytes([head[12], head[13], head[14], head[15]]));
+        b.put_i16(i16::from_le_bytes([head[16], head[17]]));
+        b.put_u8(family);
+        b.put_slice(mapping);
+    });
+    Ok((out.freeze(), channels))
+}
+
+/// `esds` (ISO/IEC 14496-14 §5.6) for AAC with this AudioSpecificConfig.
+fn esds(audio_specific_config: &[u8]) -> Result<Bytes, StoreError> {
+    if audio_specific_config.len() < 2 {
+        return Err(StoreError::InvalidInput(
+            "an AAC track needs its AudioSpecificConfig".into(),
+        ));
+    }
+    let mut decoder_config = BytesMut::new();
+    decoder_config.put_u8(0x40); // objectTypeIndication: MPEG-4 audio
+    decoder_config.put_u8((5 << 2) | 1); // streamType audio, reserved 1
+    decoder_config.put_slice(&[0; 3]); // bufferSizeDB
+    decoder_config.put_u32(0); // maxBitrate
+    decoder_config.put_u32(0); // avgBitrate
+    put_descriptor(&mut decoder_config, 5, audio_specific_config)?;
+    let mut es = BytesMut::new();
+    es.put_u16(0); // ES_ID: 0 in a file
+    es.put_u8(0); // no dependency, URL or OCR stream
+    put_descriptor(&mut es, 4, &decoder_config)?;
+    put_descriptor(&mut es, 6, &[2])?; // SLConfigDescriptor: predefined MP4
+    let mut body = BytesMut::new();
+    put_descriptor(&mut body, 3, &es)?;
+    let mut out = BytesMut::new();
+    full_box(&mut out, b"esds", 0, 0, |b| b.put_slice(&body));
+    Ok(out.freeze())
+}
+
+/// An MPEG-4 descriptor: tag, size in 7-bit groups, body.
+fn put_descriptor(b: &mut BytesMut, tag: u8, body: &[u8]) -> Result<(), StoreError> {
+    let len = body.len();
+    if len >= 1 << 28 {
+        return Err(StoreError::InvalidInput(
+            "audio configuration too large".into(),
+        ));
+    }
+    b.put_u8(tag);
+    let groups = (1..4).take_while(|i| len >> (7 * i) != 0).count() + 1;
+    for i in (0..groups).rev() {
+        let more = if i > 0 { 0x80 } else { 0 };
+        b.put_u8(more | ((len >> (7 * i)) & 0x7f) as u8);
+    }
+    b.put_slice(body);
+    Ok(())
+}
+
 /// One sample of a fragment.
 #[derive(Clone, Debug)]
 pub struct Sample {
@@ -291,27 +570,52 @@ pub struct Sample {
     pub keyframe: bool,
 }
 
-/// `moof` + `mdat` for `samples`, whose first decode time is
-/// `base_decode_time_90k` from the start of the file.
-pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample]) -> Bytes {
-    // Each sample's NAL units, found once: they size the `trun` and then
-    // are written.
-    let mut units: Vec<std::ops::Range<usize>> = Vec::with_capacity(samples.len() * 3);
-    let mut bounds = Vec::with_capacity(samples.len());
-    let sizes: Vec<usize> = samples
-        .iter()
-        .map(|s| {
-            let from = units.len();
-            units.extend(nal::annex_b_ranges(&s.data));
-            bounds.push(from..units.len());
-            units[from..].iter().map(|u| 4 + u.len()).sum()
-        })
-        .collect();
-    let payload: usize = sizes.iter().sum();
-    let mut b = BytesMut::with_capacity(payload + 64 + samples.len() * 16);
-    let mut data_offset_at = 0;
-    mp4_box(&mut b, b"moof", |b| {
-        full_box(b, b"mfhd", 0, 0, |b| b.put_u32(sequence));
+/// One audio packet of a fragment: every one is a sync sample.
+#[derive(Clone, Debug)]
+pub struct AudioSample {
+    /// One Opus packet, or one raw AAC frame (no ADTS header).
+    pub data: Bytes,
+    /// How long it plays, in the audio timescale (the sample rate): 960 for
+    /// 20 ms of Opus, 1024 for an AAC-LC frame.
+    pub duration: u32,
+}
+
+/// Each video sample's NAL units, found once: they size the `trun` and
+/// then are written.
+struct VideoPayload {
+    units: Vec<Range<usize>>,
+    /// Each sample's range of `units`.
+    bounds: Vec<Range<usize>>,
+    /// Each sample's size, length-prefixed.
+    sizes: Vec<usize>,
+    len: usize,
+}
+
+impl VideoPayload {
+    fn new(samples: &[Sample]) -> Self {
+        let mut units: Vec<Range<usize>> = Vec::with_capacity(samples.len() * 3);
+        let mut bounds = Vec::with_capacity(samples.len());
+        let sizes: Vec<usize> = samples
+            .iter()
+            .map(|s| {
+                let from = units.len();
+                units.extend(nal::annex_b_ranges(&s.data));
+                bounds.push(from..units.len());
+                units[from..].iter().map(|u| 4 + u.len()).sum()
+            })
+            .collect();
+        let len = sizes.iter().sum();
+        VideoPayload {
+            units,
+            bounds,
+            sizes,
+            len,
+        }
+    }
+
+    /// The video `traf`; returns where its `trun`'s data offset goes.
+    fn put_traf(&self, b: &mut BytesMut, base_decode_time_90k: u64, samples: &[Sample]) -> usize {
+        let mut data_offset_at = 0;
         mp4_box(b, b"traf", |b| {
             // default-base-is-moof: offsets count from this moof.
             full_box(b, b"tfhd", 0, 0x02_0000, |b| b.put_u32(TRACK_ID));
@@ -326,7 +630,7 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
                     b.put_u32(samples.len() as u32);
                     data_offset_at = b.len();
                     b.put_i32(0);
-                    for (s, size) in samples.iter().zip(&sizes) {
+                    for (s, size) in samples.iter().zip(&self.sizes) {
                         b.put_u32(s.duration_90k);
                         b.put_u32(*size as u32);
                         b.put_u32(if s.keyframe {
@@ -339,19 +643,109 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
                 },
             );
         });
+        data_offset_at
+    }
+
+    /// The samples, length-prefixed, as the `mdat` holds them.
+    fn put_data(&self, b: &mut BytesMut, samples: &[Sample]) {
+        for (s, at) in samples.iter().zip(&self.bounds) {
+            nal::put_ranges_length_prefixed(&s.data, self.units[at.clone()].iter().cloned(), b);
+        }
+    }
+}
+
+/// The audio `traf` (track 2); returns where its `trun`'s data offset goes.
+fn put_audio_traf(b: &mut BytesMut, base_decode_time: u64, samples: &[AudioSample]) -> usize {
+    let mut data_offset_at = 0;
+    mp4_box(b, b"traf", |b| {
+        // default-base-is-moof, and every sample a sync sample.
+        full_box(b, b"tfhd", 0, 0x02_0000 | 0x20, |b| {
+            b.put_u32(AUDIO_TRACK_ID);
+            b.put_u32(FLAGS_SYNC);
+        });
+        full_box(b, b"tfdt", 1, 0, |b| b.put_u64(base_decode_time));
+        // data-offset, duration, size.
+        full_box(b, b"trun", 0, 0x0001 | 0x0100 | 0x0200, |b| {
+            b.put_u32(samples.len() as u32);
+            data_offset_at = b.len();
+            b.put_i32(0);
+            for s in samples {
+                b.put_u32(s.duration);
+                b.put_u32(s.data.len() as u32);
+            }
+        });
     });
-    let data_offset = (b.len() + 8) as i32;
-    b[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
-    b.put_u32((payload + 8) as u32);
+    data_offset_at
+}
+
+/// Writes `offset` at `at`, a `trun`'s data offset.
+fn set_data_offset(b: &mut BytesMut, at: usize, offset: usize) {
+    b[at..at + 4].copy_from_slice(&(offset as i32).to_be_bytes());
+}
+
+/// `moof` + `mdat` for `samples`, whose first decode time is
+/// `base_decode_time_90k` from the start of the file.
+pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample]) -> Bytes {
+    let video = VideoPayload::new(samples);
+    let mut b = BytesMut::with_capacity(video.len + 64 + samples.len() * 16);
+    let mut data_offset_at = 0;
+    mp4_box(&mut b, b"moof", |b| {
+        full_box(b, b"mfhd", 0, 0, |b| b.put_u32(sequence));
+        data_offset_at = video.put_traf(b, base_decode_time_90k, samples);
+    });
+    let data_offset = b.len() + 8;
+    set_data_offset(&mut b, data_offset_at, data_offset);
+    b.put_u32((video.len + 8) as u32);
     b.put_slice(b"mdat");
-    for (s, at) in samples.iter().zip(bounds) {
-        nal::put_ranges_length_prefixed(&s.data, units[at].iter().cloned(), &mut b);
+    video.put_data(&mut b, samples);
+    b.freeze()
+}
+
+/// `moof` + `mdat` for a file from [`init_segment_with_audio`]: the video
+/// `samples` as [`media_segment`] writes them, from
+/// `video_base_decode_time_90k`, and the `audio` packets from
+/// `audio_base_decode_time` (in the audio timescale, the sample rate),
+/// both counted from the start of the file.
+///
+/// The video's `traf` comes first, even with no video samples, so that
+/// what reads one track ([`rewrite_moof`], [`crate::scan`]) reads the
+/// video; they leave the audio's times alone. With no `audio` packets the
+/// audio `traf` is left out: the audio has a gap there.
+pub fn media_segment_with_audio(
+    sequence: u32,
+    video_base_decode_time_90k: u64,
+    video: &[Sample],
+    audio_base_decode_time: u64,
+    audio: &[AudioSample],
+) -> Bytes {
+    let payload = VideoPayload::new(video);
+    let audio_len: usize = audio.iter().map(|s| s.data.len()).sum();
+    let mut b =
+        BytesMut::with_capacity(payload.len + audio_len + 128 + video.len() * 16 + audio.len() * 8);
+    let (mut video_offset_at, mut audio_offset_at) = (0, None);
+    mp4_box(&mut b, b"moof", |b| {
+        full_box(b, b"mfhd", 0, 0, |b| b.put_u32(sequence));
+        video_offset_at = payload.put_traf(b, video_base_decode_time_90k, video);
+        if !audio.is_empty() {
+            audio_offset_at = Some(put_audio_traf(b, audio_base_decode_time, audio));
+        }
+    });
+    let video_offset = b.len() + 8;
+    set_data_offset(&mut b, video_offset_at, video_offset);
+    if let Some(at) = audio_offset_at {
+        set_data_offset(&mut b, at, video_offset + payload.len);
+    }
+    b.put_u32((payload.len + audio_len + 8) as u32);
+    b.put_slice(b"mdat");
+    payload.put_data(&mut b, video);
+    for s in audio {
+        b.put_slice(&s.data);
     }
     b.freeze()
 }
 
 /// The body range of the first child box `fourcc` of `data`.
-fn child_range(data: &[u8], fourcc: &[u8; 4]) -> Option<std::ops::Range<usize>> {
+fn child_range(data: &[u8], fourcc: &[u8; 4]) -> Option<Range<usize>> {
     let mut pos = 0usize;
     while pos + 8 <= data.len() {
         let size =
@@ -796,6 +1190,105 @@ mod tests {
         }
         out.extend(m.finish(None).map(|f| f.data));
         (out.freeze(), m.fragments())
+    }
+
+    /// FNV-1a, 64 bits: a stable fingerprint of bytes for golden tests.
+    fn fnv1a(data: &[u8]) -> u64 {
+        data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    }
+
+    /// The video-only writers' bytes, fingerprinted before the audio track
+    /// was added: adding audio must not change a video-only file by a byte.
+    #[test]
+    fn video_only_output_is_unchanged() {
+        for (file, codec, init_hash, media_hash) in [
+            (
+                "ball-160x120-30f.h264",
+                Codec::H264,
+                0x732d_f232_22d5_554f,
+                0xe758_aa35_3b86_aeab,
+            ),
+            (
+                "ball-160x120-10f.h265",
+                Codec::H265,
+                0x9df9_c321_cd88_4067,
+                0x3ae5_bd99_6840_10a0,
+            ),
+        ] {
+            let f = frames(file, codec);
+            let init = init_segment(&f[0].params).unwrap();
+            let samples: Vec<Sample> = f
+                .iter()
+                .enumerate()
+                .map(|(i, f)| Sample {
+                    data: f.data.clone(),
+                    duration_90k: 3000 + i as u32,
+                    composition_offset_90k: i as i32 - 2,
+                    keyframe: f.keyframe,
+                })
+                .collect();
+            let media = media_segment(7, 123_456_789_012, &samples);
+            assert_eq!(
+                (fnv1a(&init), fnv1a(&media)),
+                (init_hash, media_hash),
+                "{file}"
+            );
+        }
+    }
+
+    /// The OpusHead an encoder gives (RFC 7845 §5.1) becomes `dOps`: the
+    /// same fields big-endian, its channel mapping included.
+    #[test]
+    fn opus_head_becomes_dops() {
+        let mut head = b"OpusHead".to_vec();
+        // Version 1, 5.1: pre-skip 312, 48 kHz input, gain -2, family 1
+        // with 4 streams, 2 coupled, and the Vorbis channel order.
+        head.extend_from_slice(&[
+            1, 6, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0xfe, 0xff, 1, 4, 2, 0, 4, 1, 2, 3, 5,
+        ]);
+        let mut p = AudioParameters::opus(6);
+        p.config = Bytes::from(head.clone());
+        let (dops_box, channels) = dops(&p).unwrap();
+        assert_eq!(channels, 6);
+        assert_eq!(&dops_box[4..8], b"dOps");
+        assert_eq!(
+            dops_box[8..],
+            [
+                0, 6, 0x01, 0x38, 0, 0, 0xbb, 0x80, 0xff, 0xfe, 1, 4, 2, 0, 4, 1, 2, 3, 5
+            ]
+        );
+        // A head cut short of its mapping is refused.
+        p.config = Bytes::from(head[..head.len() - 1].to_vec());
+        assert!(dops(&p).is_err());
+        // Without a head: from the parameters, mono or stereo only.
+        let (dops_box, channels) = dops(&AudioParameters::opus(2)).unwrap();
+        assert_eq!(channels, 2);
+        assert_eq!(dops_box[8..], [0, 2, 0x01, 0x38, 0, 0, 0xbb, 0x80, 0, 0, 0]);
+        assert!(dops(&AudioParameters::opus(3)).is_err());
+        assert!(dops(&AudioParameters::opus(0)).is_err());
+    }
+
+    /// `esds` for AAC-LC 44.1 kHz stereo, byte by byte as ISO/IEC 14496-1
+    /// lays the descriptors out.
+    #[test]
+    fn esds_nests_the_audio_specific_config() {
+        let esds_box = esds(&[0x12, 0x10]).unwrap();
+        let expected: &[u8] = &[
+            0, 0, 0, 39, b'e', b's', b'd', b's', 0, 0, 0, 0, // full box
+            3, 25, 0, 0, 0, // ES_Descriptor, ES_ID 0, no flags
+            4, 17, 0x40, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // DecoderConfig
+            5, 2, 0x12, 0x10, // DecoderSpecificInfo
+            6, 1, 2, // SLConfig
+        ];
+        assert_eq!(&esds_box[..], expected);
+        assert!(esds(&[0x12]).is_err());
+        // Sizes of 128 bytes and more take 7 bits a byte.
+        let mut b = BytesMut::new();
+        put_descriptor(&mut b, 5, &[0; 200]).unwrap();
+        assert_eq!(b[..3], [5, 0x81, 0x48]);
+        assert_eq!(b.len(), 203);
     }
 
     #[test]
