@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use reallive_core::time::UtcNs;
-use reallive_core::{Backoff, Codec, EncodedFrame};
+use reallive_core::{Backoff, EncodedFrame};
 
 /// Streams up to this size are decoded whole for motion; larger ones only
 /// at their keyframes (about one a second), which keeps a 1080p or 4K main
@@ -114,7 +114,8 @@ impl EventKind {
 /// What the shell does next.
 #[derive(Clone, Debug)]
 pub enum RunAction {
-    /// Hand the frame to live viewers (H.264 only: what browsers play).
+    /// Hand the frame to live viewers (the relay sends H.265 only to
+    /// viewers that offered it).
     Offer(EncodedFrame),
     /// Hand the frame to the motion decoder.
     Decode(EncodedFrame),
@@ -294,9 +295,7 @@ impl CameraRun {
         {
             self.config = c;
         }
-        if f.params.codec == Codec::H264 {
-            self.queue.push_back(RunAction::Offer(f.clone()));
-        }
+        self.queue.push_back(RunAction::Offer(f.clone()));
         if self.config.decode_main && self.decode.wants(&f) {
             self.queue.push_back(RunAction::Decode(f.clone()));
         }

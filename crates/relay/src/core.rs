@@ -147,9 +147,11 @@ impl Camera {
 #[derive(Clone, Debug)]
 struct Cached {
     data: Arc<[u8]>,
-    /// The publisher's payload parameters; `None` for a local source
-    /// (H.264, whichever payload type the viewer took).
+    /// The publisher's payload parameters; `None` for a local source,
+    /// whose frames go in whichever payload type of `codec` the viewer
+    /// took.
     params: Option<PayloadParams>,
+    codec: RtcCodec,
     frequency: Frequency,
 }
 
@@ -174,6 +176,7 @@ enum Frame<'a> {
         data: Arc<[u8]>,
         time: MediaTime,
         keyframe: bool,
+        codec: RtcCodec,
     },
 }
 
@@ -183,11 +186,15 @@ impl Frame<'_> {
             Frame::Remote(d) => Cached {
                 data: d.data.clone(),
                 params: Some(d.params),
+                codec: d.params.spec().codec,
                 frequency: d.time.frequency(),
             },
-            Frame::Local { data, time, .. } => Cached {
+            Frame::Local {
+                data, time, codec, ..
+            } => Cached {
                 data: data.clone(),
                 params: None,
+                codec: *codec,
                 frequency: time.frequency(),
             },
         }
@@ -307,6 +314,9 @@ impl Core {
             .set_stats_interval(Some(Duration::from_secs(1)))
             .clear_codecs()
             .enable_h264(true)
+            // H.265 cameras pass through to viewers that offer it (Chrome
+            // 136+ and Safari 18 where the hardware decodes it).
+            .enable_h265(role == PeerRole::Subscriber)
             .enable_opus(true, false);
         if role == PeerRole::Subscriber {
             // No transport-wide congestion control towards viewers: the
@@ -743,18 +753,18 @@ impl Core {
 
     /// A frame from a source inside this process (an NVR's RTSP camera),
     /// to every subscriber of `camera`, as it came: no decoding, no
-    /// re-encoding. H.264 only (what browsers play); other codecs are not
-    /// forwarded. Nobody can ask such a source for a keyframe, so a
-    /// subscriber starts at its next one.
+    /// re-encoding. H.264 goes to every viewer; H.265 to the viewers whose
+    /// offer had it (a viewer without it has the frame counted as dropped).
+    /// Nobody can ask such a source for a keyframe, so a subscriber starts
+    /// at the cached one, or at the next.
     pub fn forward_local(&mut self, camera: i64, frame: &EncodedFrame, now: Instant) {
-        if frame.params.codec != reallive_core::Codec::H264 {
-            return;
-        }
         let gop_bytes = self.gop_cache_bytes;
         self.cameras
             .entry(camera)
             .or_insert_with(|| Camera::new(gop_bytes));
-        self.forward(camera, MediaKind::Video, local_frame(frame), now);
+        if let Some(local) = local_frame(frame) {
+            self.forward(camera, MediaKind::Video, local, now);
+        }
     }
 
     /// A local source's current GOP, kept while nobody watched, sent when
@@ -767,12 +777,9 @@ impl Core {
             .entry(camera)
             .or_insert_with(|| Camera::new(gop_bytes));
         cam.gop.clear();
-        for f in frames
-            .iter()
-            .filter(|f| f.params.codec == reallive_core::Codec::H264)
-        {
-            let local = local_frame(f);
-            cam.gop.push(timed(&local, f.keyframe));
+        for local in frames.iter().filter_map(local_frame) {
+            let keyframe = matches!(local, Frame::Local { keyframe: true, .. });
+            cam.gop.push(timed(&local, keyframe));
         }
         if cam.gop.frames().is_empty() {
             return;
@@ -1015,12 +1022,19 @@ impl Core {
 }
 
 /// A local source's frame as the relay forwards it (H.264, 90 kHz).
-fn local_frame(frame: &EncodedFrame) -> Frame<'static> {
-    Frame::Local {
+/// `None` for a codec WebRTC does not carry.
+fn local_frame(frame: &EncodedFrame) -> Option<Frame<'static>> {
+    let codec = match frame.params.codec {
+        reallive_core::Codec::H264 => RtcCodec::H264,
+        reallive_core::Codec::H265 => RtcCodec::H265,
+        _ => return None,
+    };
+    Some(Frame::Local {
         data: Arc::from(&frame.data[..]),
         time: MediaTime::new(frame.pts_90k.max(0) as u64, Frequency::NINETY_KHZ),
         keyframe: frame.keyframe,
-    }
+        codec,
+    })
 }
 
 /// A video frame as the GOP cache and a catch-up hold it.
@@ -1036,7 +1050,8 @@ fn timed(frame: &Frame<'_>, keyframe: bool) -> Timed<Cached> {
 
 /// Writes a video frame into a viewer's m-line `mid`, stamped `time`: in
 /// the publisher's payload type as the viewer maps it, or, for a local
-/// source, the viewer's H.264 type (packetization mode 1 preferred).
+/// source, the viewer's type for the frame's codec (for H.264,
+/// packetization mode 1 preferred). False when the viewer has no such type.
 fn write_video(
     rtc: &mut Rtc,
     mid: Mid,
@@ -1050,11 +1065,11 @@ fn write_video(
     let pt = match frame.params {
         Some(params) => w.match_params(params),
         None => {
-            let h264 = |p: &&PayloadParams| p.spec().codec == RtcCodec::H264;
+            let same = |p: &&PayloadParams| p.spec().codec == frame.codec;
             w.payload_params()
-                .filter(h264)
+                .filter(same)
                 .find(|p| p.spec().format.packetization_mode == Some(1))
-                .or_else(|| w.payload_params().find(h264))
+                .or_else(|| w.payload_params().find(same))
                 .map(PayloadParams::pt)
         }
     };

@@ -22,6 +22,8 @@ struct Client {
     addr: SocketAddr,
     mid: Mid,
     frames: Vec<(bool, usize)>,
+    /// Each frame's codec, as negotiated.
+    codecs: Vec<RtcCodec>,
     /// Each frame's RTP time (90 kHz) and when it arrived.
     times: Vec<(u64, Instant)>,
     plis: u32,
@@ -29,8 +31,24 @@ struct Client {
 }
 
 fn client(addr: &str, dir: Direction, core: &mut Core, camera: i64, now: Instant) -> (Client, u64) {
+    client_of(addr, dir, core, camera, now, RtcCodec::H264)
+}
+
+/// A client whose offer has only `codec` (H.264 or H.265).
+fn client_of(
+    addr: &str,
+    dir: Direction,
+    core: &mut Core,
+    camera: i64,
+    now: Instant,
+    codec: RtcCodec,
+) -> (Client, u64) {
     let addr: SocketAddr = addr.parse().unwrap();
-    let mut rtc = Rtc::builder().clear_codecs().enable_h264(true).build(now);
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_h264(codec == RtcCodec::H264)
+        .enable_h265(codec == RtcCodec::H265)
+        .build(now);
     rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
     let mut change = rtc.sdp_api();
     let mid = change.add_media(MediaKind::Video, dir, None, None, None);
@@ -53,6 +71,7 @@ fn client(addr: &str, dir: Direction, core: &mut Core, camera: i64, now: Instant
             addr,
             mid,
             frames: Vec::new(),
+            codecs: Vec::new(),
             times: Vec::new(),
             plis: 0,
             connected: false,
@@ -80,6 +99,7 @@ fn run(core: &mut Core, clients: &mut [&mut Client], now: &mut Instant, step: Du
                         Event::Connected => c.connected = true,
                         Event::MediaData(d) => {
                             c.frames.push((d.is_keyframe(), d.data.len()));
+                            c.codecs.push(d.params.spec().codec);
                             c.times.push((d.time.numer(), *now));
                         }
                         Event::KeyframeRequest(_) => c.plis += 1,
@@ -398,6 +418,69 @@ fn a_local_cameras_kept_gop_starts_its_first_viewer_at_once() {
     for w in s1.times.windows(2) {
         assert!(w[1].0 > w[0].0, "RTP times rise: {w:?}");
     }
+}
+
+#[test]
+fn an_h265_camera_passes_through_to_viewers_that_offer_h265() {
+    let clip = reallive_test_support::clip::annex_b_frames(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-10f.h265"),
+        Codec::H265,
+        0,
+        3000,
+    );
+    assert!(clip[0].keyframe);
+    let mut now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    let (mut hevc, _) = client_of(
+        "10.0.0.3:5000",
+        Direction::RecvOnly,
+        &mut core,
+        5,
+        now,
+        RtcCodec::H265,
+    );
+    let (mut avc, _) = client("10.0.0.4:5000", Direction::RecvOnly, &mut core, 5, now);
+    let ms = Duration::from_millis(10);
+    for _ in 0..300 {
+        run(&mut core, &mut [&mut hevc, &mut avc], &mut now, ms);
+        if hevc.connected && avc.connected {
+            break;
+        }
+    }
+    assert!(hevc.connected && avc.connected);
+    for (i, f) in clip.iter().enumerate() {
+        let mut f = f.clone();
+        f.pts_90k = i as i64 * 3000;
+        core.forward_local(5, &f, now);
+        run(
+            &mut core,
+            &mut [&mut hevc, &mut avc],
+            &mut now,
+            Duration::from_millis(33),
+        );
+    }
+    run(
+        &mut core,
+        &mut [&mut hevc, &mut avc],
+        &mut now,
+        Duration::from_millis(33),
+    );
+    // As it came, in H.265, no transcoding. (str0m's H.265 depacketizer
+    // hands the first access unit over in two pieces, so count bytes.)
+    assert!(hevc.frames.len() >= clip.len(), "{:?}", hevc.frames);
+    assert!(hevc.frames.iter().take(2).any(|f| f.0), "{:?}", hevc.frames);
+    assert!(hevc.codecs.iter().all(|c| *c == RtcCodec::H265));
+    let sent: usize = clip.iter().map(|f| f.data.len()).sum();
+    let got: usize = hevc.frames.iter().map(|f| f.1).sum();
+    assert_eq!(got, sent, "the same bytes");
+    // A viewer without H.265 gets nothing it cannot decode, counted.
+    assert!(avc.frames.is_empty());
+    let c = &core.counters()[&5];
+    let dropped: Vec<u64> = c.subscribers.iter().map(|s| s.1.frames_dropped).collect();
+    assert!(
+        dropped.iter().any(|d| *d >= clip.len() as u64 - 1),
+        "{dropped:?}"
+    );
 }
 
 #[test]
