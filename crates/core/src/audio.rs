@@ -7,6 +7,7 @@
 //! header).
 
 use std::fmt;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -58,6 +59,31 @@ pub struct AudioParameters {
     ///   all (one or two channels), or the `OpusHead` identification header
     ///   (RFC 7845 §5.1) when the encoder gave one, which then wins.
     pub config: Bytes,
+}
+
+/// One audio packet as a source delivers it, beside its video.
+#[derive(Clone)]
+pub struct AudioFrame {
+    /// One Opus packet, or one raw AAC frame (no ADTS header).
+    pub data: Bytes,
+    /// Presentation time, 90 kHz, on the same running clock as the
+    /// source's video [`EncodedFrame::pts_90k`](crate::EncodedFrame).
+    pub pts_90k: i64,
+    /// How long it plays, 90 kHz.
+    pub duration_90k: u32,
+    /// The track it belongs to.
+    pub params: Arc<AudioParameters>,
+}
+
+impl fmt::Debug for AudioFrame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AudioFrame")
+            .field("len", &self.data.len())
+            .field("pts_90k", &self.pts_90k)
+            .field("duration_90k", &self.duration_90k)
+            .field("codec", &self.params.codec)
+            .finish()
+    }
 }
 
 /// Sampling frequencies by `samplingFrequencyIndex` (ISO/IEC 14496-3

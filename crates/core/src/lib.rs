@@ -106,7 +106,7 @@ pub mod source;
 pub mod supervise;
 pub mod time;
 
-pub use audio::{AudioCodec, AudioParameters};
+pub use audio::{AudioCodec, AudioFrame, AudioParameters};
 pub use backoff::Backoff;
 pub use camera::CameraId;
 pub use channel::{ChannelStats, FrameReceiver, FrameSender, Offer, frame_channel};

@@ -10,12 +10,13 @@
 //!
 //! Everything here is sans-IO: functions return the bytes to append.
 
+use std::collections::VecDeque;
 use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use reallive_core::{
-    AudioCodec, AudioParameters, Codec, CodecParameters, EncodedFrame, h264, h265, nal,
+    AudioCodec, AudioFrame, AudioParameters, Codec, CodecParameters, EncodedFrame, h264, h265, nal,
 };
 
 use crate::StoreError;
@@ -787,8 +788,22 @@ pub fn rewrite_moof(
     else {
         return false;
     };
-    // Writes stay inside the tfdt and mfhd bodies: a short box must not
-    // let them spill into the next one.
+    if !rewrite_tfdt(body, tfdt, decode_time) {
+        return false;
+    }
+    if let Some(seq) = sequence
+        && mfhd.end >= mfhd.start + 8
+    {
+        body[mfhd.start + 4..mfhd.start + 8].copy_from_slice(&seq.to_be_bytes());
+    }
+    true
+}
+
+/// Rewrites the `tfdt` whose body is `body[tfdt]` through `decode_time`;
+/// false, changing nothing, if it is short or a 32-bit time overflows.
+fn rewrite_tfdt(body: &mut [u8], tfdt: Range<usize>, decode_time: impl Fn(u64) -> u64) -> bool {
+    // Writes stay inside the tfdt body: a short box must not let them
+    // spill into the next one.
     let at = tfdt.start + 4;
     match body.get(tfdt.start) {
         Some(1) if tfdt.end >= at + 8 => {
@@ -806,10 +821,80 @@ pub fn rewrite_moof(
         }
         _ => return false,
     }
-    if let Some(seq) = sequence
-        && mfhd.end >= mfhd.start + 8
-    {
-        body[mfhd.start + 4..mfhd.start + 8].copy_from_slice(&seq.to_be_bytes());
+    true
+}
+
+/// The body ranges of the child boxes `fourcc` of `data`, in order.
+fn child_ranges(data: &[u8], fourcc: &[u8; 4]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= data.len() {
+        let size =
+            u32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+        if size < 8 || pos + size > data.len() {
+            break;
+        }
+        if &data[pos + 4..pos + 8] == fourcc {
+            out.push(pos + 8..pos + size);
+        }
+        pos += size;
+    }
+    out
+}
+
+/// The audio track's timescale (its sample rate) as the `moov` among the
+/// top-level boxes of `data` describes it: `None` without a `moov` there,
+/// or for a video-only file.
+pub fn audio_timescale(data: &[u8]) -> Option<u32> {
+    let moov = child_range(data, b"moov")?;
+    let moov = &data[moov];
+    child_ranges(moov, b"trak").into_iter().find_map(|trak| {
+        let trak = &moov[trak];
+        let tkhd = &trak[child_range(trak, b"tkhd")?];
+        // version, flags, then two times of 4 or 8 bytes before the ID.
+        let id_at = if *tkhd.first()? == 1 { 20 } else { 12 };
+        let id = u32::from_be_bytes(tkhd.get(id_at..id_at + 4)?.try_into().ok()?);
+        if id != AUDIO_TRACK_ID {
+            return None;
+        }
+        let mdia = &trak[child_range(trak, b"mdia")?];
+        let mdhd = &mdia[child_range(mdia, b"mdhd")?];
+        let ts_at = if *mdhd.first()? == 1 { 20 } else { 12 };
+        let timescale = u32::from_be_bytes(mdhd.get(ts_at..ts_at + 4)?.try_into().ok()?);
+        (timescale > 0).then_some(timescale)
+    })
+}
+
+/// Adds `delta_90k` to the times of the `moof` at the start of `moof`: to
+/// the video's `tfdt` (its first `traf`, as [`rewrite_moof`] does) and,
+/// given the audio track's timescale, to each audio `traf`'s `tfdt`, the
+/// delta converted to that timescale. Without `audio_timescale` the audio
+/// is left alone. False, changing nothing of the video, as for
+/// [`rewrite_moof`].
+pub fn shift_moof(moof: &mut [u8], delta_90k: u64, audio_timescale: Option<u32>) -> bool {
+    if !rewrite_moof(moof, None, |t| t.saturating_add(delta_90k)) {
+        return false;
+    }
+    let Some(rate) = audio_timescale else {
+        return true;
+    };
+    let delta = ((u128::from(delta_90k) * u128::from(rate) + 45_000) / 90_000)
+        .try_into()
+        .unwrap_or(u64::MAX);
+    let size = u32::from_be_bytes([moof[0], moof[1], moof[2], moof[3]]) as usize;
+    let body = &mut moof[8..size];
+    for traf in child_ranges(body, b"traf").into_iter().skip(1) {
+        let track = child_range(&body[traf.clone()], b"tfhd")
+            .and_then(|r| body.get(traf.start + r.start + 4..traf.start + r.start + 8))
+            .map(|id| u32::from_be_bytes([id[0], id[1], id[2], id[3]]));
+        if track != Some(AUDIO_TRACK_ID) {
+            continue;
+        }
+        if let Some(r) = child_range(&body[traf.clone()], b"tfdt") {
+            rewrite_tfdt(body, traf.start + r.start..traf.start + r.end, |t| {
+                t.saturating_add(delta)
+            });
+        }
     }
     true
 }
@@ -817,7 +902,22 @@ pub fn rewrite_moof(
 /// Adds `delta_90k` to the `tfdt` of every complete `moof` in `data`, a run
 /// of whole top-level boxes (a fragment as served by byte range). Stops at
 /// the first box that is not complete. Returns how many were shifted.
+///
+/// The audio `traf`s are shifted too when `data` holds the file's `moov`
+/// (see [`shift_decode_times_with_audio`] when it does not).
 pub fn shift_decode_times(data: &mut [u8], delta_90k: u64) -> usize {
+    let rate = audio_timescale(data);
+    shift_decode_times_with_audio(data, delta_90k, rate)
+}
+
+/// [`shift_decode_times`] for fragments of a file whose audio track has
+/// `audio_timescale` (from [`audio_timescale`] on its init segment), or
+/// none.
+pub fn shift_decode_times_with_audio(
+    data: &mut [u8],
+    delta_90k: u64,
+    audio_timescale: Option<u32>,
+) -> usize {
     let mut pos = 0usize;
     let mut shifted = 0;
     while pos + 8 <= data.len() {
@@ -827,9 +927,7 @@ pub fn shift_decode_times(data: &mut [u8], delta_90k: u64) -> usize {
             break;
         }
         if &data[pos + 4..pos + 8] == b"moof"
-            && rewrite_moof(&mut data[pos..pos + size], None, |t| {
-                t.saturating_add(delta_90k)
-            })
+            && shift_moof(&mut data[pos..pos + size], delta_90k, audio_timescale)
         {
             shifted += 1;
         }
@@ -848,7 +946,9 @@ pub const MAX_SHIFTED_MOOF_BYTES: u64 = 512 << 10;
 /// the start of the file (so a range may begin anywhere, even inside a
 /// `moof`), holds at most one `moof` in memory, and reads everything else
 /// straight through. Sizes and offsets do not change. A file that stops
-/// parsing as boxes is passed through as it is from there on.
+/// parsing as boxes is passed through as it is from there on. The audio
+/// track's `tfdt`s move by the same time, in its timescale, which it reads
+/// from the file's `moov` on its way past ([`shift_moof`]).
 #[derive(Debug)]
 pub struct ShiftedRange<R> {
     inner: R,
@@ -864,6 +964,8 @@ pub struct ShiftedRange<R> {
     passthrough_end: u64,
     /// The current `moof`, rewritten, and its file offset.
     moof: Option<(u64, Vec<u8>)>,
+    /// The audio track's timescale, once the `moov` has been read.
+    audio_timescale: Option<u32>,
 }
 
 impl<R: std::io::Read + std::io::Seek> ShiftedRange<R> {
@@ -878,6 +980,7 @@ impl<R: std::io::Read + std::io::Seek> ShiftedRange<R> {
             next_box: 0,
             passthrough_end: 0,
             moof: None,
+            audio_timescale: None,
         }
     }
 
@@ -936,14 +1039,19 @@ impl<R: std::io::Read + std::io::Seek> ShiftedRange<R> {
             }
             let box_end = at.saturating_add(size);
             self.next_box = box_end;
+            if &head[4..8] == b"moov" && size <= MAX_SHIFTED_MOOF_BYTES {
+                let mut moov = vec![0u8; size as usize];
+                if self.read_exact_at(at, &mut moov)? {
+                    self.audio_timescale = audio_timescale(&moov);
+                }
+            }
             if box_end <= self.pos {
                 continue;
             }
             if &head[4..8] == b"moof" && size <= MAX_SHIFTED_MOOF_BYTES {
                 let mut moof = vec![0u8; size as usize];
                 if self.read_exact_at(at, &mut moof)? {
-                    let delta = self.delta_90k;
-                    rewrite_moof(&mut moof, None, |t| t.saturating_add(delta));
+                    shift_moof(&mut moof, self.delta_90k, self.audio_timescale);
                     self.moof = Some((at, moof));
                     self.passthrough_end = at;
                     return Ok(());
@@ -998,6 +1106,31 @@ pub struct MuxedFragment {
     pub frames: u32,
     /// Whether its first sample is a keyframe.
     pub keyframe: bool,
+    /// Number of audio packets in it (0 in a video-only file).
+    pub audio_frames: u32,
+}
+
+/// Audio packets a muxer holds while waiting for the video fragment that
+/// covers them, at most: a stalled video source must not grow it forever.
+pub const MAX_PENDING_AUDIO_FRAMES: usize = 500;
+/// The longest span of audio, first to last pts, a muxer holds (5 s).
+pub const MAX_PENDING_AUDIO_90K: i64 = 5 * 90_000;
+
+/// Appends `frame`, then drops the oldest packets past the bounds above;
+/// returns how many it dropped.
+pub(crate) fn push_bounded(queue: &mut VecDeque<AudioFrame>, frame: AudioFrame) -> u64 {
+    let newest = frame.pts_90k;
+    queue.push_back(frame);
+    let mut dropped = 0;
+    while queue.len() > MAX_PENDING_AUDIO_FRAMES
+        || queue
+            .front()
+            .is_some_and(|f| newest - f.pts_90k > MAX_PENDING_AUDIO_90K)
+    {
+        queue.pop_front();
+        dropped += 1;
+    }
+    dropped
 }
 
 /// What one [`Fmp4Muxer::push`] produced, in file order.
@@ -1015,6 +1148,12 @@ pub struct MuxOutput {
 /// any frame once a fragment reaches four times that (cameras with long
 /// GOPs). A frame's duration is known only when the next one arrives, so
 /// the newest frame is held back until then or [`finish`](Self::finish).
+///
+/// Audio given with [`push_audio`](Self::push_audio) becomes track 2 when
+/// it arrives before the file's first keyframe: each fragment holds the
+/// audio packets whose pts falls before the next fragment's first decode
+/// time, and audio that came too late for its fragment goes in a later one
+/// (`docs/design/audio.md`, "Recording").
 #[derive(Debug)]
 pub struct Fmp4Muxer {
     fragment_target_90k: u64,
@@ -1026,6 +1165,13 @@ pub struct Fmp4Muxer {
     sequence: u32,
     last_duration: u32,
     frames: u64,
+    /// The file's audio track, once known; fixed when the file starts.
+    audio_params: Option<Arc<AudioParameters>>,
+    audio_pending: VecDeque<AudioFrame>,
+    /// End of the last audio packet written, in the audio timescale.
+    audio_end: Option<u64>,
+    audio_written: u64,
+    audio_dropped: u64,
 }
 
 impl Fmp4Muxer {
@@ -1041,7 +1187,57 @@ impl Fmp4Muxer {
             sequence: 0,
             last_duration: 3000,
             frames: 0,
+            audio_params: None,
+            audio_pending: VecDeque::new(),
+            audio_end: None,
+            audio_written: 0,
+            audio_dropped: 0,
         }
+    }
+
+    /// The file's audio track: the parameters of the first audio packet
+    /// pushed before the file started, unless they could not be described.
+    pub fn audio_params(&self) -> Option<&Arc<AudioParameters>> {
+        self.audio_params.as_ref()
+    }
+
+    /// Audio packets written into fragments so far.
+    pub fn audio_frames_written(&self) -> u64 {
+        self.audio_written
+    }
+
+    /// Audio packets dropped so far: before the file's first frame, with
+    /// other parameters than the file's (or arriving after a video-only
+    /// file started), or past the pending bound.
+    pub fn audio_frames_dropped(&self) -> u64 {
+        self.audio_dropped
+    }
+
+    /// Adds an audio packet; it is written with the video fragment whose
+    /// span covers its pts, or dropped (see
+    /// [`audio_frames_dropped`](Self::audio_frames_dropped)).
+    pub fn push_audio(&mut self, frame: AudioFrame) {
+        let started = self.params.is_some();
+        match &self.audio_params {
+            None if !started => self.audio_params = Some(frame.params.clone()),
+            Some(p) if Arc::ptr_eq(p, &frame.params) || **p == *frame.params => {}
+            _ => {
+                self.audio_dropped += 1;
+                return;
+            }
+        }
+        if started && frame.pts_90k < self.first_dts {
+            self.audio_dropped += 1;
+            return;
+        }
+        self.audio_dropped += push_bounded(&mut self.audio_pending, frame);
+    }
+
+    /// Takes the audio packets not yet written: after
+    /// [`finish`](Self::finish) with a next decode time, those that belong
+    /// to the next file.
+    pub fn take_pending_audio(&mut self) -> Vec<AudioFrame> {
+        self.audio_pending.drain(..).collect()
     }
 
     /// Fragments written so far.
@@ -1083,10 +1279,25 @@ impl Fmp4Muxer {
                         "a recording must start on a keyframe".into(),
                     ));
                 }
-                out.init = Some(init_segment(&frame.params)?);
+                let video = VideoTrack::new(&frame.params)?;
+                // Audio this file cannot describe is left out, not the video.
+                let audio = self
+                    .audio_params
+                    .as_ref()
+                    .and_then(|a| AudioTrack::new(a).ok());
+                if audio.is_none() {
+                    self.audio_params = None;
+                }
+                out.init = Some(init(&video, audio.as_ref()));
                 self.params = Some(frame.params.clone());
                 self.first_dts = frame.dts_90k;
                 self.fragment_start_dts = frame.dts_90k;
+                let before = self.audio_pending.len();
+                let first_dts = self.first_dts;
+                let keep = self.audio_params.is_some();
+                self.audio_pending
+                    .retain(|f| keep && f.pts_90k >= first_dts);
+                self.audio_dropped += (before - self.audio_pending.len()) as u64;
             }
             Some(p) if !Arc::ptr_eq(p, &frame.params) && **p != *frame.params => {
                 return Err(StoreError::InvalidInput(
@@ -1110,7 +1321,7 @@ impl Fmp4Muxer {
             if (frame.keyframe && elapsed >= self.fragment_target_90k)
                 || elapsed >= 4 * self.fragment_target_90k
             {
-                out.fragment = self.flush();
+                out.fragment = self.flush(Some(frame.dts_90k));
                 self.fragment_start_dts = frame.dts_90k;
             }
         }
@@ -1124,7 +1335,9 @@ impl Fmp4Muxer {
     /// `next_dts_90k` is the decode time of the frame that follows in the
     /// stream (the first of the next file), which gives the last frame its
     /// true duration; without it the frame's own duration, or the previous
-    /// frame's, is used.
+    /// frame's, is used. The pending audio goes in the last fragment: all of
+    /// it, or with `next_dts_90k` the packets before it; the rest is left
+    /// for [`take_pending_audio`](Self::take_pending_audio).
     pub fn finish(&mut self, next_dts_90k: Option<i64>) -> Option<MuxedFragment> {
         if let Some(last) = self.pending.take() {
             let duration = next_dts_90k
@@ -1134,7 +1347,7 @@ impl Fmp4Muxer {
                 .unwrap_or(self.last_duration);
             self.add_sample(last, duration);
         }
-        self.flush()
+        self.flush(next_dts_90k)
     }
 
     fn add_sample(&mut self, frame: EncodedFrame, duration_90k: u32) {
@@ -1147,14 +1360,86 @@ impl Fmp4Muxer {
         });
     }
 
-    fn flush(&mut self) -> Option<MuxedFragment> {
+    /// The pending audio packets with pts before `until_90k` (all without
+    /// it) as samples, and the first one's decode time, in the audio
+    /// timescale from the file's first video decode time.
+    fn take_audio(&mut self, until_90k: Option<i64>) -> (u64, Vec<AudioSample>) {
+        let Some(params) = &self.audio_params else {
+            return (0, Vec::new());
+        };
+        let rate = i128::from(params.sample_rate);
+        let first_dts = self.first_dts;
+        // Rounded from the file's start, not summed: no drift.
+        let to_rate = |t_90k: i64| -> u64 {
+            ((i128::from(t_90k - first_dts) * rate + 45_000).div_euclid(90_000)).max(0) as u64
+        };
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.audio_pending.len());
+        for f in self.audio_pending.drain(..) {
+            if until_90k.is_none_or(|u| f.pts_90k < u) {
+                taken.push(f);
+            } else {
+                kept.push_back(f);
+            }
+        }
+        self.audio_pending = kept;
+        taken.sort_by_key(|f| f.pts_90k);
+        let mut spans: Vec<(u64, u64)> = Vec::with_capacity(taken.len());
+        for f in &taken {
+            let mut start = to_rate(f.pts_90k);
+            let own_end = to_rate(f.pts_90k + i64::from(f.duration_90k));
+            let own = own_end.saturating_sub(start).max(1);
+            // Clamp a packet that steps back, and close a gap smaller than
+            // half a packet (pts rounding, capture jitter): the decoder
+            // plays the packets back to back either way.
+            if let Some(prev_end) = spans.last().map(|s| s.1).or(self.audio_end)
+                && start < prev_end + own / 2
+            {
+                start = prev_end;
+            }
+            let end = if own_end > start {
+                own_end
+            } else {
+                start + own
+            };
+            spans.push((start, end));
+        }
+        let Some(&(base, _)) = spans.first() else {
+            return (0, Vec::new());
+        };
+        self.audio_end = spans.last().map(|s| s.1);
+        self.audio_written += taken.len() as u64;
+        let samples = taken
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (start, end) = spans[i];
+                // A real gap inside one fragment lengthens the packet
+                // before it: a trun's samples are back to back.
+                let end = spans.get(i + 1).map_or(end, |next| next.0);
+                AudioSample {
+                    data: f.data,
+                    duration: u32::try_from(end - start).unwrap_or(u32::MAX),
+                }
+            })
+            .collect();
+        (base, samples)
+    }
+
+    fn flush(&mut self, audio_until_90k: Option<i64>) -> Option<MuxedFragment> {
         if self.fragment.is_empty() {
             return None;
         }
         self.sequence += 1;
         let base = (self.fragment_start_dts - self.first_dts).max(0) as u64;
+        let (audio_base, audio) = self.take_audio(audio_until_90k);
+        let data = if self.audio_params.is_some() {
+            media_segment_with_audio(self.sequence, base, &self.fragment, audio_base, &audio)
+        } else {
+            media_segment(self.sequence, base, &self.fragment)
+        };
         let fragment = MuxedFragment {
-            data: media_segment(self.sequence, base, &self.fragment),
+            data,
             decode_time_90k: base,
             duration_90k: self
                 .fragment
@@ -1163,6 +1448,7 @@ impl Fmp4Muxer {
                 .sum(),
             frames: self.fragment.len() as u32,
             keyframe: self.fragment[0].keyframe,
+            audio_frames: audio.len() as u32,
         };
         self.fragment.clear();
         Some(fragment)
@@ -1236,6 +1522,62 @@ mod tests {
                 "{file}"
             );
         }
+    }
+
+    /// The muxer's video-only files, fingerprinted before it took audio:
+    /// a source without audio must still get the same bytes.
+    #[test]
+    fn muxer_video_only_output_is_unchanged() {
+        let (file, fragments) = mux(frames("ball-160x120-30f.h264", Codec::H264), 9000);
+        assert_eq!(fragments, 3);
+        assert_eq!(fnv1a(&file), 0x9816_ac88_7c2b_f056);
+    }
+
+    /// Audio is placed by pts: a fragment takes the packets before the next
+    /// fragment's first frame, one that came too late for its fragment goes
+    /// in the next, after what was written, and a packet before the file's
+    /// first frame or with other parameters is dropped.
+    #[test]
+    fn audio_goes_in_the_fragment_its_pts_falls_in() {
+        let f = frames("ball-160x120-30f.h264", Codec::H264);
+        let params = Arc::new(AudioParameters::opus(1));
+        let audio = |pts_90k: i64| AudioFrame {
+            data: Bytes::from_static(&[0xf8, 0xff, 0xfe]),
+            pts_90k,
+            duration_90k: 1800,
+            params: params.clone(),
+        };
+        let t0 = f[0].dts_90k;
+        let mut m = Fmp4Muxer::new(30_000);
+        m.push_audio(audio(t0 - 1800));
+        m.push_audio(audio(t0));
+        let init = m.push(f[0].clone()).unwrap().init.unwrap();
+        assert!(init.windows(4).any(|w| w == b"dOps"));
+        let mut other = audio(t0 + 1800);
+        other.params = Arc::new(AudioParameters::opus(2));
+        m.push_audio(other);
+        // 20 ms packets up to the second fragment's start (frame 10), but
+        // the one just before it (k = 16) arrives after the cut.
+        for k in 1..=15 {
+            m.push_audio(audio(t0 + k * 1800));
+        }
+        let mut cut = Vec::new();
+        for frame in &f[1..=10] {
+            cut.extend(m.push(frame.clone()).unwrap().fragment);
+        }
+        for k in 16..=25 {
+            m.push_audio(audio(t0 + k * 1800));
+        }
+        for frame in &f[11..20] {
+            cut.extend(m.push(frame.clone()).unwrap().fragment);
+        }
+        cut.extend(m.finish(None));
+        let counts: Vec<u32> = cut.iter().map(|c| c.audio_frames).collect();
+        // Fragment 1 is [t0, t0 + 30000): packets t0 .. t0 + 27000; the late
+        // one joins fragment 2 with what follows.
+        assert_eq!(counts, [16, 10]);
+        assert_eq!(m.audio_frames_written(), 26);
+        assert_eq!(m.audio_frames_dropped(), 2);
     }
 
     /// The OpusHead an encoder gives (RFC 7845 §5.1) becomes `dOps`: the

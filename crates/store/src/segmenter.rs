@@ -5,13 +5,14 @@
 //! "Time"). The writer feeds every frame with the wall clock at its arrival
 //! and carries out the returned [`Output`]s in order.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use reallive_core::{CodecParameters, EncodedFrame};
+use reallive_core::{AudioFrame, CodecParameters, EncodedFrame};
 
 use crate::StoreError;
-use crate::mp4::{Fmp4Muxer, MuxedFragment};
+use crate::mp4::{self, Fmp4Muxer, MuxedFragment};
 
 /// Durations that shape files, in 90 kHz ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +93,12 @@ pub struct Segmenter {
     continuous: bool,
     clamp_reported: bool,
     skipped: u64,
+    /// Audio for the next file: what came while no file was open, with
+    /// parameters the open file does not have, or past its end.
+    audio_held: VecDeque<AudioFrame>,
+    /// Audio counts of the files already closed.
+    audio_written: u64,
+    audio_dropped: u64,
 }
 
 impl Segmenter {
@@ -107,7 +114,49 @@ impl Segmenter {
             continuous: false,
             clamp_reported: false,
             skipped: 0,
+            audio_held: VecDeque::new(),
+            audio_written: 0,
+            audio_dropped: 0,
         }
+    }
+
+    /// Audio packets written so far, in all files.
+    pub fn audio_frames_written(&self) -> u64 {
+        self.audio_written
+            + self
+                .file
+                .as_ref()
+                .map_or(0, |f| f.muxer.audio_frames_written())
+    }
+
+    /// Audio packets dropped so far: before a file's first frame, or past
+    /// the bound on audio waiting for its video.
+    pub fn audio_frames_dropped(&self) -> u64 {
+        self.audio_dropped
+            + self
+                .file
+                .as_ref()
+                .map_or(0, |f| f.muxer.audio_frames_dropped())
+    }
+
+    /// Feeds one audio packet, timed on the same clock as the video.
+    ///
+    /// It goes into the open file when that file has an audio track with
+    /// these parameters. Otherwise it waits, and the next keyframe starts
+    /// a new file that has them: files still start and rotate on
+    /// keyframes, never mid-GOP.
+    pub fn push_audio(&mut self, mut frame: AudioFrame) {
+        frame.pts_90k += self.offset_90k;
+        if let Some(f) = self.file.as_mut()
+            && self.audio_held.is_empty()
+            && f.muxer
+                .audio_params()
+                .is_some_and(|p| Arc::ptr_eq(p, &frame.params) || **p == *frame.params)
+        {
+            f.muxer.push_audio(frame);
+            return;
+        }
+        self.audio_dropped += mp4::push_bounded(&mut self.audio_held, frame);
     }
 
     /// Frames dropped because no file could start (waiting for a keyframe).
@@ -159,7 +208,9 @@ impl Segmenter {
             if (media_now - now_utc_ns).abs() > ns(self.cfg.wall_tolerance_90k) {
                 self.end_file(Some(frame.dts_90k), false, &mut out);
             } else if params_changed
-                || (frame.keyframe && frame.dts_90k - f.first_dts >= self.cfg.file_90k)
+                || (frame.keyframe
+                    && (frame.dts_90k - f.first_dts >= self.cfg.file_90k
+                        || !self.audio_held.is_empty()))
             {
                 self.end_file(
                     Some(frame.dts_90k),
@@ -179,8 +230,12 @@ impl Segmenter {
                 (false, Some(prev)) => now_utc_ns.max(prev),
                 (_, None) => now_utc_ns,
             };
+            let mut muxer = Fmp4Muxer::new(self.cfg.fragment_90k);
+            for a in self.audio_held.drain(..) {
+                muxer.push_audio(a);
+            }
             self.file = Some(OpenFile {
-                muxer: Fmp4Muxer::new(self.cfg.fragment_90k),
+                muxer,
                 start_utc_ns: start,
                 first_dts: frame.dts_90k,
                 duration_90k: 0,
@@ -240,6 +295,13 @@ impl Segmenter {
             f.duration_90k += frag.duration_90k as i64;
             out.push(Output::Fragment(frag));
         }
+        // Audio past this file's end opens the next one, before what was
+        // already waiting for it.
+        for a in f.muxer.take_pending_audio().into_iter().rev() {
+            self.audio_held.push_front(a);
+        }
+        self.audio_written += f.muxer.audio_frames_written();
+        self.audio_dropped += f.muxer.audio_frames_dropped();
         let end = f.start_utc_ns + ns(f.duration_90k);
         out.push(Output::EndFile {
             end_utc_ns: end,
@@ -343,6 +405,30 @@ mod tests {
                 End(2333, false),
             ]
         );
+    }
+
+    /// Every byte the segmenter hands out for a video-only source,
+    /// fingerprinted before it took audio.
+    #[test]
+    fn video_only_output_is_unchanged() {
+        let mut s = Segmenter::new(cfg(1));
+        let mut all = Vec::new();
+        for (f, now) in live(frames(70)) {
+            all.extend(s.push(f, now).unwrap());
+        }
+        all.extend(s.finish());
+        let mut bytes = Vec::new();
+        for o in all {
+            match o {
+                Output::StartFile { init, .. } => bytes.extend_from_slice(&init),
+                Output::Fragment(f) => bytes.extend_from_slice(&f.data),
+                _ => {}
+            }
+        }
+        let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        assert_eq!(hash, 0x529f_f88a_2f95_9514);
     }
 
     #[test]
