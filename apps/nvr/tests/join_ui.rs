@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -33,25 +32,7 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(150);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_of_a_camera_with_a_4_s_gop_sees_its_first_frame_at_once() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap();
-    let web = root.join("web-ui");
-    assert!(
-        web.join("dist/index.html").is_file(),
-        "web-ui/dist is not built: run `make ui` (or `cd web-ui && npm ci && npm run build`) first"
-    );
-    assert!(
-        web.join("node_modules/playwright-core/package.json")
-            .is_file(),
-        "web-ui/node_modules has no playwright-core: run `cd web-ui && npm ci`"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).is_file(),
-        "{chromium} is missing: install Debian's chromium"
-    );
+    let common::BrowserSetup { web, chromium, .. } = common::browser_setup();
 
     let cam = FakeCamera::spawn(
         RtspCameraConfig {

@@ -31,7 +31,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -67,25 +67,11 @@ async fn manage_ui_an_admin_sets_up_tunes_grants_stops_and_reads_the_logs() {
 }
 
 async fn manage_flow() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap();
-    let web = root.join("web-ui");
-    assert!(
-        web.join("dist/index.html").is_file(),
-        "web-ui/dist is not built: run `make ui` (or `cd web-ui && npm ci && npm run build`) first"
-    );
-    assert!(
-        web.join("node_modules/playwright-core/package.json")
-            .is_file(),
-        "web-ui/node_modules has no playwright-core: run `cd web-ui && npm ci`"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).is_file(),
-        "{chromium} is missing: install Debian's chromium"
-    );
+    let common::BrowserSetup {
+        root,
+        web,
+        chromium,
+    } = common::browser_setup();
 
     let dir = tempfile::tempdir().unwrap();
     // A still picture with a ball moving in its bottom-right corner.

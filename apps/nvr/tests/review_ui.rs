@@ -77,23 +77,11 @@ async fn review_ui_a_browser_scrubs_plays_exports_and_locks_and_a_viewer_is_refu
 
 async fn review_flow() {
     let test_started = Instant::now();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let root = root.canonicalize().unwrap();
-    let web = root.join("web-ui");
-    assert!(
-        web.join("dist/index.html").is_file(),
-        "web-ui/dist is not built: run `make ui` (or `cd web-ui && npm ci && npm run build`) first"
-    );
-    assert!(
-        web.join("node_modules/playwright-core/package.json")
-            .is_file(),
-        "web-ui/node_modules has no playwright-core: run `cd web-ui && npm ci`"
-    );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).is_file(),
-        "{chromium} is missing: install Debian's chromium"
-    );
+    let common::BrowserSetup {
+        root,
+        web,
+        chromium,
+    } = common::browser_setup();
 
     let dir = tempfile::tempdir().unwrap();
     let base = RtspCameraConfig {

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -204,4 +204,43 @@ pub async fn open_sse(
         }
     }
     (code, r)
+}
+
+/// What a browser test needs, each checked with the way to get it.
+pub struct BrowserSetup {
+    /// The repository.
+    pub root: PathBuf,
+    /// `web-ui`, with `dist` built and playwright-core installed.
+    pub web: PathBuf,
+    /// Chromium (`CHROMIUM`, else Debian's `/usr/bin/chromium`).
+    pub chromium: String,
+}
+
+/// Checks `web-ui/dist` (`make ui`), `web-ui/node_modules` (playwright-core)
+/// and Chromium; panics saying which is missing.
+pub fn browser_setup() -> BrowserSetup {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap();
+    let web = root.join("web-ui");
+    assert!(
+        web.join("dist/index.html").is_file(),
+        "web-ui/dist is not built: run `make ui` (or `cd web-ui && npm ci && npm run build`) first"
+    );
+    assert!(
+        web.join("node_modules/playwright-core/package.json")
+            .is_file(),
+        "web-ui/node_modules has no playwright-core: run `cd web-ui && npm ci`"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).is_file(),
+        "{chromium} is missing: install Debian's chromium"
+    );
+    BrowserSetup {
+        root,
+        web,
+        chromium,
+    }
 }
