@@ -22,7 +22,7 @@
 //      (/usr/bin/chromium), CHROMIUM_EXTRA_ARGS,
 //      HARD_TIMEOUT_MS (default: JOINS × (TIMEOUT_MS + GAP_MS) + 60000).
 
-import { chromium } from 'playwright-core'
+import { closeBrowser, guardRun, launchChromium, sleep } from './harness.mjs'
 
 let browser = null
 let done = false
@@ -47,8 +47,6 @@ const GAP_MS = intEnv('GAP_MS', 1300)
 const HOLD_MS = intEnv('HOLD_MS', 0)
 const TIMEOUT_MS = intEnv('TIMEOUT_MS', 10_000)
 const HARD_TIMEOUT_MS = intEnv('HARD_TIMEOUT_MS', JOINS * (TIMEOUT_MS + GAP_MS + HOLD_MS) + 60_000)
-const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium'
-const EXTRA_ARGS = (process.env.CHROMIUM_EXTRA_ARGS ?? '').split(/\s+/).filter(Boolean)
 
 function finish(ok, fields) {
   if (done) return
@@ -58,30 +56,8 @@ function finish(ok, fields) {
   process.exitCode = ok ? 0 : 1
 }
 
-async function closeBrowser(ms = 5000) {
-  const b = browser
-  browser = null
-  if (!b) return
-  let t
-  await Promise.race([b.close().catch(() => {}), new Promise((r) => (t = setTimeout(r, ms)))])
-  clearTimeout(t)
-}
+const disarm = guardRun(HARD_TIMEOUT_MS, (reason) => finish(false, { reason }))
 
-const hardTimer = setTimeout(async () => {
-  finish(false, { reason: `hard timeout after ${HARD_TIMEOUT_MS} ms` })
-  await closeBrowser(3000)
-  process.exit(1)
-}, HARD_TIMEOUT_MS)
-
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => {
-    finish(false, { reason: `interrupted by ${sig}` })
-    await closeBrowser(3000)
-    process.exit(1)
-  })
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 // In every page, before the app runs: note when a peer connection is made,
 // and when each video element presents its first frame.
@@ -134,23 +110,7 @@ function median(xs) {
 async function run() {
   if (!USERNAME) throw new Error('RL_USERNAME is not set')
   if (!CAMERA_ID) throw new Error('RL_CAMERA_ID is not set')
-  browser = await chromium.launch({
-    executablePath: EXECUTABLE,
-    headless: true,
-    timeout: 30_000,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-      ...EXTRA_ARGS,
-    ],
-  })
+  browser = await launchChromium()
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
   await context.addInitScript(instrument)
   const page = await context.newPage()
@@ -211,6 +171,6 @@ async function run() {
 run()
   .catch((e) => finish(false, { reason: String(e?.message ?? e).split('\n')[0] }))
   .finally(async () => {
-    clearTimeout(hardTimer)
+    disarm()
     await closeBrowser()
   })

@@ -16,7 +16,7 @@
 //      CHROMIUM_EXTRA_ARGS (space-separated flags added to the fixed ones),
 //      HARD_TIMEOUT_MS (default: 3 × TIMEOUT_MS + 30000).
 
-import { chromium } from 'playwright-core'
+import { closeBrowser, guardRun, launchChromium, sleep } from './harness.mjs'
 
 let browser = null
 let lastStats = []
@@ -40,9 +40,6 @@ const CAMERA_NAME = process.env.RL_CAMERA_NAME || ''
 const MIN_FRAMES = intEnv('MIN_FRAMES', 60)
 const TIMEOUT_MS = intEnv('TIMEOUT_MS', 10_000)
 const HARD_TIMEOUT_MS = intEnv('HARD_TIMEOUT_MS', 3 * TIMEOUT_MS + 30_000)
-const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium'
-// Extra Chromium flags, space-separated (e.g. --allow-loopback-in-peer-connection).
-const EXTRA_ARGS = (process.env.CHROMIUM_EXTRA_ARGS ?? '').split(/\s+/).filter(Boolean)
 const POLL_MS = 200
 // Restart phase (optional): after the first success, print a phase line,
 // wait for RESTART_FILE to appear (holding the epoch ms at which the server
@@ -59,33 +56,8 @@ function finish(ok, fields) {
   process.exitCode = ok ? 0 : 1
 }
 
-/** Closes the browser, but gives up after `ms` (its process dies with ours). */
-async function closeBrowser(ms = 5000) {
-  const b = browser
-  browser = null
-  if (!b) return
-  let t
-  await Promise.race([b.close().catch(() => {}), new Promise((r) => (t = setTimeout(r, ms)))])
-  clearTimeout(t)
-}
+const disarm = guardRun(HARD_TIMEOUT_MS, (reason) => finish(false, { reason }))
 
-const hardTimer = setTimeout(async () => {
-  finish(false, { reason: `hard timeout after ${HARD_TIMEOUT_MS} ms` })
-  await closeBrowser(3000)
-  process.exit(1)
-}, HARD_TIMEOUT_MS)
-
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => {
-    finish(false, { reason: `interrupted by ${sig}` })
-    await closeBrowser(3000)
-    process.exit(1)
-  })
-}
-
-function sleep(ms) {
-  return new Promise((r) => setTimeout(r, ms))
-}
 
 async function readStats(page) {
   try {
@@ -99,23 +71,7 @@ async function readStats(page) {
 
 async function run() {
   if (!USERNAME) throw new Error('RL_USERNAME is not set')
-  browser = await chromium.launch({
-    executablePath: EXECUTABLE,
-    headless: true,
-    timeout: 30_000,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-      ...EXTRA_ARGS,
-    ],
-  })
+  browser = await launchChromium()
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
   const page = await context.newPage()
   page.setDefaultTimeout(TIMEOUT_MS)
@@ -230,6 +186,6 @@ try {
   finish(false, { reason: msg })
 } finally {
   await closeBrowser()
-  clearTimeout(hardTimer)
+  disarm()
 }
 process.exit(process.exitCode ?? 1)

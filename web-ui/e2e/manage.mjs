@@ -57,7 +57,7 @@
 //      wait), HARD_TIMEOUT_MS (240000), CHROMIUM (/usr/bin/chromium),
 //      CHROMIUM_EXTRA_ARGS (space-separated flags added to the fixed ones).
 
-import { chromium } from 'playwright-core'
+import { closeBrowser, guardRun, launchChromium, sleep } from './harness.mjs'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -104,8 +104,6 @@ const ALL_STEPS = ['setup', 'add', 'badauth', 'zone', 'viewer', 'backend', 'stop
 const STEPS = (process.env.STEPS || ALL_STEPS.join(',')).split(',').map((s) => s.trim()).filter(Boolean)
 const TIMEOUT_MS = intEnv('TIMEOUT_MS', 15_000)
 const HARD_TIMEOUT_MS = intEnv('HARD_TIMEOUT_MS', 240_000)
-const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium'
-const EXTRA_ARGS = (process.env.CHROMIUM_EXTRA_ARGS ?? '').split(/\s+/).filter(Boolean)
 const DESKTOP = { width: 1280, height: 800 }
 const PHONE = { width: 375, height: 812 }
 const tid = (id) => `[data-testid="${id}"]`
@@ -120,30 +118,8 @@ function finish(ok, fields = {}) {
   process.exitCode = ok ? 0 : 1
 }
 
-async function closeBrowser(ms = 5000) {
-  const b = browser
-  browser = null
-  if (!b) return
-  let t
-  await Promise.race([b.close().catch(() => {}), new Promise((r) => (t = setTimeout(r, ms)))])
-  clearTimeout(t)
-}
+const disarm = guardRun(HARD_TIMEOUT_MS, (reason) => finish(false, { reason }))
 
-const hardTimer = setTimeout(async () => {
-  finish(false, { reason: `hard timeout after ${HARD_TIMEOUT_MS} ms` })
-  await closeBrowser(3000)
-  process.exit(1)
-}, HARD_TIMEOUT_MS)
-
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => {
-    finish(false, { reason: `interrupted by ${sig}` })
-    await closeBrowser(3000)
-    process.exit(1)
-  })
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const log = (...a) => process.stderr.write(`manage.mjs: ${a.join(' ')}\n`)
 const firstLine = (e) => String(e?.message ?? e).split('\n')[0]
 
@@ -756,23 +732,7 @@ async function run() {
   const unknown = STEPS.filter((s) => !ALL_STEPS.includes(s))
   if (unknown.length) throw new Error(`unknown STEPS: ${unknown.join(', ')} (known: ${ALL_STEPS.join(', ')})`)
   if (SCREENSHOT_DIR) mkdirSync(SCREENSHOT_DIR, { recursive: true })
-  browser = await chromium.launch({
-    executablePath: EXECUTABLE,
-    headless: true,
-    timeout: 30_000,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-      ...EXTRA_ARGS,
-    ],
-  })
+  browser = await launchChromium()
   const context = await browser.newContext({ viewport: DESKTOP, timezoneId: 'UTC' })
   const page = await context.newPage()
   page.setDefaultTimeout(TIMEOUT_MS)
@@ -815,6 +775,6 @@ try {
   finish(false, { reason: firstLine(e) })
 } finally {
   await closeBrowser()
-  clearTimeout(hardTimer)
+  disarm()
 }
 process.exit(process.exitCode ?? 1)

@@ -38,7 +38,7 @@
 //      STEPS (optional comma list, default all), TIMEOUT_MS (15000, per
 //      wait), HARD_TIMEOUT_MS (150000), CHROMIUM (/usr/bin/chromium).
 
-import { chromium } from 'playwright-core'
+import { closeBrowser, guardRun, launchChromium, sleep } from './harness.mjs'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -69,7 +69,6 @@ const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || ''
 const STEPS = (process.env.STEPS || 'timeline,scrub,play,export,lock,hlsFallback,refused').split(',').map((s) => s.trim())
 const TIMEOUT_MS = intEnv('TIMEOUT_MS', 15_000)
 const HARD_TIMEOUT_MS = intEnv('HARD_TIMEOUT_MS', 150_000)
-const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium'
 const DESKTOP = { width: 1280, height: 800 }
 const PHONE = { width: 375, height: 812 }
 /** What the live HLS fallback has, from opening the page, to say so and show frames. */
@@ -86,30 +85,8 @@ function finish(ok, fields = {}) {
   process.exitCode = ok ? 0 : 1
 }
 
-async function closeBrowser(ms = 5000) {
-  const b = browser
-  browser = null
-  if (!b) return
-  let t
-  await Promise.race([b.close().catch(() => {}), new Promise((r) => (t = setTimeout(r, ms)))])
-  clearTimeout(t)
-}
+const disarm = guardRun(HARD_TIMEOUT_MS, (reason) => finish(false, { reason }))
 
-const hardTimer = setTimeout(async () => {
-  finish(false, { reason: `hard timeout after ${HARD_TIMEOUT_MS} ms` })
-  await closeBrowser(3000)
-  process.exit(1)
-}, HARD_TIMEOUT_MS)
-
-for (const sig of ['SIGINT', 'SIGTERM']) {
-  process.on(sig, async () => {
-    finish(false, { reason: `interrupted by ${sig}` })
-    await closeBrowser(3000)
-    process.exit(1)
-  })
-}
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const log = (...a) => process.stderr.write(`review.mjs: ${a.join(' ')}\n`)
 
 /** Polls `fn` until it returns something truthy; throws `what` after `ms`. */
@@ -688,22 +665,7 @@ async function run() {
   if (!ADMIN_PASSWORD) throw new Error('RL_ADMIN_PASSWORD is not set')
   if (SCREENSHOT_DIR) mkdirSync(SCREENSHOT_DIR, { recursive: true })
   if (DOWNLOAD_DIR) mkdirSync(DOWNLOAD_DIR, { recursive: true })
-  browser = await chromium.launch({
-    executablePath: EXECUTABLE,
-    headless: true,
-    timeout: 30_000,
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--autoplay-policy=no-user-gesture-required',
-    ],
-  })
+  browser = await launchChromium()
   // UTC, so the player's clock reads like the API's times.
   const context = await browser.newContext({ viewport: DESKTOP, acceptDownloads: true, timezoneId: 'UTC' })
   const page = await context.newPage()
@@ -776,6 +738,6 @@ try {
   finish(false, { reason: String(e?.message ?? e).split('\n')[0] })
 } finally {
   await closeBrowser()
-  clearTimeout(hardTimer)
+  disarm()
 }
 process.exit(process.exitCode ?? 1)
