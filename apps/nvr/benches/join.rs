@@ -25,7 +25,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reallive_test_support::RtspCameraConfig;
@@ -33,10 +32,10 @@ use reallive_test_support::bench::{arg, cpu_of};
 use reallive_test_support::camera_process::FakeCamera;
 use reallive_test_support::http::Api;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-const PASSWORD: &str = "join-bench-password-1";
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -45,15 +44,9 @@ fn root() -> PathBuf {
         .unwrap()
 }
 
-struct Nvr {
-    _child: Child,
-    pid: u32,
-    api: Api,
-    ids: Vec<i64>,
-    addr: std::net::SocketAddr,
-}
-
-async fn start_nvr(dir: &Path, camera_url: Option<&str>, cache_mib: u32) -> Nvr {
+/// The NVR as the process tests start it, with the GOP cache at
+/// `cache_mib` and, for an RTSP source, the camera.
+async fn start_nvr(dir: &Path, camera_url: Option<&str>, cache_mib: u32) -> common::Nvr {
     let config = dir.join("nvr.toml");
     let mut text = format!("[server]\ngop_cache_mib = {cache_mib}\n");
     if let Some(url) = camera_url {
@@ -62,58 +55,18 @@ async fn start_nvr(dir: &Path, camera_url: Option<&str>, cache_mib: u32) -> Nvr 
         ));
     }
     std::fs::write(&config, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reallive-nvr"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--listen", "127.0.0.1:0", "--rtc-port", "0"])
-        .env("REALLIVE_ADMIN_PASSWORD", PASSWORD)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("starting reallive-nvr");
-    let pid = child.id().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut ids = Vec::new();
-    let addr: std::net::SocketAddr = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let l = lines.next_line().await.unwrap().expect("the NVR exited");
-            log.lock().unwrap().push_str(&format!("{l}\n"));
-            if let Some(c) = l.strip_prefix("reallive-nvr: camera ") {
-                ids.push(c.split_once(": ").unwrap().0.parse().unwrap());
-            }
-            if let Some(a) = l.strip_prefix("reallive-nvr: listening on http://") {
-                break a.parse().unwrap();
-            }
-        }
-    })
-    .await
-    .expect("the NVR listens within 30 s");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    let api = Api::new(addr).login("admin", PASSWORD).await;
-    Nvr {
-        _child: child,
-        pid,
-        api,
-        ids,
-        addr,
-    }
+    common::start_nvr(&config, &dir.join("data")).await
 }
 
 /// One run of join.mjs: its JSON line.
-async fn joins(nvr: &Nvr, camera: i64, n: usize) -> serde_json::Value {
+async fn joins(nvr: &common::Nvr, camera: i64, n: usize) -> serde_json::Value {
     let web = root().join("web-ui");
     let out = Command::new("node")
         .arg(web.join("e2e/join.mjs"))
         .current_dir(&web)
         .env("BASE_URL", format!("http://{}", nvr.addr))
         .env("RL_USERNAME", "admin")
-        .env("RL_PASSWORD", PASSWORD)
+        .env("RL_PASSWORD", common::PASSWORD)
         .env("RL_CAMERA_ID", camera.to_string())
         .env("JOINS", n.to_string())
         .env("HOLD_MS", "4000")
@@ -188,12 +141,13 @@ async fn main() {
             let dir = tempfile::tempdir().unwrap();
             let url = (source == "rtsp").then(|| camera.url().to_string());
             let nvr = start_nvr(dir.path(), url.as_deref(), cache_mib).await;
+            let pid = nvr.child.id().unwrap();
+            let api = Api::new(nvr.addr).login("admin", common::PASSWORD).await;
             let mut pusher = None;
             let id = if source == "rtsp" {
-                nvr.ids[0]
+                nvr.cameras[0].0
             } else {
-                let made = nvr
-                    .api
+                let made = api
                     .post(
                         "/api/cameras",
                         json!({"name": "pi", "resolution": "1280x720"}),
@@ -219,10 +173,10 @@ async fn main() {
             };
             // Let a GOP or two pass through.
             tokio::time::sleep(Duration::from_secs(6)).await;
-            let cpu0 = cpu_of(&[nvr.pid]);
+            let cpu0 = cpu_of(&[pid]);
             let t0 = Instant::now();
             let v = joins(&nvr, id, n).await;
-            let cpu = cpu_of(&[nvr.pid]).saturating_sub(cpu0).as_secs_f64()
+            let cpu = cpu_of(&[pid]).saturating_sub(cpu0).as_secs_f64()
                 / t0.elapsed().as_secs_f64()
                 * 100.0;
             let j = nums(&v, "joins");
