@@ -120,6 +120,17 @@ struct Peer {
     addrs: BTreeSet<SocketAddr>,
 }
 
+impl Peer {
+    /// Nothing more until the next keyframe (the stream has a hole, a new
+    /// publisher came, a write was refused): any catch-up ends too. Its
+    /// stamps so far are behind the source's, so the keyframe's own stamp
+    /// follows them.
+    fn wait_keyframe(&mut self) {
+        self.gate = Gate::WaitKeyframe;
+        self.catch_up = None;
+    }
+}
+
 struct Camera {
     publisher: Option<SessionId>,
     subscribers: BTreeSet<SessionId>,
@@ -374,11 +385,7 @@ impl Core {
             addrs: BTreeSet::new(),
         };
         self.peers.insert(id, peer);
-        let gop_bytes = self.gop_cache_bytes;
-        let cam = self
-            .cameras
-            .entry(camera)
-            .or_insert_with(|| Camera::new(gop_bytes));
+        let cam = self.camera(camera);
         match role {
             PeerRole::Publisher => {
                 cam.last_frame = None;
@@ -395,8 +402,7 @@ impl Core {
                     .unwrap_or_default();
                 for s in subs {
                     if let Some(p) = self.peers.get_mut(&s) {
-                        p.gate = Gate::WaitKeyframe;
-                        p.catch_up = None;
+                        p.wait_keyframe();
                     }
                 }
             }
@@ -758,10 +764,7 @@ impl Core {
     /// Nobody can ask such a source for a keyframe, so a subscriber starts
     /// at the cached one, or at the next.
     pub fn forward_local(&mut self, camera: i64, frame: &EncodedFrame, now: Instant) {
-        let gop_bytes = self.gop_cache_bytes;
-        self.cameras
-            .entry(camera)
-            .or_insert_with(|| Camera::new(gop_bytes));
+        self.camera(camera);
         if let Some(local) = local_frame(frame) {
             self.forward(camera, MediaKind::Video, local, now);
         }
@@ -771,11 +774,7 @@ impl Core {
     /// its first viewer joined: it becomes the camera's GOP cache, and
     /// viewers waiting for a keyframe start their catch-up from it.
     pub fn local_gop(&mut self, camera: i64, frames: &[EncodedFrame], now: Instant) {
-        let gop_bytes = self.gop_cache_bytes;
-        let cam = self
-            .cameras
-            .entry(camera)
-            .or_insert_with(|| Camera::new(gop_bytes));
+        let cam = self.camera(camera);
         cam.gop.clear();
         for local in frames.iter().filter_map(local_frame) {
             let keyframe = matches!(local, Frame::Local { keyframe: true, .. });
@@ -785,10 +784,9 @@ impl Core {
             return;
         }
         cam.last_frame = Some(now);
-        let waiting: Vec<SessionId> = cam
-            .subscribers
-            .iter()
-            .copied()
+        let subscribers: Vec<SessionId> = cam.subscribers.iter().copied().collect();
+        let waiting: Vec<SessionId> = subscribers
+            .into_iter()
             .filter(|s| {
                 self.peers.get(s).is_some_and(|p| {
                     p.connected && p.gate == Gate::WaitKeyframe && p.catch_up.is_none()
@@ -799,6 +797,14 @@ impl Core {
             self.start_catch_up(s, now);
             self.poll_peer(s, now);
         }
+    }
+
+    /// Camera `camera`'s room, made on first use.
+    fn camera(&mut self, camera: i64) -> &mut Camera {
+        let gop_bytes = self.gop_cache_bytes;
+        self.cameras
+            .entry(camera)
+            .or_insert_with(|| Camera::new(gop_bytes))
     }
 
     /// Starts viewer `id` at its camera's cached keyframe, if there is
@@ -855,8 +861,7 @@ impl Core {
             }
         }
         if failed {
-            p.catch_up = None;
-            p.gate = Gate::WaitKeyframe;
+            p.wait_keyframe();
             p.counters.frames_dropped += 1;
             let camera = p.camera;
             self.ask_keyframe(camera, now);
@@ -897,14 +902,11 @@ impl Core {
         let mut want_keyframe = false;
         if kind == MediaKind::Video && !contiguous && !keyframe {
             // The publisher's stream has a hole: nobody can decode on
-            // until the next keyframe, not even a viewer catching up (its
-            // stamps so far are behind the source's, so the keyframe's
-            // own stamp follows them).
+            // until the next keyframe, not even a viewer catching up.
             want_keyframe = true;
             for s in &subs {
                 if let Some(p) = self.peers.get_mut(s) {
-                    p.gate = Gate::WaitKeyframe;
-                    p.catch_up = None;
+                    p.wait_keyframe();
                 }
             }
         }
@@ -922,8 +924,7 @@ impl Core {
                 if up.push(timed(&frame, keyframe)) {
                     self.pump_catch_up(s, now);
                 } else {
-                    p.catch_up = None;
-                    p.gate = Gate::WaitKeyframe;
+                    p.wait_keyframe();
                     p.counters.frames_dropped += 1;
                     want_keyframe = true;
                 }
@@ -961,7 +962,7 @@ impl Core {
             if !written && kind == MediaKind::Video {
                 // Refused (codec mismatch or a full send buffer): drop to the
                 // next keyframe rather than send undecodable deltas.
-                p.gate = Gate::WaitKeyframe;
+                p.wait_keyframe();
                 p.counters.frames_dropped += 1;
                 want_keyframe = true;
             }
