@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::mpsc::{self, error::TrySendError};
 
-use crate::EncodedFrame;
+use crate::{AudioFrame, EncodedFrame};
 
 /// Creates a bounded frame channel holding at most `capacity` frames (at
 /// least one).
@@ -142,6 +142,83 @@ impl FrameReceiver {
     }
 }
 
+/// Creates a bounded audio channel beside a [`frame_channel`]: at most
+/// `capacity` packets (at least one).
+///
+/// Audio has no keyframes, so [`AudioSender::offer`] drops only the packet
+/// that does not fit (a 20 ms gap, counted) and never blocks: audio can
+/// never hold up its video.
+pub fn audio_channel(capacity: usize) -> (AudioSender, AudioReceiver) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    let shared = Arc::new(Shared::default());
+    (
+        AudioSender {
+            tx,
+            shared: shared.clone(),
+        },
+        AudioReceiver { rx, shared },
+    )
+}
+
+/// The producing end of an audio channel. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AudioSender {
+    tx: mpsc::Sender<AudioFrame>,
+    shared: Arc<Shared>,
+}
+
+impl AudioSender {
+    /// Queues `frame` without ever blocking; a full queue drops it.
+    pub fn offer(&self, frame: AudioFrame) -> Offer {
+        match self.tx.try_send(frame) {
+            Ok(()) => {
+                self.shared.sent.fetch_add(1, Ordering::Relaxed);
+                Offer::Sent
+            }
+            Err(TrySendError::Full(_)) => {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                Offer::Dropped
+            }
+            Err(TrySendError::Closed(_)) => Offer::Closed,
+        }
+    }
+
+    /// Whether the receiver has been dropped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Packets sent and dropped so far.
+    pub fn stats(&self) -> ChannelStats {
+        self.shared.stats()
+    }
+}
+
+/// The consuming end of an audio channel.
+#[derive(Debug)]
+pub struct AudioReceiver {
+    rx: mpsc::Receiver<AudioFrame>,
+    shared: Arc<Shared>,
+}
+
+impl AudioReceiver {
+    /// The next packet, or `None` once every sender is gone and the queue
+    /// is empty. Cancel-safe.
+    pub async fn recv(&mut self) -> Option<AudioFrame> {
+        self.rx.recv().await
+    }
+
+    /// A packet if one is queued now.
+    pub fn try_recv(&mut self) -> Option<AudioFrame> {
+        self.rx.try_recv().ok()
+    }
+
+    /// Packets sent and dropped so far.
+    pub fn stats(&self) -> ChannelStats {
+        self.shared.stats()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +287,35 @@ mod tests {
         drop(rx);
         assert!(tx.is_closed());
         assert_eq!(tx.offer(frame(0, true)), Offer::Closed);
+    }
+
+    #[test]
+    fn audio_overflow_drops_only_what_does_not_fit() {
+        let (tx, mut rx) = audio_channel(2);
+        let params = Arc::new(crate::AudioParameters::opus(2));
+        let pkt = |n: i64| AudioFrame {
+            data: Bytes::from_static(&[0xfc]),
+            pts_90k: n * 1800,
+            duration_90k: 1800,
+            params: params.clone(),
+        };
+        assert_eq!(tx.offer(pkt(0)), Offer::Sent);
+        assert_eq!(tx.offer(pkt(1)), Offer::Sent);
+        assert_eq!(tx.offer(pkt(2)), Offer::Dropped);
+        assert_eq!(rx.try_recv().map(|f| f.pts_90k), Some(0));
+        // No keyframe to wait for: the next packet that fits goes through.
+        assert_eq!(tx.offer(pkt(3)), Offer::Sent);
+        assert_eq!(rx.try_recv().map(|f| f.pts_90k), Some(1800));
+        assert_eq!(rx.try_recv().map(|f| f.pts_90k), Some(5400));
+        assert_eq!(
+            rx.stats(),
+            ChannelStats {
+                sent: 3,
+                dropped: 1
+            }
+        );
+        drop(rx);
+        assert_eq!(tx.offer(pkt(4)), Offer::Closed);
     }
 
     #[tokio::test]

@@ -109,7 +109,10 @@ pub mod time;
 pub use audio::{AudioCodec, AudioFrame, AudioParameters};
 pub use backoff::Backoff;
 pub use camera::CameraId;
-pub use channel::{ChannelStats, FrameReceiver, FrameSender, Offer, frame_channel};
+pub use channel::{
+    AudioReceiver, AudioSender, ChannelStats, FrameReceiver, FrameSender, Offer, audio_channel,
+    frame_channel,
+};
 pub use clock::{Clock, SimulatedClock, SystemClock};
 pub use error::{Error, ErrorKind};
 pub use frame::{Codec, CodecParameters, EncodedFrame, Fps, StreamInfo};

@@ -8,8 +8,8 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::FrameSender;
 use crate::reencode::BoxError;
+use crate::{AudioSender, FrameSender};
 
 /// A boxed, sendable future, for the dyn-compatible traits here.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -25,6 +25,19 @@ pub trait FrameSource: Send + Sync + Debug {
     /// (a refused connection) comes from [`FrameSourceRun::wait`]. Error
     /// messages never hold a password.
     fn start_frames(&self, out: FrameSender) -> Result<Box<dyn FrameSourceRun>, BoxError>;
+
+    /// Like [`start_frames`](Self::start_frames), and the source's audio
+    /// (if it has any and can deliver it) into `audio`, stamped on the same
+    /// clock as its video (`docs/design/audio.md`). A source without audio
+    /// drops `audio`, which its receiver sees as the end of the audio.
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: AudioSender,
+    ) -> Result<Box<dyn FrameSourceRun>, BoxError> {
+        drop(audio);
+        self.start_frames(out)
+    }
 }
 
 /// One start of a [`FrameSource`].
