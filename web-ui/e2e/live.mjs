@@ -11,8 +11,16 @@
 // selected ICE candidate pair's local end (candidateType, protocol,
 // relayProtocol). Never hangs: a hard timeout ends the run.
 //
+// Sound: the success line also carries `audioSamples` and `audioCodec` (of
+// the camera that received the most audio) whenever the page reports them.
+// With MIN_AUDIO_SAMPLES > 0 the run succeeds only once some camera also
+// received more audio samples than that; then the script clicks the camera's
+// "Unmute" button, as a user would, checks that its video is no longer muted,
+// and reports `"unmuted":true`.
+//
 // Env: BASE_URL, RL_USERNAME, RL_PASSWORD, RL_CAMERA_NAME (optional),
-//      MIN_FRAMES (60), TIMEOUT_MS (10000), CHROMIUM (/usr/bin/chromium),
+//      MIN_FRAMES (60), MIN_AUDIO_SAMPLES (0: no check), TIMEOUT_MS (10000),
+//      CHROMIUM (/usr/bin/chromium),
 //      CHROMIUM_EXTRA_ARGS (space-separated flags added to the fixed ones),
 //      HARD_TIMEOUT_MS (default: 3 × TIMEOUT_MS + 30000).
 
@@ -38,6 +46,7 @@ const USERNAME = process.env.RL_USERNAME ?? ''
 const PASSWORD = process.env.RL_PASSWORD ?? ''
 const CAMERA_NAME = process.env.RL_CAMERA_NAME || ''
 const MIN_FRAMES = intEnv('MIN_FRAMES', 60)
+const MIN_AUDIO_SAMPLES = intEnv('MIN_AUDIO_SAMPLES', 0)
 const TIMEOUT_MS = intEnv('TIMEOUT_MS', 10_000)
 const HARD_TIMEOUT_MS = intEnv('HARD_TIMEOUT_MS', 3 * TIMEOUT_MS + 30_000)
 const POLL_MS = 200
@@ -67,6 +76,44 @@ async function readStats(page) {
   } catch {
     return null
   }
+}
+
+/** The camera that received the most audio, when the page reports audio at all. */
+function bestAudio(stats) {
+  let best = null
+  for (const s of stats ?? []) {
+    if (typeof s.audioSamples !== 'number') continue
+    if (best == null || s.audioSamples > best.audioSamples) best = s
+  }
+  return best ? { cameraId: best.cameraId, audioSamples: best.audioSamples, audioCodec: best.audioCodec ?? null } : null
+}
+
+/** `audioSamples` and `audioCodec` for the JSON line, when known. */
+function audioFields(audio) {
+  return audio ? { audioSamples: audio.audioSamples, audioCodec: audio.audioCodec } : {}
+}
+
+/**
+ * Clicks the camera's "Unmute" button (the focused player's, or the grid
+ * tile's after hovering it) and checks that its video now plays unmuted.
+ */
+async function unmute(page, cameraId, timeoutMs) {
+  const tile = page.locator(`.tile[data-camera-id="${cameraId}"]`)
+  const button = tile.locator('[data-testid="sound-toggle"]')
+  await tile.hover({ timeout: timeoutMs }).catch(() => {})
+  try {
+    await button.waitFor({ state: 'visible', timeout: timeoutMs })
+  } catch {
+    throw new Error(`camera ${cameraId} received audio but shows no sound button within ${timeoutMs} ms`)
+  }
+  const label = await button.getAttribute('aria-label')
+  if (label !== 'Unmute') throw new Error(`the sound button of camera ${cameraId} says ${JSON.stringify(label)}, not "Unmute"`)
+  await button.click({ timeout: timeoutMs })
+  const muted = await tile.locator('video').evaluate((v) => v.muted)
+  if (muted) throw new Error(`camera ${cameraId}'s video is still muted after clicking "Unmute"`)
+  const after = await button.getAttribute('aria-label')
+  if (after !== 'Mute') throw new Error(`after unmuting, the sound button says ${JSON.stringify(after)}, not "Mute"`)
+  return true
 }
 
 async function run() {
@@ -123,18 +170,24 @@ async function run() {
   }
 
   let firstFrameMs = null
+  let audio = null
+  let best = 0
   while (Date.now() < deadline) {
     const stats = await readStats(page)
-    const best = (stats ?? []).reduce((m, s) => Math.max(m, Number(s.framesDecoded) || 0), 0)
+    best = (stats ?? []).reduce((m, s) => Math.max(m, Number(s.framesDecoded) || 0), 0)
+    audio = bestAudio(stats) ?? audio
     if (best > 0 && firstFrameMs == null) firstFrameMs = Date.now() - signedIn
-    if (best > MIN_FRAMES) {
+    const heard = MIN_AUDIO_SAMPLES === 0 || (audio != null && audio.audioSamples > MIN_AUDIO_SAMPLES)
+    if (best > MIN_FRAMES && heard) {
+      const ms = Date.now() - t0
+      // The user's flow: hear the camera. Not part of `ms`.
+      const sound = MIN_AUDIO_SAMPLES > 0 ? { unmuted: await unmute(page, audio.cameraId, left()) } : {}
       if (RESTART_FILE) {
-        await resumeAfterRestart(page, best, Date.now() - t0)
+        await resumeAfterRestart(page, best, ms, { ...audioFields(audio), ...sound })
         return
       }
-      const ms = Date.now() - t0
       const paths = await page.evaluate(() => window.__reallive?.paths?.() ?? []).catch(() => [])
-      finish(true, { framesDecoded: best, ms, firstFrameMs, path: paths[0] ?? null })
+      finish(true, { framesDecoded: best, ms, firstFrameMs, path: paths[0] ?? null, ...audioFields(audio), ...sound })
       return
     }
     // Fast polls until the first frame, so its time is measured closely.
@@ -142,10 +195,14 @@ async function run() {
   }
   await readStats(page)
   const extra = pageErrors.length ? `; page errors: ${pageErrors.slice(0, 3).join(' | ')}` : ''
+  if (best > MIN_FRAMES) {
+    const got = audio ? `${audio.audioSamples} samples, codec ${audio.audioCodec ?? 'unknown'}` : 'none reported'
+    throw new Error(`no camera received more than ${MIN_AUDIO_SAMPLES} audio samples within ${TIMEOUT_MS} ms (most: ${got})${extra}`)
+  }
   throw new Error(`no camera decoded more than ${MIN_FRAMES} frames within ${TIMEOUT_MS} ms${extra}`)
 }
 
-async function resumeAfterRestart(page, firstFrames, firstMs) {
+async function resumeAfterRestart(page, firstFrames, firstMs, sound = {}) {
   const fs = await import('node:fs')
   process.stdout.write(`${JSON.stringify({ phase: 1, framesDecoded: firstFrames, ms: firstMs })}\n`)
   // While the server is away, watch for the connection being replaced: a
@@ -171,7 +228,7 @@ async function resumeAfterRestart(page, firstFrames, firstMs) {
     const best = (stats ?? []).reduce((m, s) => Math.max(m, Number(s.framesDecoded) || 0), 0)
     low = Math.min(low, best)
     if (low < firstFrames && best >= RESUME_FRAMES && best - low >= RESUME_FRAMES) {
-      finish(true, { framesDecoded: firstFrames, ms: firstMs, resumedFrames: best, resumeMs: Date.now() - back })
+      finish(true, { framesDecoded: firstFrames, ms: firstMs, resumedFrames: best, resumeMs: Date.now() - back, ...sound })
       return
     }
     await sleep(POLL_MS)

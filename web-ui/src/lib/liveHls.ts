@@ -4,8 +4,9 @@
 // (older iOS Safari) gets the playlist as `src`, token in the URL.
 
 import type Hls from 'hls.js'
-import type { ErrorData, HlsConfig } from 'hls.js'
+import type { BufferCodecsData, ErrorData, HlsConfig } from 'hls.js'
 import { api as defaultApi, type ApiClient } from './api'
+import { elementHasAudio, tracksHaveAudio, type AudioPresence } from './sound'
 
 /** Live settings: start at the live edge, keep little in memory on a phone. */
 export const LIVE_HLS_CONFIG: Partial<HlsConfig> = {
@@ -28,12 +29,15 @@ export interface LiveHlsOptions {
   /** Playback failed for good. `status` is the HTTP status of the refused
    * request, 0 when there was none (network, decoding, no player). */
   onError?: (message: string, status: number) => void
+  /** Whether the playlist's media carries sound, once known. */
+  onAudio?: (audio: AudioPresence) => void
 }
 
 const MPEGURL = 'application/vnd.apple.mpegurl'
 
 /**
- * Plays the live playlist at `path` (no token in it) in `video`, muted.
+ * Plays the live playlist at `path` (no token in it) in `video`, muted (the
+ * caller may unmute it once `onAudio` says there is sound).
  * Returns the detach function: it destroys hls.js (or empties the native
  * player) and silences every callback.
  */
@@ -51,8 +55,21 @@ export function attachLiveHls(video: HTMLVideoElement, path: string, opts: LiveH
   const onNativeError = () => {
     if (native) fail('the browser could not play the live video', 0)
   }
+  let audioKnown = false
+  const audio = (a: AudioPresence) => {
+    if (detached || audioKnown) return
+    audioKnown = true
+    opts.onAudio?.(a)
+  }
+  // The browser's own player tells only through the element, and only once it played a little.
+  const onNativeProgress = () => {
+    if (!native || audioKnown) return
+    const has = elementHasAudio(video)
+    if (has != null) audio(has ? 'present' : 'none')
+  }
   video.addEventListener('playing', onPlaying)
   video.addEventListener('error', onNativeError)
+  video.addEventListener('timeupdate', onNativeProgress)
   // A `srcObject` (the WebRTC stream) wins over `src`.
   video.srcObject = null
   video.muted = true
@@ -68,7 +85,7 @@ export function attachLiveHls(video: HTMLVideoElement, path: string, opts: LiveH
     if (detached) return
     if (Ctor?.isSupported()) {
       try {
-        hls = startHlsJs(Ctor, video, path, client, fail)
+        hls = startHlsJs(Ctor, video, path, client, fail, audio)
       } catch {
         // hls.js refused its settings or the element: a tile must not wait forever.
         fail('the video player could not start', 0)
@@ -86,6 +103,7 @@ export function attachLiveHls(video: HTMLVideoElement, path: string, opts: LiveH
     detached = true
     video.removeEventListener('playing', onPlaying)
     video.removeEventListener('error', onNativeError)
+    video.removeEventListener('timeupdate', onNativeProgress)
     if (hls) {
       hls.destroy()
       hls = null
@@ -114,6 +132,7 @@ function startHlsJs(
   path: string,
   client: ApiClient,
   fail: (message: string, status: number) => void,
+  audio: (a: AudioPresence) => void,
 ): Hls {
   const h = new Ctor({
     ...LIVE_HLS_CONFIG,
@@ -124,6 +143,7 @@ function startHlsJs(
   })
   let recovered = false
   h.on(Ctor.Events.MANIFEST_PARSED, () => play(video))
+  h.on(Ctor.Events.BUFFER_CODECS, (_e, data: BufferCodecsData) => audio(tracksHaveAudio(data) ? 'present' : 'none'))
   h.on(Ctor.Events.ERROR, (_e, data: ErrorData) => {
     if (!data.fatal) return
     // A decoding hiccup gets one second chance; a second one is for good.

@@ -6,6 +6,8 @@
 
 import { ApiError, type ApiClient } from './api'
 import { backoffDelay } from './backoff'
+import { NO_INBOUND, readInbound, type InboundStats } from './rtcStats'
+import type { AudioPresence } from './sound'
 import { WhepError, WhepSession, type PeerConnectionFactory } from './whep'
 
 export type PlayerState = 'connecting' | 'live' | 'reconnecting' | 'offline' | 'stopped'
@@ -42,8 +44,15 @@ export interface PlayerOptions {
   /** Called whenever the fallback changes. Leaving `hls` for WebRTC, the
    * session's stream follows on `onStream`. */
   onFallback?: (fallback: Fallback) => void
+  /** Called when the session's sound is found (or found missing); back to
+   * `unknown` with each new session. */
+  onAudio?: (audio: AudioPresence) => void
   random?: () => number
 }
+
+/** How long a session may show video without audio packets before it counts
+ * as silent: Opus starts with the video, so a second or two is plenty. */
+const AUDIO_WAIT_MS = 3000
 
 /** The players alive now, for the test hook. */
 export const activePlayers = new Set<LivePlayer>()
@@ -54,12 +63,15 @@ export class LivePlayer {
   detail = ''
   session: WhepSession | null = null
   fallback: Fallback = { kind: 'off' }
+  /** Whether the current session carries sound. */
+  audio: AudioPresence = 'unknown'
   private readonly opts: PlayerOptions
   private attempt = 0
   private retryTimer: ReturnType<typeof setTimeout> | null = null
   private graceTimer: ReturnType<typeof setTimeout> | null = null
   private connectTimer: ReturnType<typeof setTimeout> | null = null
-  private stallTimer: ReturnType<typeof setInterval> | null = null
+  /** Reads the connected session's stats: stalls and sound. */
+  private statsTimer: ReturnType<typeof setInterval> | null = null
   /** Polls a connected session for decoded frames before leaving HLS. */
   private switchTimer: ReturnType<typeof setInterval> | null = null
   /** Outlives sessions: it measures the whole outage, not one attempt. */
@@ -102,6 +114,7 @@ export class LivePlayer {
     this.fallbackTimer = null
     void this.dropSession()
     this.setFallback({ kind: 'off' })
+    this.setAudio('unknown')
     this.opts.onStream?.(null)
     this.setState('stopped', '')
   }
@@ -118,22 +131,20 @@ export class LivePlayer {
     this.settleFallback(status, null)
   }
 
+  /** What the current session received so far; zeros without one. */
+  async inboundStats(): Promise<InboundStats> {
+    const pc = this.session?.pc
+    if (!pc || this.session?.isClosed) return { ...NO_INBOUND }
+    try {
+      return readInbound(await pc.getStats())
+    } catch {
+      return { ...NO_INBOUND }
+    }
+  }
+
   /** `framesDecoded` of the session's inbound video, 0 without one. */
   async framesDecoded(): Promise<number> {
-    const pc = this.session?.pc
-    if (!pc || this.session?.isClosed) return 0
-    try {
-      const report = await pc.getStats()
-      let frames = 0
-      report.forEach((s: { type?: string; kind?: string; mediaType?: string; framesDecoded?: number }) => {
-        if (s.type === 'inbound-rtp' && (s.kind ?? s.mediaType) === 'video') {
-          frames = Math.max(frames, s.framesDecoded ?? 0)
-        }
-      })
-      return frames
-    } catch {
-      return 0
-    }
+    return (await this.inboundStats()).framesDecoded
   }
 
   private setState(state: PlayerState, detail: string): void {
@@ -146,8 +157,25 @@ export class LivePlayer {
   private clearTimers(): void {
     for (const t of [this.retryTimer, this.graceTimer, this.connectTimer]) if (t != null) clearTimeout(t)
     this.retryTimer = this.graceTimer = this.connectTimer = null
-    for (const t of [this.stallTimer, this.switchTimer]) if (t != null) clearInterval(t)
-    this.stallTimer = this.switchTimer = null
+    for (const t of [this.statsTimer, this.switchTimer]) if (t != null) clearInterval(t)
+    this.statsTimer = this.switchTimer = null
+  }
+
+  private setAudio(audio: AudioPresence): void {
+    if (this.audio === audio) return
+    this.audio = audio
+    this.opts.onAudio?.(audio)
+  }
+
+  /**
+   * Sound needs both an audio track in the stream (the server answered the
+   * audio m-line) and packets on it: a camera without a microphone may still
+   * get a track that never carries anything.
+   */
+  private noteAudio(session: WhepSession, s: InboundStats, liveMs: number): void {
+    const track = session.stream?.getTracks().some((t) => t.kind === 'audio' && t.readyState !== 'ended') ?? false
+    if (track && s.audioPackets > 0) this.setAudio('present')
+    else if (s.framesDecoded > 0 && (!track || liveMs >= AUDIO_WAIT_MS)) this.setAudio('none')
   }
 
   private setFallback(f: Fallback): void {
@@ -242,6 +270,7 @@ export class LivePlayer {
     this.clearTimers()
     await this.dropSession()
     if (gen !== this.generation) return
+    this.setAudio('unknown')
     // An offline camera stays "offline" while we knock, instead of flickering.
     if (this.state !== 'offline') {
       this.setState(this.everLive || this.attempt > 0 ? 'reconnecting' : 'connecting', this.detail)
@@ -296,7 +325,7 @@ export class LivePlayer {
         if (this.fallbackTimer != null) clearTimeout(this.fallbackTimer)
         this.fallbackTimer = null
         this.setState('live', '')
-        this.watchForStall(pc, gen)
+        this.watchStats(session, gen)
         if (this.fallback.kind === 'hls') this.leaveHlsOnFrames(gen)
         else this.setFallback({ kind: 'off' })
       } else if (s === 'failed' || s === 'closed') {
@@ -330,27 +359,32 @@ export class LivePlayer {
     }, 250)
   }
 
-  /** Replaces a connected session whose video stopped arriving. */
-  private watchForStall(pc: RTCPeerConnection, gen: number): void {
+  /**
+   * Reads a connected session's stats: replaces it when its video stopped
+   * arriving, and tells whether it carries sound.
+   */
+  private watchStats(session: WhepSession, gen: number): void {
+    const pc = session.pc
+    if (this.statsTimer != null || typeof pc.getStats !== 'function') return
     const stallMs = this.opts.stallMs ?? 2500
-    if (stallMs <= 0 || this.stallTimer != null || typeof pc.getStats !== 'function') return
     let lastBytes = -1
-    let lastChange = Date.now()
-    const step = Math.min(1000, stallMs)
-    this.stallTimer = setInterval(() => {
+    const since = Date.now()
+    let lastChange = since
+    const step = stallMs > 0 ? Math.min(1000, stallMs) : 1000
+    this.statsTimer = setInterval(() => {
       if (gen !== this.generation || this.stopped) return
       void pc
         .getStats()
         .then((report) => {
-          let bytes = 0
-          report.forEach((st: { type?: string; kind?: string; mediaType?: string; bytesReceived?: number }) => {
-            if (st.type === 'inbound-rtp' && (st.kind ?? st.mediaType) === 'video') bytes += st.bytesReceived ?? 0
-          })
+          if (gen !== this.generation || this.stopped) return
+          const s = readInbound(report)
           const now = Date.now()
-          if (bytes !== lastBytes) {
-            lastBytes = bytes
+          this.noteAudio(session, s, now - since)
+          if (stallMs <= 0) return
+          if (s.videoBytes !== lastBytes) {
+            lastBytes = s.videoBytes
             lastChange = now
-          } else if (now - lastChange >= stallMs && gen === this.generation) {
+          } else if (now - lastChange >= stallMs) {
             this.fail('no video for a while')
           }
         })
@@ -364,6 +398,7 @@ export class LivePlayer {
     this.generation++
     this.clearTimers()
     void this.dropSession()
+    this.setAudio('unknown')
     const delay = backoffDelay(this.attempt, { random: this.opts.random })
     this.attempt++
     // The live playlist of a camera that went offline would replay its last seconds.

@@ -1,5 +1,6 @@
 // A read-only hook for end-to-end tests: `window.__reallive.stats()` lists each
-// live player with the frames its video decoder has produced so far, and
+// live player with the frames its video decoder has produced so far and the
+// audio it received (samples, codec), and
 // `window.__reallive.paths()` what carries each one's media (the selected ICE
 // candidate pair's local end: host, srflx or relay; UDP or TCP).
 
@@ -9,16 +10,25 @@ export interface CameraStats {
   cameraId: number
   state: PlayerState
   framesDecoded: number
+  /** The audio `inbound-rtp`'s `totalSamplesReceived`; 0 without audio. */
+  audioSamples: number
+  /** The audio codec's MIME type (`audio/opus`); `null` without audio. */
+  audioCodec: string | null
 }
 
 export async function collectStats(): Promise<CameraStats[]> {
   const players = [...activePlayers]
   return Promise.all(
-    players.map(async (p) => ({
-      cameraId: p.cameraId,
-      state: p.state,
-      framesDecoded: await p.framesDecoded(),
-    })),
+    players.map(async (p) => {
+      const s = await p.inboundStats()
+      return {
+        cameraId: p.cameraId,
+        state: p.state,
+        framesDecoded: s.framesDecoded,
+        audioSamples: s.audioSamples,
+        audioCodec: s.audioCodec,
+      }
+    }),
   )
 }
 

@@ -66,6 +66,10 @@ export class FakePeerConnection extends EventTarget {
   /** Video bytes received: grows on every getStats() unless `frozen`. */
   bytesReceived = 0
   frozen = false
+  /** Audio received so far: packets, samples, and the codec's MIME type once known. */
+  audioPackets = 0
+  audioSamples = 0
+  audioCodec: string | null = null
 
   constructor(config: RTCConfiguration = {}) {
     super()
@@ -95,9 +99,11 @@ export class FakePeerConnection extends EventTarget {
 
   async getStats() {
     if (!this.frozen) this.bytesReceived += 1000
+    const audio = { type: 'inbound-rtp', kind: 'audio', packetsReceived: this.audioPackets, totalSamplesReceived: this.audioSamples, codecId: 'CA' }
     return new Map<string, unknown>([
-      ['a', { type: 'inbound-rtp', kind: 'audio' }],
+      ['a', audio],
       ['v', { type: 'inbound-rtp', kind: 'video', framesDecoded: this.framesDecoded, bytesReceived: this.bytesReceived }],
+      ...(this.audioCodec ? [['CA', { type: 'codec', id: 'CA', mimeType: this.audioCodec }] as [string, unknown]] : []),
     ])
   }
 

@@ -16,7 +16,7 @@ const { FakeHls } = vi.hoisted(() => {
     /** The next constructor throws, as hls.js does on settings it refuses. */
     static failNext = false
     static isSupported = () => FakeHls.supported
-    static Events = { MANIFEST_PARSED: 'hlsManifestParsed', ERROR: 'hlsError' }
+    static Events = { MANIFEST_PARSED: 'hlsManifestParsed', ERROR: 'hlsError', BUFFER_CODECS: 'hlsBufferCodecs' }
     static ErrorTypes = { MEDIA_ERROR: 'mediaError', NETWORK_ERROR: 'networkError' }
     handlers = new Map<string, Handler>()
     url = ''
@@ -97,6 +97,24 @@ describe('attachLiveHls', () => {
     expect(headers).toEqual({ Authorization: 'Bearer tok' })
     detach()
     expect(hls.destroyed).toBe(true)
+  })
+
+  it('says whether the playlist carries sound, once, and nothing after detach', async () => {
+    const onAudio = vi.fn()
+    const detach = attachLiveHls(document.createElement('video'), PLAYLIST, { onAudio })
+    await loaded()
+    const hls = FakeHls.instances[0]!
+    hls.emit('hlsBufferCodecs', { video: { codec: 'avc1.64001f' }, audio: { codec: 'opus' } })
+    hls.emit('hlsBufferCodecs', { video: { codec: 'avc1.64001f' } })
+    expect(onAudio).toHaveBeenCalledExactlyOnceWith('present')
+    detach()
+
+    const later = vi.fn()
+    const detach2 = attachLiveHls(document.createElement('video'), PLAYLIST, { onAudio: later })
+    await loaded()
+    detach2()
+    FakeHls.instances[1]!.emit('hlsBufferCodecs', { video: { codec: 'avc1.64001f' } })
+    expect(later).not.toHaveBeenCalled()
   })
 
   it('uses live settings that hls.js itself accepts', async () => {

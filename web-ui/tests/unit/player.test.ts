@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ApiClient, TOKEN_KEY } from '../../src/lib/api'
 import { LivePlayer, activePlayers, type Fallback, type PlayerState } from '../../src/lib/player'
+import type { AudioPresence } from '../../src/lib/sound'
 import { collectStats } from '../../src/lib/testHook'
 import { FakePeerConnection, apiError, flush, json, mockFetch, sdpAnswer, type Call } from './fakes'
 
@@ -27,6 +28,7 @@ function setup(
   /** Fallbacks and streams, in the order the tile gets them. */
   const events: string[] = []
   const streams: (MediaStream | null)[] = []
+  const audio: AudioPresence[] = []
   const player = new LivePlayer({
     cameraId: 3,
     api,
@@ -34,6 +36,7 @@ function setup(
     random: () => 0.5,
     onState: (s) => states.push(s),
     onFallback: (f: Fallback) => events.push(f.kind === 'hls' ? `hls ${f.url}` : f.kind),
+    onAudio: (a) => audio.push(a),
     onStream: (s) => {
       streams.push(s)
       events.push(s ? 'stream' : 'no stream')
@@ -41,12 +44,17 @@ function setup(
   })
   const log = () => calls.filter((c) => c.url.startsWith('/whep')).map((c) => `${c.method} ${c.url}`)
   const probes = () => calls.filter((c) => c.url === PLAYLIST)
-  return { api, player, states, calls, log, events, streams, probes }
+  return { api, player, states, calls, log, events, streams, probes, audio }
 }
 
 /** The browser got the session's video track. */
 function addVideoTrack(pc: FakePeerConnection) {
   pc.dispatchEvent(Object.assign(new Event('track'), { track: { kind: 'video' } }))
+}
+
+/** The browser got the session's audio track (the server answered the audio m-line). */
+function addAudioTrack(pc: FakePeerConnection) {
+  pc.dispatchEvent(Object.assign(new Event('track'), { track: { kind: 'audio', readyState: 'live' } }))
 }
 
 beforeEach(() => {
@@ -68,7 +76,7 @@ describe('LivePlayer', () => {
     pc.setState('connected')
     pc.framesDecoded = 75
     expect(states).toEqual(['live'])
-    expect(await collectStats()).toEqual([{ cameraId: 3, state: 'live', framesDecoded: 75 }])
+    expect(await collectStats()).toEqual([{ cameraId: 3, state: 'live', framesDecoded: 75, audioSamples: 0, audioCodec: null }])
   })
 
   it('replaces a connected session whose video stops arriving', async () => {
@@ -183,6 +191,66 @@ describe('LivePlayer', () => {
     player.nudge()
     await flush(30)
     expect(log()).toEqual(['POST /whep/3', 'POST /whep/3'])
+  })
+})
+
+describe('LivePlayer sound', () => {
+  const sessions = (_: Call, n: number) => sdpAnswer(`/whep/3/sessions/${n}`)
+
+  it('finds sound once the audio track carries packets, and the test hook reports samples and codec', async () => {
+    const { player, audio } = setup(sessions)
+    player.start()
+    await flush(30)
+    const pc = FakePeerConnection.instances[0]!
+    addVideoTrack(pc)
+    addAudioTrack(pc)
+    pc.setState('connected')
+    pc.framesDecoded = 30
+    await vi.advanceTimersByTimeAsync(1000)
+    // Video, a track, but no packets yet: not known.
+    expect(audio).toEqual([])
+    expect(player.audio).toBe('unknown')
+    pc.audioPackets = 50
+    pc.audioSamples = 48_000
+    pc.audioCodec = 'audio/opus'
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(audio).toEqual(['present'])
+    expect(await collectStats()).toEqual([{ cameraId: 3, state: 'live', framesDecoded: 30, audioSamples: 48_000, audioCodec: 'audio/opus' }])
+
+    // A new session knows nothing about its sound yet.
+    pc.setState('failed')
+    expect(audio).toEqual(['present', 'unknown'])
+  })
+
+  it('calls a session silent without an audio track at once, and with a track that stays empty after 3 s', async () => {
+    const { player, audio } = setup(sessions)
+    player.start()
+    await flush(30)
+    const pc = FakePeerConnection.instances[0]!
+    addVideoTrack(pc)
+    pc.setState('connected')
+    await vi.advanceTimersByTimeAsync(1000)
+    // No picture yet: not known.
+    expect(audio).toEqual([])
+    pc.framesDecoded = 10
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(audio).toEqual(['none'])
+    expect((await collectStats())[0]).toMatchObject({ audioSamples: 0, audioCodec: null })
+    player.stop()
+    expect(audio).toEqual(['none', 'unknown'])
+
+    const second = setup(sessions)
+    second.player.start()
+    await flush(30)
+    const pc2 = FakePeerConnection.instances.at(-1)!
+    addVideoTrack(pc2)
+    addAudioTrack(pc2)
+    pc2.setState('connected')
+    pc2.framesDecoded = 10
+    await vi.advanceTimersByTimeAsync(2000)
+    expect(second.audio).toEqual([])
+    await vi.advanceTimersByTimeAsync(1000)
+    expect(second.audio).toEqual(['none'])
   })
 })
 

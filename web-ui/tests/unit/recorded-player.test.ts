@@ -9,7 +9,7 @@ const { FakeHls } = vi.hoisted(() => {
   class FakeHls {
     static instances: FakeHls[] = []
     static isSupported = () => true
-    static Events = { LEVEL_LOADED: 'hlsLevelLoaded', ERROR: 'hlsError' }
+    static Events = { LEVEL_LOADED: 'hlsLevelLoaded', ERROR: 'hlsError', BUFFER_CODECS: 'hlsBufferCodecs' }
     static ErrorTypes = { MEDIA_ERROR: 'mediaError', NETWORK_ERROR: 'networkError' }
     handlers = new Map<string, Handler>()
     url = ''
@@ -111,6 +111,29 @@ describe('recorded player', () => {
     expect(FakeHls.instances[1]!.url).toContain(`start=${W + 55_000}`)
     expect(w.find('[data-testid="fullscreen"]').exists()).toBe(true)
     w.unmount()
+  })
+
+  it('starts muted, offers Unmute once hls.js finds an audio track, and says "No sound" without one', async () => {
+    const w = await player()
+    const v = w.get('[data-testid="player-video"]').element as HTMLVideoElement
+    expect(v.muted).toBe(true)
+    expect(w.find('[data-testid="sound-toggle"]').exists()).toBe(false)
+    FakeHls.instances[0]!.emit('hlsBufferCodecs', { video: { codec: 'avc1.64001f' }, audio: { codec: 'mp4a.40.2' } })
+    await flushPromises()
+    const b = w.get('[data-testid="sound-toggle"]')
+    expect(b.attributes('aria-label')).toBe('Unmute')
+    await b.trigger('click')
+    expect(v.muted).toBe(false)
+    expect(w.get('[data-testid="sound-toggle"]').attributes('aria-label')).toBe('Mute')
+    w.unmount()
+
+    // Another camera's recording, without sound: its own choice, muted.
+    const silent = await player({ cameraId: 4 })
+    FakeHls.instances.at(-1)!.emit('hlsBufferCodecs', { video: { codec: 'avc1.64001f' } })
+    await flushPromises()
+    expect((silent.get('[data-testid="player-video"]').element as HTMLVideoElement).muted).toBe(true)
+    expect(silent.get('[data-testid="sound-toggle"]').attributes('aria-label')).toBe('No sound')
+    silent.unmount()
   })
 
   it('says plainly when nothing was recorded', async () => {
