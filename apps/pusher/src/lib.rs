@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use reallive_capture::{CaptureOptions, Source};
 use reallive_core::app::systemd;
-use reallive_core::frame_channel;
+use reallive_core::{audio_channel, frame_channel};
 use reallive_store::{FileSink, FileSummary};
 use reallive_stream::{PublishConfig, SessionState, Streamer, WebRtcPublisher};
 use tokio_util::sync::CancellationToken;
@@ -43,6 +43,9 @@ pub struct RunSummary {
 /// Frames buffered between the capture thread and the file writer: about
 /// four seconds at 30 fps, enough to ride out a slow SD card.
 const QUEUE_FRAMES: usize = 128;
+
+/// Opus packets buffered the same way: about two seconds of 20 ms packets.
+const QUEUE_AUDIO: usize = 100;
 
 /// Captures `config.source` into `config.output` until the duration is
 /// reached, the source ends, or `shutdown` fires. The file is complete and
@@ -115,9 +118,14 @@ pub async fn publish(
     gstreamer::init().context("initialising GStreamer")?;
     let cap = reallive_capture::open(&source, &capture)?;
     let (tx, rx) = frame_channel(QUEUE_FRAMES);
-    let mut running = cap.start(tx)?;
+    let (mut running, audio) = if capture.audio.is_some() {
+        let (atx, arx) = audio_channel(QUEUE_AUDIO);
+        (cap.start_with_audio(tx, atx)?, Some(arx))
+    } else {
+        (cap.start(tx)?, None)
+    };
     let encoder = running.encoder();
-    tracing::info!(source = %cap.describe(), encoder, server = %target.server, camera = target.camera, "publishing");
+    tracing::info!(source = %cap.describe(), encoder, audio = %capture.audio, server = %target.server, camera = target.camera, "publishing");
     systemd::ready(&format!(
         "capturing {}; connecting to {}",
         cap.describe(),
@@ -127,7 +135,10 @@ pub async fn publish(
         keyframe: running.keyframe_requester(),
         ..target
     }));
-    let session = streamer.start(rx)?;
+    let session = match audio {
+        Some(a) => streamer.start_with_audio(rx, a)?,
+        None => streamer.start(rx)?,
+    };
     let mut state = session.state();
     let limit = async {
         match seconds {

@@ -59,7 +59,7 @@ fn list_devices() -> anyhow::Result<()> {
 
 fn config(cli: Cli) -> anyhow::Result<Mode> {
     let source: Source = cli.source.parse()?;
-    let capture = cli.capture.options();
+    let capture = cli.capture.options_for(&source);
     capture.validate()?;
     if let Some(target) = cli.publish.config(cli.network.network()?)? {
         return Ok(Mode::Publish {

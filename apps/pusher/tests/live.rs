@@ -1,7 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Live video end to end, as a user sees it: the pusher publishes the test
-//! pattern to a real reallive-server, and headless Chromium logs in through
-//! the web UI and decodes it over WebRTC through the relay
+//! Live video end to end, as a user sees and hears it: the pusher publishes
+//! the test pattern and a test tone to a real reallive-server, and headless
+//! Chromium logs in through the web UI, decodes both over WebRTC through the
+//! relay and unmutes the player
 //! (`scripts/e2e-live`, in a private network namespace). Then the server
 //! restarts under them, and both must come back on their own.
 
@@ -30,6 +31,11 @@ fn a_browser_decodes_the_pusher_through_the_relay_and_survives_a_server_restart(
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["ok"], true, "{line}");
     assert!(v["framesDecoded"].as_u64().unwrap() > 60, "{line}");
+    // Its sound: Opus decoded (half a second of samples at 48 kHz), and the
+    // player unmuted with one click.
+    assert_eq!(v["audioCodec"], "audio/opus", "{line}");
+    assert!(v["audioSamples"].as_u64().unwrap() > 24_000, "{line}");
+    assert_eq!(v["unmuted"], true, "{line}");
     assert!(v["ms"].as_u64().unwrap() <= 10_000, "{line}");
     // After the restart: a new connection decoding again within 10 s of
     // the server's return.
@@ -39,8 +45,9 @@ fn a_browser_decodes_the_pusher_through_the_relay_and_survives_a_server_restart(
 
 /// A second WebRTC stack (the `webrtc` crate's subscriber, not a browser)
 /// watches the camera through the relay and gets at least 90% of the frames
-/// the pusher sent. Both signal over `/ws/signaling`; the viewer joins
-/// before the publisher and waits.
+/// the pusher sent, and its microphone (`--audio test`): Opus packets 20 ms
+/// apart on the video's timeline. Both signal over `/ws/signaling`; the
+/// viewer joins before the publisher and waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webrtc_rs_subscriber_gets_the_frames_the_pusher_sent() {
     relay_round_trip(false).await;
@@ -81,6 +88,8 @@ async fn relay_round_trip(http: bool) {
         "360",
         "--key",
         &key,
+        "--audio",
+        "test",
         "--seconds",
         // Over WHEP the viewer can only start once the publisher is online,
         // and every frame before its first keyframe counts as missed: a
@@ -102,6 +111,7 @@ async fn relay_round_trip(http: bool) {
     }
     let start_viewer = || {
         let (tx, mut rx) = reallive_core::frame_channel(1024);
+        let (atx, mut arx) = reallive_core::audio_channel(1024);
         let sub = WebRtcSubscriber::new(SubscribeConfig {
             server: format!("http://{addr}"),
             camera: cam,
@@ -109,18 +119,29 @@ async fn relay_round_trip(http: bool) {
             whep: http.then(|| format!("http://{addr}/whep/{cam}")),
             network: reallive_stream::Network::default(),
         })
-        .start_session(tx)
+        .start_session_with_audio(tx, Some(atx))
         .unwrap();
         let counter = tokio::spawn(async move {
             let mut n = 0u64;
             let mut first_keyframe = None;
+            let mut video_pts = (i64::MAX, i64::MIN);
             while let Some(f) = rx.recv().await {
                 first_keyframe.get_or_insert(f.keyframe);
                 n += 1;
+                video_pts = (video_pts.0.min(f.pts_90k), video_pts.1.max(f.pts_90k));
             }
-            (n, first_keyframe)
+            (n, first_keyframe, video_pts)
         });
-        (sub, counter)
+        let audio = tokio::spawn(async move {
+            let mut pts = Vec::new();
+            let mut codec = None;
+            while let Some(a) = arx.recv().await {
+                codec.get_or_insert(a.params.codec);
+                pts.push(a.pts_90k);
+            }
+            (pts, codec)
+        });
+        (sub, counter, audio)
     };
     let mut viewer = None;
     if !http {
@@ -149,7 +170,7 @@ async fn relay_round_trip(http: bool) {
         }
         viewer = Some(start_viewer());
     }
-    let (sub, counter) = viewer.unwrap();
+    let (sub, counter, audio) = viewer.unwrap();
     let out = pushing.wait_with_output().await.unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -163,11 +184,15 @@ async fn relay_round_trip(http: bool) {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     sub.stop();
     drop(sub);
-    let (received, first_keyframe) =
+    let (received, first_keyframe, video_pts) =
         tokio::time::timeout(std::time::Duration::from_secs(10), counter)
             .await
             .unwrap()
             .unwrap();
+    let (audio_pts, codec) = tokio::time::timeout(std::time::Duration::from_secs(10), audio)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(sent >= 200, "8 s at 30 fps: {sent}");
     assert_eq!(first_keyframe, Some(true), "the first frame is a keyframe");
     assert!(
@@ -175,6 +200,33 @@ async fn relay_round_trip(http: bool) {
         "received {received} of {sent} frames"
     );
     eprintln!("received {received} of {sent} frames");
+    // The microphone: Opus, 50 packets a second for as long as the video
+    // came but its first second (at least 90 % of them), 20 ms apart, on
+    // the video's timeline.
+    assert_eq!(codec, Some(reallive_core::AudioCodec::Opus));
+    let video_span = video_pts.1 - video_pts.0;
+    let expected = (video_span - 90_000) / 1800;
+    let n = audio_pts.len() as i64;
+    assert!(
+        n * 100 >= expected * 90,
+        "{n} audio packets for {} s of video",
+        video_span / 90_000
+    );
+    let steady = audio_pts.windows(2).filter(|w| w[1] - w[0] == 1800).count() as i64;
+    assert!(
+        steady * 100 >= (n - 1) * 95,
+        "{steady} of {n} audio packets 20 ms after the one before"
+    );
+    let (first, last) = (audio_pts[0], audio_pts[audio_pts.len() - 1]);
+    // The first second of sound may be lost while the session starts
+    // (a publisher's first Opus packets race its DTLS handshake).
+    assert!(
+        (0..=135_000).contains(&(first - video_pts.0)) && (last - video_pts.1).abs() < 45_000,
+        "audio {first}..{last} and video {}..{} (90 kHz) are not one timeline",
+        video_pts.0,
+        video_pts.1
+    );
+    eprintln!("received {n} audio packets for {expected} expected");
     srv.kill().await.unwrap();
 }
 

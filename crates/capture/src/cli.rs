@@ -4,7 +4,7 @@ use std::str::FromStr as _;
 
 use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
 
-use crate::{CaptureOptions, RtspBackend, RtspTransport};
+use crate::{AudioInput, CaptureOptions, RtspBackend, RtspTransport};
 
 /// How to capture and encode, as command-line flags (`--width`,
 /// `--encoder`, `--rtsp-transport`, …): `#[command(flatten)]` it into a
@@ -57,11 +57,31 @@ pub struct CaptureFlags {
     /// Draw the running time on the test pattern.
     #[arg(long)]
     pub timestamp_overlay: bool,
+
+    /// Sound beside the video, encoded to Opus: none, test (a tick every
+    /// second), alsa[:device] or pulse[:device] [default: alsa for a
+    /// camera when the machine has a capture device, else none].
+    #[arg(long, value_name = "INPUT", value_parser = AudioInput::from_str)]
+    pub audio: Option<AudioInput>,
 }
 
 impl CaptureFlags {
-    /// The options these flags ask for, the rest at their defaults; not
-    /// yet checked (see [`CaptureOptions::validate`]).
+    /// The options these flags ask for, the rest at their defaults, for
+    /// `source` (which decides the default `--audio`); not yet checked
+    /// (see [`CaptureOptions::validate`]).
+    pub fn options_for(&self, source: &crate::Source) -> CaptureOptions {
+        CaptureOptions {
+            audio: self
+                .audio
+                .clone()
+                .unwrap_or_else(|| AudioInput::default_for(source)),
+            ..self.options()
+        }
+    }
+
+    /// The options these flags ask for, the rest at their defaults (no
+    /// audio unless `--audio` asks); not yet checked (see
+    /// [`CaptureOptions::validate`]).
     pub fn options(&self) -> CaptureOptions {
         CaptureOptions {
             width: self.width,
@@ -78,6 +98,7 @@ impl CaptureFlags {
             rtsp_backend: self.rtsp_backend,
             loop_file: self.loop_file,
             timestamp_overlay: self.timestamp_overlay,
+            audio: self.audio.clone().unwrap_or_default(),
             ..CaptureOptions::default()
         }
     }

@@ -64,6 +64,7 @@
 
 #![warn(missing_docs)]
 
+mod audio;
 #[cfg(feature = "cli")]
 mod cli;
 mod devices;
@@ -77,6 +78,7 @@ mod source;
 mod test_pattern;
 mod v4l2;
 
+pub use audio::{AudioInput, OPUS_BITRATE};
 #[cfg(feature = "cli")]
 pub use cli::CaptureFlags;
 pub use devices::{DeviceInfo, list_devices};
@@ -92,7 +94,7 @@ pub use v4l2::{V4l2Camera, V4l2Format};
 
 use std::fmt::Debug;
 
-use reallive_core::FrameSender;
+use reallive_core::{AudioSender, FrameSender};
 use reallive_encode::{EncoderKind, EncoderSettings};
 
 /// A camera that can be started to emit encoded access units.
@@ -108,6 +110,19 @@ pub trait CameraCapture: Send + Sync + Debug {
     /// or element, bad options); failures after start (a refused connection)
     /// come from [`Running::wait`].
     fn start(&self, out: FrameSender) -> Result<Running, CaptureError>;
+
+    /// Like [`start`](Self::start), with the microphone of
+    /// [`CaptureOptions::audio`] encoded to Opus into `audio`, in the same
+    /// pipeline so both tracks share its clock. Sources with no audio of
+    /// their own to offer (files, RTSP here) drop `audio`.
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: AudioSender,
+    ) -> Result<Running, CaptureError> {
+        drop(audio);
+        self.start(out)
+    }
 }
 
 /// RTSP lower transport.
@@ -192,6 +207,9 @@ pub struct CaptureOptions {
     /// Test pattern: draw the running time on each frame, to measure
     /// glass-to-glass latency by eye or OCR.
     pub timestamp_overlay: bool,
+    /// The microphone beside a camera RealLive encodes (test pattern,
+    /// V4L2, libcamera), for [`CameraCapture::start_with_audio`].
+    pub audio: AudioInput,
 }
 
 impl Default for CaptureOptions {
@@ -209,6 +227,7 @@ impl Default for CaptureOptions {
             live: true,
             num_buffers: None,
             timestamp_overlay: false,
+            audio: AudioInput::None,
         }
     }
 }
@@ -334,6 +353,16 @@ macro_rules! frame_source {
             {
                 gstreamer::init().map_err(|e| format!("GStreamer: {e}"))?;
                 Ok(Box::new(CameraCapture::start(self, out)?))
+            }
+
+            fn start_with_audio(
+                &self,
+                out: FrameSender,
+                audio: AudioSender,
+            ) -> Result<Box<dyn reallive_core::source::FrameSourceRun>, reallive_core::reencode::BoxError>
+            {
+                gstreamer::init().map_err(|e| format!("GStreamer: {e}"))?;
+                Ok(Box::new(CameraCapture::start_with_audio(self, out, audio)?))
             }
         }
     )+};

@@ -46,4 +46,12 @@ impl CameraCapture for LibcameraCamera {
     fn start(&self, out: FrameSender) -> Result<Running, CaptureError> {
         pipeline::start(self.plan()?, out)
     }
+
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: reallive_core::AudioSender,
+    ) -> Result<Running, CaptureError> {
+        pipeline::start_with_audio(self.plan()?, out, &self.opts.audio, audio)
+    }
 }

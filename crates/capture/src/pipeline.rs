@@ -460,6 +460,18 @@ impl Drop for NullOnDrop {
     }
 }
 
+/// [`start`], with `input`'s audio branch added to the pipeline first, its
+/// Opus packets going to `audio`.
+pub(crate) fn start_with_audio(
+    plan: Plan,
+    out: FrameSender,
+    input: &crate::AudioInput,
+    audio: reallive_core::AudioSender,
+) -> Result<Running, CaptureError> {
+    crate::audio::add_branch(&plan.pipeline, &plan.label, input, audio)?;
+    start(plan, out)
+}
+
 /// Wires the appsink to `out`, starts the bus watcher and sets the pipeline
 /// going.
 pub(crate) fn start(plan: Plan, out: FrameSender) -> Result<Running, CaptureError> {

@@ -1,5 +1,5 @@
 use gstreamer::prelude::*;
-use reallive_core::FrameSender;
+use reallive_core::{AudioSender, FrameSender};
 
 use crate::pipeline::{self, make, set_enum};
 use crate::{CameraCapture, CaptureError, CaptureOptions, Running, sized_caps};
@@ -47,5 +47,13 @@ impl CameraCapture for TestPattern {
 
     fn start(&self, out: FrameSender) -> Result<Running, CaptureError> {
         pipeline::start(self.plan()?, out)
+    }
+
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: AudioSender,
+    ) -> Result<Running, CaptureError> {
+        pipeline::start_with_audio(self.plan()?, out, &self.opts.audio, audio)
     }
 }

@@ -149,6 +149,17 @@ impl CameraCapture for V4l2Camera {
         tracing::info!(source = %self.describe(), ?format, "v4l2 format");
         pipeline::start(self.plan_for(format)?, out)
     }
+
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: reallive_core::AudioSender,
+    ) -> Result<Running, CaptureError> {
+        let caps = self.probe_caps()?;
+        let format = self.choose_format(&caps)?;
+        tracing::info!(source = %self.describe(), ?format, audio = %self.opts.audio, "v4l2 format");
+        pipeline::start_with_audio(self.plan_for(format)?, out, &self.opts.audio, audio)
+    }
 }
 
 /// One line per distinct media type/format, e.g. `image/jpeg, video/x-raw YUY2`.

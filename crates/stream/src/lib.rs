@@ -189,6 +189,17 @@ pub trait Streamer: Send + Sync + Debug {
     /// runtime, and returns at once. The session reconnects on its own
     /// until it is stopped or dropped, or `frames` closes.
     fn start(&self, frames: FrameReceiver) -> Result<Box<dyn Session>, StreamError>;
+
+    /// Like [`start`](Self::start), with the source's audio as a second
+    /// track. A streamer that carries no audio drops `audio`.
+    fn start_with_audio(
+        &self,
+        frames: FrameReceiver,
+        audio: reallive_core::AudioReceiver,
+    ) -> Result<Box<dyn Session>, StreamError> {
+        drop(audio);
+        self.start(frames)
+    }
 }
 
 /// Subscribes to a camera on a server.
@@ -198,6 +209,18 @@ pub trait Receiver: Send + Sync + Debug {
     /// once. The session reconnects on its own until it is stopped or
     /// dropped, or `out`'s reader goes away.
     fn start(&self, out: FrameSender) -> Result<Box<dyn Session>, StreamError>;
+
+    /// Like [`start`](Self::start), asking for the camera's audio too,
+    /// pushed into `audio` on the frames' timeline. A receiver that carries
+    /// no audio drops `audio`.
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: reallive_core::AudioSender,
+    ) -> Result<Box<dyn Session>, StreamError> {
+        drop(audio);
+        self.start(out)
+    }
 }
 
 #[cfg(test)]

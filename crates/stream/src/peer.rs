@@ -23,7 +23,7 @@ use webrtc::peer_connection::{
 use webrtc::runtime::TokioRuntime;
 
 use crate::net::Network;
-use crate::signal::{Channel, Ended, h264_engine, local_ip_towards};
+use crate::signal::{Channel, Ended, local_ip_towards, media_engine};
 
 /// A setup step that failed, as a reason to retry: `"{what}: {error}"`.
 pub(crate) fn failed<E: Display>(what: &'static str) -> impl FnOnce(E) -> Ended {
@@ -50,7 +50,7 @@ pub(crate) async fn open(
     interceptors: fn(Registry) -> Registry,
 ) -> Result<(Channel, impl PeerConnection + use<>, PeerEvents), Ended> {
     let chan = open_channel(net, http, ws_url, camera, role, credential).await?;
-    let (media, registry) = h264_engine()?;
+    let (media, registry) = media_engine()?;
     let ice: Vec<RTCIceServer> = ice_servers
         .iter()
         .chain(net.ice_servers())

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use reallive_core::{EncodedFrame, FrameReceiver};
+use reallive_core::{AudioFrame, AudioReceiver, EncodedFrame, FrameReceiver};
 use reallive_signaling::Role;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media::Sample;
@@ -25,7 +25,7 @@ use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 use crate::net::{Network, Target};
 use crate::peer::{self, failed};
 use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
-use crate::signal::{Channel, Ended, h264_codec, signaling_url};
+use crate::signal::{Channel, Ended, h264_codec, opus_codec, signaling_url};
 use crate::{Session, StreamError, Streamer};
 
 /// At most one forced keyframe per this interval, however often the relay
@@ -79,6 +79,16 @@ impl WebRtcPublisher {
     /// Starts publishing on the current tokio runtime: reconnects with
     /// backoff from 1 s to 60 s, and every 60 s while the key is refused.
     pub fn start_session(&self, frames: FrameReceiver) -> Result<ReconnectingSession, StreamError> {
+        self.start_session_with_audio(frames, None)
+    }
+
+    /// [`start_session`](Self::start_session) with a second track: the
+    /// Opus packets from `audio`, on the same clock as the frames.
+    pub fn start_session_with_audio(
+        &self,
+        frames: FrameReceiver,
+        audio: Option<AudioReceiver>,
+    ) -> Result<ReconnectingSession, StreamError> {
         let ws_url = match &self.config.whip {
             Some(w) => {
                 Target::parse(w).map_err(StreamError::InvalidConfig)?;
@@ -91,6 +101,7 @@ impl WebRtcPublisher {
                 config: self.config.clone(),
                 ws_url,
                 frames,
+                audio,
             },
             Policy::new(
                 Duration::from_secs(1),
@@ -107,6 +118,16 @@ impl Streamer for WebRtcPublisher {
     fn start(&self, frames: FrameReceiver) -> Result<Box<dyn Session>, StreamError> {
         Ok(Box::new(self.start_session(frames)?))
     }
+
+    fn start_with_audio(
+        &self,
+        frames: FrameReceiver,
+        audio: AudioReceiver,
+    ) -> Result<Box<dyn Session>, StreamError> {
+        Ok(Box::new(
+            self.start_session_with_audio(frames, Some(audio))?,
+        ))
+    }
 }
 
 /// One publishing connection at a time, for the reconnect driver.
@@ -114,6 +135,7 @@ struct Publish {
     config: PublishConfig,
     ws_url: String,
     frames: FrameReceiver,
+    audio: Option<AudioReceiver>,
 }
 
 impl Connect for Publish {
@@ -122,6 +144,7 @@ impl Connect for Publish {
             &self.config,
             &self.ws_url,
             &mut self.frames,
+            self.audio.as_mut(),
             link,
         ))
     }
@@ -130,7 +153,14 @@ impl Connect for Publish {
     /// before the reconnect are stale anyway. A capture that ends ends the
     /// session.
     fn idle(&mut self) -> BoxFuture<'_, ()> {
-        Box::pin(async { while self.frames.recv().await.is_some() {} })
+        Box::pin(async {
+            loop {
+                tokio::select! {
+                    f = self.frames.recv() => if f.is_none() { return },
+                    Some(_) = next_audio(self.audio.as_mut()) => {}
+                }
+            }
+        })
     }
 }
 
@@ -138,6 +168,7 @@ async fn connect_and_publish(
     config: &PublishConfig,
     ws_url: &str,
     frames: &mut FrameReceiver,
+    mut audio: Option<&mut AudioReceiver>,
     link: &Link,
 ) -> Ended {
     // Signaling (with WHIP, nothing until the offer), and WebRTC with one
@@ -180,11 +211,28 @@ async fn connect_and_publish(
         Ok(t) => Arc::new(t),
         Err(e) => return Ended::Failed(format!("track: {e}")),
     };
+    // The microphone, as a second track of the same stream.
+    let mic = match audio
+        .is_some()
+        .then(|| audio_track(config.camera))
+        .transpose()
+    {
+        Ok(m) => m,
+        Err(e) => return Ended::Failed(format!("audio track: {e}")),
+    };
     let ended = async {
         let sender = pc
             .add_track(Arc::clone(&track) as Arc<dyn TrackLocal>)
             .await
             .map_err(failed("add track"))?;
+        let mic_sender = match &mic {
+            Some((t, _)) => Some(
+                pc.add_track(Arc::clone(t) as Arc<dyn TrackLocal>)
+                    .await
+                    .map_err(failed("add audio track"))?,
+            ),
+            None => None,
+        };
         peer::negotiate(&pc, &mut events.gathered, &mut chan).await?;
         let pt = sender
             .get_parameters()
@@ -195,6 +243,25 @@ async fn connect_and_publish(
             .first()
             .map(|c| c.payload_type)
             .ok_or_else(|| Ended::Failed("no codec negotiated".into()))?;
+        // A relay that answered without audio gets video alone.
+        let mic = match (&mic, mic_sender) {
+            (Some((t, ssrc)), Some(s)) => s
+                .get_parameters()
+                .await
+                .map_err(failed("audio parameters"))?
+                .rtp_parameters
+                .codecs
+                .first()
+                .map(|c| Mic {
+                    track: Arc::clone(t),
+                    ssrc: *ssrc,
+                    pt: c.payload_type,
+                }),
+            _ => None,
+        };
+        if audio.is_some() && mic.is_none() {
+            tracing::warn!("the server took no audio track; publishing video only");
+        }
         // Connected within 10 s, or try again.
         let connected = tokio::time::timeout(Duration::from_secs(10), async {
             while let Some(s) = events.state.recv().await {
@@ -223,6 +290,7 @@ async fn connect_and_publish(
                 pt,
                 &mut events.state,
                 frames,
+                audio.take().filter(|_| mic.is_some()).zip(mic),
                 link,
             )
             .await,
@@ -232,6 +300,47 @@ async fn connect_and_publish(
     let _ = pc.close().await;
     chan.close().await;
     ended.unwrap_or_else(|e| e)
+}
+
+/// The Opus track beside the video, and its SSRC.
+fn audio_track(
+    camera: i64,
+) -> Result<(Arc<TrackLocalStaticSample>, u32), Box<dyn std::error::Error + Send + Sync>> {
+    let ssrc = rand_ssrc();
+    let track = TrackLocalStaticSample::new(
+        Instant::now(),
+        MediaStreamTrack::new(
+            // One stream id for both tracks: the browser syncs their playout.
+            reallive_core::CameraId(camera).store_key(),
+            "audio".to_owned(),
+            "audio".to_owned(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                codec: opus_codec(),
+                ..Default::default()
+            }],
+        ),
+    )?;
+    Ok((Arc::new(track), ssrc))
+}
+
+/// The audio track once negotiated.
+struct Mic {
+    track: Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    pt: u8,
+}
+
+/// The next audio packet, or never when there is no audio.
+async fn next_audio(audio: Option<&mut AudioReceiver>) -> Option<AudioFrame> {
+    match audio {
+        Some(a) => a.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn rand_ssrc() -> u32 {
@@ -249,6 +358,7 @@ async fn stream_frames(
     pt: u8,
     pc_state: &mut tokio::sync::mpsc::Receiver<RTCPeerConnectionState>,
     frames: &mut FrameReceiver,
+    mut audio: Option<(&mut AudioReceiver, Mic)>,
     link: &Link,
 ) -> Ended {
     // The viewer's decoder starts at a keyframe: ask for one now, and send
@@ -298,6 +408,18 @@ async fn stream_frames(
                     return Ended::Failed(format!("sending a frame: {e}"));
                 }
                 link.count_frame();
+            }
+            Some(a) = next_audio(audio.as_mut().map(|(rx, _)| &mut **rx)) => {
+                let Some((_, mic)) = &audio else { continue };
+                let sample = Sample {
+                    data: a.data,
+                    duration: Duration::from_micros(u64::from(a.duration_90k) * 100 / 9),
+                    ..Sample::new(Instant::now())
+                };
+                // A lost audio packet is a 20 ms gap, never the session's end.
+                if let Err(e) = mic.track.sample_writer(mic.ssrc, mic.pt).write_sample(&sample).await {
+                    tracing::debug!("sending audio: {e}");
+                }
             }
         }
     }

@@ -10,7 +10,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     Registry, register_default_interceptors,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_H264, MIME_TYPE_RTX, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MediaEngine,
 };
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
@@ -162,7 +162,7 @@ pub(crate) async fn until_server_ends(ws: &mut Ws) -> Ended {
 }
 
 /// H.264 constrained baseline, packetization mode 1, with NACK, PLI and
-/// FIR (and RTX beside it, see [`h264_engine`]): what the pusher sends and the relay forwards.
+/// FIR (and RTX beside it, see [`media_engine`]): what the pusher sends and the relay forwards.
 pub(crate) fn h264_codec() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: MIME_TYPE_H264.to_owned(),
@@ -183,9 +183,21 @@ pub(crate) fn h264_codec() -> RTCRtpCodec {
     }
 }
 
-/// A media engine knowing only [`h264_codec`], and the default
-/// interceptors for it.
-pub(crate) fn h264_engine() -> Result<(MediaEngine, Registry), Ended> {
+/// Opus as WebRTC names it (48 kHz, "2 channels" whatever is coded), with
+/// in-band FEC: the pusher's microphone, and what the relay forwards.
+pub(crate) fn opus_codec() -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: MIME_TYPE_OPUS.to_owned(),
+        clock_rate: 48_000,
+        channels: 2,
+        sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+        rtcp_feedback: Vec::new(),
+    }
+}
+
+/// A media engine knowing [`h264_codec`] (with RTX) and [`opus_codec`],
+/// and the default interceptors for them.
+pub(crate) fn media_engine() -> Result<(MediaEngine, Registry), Ended> {
     let mut media = MediaEngine::default();
     media
         .register_codec(
@@ -214,6 +226,15 @@ pub(crate) fn h264_engine() -> Result<(MediaEngine, Registry), Ended> {
             RtpCodecKind::Video,
         )
         .map_err(|e| Ended::Failed(format!("registering RTX: {e}")))?;
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: opus_codec(),
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(|e| Ended::Failed(format!("registering Opus: {e}")))?;
     let registry = register_default_interceptors(Registry::new(), &mut media)
         .map_err(|e| Ended::Failed(format!("interceptors: {e}")))?;
     Ok((media, registry))

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, nal};
+use reallive_core::{
+    AudioFrame, AudioParameters, AudioSender, Codec, CodecParameters, EncodedFrame, FrameSender,
+    nal,
+};
 use reallive_signaling::{IceServer, Role};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
@@ -61,6 +64,14 @@ impl Receiver for WebRtcSubscriber {
     fn start(&self, out: FrameSender) -> Result<Box<dyn Session>, StreamError> {
         Ok(Box::new(self.start_session(out)?))
     }
+
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: AudioSender,
+    ) -> Result<Box<dyn Session>, StreamError> {
+        Ok(Box::new(self.start_session_with_audio(out, Some(audio))?))
+    }
 }
 
 impl WebRtcSubscriber {
@@ -73,6 +84,16 @@ impl WebRtcSubscriber {
     /// reconnects with backoff from 1 s to 30 s, and every 30 s while the
     /// token or grant is refused.
     pub fn start_session(&self, out: FrameSender) -> Result<ReconnectingSession, StreamError> {
+        self.start_session_with_audio(out, None)
+    }
+
+    /// [`start_session`](Self::start_session), asking for the camera's
+    /// audio too: its Opus packets go to `audio`, on the frames' timeline.
+    pub fn start_session_with_audio(
+        &self,
+        out: FrameSender,
+        audio: Option<AudioSender>,
+    ) -> Result<ReconnectingSession, StreamError> {
         let ws_url = signaling_url(&self.config.server)?;
         if let Some(w) = &self.config.whep {
             Target::parse(w).map_err(StreamError::InvalidConfig)?;
@@ -82,6 +103,7 @@ impl WebRtcSubscriber {
                 config: self.config.clone(),
                 ws_url,
                 out,
+                audio,
                 timeline: Timeline::default(),
             },
             Policy::new(
@@ -101,6 +123,7 @@ struct Subscribe {
     config: SubscribeConfig,
     ws_url: String,
     out: FrameSender,
+    audio: Option<AudioSender>,
     timeline: Timeline,
 }
 
@@ -112,6 +135,7 @@ impl Connect for Subscribe {
             &self.ws_url,
             &mut self.timeline,
             &self.out,
+            self.audio.as_ref(),
             link,
         ))
     }
@@ -164,6 +188,7 @@ async fn connect_and_receive(
     ws_url: &str,
     timeline: &mut Timeline,
     out: &FrameSender,
+    audio: Option<&AudioSender>,
     link: &Link,
 ) -> Ended {
     let token = config.token.get();
@@ -196,9 +221,20 @@ async fn connect_and_receive(
         )
         .await
         .map_err(failed("transceiver"))?;
+        if audio.is_some() {
+            pc.add_transceiver_from_kind(
+                RtpCodecKind::Audio,
+                Some(RTCRtpTransceiverInit {
+                    direction: RTCRtpTransceiverDirection::Recvonly,
+                    ..Default::default()
+                }),
+            )
+            .await
+            .map_err(failed("audio transceiver"))?;
+        }
         peer::negotiate(&pc, &mut events.gathered, &mut chan).await?;
         link.count_connection();
-        Ok::<_, Ended>(receive(&mut chan, timeline, &mut events, out, link).await)
+        Ok::<_, Ended>(receive(&mut chan, timeline, &mut events, out, audio, link).await)
     }
     .await;
     let _ = pc.close().await;
@@ -212,9 +248,12 @@ async fn receive(
     timeline: &mut Timeline,
     events: &mut PeerEvents,
     out: &FrameSender,
+    audio: Option<&AudioSender>,
     link: &Link,
 ) -> Ended {
     let mut track: Option<Arc<dyn TrackRemote>> = None;
+    let mut sound: Option<Arc<dyn TrackRemote>> = None;
+    let mut audio_clock = AudioClock::default();
     let mut media_ssrc = 0u32;
     // Holes wait for NACK retransmissions this long, then are given up.
     let mut assembler = Assembler::new(HOLE_WAIT, MAX_HELD_PACKETS);
@@ -246,11 +285,27 @@ async fn receive(
                 return lost;
             },
             e = &mut ended => return e,
-            t = events.tracks.recv(), if track.is_none() => {
+            t = events.tracks.recv(), if track.is_none() || (audio.is_some() && sound.is_none()) => {
                 let Some(t) = t else { continue };
-                media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
-                track = Some(t);
+                if t.kind().await == RtpCodecKind::Audio {
+                    sound = Some(t);
+                } else if track.is_none() {
+                    media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
+                    track = Some(t);
+                }
             }
+            ev = next_sound(&sound) => match ev {
+                Some(TrackRemoteEvent::OnRtpPacket(p)) => {
+                    if let (Some(a), Some(pts)) = (audio, audio_clock.pts(p.header.timestamp, timeline, Instant::now())) {
+                        let params = audio_clock.params(&p.payload);
+                        // A full queue loses 20 ms of sound, nothing else.
+                        let _ = a.offer(AudioFrame { data: p.payload, pts_90k: pts, duration_90k: OPUS_FRAME_90K, params });
+                    }
+                }
+                // Video carries the session; without audio it goes on.
+                Some(TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) | None => sound = None,
+                Some(_) => {}
+            },
             () = hole => {}
             ev = next_event => match ev {
                 Some(TrackRemoteEvent::OnRtpPacket(p)) => {
@@ -313,6 +368,59 @@ async fn receive(
                 return Ended::Stopped;
             }
         }
+    }
+}
+
+/// The next event of the audio track, or never without one.
+async fn next_sound(sound: &Option<Arc<dyn TrackRemote>>) -> Option<TrackRemoteEvent> {
+    match sound {
+        Some(t) => t.poll().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One Opus frame as WebRTC sends it: 20 ms in 90 kHz ticks.
+const OPUS_FRAME_90K: u32 = 1_800;
+
+/// Places a connection's Opus packets on the video's timeline: the first
+/// packet where the video is when it arrives (the last frame's pts plus
+/// the time since it came), each later one by its RTP time (48 kHz) from
+/// there. Arrival is the only common reference the relay leaves, so sync
+/// is as good as the network's jitter at that one packet.
+#[derive(Debug, Default)]
+struct AudioClock {
+    /// The anchor packet's RTP time and pts.
+    anchor: Option<(u32, i64)>,
+    params: Option<Arc<AudioParameters>>,
+}
+
+impl AudioClock {
+    /// The pts of an Opus packet with RTP time `ts` arriving at `now`;
+    /// `None` before the connection's first video frame (no timeline yet)
+    /// or for a packet from before the anchor.
+    fn pts(&mut self, ts: u32, timeline: &Timeline, now: Instant) -> Option<i64> {
+        if let Some((a_ts, a_pts)) = self.anchor {
+            let d = ts.wrapping_sub(a_ts) as i32;
+            // A new publisher's random RTP base: anchor again.
+            if (0..=MAX_RTP_STEP_90K).contains(&d) {
+                return Some(a_pts + i64::from(d) * 90_000 / 48_000);
+            }
+        }
+        let (p, at) = timeline.last.filter(|_| timeline.last_ts.is_some())?;
+        let pts = p + now.saturating_duration_since(at).as_micros() as i64 * 9 / 100;
+        self.anchor = Some((ts, pts));
+        Some(pts)
+    }
+
+    /// The track's parameters, the channel count read from the first
+    /// packet's TOC byte (RFC 6716 §3.1: the `s` bit).
+    fn params(&mut self, packet: &[u8]) -> Arc<AudioParameters> {
+        self.params
+            .get_or_insert_with(|| {
+                let stereo = packet.first().is_some_and(|toc| toc & 0x04 != 0);
+                Arc::new(AudioParameters::opus(if stereo { 2 } else { 1 }))
+            })
+            .clone()
     }
 }
 
