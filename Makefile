@@ -80,11 +80,13 @@ fuzz-ci: setup
 # debug builds), as an admin and as a viewer, 100 examples per operation:
 # no 5xx, every status, content type and body as documented, no viewer
 # answered 2xx beyond its role. Logs and JUnit reports in target/api-fuzz/.
-# The binaries are built with the test profile, as nextest builds them:
-# after `make nextest` this reuses that build instead of compiling the
-# workspace again.
+# The binaries are the ones nextest's build left in target/debug:
+# `cargo test --no-run` builds them with the same features (dev-dependencies
+# included), so after `make nextest` it compiles nothing, where
+# `cargo build --bins` would build the workspace again without them. The
+# server and the NVR are fuzzed side by side.
 api-fuzz: setup
-	$(CARGO) build --workspace --bins --profile test
+	$(CARGO) test --workspace --no-run
 	./tests/api-fuzz/run
 
 # Debian packages of the four programs (docs/guide/packages.md): a release
@@ -96,11 +98,11 @@ deb: ui
 
 # The amd64 packages installed for real, as root: install, the units'
 # checks and sandbox, an upgrade that keeps recordings and edited config,
-# and purge (scripts/test-deb). It packages the debug binaries, built with
-# the test profile as nextest builds them (so after `make nextest` nothing
+# and purge (scripts/test-deb). It packages the debug binaries that
+# nextest's build left (`cargo test --no-run`: after `make nextest` nothing
 # is compiled again).
 test-deb: setup
-	$(CARGO) build --workspace --bins --profile test
+	$(CARGO) test --workspace --no-run
 	./scripts/test-deb
 
 # The arm64 build, proven by running it under qemu-user-static
