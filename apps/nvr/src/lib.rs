@@ -50,9 +50,12 @@ pub struct Ready<'a> {
     pub new_certificate_sha256: Option<&'a str>,
 }
 
-/// RTSP cameras through `reallive-capture`.
+/// RTSP cameras through `reallive-capture`; a camera's G.711 audio is
+/// transcoded to AAC by `reallive-encode` (the GStreamer backend records
+/// video only).
 fn open_rtsp() -> OpenSource {
-    Arc::new(|url, transport, backend| {
+    let g711 = reallive_encode::audio::start_audio_transcoder();
+    Arc::new(move |url, transport, backend| {
         let options = CaptureOptions {
             rtsp_transport: match transport {
                 Transport::Tcp => RtspTransport::Tcp,
@@ -61,7 +64,9 @@ fn open_rtsp() -> OpenSource {
             ..CaptureOptions::default()
         };
         match backend {
-            Backend::Retina => Arc::new(RetinaCamera::new(url.clone(), options)),
+            Backend::Retina => Arc::new(
+                RetinaCamera::new(url.clone(), options).with_audio_transcoder(g711.clone()),
+            ),
             Backend::Gstreamer => Arc::new(RtspCamera::new(url.clone(), options)),
         }
     })

@@ -14,7 +14,7 @@ use reallive_record::worker::{Consumer, Worker};
 use tokio_util::sync::CancellationToken;
 
 fn counting(frames: Arc<AtomicU64>, runs: Arc<AtomicU64>) -> Consumer {
-    Arc::new(move |mut rx| {
+    Arc::new(move |mut rx, _audio| {
         let frames = frames.clone();
         runs.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
@@ -54,6 +54,7 @@ async fn a_test_pattern_runs_stops_and_starts_on_request() {
         Arc::new(TestPattern::new("ball".into(), opts)),
         RestartPolicy::default(),
         counting(frames.clone(), runs.clone()),
+        false,
         stop.clone(),
     );
     let s = wait_for(&w, 20, |s| s.state == WorkerState::Running && s.fps > 20.0).await;
@@ -113,6 +114,7 @@ async fn a_dead_camera_backs_off_with_growing_waits() {
         Arc::new(RtspCamera::new(url, CaptureOptions::default())),
         RestartPolicy::default(),
         counting(frames, runs),
+        false,
         stop.clone(),
     );
     let s = wait_for(&w, 20, |s| {

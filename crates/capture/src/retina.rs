@@ -34,6 +34,13 @@ impl RetinaCamera {
         }
     }
 
+    /// Transcodes a G.711 audio track to AAC with `start` when audio is
+    /// asked for ([`RtspSource::with_audio_transcoder`]).
+    pub fn with_audio_transcoder(mut self, start: reallive_core::StartAudioTranscoder) -> Self {
+        self.source = self.source.with_audio_transcoder(start);
+        self
+    }
+
     /// Frames, losses and sessions so far.
     pub fn stats(&self) -> std::sync::Arc<reallive_rtsp::IngestStats> {
         self.source.stats()
@@ -70,6 +77,15 @@ impl reallive_core::source::FrameSource for RetinaCamera {
     ) -> Result<Box<dyn reallive_core::source::FrameSourceRun>, reallive_core::reencode::BoxError>
     {
         self.source.start_frames(out)
+    }
+
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: reallive_core::AudioSender,
+    ) -> Result<Box<dyn reallive_core::source::FrameSourceRun>, reallive_core::reencode::BoxError>
+    {
+        self.source.start_with_audio(out, audio)
     }
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::Error;
+use crate::reencode::BoxError;
 
 /// An audio codec RealLive can record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,6 +86,40 @@ impl fmt::Debug for AudioFrame {
             .finish()
     }
 }
+
+/// G.711's two companding laws, as IP cameras send them over RTSP
+/// (`PCMA`, `PCMU`): 8-bit samples, usually at 8 kHz.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum G711 {
+    /// A-law (`PCMA`).
+    ALaw,
+    /// µ-law (`PCMU`).
+    MuLaw,
+}
+
+/// A running G.711-to-AAC transcoder: neither browsers nor HLS play G.711
+/// in MP4, so a camera's G.711 is transcoded once, at ingest
+/// (`docs/design/audio.md`). `reallive-encode` implements it with
+/// GStreamer, so the crates that ingest and record (`reallive-rtsp`,
+/// `reallive-record`) build without it.
+///
+/// The AAC frames go to the [`AudioSender`](crate::AudioSender) it was
+/// started with, from the implementation's own thread, with their pts on
+/// the clock of the packets pushed (the video's).
+pub trait AudioTranscoder: Send {
+    /// Hands over one G.711 packet whose first sample plays at `pts_90k`.
+    /// Never blocks: when the transcoder falls behind the packet is
+    /// dropped. An error means the transcoder has failed for good.
+    fn push(&mut self, data: Bytes, pts_90k: i64) -> Result<(), BoxError>;
+}
+
+/// Starts an [`AudioTranscoder`] for G.711 of `law` at `sample_rate` Hz
+/// with `channels` channels, its AAC offered to the sender.
+pub type StartAudioTranscoder = Arc<
+    dyn Fn(G711, u32, u8, crate::AudioSender) -> Result<Box<dyn AudioTranscoder>, BoxError>
+        + Send
+        + Sync,
+>;
 
 /// Sampling frequencies by `samplingFrequencyIndex` (ISO/IEC 14496-3
 /// §1.6.3.4); 13 and 14 are reserved, 15 means the rate follows in 24 bits.

@@ -106,7 +106,9 @@ pub mod source;
 pub mod supervise;
 pub mod time;
 
-pub use audio::{AudioCodec, AudioFrame, AudioParameters};
+pub use audio::{
+    AudioCodec, AudioFrame, AudioParameters, AudioTranscoder, G711, StartAudioTranscoder,
+};
 pub use backoff::Backoff;
 pub use camera::CameraId;
 pub use channel::{

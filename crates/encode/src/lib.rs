@@ -43,6 +43,11 @@
 //!   [`Reencoder`](reallive_core::reencode::Reencoder), so
 //!   `reallive-store` can rewrite recordings without linking GStreamer.
 //!
+//! And one works on sound: [`audio::G711Transcoder`] turns an RTSP
+//! camera's G.711 into AAC at ingest. It implements
+//! [`AudioTranscoder`](reallive_core::AudioTranscoder), so
+//! `reallive-rtsp` transcodes without linking GStreamer.
+//!
 //! And one turns a stored keyframe into a picture:
 //! [`thumbnail::jpeg_from_keyframe`] makes a small baseline JPEG of one
 //! H.264 or H.265 keyframe sample (blocking, bounded by a timeout).
@@ -72,6 +77,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audio;
 mod backends;
 mod error;
 pub mod motion;

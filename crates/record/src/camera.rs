@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use reallive_core::decode::{DecodeKind, GrayDecode, GrayPicture, StartGrayDecoder};
 use reallive_core::source::FrameSource;
-use reallive_core::{Backoff, Clock, EncodedFrame, FrameReceiver, SystemClock};
+use reallive_core::{AudioReceiver, Backoff, Clock, EncodedFrame, FrameReceiver, SystemClock};
 use reallive_motion::{Detector, GrayFrame, MotionEvent};
 use reallive_store::{NewEvent, RecordingWriter, Storage, Store};
 use tokio::sync::{mpsc, watch};
@@ -126,8 +126,9 @@ impl std::fmt::Debug for Camera {
 }
 
 impl Camera {
-    fn run_config(&self, motion: &MotionConfig) -> RunConfig {
+    fn run_config(&self, motion: &MotionConfig, audio: bool) -> RunConfig {
         RunConfig {
+            audio,
             mode: match self.mode {
                 RecordMode::Motion => RunMode::Events,
                 _ => RunMode::Continuous,
@@ -199,6 +200,18 @@ impl<'a> Shell<'a> {
                 RunAction::Decode(f) => {
                     if let Some(d) = &self.decoder {
                         d.push(&f);
+                    }
+                }
+                RunAction::WriteAudio(a) => {
+                    // Audio can come first (a run's held audio opens the
+                    // file with the video). A store that cannot start a
+                    // recording is reported, and paused for, by the
+                    // video's write; the audio is dropped quietly.
+                    if self.writer.is_none() {
+                        self.writer = self.storage.start_recording(self.camera).await.ok();
+                    }
+                    if let Some(w) = self.writer.as_mut() {
+                        w.write_audio(a);
                     }
                 }
                 RunAction::Write { frame, utc_ns } => {
@@ -333,15 +346,25 @@ pub async fn record(
     shell.close().await
 }
 
+/// The next packet of `audio`, or never once it has ended.
+async fn next_audio(audio: &mut Option<AudioReceiver>) -> Option<reallive_core::AudioFrame> {
+    match audio {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One run of an NVR camera: until its frames end (a failure, a stop) or
 /// the camera stops. The recorder's consumer calls this for every start of
-/// the camera's source.
-pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
+/// the camera's source; with `audio`, the camera's audio is recorded
+/// beside its video (live viewers get the video only).
+pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver, mut audio: Option<AudioReceiver>) {
     let name = reallive_core::CameraId(cam.id).store_key();
     let (ev_tx, mut ev_rx) = mpsc::channel(16);
     let mut motion = cam.motion.clone();
     let settings = motion.borrow_and_update().clone();
-    let mut run = CameraRun::new(cam.run_config(&settings));
+    let with_audio = audio.is_some();
+    let mut run = CameraRun::new(cam.run_config(&settings, with_audio));
     let mut shell = Shell::new(&name, cam.id, &*cam.storage, &*cam.clock);
     shell.events = Some(&cam.store);
     shell.live = cam.live.as_deref();
@@ -360,6 +383,13 @@ pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
                 }
                 None => break,
             },
+            a = next_audio(&mut audio) => match a {
+                Some(a) => run.audio(a),
+                None => {
+                    audio = None;
+                    run.audio_ended();
+                }
+            },
             Ok(()) = motion.changed() => {
                 // New settings: the old detector's open event ends here,
                 // and a new one starts learning the scene.
@@ -372,7 +402,7 @@ pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver) {
                 }
                 analyzer = Analyzer::start(&cam, &settings, ev_tx.clone());
                 shell.decoder = analyzer.as_ref().and_then(Analyzer::main_decoder);
-                run.set_config(cam.run_config(&settings));
+                run.set_config(cam.run_config(&settings, with_audio));
             }
             Some(e) = ev_rx.recv() => {
                 let clock = analyzer.as_ref().and_then(Analyzer::sub_clock);

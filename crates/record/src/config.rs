@@ -225,6 +225,10 @@ pub struct CameraConfig {
     pub post_roll_secs: u32,
     /// `[cameras.motion]`: how motion is detected.
     pub motion: MotionConfig,
+    /// Record the camera's audio track beside its video when it has one
+    /// (AAC as it is, G.711 transcoded to AAC); `audio = false` records
+    /// video only. The GStreamer backend records video only.
+    pub audio: bool,
 }
 
 /// `[cameras.motion]`: detection settings (see `reallive-motion`).
@@ -484,6 +488,8 @@ pub fn cameras_to_toml(cameras: &[CameraConfig]) -> String {
         post_roll_secs: u32,
         retention: Retention,
         motion: &'a MotionConfig,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        audio: Option<bool>,
     }
     #[derive(serde::Serialize)]
     struct File<'a> {
@@ -503,6 +509,7 @@ pub fn cameras_to_toml(cameras: &[CameraConfig]) -> String {
                 pre_roll_secs: c.pre_roll_secs,
                 post_roll_secs: c.post_roll_secs,
                 motion: &c.motion,
+                audio: (!c.audio).then_some(false),
                 retention: Retention {
                     max_age_days: c.retention.max_age_days,
                     max_bytes: c.retention.max_bytes,
@@ -679,6 +686,7 @@ struct RawCamera {
     pre_roll_secs: Option<Spanned<u32>>,
     post_roll_secs: Option<Spanned<u32>>,
     motion: Option<Spanned<MotionConfig>>,
+    audio: Option<bool>,
 }
 
 #[derive(Default, Deserialize)]
@@ -981,6 +989,7 @@ impl<'t> Checker<'t> {
             pre_roll_secs: pre_roll_secs?,
             post_roll_secs: post_roll_secs?,
             motion: motion?,
+            audio: raw.audio.unwrap_or(true),
         })
     }
 
@@ -1167,6 +1176,7 @@ name = "Back_door-2"
 url = "rtsps://[2001:db8::1]:322/live?channel=1"
 mode = "motion"
 transport = "udp"
+audio = false
 retention = { max_bytes = 1048576 }
 
 [[cameras]]
@@ -1231,6 +1241,11 @@ mode = "off"
     #[test]
     fn cameras_written_as_toml_read_back_the_same() {
         let c = NvrConfigFile::check(FULL).unwrap();
+        // Audio is recorded unless turned off.
+        assert_eq!(
+            c.cameras.iter().map(|c| c.audio).collect::<Vec<_>>(),
+            [true, false, true]
+        );
         let text = cameras_to_toml(&c.cameras);
         let back = NvrConfigFile::check(&text).unwrap_or_else(|e| panic!("{e:?}\n{text}"));
         assert_eq!(back.cameras, c.cameras);

@@ -11,12 +11,13 @@
 //!   accounts database.
 //! - [`run::CameraRun`]: one run of one camera, sans-IO: which frames
 //!   go live, to the motion decoder and to disk, continuously or around
-//!   events, with one retry rule for failed writes.
+//!   events, with one retry rule for failed writes; the camera's audio
+//!   goes to disk with its video (`docs/design/audio.md`).
 //! - [`space`]: the emergency space watcher; [`metrics`]: the NVR's
 //!   Prometheus series.
 //! - [`worker`]: a camera kept running by the supervisor (restart backoff,
-//!   stall detection, start and stop on request), each run's frames to a
-//!   consumer.
+//!   stall detection, start and stop on request), each run's frames (and
+//!   audio, unless `audio = false`) to a consumer.
 //! - [`transcode`]: when old recordings are re-encoded to H.265, which, and
 //!   how many at once; each job runs in a child process.
 //! - [`RecordError`]: the one error type, with its

@@ -665,7 +665,7 @@ impl Recorders {
             latest_keyframe,
         });
         let consumer: Consumer =
-            Arc::new(move |frames| Box::pin(camera::run(camera.clone(), frames)));
+            Arc::new(move |frames, audio| Box::pin(camera::run(camera.clone(), frames, audio)));
         let policy = RestartPolicy {
             max_restarts: cam.max_restarts,
             ..RestartPolicy::default()
@@ -675,6 +675,7 @@ impl Recorders {
             (c.open_source)(&cam.url, cam.transport, cam.backend),
             policy,
             consumer,
+            cam.audio,
             stop,
         );
         (worker, trigger_tx)

@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use reallive_core::time::UtcNs;
-use reallive_core::{Backoff, EncodedFrame};
+use reallive_core::{AudioFrame, Backoff, EncodedFrame};
 
 /// Streams up to this size are decoded whole for motion; larger ones only
 /// at their keyframes (about one a second), which keeps a 1080p or 4K main
@@ -28,6 +28,18 @@ pub const MAX_PRE_ROLL_BYTES: usize = 8 << 20;
 
 /// The longest pre-roll kept.
 pub const MAX_PRE_ROLL: Duration = Duration::from_secs(60);
+
+/// With audio expected, a run's first file waits this long (from the first
+/// video frame's arrival) for the audio's first packet, so that the file
+/// starts with its audio track rather than being cut at the next keyframe
+/// when the audio comes (`docs/design/audio.md`). A transcoded camera's
+/// first AAC comes a few hundred ms after its video, more on a busy host.
+/// Live viewers never wait; the ring keeps every frame meanwhile (within
+/// its byte bound).
+pub const AUDIO_WAIT: Duration = Duration::from_secs(2);
+
+/// The audio ring's bound, in packets: a minute of AAC at 48 kHz.
+const MAX_AUDIO_RING: usize = 3000;
 
 /// Pauses after failed writes: 1 s, doubling to 30 s.
 const RETRY_FLOOR: Duration = Duration::from_secs(1);
@@ -78,6 +90,9 @@ pub struct RunConfig {
     /// Motion is detected on this stream (no sub-stream): ask for its
     /// frames to be decoded.
     pub decode_main: bool,
+    /// The source was asked for audio: the first file waits up to
+    /// [`AUDIO_WAIT`] for it (see [`CameraRun::audio`]).
+    pub audio: bool,
 }
 
 impl Default for RunConfig {
@@ -88,6 +103,7 @@ impl Default for RunConfig {
             post_roll: Duration::from_secs(5),
             max_pre_roll_bytes: MAX_PRE_ROLL_BYTES,
             decode_main: false,
+            audio: false,
         }
     }
 }
@@ -119,6 +135,9 @@ pub enum RunAction {
     Offer(EncodedFrame),
     /// Hand the frame to the motion decoder.
     Decode(EncodedFrame),
+    /// Record the audio packet beside the video (it goes into the file
+    /// with the video it plays with).
+    WriteAudio(AudioFrame),
     /// Append the frame to the open file, starting one if none is open
     /// (then `frame` is a keyframe); `utc_ns` is when it was captured.
     /// Report the outcome with [`CameraRun::write_done`].
@@ -212,6 +231,15 @@ fn ticks(d: Duration) -> i64 {
     i64::try_from(d.as_micros() * 9 / 100).unwrap_or(i64::MAX)
 }
 
+/// Whether a run still waits for its first audio packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AudioWait {
+    /// Since the first video frame's arrival, once there is one.
+    Waiting(Option<Instant>),
+    /// It came, it ended, or none is expected.
+    Done,
+}
+
 /// One run of one camera. See the [module docs](self).
 #[derive(Debug)]
 pub struct CameraRun {
@@ -232,6 +260,10 @@ pub struct CameraRun {
     open: bool,
     ring: VecDeque<EncodedFrame>,
     ring_bytes: usize,
+    /// Audio kept with the ring's video, oldest first.
+    audio_ring: VecDeque<AudioFrame>,
+    /// Audio is expected and none has come yet: since this video pts.
+    audio_wait: AudioWait,
     /// Writing is paused until then, after a failed write.
     paused_until: Option<Instant>,
     retry: Backoff,
@@ -242,6 +274,11 @@ impl CameraRun {
     /// A run that has seen nothing yet.
     pub fn new(mut config: RunConfig) -> Self {
         config.pre_roll = config.pre_roll.min(MAX_PRE_ROLL);
+        let audio_wait = if config.audio {
+            AudioWait::Waiting(None)
+        } else {
+            AudioWait::Done
+        };
         CameraRun {
             config,
             next_config: None,
@@ -254,6 +291,8 @@ impl CameraRun {
             open: false,
             ring: VecDeque::new(),
             ring_bytes: 0,
+            audio_ring: VecDeque::new(),
+            audio_wait,
             paused_until: None,
             retry: Backoff::exact(RETRY_FLOOR, RETRY_CEILING),
             queue: VecDeque::new(),
@@ -295,6 +334,9 @@ impl CameraRun {
         {
             self.config = c;
         }
+        // Counted from the first frame whatever the mode, so that the ring
+        // is trimmed by time again 2 s in, wanted or not.
+        let audio_wait = self.waiting_for_audio(now.at);
         self.queue.push_back(RunAction::Offer(f.clone()));
         if self.config.decode_main && self.decode.wants(&f) {
             self.queue.push_back(RunAction::Decode(f.clone()));
@@ -306,15 +348,10 @@ impl CameraRun {
             }
             self.paused_until = None;
         }
-        if self.wanted(f.pts_90k) {
-            if !self.writing {
-                // The ring (the pre-roll, or what a pause kept) goes first.
-                self.writing = true;
-                while let Some(r) = self.ring.pop_front() {
-                    self.write(r);
-                }
-                self.ring_bytes = 0;
-            }
+        if self.wanted(f.pts_90k) && !self.writing && audio_wait {
+            self.remember(f);
+        } else if self.wanted(f.pts_90k) {
+            self.start_writing();
             self.write(f);
         } else {
             if self.writing {
@@ -324,6 +361,34 @@ impl CameraRun {
             }
             self.remember(f);
         }
+    }
+
+    /// An audio packet from the camera, on its video's clock. It is
+    /// written while video is, and otherwise kept with the ring's video
+    /// (the pre-roll), to go first when writing starts. The first one
+    /// ends the wait of [`RunConfig::audio`].
+    pub fn audio(&mut self, a: AudioFrame) {
+        let was_waiting = matches!(self.audio_wait, AudioWait::Waiting(_));
+        self.audio_wait = AudioWait::Done;
+        if self.writing && self.paused_until.is_none() {
+            self.queue.push_back(RunAction::WriteAudio(a));
+            return;
+        }
+        self.remember_audio(a);
+        // The video held for it goes now.
+        if was_waiting
+            && self.paused_until.is_none()
+            && !self.ring.is_empty()
+            && self.pts_now.is_some_and(|p| self.wanted(p))
+        {
+            self.start_writing();
+        }
+    }
+
+    /// The camera's audio ended (it has none, or it stopped): nothing
+    /// waits for it any more.
+    pub fn audio_ended(&mut self) {
+        self.audio_wait = AudioWait::Done;
     }
 
     /// Motion began at `utc_ns` (mapped from the analysed stream's clock).
@@ -400,6 +465,7 @@ impl CameraRun {
         for a in queued {
             match a {
                 RunAction::Write { frame, .. } => self.remember(frame),
+                RunAction::WriteAudio(a) => self.remember_audio(a),
                 RunAction::FinishFile => {}
                 other => kept.push(other),
             }
@@ -424,6 +490,62 @@ impl CameraRun {
         self.hold_until = None;
         self.ring.clear();
         self.ring_bytes = 0;
+        self.audio_ring.clear();
+    }
+
+    /// Whether video arriving at `at` waits for the first audio packet.
+    fn waiting_for_audio(&mut self, at: Instant) -> bool {
+        match &mut self.audio_wait {
+            AudioWait::Done => false,
+            AudioWait::Waiting(since) => {
+                let since = *since.get_or_insert(at);
+                if at.saturating_duration_since(since) < AUDIO_WAIT {
+                    return true;
+                }
+                self.audio_wait = AudioWait::Done;
+                false
+            }
+        }
+    }
+
+    /// Writing starts: the audio kept, then the ring (the pre-roll, or
+    /// what a pause kept). No file is open yet, so the store holds the
+    /// audio for the file the ring's keyframe starts.
+    fn start_writing(&mut self) {
+        if self.writing {
+            return;
+        }
+        self.writing = true;
+        // What plays with the ring's video; at least the newest packet,
+        // even one from before it: the store drops it, but the file it
+        // opens gets its audio track from the start, rather than being cut
+        // at the next keyframe when the next packet comes.
+        let first = self.ring.front().map(|f| f.pts_90k);
+        let kept = std::mem::take(&mut self.audio_ring);
+        let last = kept.len().saturating_sub(1);
+        for (i, a) in kept.into_iter().enumerate() {
+            if i == last || first.is_some_and(|p| a.pts_90k + i64::from(a.duration_90k) > p) {
+                self.queue.push_back(RunAction::WriteAudio(a));
+            }
+        }
+        while let Some(r) = self.ring.pop_front() {
+            self.write(r);
+        }
+        self.ring_bytes = 0;
+    }
+
+    /// Keeps an audio packet for when writing starts: as far back as the
+    /// ring's video, within its own bound, and always the newest.
+    fn remember_audio(&mut self, a: AudioFrame) {
+        self.audio_ring.push_back(a);
+        let first = self.ring.front().map(|f| f.pts_90k);
+        while let Some(old) = self.audio_ring.front() {
+            let stale = first.is_some_and(|p| old.pts_90k + i64::from(old.duration_90k) <= p);
+            if self.audio_ring.len() == 1 || !(stale || self.audio_ring.len() > MAX_AUDIO_RING) {
+                break;
+            }
+            self.audio_ring.pop_front();
+        }
     }
 
     fn hold(&mut self, until: i64) {
@@ -472,9 +594,12 @@ impl CameraRun {
             // at the front.
             let next_gop = self.ring.iter().skip(1).position(|f| f.keyframe);
             // Dropping the first GOP still leaves `pre_roll`.
-            let too_long = next_gop
-                .and_then(|k| self.ring.get(k + 1))
-                .is_some_and(|f| newest - f.pts_90k >= span);
+            // While the first file waits for its audio, nothing is old.
+            let waiting = matches!(self.audio_wait, AudioWait::Waiting(_));
+            let too_long = !waiting
+                && next_gop
+                    .and_then(|k| self.ring.get(k + 1))
+                    .is_some_and(|f| newest - f.pts_90k >= span);
             let too_big = self.ring_bytes > self.config.max_pre_roll_bytes;
             if !(too_long || too_big) {
                 break;

@@ -19,14 +19,22 @@ use reallive_core::source::{FrameSource, FrameSourceRun};
 use reallive_core::supervise::{
     Change, Command, RestartPolicy, Supervisor, WorkerState, WorkerStatus,
 };
-use reallive_core::{FrameReceiver, StreamInfo, frame_channel};
+use reallive_core::{AudioReceiver, FrameReceiver, StreamInfo, audio_channel, frame_channel};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-/// Takes one run's frames; the future ends when the receiver closes.
-pub type Consumer =
-    Arc<dyn Fn(FrameReceiver) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+/// Takes one run's frames, and its audio when the worker asks the source
+/// for audio; the future ends when the frame receiver closes.
+pub type Consumer = Arc<
+    dyn Fn(FrameReceiver, Option<AudioReceiver>) -> Pin<Box<dyn Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Audio packets queued between a source and its consumer: about five
+/// seconds of AAC, more than any write takes.
+const AUDIO_QUEUE: usize = 256;
 
 /// Asks a worker to start or stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,7 +55,8 @@ pub struct Worker {
 
 impl Worker {
     /// Starts supervising `capture` on the current runtime; every run's
-    /// frames go to `consumer`. Ends when `shutdown` fires, after the
+    /// frames go to `consumer`, and with `audio` the source's audio too
+    /// ([`FrameSource::start_with_audio`]). Ends when `shutdown` fires, after the
     /// last run's consumer has finished. `label` names the camera in the
     /// task's `tracing` span: pass a redacted name, never a URL.
     ///
@@ -59,6 +68,7 @@ impl Worker {
         capture: Arc<dyn FrameSource>,
         policy: RestartPolicy,
         consumer: Consumer,
+        audio: bool,
         shutdown: CancellationToken,
     ) -> Worker {
         let status = Arc::new(Mutex::new(WorkerStatus {
@@ -76,7 +86,15 @@ impl Worker {
         let (control, rx) = mpsc::channel(8);
         let span = tracing::info_span!("camera", name = label);
         let task = tokio::spawn(
-            drive(capture, policy, consumer, shutdown, rx, status.clone()).instrument(span),
+            drive(
+                capture,
+                policy,
+                (consumer, audio),
+                shutdown,
+                rx,
+                status.clone(),
+            )
+            .instrument(span),
         );
         Worker {
             status,
@@ -157,7 +175,7 @@ enum Event {
 async fn drive(
     capture: Arc<dyn FrameSource>,
     policy: RestartPolicy,
-    consumer: Consumer,
+    (consumer, audio): (Consumer, bool),
     shutdown: CancellationToken,
     mut control: mpsc::Receiver<Control>,
     status: Arc<Mutex<WorkerStatus>>,
@@ -175,7 +193,7 @@ async fn drive(
         while let Some(cmd) = pending.take() {
             let now = Instant::now();
             match cmd {
-                Command::Start => match start_run(&*capture, &consumer, &counters, epoch) {
+                Command::Start => match start_run(&*capture, &consumer, audio, &counters, epoch) {
                     Ok(r) => {
                         tracing::info!("started");
                         run = Some(r);
@@ -259,11 +277,22 @@ async fn drive(
 fn start_run(
     capture: &dyn FrameSource,
     consumer: &Consumer,
+    audio: bool,
     counters: &Arc<Counters>,
     epoch: Instant,
 ) -> Result<Run, String> {
     let (tx, mut rx) = frame_channel(256);
-    let running = capture.start_frames(tx).map_err(|e| e.to_string())?;
+    // The audio goes straight to the consumer: it needs no counting, and
+    // a hop would only add a queue.
+    let (running, audio_rx) = if audio {
+        let (audio_tx, audio_rx) = audio_channel(AUDIO_QUEUE);
+        let running = capture
+            .start_with_audio(tx, audio_tx)
+            .map_err(|e| e.to_string())?;
+        (running, Some(audio_rx))
+    } else {
+        (capture.start_frames(tx).map_err(|e| e.to_string())?, None)
+    };
     let (to_consumer, consumer_rx) = frame_channel(256);
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
@@ -293,7 +322,7 @@ fn start_run(
             }
         }
     });
-    let consume = tokio::spawn(consumer(consumer_rx));
+    let consume = tokio::spawn(consumer(consumer_rx, audio_rx));
     Ok(Run {
         running,
         forward,

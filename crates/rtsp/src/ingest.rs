@@ -21,6 +21,15 @@
 //! - **Parameter sets** come from the SDP, in band, or both: retina puts
 //!   the current ones in front of every keyframe, and a change starts a
 //!   new `Arc<CodecParameters>`, which the store takes as a new file.
+//! - **Audio rides along, never in the way** (`docs/design/audio.md`):
+//!   with [`start_with_audio`](FrameSource::start_with_audio) the first
+//!   AAC or G.711 track is set up too, and each packet goes out as an
+//!   [`AudioFrame`] on the video's clock ([`AudioSync`]: the two tracks'
+//!   first RTCP sender reports, or their first packets' arrival until
+//!   then). G.711 goes through an [`AudioTranscoder`] to AAC. An audio
+//!   track that cannot be set up or decoded is logged once and the video
+//!   records alone; [`start_frames`](FrameSource::start_frames) sets up
+//!   no audio at all.
 //! - **Failures are statuses**: a camera that stalls for
 //!   [`IngestOptions::stall_timeout`], refuses the password, or sends what
 //!   retina cannot parse ends the session with an [`IngestError`]; the
@@ -28,20 +37,24 @@
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use reallive_core::reencode::BoxError;
 use reallive_core::source::{BoxFuture, FrameSource, FrameSourceRun};
-use reallive_core::{Codec, CodecParameters, EncodedFrame, FrameSender, Offer, RtspUrl, nal};
+use reallive_core::{
+    AudioFrame, AudioParameters, AudioSender, AudioTranscoder, Codec, CodecParameters,
+    EncodedFrame, FrameSender, G711, Offer, RtspUrl, StartAudioTranscoder, nal,
+};
 use retina::client::{
     PlayOptions, SessionOptions, SetupOptions, TcpTransportOptions, UdpTransportOptions,
 };
-use retina::codec::{CodecItem, FrameFormat, VideoFrame};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoFrame};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 use crate::probe::{self, ProbeError};
 
@@ -131,6 +144,10 @@ pub struct IngestStats {
     dropped: AtomicU64,
     parameter_changes: AtomicU64,
     sessions: AtomicU64,
+    audio_frames: AtomicU64,
+    audio_dropped: AtomicU64,
+    audio_sender_reports: AtomicU64,
+    audio_offset_90k: AtomicI64,
 }
 
 impl IngestStats {
@@ -163,6 +180,32 @@ impl IngestStats {
     /// Sessions that reached `PLAY`.
     pub fn sessions(&self) -> u64 {
         self.sessions.load(Ordering::Relaxed)
+    }
+
+    /// Audio packets handed on (to the audio channel, or to the G.711
+    /// transcoder).
+    pub fn audio_frames(&self) -> u64 {
+        self.audio_frames.load(Ordering::Relaxed)
+    }
+
+    /// Audio packets dropped: before the first video frame, or behind the
+    /// audio already sent after the clock mapping moved back.
+    pub fn audio_dropped(&self) -> u64 {
+        self.audio_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Sessions whose audio was put on the video's clock by RTCP sender
+    /// reports (the others: by the first packets' arrival).
+    pub fn audio_synced_by_sender_reports(&self) -> u64 {
+        self.audio_sender_reports.load(Ordering::Relaxed)
+    }
+
+    /// The last session's audio mapping, in ms: how far its audio was put
+    /// from where the two tracks' `RTP-Info` starts (which PLAY answers
+    /// for the same instant) would put it. A camera whose sender reports
+    /// and `RTP-Info` agree shows about 0.
+    pub fn audio_offset_ms(&self) -> i64 {
+        self.audio_offset_90k.load(Ordering::Relaxed) / 90
     }
 }
 
@@ -286,6 +329,274 @@ impl AccessUnits {
     }
 }
 
+/// Puts a session's audio on its video's clock: `pts_90k` of an audio
+/// sample at `elapsed` ticks of the audio's RTP clock (retina's
+/// [`Timestamp::elapsed`](retina::Timestamp::elapsed)) is
+/// `elapsed * 90000 / rate + offset`. Sans-IO: arrival times come in as
+/// values.
+///
+/// The offset comes from the first RTCP sender report of each track,
+/// which ties both RTP clocks to the camera's one wall clock. Until both
+/// have come (cameras send them every few seconds, some never), it is
+/// estimated from arrival: the first audio packet's end arrived as far
+/// after the first video frame as it plays after it. Sender reports then
+/// replace the estimate once, and are never re-read: a camera's RTP and
+/// NTP clocks may drift apart, and a mid-session step would be worse.
+#[derive(Debug, Default)]
+pub struct AudioSync {
+    /// The first video frame: its first packet's arrival and its pts.
+    video_arrival: Option<(std::time::Instant, i64)>,
+    /// The first sender report of each track: NTP time (32.32) and RTP
+    /// elapsed ticks, with the video's clock rate.
+    video_sr: Option<(u64, i64, u32)>,
+    audio_sr: Option<(u64, i64)>,
+    offset_90k: Option<i64>,
+    by_sender_reports: bool,
+}
+
+/// How [`AudioSync`] has mapped the audio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncSource {
+    /// Not yet: no video frame and no pair of sender reports.
+    None,
+    /// By the first packets' arrival.
+    Arrival,
+    /// By the tracks' RTCP sender reports.
+    SenderReports,
+}
+
+impl AudioSync {
+    /// Nothing seen yet.
+    pub fn new() -> Self {
+        AudioSync::default()
+    }
+
+    /// A video frame whose first packet arrived at `arrived`.
+    pub fn video(&mut self, arrived: std::time::Instant, pts_90k: i64) {
+        self.video_arrival.get_or_insert((arrived, pts_90k));
+    }
+
+    /// The video track's sender report: `ntp` for `elapsed` ticks of its
+    /// RTP clock at `rate` Hz.
+    pub fn video_sender_report(&mut self, ntp: u64, elapsed: i64, rate: u32) {
+        self.video_sr.get_or_insert((ntp, elapsed, rate.max(1)));
+    }
+
+    /// The audio track's sender report, as [`video_sender_report`](Self::video_sender_report).
+    pub fn audio_sender_report(&mut self, ntp: u64, elapsed: i64) {
+        self.audio_sr.get_or_insert((ntp, elapsed));
+    }
+
+    /// The offset: audio `pts_90k` minus its RTP elapsed time in 90 kHz
+    /// ticks; `None` until there is a mapping.
+    pub fn offset_90k(&self) -> Option<i64> {
+        self.offset_90k
+    }
+
+    /// How the audio is mapped now.
+    pub fn source(&self) -> SyncSource {
+        match (self.offset_90k, self.by_sender_reports) {
+            (_, true) => SyncSource::SenderReports,
+            (Some(_), false) => SyncSource::Arrival,
+            (None, false) => SyncSource::None,
+        }
+    }
+
+    /// The pts of an audio packet of `len` samples starting at `elapsed`
+    /// ticks of its clock at `rate` Hz, whose last packet arrived at
+    /// `arrived`; `None` while there is nothing to map it by (no video
+    /// yet). The second value is the offset's change in 90 kHz ticks when
+    /// sender reports just replaced the arrival estimate.
+    pub fn audio(
+        &mut self,
+        arrived: std::time::Instant,
+        elapsed: i64,
+        len: u32,
+        rate: u32,
+    ) -> (Option<i64>, Option<i64>) {
+        let rate = i64::from(rate.max(1));
+        let to_90k = |t: i64, r: i64| (i128::from(t) * 90_000 / i128::from(r)) as i64;
+        let mut moved = None;
+        if !self.by_sender_reports
+            && let (Some((ntp_v, ev, rv)), Some((ntp_a, ea))) = (self.video_sr, self.audio_sr)
+        {
+            // Both tracks' wall clock at elapsed 0, on the video's pts:
+            // video pts p plays at ntp_v + (p - ev) / rv.
+            let ntp_diff = ntp_a.wrapping_sub(ntp_v) as i64;
+            let ntp_diff_90k = ((i128::from(ntp_diff) * 90_000 + (1 << 31)) >> 32) as i64;
+            let offset = ntp_diff_90k - to_90k(ea, rate) + to_90k(ev, i64::from(rv));
+            moved = self.offset_90k.map(|old| offset - old);
+            self.offset_90k = Some(offset);
+            self.by_sender_reports = true;
+        }
+        if self.offset_90k.is_none()
+            && let Some((video_at, video_pts)) = self.video_arrival
+        {
+            // A packet arrives when its last sample has been taken, so its
+            // end is what lines up with the video's arrival.
+            let after = arrived.saturating_duration_since(video_at).as_micros() as i64 * 9 / 100;
+            let before = video_at.saturating_duration_since(arrived).as_micros() as i64 * 9 / 100;
+            let end_90k = to_90k(elapsed + i64::from(len), rate);
+            self.offset_90k = Some(video_pts + after - before - end_90k);
+        }
+        (self.offset_90k.map(|o| to_90k(elapsed, rate) + o), moved)
+    }
+}
+
+/// The camera's first audio track, if one can be recorded: how to set it
+/// up and what its packets become.
+enum AudioPlan {
+    /// AAC, recorded as it is.
+    Aac,
+    /// G.711, transcoded to AAC.
+    G711(G711),
+}
+
+/// Picks the first audio stream and how to record it; logs (once a
+/// session) why none can be.
+fn pick_audio(
+    streams: &[retina::client::Stream],
+    transcoder: Option<&StartAudioTranscoder>,
+) -> Option<(usize, AudioPlan)> {
+    let (i, s) = streams
+        .iter()
+        .enumerate()
+        .find(|(_, s)| s.media() == "audio")?;
+    let name = s.encoding_name().to_ascii_lowercase();
+    let plan = match name.as_str() {
+        "mpeg4-generic" => AudioPlan::Aac,
+        "pcma" => AudioPlan::G711(G711::ALaw),
+        "pcmu" => AudioPlan::G711(G711::MuLaw),
+        _ => {
+            tracing::info!(codec = %name, "the camera's audio codec is not supported; recording video only");
+            return None;
+        }
+    };
+    if matches!(plan, AudioPlan::G711(_)) && transcoder.is_none() {
+        tracing::info!(codec = %name, "no G.711 transcoder here; recording video only");
+        return None;
+    }
+    Some((i, plan))
+}
+
+/// Where a session's audio packets go.
+enum AudioOut {
+    /// AAC straight to the channel.
+    Aac {
+        out: AudioSender,
+        params: Arc<AudioParameters>,
+    },
+    /// G.711 through the transcoder (which holds the channel).
+    Transcode(Box<dyn AudioTranscoder>),
+}
+
+/// A session's audio track, set up and playing.
+struct AudioTrack {
+    stream: usize,
+    out: AudioOut,
+    sync: AudioSync,
+    /// The end of the last packet handed on, 90 kHz.
+    end_90k: Option<i64>,
+    /// When the first packet was mapped by arrival (for the log line).
+    first_at: Option<tokio::time::Instant>,
+    said_arrival: bool,
+    counted_sender_reports: bool,
+    stats: Arc<IngestStats>,
+}
+
+/// How long audio is timed by arrival before that is logged as all the
+/// sync there will be.
+const SENDER_REPORT_WAIT: Duration = Duration::from_secs(15);
+
+impl AudioTrack {
+    /// A sender report of the video (`video`) or of this track.
+    fn rtcp(&mut self, pkt: &retina::rtcp::ReceivedCompoundPacket, video: bool) {
+        let (Some(ts), Some(Ok(Some(sr)))) = (
+            pkt.rtp_timestamp(),
+            pkt.pkts().next().map(|p| p.as_sender_report()),
+        ) else {
+            return;
+        };
+        let ntp = sr.ntp_timestamp().0;
+        if video {
+            self.sync
+                .video_sender_report(ntp, ts.elapsed(), ts.clock_rate().get());
+        } else {
+            self.sync.audio_sender_report(ntp, ts.elapsed());
+        }
+    }
+
+    /// One audio frame from retina; `false` once the audio is over for
+    /// this session (the receiver left, or the transcoder failed).
+    fn frame(&mut self, frame: &retina::codec::AudioFrame) -> bool {
+        let ts = frame.timestamp();
+        let rate = ts.clock_rate().get();
+        let len = frame.frame_length().get();
+        let (pts, moved) = self
+            .sync
+            .audio(frame.ctx().received(), ts.elapsed(), len, rate);
+        if let Some(o) = self.sync.offset_90k() {
+            self.stats.audio_offset_90k.store(o, Ordering::Relaxed);
+        }
+        let Some(pts_90k) = pts else {
+            // Before the first video frame: no file could hold it anyway.
+            self.stats.audio_dropped.fetch_add(1, Ordering::Relaxed);
+            return true;
+        };
+        if self.sync.source() == SyncSource::Arrival {
+            let first = *self.first_at.get_or_insert_with(tokio::time::Instant::now);
+            if !self.said_arrival && first.elapsed() >= SENDER_REPORT_WAIT {
+                self.said_arrival = true;
+                tracing::info!(
+                    "the camera sends no RTCP sender reports; its audio is synced to the video by arrival time only"
+                );
+            }
+        } else if self.sync.source() == SyncSource::SenderReports && !self.counted_sender_reports {
+            self.counted_sender_reports = true;
+            self.stats
+                .audio_sender_reports
+                .fetch_add(1, Ordering::Relaxed);
+            // How far the arrival estimate was off, when there was one.
+            tracing::info!(
+                moved_ms = moved.unwrap_or(0) / 90,
+                "audio synced to the video by the camera's RTCP sender reports"
+            );
+        }
+        let duration_90k = (u64::from(len) * 90_000 / u64::from(rate.max(1))) as u32;
+        // After the mapping moved back, what was already sent wins.
+        if let Some(end) = self.end_90k
+            && pts_90k + i64::from(duration_90k / 2) < end
+        {
+            self.stats.audio_dropped.fetch_add(1, Ordering::Relaxed);
+            return true;
+        }
+        self.end_90k = Some(pts_90k + i64::from(duration_90k));
+        let data = Bytes::copy_from_slice(frame.data());
+        match &mut self.out {
+            AudioOut::Aac { out, params } => match out.offer(AudioFrame {
+                data,
+                pts_90k,
+                duration_90k,
+                params: params.clone(),
+            }) {
+                Offer::Sent => {
+                    self.stats.audio_frames.fetch_add(1, Ordering::Relaxed);
+                }
+                Offer::Dropped => {}
+                Offer::Closed => return false,
+            },
+            AudioOut::Transcode(t) => {
+                if let Err(e) = t.push(data, pts_90k) {
+                    tracing::warn!("the audio transcoder failed: {e}; recording video only");
+                    return false;
+                }
+                self.stats.audio_frames.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        true
+    }
+}
+
 /// What a failure of a playing session means to a user: a camera that
 /// restarted or hung up is not a protocol problem, so only the rest get
 /// the `backend = "gstreamer"` hint.
@@ -321,11 +632,22 @@ fn session_error(e: &retina::Error, redact: &(dyn Fn(String) -> String + Sync)) 
 }
 
 /// An RTSP camera recorded through retina: see the module documentation.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RtspSource {
     url: RtspUrl,
     options: IngestOptions,
     stats: Arc<IngestStats>,
+    transcoder: Option<StartAudioTranscoder>,
+}
+
+impl std::fmt::Debug for RtspSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RtspSource")
+            .field("url", &self.url)
+            .field("options", &self.options)
+            .field("g711_transcoder", &self.transcoder.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RtspSource {
@@ -336,7 +658,15 @@ impl RtspSource {
             url,
             options,
             stats: Arc::default(),
+            transcoder: None,
         }
+    }
+
+    /// Transcodes a G.711 audio track to AAC with `start` when audio is
+    /// asked for; without one, a G.711 camera records video only.
+    pub fn with_audio_transcoder(mut self, start: StartAudioTranscoder) -> Self {
+        self.transcoder = Some(start);
+        self
     }
 
     /// What it has done so far, over every session.
@@ -347,13 +677,29 @@ impl RtspSource {
     /// Runs one session until the camera ends it, it fails, or `stop`
     /// fires (then `Ok`).
     pub async fn run(&self, out: FrameSender, stop: CancellationToken) -> Result<(), IngestError> {
+        self.run_with_audio(out, None, stop).await
+    }
+
+    /// [`run`](Self::run), and the camera's first audio track into
+    /// `audio` (see the module documentation). `audio` is dropped when
+    /// the camera has no audio that can be recorded.
+    pub async fn run_with_audio(
+        &self,
+        out: FrameSender,
+        audio: Option<AudioSender>,
+        stop: CancellationToken,
+    ) -> Result<(), IngestError> {
         tokio::select! {
-            r = self.session(&out) => r,
+            r = self.session(&out, audio) => r,
             () = stop.cancelled() => Ok(()),
         }
     }
 
-    async fn session(&self, out: &FrameSender) -> Result<(), IngestError> {
+    async fn session(
+        &self,
+        out: &FrameSender,
+        audio: Option<AudioSender>,
+    ) -> Result<(), IngestError> {
         let secrets = self.url.secrets();
         let redact = |text: String| reallive_core::redact(&text, &secrets);
         let opts = self.options;
@@ -376,6 +722,32 @@ impl RtspSource {
                 )
                 .await
                 .map_err(|e| probe::classify(&e, &redact))?;
+            // Only when asked: `start_frames` costs exactly what it did.
+            let mut track = None;
+            if let Some(sender) = audio
+                && let Some((stream, plan)) =
+                    pick_audio(session.streams(), self.transcoder.as_ref())
+            {
+                let setup = session
+                    .setup(
+                        stream,
+                        SetupOptions::default()
+                            .transport(opts.transport.retina())
+                            .frame_format(FrameFormat::MP4),
+                    )
+                    .await;
+                match setup {
+                    Ok(()) => {
+                        track = self
+                            .audio_out(&session.streams()[stream], plan, sender)
+                            .map(|out| (stream, out));
+                    }
+                    Err(e) => tracing::info!(
+                        "the camera refused to set up its audio ({}); recording video only",
+                        redact(e.to_string())
+                    ),
+                }
+            }
             let max_jump = NonZeroU32::new(MAX_JUMP_SECS).unwrap_or(NonZeroU32::MIN);
             let playing = session
                 .play(PlayOptions::default().enforce_timestamps_with_max_jump_secs(max_jump))
@@ -383,12 +755,23 @@ impl RtspSource {
                 .map_err(|e| probe::classify(&e, &redact))?
                 .demuxed()
                 .map_err(|e| probe::classify(&e, &redact))?;
-            Ok::<_, ProbeError>((playing, codec))
+            Ok::<_, ProbeError>((playing, codec, video, track))
         };
-        let (mut playing, codec) = tokio::time::timeout(opts.connect_timeout, connect)
-            .await
-            .map_err(|_| ProbeError::Timeout(opts.connect_timeout.as_secs().max(1)))??;
+        let (mut playing, codec, video, track) =
+            tokio::time::timeout(opts.connect_timeout, connect)
+                .await
+                .map_err(|_| ProbeError::Timeout(opts.connect_timeout.as_secs().max(1)))??;
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
+        let mut audio = track.map(|(stream, out)| AudioTrack {
+            stream,
+            out,
+            sync: AudioSync::new(),
+            end_90k: None,
+            first_at: None,
+            said_arrival: false,
+            counted_sender_reports: false,
+            stats: self.stats.clone(),
+        });
         let mut units = AccessUnits::new(codec, self.stats.clone());
         // One ticker checks for a stall, rather than a timer per frame.
         let mut check =
@@ -409,15 +792,39 @@ impl RtspSource {
                     continue;
                 }
             };
-            // Audio, ONVIF metadata and RTCP are not set up, so only video
-            // arrives; anything else is ignored.
-            let CodecItem::VideoFrame(frame) = item else {
-                continue;
+            // ONVIF metadata is not set up; anything else is ignored.
+            let frame = match item {
+                CodecItem::VideoFrame(frame) => frame,
+                CodecItem::AudioFrame(a) => {
+                    if let Some(t) = audio.as_mut()
+                        && a.stream_id() == t.stream
+                        && !t.frame(&a)
+                    {
+                        // Dropping the track ends the audio channel.
+                        audio = None;
+                    }
+                    continue;
+                }
+                CodecItem::Rtcp(pkt) => {
+                    if let Some(t) = audio.as_mut() {
+                        if pkt.stream_id() == video {
+                            t.rtcp(&pkt, true);
+                        } else if pkt.stream_id() == t.stream {
+                            t.rtcp(&pkt, false);
+                        }
+                    }
+                    continue;
+                }
+                _ => continue,
             };
             last_video = tokio::time::Instant::now();
+            let arrived = frame.start_ctx().received();
             let Some(f) = units.frame(frame) else {
                 continue;
             };
+            if let Some(t) = audio.as_mut() {
+                t.sync.video(arrived, f.pts_90k);
+            }
             match out.offer(f) {
                 Offer::Sent => {
                     self.stats.frames.fetch_add(1, Ordering::Relaxed);
@@ -429,6 +836,52 @@ impl RtspSource {
             }
         }
     }
+
+    /// Where the set-up audio track's packets go; `None` (logged) when
+    /// they cannot be recorded after all.
+    fn audio_out(
+        &self,
+        stream: &retina::client::Stream,
+        plan: AudioPlan,
+        sender: AudioSender,
+    ) -> Option<AudioOut> {
+        match plan {
+            AudioPlan::Aac => {
+                let config = match stream.parameters() {
+                    Some(ParametersRef::Audio(a)) => Bytes::copy_from_slice(a.extra_data()),
+                    _ => Bytes::new(),
+                };
+                match AudioParameters::aac(config) {
+                    Ok(p) => Some(AudioOut::Aac {
+                        out: sender,
+                        params: Arc::new(p),
+                    }),
+                    Err(e) => {
+                        tracing::info!(
+                            "the camera's AAC cannot be recorded ({e}); recording video only"
+                        );
+                        None
+                    }
+                }
+            }
+            AudioPlan::G711(law) => {
+                let start = self.transcoder.as_ref()?;
+                let rate = stream.clock_rate_hz();
+                let channels = stream
+                    .channels()
+                    .map_or(1, |c| u8::try_from(c.get()).unwrap_or(u8::MAX));
+                match start(law, rate, channels, sender) {
+                    Ok(t) => Some(AudioOut::Transcode(t)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "cannot transcode the camera's G.711 ({e}); recording video only"
+                        );
+                        None
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl FrameSource for RtspSource {
@@ -437,15 +890,32 @@ impl FrameSource for RtspSource {
     }
 
     fn start_frames(&self, out: FrameSender) -> Result<Box<dyn FrameSourceRun>, BoxError> {
+        Ok(Box::new(self.spawn(out, None)))
+    }
+
+    fn start_with_audio(
+        &self,
+        out: FrameSender,
+        audio: AudioSender,
+    ) -> Result<Box<dyn FrameSourceRun>, BoxError> {
+        Ok(Box::new(self.spawn(out, Some(audio))))
+    }
+}
+
+impl RtspSource {
+    fn spawn(&self, out: FrameSender, audio: Option<AudioSender>) -> RtspRun {
         let stop = CancellationToken::new();
         let source = self.clone();
         let s = stop.clone();
-        let task = tokio::spawn(async move { source.run(out, s).await });
-        Ok(Box::new(RtspRun {
+        // In the caller's span: the camera's name on every line it logs.
+        let task = tokio::spawn(
+            async move { source.run_with_audio(out, audio, s).await }.in_current_span(),
+        );
+        RtspRun {
             task: Some(task),
             result: None,
             stop,
-        }))
+        }
     }
 }
 
@@ -498,5 +968,60 @@ impl FrameSourceRun for RtspRun {
 
     fn stop(self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(RtspRun::stop(*self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::{AudioSync, SyncSource};
+
+    /// NTP 32.32 for `ms` milliseconds after some second.
+    fn ntp(ms: u64) -> u64 {
+        (1_000_000 << 32) + (ms << 32) / 1000
+    }
+
+    #[test]
+    fn audio_is_estimated_by_arrival_then_set_by_sender_reports_once() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut s = AudioSync::new();
+        // No video yet: nothing to map by.
+        assert_eq!(s.audio(ms(0), 0, 1024, 16_000), (None, None));
+        // The first video frame (pts 0) at 100 ms; a 64 ms audio packet at
+        // elapsed 1600 (100 ms) ends at 164 ms and arrives at 264 ms:
+        // it ends 164 ms after the video, so it starts at 100 ms.
+        s.video(ms(100), 0);
+        assert_eq!(s.audio(ms(264), 1600, 1024, 16_000), (Some(9_000), None));
+        assert_eq!(s.source(), SyncSource::Arrival);
+        // The sender reports: video elapsed 90000 (1 s) at NTP 5000 ms,
+        // audio elapsed 16000 (1 s) at NTP 5040 ms: the audio's elapsed
+        // time is 40 ms late against the video's, so its pts are 40 ms
+        // on: elapsed 1600 is pts 140 ms (it was estimated at 100 ms).
+        s.video_sender_report(ntp(5000), 90_000, 90_000);
+        s.audio_sender_report(ntp(5040), 16_000);
+        assert_eq!(
+            s.audio(ms(328), 1600, 1024, 16_000),
+            (Some(12_600), Some(3_600))
+        );
+        assert_eq!(s.source(), SyncSource::SenderReports);
+        assert_eq!(s.offset_90k(), Some(3_600));
+        // Later reports change nothing.
+        s.video_sender_report(ntp(9000), 90_000 * 5, 90_000);
+        s.audio_sender_report(ntp(9500), 16_000 * 5);
+        assert_eq!(s.audio(ms(400), 3200, 1024, 16_000), (Some(21_600), None));
+    }
+
+    #[test]
+    fn sender_reports_before_the_first_audio_need_no_estimate() {
+        let t0 = Instant::now();
+        let mut s = AudioSync::new();
+        // An 8 kHz track whose report comes 10 ms of NTP before the
+        // video's, at the same RTP elapsed time: it is 10 ms early.
+        s.video_sender_report(ntp(2000), 45_000, 90_000);
+        s.audio_sender_report(ntp(1990), 4_000);
+        assert_eq!(s.audio(t0, 8_000, 160, 8_000), (Some(89_100), None));
+        assert_eq!(s.source(), SyncSource::SenderReports);
     }
 }

@@ -6,7 +6,9 @@
 //!   be recorded, in at most a few seconds.
 //! - [`RtspSource`]: a camera's H.264 or H.265 as access units with RTP
 //!   timestamps, for recording and live viewing: the NVR's default
-//!   capture backend (`docs/design/ingest.md`).
+//!   capture backend (`docs/design/ingest.md`); with
+//!   `start_with_audio`, its AAC or G.711 audio too, on the video's
+//!   clock ([`AudioSync`], `docs/design/audio.md`).
 
 #![warn(missing_docs)]
 
@@ -14,6 +16,7 @@ pub mod ingest;
 pub mod probe;
 
 pub use ingest::{
-    AccessUnits, IngestError, IngestOptions, IngestStats, RtspRun, RtspSource, Transport,
+    AccessUnits, AudioSync, IngestError, IngestOptions, IngestStats, RtspRun, RtspSource,
+    SyncSource, Transport,
 };
 pub use probe::{Probe, ProbeAudio, ProbeError, ProbeKeyframe, ProbeTransport, probe};

@@ -1,5 +1,6 @@
 //! Exporting a time range as one standalone MP4.
 
+use std::cell::Cell;
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
@@ -21,8 +22,45 @@ pub struct ExportSummary {
     pub start_utc_ns: i64,
     /// Wall clock just past its last frame.
     pub end_utc_ns: i64,
-    /// Whether it stopped early at a parameter change.
+    /// Whether it stopped early at a change of the video's parameters.
     pub truncated_at_parameter_change: bool,
+    /// Fragments copied without their audio: files whose audio track the
+    /// export's (its first file's) does not describe.
+    pub fragments_without_audio: u64,
+}
+
+/// What an export's file layout comes from: its first file's init segment.
+struct Layout {
+    init: Vec<u8>,
+    /// The video `trak` box, byte for byte: a file whose video differs
+    /// ends the export.
+    video: Vec<u8>,
+    /// The audio `trak` box, if any: a file whose audio differs (or that
+    /// has audio where the export has none) is copied without it.
+    audio: Option<Vec<u8>>,
+    audio_timescale: Option<u32>,
+}
+
+impl Layout {
+    fn of(init: Vec<u8>) -> Result<Self, StoreError> {
+        let traks = crate::mp4::traks(&init);
+        let video = traks
+            .iter()
+            .find(|(id, _)| *id == 1)
+            .map(|(_, t)| t.to_vec())
+            .ok_or_else(|| StoreError::Corrupt("init segment without a video track".into()))?;
+        let audio = traks
+            .iter()
+            .find(|(id, _)| *id == 2)
+            .map(|(_, t)| t.to_vec());
+        let audio_timescale = crate::mp4::audio_timescale(&init);
+        Ok(Layout {
+            init,
+            video,
+            audio,
+            audio_timescale,
+        })
+    }
 }
 
 fn read_range(file: &mut File, offset: u64, len: u64, path: &Path) -> Result<Vec<u8>, StoreError> {
@@ -91,7 +129,7 @@ pub(crate) fn export_to(
     out: &mut impl Write,
     sink: &str,
 ) -> Result<ExportSummary, StoreError> {
-    let mut init: Option<Vec<u8>> = None;
+    let mut layout: Option<Layout> = None;
     let mut summary = ExportSummary {
         fragments: 0,
         frames: 0,
@@ -99,6 +137,7 @@ pub(crate) fn export_to(
         start_utc_ns: 0,
         end_utc_ns: 0,
         truncated_at_parameter_change: false,
+        fragments_without_audio: 0,
     };
     let mut sequence = 0u32;
     'files: for rec in recordings {
@@ -109,29 +148,59 @@ pub(crate) fn export_to(
         let path = root.join(&rec.path);
         let mut file = File::open(&path)
             .map_err(|e| StoreError::io(format!("opening {}", path.display()), e))?;
-        let this_init = read_range(&mut file, 0, rec.init_bytes, &path)?;
-        match &init {
+        let this = Layout::of(read_range(&mut file, 0, rec.init_bytes, &path)?)?;
+        // Whether this file's audio `traf`s can go in as they are.
+        let keep_audio = match &layout {
             None => {
-                out.write_all(&this_init)
+                out.write_all(&this.init)
                     .map_err(|e| StoreError::io(format!("writing {sink}"), e))?;
-                summary.bytes += this_init.len() as u64;
+                summary.bytes += this.init.len() as u64;
                 summary.start_utc_ns = rec.fragment_start_utc_ns(&frags[0]);
-                init = Some(this_init);
+                layout = Some(this);
+                true
             }
-            // One file has one sample description: stop where it changes.
-            Some(first) if *first != this_init => {
+            // One file has one sample description per track: stop where
+            // the video's changes.
+            Some(first) if first.video != this.video => {
                 summary.truncated_at_parameter_change = true;
                 break 'files;
             }
-            Some(_) => {}
-        }
+            // The audio follows the first file's layout
+            // (`docs/design/audio.md`, "Recording").
+            Some(first) => first.audio.is_some() && first.audio == this.audio,
+        };
+        let audio_rate = layout.as_ref().and_then(|l| l.audio_timescale);
+        // The audio moves with the video by the same time, once per file
+        // (its first fragment's shift) so it gains no rounding jitter.
+        let audio_delta: Cell<Option<i128>> = Cell::new(None);
         for f in frags {
             let mut data = read_range(&mut file, f.offset, u64::from(f.size), &path)?;
             let wall = rec.fragment_start_utc_ns(f);
             let decode_time =
                 ((i128::from(wall - summary.start_utc_ns) * 90_000) / 1_000_000_000).max(0) as u64;
+            if !keep_audio && crate::mp4::strip_audio(&mut data) > 0 {
+                summary.fragments_without_audio += 1;
+            }
             sequence += 1;
-            if !crate::mp4::rewrite_moof(&mut data, Some(sequence), |_| decode_time) {
+            let rebased = crate::mp4::rewrite_moof_with_audio(
+                &mut data,
+                Some(sequence),
+                |old| {
+                    if audio_delta.get().is_none()
+                        && let Some(rate) = audio_rate
+                    {
+                        let scaled = (i128::from(decode_time) - i128::from(old)) * i128::from(rate);
+                        // Rounded to the nearest sample.
+                        audio_delta.set(Some((scaled + 45_000).div_euclid(90_000)));
+                    }
+                    decode_time
+                },
+                |old| {
+                    u64::try_from((i128::from(old) + audio_delta.get().unwrap_or(0)).max(0))
+                        .unwrap_or(u64::MAX)
+                },
+            );
+            if !rebased {
                 return Err(StoreError::Corrupt(format!(
                     "{}: fragment at {} is not a moof",
                     rec.path, f.offset
@@ -145,7 +214,7 @@ pub(crate) fn export_to(
             summary.end_utc_ns = wall + crate::model::ticks_to_ns(i64::from(f.duration_90k));
         }
     }
-    if init.is_none() {
+    if layout.is_none() {
         return Err(StoreError::NotFound("recordings in that range".into()));
     }
     out.flush()

@@ -61,8 +61,15 @@ fn header(out: &mut String, target: u32, media_sequence: Option<i64>, vod: bool)
     }
 }
 
+/// The audio part of a file's `CODECS` (`opus`, `mp4a.40.2`), if it has
+/// audio.
+fn audio_codec(rec: &Recording) -> Option<&str> {
+    rec.codecs.as_deref()?.split_once(',').map(|(_, a)| a)
+}
+
 /// Whether `next` continues `prev` on one timeline with the same format:
-/// only a gap or a format change is a discontinuity.
+/// only a gap or a format change (the audio's too: a file with other
+/// audio, or none, has another track layout) is a discontinuity.
 fn continues(
     prev: &Recording,
     prev_last: &FragmentEntry,
@@ -73,6 +80,50 @@ fn continues(
         + crate::model::ticks_to_ns(i64::from(prev_last.duration_90k));
     (next.fragment_start_utc_ns(next_first) - prev_end).abs() < 1_000_000
         && (prev.codec, prev.width, prev.height) == (next.codec, next.width, next.height)
+        && audio_codec(prev) == audio_codec(next)
+}
+
+/// A multivariant playlist with one variant, `media_uri`: a VOD or live
+/// playlist over `recordings`. Its `CODECS` lists every track those files
+/// hold (`avc1.64001f,opus`; each codec once, in the order the files
+/// bring them), its `BANDWIDTH` is their peak fragment bit rate and its
+/// `RESOLUTION` their largest picture. A player that sets up its decoders
+/// from `CODECS` (MSE in a browser) learns of the audio before the first
+/// segment. Files indexed before the index kept their `CODECS` add
+/// nothing to it; with none known the attribute is left out.
+pub fn master_playlist(recordings: &[Recording], media_uri: &str) -> String {
+    let mut codecs: Vec<&str> = Vec::new();
+    for c in recordings
+        .iter()
+        .filter_map(|r| r.codecs.as_deref())
+        .flat_map(|c| c.split(','))
+    {
+        if !codecs.contains(&c) {
+            codecs.push(c);
+        }
+    }
+    let bandwidth = recordings
+        .iter()
+        .flat_map(|r| r.fragments.iter())
+        .filter(|f| f.duration_90k > 0)
+        .map(|f| u64::from(f.size) * 8 * 90_000 / u64::from(f.duration_90k))
+        .max()
+        .unwrap_or(1);
+    let (width, height) = recordings
+        .iter()
+        .map(|r| (r.width, r.height))
+        .max_by_key(|(w, h)| u64::from(*w) * u64::from(*h))
+        .unwrap_or((0, 0));
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n");
+    let _ = write!(out, "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth}");
+    if !codecs.is_empty() {
+        let _ = write!(out, ",CODECS=\"{}\"", codecs.join(","));
+    }
+    if width > 0 && height > 0 {
+        let _ = write!(out, ",RESOLUTION={width}x{height}");
+    }
+    let _ = writeln!(out, "\n{media_uri}");
+    out
 }
 
 /// 90 kHz ticks from the Unix epoch to the start of `rec`: what the server
@@ -238,6 +289,7 @@ mod tests {
             bytes: 0,
             init_bytes: 700,
             codec: Codec::H264,
+            codecs: Some("avc1.64001e".into()),
             width: 640,
             height: 360,
             state: RecordingState::Complete,
@@ -295,6 +347,36 @@ mod tests {
         // An empty range is an empty (but valid) playlist.
         let empty = vod_playlist(&recs, TimeRange::new(100 * SEC, 200 * SEC).unwrap(), "/");
         assert!(!empty.contains("#EXTINF") && empty.ends_with("#EXT-X-ENDLIST\n"));
+    }
+
+    /// A file with other audio, or none, has another track layout: the
+    /// playlist says so, and the master playlist lists every codec once.
+    #[test]
+    fn an_audio_change_is_a_discontinuity_and_codecs_list_every_track() {
+        let mut recs = [
+            rec(1, 0, 2, 0),
+            rec(2, 2, 2, 2),
+            rec(3, 4, 2, 4),
+            rec(4, 6, 2, 6),
+        ];
+        recs[0].codecs = Some("avc1.64001e,opus".into());
+        recs[1].codecs = Some("avc1.64001e,opus".into());
+        recs[2].codecs = Some("avc1.64001e".into());
+        recs[3].codecs = Some("avc1.64001e,mp4a.40.2".into());
+        let p = vod_playlist(&recs, TimeRange::all(), "/");
+        // Back to back; the layout changes before files 3 and 4.
+        assert_eq!(p.matches("#EXT-X-DISCONTINUITY").count(), 2, "{p}");
+        let disc = p.find("#EXT-X-DISCONTINUITY").unwrap();
+        assert!(p[disc..].starts_with("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"/c/f3.mp4\""));
+        let m = master_playlist(&recs, "vod.m3u8?start=0");
+        assert_eq!(
+            m,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=8000,\
+             CODECS=\"avc1.64001e,opus,mp4a.40.2\",RESOLUTION=640x360\nvod.m3u8?start=0\n"
+        );
+        // Nothing known: no CODECS rather than a wrong one.
+        recs.iter_mut().for_each(|r| r.codecs = None);
+        assert!(!master_playlist(&recs, "v").contains("CODECS"));
     }
 
     #[test]

@@ -85,6 +85,11 @@ pub struct Recording {
     pub init_bytes: u64,
     /// Video codec.
     pub codec: Codec,
+    /// Its tracks as an HLS `CODECS` value (RFC 6381), from its init
+    /// segment: the video's, then the audio's if it has one
+    /// (`avc1.64001f,opus`). `None` for a file indexed before the index
+    /// kept it (those have no audio).
+    pub codecs: Option<String>,
     /// Picture width.
     pub width: u32,
     /// Picture height.

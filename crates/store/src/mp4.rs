@@ -709,8 +709,9 @@ pub fn media_segment(sequence: u32, base_decode_time_90k: u64, samples: &[Sample
 /// both counted from the start of the file.
 ///
 /// The video's `traf` comes first, even with no video samples, so that
-/// what reads one track ([`rewrite_moof`], [`crate::scan`]) reads the
-/// video; they leave the audio's times alone. With no `audio` packets the
+/// what reads one track ([`rewrite_moof`], the index [`crate::scan`]
+/// builds) reads the video; [`rewrite_moof_with_audio`] and [`shift_moof`]
+/// move the audio's times too. With no `audio` packets the
 /// audio `traf` is left out: the audio has a gap there.
 pub fn media_segment_with_audio(
     sequence: u32,
@@ -842,61 +843,307 @@ fn child_ranges(data: &[u8], fourcc: &[u8; 4]) -> Vec<Range<usize>> {
     out
 }
 
+/// The `trak` boxes of the `moov` among the top-level boxes of `data` (an
+/// init segment, or a whole file), each with its track ID: empty without a
+/// `moov` there.
+pub fn traks(data: &[u8]) -> Vec<(u32, &[u8])> {
+    child_range(data, b"moov").map_or_else(Vec::new, |moov| moov_traks(&data[moov]))
+}
+
+/// The `trak` boxes in the body of a `moov`, each with its track ID.
+fn moov_traks(moov: &[u8]) -> Vec<(u32, &[u8])> {
+    child_ranges(moov, b"trak")
+        .into_iter()
+        .filter_map(|trak| {
+            let trak = &moov[trak];
+            let tkhd = &trak[child_range(trak, b"tkhd")?];
+            // version, flags, then two times of 4 or 8 bytes before the ID.
+            let id_at = if *tkhd.first()? == 1 { 20 } else { 12 };
+            let id = u32::from_be_bytes(tkhd.get(id_at..id_at + 4)?.try_into().ok()?);
+            Some((id, trak))
+        })
+        .collect()
+}
+
 /// The audio track's timescale (its sample rate) as the `moov` among the
 /// top-level boxes of `data` describes it: `None` without a `moov` there,
 /// or for a video-only file.
 pub fn audio_timescale(data: &[u8]) -> Option<u32> {
-    let moov = child_range(data, b"moov")?;
-    let moov = &data[moov];
-    child_ranges(moov, b"trak").into_iter().find_map(|trak| {
-        let trak = &moov[trak];
-        let tkhd = &trak[child_range(trak, b"tkhd")?];
-        // version, flags, then two times of 4 or 8 bytes before the ID.
-        let id_at = if *tkhd.first()? == 1 { 20 } else { 12 };
-        let id = u32::from_be_bytes(tkhd.get(id_at..id_at + 4)?.try_into().ok()?);
-        if id != AUDIO_TRACK_ID {
-            return None;
+    let (_, trak) = traks(data)
+        .into_iter()
+        .find(|(id, _)| *id == AUDIO_TRACK_ID)?;
+    let mdia = &trak[child_range(trak, b"mdia")?];
+    let mdhd = &mdia[child_range(mdia, b"mdhd")?];
+    let ts_at = if *mdhd.first()? == 1 { 20 } else { 12 };
+    let timescale = u32::from_be_bytes(mdhd.get(ts_at..ts_at + 4)?.try_into().ok()?);
+    (timescale > 0).then_some(timescale)
+}
+
+/// The first sample entry of a `trak`: its fourcc and body.
+fn sample_entry(trak: &[u8]) -> Option<([u8; 4], &[u8])> {
+    let mut at = trak;
+    for fourcc in [b"mdia", b"minf", b"stbl", b"stsd"] {
+        at = &at[child_range(at, fourcc)?];
+    }
+    // full box header (4) + entry_count (4), then the first entry.
+    let entries = at.get(8..)?;
+    let r = child_range_any(entries)?;
+    let fourcc = entries.get(r.start - 4..r.start)?.try_into().ok()?;
+    Some((fourcc, &entries[r]))
+}
+
+/// The body range of the first box in `data`, whatever its type.
+fn child_range_any(data: &[u8]) -> Option<Range<usize>> {
+    let size = u32::from_be_bytes(data.get(0..4)?.try_into().ok()?) as usize;
+    (size >= 8 && size <= data.len()).then_some(8..size)
+}
+
+/// The file's tracks as an HLS `CODECS` value (RFC 6381), from its init
+/// segment (the `moov` among the top-level boxes of `data`): the video's,
+/// then the audio's when it has one, e.g. `avc1.64001f,opus` or
+/// `hvc1.1.6.L93.B0,mp4a.40.2`. `None` when the video's sample entry is
+/// not one this module writes.
+pub fn codecs(data: &[u8]) -> Option<String> {
+    moov_codecs(&data[child_range(data, b"moov")?])
+}
+
+/// [`codecs`] of the body of a `moov`.
+pub(crate) fn moov_codecs(moov: &[u8]) -> Option<String> {
+    let traks = moov_traks(moov);
+    let (_, video) = traks.iter().find(|(id, _)| *id == TRACK_ID)?;
+    let (fourcc, entry) = sample_entry(video)?;
+    // A visual sample entry's fixed fields are 78 bytes; boxes follow.
+    let boxes = entry.get(78..)?;
+    let mut out = match &fourcc {
+        b"avc1" | b"avc3" => {
+            let c = &boxes[child_range(boxes, b"avcC")?];
+            format!(
+                "{}.{:02x}{:02x}{:02x}",
+                std::str::from_utf8(&fourcc).ok()?,
+                c.get(1)?,
+                c.get(2)?,
+                c.get(3)?
+            )
         }
-        let mdia = &trak[child_range(trak, b"mdia")?];
-        let mdhd = &mdia[child_range(mdia, b"mdhd")?];
-        let ts_at = if *mdhd.first()? == 1 { 20 } else { 12 };
-        let timescale = u32::from_be_bytes(mdhd.get(ts_at..ts_at + 4)?.try_into().ok()?);
-        (timescale > 0).then_some(timescale)
-    })
+        b"hvc1" | b"hev1" => {
+            let c = &boxes[child_range(boxes, b"hvcC")?];
+            let ptl = c.get(1..13)?;
+            let space = ["", "A", "B", "C"][usize::from(ptl[0] >> 6)];
+            let tier = if ptl[0] & 0x20 != 0 { 'H' } else { 'L' };
+            let compat = u32::from_be_bytes(ptl[1..5].try_into().ok()?).reverse_bits();
+            let mut v = format!(
+                "{}.{space}{}.{compat:x}.{tier}{}",
+                std::str::from_utf8(&fourcc).ok()?,
+                ptl[0] & 0x1f,
+                ptl[11]
+            );
+            let constraints = &ptl[5..11];
+            let used = constraints
+                .iter()
+                .rposition(|b| *b != 0)
+                .map_or(0, |i| i + 1);
+            for b in &constraints[..used] {
+                v.push_str(&format!(".{b:X}"));
+            }
+            v
+        }
+        _ => return None,
+    };
+    let audio = traks
+        .iter()
+        .find(|(id, _)| *id == AUDIO_TRACK_ID)
+        .and_then(|(_, trak)| sample_entry(trak))
+        .and_then(|(fourcc, entry)| match &fourcc {
+            b"Opus" => Some("opus".to_string()),
+            // An audio sample entry's fixed fields are 28 bytes.
+            b"mp4a" => {
+                let boxes = entry.get(28..)?;
+                let esds = &boxes[child_range(boxes, b"esds")?];
+                let object_type = aac_object_type(esds.get(4..)?)?;
+                Some(format!("mp4a.40.{object_type}"))
+            }
+            _ => None,
+        });
+    if let Some(a) = audio {
+        out.push(',');
+        out.push_str(&a);
+    }
+    Some(out)
+}
+
+/// The audio object type of the AudioSpecificConfig in an `esds`'s
+/// descriptors (ISO/IEC 14496-1 §7.2.6, 14496-3 §1.6.2.1).
+fn aac_object_type(mut d: &[u8]) -> Option<u8> {
+    // Tag, then a size of up to four 7-bit groups.
+    fn descriptor(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let tag = *d.first()?;
+        let (mut len, mut at) = (0usize, 1);
+        loop {
+            let b = *d.get(at)?;
+            len = (len << 7) | usize::from(b & 0x7f);
+            at += 1;
+            if b & 0x80 == 0 || at == 5 {
+                break;
+            }
+        }
+        let body = d.get(at..at.checked_add(len)?)?;
+        Some((tag, body, &d[at + len..]))
+    }
+    let (tag, es, _) = descriptor(d)?;
+    if tag != 3 {
+        return None;
+    }
+    // ES_ID, then flags saying which optional fields follow.
+    let flags = *es.get(2)?;
+    let mut at = 3;
+    if flags & 0x80 != 0 {
+        at += 2;
+    }
+    if flags & 0x40 != 0 {
+        at += 1 + usize::from(*es.get(at)?);
+    }
+    if flags & 0x20 != 0 {
+        at += 2;
+    }
+    d = es.get(at..)?;
+    while !d.is_empty() {
+        let (tag, body, rest) = descriptor(d)?;
+        if tag == 4 {
+            // objectTypeIndication … avgBitrate: 13 bytes, then the
+            // DecoderSpecificInfo.
+            let (tag, asc, _) = descriptor(body.get(13..)?)?;
+            if tag != 5 {
+                return None;
+            }
+            let object_type = asc.first()? >> 3;
+            return Some(if object_type == 31 {
+                32 + (((asc.first()? & 7) << 3) | (asc.get(1)? >> 5))
+            } else {
+                object_type
+            });
+        }
+        d = rest;
+    }
+    None
+}
+
+/// The track ID in the `tfhd` of the `traf` whose body is `body[traf]`.
+fn traf_track(body: &[u8], traf: &Range<usize>) -> Option<u32> {
+    let tfhd = child_range(&body[traf.clone()], b"tfhd")?;
+    let id = body.get(traf.start + tfhd.start + 4..traf.start + tfhd.start + 8)?;
+    Some(u32::from_be_bytes([id[0], id[1], id[2], id[3]]))
+}
+
+/// [`rewrite_moof`] for both tracks: the video's `tfdt` (the first `traf`)
+/// through `decode_time`, and each audio `traf`'s through
+/// `audio_decode_time`, in the audio's own timescale. False, changing
+/// nothing, as for [`rewrite_moof`]; an audio `tfdt` that cannot take its
+/// new time (a 32-bit one, which this module never writes) is left alone.
+pub fn rewrite_moof_with_audio(
+    moof: &mut [u8],
+    sequence: Option<u32>,
+    decode_time: impl Fn(u64) -> u64,
+    audio_decode_time: impl Fn(u64) -> u64,
+) -> bool {
+    if !rewrite_moof(moof, sequence, decode_time) {
+        return false;
+    }
+    let size = u32::from_be_bytes([moof[0], moof[1], moof[2], moof[3]]) as usize;
+    let body = &mut moof[8..size];
+    for traf in child_ranges(body, b"traf").into_iter().skip(1) {
+        if traf_track(body, &traf) != Some(AUDIO_TRACK_ID) {
+            continue;
+        }
+        if let Some(r) = child_range(&body[traf.clone()], b"tfdt") {
+            rewrite_tfdt(
+                body,
+                traf.start + r.start..traf.start + r.end,
+                &audio_decode_time,
+            );
+        }
+    }
+    true
+}
+
+/// Removes the audio `traf`s from the `moof` + `mdat` in `pair` (a
+/// fragment as a file holds it), leaving the video as it was: the `moof`
+/// shrinks, so the other `trun`s' data offsets (counted from the `moof`)
+/// shrink with it, and the audio samples stay in the `mdat`, unreferenced.
+/// Returns how many `traf`s it removed: 0, changing nothing, when there
+/// are none or `pair` does not start with a `moof`.
+pub fn strip_audio(pair: &mut Vec<u8>) -> usize {
+    if pair.len() < 8 || &pair[4..8] != b"moof" {
+        return 0;
+    }
+    let size = u32::from_be_bytes([pair[0], pair[1], pair[2], pair[3]]) as usize;
+    if size < 8 || size > pair.len() {
+        return 0;
+    }
+    let body = &pair[8..size];
+    let (audio, kept): (Vec<Range<usize>>, Vec<Range<usize>>) = child_ranges(body, b"traf")
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (i > 0 && traf_track(body, &t) == Some(AUDIO_TRACK_ID), t))
+        .fold((Vec::new(), Vec::new()), |(mut a, mut k), (is_audio, t)| {
+            if is_audio {
+                a.push(t)
+            } else {
+                k.push(t)
+            }
+            (a, k)
+        });
+    if audio.is_empty() {
+        return 0;
+    }
+    // Each audio traf's whole box, header included, in `pair`'s offsets.
+    let removed: usize = audio.iter().map(|t| t.len() + 8).sum();
+    let Ok(shrink) = i32::try_from(removed) else {
+        return 0;
+    };
+    // The kept truns' data offsets, found before any byte moves; they are
+    // before the first audio traf (the video's traf comes first).
+    let mut offsets = Vec::new();
+    for t in &kept {
+        for trun in child_ranges(&body[t.clone()], b"trun") {
+            let at = t.start + trun.start; // in `body`
+            let has_offset = body.get(at + 3).is_some_and(|flags| flags & 1 != 0);
+            if has_offset && trun.len() >= 12 {
+                // version/flags (4), sample_count (4), then the offset.
+                offsets.push(8 + at + 8);
+            }
+        }
+    }
+    for at in offsets {
+        let old = i32::from_be_bytes([pair[at], pair[at + 1], pair[at + 2], pair[at + 3]]);
+        pair[at..at + 4].copy_from_slice(&old.saturating_sub(shrink).to_be_bytes());
+    }
+    for t in audio.iter().rev() {
+        // The body starts 8 bytes into `pair`, the box 8 bytes before it.
+        pair.drain(t.start..8 + t.end);
+    }
+    let new_size = u32::try_from(size - removed).unwrap_or(u32::MAX);
+    pair[0..4].copy_from_slice(&new_size.to_be_bytes());
+    audio.len()
 }
 
 /// Adds `delta_90k` to the times of the `moof` at the start of `moof`: to
 /// the video's `tfdt` (its first `traf`, as [`rewrite_moof`] does) and,
 /// given the audio track's timescale, to each audio `traf`'s `tfdt`, the
 /// delta converted to that timescale. Without `audio_timescale` the audio
-/// is left alone. False, changing nothing of the video, as for
-/// [`rewrite_moof`].
+/// is left alone. False, changing nothing, as for [`rewrite_moof`].
 pub fn shift_moof(moof: &mut [u8], delta_90k: u64, audio_timescale: Option<u32>) -> bool {
-    if !rewrite_moof(moof, None, |t| t.saturating_add(delta_90k)) {
-        return false;
-    }
     let Some(rate) = audio_timescale else {
-        return true;
+        return rewrite_moof(moof, None, |t| t.saturating_add(delta_90k));
     };
     let delta = ((u128::from(delta_90k) * u128::from(rate) + 45_000) / 90_000)
         .try_into()
         .unwrap_or(u64::MAX);
-    let size = u32::from_be_bytes([moof[0], moof[1], moof[2], moof[3]]) as usize;
-    let body = &mut moof[8..size];
-    for traf in child_ranges(body, b"traf").into_iter().skip(1) {
-        let track = child_range(&body[traf.clone()], b"tfhd")
-            .and_then(|r| body.get(traf.start + r.start + 4..traf.start + r.start + 8))
-            .map(|id| u32::from_be_bytes([id[0], id[1], id[2], id[3]]));
-        if track != Some(AUDIO_TRACK_ID) {
-            continue;
-        }
-        if let Some(r) = child_range(&body[traf.clone()], b"tfdt") {
-            rewrite_tfdt(body, traf.start + r.start..traf.start + r.end, |t| {
-                t.saturating_add(delta)
-            });
-        }
-    }
-    true
+    rewrite_moof_with_audio(
+        moof,
+        None,
+        |t| t.saturating_add(delta_90k),
+        |t| t.saturating_add(delta),
+    )
 }
 
 /// Adds `delta_90k` to the `tfdt` of every complete `moof` in `data`, a run

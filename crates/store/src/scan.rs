@@ -42,6 +42,8 @@ pub struct ScannedFile {
     /// The body of the sample entry's `avcC` or `hvcC` box: what a decoder
     /// needs to read the samples (empty when the entry has none).
     pub codec_config: Vec<u8>,
+    /// Its tracks as an HLS `CODECS` value ([`crate::mp4::codecs`]).
+    pub codecs: Option<String>,
 }
 
 /// Why a file is not a recording at all.
@@ -124,6 +126,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<ScannedFile, ScanError> {
         valid_len: moov_pos + moov.size,
         file_len: len,
         codec_config,
+        codecs: crate::mp4::moov_codecs(&moov_body),
     };
     let mut pos = out.valid_len;
     while let Some(h) = header(r, pos, len)? {
@@ -262,13 +265,31 @@ struct TrunSample {
     composition_offset: i32,
 }
 
-/// Parses a `moof` body whose `mdat` holds `mdat_bytes` of samples.
-fn parse_moof(
-    moof: &[u8],
+/// Parses a `moof` body whose `mdat` holds `mdat_bytes` of samples: the
+/// video's `traf` (the first), whose samples `samples` gets, and the audio
+/// `traf`s after it, whose samples must follow the video's in the `mdat`,
+/// each track's right after the one before, as the writer lays them out.
+/// The times, counts and flags are the video's; `bytes` counts every track.
+fn parse_moof(moof: &[u8], samples: Option<&mut Vec<TrunSample>>, mdat_bytes: u64) -> Option<Moof> {
+    let mut trafs = children(moof).filter(|(f, _)| f == b"traf").map(|(_, b)| b);
+    let mut m = parse_traf(trafs.next()?, samples, mdat_bytes)?;
+    for traf in trafs {
+        let t = parse_traf(traf, None, mdat_bytes)?;
+        let prev_end = m.data_offset?.checked_add(m.bytes)?;
+        if t.data_offset != Some(prev_end) {
+            return None;
+        }
+        m.bytes = m.bytes.checked_add(t.bytes)?;
+    }
+    Some(m)
+}
+
+/// Parses one `traf` of a `moof` whose `mdat` holds `mdat_bytes`.
+fn parse_traf(
+    traf: &[u8],
     mut samples: Option<&mut Vec<TrunSample>>,
     mdat_bytes: u64,
 ) -> Option<Moof> {
-    let traf = child(moof, b"traf")?;
     let tfhd = child(traf, b"tfhd")?;
     let tf_flags = be_u32(tfhd, 0)? & 0x00ff_ffff;
     // Only moof-relative offsets: an absolute base-data-offset is not ours.

@@ -42,6 +42,14 @@ pub trait RecordingWriter: Send + Debug {
         self.write_at(frame, UtcNs::now().0).await
     }
 
+    /// Records an audio packet beside the video, timed on the video's
+    /// clock: it goes into the file with the video it plays with
+    /// ([`Segmenter::push_audio`](crate::segmenter::Segmenter::push_audio)).
+    /// Never fails; a writer without audio ignores it.
+    fn write_audio(&mut self, frame: reallive_core::AudioFrame) {
+        drop(frame);
+    }
+
     /// Closes the open file cleanly.
     async fn finish(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -77,6 +85,10 @@ impl Storage for Store {
 impl RecordingWriter for RecordingSession {
     async fn write_at(&mut self, frame: EncodedFrame, now_utc_ns: i64) -> Result<(), StoreError> {
         RecordingSession::write_at(self, frame, now_utc_ns).await
+    }
+
+    fn write_audio(&mut self, frame: reallive_core::AudioFrame) {
+        RecordingSession::write_audio(self, frame);
     }
 
     async fn finish(self: Box<Self>) -> Result<(), StoreError> {
@@ -169,6 +181,7 @@ mod memory {
                         bytes: init.len() as u64,
                         init_bytes: init.len() as u64,
                         codec: info.codec,
+                        codecs: crate::mp4::codecs(&init),
                         width: info.width,
                         height: info.height,
                         state: RecordingState::Writing,
@@ -224,6 +237,10 @@ mod memory {
                 self.apply(out)?;
             }
             Ok(())
+        }
+
+        fn write_audio(&mut self, frame: reallive_core::AudioFrame) {
+            self.seg.push_audio(frame);
         }
 
         async fn finish(mut self: Box<Self>) -> Result<(), StoreError> {

@@ -373,8 +373,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Recording>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, state, \
-             first_seq, x'' AS fragments FROM recordings \
+            "SELECT id, camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, codecs, width, height, \
+             state, first_seq, x'' AS fragments FROM recordings \
              WHERE state = 'complete' AND codec = 'h264' AND end_utc_ns < ? \
              AND path NOT IN (SELECT path FROM transcode_skip) \
              ORDER BY start_utc_ns, id LIMIT ?",
@@ -448,13 +448,14 @@ impl Store {
         let codec = scanned.codec.map_or("h265", Codec::name);
         let mut tx = self.inner.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE recordings SET path = ?, bytes = ?, init_bytes = ?, codec = ?, width = ?, height = ?, \
-             fragments = ? WHERE id = ? AND path = ? AND bytes = ? AND state = 'complete'",
+            "UPDATE recordings SET path = ?, bytes = ?, init_bytes = ?, codec = ?, codecs = ?, width = ?, \
+             height = ?, fragments = ? WHERE id = ? AND path = ? AND bytes = ? AND state = 'complete'",
         )
         .bind(&r.target_rel)
         .bind(scanned.valid_len as i64)
         .bind(scanned.init_bytes as i64)
         .bind(codec)
+        .bind(&scanned.codecs)
         .bind(i64::from(scanned.width))
         .bind(i64::from(scanned.height))
         .bind(fragment::pack(&scanned.fragments))
@@ -484,6 +485,7 @@ impl Store {
             bytes: scanned.valid_len,
             init_bytes: scanned.init_bytes,
             codec: parse_codec(codec),
+            codecs: scanned.codecs.clone(),
             width: u32::from(scanned.width),
             height: u32::from(scanned.height),
             fragments: Vec::new(),

@@ -763,3 +763,455 @@ fn shifting_a_file_moves_audio_and_video_together() {
         None
     );
 }
+
+// ---- Recordings with audio in a store: recovery, export, HLS ----
+
+const CAMERA: &str = "cam";
+
+/// A store whose recordings are `files` (start in 90 kHz from T0, bytes),
+/// put where the writer puts them and indexed by recovery, as after a
+/// crash that lost the index rows.
+async fn store_of(
+    dir: &Path,
+    files: &[(i64, Vec<u8>)],
+) -> (reallive_store::Store, reallive_store::RecoveryReport) {
+    for (start_90k, data) in files {
+        let ms = (T0_NS + start_90k * SEC_NS / 90_000) / 1_000_000;
+        let (y, mo, d, h, mi, s) = reallive_core::time::civil(ms.div_euclid(1000));
+        let rel = format!(
+            "{CAMERA}/{y:04}/{mo:02}/{d:02}/{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}.{:03}Z.mp4",
+            ms.rem_euclid(1000)
+        );
+        let path = dir.join("recordings").join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+    reallive_store::Store::open(reallive_store::StoreConfig::new(dir))
+        .await
+        .unwrap()
+}
+
+/// Each track's first packet time, in seconds: (video, audio).
+fn start_times(path: &Path) -> (f64, f64) {
+    let video = ffprobe::probe(path).frame_pts.first().copied().unwrap();
+    (video, audio_seconds(path)[0])
+}
+
+/// AAC frames of 1024 samples at 44.1 kHz from `first_pts_90k`, on the
+/// video's clock.
+fn aac_audio_frames(config: Bytes, frames: &[Bytes], first_pts_90k: i64) -> Vec<AudioFrame> {
+    let params = Arc::new(AudioParameters::aac(config).unwrap());
+    frames
+        .iter()
+        .enumerate()
+        .map(|(i, data)| AudioFrame {
+            data: data.clone(),
+            pts_90k: first_pts_90k + (i as i64 * 1024 * 90_000) / 44_100,
+            duration_90k: 2090,
+            params: params.clone(),
+        })
+        .collect()
+}
+
+/// Recovery rebuilds the index of files with audio from their video
+/// `traf`s, and cuts a torn tail at the last whole fragment: the files
+/// keep both tracks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_indexes_files_with_audio_by_their_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let packets = opus_packets(dir.path(), 133);
+    let mut s = segmenter(1);
+    let mut files = segment(&mut s, live(ball(80), opus_frames(&packets[..133], 0)));
+    assert_eq!(files.len(), 3);
+    // A crash in the middle of the last fragment: half of it is on disk.
+    let last = files.last_mut().unwrap();
+    let frag_start = last.1.len() - fragment_sizes(&last.1).last().unwrap();
+    let whole_len = last.1.len();
+    last.1.truncate(frag_start + (whole_len - frag_start) / 2);
+    let (store, report) = store_of(dir.path(), &files).await;
+    assert_eq!(report.files_indexed, 3, "{report:?}");
+    assert_eq!(report.files_quarantined, 0, "{report:?}");
+    let recs = store
+        .recordings(CAMERA, reallive_store::TimeRange::all())
+        .await
+        .unwrap();
+    let fragments: Vec<usize> = recs.iter().map(|r| r.fragments.len()).collect();
+    // 1 s files of 1/3 s fragments; the last one lost its torn second.
+    assert_eq!(fragments, [3, 3, 1]);
+    // The torn tail is cut off, the whole fragments before it kept.
+    assert_eq!(recs[2].bytes as usize, frag_start);
+    assert!(whole_len > frag_start);
+    let frames: u32 = recs
+        .iter()
+        .flat_map(|r| &r.fragments)
+        .map(|f| f.frames)
+        .sum();
+    assert_eq!(frames, 70, "all but the torn fragment's 10 frames");
+    for r in &recs {
+        let path = store.root().join(&r.path);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), r.bytes);
+        assert_eq!(streams(&path).len(), 2, "{}", r.path);
+        let (_, pts, decoded) = audio_packets(&path);
+        assert!(!pts.is_empty() && decoded == pts.len() as u64, "{}", r.path);
+        assert_decodes(&path);
+    }
+}
+
+/// Sizes of the `moof` + `mdat` pairs of a file, in order.
+fn fragment_sizes(file: &[u8]) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + 8 <= file.len() {
+        let size = u32::from_be_bytes(file[pos..pos + 4].try_into().unwrap()) as usize;
+        match &file[pos + 4..pos + 8] {
+            b"moof" => out.push(size),
+            b"mdat" => *out.last_mut().unwrap() += size,
+            _ => {}
+        }
+        pos += size;
+    }
+    out
+}
+
+/// Audio packet times in seconds, from ffprobe's pts and time base.
+fn audio_seconds(path: &Path) -> Vec<f64> {
+    let (time_base, pts, decoded) = audio_packets(path);
+    assert_eq!(decoded, pts.len() as u64, "every packet decodes");
+    let (num, den) = time_base.split_once('/').unwrap();
+    let tb = num.parse::<f64>().unwrap() / den.parse::<f64>().unwrap();
+    pts.iter().map(|p| *p as f64 * tb).collect()
+}
+
+/// Exports of recordings with Opus and with AAC, each over three files,
+/// from their start and from the middle of the first file: both tracks,
+/// every recorded packet, the audio on the video's timeline (as it was
+/// recorded, 10 ms after the video) and spaced as recorded across the
+/// files' seams, and ffmpeg decodes it all without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_carries_the_audio_in_step_with_the_video() {
+    let dir = tempfile::tempdir().unwrap();
+    let opus = opus_packets(dir.path(), 140);
+    let (config, aac) = aac_frames(dir.path());
+    // 2⅔ s of video; the audio starts 10 ms after it and covers it all
+    // (AAC: ffmpeg's second, looped).
+    let aac: Vec<Bytes> = aac.iter().chain(&aac).chain(&aac).cloned().collect();
+    let cases = [
+        ("opus", opus_frames(&opus[..135], 900), 960.0 / 48_000.0),
+        (
+            "aac",
+            aac_audio_frames(config, &aac[..116], 900),
+            1024.0 / 44_100.0,
+        ),
+    ];
+    for (codec, audio, packet_secs) in cases {
+        let work = tempfile::tempdir().unwrap();
+        let mut s = segmenter(1);
+        let files = segment(&mut s, live(ball(80), audio.clone()));
+        assert_eq!(files.len(), 3, "{codec}");
+        let recorded = s.audio_frames_written();
+        assert_eq!(recorded, audio.len() as u64, "{codec}: nothing dropped");
+        let (store, _) = store_of(work.path(), &files).await;
+
+        // The whole recording.
+        let dest = work.path().join("all.mp4");
+        let summary = store
+            .export(CAMERA, reallive_store::TimeRange::all(), &dest)
+            .await
+            .unwrap();
+        assert_eq!(summary.fragments, 8, "{codec}: {summary:?}");
+        assert_eq!(summary.fragments_without_audio, 0, "{codec}");
+        assert!(!summary.truncated_at_parameter_change, "{codec}");
+        let kinds: Vec<(String, String)> = streams(&dest).into_iter().map(|s| (s.0, s.1)).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("video".into(), "h264".into()),
+                ("audio".into(), codec.into())
+            ],
+            "{codec}"
+        );
+        assert_eq!(ffprobe::probe(&dest).frames, 80, "{codec}");
+        let times = audio_seconds(&dest);
+        assert_eq!(times.len() as u64, recorded, "{codec}: every packet");
+        let (video_start, audio_start) = start_times(&dest);
+        assert!(
+            video_start.abs() < 1e-6,
+            "{codec}: video from {video_start}"
+        );
+        assert!(
+            (audio_start - video_start - 0.010).abs() < 0.025,
+            "{codec}: audio from {audio_start}, video from {video_start}"
+        );
+        // Across the files' seams as within a file: one packet after another.
+        for w in times.windows(2) {
+            assert!(
+                (w[1] - w[0] - packet_secs).abs() < 0.0005,
+                "{codec}: packets at {} and {}",
+                w[0],
+                w[1]
+            );
+        }
+        assert_decodes(&dest);
+
+        // From 1.5 s (the keyframe at 1⅓ s, in the second file) to 2.2 s.
+        let dest = work.path().join("part.mp4");
+        let range =
+            reallive_store::TimeRange::new(T0_NS + 3 * SEC_NS / 2, T0_NS + 22 * SEC_NS / 10)
+                .unwrap();
+        store.export(CAMERA, range, &dest).await.unwrap();
+        let (video_start, audio_start) = start_times(&dest);
+        assert!(
+            video_start.abs() < 1e-6,
+            "{codec}: video from {video_start}"
+        );
+        // The first packet at or after the keyframe at 4/3 s: the audio
+        // runs 10 ms behind the video, on packets of `packet_secs`.
+        let first_packet = ((4.0 / 3.0 - 0.010) / packet_secs).ceil() * packet_secs + 0.010;
+        assert!(
+            (audio_start - (first_packet - 4.0 / 3.0)).abs() < 0.002,
+            "{codec}: audio from {audio_start}, expected {}",
+            first_packet - 4.0 / 3.0
+        );
+        assert!(audio_start - video_start < 0.025 + packet_secs, "{codec}");
+        assert_decodes(&dest);
+    }
+}
+
+/// An export over files whose audio differs takes its track layout from
+/// its first file: a later file's audio that layout cannot describe (other
+/// parameters, or audio where the first had none) is left out, and a later
+/// file without audio leaves the audio a gap. The video is all there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_takes_its_audio_layout_from_its_first_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let opus = opus_packets(dir.path(), 50);
+    let (config, aac) = aac_frames(dir.path());
+
+    // Opus, then AAC from the keyframe at 2/3 s.
+    let mut audio = opus_frames(&opus[..25], 0);
+    audio.extend(aac_audio_frames(config, &aac[..20], 45_000));
+    let opus_then_aac = segment(&mut segmenter(60), live(ball(30), audio));
+    // Video alone (the audio came after the first keyframe), then Opus.
+    let mut inputs = vec![Input::Video(ball(1).remove(0))];
+    inputs.extend(live(ball(30)[1..].to_vec(), opus_frames(&opus[..50], 0)));
+    let none_then_opus = segment(&mut segmenter(60), inputs);
+    // Opus for the first second, then none.
+    let opus_then_none = segment(
+        &mut segmenter(1),
+        live(ball(60), opus_frames(&opus[..50], 0)),
+    );
+
+    // (files, video frames, the export's audio codec, its packets,
+    // fragments without audio)
+    let cases = [
+        ("opus then aac", &opus_then_aac, 30, Some("opus"), 25, 1),
+        ("none then opus", &none_then_opus, 30, None, 0, 2),
+        ("opus then none", &opus_then_none, 60, Some("opus"), 50, 0),
+    ];
+    for (name, files, frames, codec, packets, without_audio) in cases {
+        assert_eq!(files.len(), 2, "{name}");
+        let work = tempfile::tempdir().unwrap();
+        let (store, _) = store_of(work.path(), files).await;
+        let dest = work.path().join("export.mp4");
+        let summary = store
+            .export(CAMERA, reallive_store::TimeRange::all(), &dest)
+            .await
+            .unwrap();
+        assert!(!summary.truncated_at_parameter_change, "{name}");
+        assert_eq!(summary.fragments_without_audio, without_audio, "{name}");
+        let kinds: Vec<String> = streams(&dest).into_iter().map(|s| s.1).collect();
+        let mut want = vec!["h264".to_string()];
+        want.extend(codec.map(String::from));
+        assert_eq!(kinds, want, "{name}");
+        assert_eq!(ffprobe::probe(&dest).frames, frames, "{name}");
+        if codec.is_some() {
+            assert_eq!(audio_seconds(&dest).len(), packets, "{name}");
+        }
+        assert_decodes(&dest);
+    }
+}
+
+/// Serves `playlists` (path, body) and the files under `root` at
+/// `/recordings/<path>?t=<ticks>`, by byte range and shifted as the HTTP
+/// server does (`ShiftedRange`), on loopback, until the test ends.
+fn serve_hls(root: PathBuf, playlists: Vec<(&'static str, String)>) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    fn respond(
+        conn: std::net::TcpStream,
+        root: &Path,
+        playlists: &[(&str, String)],
+    ) -> std::io::Result<()> {
+        let mut reader = BufReader::new(conn.try_clone()?);
+        let mut conn = conn;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(());
+            }
+            let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let mut range = None;
+            loop {
+                let mut h = String::new();
+                reader.read_line(&mut h)?;
+                let h = h.trim_end().to_ascii_lowercase();
+                if h.is_empty() {
+                    break;
+                }
+                if let Some(v) = h.strip_prefix("range: bytes=") {
+                    range = Some(v.to_string());
+                }
+            }
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+            let (status, extra, body) = if let Some((_, p)) = playlists.iter().find(|p| p.0 == path)
+            {
+                ("200 OK", String::new(), p.as_bytes().to_vec())
+            } else {
+                let rel = path.strip_prefix("/recordings/").unwrap();
+                let file = std::fs::File::open(root.join(rel))?;
+                let len = file.metadata()?.len();
+                let t = query.strip_prefix("t=").map_or(0, |t| t.parse().unwrap());
+                let (start, end) = match &range {
+                    Some(r) => {
+                        let (a, b) = r.split_once('-').unwrap();
+                        let b = b.parse::<u64>().map_or(len, |b| (b + 1).min(len));
+                        (a.parse().unwrap(), b)
+                    }
+                    None => (0, len),
+                };
+                let mut body = Vec::new();
+                mp4::ShiftedRange::new(file, start, end, t).read_to_end(&mut body)?;
+                match range {
+                    Some(_) => (
+                        "206 Partial Content",
+                        format!("Content-Range: bytes {start}-{}/{len}\r\n", end - 1),
+                        body,
+                    ),
+                    None => ("200 OK", String::new(), body),
+                }
+            };
+            write!(
+                conn,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n{extra}\r\n",
+                body.len()
+            )?;
+            conn.write_all(&body)?;
+        }
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (root, playlists) = (root.clone(), playlists.clone());
+            std::thread::spawn(move || respond(conn, &root, &playlists));
+        }
+    });
+    addr
+}
+
+/// A VOD playlist over three files with Opus, and with AAC, as ffmpeg
+/// plays it over HTTP: both streams, every packet once, one after another
+/// across the files (the `?t=` shift moves the audio with the video), and
+/// nothing to complain about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_plays_both_tracks_of_a_vod_playlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let opus = opus_packets(dir.path(), 140);
+    let (config, aac) = aac_frames(dir.path());
+    let aac: Vec<Bytes> = aac.iter().chain(&aac).chain(&aac).cloned().collect();
+    let cases = [
+        ("opus", opus_frames(&opus[..135], 900), 960.0 / 48_000.0),
+        (
+            "aac",
+            aac_audio_frames(config, &aac[..116], 900),
+            1024.0 / 44_100.0,
+        ),
+    ];
+    for (codec, audio, packet_secs) in cases {
+        let work = tempfile::tempdir().unwrap();
+        let mut s = segmenter(1);
+        let files = segment(&mut s, live(ball(80), audio));
+        let (store, _) = store_of(work.path(), &files).await;
+        let playlist = store
+            .vod_playlist(CAMERA, reallive_store::TimeRange::all(), "/recordings/")
+            .await
+            .unwrap();
+        assert_eq!(playlist.matches("#EXT-X-MAP").count(), 3, "{playlist}");
+        // No format change between the files: one timeline.
+        assert!(!playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+        let master = store
+            .master_playlist(CAMERA, reallive_store::TimeRange::all(), "vod.m3u8")
+            .await
+            .unwrap();
+        let codecs = master
+            .split("CODECS=\"")
+            .nth(1)
+            .and_then(|c| c.split('"').next())
+            .unwrap_or_else(|| panic!("{master}"));
+        // The video's profile and level as ffprobe reads them from the
+        // stream, then the audio.
+        let video = json(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-select_streams",
+                "v",
+                "-show_entries",
+                "stream=profile,level",
+                "-of",
+                "json",
+            ],
+            &store.root().join(
+                &store
+                    .recordings(CAMERA, reallive_store::TimeRange::all())
+                    .await
+                    .unwrap()[0]
+                    .path,
+            ),
+        );
+        let profile = match video["streams"][0]["profile"].as_str().unwrap() {
+            "Constrained Baseline" | "Baseline" => 66,
+            "Main" => 77,
+            "High" => 100,
+            other => panic!("profile {other}"),
+        };
+        let level = video["streams"][0]["level"].as_i64().unwrap();
+        let audio = if codec == "opus" { "opus" } else { "mp4a.40.2" };
+        let (avc, rest) = codecs.split_once(',').unwrap_or_else(|| panic!("{master}"));
+        assert_eq!(rest, audio, "{master}");
+        assert!(avc.starts_with(&format!("avc1.{profile:02x}")), "{master}");
+        assert!(avc.ends_with(&format!("{level:02x}")), "{master}");
+        let addr = serve_hls(
+            store.root().to_path_buf(),
+            vec![("/vod.m3u8", playlist), ("/master.m3u8", master)],
+        );
+        for name in ["vod.m3u8", "master.m3u8"] {
+            let url = format!("http://{addr}/{name}");
+            let kinds: Vec<(String, String)> = streams(Path::new(&url))
+                .into_iter()
+                .map(|s| (s.0, s.1))
+                .collect();
+            assert_eq!(
+                kinds,
+                [
+                    ("video".into(), "h264".into()),
+                    ("audio".into(), codec.into())
+                ],
+                "{codec}: {name}"
+            );
+        }
+        let url = format!("http://{addr}/vod.m3u8");
+        let url = Path::new(&url);
+        let times = audio_seconds(url);
+        assert_eq!(times.len() as u64, s.audio_frames_written(), "{codec}");
+        for w in times.windows(2) {
+            assert!(
+                (w[1] - w[0] - packet_secs).abs() < 0.0005,
+                "{codec}: packets at {} and {}",
+                w[0],
+                w[1]
+            );
+        }
+        assert_decodes(url);
+    }
+}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use reallive_core::{Codec, CodecParameters};
+use reallive_core::{AudioParameters, Codec, CodecParameters};
 
 use super::*;
 
@@ -24,10 +24,24 @@ fn frame(n: i64) -> EncodedFrame {
     }
 }
 
+/// An audio packet at frame `n`'s time, as long as a frame.
+fn audio(n: i64) -> AudioFrame {
+    AudioFrame {
+        data: Bytes::from_static(&[0x21, 0x10]),
+        pts_90k: n * 9000,
+        duration_90k: 9000,
+        params: Arc::new(AudioParameters::opus(1)),
+    }
+}
+
 #[derive(Clone, Debug)]
 enum Step {
     /// Frames `a..b`.
     Frames(i64, i64),
+    /// Audio packets `a..b`, with no video between them.
+    Audio(i64, i64),
+    /// The camera's audio ended.
+    AudioEnded,
     MotionOn,
     MotionOff,
     /// A manual trigger of this many seconds.
@@ -55,6 +69,8 @@ struct Seen {
     events: Vec<(EventKind, i64, Option<i64>)>,
     /// Pauses after failures, in ms.
     pauses: Vec<u128>,
+    /// Audio written: (its frame number, video frames written before it).
+    audio: Vec<(i64, usize)>,
 }
 
 impl Seen {
@@ -99,6 +115,10 @@ impl Sim {
             match a {
                 RunAction::Offer(f) => self.seen.offered.push(f.pts_90k / 9000),
                 RunAction::Decode(f) => self.seen.decoded.push(f.pts_90k / 9000),
+                RunAction::WriteAudio(a) => {
+                    let written = self.seen.files.iter().map(Vec::len).sum();
+                    self.seen.audio.push((a.pts_90k / 9000, written));
+                }
                 RunAction::Write { frame, utc_ns } => {
                     if !self.seen.open {
                         assert!(frame.keyframe, "a file starts at a keyframe");
@@ -162,6 +182,13 @@ impl Sim {
                     self.drain();
                 }
             }
+            Step::Audio(a, b) => {
+                for n in *a..*b {
+                    self.run.audio(audio(n));
+                    self.drain();
+                }
+            }
+            Step::AudioEnded => self.run.audio_ended(),
             Step::MotionOn => {
                 let utc = self.run.clock().utc_ns(self.last * 9000).expect("mapped");
                 self.run.motion_started("gate".into(), 12.0, utc);
@@ -481,4 +508,75 @@ fn an_event_ends_once_even_when_told_twice() {
         ],
     );
     assert_eq!(seen.events.len(), 1);
+}
+
+fn with_audio(config: RunConfig) -> RunConfig {
+    RunConfig {
+        audio: true,
+        ..config
+    }
+}
+
+#[test]
+fn the_first_file_waits_for_audio_so_it_starts_with_it() {
+    // The audio's first packet comes with frame 4 and is for frame 2.
+    let seen = run(
+        with_audio(RunConfig::default()),
+        &[Frames(0, 5), Audio(2, 3), Frames(5, 8), Audio(3, 6), Drop],
+    );
+    assert_eq!(seen.frames(), vec![range(0, 8)], "one file from the start");
+    assert_eq!(seen.offered, range(0, 8), "live never waited");
+    // The first packet goes before any video (the store holds it for the
+    // file the keyframe opens); the rest as they come.
+    assert_eq!(seen.audio, vec![(2, 0), (3, 8), (4, 8), (5, 8)]);
+    // A first packet from before the first frame (a transcoder's priming)
+    // still goes first: the file takes its audio track from it.
+    let seen = run(
+        with_audio(RunConfig::default()),
+        &[Frames(10, 12), Audio(8, 9), Frames(12, 15), Drop],
+    );
+    assert_eq!(seen.frames(), vec![range(10, 15)]);
+    assert_eq!(seen.audio, vec![(8, 0)]);
+}
+
+#[test]
+fn a_camera_without_audio_is_waited_for_two_seconds_at_most() {
+    // A pre-roll shorter than the wait: the ring keeps every frame.
+    let config = with_audio(RunConfig {
+        pre_roll: Duration::ZERO,
+        ..RunConfig::default()
+    });
+    let seen = run(config, &[Frames(0, 35), Drop]);
+    assert_eq!(seen.frames(), vec![range(0, 35)]);
+    // Held until 2 s after the first frame: frame 20 lets them out.
+    let seen = run(with_audio(RunConfig::default()), &[Frames(0, 20)]);
+    assert!(seen.files.is_empty(), "{:?}", seen.files);
+    let seen = run(with_audio(RunConfig::default()), &[Frames(0, 21)]);
+    assert_eq!(seen.frames(), vec![range(0, 21)]);
+    // An audio channel that ends stops the wait at once.
+    let seen = run(
+        with_audio(RunConfig::default()),
+        &[Frames(0, 3), AudioEnded, Frames(3, 5)],
+    );
+    assert_eq!(seen.frames(), vec![range(0, 5)]);
+    assert!(seen.audio.is_empty());
+}
+
+#[test]
+fn events_keep_the_pre_rolls_audio_and_write_it_first() {
+    // Audio beside every frame; motion at 45 with a 1 s pre-roll.
+    let mut steps = Vec::new();
+    for n in 0..46 {
+        steps.push(Frames(n, n + 1));
+        steps.push(Audio(n, n + 1));
+    }
+    steps.extend([MotionOn, Frames(46, 50), Audio(46, 48), MotionOff]);
+    steps.push(Frames(50, 70));
+    let seen = run(with_audio(events(1, 1)), &steps);
+    assert_eq!(seen.frames(), vec![range(30, 59)]);
+    // The ring's audio, from the ring's first frame (30) on, goes before
+    // the ring's video; then audio as it comes, while writing.
+    let first: Vec<(i64, usize)> = (30..46).map(|n| (n, 0)).collect();
+    assert_eq!(&seen.audio[..16], &first[..]);
+    assert_eq!(&seen.audio[16..], &[(46, 20), (47, 20)]);
 }

@@ -37,6 +37,7 @@ pub(crate) fn row_to_recording(r: &sqlx::sqlite::SqliteRow) -> Result<Recording,
         bytes: r.try_get::<i64, _>("bytes")? as u64,
         init_bytes: r.try_get::<i64, _>("init_bytes")? as u64,
         codec: parse_codec(r.try_get::<&str, _>("codec")?),
+        codecs: r.try_get("codecs")?,
         width: r.try_get::<i64, _>("width")? as u32,
         height: r.try_get::<i64, _>("height")? as u32,
         state: RecordingState::parse(r.try_get::<&str, _>("state")?),
@@ -48,8 +49,8 @@ pub(crate) fn row_to_recording(r: &sqlx::sqlite::SqliteRow) -> Result<Recording,
 /// The columns `row_to_recording` reads, as a literal for `concat!`.
 macro_rules! recording_columns {
     () => {
-        "id, camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, state, first_seq, \
-         fragments"
+        "id, camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, codecs, width, height, state, \
+         first_seq, fragments"
     };
 }
 

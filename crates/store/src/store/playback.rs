@@ -221,6 +221,19 @@ impl Store {
         Ok(crate::hls::live_playlist(&recs, window, uri_prefix))
     }
 
+    /// A multivariant playlist whose one variant is `media_uri` (this
+    /// camera's VOD playlist over `range`, or its live one), with the
+    /// `CODECS` of the files there ([`crate::hls::master_playlist`]).
+    pub async fn master_playlist(
+        &self,
+        camera: &str,
+        range: TimeRange,
+        media_uri: &str,
+    ) -> Result<String, StoreError> {
+        let recs = self.recordings(camera, range).await?;
+        Ok(crate::hls::master_playlist(&recs, media_uri))
+    }
+
     /// Writes `range` of `camera` to `dest` as one standalone MP4, starting
     /// at the keyframe at or before the range start.
     pub async fn export(
@@ -282,7 +295,7 @@ impl Store {
             cache.generations.get(camera).copied().unwrap_or(0)
         };
         let list = sqlx::query(
-            "SELECT id, camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, state, \
+            "SELECT id, camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, codecs, width, height, state, \
              first_seq, x'' AS fragments FROM recordings WHERE camera = ? ORDER BY start_utc_ns, id",
         )
         .bind(camera)

@@ -230,8 +230,8 @@ impl Store {
             .unwrap_or(0);
         let first_seq = self.take_seq(&camera, s.fragments.len() as i64);
         sqlx::query(
-            "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, \
-             state, first_seq, fragments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?)",
+            "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, codecs, width, \
+             height, state, first_seq, fragments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?)",
         )
         .bind(&camera)
         .bind(rel)
@@ -240,6 +240,7 @@ impl Store {
         .bind(s.valid_len as i64)
         .bind(s.init_bytes as i64)
         .bind(s.codec.map_or("h264", |c| c.name()))
+        .bind(&s.codecs)
         .bind(i64::from(s.width))
         .bind(i64::from(s.height))
         .bind(first_seq)

@@ -123,6 +123,12 @@ impl RecordingSession {
         Ok(())
     }
 
+    /// Records an audio packet timed on the video's clock; it is written
+    /// with the video fragment it plays in.
+    pub fn write_audio(&mut self, frame: reallive_core::AudioFrame) {
+        self.seg.push_audio(frame);
+    }
+
     /// Closes the open file cleanly; returns the ids of the recordings
     /// closed since the last [`drain_finished`](Self::drain_finished).
     pub async fn finish(mut self) -> Result<Vec<i64>, StoreError> {
@@ -242,6 +248,7 @@ impl RecordingSession {
         let root = self.store.inner.root.clone();
         let camera = self.camera.clone();
         let init_len = init.len() as u64;
+        let codecs = crate::mp4::codecs(&init);
         let (file, rel, abs) = blocking(move || {
             for suffix in 0..1000 {
                 let rel = file_path(&camera, start_utc_ns, suffix);
@@ -283,8 +290,8 @@ impl RecordingSession {
         .await?;
         let first_seq = self.store.take_seq(&self.camera, 0);
         let r = sqlx::query(
-            "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, width, height, \
-             state, first_seq, fragments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?, ?)",
+            "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, codecs, width, \
+             height, state, first_seq, fragments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'writing', ?, ?)",
         )
         .bind(&self.camera)
         .bind(&rel)
@@ -293,6 +300,7 @@ impl RecordingSession {
         .bind(init_len as i64)
         .bind(init_len as i64)
         .bind(codec_name(info.codec))
+        .bind(&codecs)
         .bind(i64::from(info.width))
         .bind(i64::from(info.height))
         .bind(first_seq)
@@ -309,6 +317,7 @@ impl RecordingSession {
             bytes: init_len,
             init_bytes: init_len,
             codec: info.codec,
+            codecs,
             width: info.width,
             height: info.height,
             state: RecordingState::Writing,
