@@ -70,6 +70,9 @@ pub struct Summary {
     pub previewed: Vec<(i64, u64)>,
 }
 
+/// Opus packets held between a camera's session and its recorder: 5 s.
+const AUDIO_QUEUE: usize = 250;
+
 /// Records until `shutdown` fires; `on_ready` gets the playback address.
 pub async fn run(
     config: PullerConfig,
@@ -149,15 +152,20 @@ pub async fn run(
                 rx2
             }
         };
+        // The camera's sound too, when it has some (Opus from a pusher's
+        // microphone): recorded beside the video.
+        let (atx, arx) = reallive_core::audio_channel(AUDIO_QUEUE);
         let session = receiver(&config, camera, &credential)
-            .start(tx)
+            .start_with_audio(tx, atx)
             .map_err(|e| anyhow::anyhow!("camera {camera}: {e}"))?;
         sessions.push(session);
         let storage = storage.clone();
         let stop = stop.clone();
         recorders.push(tokio::spawn(async move {
             let name = CameraId(camera).store_key();
-            let stats = reallive_record::camera::record(storage.as_ref(), &name, rx, &stop).await;
+            let stats =
+                reallive_record::camera::record(storage.as_ref(), &name, rx, Some(arx), &stop)
+                    .await;
             (camera, stats.frames)
         }));
     }

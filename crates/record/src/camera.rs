@@ -321,15 +321,20 @@ impl<'a> Shell<'a> {
 /// Records `frames` into `storage` as `camera`, continuously, until they
 /// end or `stop` fires, then closes the file. A failed write pauses
 /// writing (1 s, doubling to 30 s) and a new file starts at a keyframe
-/// after it: the same rule as the NVR's runs.
+/// after it: the same rule as the NVR's runs. With `audio`, its packets
+/// are recorded beside the video, as the NVR's runs record them.
 pub async fn record(
     storage: &dyn Storage,
     camera: &str,
     mut frames: FrameReceiver,
+    mut audio: Option<AudioReceiver>,
     stop: &CancellationToken,
 ) -> RecordStats {
     let clock = SystemClock;
-    let mut run = CameraRun::new(RunConfig::default());
+    let mut run = CameraRun::new(RunConfig {
+        audio: audio.is_some(),
+        ..RunConfig::default()
+    });
     let mut shell = Shell::new(camera, 0, storage, &clock);
     loop {
         tokio::select! {
@@ -337,6 +342,13 @@ pub async fn record(
             f = frames.recv() => match f {
                 Some(f) => run.frame(f, Now::of(&clock)),
                 None => break,
+            },
+            a = next_audio(&mut audio) => match a {
+                Some(a) => run.audio(a),
+                None => {
+                    audio = None;
+                    run.audio_ended();
+                }
             },
         }
         shell.execute(&mut run).await;

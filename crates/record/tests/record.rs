@@ -21,7 +21,7 @@ async fn record_starts_at_a_keyframe_and_closes_a_file_that_plays() {
     }
     drop(tx);
     let stop = tokio_util::sync::CancellationToken::new();
-    let stats = reallive_record::camera::record(&store, "cam", rx, &stop).await;
+    let stats = reallive_record::camera::record(&store, "cam", rx, None, &stop).await;
     assert_eq!(stats.frames, 60);
     assert_eq!(stats.failures, 0);
     let recs = store.recordings("cam", TimeRange::all()).await.unwrap();

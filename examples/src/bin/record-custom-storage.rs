@@ -109,7 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     // `record` closes the writer cleanly once `stop` fires.
     let (storage, name) = (KeyframeLog::default(), cli.camera.to_string());
     tokio::join!(
-        reallive_record::camera::record(&storage, &name, rx, &stop),
+        reallive_record::camera::record(&storage, &name, rx, None, &stop),
         timer
     );
     Ok(())
