@@ -127,6 +127,7 @@ bench: setup ui
 	$(CARGO) bench -p reallive-nvr --bench review
 	$(CARGO) bench -p reallive-nvr --bench manage
 	$(CARGO) bench -p reallive-nvr --bench join
+	$(CARGO) build --release -p reallive-server && $(CARGO) bench -p reallive-pusher --bench sync -- --runs 3
 	$(MAKE) bench-remote
 
 # The ICE ladder's time to first frame per rung (root: network namespaces).

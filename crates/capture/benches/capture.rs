@@ -1,6 +1,6 @@
 //! Capture/encode cost and latency on this machine.
 //!
-//! `cargo bench -p reallive-capture --bench capture -- [--seconds N]`
+//! `cargo bench -p reallive-capture --bench capture -- [--seconds N] [--audio-only]`
 //! (or `make bench`). For each scenario it runs a live test-pattern
 //! pipeline, lets it warm up for two seconds, then measures over N seconds:
 //!
@@ -13,6 +13,11 @@
 //!   pipeline started. Scenarios run one after another in this process,
 //!   and a later one may reuse memory an earlier one freed, so only the
 //!   first row is a clean figure; the others are lower bounds.
+//!
+//! A second table prices the microphone (`--audio test`: `audiotestsrc`
+//! through `opusenc` in the same pipeline): the 720p scenario without and
+//! with it, back to back, and the Opus packets and bitrate that came out.
+//! `--audio-only` runs that table alone.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use reallive_capture::{CameraCapture, CaptureOptions, TestPattern};
-use reallive_core::frame_channel;
+use reallive_capture::{AudioInput, CameraCapture, CaptureOptions, TestPattern};
+use reallive_core::{audio_channel, frame_channel};
 use reallive_encode::{EncoderKind, EncoderSettings, X264Preset};
 
 use reallive_test_support::process::rss_kib;
@@ -51,9 +56,18 @@ struct Row {
     p99_ms: f64,
     kbps: f64,
     rss_mib: f64,
+    /// Opus packets per second and kbit/s, with audio.
+    audio: Option<(f64, f64)>,
 }
 
-async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, secs: u64) -> Row {
+async fn scenario(
+    encoder: EncoderKind,
+    pattern: &str,
+    width: u32,
+    height: u32,
+    secs: u64,
+    audio: AudioInput,
+) -> Row {
     let opts = CaptureOptions {
         width,
         height,
@@ -65,12 +79,28 @@ async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, 
             x264_preset: X264Preset::Ultrafast,
             ..EncoderSettings::default()
         },
+        audio: audio.clone(),
         ..CaptureOptions::default()
     };
     let rss0 = rss_kib(None);
     let capture = TestPattern::new(pattern.into(), opts);
     let (tx, mut rx) = frame_channel(256);
-    let running = capture.start(tx).expect("pipeline starts");
+    let (atx, mut arx) = audio_channel(256);
+    let running = if audio.is_some() {
+        capture.start_with_audio(tx, atx).expect("pipeline starts")
+    } else {
+        drop(atx);
+        capture.start(tx).expect("pipeline starts")
+    };
+    let sound = tokio::spawn(async move {
+        let mut marks = Vec::new();
+        let mut bytes = 0u64;
+        while let Some(a) = arx.recv().await {
+            bytes += a.data.len() as u64;
+            marks.push((Instant::now(), bytes));
+        }
+        marks
+    });
     let reader = tokio::spawn(async move {
         let mut frames = 0u64;
         let mut bytes = 0u64;
@@ -98,6 +128,22 @@ async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, 
     let name = format!("{} {width}x{height}@30, {pattern}", running.encoder());
     running.stop().await;
     let marks = reader.await.unwrap();
+    let sound: Vec<_> = sound
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(t, _)| *t >= warm)
+        .collect();
+    let audio = match (sound.first(), sound.last()) {
+        (Some(a), Some(b)) if b.0 > a.0 => {
+            let dt = b.0.duration_since(a.0).as_secs_f64();
+            Some((
+                (sound.len() - 1) as f64 / dt,
+                (b.1 - a.1) as f64 * 8.0 / dt / 1e3,
+            ))
+        }
+        _ => None,
+    };
     let window: Vec<_> = marks.iter().filter(|(t, _, _)| *t >= warm).collect();
     let (first, last) = (window.first().unwrap(), window.last().unwrap());
     let dt = last.0.duration_since(first.0).as_secs_f64();
@@ -111,6 +157,7 @@ async fn scenario(encoder: EncoderKind, pattern: &str, width: u32, height: u32, 
         p99_ms: p99.as_secs_f64() * 1e3,
         kbps: (last.2 - first.2) as f64 * 8.0 / dt / 1e3,
         rss_mib,
+        audio,
     }
 }
 
@@ -124,6 +171,64 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10u64);
     gst::init().unwrap();
+    if !args.iter().any(|a| a == "--audio-only") {
+        video_table(secs).await;
+    }
+    audio_table(secs).await;
+}
+
+/// The microphone's price: the same 720p capture without and with
+/// `--audio test`, back to back.
+async fn audio_table(secs: u64) {
+    println!();
+    println!(
+        "| scenario | audio | cores (total) | cores added by audio | Opus packets/s | Opus kbit/s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let without = scenario(
+        EncoderKind::X264,
+        "smpte",
+        1280,
+        720,
+        secs,
+        AudioInput::None,
+    )
+    .await;
+    let with = scenario(
+        EncoderKind::X264,
+        "smpte",
+        1280,
+        720,
+        secs,
+        AudioInput::Test,
+    )
+    .await;
+    let (pps, kbps) = with.audio.expect("the audio branch produced packets");
+    for (r, audio) in [(&without, "none"), (&with, "test")] {
+        println!(
+            "| {} | {audio} | {:.3} | {} | {} | {} |",
+            r.name,
+            r.cores,
+            if r.audio.is_some() {
+                format!("{:.3}", with.cores - without.cores)
+            } else {
+                "—".into()
+            },
+            if r.audio.is_some() {
+                format!("{pps:.1}")
+            } else {
+                "—".into()
+            },
+            if r.audio.is_some() {
+                format!("{kbps:.1}")
+            } else {
+                "—".into()
+            },
+        );
+    }
+}
+
+async fn video_table(secs: u64) {
     println!(
         "| scenario | cores (total) | cores (source only) | cores (encode+parse) | fps | latency p50 | latency p99 | kbit/s | RSS added |"
     );
@@ -137,7 +242,7 @@ async fn main() {
         (EncoderKind::OpenH264, "smpte", 1920, 1080),
         (EncoderKind::OpenH264, "ball", 1920, 1080),
     ] {
-        let r = scenario(enc, pattern, w, h, secs).await;
+        let r = scenario(enc, pattern, w, h, secs, AudioInput::None).await;
         println!(
             "| {} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} ms | {:.1} ms | {:.0} | {:.1} MiB |",
             r.name,

@@ -27,6 +27,10 @@ pub const OPUS_BITRATE: i32 = 32_000;
 /// One Opus frame: 20 ms, in 90 kHz ticks.
 const FRAME_90K: u32 = 1_800;
 
+/// `--audio test` ticks once per this much running time, starting at zero;
+/// the test pattern flashes on the same beat (`test_pattern.rs`).
+pub(crate) const TICK_INTERVAL_NS: u64 = 1_000_000_000;
+
 /// Where a capture's sound comes from (`--audio`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AudioInput {
@@ -132,7 +136,7 @@ pub(crate) fn add_branch(
             // time: the click the sync measurement listens for.
             src.set_property("freq", 1000.0f64);
             src.set_property("sine-periods-per-tick", 10u32);
-            src.set_property("tick-interval", 1_000_000_000u64);
+            src.set_property("tick-interval", TICK_INTERVAL_NS);
             src.set_property("volume", 0.5f64);
             src
         }
