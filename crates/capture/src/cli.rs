@@ -59,8 +59,8 @@ pub struct CaptureFlags {
     pub timestamp_overlay: bool,
 
     /// Sound beside the video, encoded to Opus: none, test (a tick every
-    /// second), alsa[:device] or pulse[:device] [default: alsa for a
-    /// camera when the machine has a capture device, else none].
+    /// second), alsa, alsa:DEVICE, pulse or pulse:DEVICE [default: alsa for
+    /// a camera when the machine has a capture device, else none].
     #[arg(long, value_name = "INPUT", value_parser = AudioInput::from_str)]
     pub audio: Option<AudioInput>,
 }
