@@ -59,3 +59,19 @@ export function guardRun(hardTimeoutMs, fail) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * The integer in environment variable `name`, or `dflt` when it is unset or
+ * empty. Throws when it is not a number, or is below `min` (0 unless given),
+ * naming the variable and what it held.
+ */
+export function envInt(name, dflt, min = 0) {
+  const raw = process.env[name]
+  if (raw == null || raw === '') return dflt
+  const n = Number(raw)
+  if (!Number.isFinite(n) || n < min) {
+    const what = min === 0 ? 'a non-negative number' : 'a number'
+    throw new Error(`${name} must be ${what}, got ${JSON.stringify(raw)}`)
+  }
+  return Math.floor(n)
+}

@@ -24,21 +24,19 @@
 //      CHROMIUM_EXTRA_ARGS (space-separated flags added to the fixed ones),
 //      HARD_TIMEOUT_MS (default: 3 × TIMEOUT_MS + 30000).
 
-import { closeBrowser, guardRun, launchChromium, sleep } from './harness.mjs'
+import { closeBrowser, envInt, guardRun, launchChromium, sleep } from './harness.mjs'
 
 let browser = null
 let lastStats = []
 let done = false
 
 function intEnv(name, dflt) {
-  const raw = process.env[name]
-  if (raw == null || raw === '') return dflt
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n < 0) {
-    finish(false, { reason: `${name} must be a non-negative number, got ${JSON.stringify(raw)}` })
+  try {
+    return envInt(name, dflt)
+  } catch (e) {
+    finish(false, { reason: e.message })
     process.exit(1)
   }
-  return Math.floor(n)
 }
 
 const BASE_URL = process.env.BASE_URL || 'http://127.0.0.1:8080'

@@ -57,7 +57,7 @@
 //      wait), HARD_TIMEOUT_MS (240000), CHROMIUM (/usr/bin/chromium),
 //      CHROMIUM_EXTRA_ARGS (space-separated flags added to the fixed ones).
 
-import { closeBrowser, guardRun, launchChromium, sleep } from './harness.mjs'
+import { closeBrowser, envInt, guardRun, launchChromium, sleep } from './harness.mjs'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -74,13 +74,7 @@ function passwordOf(url) {
   }
 }
 
-function intEnv(name, dflt) {
-  const raw = process.env[name]
-  if (raw == null || raw === '') return dflt
-  const n = Number(raw)
-  if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a non-negative number, got ${JSON.stringify(raw)}`)
-  return Math.floor(n)
-}
+const intEnv = (name, dflt) => envInt(name, dflt)
 
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '')
 const ADMIN_USER = process.env.RL_ADMIN_USER || 'admin'

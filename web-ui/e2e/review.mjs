@@ -38,7 +38,7 @@
 //      STEPS (optional comma list, default all), TIMEOUT_MS (15000, per
 //      wait), HARD_TIMEOUT_MS (150000), CHROMIUM (/usr/bin/chromium).
 
-import { closeBrowser, guardRun, launchChromium, sleep } from './harness.mjs'
+import { closeBrowser, envInt, guardRun, launchChromium, sleep } from './harness.mjs'
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -46,13 +46,7 @@ let browser = null
 let done = false
 const result = { steps: {}, notes: [], screenshots: [] }
 
-function intEnv(name, dflt) {
-  const raw = process.env[name]
-  if (raw == null || raw === '') return dflt
-  const n = Number(raw)
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got ${JSON.stringify(raw)}`)
-  return Math.floor(n)
-}
+const intEnv = (name, dflt) => envInt(name, dflt, -Infinity)
 
 const BASE_URL = (process.env.BASE_URL || 'http://127.0.0.1:8080').replace(/\/$/, '')
 const ADMIN_USER = process.env.RL_ADMIN_USER || 'admin'

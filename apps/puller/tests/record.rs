@@ -123,8 +123,8 @@ async fn listed(p: &Puller, camera: i64) -> Vec<(i64, i64, i64, u64)> {
         .collect()
 }
 
-/// Sum of ffprobe's frames and durations over the camera's files.
-async fn probe_store(data: &Path, camera: i64) -> (u64, f64, usize) {
+/// The camera's recorded files, oldest first, as the store indexes them.
+async fn recorded_files(data: &Path, camera: i64) -> Vec<std::path::PathBuf> {
     let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
     let recs = store
         .recordings(
@@ -133,31 +133,25 @@ async fn probe_store(data: &Path, camera: i64) -> (u64, f64, usize) {
         )
         .await
         .unwrap();
-    let mut frames = 0;
-    let mut secs = 0.0;
-    for r in &recs {
-        let p = reallive_test_support::ffprobe::probe(&store.root().join(&r.path));
-        frames += p.frames;
-        secs += p.duration_secs.unwrap_or(0.0);
-    }
+    let files = recs.iter().map(|r| store.root().join(&r.path)).collect();
     store.close().await;
-    (frames, secs, recs.len())
+    files
 }
 
-/// The Opus stream ffprobe finds in the camera's files: its total span
-/// (from the packets' timestamps), and how many files have one.
-async fn probe_audio(data: &Path, camera: i64) -> (f64, usize) {
-    let (store, _) = Store::open(StoreConfig::new(data)).await.unwrap();
-    let recs = store
-        .recordings(
-            &reallive_core::CameraId(camera).store_key(),
-            TimeRange::all(),
-        )
-        .await
-        .unwrap();
+/// Sum of ffprobe's frames and durations over the files.
+fn probe_video(files: &[std::path::PathBuf]) -> (u64, f64) {
+    files.iter().fold((0, 0.0), |(frames, secs), f| {
+        let p = reallive_test_support::ffprobe::probe(f);
+        (frames + p.frames, secs + p.duration_secs.unwrap_or(0.0))
+    })
+}
+
+/// The Opus stream ffprobe finds in the files: its total span (from the
+/// packets' timestamps), and how many files have one.
+fn probe_audio(files: &[std::path::PathBuf]) -> (f64, usize) {
     let mut secs = 0.0;
-    let mut files = 0;
-    for r in &recs {
+    let mut with_audio = 0;
+    for f in files {
         let out = std::process::Command::new("ffprobe")
             .args([
                 "-v",
@@ -169,26 +163,24 @@ async fn probe_audio(data: &Path, camera: i64) -> (f64, usize) {
                 "-of",
                 "csv=p=0",
             ])
-            .arg(store.root().join(&r.path))
+            .arg(f)
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let mut lines = text.lines().filter(|l| !l.is_empty());
+        let lines = text.lines().filter(|l| !l.is_empty());
         if lines.clone().any(|l| l == "opus") {
-            files += 1;
+            with_audio += 1;
         }
         // Each packet's pts (its duration is not always shown); one Opus
         // packet is 20 ms.
         let pts: Vec<f64> = lines
-            .by_ref()
             .filter_map(|l| l.split(',').next()?.parse().ok())
             .collect();
         if let (Some(first), Some(last)) = (pts.first(), pts.last()) {
             secs += last + 0.02 - first;
         }
     }
-    store.close().await;
-    (secs, files)
+    (secs, with_audio)
 }
 
 /// 30 s from the pusher (with its test tone) through the relay into the
@@ -260,11 +252,13 @@ async fn thirty_seconds_recorded_play_back_whole() {
     let log = puller.log.lock().unwrap().clone();
     assert!(status.success(), "{log}");
     assert!(log.contains("recorded"), "{log}");
-    let (frames, secs, files) = probe_store(&data, cam).await;
+    let recorded = recorded_files(&data, cam).await;
+    let (frames, secs) = probe_video(&recorded);
+    let files = recorded.len();
     eprintln!("sent {sent}; recorded {frames} frames, {secs:.2} s in {files} files");
     // Every file has the two tracks, and the sound lasts as long as the
     // picture (its first packets may race the session's start).
-    let (audio_secs, audio_files) = probe_audio(&data, cam).await;
+    let (audio_secs, audio_files) = probe_audio(&recorded);
     eprintln!("recorded {audio_secs:.2} s of Opus in {audio_files} of {files} files");
     assert_eq!(audio_files, files, "files without sound; {log}");
     assert!(
