@@ -208,6 +208,16 @@ impl AudioReceiver {
         self.rx.recv().await
     }
 
+    /// [`recv`](Self::recv) on `audio` if there is one, and never
+    /// otherwise: for a `select!` arm over an optional audio track.
+    /// Cancel-safe.
+    pub async fn recv_from(audio: Option<&mut Self>) -> Option<AudioFrame> {
+        match audio {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// A packet if one is queued now.
     pub fn try_recv(&mut self) -> Option<AudioFrame> {
         self.rx.try_recv().ok()

@@ -343,7 +343,7 @@ pub async fn record(
                 Some(f) => run.frame(f, Now::of(&clock)),
                 None => break,
             },
-            a = next_audio(&mut audio) => match a {
+            a = AudioReceiver::recv_from(audio.as_mut()) => match a {
                 Some(a) => run.audio(a),
                 None => {
                     audio = None;
@@ -356,14 +356,6 @@ pub async fn record(
     run.camera_dropped();
     shell.execute(&mut run).await;
     shell.close().await
-}
-
-/// The next packet of `audio`, or never once it has ended.
-async fn next_audio(audio: &mut Option<AudioReceiver>) -> Option<reallive_core::AudioFrame> {
-    match audio {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 /// One run of an NVR camera: until its frames end (a failure, a stop) or
@@ -395,7 +387,7 @@ pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver, mut audio: Option<
                 }
                 None => break,
             },
-            a = next_audio(&mut audio) => match a {
+            a = AudioReceiver::recv_from(audio.as_mut()) => match a {
                 Some(a) => run.audio(a),
                 None => {
                     audio = None;

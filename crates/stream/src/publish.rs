@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use reallive_core::{AudioFrame, AudioReceiver, EncodedFrame, FrameReceiver};
+use reallive_core::{AudioReceiver, EncodedFrame, FrameReceiver};
 use reallive_signaling::Role;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::media::Sample;
@@ -157,7 +157,7 @@ impl Connect for Publish {
             loop {
                 tokio::select! {
                     f = self.frames.recv() => if f.is_none() { return },
-                    Some(_) = next_audio(self.audio.as_mut()) => {}
+                    Some(_) = AudioReceiver::recv_from(self.audio.as_mut()) => {}
                 }
             }
         })
@@ -335,14 +335,6 @@ struct Mic {
     pt: u8,
 }
 
-/// The next audio packet, or never when there is no audio.
-async fn next_audio(audio: Option<&mut AudioReceiver>) -> Option<AudioFrame> {
-    match audio {
-        Some(a) => a.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
 fn rand_ssrc() -> u32 {
     let mut b = [0u8; 4];
     let _ = getrandom::fill(&mut b);
@@ -409,7 +401,7 @@ async fn stream_frames(
                 }
                 link.count_frame();
             }
-            Some(a) = next_audio(audio.as_mut().map(|(rx, _)| &mut **rx)) => {
+            Some(a) = AudioReceiver::recv_from(audio.as_mut().map(|(rx, _)| &mut **rx)) => {
                 let Some((_, mic)) = &audio else { continue };
                 let sample = Sample {
                     data: a.data,
