@@ -48,6 +48,37 @@ fn a_browser_decodes_the_pusher_through_the_relay_and_survives_a_server_restart(
 /// the pusher sent, and its microphone (`--audio test`): Opus packets 20 ms
 /// apart on the video's timeline. Both signal over `/ws/signaling`; the
 /// viewer joins before the publisher and waits.
+/// The bound on live lip sync: the test pattern's flash and the
+/// test tone's click, as headless Chromium shows and plays them, within
+/// 60 ms of each other (median of 8 pairs; `scripts/e2e-sync`). Chromium
+/// lines the tracks up gradually from its first sender reports, so the
+/// timing starts 25 s in; the first seconds' figures are in
+/// `docs/benchmarks.md`.
+#[test]
+fn chromium_plays_the_click_with_its_flash() {
+    let pusher = env!("CARGO_BIN_EXE_reallive-pusher");
+    let server = Path::new(pusher).with_file_name("reallive-server");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(root.join("scripts/e2e-sync"))
+        .arg(&server)
+        .arg(pusher)
+        .env("SETTLE_MS", "25000")
+        .env("PAIRS", "8")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let line = stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    println!("{line}");
+    let median = v["medianMs"].as_f64().unwrap();
+    assert!(
+        median.abs() <= 60.0,
+        "click - flash median {median} ms, over 60 ms: {line}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webrtc_rs_subscriber_gets_the_frames_the_pusher_sent() {
     relay_round_trip(false).await;

@@ -411,7 +411,14 @@ impl Core {
             }
         }
         self.poll_peer(id, now);
-        Ok((id, answer.to_sdp_string()))
+        let answer = answer.to_sdp_string();
+        Ok(match role {
+            PeerRole::Subscriber => {
+                let stream = reallive_core::CameraId(camera).store_key();
+                (id, one_media_stream(&answer, &stream))
+            }
+            PeerRole::Publisher => (id, answer),
+        })
     }
 
     /// Adds a trickled remote candidate to a session.
@@ -1078,6 +1085,36 @@ fn write_video(
         Some(pt) => w.write(pt, wallclock, time, frame.data.clone()).is_ok(),
         None => false,
     }
+}
+
+/// The answer with every m-line the relay sends in one media stream,
+/// `stream`: a viewer plays the audio and video of one stream in sync
+/// (lip sync groups tracks by their `msid` stream id), and str0m gives each
+/// m-line a browser offered as `recvonly` a random stream id of its own.
+fn one_media_stream(sdp: &str, stream: &str) -> String {
+    let mut out = String::with_capacity(sdp.len() + 64);
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let eol = &line[body.len()..];
+        if let Some(rest) = body.strip_prefix("a=msid-semantic:") {
+            // `WMS <ids>`: the ids are the streams of the session.
+            let semantic = rest.split_whitespace().next().unwrap_or("WMS");
+            out.push_str(&format!("a=msid-semantic: {semantic} {stream}"));
+        } else if let Some(rest) = body.strip_prefix("a=msid:") {
+            let track = rest.split_whitespace().nth(1).unwrap_or("-");
+            out.push_str(&format!("a=msid:{stream} {track}"));
+        } else if let Some((ssrc, rest)) = body
+            .strip_prefix("a=ssrc:")
+            .and_then(|r| r.split_once(" msid:"))
+        {
+            let track = rest.split_whitespace().nth(1).unwrap_or("-");
+            out.push_str(&format!("a=ssrc:{ssrc} msid:{stream} {track}"));
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(eol);
+    }
+    out
 }
 
 /// Publishers must offer to send, subscribers to receive: catches a client

@@ -546,3 +546,36 @@ fn offer_that_makes_str0m_panic_is_refused() {
             .is_ok()
     );
 }
+
+#[test]
+fn a_viewers_audio_and_video_are_one_media_stream() {
+    // A browser's recvonly transceivers carry no stream id; the answer must
+    // put both in one, or the browser plays them without lip sync.
+    let now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_h264(true)
+        .enable_opus(true, false)
+        .build(now);
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    let (_, answer) = core
+        .accept(7, PeerRole::Subscriber, &offer.to_sdp_string(), now)
+        .unwrap();
+    let streams: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=msid:"))
+        .map(|m| m.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(streams, ["camera-7", "camera-7"], "{answer}");
+    for l in answer.lines().filter(|l| l.contains(" msid:")) {
+        assert!(l.contains(" msid:camera-7 "), "{l}");
+    }
+    // The rewritten answer is still one the viewer accepts.
+    rtc.sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+}

@@ -73,6 +73,7 @@
 
 #![warn(missing_docs)]
 
+mod align;
 mod assemble;
 #[cfg(feature = "cli")]
 mod cli;

@@ -22,6 +22,7 @@ use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
+use crate::align::SendAlign;
 use crate::net::{Network, Target};
 use crate::peer::{self, failed};
 use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
@@ -359,6 +360,11 @@ async fn stream_frames(
     let mut last_forced = Some(Instant::now());
     let mut started = false;
     let mut prev_pts: Option<i64> = None;
+    // With sound, each picture waits until it is as old as the sound is
+    // when it leaves (crate::align), so viewers line the two up.
+    let mut align = audio.as_ref().map(|_| SendAlign::new(Instant::now()));
+    let mut held: VecDeque<(Instant, EncodedFrame)> = VecDeque::new();
+    let mut logged_align = false;
     // One future for the whole session: making a new one per packet would
     // re-arm the socket's read (tungstenite zeroes a 128 KiB buffer each
     // time), a few per cent of the CPU.
@@ -383,26 +389,48 @@ async fn stream_frames(
                 Some(_) => {}
                 None => return Ended::Failed("the track ended".into()),
             },
+            () = sleep_until_first(&held), if !held.is_empty() => {
+                let now = Instant::now();
+                while let Some((_, f)) = held.pop_front_if(|(due, _)| *due <= now) {
+                    if let Err(e) = send_frame(track, ssrc, pt, &f, &mut prev_pts, link).await {
+                        return e;
+                    }
+                }
+            }
             f = frames.recv() => {
                 let Some(f) = f else { return Ended::Stopped };
                 if !started && !f.keyframe {
                     continue;
                 }
                 started = true;
-                let duration = frame_duration(&f, prev_pts);
-                prev_pts = Some(f.pts_90k);
-                let sample = Sample {
-                    data: f.data.clone(),
-                    duration,
-                    ..Sample::new(Instant::now())
-                };
-                if let Err(e) = track.sample_writer(ssrc, pt).write_sample(&sample).await {
-                    return Ended::Failed(format!("sending a frame: {e}"));
+                let now = Instant::now();
+                let due = align.as_mut().map_or(now, |a| a.video(now, f.pts_90k));
+                if due > now || !held.is_empty() {
+                    held.push_back((due, f));
+                    if held.len() <= MAX_HELD_FRAMES {
+                        continue;
+                    }
+                    // Never more than a few frames: the oldest goes now.
+                    let Some((_, f)) = held.pop_front() else { continue };
+                    if let Err(e) = send_frame(track, ssrc, pt, &f, &mut prev_pts, link).await {
+                        return e;
+                    }
+                } else if let Err(e) = send_frame(track, ssrc, pt, &f, &mut prev_pts, link).await {
+                    return e;
                 }
-                link.count_frame();
+                if !logged_align && let Some((v, a)) = align.as_ref().and_then(SendAlign::delays_ms)
+                    && prev_pts.is_some_and(|p| p >= 90_000 * 5)
+                {
+                    logged_align = true;
+                    let hold = (a - v).clamp(0.0, crate::align::MAX_HOLD.as_secs_f64() * 1e3);
+                    tracing::info!("each picture waits {hold:.1} ms for the sound of its instant");
+                }
             }
             Some(a) = AudioReceiver::recv_from(audio.as_mut().map(|(rx, _)| &mut **rx)) => {
                 let Some((_, mic)) = &audio else { continue };
+                if let Some(al) = align.as_mut() {
+                    al.audio(Instant::now(), a.pts_90k);
+                }
                 let sample = Sample {
                     data: a.data,
                     duration: Duration::from_micros(u64::from(a.duration_90k) * 100 / 9),
@@ -415,6 +443,41 @@ async fn stream_frames(
             }
         }
     }
+}
+
+/// At most this many pictures wait for the sound (crate::align): about
+/// 100 ms at 60 fps.
+const MAX_HELD_FRAMES: usize = 6;
+
+/// Until the first held picture is due.
+async fn sleep_until_first(held: &VecDeque<(Instant, EncodedFrame)>) {
+    match held.front() {
+        Some((due, _)) => tokio::time::sleep_until((*due).into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends one picture, its duration the step from the one before.
+async fn send_frame(
+    track: &Arc<TrackLocalStaticSample>,
+    ssrc: u32,
+    pt: u8,
+    f: &EncodedFrame,
+    prev_pts: &mut Option<i64>,
+    link: &Link,
+) -> Result<(), Ended> {
+    let duration = frame_duration(f, *prev_pts);
+    *prev_pts = Some(f.pts_90k);
+    let sample = Sample {
+        data: f.data.clone(),
+        duration,
+        ..Sample::new(Instant::now())
+    };
+    if let Err(e) = track.sample_writer(ssrc, pt).write_sample(&sample).await {
+        return Err(Ended::Failed(format!("sending a frame: {e}")));
+    }
+    link.count_frame();
+    Ok(())
 }
 
 /// The frame's duration: its own, or the step from the previous one, or a
