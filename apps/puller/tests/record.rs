@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reallive_store::{Store, StoreConfig, TimeRange};
+use reallive_test_support::ffprobe::flash_click_offsets;
 use reallive_test_support::http::Api;
 use reallive_test_support::process::{signal, spawn_server, spawn_server_at};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -248,6 +249,21 @@ async fn thirty_seconds_recorded_play_back_whole() {
         .await;
     assert_eq!(other.status, 404);
 
+    // An export of the whole run, for the lip-sync check below.
+    let rows = listed(&puller, cam).await;
+    let (start, end) = (
+        rows.iter().map(|r| r.1).min().unwrap(),
+        rows.iter().map(|r| r.2).max().unwrap(),
+    );
+    let export = Api::new(puller.playback)
+        .get(&format!(
+            "/api/cameras/{cam}/export.mp4?start={start}&end={end}"
+        ))
+        .await;
+    assert_eq!(export.status, 200, "{}", export.text());
+    let export_path = dir.path().join("export.mp4");
+    std::fs::write(&export_path, &export.body).unwrap();
+
     let status = signal(&mut puller.child, "-TERM").await;
     let log = puller.log.lock().unwrap().clone();
     assert!(status.success(), "{log}");
@@ -266,6 +282,35 @@ async fn thirty_seconds_recorded_play_back_whole() {
         "{audio_secs:.2} s of sound for {secs:.2} s of picture"
     );
     assert!((secs - 30.0).abs() <= 1.0, "{secs:.2} s recorded; {log}");
+    // Lip sync as recorded (issue 22): the tone's click within 25 ms of
+    // the test pattern's flash, by the file's timestamps (of the frame
+    // interval in which the flash began: frames are 33 ms apart), in the
+    // longest file and in the export.
+    let longest = recorded
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .unwrap();
+    for path in [longest, &export_path] {
+        let pairs = flash_click_offsets(path);
+        let ms = |x: f64| (x * 10_000.0).round() / 10.0;
+        let raw: Vec<f64> = pairs.iter().map(|p| ms(p.0)).collect();
+        let outside: Vec<f64> = pairs.iter().map(|p| ms(p.1)).collect();
+        eprintln!(
+            "{}: click - first flash frame {raw:?} ms; outside the flash's frame interval {outside:?} ms",
+            path.display()
+        );
+        assert!(
+            pairs.len() >= 20,
+            "{} flash/click pairs in {}",
+            pairs.len(),
+            path.display()
+        );
+        assert!(
+            outside.iter().all(|o| o.abs() <= 25.0),
+            "the click is more than 25 ms from the flash: {outside:?} ms in {}",
+            path.display()
+        );
+    }
     let diff = frames.abs_diff(sent);
     assert!(
         diff * 100 <= sent * 2,

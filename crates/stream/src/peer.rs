@@ -1,12 +1,14 @@
 //! The WebRTC side the publisher and the subscriber share: opening the way
 //! to the relay, building the peer connection, and the offer/answer.
 
+use std::collections::VecDeque;
 use std::fmt::Display;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reallive_signaling::{IceServer, Message, PROTOCOL_VERSION, Role};
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::interceptor_registry::Registry;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -248,6 +250,71 @@ pub(crate) fn lost(state: Option<RTCPeerConnectionState>) -> Option<Ended> {
         | None => Some(Ended::Failed("the WebRTC connection was lost".into())),
         Some(_) => None,
     }
+}
+
+/// Lets the RTCP packets `keep` picks through to the application (the
+/// track's `OnRtcpPacket` events); everything else ends in the interceptor
+/// chain as usual. The publisher keeps keyframe requests, the subscriber
+/// sender reports.
+pub(crate) struct DeliverRtcp {
+    keep: fn(&dyn rtc::rtcp::Packet) -> bool,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl DeliverRtcp {
+    pub(crate) fn new(keep: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
+        DeliverRtcp {
+            keep,
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
+    }
+}
+
+impl rtc::sansio::Protocol<TaggedPacket, TaggedPacket, ()> for DeliverRtcp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| (self.keep)(p.as_ref()))
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(wanted);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for DeliverRtcp {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use reallive_core::{AudioReceiver, EncodedFrame, FrameReceiver};
 use reallive_signaling::Role;
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::Slot;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -17,14 +17,13 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
-use rtc::sansio::Protocol;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{PeerConnection, RTCPeerConnectionState};
 
 use crate::align::SendAlign;
 use crate::net::{Network, Target};
-use crate::peer::{self, failed};
+use crate::peer::{self, DeliverRtcp, failed};
 use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
 use crate::signal::{Channel, Ended, h264_codec, opus_codec, signaling_url};
 use crate::{Session, StreamError, Streamer};
@@ -183,7 +182,7 @@ async fn connect_and_publish(
         Role::Publisher,
         config.key.clone(),
         Vec::new(),
-        |registry| registry.with(Slot::from(14_000), KeyframeRequests::default()),
+        |registry| registry.with(Slot::from(14_000), DeliverRtcp::new(is_keyframe_request)),
     )
     .await;
     let (mut chan, pc, mut events) = match opened {
@@ -379,7 +378,7 @@ async fn stream_frames(
             e = &mut ended => return e,
             ev = track.poll() => match ev {
                 Some(TrackLocalEvent::OnRtcpPacket(_)) => {
-                    // Only keyframe requests reach us (KeyframeRequests).
+                    // Only keyframe requests reach us (DeliverRtcp).
                     if last_forced.is_none_or(|t| t.elapsed() >= MIN_FORCED_KEYFRAME_INTERVAL) {
                         last_forced = Some(Instant::now());
                         tracing::debug!("the relay asked for a keyframe");
@@ -492,58 +491,8 @@ fn frame_duration(f: &EncodedFrame, prev_pts: Option<i64>) -> Duration {
     Duration::from_micros(ticks as u64 * 100 / 9)
 }
 
-/// Lets PLI and FIR through to the application (the track's events);
-/// everything else ends in the interceptor chain as usual.
-#[derive(Default)]
-struct KeyframeRequests {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequests {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
-                .iter()
-                .filter(|p| {
-                    let any = p.as_any();
-                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
-                })
-                .cloned()
-                .collect();
-            if wanted.is_empty() {
-                return Ok(());
-            }
-            msg.message.packet = Packet::Rtcp(wanted);
-            msg.message.add(Attribute::DeliverToApplication);
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<Self::Rout> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<Self::Wout> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for KeyframeRequests {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+/// PLI and FIR: the requests for a keyframe.
+fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
+    let any = p.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }

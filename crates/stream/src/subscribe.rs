@@ -11,7 +11,9 @@ use reallive_core::{
     nal,
 };
 use reallive_signaling::{IceServer, Role};
+use rtc::interceptor::Slot;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -19,7 +21,7 @@ use webrtc::peer_connection::PeerConnection;
 
 use crate::assemble::Assembler;
 use crate::net::{NetError, Network, Target};
-use crate::peer::{self, PeerEvents, failed};
+use crate::peer::{self, DeliverRtcp, PeerEvents, failed};
 use crate::reconnect::{self, Connect, Link, Policy, ReconnectingSession};
 use crate::signal::{Channel, Ended, signaling_url};
 use crate::{Credential, Receiver, Session, StreamError};
@@ -204,7 +206,9 @@ async fn connect_and_receive(
         Role::Viewer,
         token,
         ice_servers,
-        |registry| registry,
+        // The relay's sender reports place the sound on the picture's
+        // timeline (AudioClock).
+        |registry| registry.with(Slot::from(14_000), DeliverRtcp::new(is_sender_report)),
     )
     .await;
     let (mut chan, pc, mut events) = match opened {
@@ -254,6 +258,7 @@ async fn receive(
     let mut track: Option<Arc<dyn TrackRemote>> = None;
     let mut sound: Option<Arc<dyn TrackRemote>> = None;
     let mut audio_clock = AudioClock::default();
+    let mut reports = Reports::default();
     let mut media_ssrc = 0u32;
     // Holes wait for NACK retransmissions this long, then are given up.
     let mut assembler = Assembler::new(HOLE_WAIT, MAX_HELD_PACKETS);
@@ -296,12 +301,13 @@ async fn receive(
             }
             ev = next_sound(&sound) => match ev {
                 Some(TrackRemoteEvent::OnRtpPacket(p)) => {
-                    if let (Some(a), Some(pts)) = (audio, audio_clock.pts(p.header.timestamp, timeline, Instant::now())) {
+                    if let (Some(a), Some(pts)) = (audio, audio_clock.pts(p.header.timestamp, timeline, &reports, Instant::now())) {
                         let params = audio_clock.params(&p.payload);
                         // A full queue loses 20 ms of sound, nothing else.
                         let _ = a.offer(AudioFrame { data: p.payload, pts_90k: pts, duration_90k: OPUS_FRAME_90K, params });
                     }
                 }
+                Some(TrackRemoteEvent::OnRtcpPacket(ps)) => reports.audio = last_report(&ps).or(reports.audio),
                 // Video carries the session; without audio it goes on.
                 Some(TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) | None => sound = None,
                 Some(_) => {}
@@ -311,6 +317,7 @@ async fn receive(
                 Some(TrackRemoteEvent::OnRtpPacket(p)) => {
                     assembler.push(p.header.sequence_number, p.header.timestamp, p.header.marker, p.payload);
                 }
+                Some(TrackRemoteEvent::OnRtcpPacket(ps)) => reports.video = last_report(&ps).or(reports.video),
                 Some(TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) | None => {
                     return Ended::Failed("the track ended".into());
                 }
@@ -382,15 +389,50 @@ async fn next_sound(sound: &Option<Arc<dyn TrackRemote>>) -> Option<TrackRemoteE
 /// One Opus frame as WebRTC sends it: 20 ms in 90 kHz ticks.
 const OPUS_FRAME_90K: u32 = 1_800;
 
-/// Places a connection's Opus packets on the video's timeline: the first
-/// packet where the video is when it arrives (the last frame's pts plus
-/// the time since it came), each later one by its RTP time (48 kHz) from
-/// there. Arrival is the only common reference the relay leaves, so sync
-/// is as good as the network's jitter at that one packet.
+/// Sender reports: each track's RTP time at an instant of the sender's
+/// clock (NTP, 32.32 fixed point), the last one received.
+#[derive(Debug, Default, Clone, Copy)]
+struct Reports {
+    video: Option<Report>,
+    audio: Option<Report>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Report {
+    ntp: u64,
+    rtp: u32,
+}
+
+fn is_sender_report(p: &dyn rtc::rtcp::Packet) -> bool {
+    p.as_any().is::<SenderReport>()
+}
+
+/// The last sender report among `packets`.
+fn last_report(packets: &[Box<dyn rtc::rtcp::Packet>]) -> Option<Report> {
+    packets
+        .iter()
+        .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
+        .map(|sr| Report {
+            ntp: sr.ntp_time,
+            rtp: sr.rtp_time,
+        })
+        .next_back()
+}
+
+/// Places Opus packets on the frames' timeline. With both tracks' sender
+/// reports, by the sender's clock: a packet's RTP time is an instant there,
+/// which is a video RTP time, which is a pts. Before them (the first second
+/// or so), by arrival: the first packet is placed where the picture is at
+/// that moment, and each one after it by its RTP time from the one before.
+/// Arrival is late by however far the picture is behind live, as it is
+/// while the relay's GOP catch-up plays: measured at +112 ms in a recording
+/// that kept the arrival anchor.
 #[derive(Debug, Default)]
 struct AudioClock {
-    /// The anchor packet's RTP time and pts.
+    /// The last packet's RTP time and pts.
     anchor: Option<(u32, i64)>,
+    /// Whether the sender reports place the packets yet.
+    by_reports: bool,
     params: Option<Arc<AudioParameters>>,
 }
 
@@ -398,16 +440,44 @@ impl AudioClock {
     /// The pts of an Opus packet with RTP time `ts` arriving at `now`;
     /// `None` before the connection's first video frame (no timeline yet)
     /// or for a packet from before the anchor.
-    fn pts(&mut self, ts: u32, timeline: &Timeline, now: Instant) -> Option<i64> {
-        if let Some((a_ts, a_pts)) = self.anchor {
-            let d = ts.wrapping_sub(a_ts) as i32;
-            // A new publisher's random RTP base: anchor again.
-            if (0..=MAX_RTP_STEP_90K).contains(&d) {
-                return Some(a_pts + i64::from(d) * 90_000 / 48_000);
+    fn pts(
+        &mut self,
+        ts: u32,
+        timeline: &Timeline,
+        reports: &Reports,
+        now: Instant,
+    ) -> Option<i64> {
+        let pts = match reports_pts(ts, timeline, reports) {
+            Some(pts) => {
+                if !self.by_reports {
+                    self.by_reports = true;
+                    let moved = self.anchor.map(|(a_ts, a_pts)| {
+                        pts - (a_pts + i64::from(ts.wrapping_sub(a_ts) as i32) * 90_000 / 48_000)
+                    });
+                    tracing::debug!(
+                        moved_ms = moved.map(|m| m / 90),
+                        "the sound is placed by the sender reports from now on"
+                    );
+                }
+                pts
             }
-        }
-        let (p, at) = timeline.last.filter(|_| timeline.last_ts.is_some())?;
-        let pts = p + now.saturating_duration_since(at).as_micros() as i64 * 9 / 100;
+            None => {
+                let by_rtp = self.anchor.and_then(|(a_ts, a_pts)| {
+                    let d = ts.wrapping_sub(a_ts) as i32;
+                    // A new publisher's random RTP base: anchor again.
+                    (0..=MAX_RTP_STEP_48K)
+                        .contains(&d)
+                        .then(|| a_pts + i64::from(d) * 90_000 / 48_000)
+                });
+                match by_rtp {
+                    Some(pts) => pts,
+                    None => {
+                        let (p, at) = timeline.last.filter(|_| timeline.last_ts.is_some())?;
+                        p + now.saturating_duration_since(at).as_micros() as i64 * 9 / 100
+                    }
+                }
+            }
+        };
         self.anchor = Some((ts, pts));
         Some(pts)
     }
@@ -433,6 +503,27 @@ const MAX_HELD_PACKETS: usize = 1500;
 /// anything else (a new publisher's random base, a reconnect) is a
 /// discontinuity, bridged with the wall-clock time that passed.
 const MAX_RTP_STEP_90K: i32 = 5 * 90_000;
+/// The same for the sound's 48 kHz RTP clock.
+const MAX_RTP_STEP_48K: i32 = 5 * 48_000;
+
+/// The pts of the Opus packet with RTP time `ts` by both tracks' sender
+/// reports and the video's place on the timeline; `None` without them, or
+/// when they put it more than [`MAX_RTP_STEP_90K`] from the last frame.
+fn reports_pts(ts: u32, timeline: &Timeline, reports: &Reports) -> Option<i64> {
+    let (Some(v), Some(a)) = (reports.video, reports.audio) else {
+        return None;
+    };
+    let (last_pts, _) = timeline.last?;
+    let last_ts = timeline.last_ts?;
+    // Seconds from the video's report to this packet, on the sender's clock.
+    let ntp_gap = (i128::from(a.ntp) - i128::from(v.ntp)) as f64 / 4_294_967_296.0;
+    let secs = f64::from(ts.wrapping_sub(a.rtp) as i32) / 48_000.0 + ntp_gap;
+    let ts_v = v.rtp.wrapping_add((secs * 90_000.0).round() as i64 as u32);
+    let d = ts_v.wrapping_sub(last_ts) as i32;
+    (-MAX_RTP_STEP_90K..=MAX_RTP_STEP_90K)
+        .contains(&d)
+        .then(|| last_pts + i64::from(d))
+}
 
 /// One 90 kHz timeline for everything a subscription receives, across
 /// reconnects and publisher restarts: RTP time within a stream, and the
@@ -474,6 +565,64 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NTP_SEC: u64 = 1 << 32;
+
+    #[test]
+    fn sender_reports_place_the_sound_by_the_senders_clock() {
+        let t0 = Instant::now();
+        let mut timeline = Timeline::default();
+        timeline.pts(1_000, t0);
+        timeline.pts(1_000 + 90_000, t0 + Duration::from_secs(1));
+        // The video's RTP time 1000 - 9000 was at 100 s on the sender's
+        // clock, and the sound's 50000 at 100.5 s.
+        let reports = Reports {
+            video: Some(Report {
+                ntp: 100 * NTP_SEC,
+                rtp: 1_000u32.wrapping_sub(9_000),
+            }),
+            audio: Some(Report {
+                ntp: 100 * NTP_SEC + NTP_SEC / 2,
+                rtp: 50_000,
+            }),
+        };
+        let mut clock = AudioClock::default();
+        // 0.1 s after the sound's report: 100.6 s, the video's RTP time
+        // 1000 - 9000 + 54000 = 46000, half way from the first frame (RTP
+        // 1000, pts 0) to the second (RTP 91000, pts 90000).
+        let late_arrival = t0 + Duration::from_secs(3);
+        assert_eq!(
+            clock.pts(54_800, &timeline, &reports, late_arrival),
+            Some(45_000)
+        );
+        // Without the audio's report, by arrival: where the picture is now.
+        let mut clock = AudioClock::default();
+        let half = Reports {
+            audio: None,
+            ..reports
+        };
+        assert_eq!(
+            clock.pts(54_800, &timeline, &half, late_arrival),
+            Some(90_000 + 2 * 90_000)
+        );
+    }
+
+    #[test]
+    fn the_arrival_anchor_rolls_on_past_ten_seconds() {
+        let t0 = Instant::now();
+        let mut timeline = Timeline::default();
+        timeline.pts(0, t0);
+        let mut clock = AudioClock::default();
+        let none = Reports::default();
+        let first = clock.pts(7, &timeline, &none, t0).unwrap();
+        // 30 s of 20 ms packets, arriving with 50 ms of jitter: each is
+        // placed by its RTP time alone.
+        for i in 1..=1_500u32 {
+            let at = t0 + Duration::from_millis(u64::from(i) * 20 + u64::from(i % 3) * 25);
+            let pts = clock.pts(7 + i * 960, &timeline, &none, at).unwrap();
+            assert_eq!(pts - first, i64::from(i) * 1_800);
+        }
+    }
 
     #[test]
     fn the_timeline_runs_on_across_reconnects_and_new_publishers() {

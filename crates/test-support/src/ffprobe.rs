@@ -139,3 +139,105 @@ pub fn try_probe(path: &Path) -> Result<VideoProbe, ProbeError> {
             .collect(),
     })
 }
+
+/// The test pattern's flash and the test tone's click, as a file carries
+/// them (`reallive-pusher --source test --audio test`: a white picture and
+/// a click on every whole second of running time), by the file's own
+/// timestamps (ffmpeg's decoders and the container's edit lists).
+///
+/// A flash begins somewhere after the last dark frame's pts and at or
+/// before the first bright one's: a frame is a sample, 33 ms apart at
+/// 30 fps. For each flash, the nearest click within 500 ms, as
+/// `(click − first bright frame, how far the click falls outside that
+/// interval)`, in seconds: the second is 0 for a click inside it, negative
+/// before it, positive after. A flash is the first frame whose mean luma is
+/// at least 200 after one below 180; a click is where ffmpeg's
+/// `silencedetect` (−30 dB, 0.3 s) ends a silence.
+///
+/// Panics with ffmpeg's stderr when either track does not decode.
+pub fn flash_click_offsets(path: &Path) -> Vec<(f64, f64)> {
+    let video = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v:0",
+            "-vf",
+            "signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=-",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        video.status.success(),
+        "ffmpeg (video) {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&video.stderr)
+    );
+    // (last dark frame's pts, first bright frame's pts) of each flash.
+    let mut flashes = Vec::new();
+    let mut pts = None;
+    let mut last_dark: Option<f64> = None;
+    for line in String::from_utf8_lossy(&video.stdout).lines() {
+        if let Some(t) = line.split("pts_time:").nth(1) {
+            pts = t
+                .split_whitespace()
+                .next()
+                .and_then(|t| t.parse::<f64>().ok());
+        } else if let Some(y) = line.strip_prefix("lavfi.signalstats.YAVG=") {
+            let y: f64 = y.trim().parse().unwrap_or(0.0);
+            if y >= 200.0 {
+                if let (Some(dark), Some(bright)) = (last_dark.take(), pts) {
+                    flashes.push((dark, bright));
+                }
+            } else if y < 180.0 {
+                last_dark = pts;
+            }
+        }
+    }
+    let audio = Command::new("ffmpeg")
+        .args(["-v", "info", "-nostats", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:a:0",
+            "-af",
+            "silencedetect=n=-30dB:d=0.3",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    let err = String::from_utf8_lossy(&audio.stderr);
+    assert!(
+        audio.status.success(),
+        "ffmpeg (audio) {}: {err}",
+        path.display()
+    );
+    let clicks: Vec<f64> = err
+        .lines()
+        .filter_map(|l| l.split("silence_end: ").nth(1))
+        .filter_map(|t| t.split_whitespace().next()?.parse().ok())
+        .collect();
+    flashes
+        .iter()
+        .filter_map(|&(dark, bright)| {
+            let click = clicks
+                .iter()
+                .copied()
+                .filter(|c| (c - bright).abs() <= 0.5)
+                .min_by(|a, b| (a - bright).abs().total_cmp(&(b - bright).abs()))?;
+            let outside = if click <= dark {
+                click - dark
+            } else if click > bright {
+                click - bright
+            } else {
+                0.0
+            };
+            Some((click - bright, outside))
+        })
+        .collect()
+}
