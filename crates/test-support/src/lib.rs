@@ -98,7 +98,7 @@ fn package_for(element: &str) -> &'static str {
         "timeoverlay" => "gstreamer1.0-x",
         "libcamerasrc" => "gstreamer1.0-libcamera",
         "avdec_h264" | "avdec_h265" | "avenc_aac" => "gstreamer1.0-libav",
-        "webrtcbin" | "dtlssrtpenc" | "dtlssrtpdec" | "srtpenc" | "srtpdec" => {
+        "webrtcbin" | "dtlssrtpenc" | "dtlssrtpdec" | "dtlsdec" | "srtpenc" | "srtpdec" => {
             "gstreamer1.0-plugins-bad"
         }
         "nicesrc" | "nicesink" => "gstreamer1.0-nice",

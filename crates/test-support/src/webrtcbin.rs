@@ -14,6 +14,15 @@
 //! The viewer gathers on 127.0.0.1 only: libnice skips loopback
 //! interfaces unless told, and the NVR under test advertises loopback.
 //!
+//! # DTLS
+//!
+//! The relay (str0m's dimpl) accepts only an ECDSA client certificate;
+//! GStreamer 1.22's default is RSA. The viewer makes an ECDSA P-256 one
+//! and gives it to webrtcbin's `dtlssrtpdec` as it is created, before
+//! the offer (see `WhepViewer::use_certificate`). webrtcbin 1.22 hashes
+//! certificate and key together for the offer's fingerprint; the viewer
+//! puts the certificate's own in the SDP it POSTs.
+//!
 //! # Threading
 //!
 //! webrtcbin calls back on its own threads; the callbacks only send on
@@ -47,7 +56,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr as _;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gstreamer as gst;
@@ -64,6 +73,7 @@ pub const ELEMENTS: &[&str] = &[
     "nicesink",
     "dtlssrtpenc",
     "dtlssrtpdec",
+    "dtlsdec",
     "rtph265depay",
     "h265parse",
     "avdec_h265",
@@ -165,10 +175,13 @@ pub struct Decoded {
     /// The depayloader linked to the incoming stream (`rtph265depay`...),
     /// once RTP arrived.
     pub depayloader: Option<&'static str>,
+    /// When the first picture came out of the decoder.
+    pub first_frame: Option<Instant>,
 }
 
 /// A running webrtcbin WHEP viewer. Dropping it sets the pipeline to `Null`.
 pub struct WhepViewer {
+    started: Instant,
     pipeline: gst::Pipeline,
     webrtc: gst::Element,
     addr: SocketAddr,
@@ -195,6 +208,15 @@ impl WhepViewer {
     /// applies the answer. Media flows after this returns.
     pub async fn connect(config: WhepViewerConfig) -> Result<WhepViewer, WhepError> {
         crate::init_gst();
+        // GStreamer 1.22 makes an RSA key for its default DTLS certificate
+        // the first time a process makes a DTLS element (0.5 to 2 s of a
+        // loaded core), a certificate the viewer replaces. A browser has
+        // its certificate before the user presses play: so does the
+        // viewer, before its clock starts.
+        gst::ElementFactory::make("dtlsdec")
+            .build()
+            .map_err(|e| failed(format!("dtlsdec: {e}")))?;
+        let started = Instant::now();
         if config.codecs.is_empty() {
             return Err(failed("no codec to offer"));
         }
@@ -215,6 +237,7 @@ impl WhepViewer {
             connected_tx.send_modify(|c| *c = connected);
         });
         let mut viewer = WhepViewer {
+            started,
             pipeline,
             webrtc,
             addr: config.addr,
@@ -227,6 +250,8 @@ impl WhepViewer {
         };
         viewer.collect_errors();
         viewer.decode_incoming(Arc::new(decoded_tx));
+        let identity = DtlsIdentity::generate()?;
+        viewer.use_certificate(identity.pem.clone());
 
         // libnice leaves out loopback interfaces; the relay under test
         // listens on loopback only.
@@ -243,7 +268,7 @@ impl WhepViewer {
             .join("; ");
         let caps = gst::Caps::from_str(&caps_text)
             .map_err(|e| failed(format!("codec preferences {caps_text}: {e}")))?;
-        let transceiver = viewer
+        viewer
             .webrtc
             .emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
                 "add-transceiver",
@@ -256,23 +281,6 @@ impl WhepViewer {
             .map_err(|e| failed(format!("pipeline to Playing: {e}")))?;
 
         let gathered = viewer.gathering_complete();
-        viewer
-            .promise("create-offer", |p| {
-                viewer
-                    .webrtc
-                    .emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, p]);
-            })
-            .await?;
-        // GStreamer 1.22's DTLS certificate is RSA; str0m (dimpl) asks the
-        // client for an ECDSA one and refuses a handshake without it. The
-        // first offer makes the transport; the second carries the new
-        // certificate's fingerprint.
-        let pem = ecdsa_certificate_pem()?;
-        let transport = transceiver
-            .property::<Option<gst_webrtc::WebRTCRTPSender>>("sender")
-            .and_then(|s| s.property::<Option<gst_webrtc::WebRTCDTLSTransport>>("transport"))
-            .ok_or_else(|| failed("no DTLS transport after create-offer"))?;
-        transport.set_property("certificate", &pem);
         let reply = viewer
             .promise("create-offer", |p| {
                 viewer
@@ -301,6 +309,9 @@ impl WhepViewer {
             .sdp()
             .as_text()
             .map_err(|e| failed(format!("the offer as text: {e}")))?;
+        // webrtcbin 1.22 hashes the whole `pem` (certificate and key) for
+        // the offer's fingerprint; the relay checks the certificate's.
+        let offer_sdp = identity.fix_offer_fingerprint(&offer_sdp)?;
 
         let auth = format!("Bearer {}", config.token);
         let response = tokio::time::timeout(
@@ -353,6 +364,15 @@ impl WhepViewer {
     /// rtpmap; `None` when it rejected the m-line.
     pub fn negotiated_codec(&self) -> Option<&str> {
         video_codec_of(&self.answer_sdp)
+    }
+
+    /// The time from [`connect`](Self::connect)'s start to the first
+    /// decoded picture, what a user waits after pressing play: the offer,
+    /// ICE gathering, the POST, ICE and DTLS, the first keyframe, and its
+    /// decoding. `None` before that picture.
+    pub fn first_frame_after(&self) -> Option<Duration> {
+        let first = self.decoded.borrow().first_frame?;
+        Some(first.saturating_duration_since(self.started))
     }
 
     /// What has been decoded so far.
@@ -448,6 +468,27 @@ impl WhepViewer {
         }
     }
 
+    /// Gives each `dtlssrtpdec` webrtcbin creates the certificate `pem`
+    /// (an ECDSA one: str0m asks a DTLS client for ECDSA, and GStreamer
+    /// 1.22's default is RSA).
+    ///
+    /// webrtcbin makes its DTLS transport, and reads the fingerprint for
+    /// its offer from the transport's `dtlssrtpdec`, while it creates the
+    /// offer. The certificate has to be set right then, as the element is
+    /// added and still in `Null`: setting `pem` later makes the element a
+    /// new DTLS connection without its `on-peer-certificate` handler
+    /// (connected on `Null` to `Ready`), so OpenSSL rejects the relay's
+    /// certificate with `unknown_ca`, and `dtlssrtpenc` keeps the old
+    /// connection, with the old certificate.
+    fn use_certificate(&self, pem: String) {
+        self.pipeline
+            .connect_deep_element_added(move |_, _, element| {
+                if element.factory().is_some_and(|f| f.name() == "dtlssrtpdec") {
+                    element.set_property("pem", &pem);
+                }
+            });
+    }
+
     /// Keeps the pipeline's errors and warnings for failure messages.
     fn collect_errors(&self) {
         let errors = self.errors.clone();
@@ -504,13 +545,83 @@ impl Drop for WhepViewer {
     }
 }
 
-/// A self-signed ECDSA P-256 certificate and its key, as one PEM.
-fn ecdsa_certificate_pem() -> Result<String, WhepError> {
-    let key = rcgen::KeyPair::generate().map_err(|e| failed(format!("DTLS key: {e}")))?;
-    let cert = rcgen::CertificateParams::new(vec!["webrtcbin".to_owned()])
-        .and_then(|p| p.self_signed(&key))
-        .map_err(|e| failed(format!("DTLS certificate: {e}")))?;
-    Ok(format!("{}{}", cert.pem(), key.serialize_pem()))
+/// The viewer's DTLS certificate: a self-signed ECDSA P-256 one.
+struct DtlsIdentity {
+    /// The certificate then its key, as `dtlssrtpdec`'s `pem` takes them.
+    pem: String,
+    /// `sha-256 AB:CD:...`, the certificate's fingerprint (RFC 8122).
+    fingerprint: String,
+    /// The fingerprint GStreamer 1.22's webrtcbin puts in its offer for
+    /// `pem`: it hashes every base64 line of the property, the key's too.
+    webrtcbin_fingerprint: String,
+}
+
+impl DtlsIdentity {
+    fn generate() -> Result<DtlsIdentity, WhepError> {
+        let key = rcgen::KeyPair::generate().map_err(|e| failed(format!("DTLS key: {e}")))?;
+        let cert = rcgen::CertificateParams::new(vec!["webrtcbin".to_owned()])
+            .and_then(|p| p.self_signed(&key))
+            .map_err(|e| failed(format!("DTLS certificate: {e}")))?;
+        let cert_der: &[u8] = cert.der();
+        let key_der = key.serialize_der();
+        Ok(DtlsIdentity {
+            pem: format!("{}{}", cert.pem(), key.serialize_pem()),
+            fingerprint: sdp_fingerprint(&[cert_der]),
+            webrtcbin_fingerprint: sdp_fingerprint(&[cert_der, &key_der]),
+        })
+    }
+
+    /// `offer` with its `a=fingerprint` lines naming the certificate.
+    ///
+    /// GStreamer 1.22 computes the fingerprint of a `pem` set by the
+    /// application over the certificate *and* the key (its own generated
+    /// certificate's `pem` holds no key), so the relay, rightly, finds
+    /// that the certificate in the handshake does not match the offer.
+    /// Only that known wrong value is replaced: any other fingerprint is
+    /// an error, so a webrtcbin that gets it right passes untouched.
+    fn fix_offer_fingerprint(&self, offer: &str) -> Result<String, WhepError> {
+        let mut lines = Vec::new();
+        let mut found = false;
+        for line in offer.split_inclusive('\n') {
+            let Some(value) = line.trim_end().strip_prefix("a=fingerprint:") else {
+                lines.push(line.to_owned());
+                continue;
+            };
+            found = true;
+            if value.eq_ignore_ascii_case(&self.fingerprint) {
+                lines.push(line.to_owned());
+            } else if value.eq_ignore_ascii_case(&self.webrtcbin_fingerprint) {
+                let end = &line[line.trim_end().len()..];
+                lines.push(format!("a=fingerprint:{}{end}", self.fingerprint));
+            } else {
+                return Err(failed(format!(
+                    "the offer's fingerprint {value} is neither the certificate's ({}) \
+                     nor webrtcbin 1.22's hash of certificate and key",
+                    self.fingerprint
+                )));
+            }
+        }
+        if !found {
+            return Err(failed("the offer has no a=fingerprint"));
+        }
+        Ok(lines.concat())
+    }
+}
+
+/// `sha-256 AB:CD:...` over the concatenation of `parts`.
+fn sdp_fingerprint(parts: &[&[u8]]) -> String {
+    use sha2::Digest as _;
+    let mut hash = sha2::Sha256::new();
+    for part in parts {
+        hash.update(part);
+    }
+    let hex = hash
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    format!("sha-256 {hex}")
 }
 
 /// `rtpXdepay ! Xparse ! avdec_X ! fakesink` behind `pad`.
@@ -563,6 +674,7 @@ fn link_decoder(
         });
         decoded_probe.send_modify(|d| {
             d.frames += 1;
+            d.first_frame.get_or_insert_with(Instant::now);
             if size.is_some() {
                 d.size = size;
             }
@@ -599,6 +711,38 @@ pub fn video_codec_of(sdp: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only webrtcbin 1.22's known wrong fingerprint is replaced: the
+    /// right one stays, any other is an error, as is none.
+    #[test]
+    fn the_offer_gets_the_certificates_fingerprint() {
+        let id = DtlsIdentity {
+            pem: String::new(),
+            fingerprint: "sha-256 AA:BB".into(),
+            webrtcbin_fingerprint: "sha-256 CC:DD".into(),
+        };
+        let offer = |f: &str| format!("v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n{f}a=mid:0\r\n");
+        let cases = [
+            (
+                "a=fingerprint:sha-256 CC:DD\r\n",
+                Some("a=fingerprint:sha-256 AA:BB\r\n"),
+            ),
+            (
+                "a=fingerprint:sha-256 cc:dd\r\n",
+                Some("a=fingerprint:sha-256 AA:BB\r\n"),
+            ),
+            (
+                "a=fingerprint:sha-256 AA:BB\r\n",
+                Some("a=fingerprint:sha-256 AA:BB\r\n"),
+            ),
+            ("a=fingerprint:sha-256 EE:FF\r\n", None),
+            ("", None),
+        ];
+        for (line, want) in cases {
+            let got = id.fix_offer_fingerprint(&offer(line)).ok();
+            assert_eq!(got, want.map(offer), "{line}");
+        }
+    }
 
     #[test]
     fn the_video_codec_is_the_first_payload_types_rtpmap() {
