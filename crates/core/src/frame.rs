@@ -1,7 +1,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{BufMut as _, Bytes, BytesMut};
 
 use crate::{Error, h264, h265, nal};
 
@@ -128,6 +128,35 @@ impl CodecParameters {
             Codec::H264 => h264::Sps::parse(sps).map(|s| s.stream_info()),
             Codec::H265 => h265::Sps::parse(sps).map(|s| s.stream_info()),
         }
+    }
+
+    /// The Annex-B access unit `au` with these parameter sets in band
+    /// (VPS, SPS, then PPS, after a leading access unit delimiter), for a
+    /// keyframe that came without them, so that a decoder can start at it.
+    /// `au` as it is when it already carries every set a decoder needs.
+    pub fn put_in_band(&self, au: &Bytes) -> Bytes {
+        if CodecParameters::from_annex_b(self.codec, au).is_some_and(|p| p.is_complete()) {
+            return au.clone();
+        }
+        let aud = match self.codec {
+            Codec::H264 => h264::NAL_AUD,
+            Codec::H265 => h265::NAL_AUD,
+        };
+        // Split after the delimiter, if the access unit opens with one.
+        let split = nal::annex_b_ranges(au)
+            .next()
+            .filter(|r| nal::nal_type(self.codec, &au[r.clone()]) == Some(aud))
+            .map_or(0, |r| r.end);
+        let sets = self.vps.iter().chain(&self.sps).chain(&self.pps);
+        let len = au.len() + sets.clone().map(|u| u.len() + 4).sum::<usize>();
+        let mut out = BytesMut::with_capacity(len);
+        out.put_slice(&au[..split]);
+        for unit in sets {
+            out.put_slice(&[0, 0, 0, 1]);
+            out.put_slice(unit);
+        }
+        out.put_slice(&au[split..]);
+        out.freeze()
     }
 }
 
@@ -277,6 +306,44 @@ mod tests {
         let p = CodecParameters::from_annex_b(Codec::H264, &au).unwrap();
         assert_eq!((p.sps.len(), p.pps.len()), (1, 1));
         assert!(p.is_complete());
+    }
+
+    /// An H.265 CRA keyframe as retina hands it (parameter sets stripped),
+    /// with and without an access unit delimiter, gets the sets in band;
+    /// one that has them already is left alone.
+    #[test]
+    fn a_keyframe_gets_its_parameter_sets_in_band() {
+        let vps = [0x40, 0x01, 0x0c];
+        let sps = [0x42, 0x01, 0x01];
+        let pps = [0x44, 0x01, 0xc1];
+        let aud = [0x46, 0x01, 0x50];
+        let cra = [0x2a, 0x01, 0xaf, 0x80];
+        let params = CodecParameters {
+            codec: Codec::H265,
+            vps: vec![Bytes::copy_from_slice(&vps)],
+            sps: vec![Bytes::copy_from_slice(&sps)],
+            pps: vec![Bytes::copy_from_slice(&pps)],
+        };
+        let annex_b = |units: &[&[u8]]| {
+            let mut out = Vec::new();
+            for u in units {
+                out.extend_from_slice(&[0, 0, 0, 1]);
+                out.extend_from_slice(u);
+            }
+            Bytes::from(out)
+        };
+        // (the access unit's NAL units, those wanted out)
+        type Units<'a> = &'a [&'a [u8]];
+        let cases: [(Units<'_>, Units<'_>); 3] = [
+            (&[&cra], &[&vps, &sps, &pps, &cra]),
+            (&[&aud, &cra], &[&aud, &vps, &sps, &pps, &cra]),
+            (&[&vps, &sps, &pps, &cra], &[&vps, &sps, &pps, &cra]),
+        ];
+        for (au, want) in cases {
+            let got = params.put_in_band(&annex_b(au));
+            assert_eq!(got, annex_b(want), "{au:x?}");
+            assert!(nal::is_keyframe(Codec::H265, &got));
+        }
     }
 
     #[test]

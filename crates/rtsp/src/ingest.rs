@@ -19,8 +19,9 @@
 //!   the frames up to the next keyframe (H.264's only safe recovery),
 //!   counted in [`IngestStats`] and logged once per hole.
 //! - **Parameter sets** come from the SDP, in band, or both: retina puts
-//!   the current ones in front of every keyframe, and a change starts a
-//!   new `Arc<CodecParameters>`, which the store takes as a new file.
+//!   the current ones in front of every IDR, [`AccessUnits`] in front of
+//!   every other keyframe (an H.265 CRA), and a change starts a new
+//!   `Arc<CodecParameters>`, which the store takes as a new file.
 //! - **Audio rides along, never in the way** (`docs/design/audio.md`):
 //!   with [`start_with_audio`](FrameSource::start_with_audio) the first
 //!   AAC or G.711 track is set up too, and each packet goes out as an
@@ -238,8 +239,9 @@ impl AccessUnits {
     }
 
     /// The frame to record, or `None` when it must be dropped. `frame` must
-    /// be Annex-B with the parameter sets before each keyframe
-    /// ([`FrameFormat::SIMPLE`]).
+    /// be Annex-B with the parameter sets before each IDR
+    /// ([`FrameFormat::SIMPLE`]); the frame returned has them before every
+    /// keyframe, as [`EncodedFrame`] promises.
     pub fn frame(&mut self, frame: VideoFrame) -> Option<EncodedFrame> {
         let ts = frame.timestamp();
         let rate = i64::from(ts.clock_rate().get());
@@ -314,6 +316,14 @@ impl AccessUnits {
         }
         let params = self.params.clone()?;
         self.waiting_keyframe = false;
+        // retina puts the parameter sets before an IDR only: an H.265 CRA
+        // comes without them, and a viewer that joins at it (the relay
+        // forwards keyframes as they are) could never start decoding.
+        let data = if keyframe {
+            params.put_in_band(&data)
+        } else {
+            data
+        };
         Some(EncodedFrame {
             data,
             pts_90k,

@@ -227,15 +227,29 @@ async fn h265_records_every_frame() {
     require_elements(&["x265enc", "rtph265pay"]);
     let camera = RtspCameraServer::start(RtspCameraConfig {
         codec: RtspCodec::H265,
+        keyframe_interval: 30,
         ..small()
     });
     let r = record(&camera.url(), options(), Duration::from_secs(4)).await;
     assert_records_correctly(&r, "hevc", (320, 180));
     assert_eq!(r.frames[0].frame.params.codec, Codec::H265);
-    // VPS, SPS and PPS ride in front of the keyframe.
-    let types = nal_types(&r.frames[0].frame);
-    for t in [32, 33, 34] {
-        assert!(types.contains(&t), "NAL type {t} in {types:?}");
+    // VPS, SPS and PPS ride in front of every keyframe: the first, an IDR,
+    // and x265's later ones, CRAs (open GOP), which retina hands over
+    // without them. A WebRTC viewer joins at any keyframe.
+    let keyframes: Vec<Vec<u8>> = r
+        .frames
+        .iter()
+        .filter(|f| f.frame.keyframe)
+        .map(|f| nal_types(&f.frame))
+        .collect();
+    assert!(
+        keyframes.iter().any(|types| types.contains(&21)),
+        "no CRA among the keyframes: {keyframes:?}"
+    );
+    for types in &keyframes {
+        for t in [32, 33, 34] {
+            assert!(types.contains(&t), "NAL type {t} in {types:?}");
+        }
     }
 }
 

@@ -18,6 +18,10 @@
 //!   garbage, for the RTSP client's quirk tests.
 //! - [`http`]: a minimal HTTP/1.1 client for API tests, with raw control
 //!   over headers and bodies.
+//! - [`webrtcbin`] (feature `gst`): a WHEP viewer on GStreamer's
+//!   `webrtcbin`, a second WebRTC stack that decodes H.265 (which headless
+//!   Chromium cannot) and reports the codec negotiated and the frames
+//!   decoded.
 //! - `require_elements` (feature `gst`): fails the test, naming the package to install,
 //!   when a GStreamer element is missing. Tests never skip silently.
 //!
@@ -45,6 +49,7 @@ pub mod process;
 mod rtsp_camera;
 pub mod rtsp_proxy;
 pub mod tls;
+pub mod webrtcbin;
 
 #[cfg(feature = "gst")]
 pub use rtsp_camera::{
@@ -92,7 +97,12 @@ fn package_for(element: &str) -> &'static str {
         }
         "timeoverlay" => "gstreamer1.0-x",
         "libcamerasrc" => "gstreamer1.0-libcamera",
-        "avdec_h264" | "avenc_aac" => "gstreamer1.0-libav",
+        "avdec_h264" | "avdec_h265" | "avenc_aac" => "gstreamer1.0-libav",
+        "webrtcbin" | "dtlssrtpenc" | "dtlssrtpdec" | "dtlsdec" | "srtpenc" | "srtpdec" => {
+            "gstreamer1.0-plugins-bad"
+        }
+        "nicesrc" | "nicesink" => "gstreamer1.0-nice",
+        "fakesink" => "libgstreamer1.0-0",
         "voaacenc" => "gstreamer1.0-plugins-bad",
         "alawenc" | "mulawenc" | "rtppcmapay" | "rtppcmupay" | "rtpmp4gpay" => {
             "gstreamer1.0-plugins-good"
