@@ -48,6 +48,20 @@
 //! [`AudioTranscoder`](reallive_core::AudioTranscoder), so
 //! `reallive-rtsp` transcodes without linking GStreamer.
 //!
+//! Two transcode live, for viewers, while they watch
+//! (`docs/design/live-transcode.md`):
+//!
+//! - [`live::LiveH264Transcoder`]: a camera's H.265, or H.264 with
+//!   B-frames, to constrained-baseline H.264 capped at 1080p, with
+//!   keyframes on request. It implements
+//!   [`VideoTranscoder`](reallive_core::VideoTranscoder);
+//! - [`audio::OpusTranscoder`]: a camera's AAC or G.711 to 20 ms mono Opus.
+//!   It implements [`AudioTranscoder`](reallive_core::AudioTranscoder).
+//!
+//! Their `push` never blocks (a bounded queue, then drops, counted for
+//! video) and their output is offered to a channel from the appsink's
+//! streaming thread, so the relay can call them from its frame loop.
+//!
 //! And one turns a stored keyframe into a picture:
 //! [`thumbnail::jpeg_from_keyframe`] makes a small baseline JPEG of one
 //! H.264 or H.265 keyframe sample (blocking, bounded by a timeout).
@@ -80,6 +94,7 @@
 pub mod audio;
 mod backends;
 mod error;
+pub mod live;
 pub mod motion;
 mod preview;
 mod settings;
