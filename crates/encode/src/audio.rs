@@ -253,7 +253,8 @@ pub fn start_audio_transcoder() -> StartAudioTranscoder {
 /// The Opus output: 48 kHz mono, what WebRTC plays.
 const OPUS_CHANNELS: u8 = 1;
 
-/// Opus's bitrate for a camera's microphone, bit/s.
+/// Opus's bitrate for speech and room sound (a microphone, a camera's),
+/// not music, bit/s.
 pub const OPUS_BITRATE: i32 = 32_000;
 
 /// Opus packet length, ms.
@@ -261,13 +262,38 @@ const OPUS_FRAME_MS: u32 = 20;
 
 /// The packet loss libopus is told to expect, %: in-band FEC spends bits
 /// only when this is above zero.
-const OPUS_EXPECTED_LOSS: i32 = 5;
+const OPUS_EXPECTED_LOSS: i32 = 10;
+
+/// RealLive's one Opus encoder, for whatever sound goes to browsers (the
+/// pusher's microphone, a camera's audio transcoded live): `opusenc` with
+/// [`OPUS_BITRATE`], 20 ms frames and in-band FEC for 10 % expected loss.
+/// Feed it 48 kHz raw audio.
+pub fn opus_encoder() -> Result<gst::Element, EncodeError> {
+    gst::init().map_err(|e| opus_error(e.to_string()))?;
+    let enc =
+        gst::ElementFactory::make("opusenc")
+            .build()
+            .map_err(|_| EncodeError::MissingElement {
+                element: "opusenc",
+                package: "gstreamer1.0-plugins-base",
+            })?;
+    enc.set_property("bitrate", OPUS_BITRATE);
+    let frame_size = enc
+        .find_property("frame-size")
+        .and_then(|p| gst::glib::EnumClass::with_type(p.value_type()))
+        .and_then(|c| c.to_value_by_nick(&OPUS_FRAME_MS.to_string()))
+        .ok_or_else(|| opus_error(format!("opusenc has no {OPUS_FRAME_MS} ms frame size")))?;
+    enc.set_property_from_value("frame-size", &frame_size);
+    enc.set_property("inband-fec", true);
+    enc.set_property("packet-loss-percentage", OPUS_EXPECTED_LOSS);
+    Ok(enc)
+}
 
 /// A running AAC- or G.711-to-Opus pipeline, for live viewers.
 ///
 /// `appsrc ! aacparse ! avdec_aac | alawdec|mulawdec ! audioconvert !
 /// audioresample ! audio/x-raw,rate=48000,channels=1 ! opusenc ! appsink`:
-/// 20 ms packets at 32 kbit/s with in-band FEC, each an [`AudioFrame`]
+/// 20 ms packets at 32 kbit/s with in-band FEC ([`opus_encoder`]), each an [`AudioFrame`]
 /// with [`AudioParameters::opus(1)`](AudioParameters::opus) and a pts on
 /// the input's clock. `push` never blocks (a second of input queues at
 /// most, then packets are dropped); the Opus packets are offered to the
@@ -371,14 +397,7 @@ impl OpusTranscoder {
             )
             .build()
             .map_err(|e| opus_error(format!("capsfilter: {e}")))?;
-        let encode = make("opusenc").map_err(|_| EncodeError::MissingElement {
-            element: "opusenc",
-            package: "gstreamer1.0-plugins-base",
-        })?;
-        encode.set_property_from_str("frame-size", &OPUS_FRAME_MS.to_string());
-        encode.set_property("bitrate", OPUS_BITRATE);
-        encode.set_property("inband-fec", true);
-        encode.set_property("packet-loss-percentage", OPUS_EXPECTED_LOSS);
+        let encode = opus_encoder()?;
         let sink = gst_app::AppSink::builder()
             .caps(&gst::Caps::builder("audio/x-opus").build())
             .max_buffers(16)
