@@ -12,8 +12,8 @@
 //!   and input frames dropped.
 //!
 //! Scenarios: a 1080p30 H.265 camera (4 Mbit/s of a scrolling SMPTE
-//! pattern) to browser H.264
-//! ([`LiveH264Transcoder`]); AAC (16 kHz mono) and PCMA (8 kHz) to Opus
+//! pattern) to browser H.264 ([`LiveH264Transcoder`]), and the same
+//! camera only decoded, which gives the decoder's share; AAC (16 kHz mono) and PCMA (8 kHz) to Opus
 //! ([`OpusTranscoder`]); and, for comparison, the ingest's G.711 to AAC
 //! ([`G711Transcoder`]).
 
@@ -26,8 +26,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
 use live_support::{Packet, aac, pcma, video_of};
-use reallive_core::{AudioInput, AudioTranscoder, Codec, G711, audio_channel, frame_channel};
+use reallive_core::{
+    AudioInput, AudioTranscoder, Codec, EncodedFrame, G711, audio_channel, frame_channel,
+};
 use reallive_encode::audio::{G711Transcoder, OpusTranscoder};
 use reallive_encode::live::LiveH264Transcoder;
 use reallive_test_support::bench::arg;
@@ -92,11 +97,10 @@ impl Window {
     }
 }
 
-async fn video_row(secs: u64) -> Row {
-    // Five seconds of a 1080p30 H.265 camera (a keyframe every two
-    // seconds, 4 Mbit/s), looped.
-    // A picture with detail that moves, at a camera's usual bitrate.
-    let clip = video_of(
+/// Five seconds of a 1080p30 H.265 camera (a keyframe every two seconds,
+/// 4 Mbit/s of a picture with detail that moves), to be looped.
+fn camera_clip() -> Vec<EncodedFrame> {
+    video_of(
         "pattern=smpte horizontal-speed=4",
         Codec::H265,
         "x265enc speed-preset=ultrafast key-int-max=60 bitrate=4000",
@@ -104,7 +108,41 @@ async fn video_row(secs: u64) -> Row {
         1920,
         1080,
         30,
-    );
+    )
+}
+
+/// Feeds `clip` to `push` in real time, looped, for the warm-up and
+/// `secs`; the window measured after the warm-up.
+async fn feed_video(
+    clip: &[EncodedFrame],
+    counter: &Counter,
+    secs: u64,
+    mut push: impl FnMut(&EncodedFrame),
+) -> (f64, f64, f64) {
+    let n_clip = clip.len() as i64;
+    let loop_90k = n_clip * 3000;
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / 30);
+    let started = Instant::now();
+    let mut window = None;
+    let mut n = 0i64;
+    loop {
+        tick.tick().await;
+        if window.is_none() && started.elapsed() >= WARM_UP {
+            window = Some(Window::start(counter));
+        }
+        if started.elapsed() >= WARM_UP + Duration::from_secs(secs) {
+            break;
+        }
+        let mut f = clip[(n % n_clip) as usize].clone();
+        f.pts_90k += n / n_clip * loop_90k;
+        f.dts_90k += n / n_clip * loop_90k;
+        push(&f);
+        n += 1;
+    }
+    window.unwrap().end(counter)
+}
+
+async fn video_row(clip: &[EncodedFrame], secs: u64) -> Row {
     let (tx, mut rx) = frame_channel(64);
     let counter = Arc::new(Counter::default());
     let c = counter.clone();
@@ -115,26 +153,7 @@ async fn video_row(secs: u64) -> Row {
         }
     });
     let mut t = LiveH264Transcoder::new(Codec::H265, tx).unwrap();
-    let mut tick = tokio::time::interval(Duration::from_secs(1) / 30);
-    let loop_90k = 150 * 3000;
-    let started = Instant::now();
-    let mut window = None;
-    let mut n = 0i64;
-    loop {
-        tick.tick().await;
-        if window.is_none() && started.elapsed() >= WARM_UP {
-            window = Some(Window::start(&counter));
-        }
-        if started.elapsed() >= WARM_UP + Duration::from_secs(secs) {
-            break;
-        }
-        let mut f = clip[(n % 150) as usize].clone();
-        f.pts_90k += n / 150 * loop_90k;
-        f.dts_90k += n / 150 * loop_90k;
-        t.push(&f).unwrap();
-        n += 1;
-    }
-    let (cores, fps, kbps) = window.unwrap().end(&counter);
+    let (cores, fps, kbps) = feed_video(clip, &counter, secs, |f| t.push(f).unwrap()).await;
     let ((w, h), _) = t.output().unwrap();
     Row {
         scenario: "1080p30 H.265 → H.264".into(),
@@ -143,6 +162,53 @@ async fn video_row(secs: u64) -> Row {
         out: format!("{w}x{h} {fps:.1} fps"),
         kbps_per_camera: kbps,
         dropped: t.dropped(),
+    }
+}
+
+/// The decoder's share: the same camera into `h265parse ! avdec_h265 !
+/// fakesink` alone.
+async fn decode_row(clip: &[EncodedFrame], secs: u64) -> Row {
+    let pipeline = gst::parse::launch(
+        "appsrc name=src is-live=true format=time \
+         caps=video/x-h265,stream-format=byte-stream,alignment=au \
+         ! h265parse ! avdec_h265 ! fakesink name=sink sync=false signal-handoffs=true",
+    )
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let counter = Arc::new(Counter::default());
+    let c = counter.clone();
+    pipeline
+        .by_name("sink")
+        .unwrap()
+        .connect("handoff", false, move |_| {
+            c.items.fetch_add(1, Ordering::Relaxed);
+            None
+        });
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let base = clip[0].dts_90k;
+    let ns = |t: i64| gst::ClockTime::from_nseconds((t - base) as u64 * 100_000 / 9);
+    let (cores, fps, _) = feed_video(clip, &counter, secs, |f| {
+        let mut b = gst::Buffer::from_slice(f.data.clone());
+        let m = b.get_mut().unwrap();
+        m.set_pts(ns(f.pts_90k));
+        m.set_dts(ns(f.dts_90k));
+        src.push_buffer(b).unwrap();
+    })
+    .await;
+    pipeline.set_state(gst::State::Null).unwrap();
+    Row {
+        scenario: "1080p30 H.265 decode alone (its share)".into(),
+        cameras: 1,
+        cores_per_camera: cores,
+        out: format!("{fps:.1} pictures/s"),
+        kbps_per_camera: 0.0,
+        dropped: 0,
     }
 }
 
@@ -212,7 +278,8 @@ async fn main() {
         "alawenc",
         "opusenc",
     ]);
-    let mut rows = vec![video_row(secs).await];
+    let clip = camera_clip();
+    let mut rows = vec![video_row(&clip, secs).await, decode_row(&clip, secs).await];
     let (aac_clip, params) = aac(5);
     let pcma_clip = pcma(5);
     rows.push(
