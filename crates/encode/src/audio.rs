@@ -298,8 +298,9 @@ pub fn opus_encoder() -> Result<gst::Element, EncodeError> {
 /// the input's clock. `push` never blocks (a second of input queues at
 /// most, then packets are dropped); the Opus packets are offered to the
 /// [`AudioSender`] from the appsink's thread. A packet the decoder cannot
-/// read is skipped (`max-errors=-1`): a gap, not a failure; an error that
-/// stops the pipeline is returned by the next `push`.
+/// read is skipped (`max-errors=-1`): a gap, not a failure, logged (the
+/// first at `warn`, the rest at `debug`); an error that stops the
+/// pipeline is returned by the next `push`.
 #[derive(Debug)]
 pub struct OpusTranscoder {
     pipeline: gst::Pipeline,
@@ -309,6 +310,8 @@ pub struct OpusTranscoder {
     /// G.711 bytes (samples) per second: rate × channels.
     bytes_per_second: u64,
     base_90k: Arc<OnceLock<i64>>,
+    /// Warnings from the pipeline (input it could not decode).
+    warnings: u64,
 }
 
 impl OpusTranscoder {
@@ -435,15 +438,15 @@ impl OpusTranscoder {
             frame_90k,
             bytes_per_second,
             base_90k,
+            warnings: 0,
         })
     }
 
     /// Hands over one input packet (G.711, or one raw AAC frame) starting
     /// at `pts_90k`. Never blocks.
     pub fn push(&mut self, data: Bytes, pts_90k: i64) -> Result<(), EncodeError> {
-        if let Some(e) = bus_error(&self.pipeline) {
-            return Err(opus_error(e));
-        }
+        crate::check_bus(&self.pipeline, "Opus transcoder", &mut self.warnings)
+            .map_err(opus_error)?;
         let base = *self.base_90k.get_or_init(|| pts_90k);
         let Ok(since) = u64::try_from(pts_90k - base) else {
             // Before the first packet: out of order, dropped.

@@ -149,6 +149,40 @@ pub(crate) fn one_decoder_thread(decoder: &gstreamer::Element) {
     }
 }
 
+/// What a running pipeline's bus says, read without waiting: the first
+/// error, which means it has stopped, as `Err`. Warnings (a decoder
+/// skipping data it cannot read) are logged, the first at `warn` and
+/// the rest at `debug`, and counted in `warnings`, so that a camera
+/// sending garbage does not flood the log.
+pub(crate) fn check_bus(
+    pipeline: &gstreamer::Pipeline,
+    what: &str,
+    warnings: &mut u64,
+) -> Result<(), String> {
+    use gstreamer::prelude::*;
+    let Some(bus) = pipeline.bus() else {
+        return Ok(());
+    };
+    while let Some(msg) = bus.pop_filtered(&[
+        gstreamer::MessageType::Error,
+        gstreamer::MessageType::Warning,
+    ]) {
+        match msg.view() {
+            gstreamer::MessageView::Error(e) => return Err(e.error().to_string()),
+            gstreamer::MessageView::Warning(w) => {
+                *warnings += 1;
+                if *warnings == 1 {
+                    tracing::warn!("{what}: {} (further warnings at debug level)", w.error());
+                } else {
+                    tracing::debug!(warnings = *warnings, "{what}: {}", w.error());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Adds `elements` to `bin` (a pipeline or a bin) and links them in
 /// order: every pipeline this crate builds is one such chain.
 pub(crate) fn add_linked<E: AsRef<gstreamer::Element>>(

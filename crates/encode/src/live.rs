@@ -25,8 +25,10 @@
 //! x264 a force-key-unit event: the next picture out is an IDR.
 //!
 //! Failure: the decoder never gives up on bad data (`max-errors=-1`); a
-//! frame it cannot decode is skipped, and pictures come out again from
-//! the next keyframe. An error that stops the pipeline (one its bus
+//! frame it cannot decode is skipped or concealed, and pictures come out
+//! again from the next keyframe at the latest. What the pipeline reports
+//! as a warning is logged (the first at `warn`, the rest at `debug`);
+//! libav conceals most damaged slices without a word. An error that stops the pipeline (one its bus
 //! reports) is returned by the next `push`, and the transcoder is then
 //! dead: the caller drops it and starts another.
 
@@ -82,6 +84,8 @@ pub struct LiveH264Transcoder {
     dropped: Arc<AtomicU64>,
     /// A frame was dropped: drop until the next keyframe.
     dropping: bool,
+    /// Warnings from the pipeline (frames it could not decode).
+    warnings: u64,
 }
 
 #[derive(Debug)]
@@ -167,6 +171,7 @@ impl LiveH264Transcoder {
             running: None,
             dropped: Arc::default(),
             dropping: false,
+            warnings: 0,
         })
     }
 
@@ -195,16 +200,8 @@ impl LiveH264Transcoder {
         let Some(r) = &self.running else {
             return Ok(());
         };
-        if let Some(bus) = r.pipeline.bus()
-            && let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
-            && let gst::MessageView::Error(e) = msg.view()
-        {
-            return Err(build_error(format!(
-                "the pipeline stopped: {} ({})",
-                e.error(),
-                e.debug().unwrap_or_default()
-            )));
-        }
+        crate::check_bus(&r.pipeline, "live H.264 transcoder", &mut self.warnings)
+            .map_err(|e| build_error(format!("the pipeline stopped: {e}")))?;
         let (Ok(pts), Ok(dts)) = (
             u64::try_from(ticks_90k_to_ns(frame.pts_90k - r.base_90k)),
             u64::try_from(ticks_90k_to_ns(frame.dts_90k - r.base_90k)),

@@ -190,7 +190,7 @@ async fn garbage_is_skipped_until_the_next_keyframe() {
         f.data = Bytes::from(data);
     }
     let (tx, mut rx) = frame_channel(256);
-    let mut t = start_video_transcoder()(Codec::H264, tx).unwrap();
+    let mut t = LiveH264Transcoder::new(Codec::H264, tx).unwrap();
     let mut out = Vec::new();
     for (i, f) in input.iter().enumerate() {
         t.push(f).expect("garbage is not a failure");
