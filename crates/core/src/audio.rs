@@ -131,7 +131,7 @@ pub type StartAudioTranscoder = Arc<
 /// What a camera's audio track is, as an [`AudioTranscoder`] to Opus is
 /// told before its first packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AudioInput {
+pub enum CameraAudio {
     /// G.711 packets (`PCMA`, `PCMU`).
     G711 {
         /// The companding law.
@@ -152,7 +152,7 @@ pub enum AudioInput {
 /// frame carrying [`AudioParameters::opus(1)`](AudioParameters::opus) and
 /// a pts on the input's clock, offered to the sender.
 pub type StartOpusTranscoder = Arc<
-    dyn Fn(AudioInput, crate::AudioSender) -> Result<Box<dyn AudioTranscoder>, BoxError>
+    dyn Fn(CameraAudio, crate::AudioSender) -> Result<Box<dyn AudioTranscoder>, BoxError>
         + Send
         + Sync,
 >;

@@ -111,7 +111,7 @@ pub mod time;
 pub mod transcode;
 
 pub use audio::{
-    AudioCodec, AudioFrame, AudioInput, AudioParameters, AudioTranscoder, G711,
+    AudioCodec, AudioFrame, AudioParameters, AudioTranscoder, CameraAudio, G711,
     StartAudioTranscoder, StartOpusTranscoder,
 };
 pub use backoff::Backoff;

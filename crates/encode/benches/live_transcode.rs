@@ -31,7 +31,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use live_support::{Packet, aac, pcma, video_of};
 use reallive_core::{
-    AudioInput, AudioTranscoder, Codec, EncodedFrame, G711, audio_channel, frame_channel,
+    AudioTranscoder, CameraAudio, Codec, EncodedFrame, G711, audio_channel, frame_channel,
 };
 use reallive_encode::audio::{G711Transcoder, OpusTranscoder};
 use reallive_encode::live::LiveH264Transcoder;
@@ -286,7 +286,7 @@ async fn main() {
         audio_row(
             "AAC 16 kHz → Opus",
             &aac_clip,
-            |tx| Box::new(OpusTranscoder::start(&AudioInput::Aac(params.clone()), tx).unwrap()),
+            |tx| Box::new(OpusTranscoder::start(&CameraAudio::Aac(params.clone()), tx).unwrap()),
             secs,
         )
         .await,
@@ -296,7 +296,7 @@ async fn main() {
             "PCMA 8 kHz → Opus",
             &pcma_clip,
             |tx| {
-                let input = AudioInput::G711 {
+                let input = CameraAudio::G711 {
                     law: G711::ALaw,
                     sample_rate: 8000,
                     channels: 1,

@@ -25,7 +25,7 @@ use gstreamer_app as gst_app;
 use reallive_core::reencode::BoxError;
 use reallive_core::time::ns_to_90k;
 use reallive_core::{
-    AudioCodec, AudioFrame, AudioInput, AudioParameters, AudioSender, AudioTranscoder, G711,
+    AudioCodec, AudioFrame, AudioParameters, AudioSender, AudioTranscoder, CameraAudio, G711,
     StartAudioTranscoder, StartOpusTranscoder,
 };
 
@@ -316,7 +316,7 @@ pub struct OpusTranscoder {
 
 impl OpusTranscoder {
     /// Starts transcoding `input` to Opus; packets go to `out`.
-    pub fn start(input: &AudioInput, out: AudioSender) -> Result<Self, EncodeError> {
+    pub fn start(input: &CameraAudio, out: AudioSender) -> Result<Self, EncodeError> {
         gst::init().map_err(|e| opus_error(e.to_string()))?;
         let make = |name: &'static str| {
             gst::ElementFactory::make(name)
@@ -332,7 +332,7 @@ impl OpusTranscoder {
                 })
         };
         let (caps, decoders, frame_90k, bytes_per_second) = match input {
-            AudioInput::G711 {
+            CameraAudio::G711 {
                 law,
                 sample_rate,
                 channels,
@@ -357,7 +357,7 @@ impl OpusTranscoder {
                     u64::from(*sample_rate) * u64::from(*channels),
                 )
             }
-            AudioInput::Aac(params) => {
+            CameraAudio::Aac(params) => {
                 if params.codec != AudioCodec::Aac || params.sample_rate == 0 {
                     return Err(EncodeError::InvalidArgument(format!(
                         "{} at {} Hz is not AAC input",

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use live_support::{Packet, aac, pcma, video};
 use reallive_core::{
-    AudioCodec, AudioFrame, AudioInput, AudioParameters, AudioReceiver, AudioTranscoder, Codec,
+    AudioCodec, AudioFrame, AudioParameters, AudioReceiver, AudioTranscoder, CameraAudio, Codec,
     EncodedFrame, FrameReceiver, G711, audio_channel, frame_channel,
 };
 use reallive_encode::audio::start_opus_transcoder;
@@ -278,7 +278,7 @@ async fn dropping_stops_the_pipelines_and_leaks_no_threads() {
         let (tx, mut rx) = frame_channel(64);
         let (atx, mut arx) = audio_channel(64);
         let mut v = start_video_transcoder()(Codec::H265, tx).unwrap();
-        let mut a = start_opus_transcoder()(AudioInput::Aac(params.clone()), atx).unwrap();
+        let mut a = start_opus_transcoder()(CameraAudio::Aac(params.clone()), atx).unwrap();
         for f in &input {
             v.push(f).unwrap();
         }
@@ -393,7 +393,7 @@ async fn aac_becomes_opus_on_the_inputs_clock() {
     require_elements(&["avenc_aac", "aacparse", "avdec_aac", "opusenc"]);
     let (packets, params) = aac(3);
     let (tx, mut rx) = audio_channel(512);
-    let mut t = start_opus_transcoder()(AudioInput::Aac(params), tx).unwrap();
+    let mut t = start_opus_transcoder()(CameraAudio::Aac(params), tx).unwrap();
     push_paced(t.as_mut(), &packets).await;
     let out = opus(&mut rx).await;
     let last = packets.last().unwrap();
@@ -407,7 +407,7 @@ async fn pcma_becomes_opus_on_the_inputs_clock() {
     let packets = pcma(3);
     let (tx, mut rx) = audio_channel(512);
     let mut t = start_opus_transcoder()(
-        AudioInput::G711 {
+        CameraAudio::G711 {
             law: G711::ALaw,
             sample_rate: 8000,
             channels: 1,
@@ -431,7 +431,7 @@ async fn garbage_aac_is_a_gap_not_a_failure() {
         p.data = Bytes::from(vec![0xa5; p.data.len().max(8)]);
     }
     let (tx, mut rx) = audio_channel(512);
-    let mut t = start_opus_transcoder()(AudioInput::Aac(params), tx).unwrap();
+    let mut t = start_opus_transcoder()(CameraAudio::Aac(params), tx).unwrap();
     push_paced(t.as_mut(), &packets).await;
     let out = opus(&mut rx).await;
     let last = packets.last().unwrap();
