@@ -117,6 +117,7 @@ test-arm64: setup
 # Figures for docs/benchmarks.md.
 bench: setup ui
 	$(CARGO) bench -p reallive-capture --bench capture -- --seconds 20
+	$(CARGO) bench -p reallive-encode --bench live_transcode -- --seconds 20
 	$(CARGO) bench -p reallive-store --bench store
 	$(CARGO) bench -p reallive-node --bench api
 	$(CARGO) bench -p reallive-relay --bench fanout -- --seconds 10 --n 0,10,50,100,200

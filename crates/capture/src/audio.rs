@@ -21,8 +21,7 @@ use reallive_core::{AudioFrame, AudioParameters, AudioSender, Offer};
 use crate::pipeline::{internal, make, set_enum};
 use crate::{CaptureError, Source};
 
-/// Opus's bitrate for a microphone: speech and room sound, not music.
-pub const OPUS_BITRATE: i32 = 32_000;
+pub use reallive_encode::audio::OPUS_BITRATE;
 
 /// One Opus frame: 20 ms, in 90 kHz ticks.
 const FRAME_90K: u32 = 1_800;
@@ -172,12 +171,12 @@ pub(crate) fn add_branch(
             .field("channels", 1i32)
             .build(),
     );
-    let enc = make(label, "opusenc", "gstreamer1.0-plugins-base")?;
-    enc.set_property("bitrate", OPUS_BITRATE);
-    set_enum(&enc, "frame-size", "20").map_err(|e| internal(label, e))?;
-    enc.set_property("inband-fec", true);
-    // FEC is only coded when the encoder expects loss.
-    enc.set_property("packet-loss-percentage", 10i32);
+    // The one Opus encoder: the same settings as a camera's sound
+    // transcoded live.
+    let enc = reallive_encode::audio::opus_encoder().map_err(|error| CaptureError::Encoder {
+        source_name: label.to_string(),
+        error,
+    })?;
     let sink = gst_app::AppSink::builder()
         .name("audio")
         .sync(false)

@@ -97,19 +97,26 @@ pub enum G711 {
     MuLaw,
 }
 
-/// A running G.711-to-AAC transcoder: neither browsers nor HLS play G.711
-/// in MP4, so a camera's G.711 is transcoded once, at ingest
-/// (`docs/design/audio.md`). `reallive-encode` implements it with
-/// GStreamer, so the crates that ingest and record (`reallive-rtsp`,
-/// `reallive-record`) build without it.
+/// A running audio transcoder: packets of one codec in, another codec's
+/// out, on the same clock. `reallive-encode` implements it with
+/// GStreamer, so the crates that ingest, record and relay
+/// (`reallive-rtsp`, `reallive-record`, `reallive-relay`) build without it.
+/// Two directions use it:
 ///
-/// The AAC frames go to the [`AudioSender`](crate::AudioSender) it was
+/// - G.711 to AAC, once, at ingest ([`StartAudioTranscoder`]): neither
+///   browsers nor HLS play G.711 in MP4 (`docs/design/audio.md`);
+/// - AAC or G.711 to Opus, for live viewers ([`StartOpusTranscoder`]):
+///   WebRTC plays Opus only (`docs/design/live-transcode.md`).
+///
+/// The output frames go to the [`AudioSender`](crate::AudioSender) it was
 /// started with, from the implementation's own thread, with their pts on
-/// the clock of the packets pushed (the video's).
+/// the clock of the packets pushed (the video's). Dropping it stops its
+/// work and releases the sender.
 pub trait AudioTranscoder: Send {
-    /// Hands over one G.711 packet whose first sample plays at `pts_90k`.
-    /// Never blocks: when the transcoder falls behind the packet is
-    /// dropped. An error means the transcoder has failed for good.
+    /// Hands over one input packet (one G.711 packet, or one raw AAC frame
+    /// without ADTS header) whose first sample plays at `pts_90k`. Never
+    /// blocks: when the transcoder falls behind the packet is dropped. An
+    /// error means the transcoder has failed for good.
     fn push(&mut self, data: Bytes, pts_90k: i64) -> Result<(), BoxError>;
 }
 
@@ -117,6 +124,35 @@ pub trait AudioTranscoder: Send {
 /// with `channels` channels, its AAC offered to the sender.
 pub type StartAudioTranscoder = Arc<
     dyn Fn(G711, u32, u8, crate::AudioSender) -> Result<Box<dyn AudioTranscoder>, BoxError>
+        + Send
+        + Sync,
+>;
+
+/// What a camera's audio track is, as an [`AudioTranscoder`] to Opus is
+/// told before its first packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CameraAudio {
+    /// G.711 packets (`PCMA`, `PCMU`).
+    G711 {
+        /// The companding law.
+        law: G711,
+        /// Samples per second, usually 8000.
+        sample_rate: u32,
+        /// Channels, 1 or 2.
+        channels: u8,
+    },
+    /// Raw AAC frames described by these parameters (their
+    /// AudioSpecificConfig): what an [`AudioFrame`] of codec
+    /// [`AudioCodec::Aac`] carries.
+    Aac(Arc<AudioParameters>),
+}
+
+/// Starts an [`AudioTranscoder`] from `input` to Opus for live viewers:
+/// 48 kHz mono, 20 ms packets, about 32 kbit/s, with in-band FEC, each
+/// frame carrying [`AudioParameters::opus(1)`](AudioParameters::opus) and
+/// a pts on the input's clock, offered to the sender.
+pub type StartOpusTranscoder = Arc<
+    dyn Fn(CameraAudio, crate::AudioSender) -> Result<Box<dyn AudioTranscoder>, BoxError>
         + Send
         + Sync,
 >;

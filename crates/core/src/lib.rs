@@ -28,6 +28,9 @@
 //!   stalled or failed source;
 //! - [`reencode::Reencoder`]: the seam where the store's transcoder meets an
 //!   encoder;
+//! - [`VideoTranscoder`] and [`AudioTranscoder`]: the seams where live
+//!   transcoding (H.265 or B-frames to browser H.264, camera audio to
+//!   Opus; G.711 to AAC at ingest) meets GStreamer;
 //! - [`LatencyHistogram`]: a lock-free histogram for per-frame latencies;
 //! - [`ErrorKind`]: the error categories every crate's error maps onto;
 //!   [`Error`] is this crate's own (bitstreams and URLs);
@@ -105,9 +108,11 @@ mod rtsp;
 pub mod source;
 pub mod supervise;
 pub mod time;
+pub mod transcode;
 
 pub use audio::{
-    AudioCodec, AudioFrame, AudioParameters, AudioTranscoder, G711, StartAudioTranscoder,
+    AudioCodec, AudioFrame, AudioParameters, AudioTranscoder, CameraAudio, G711,
+    StartAudioTranscoder, StartOpusTranscoder,
 };
 pub use backoff::Backoff;
 pub use camera::CameraId;
@@ -121,3 +126,4 @@ pub use frame::{Codec, CodecParameters, EncodedFrame, Fps, StreamInfo};
 pub use histogram::LatencyHistogram;
 pub use logformat::LogFormat;
 pub use rtsp::{RtspUrl, redact};
+pub use transcode::{StartVideoTranscoder, VideoTranscoder};

@@ -10,6 +10,11 @@
 //! and a packet that does not fit is dropped. The AAC frames are offered
 //! to the [`AudioSender`] from the appsink's streaming thread, never
 //! blocking it either, with the pts of the packets pushed.
+//!
+//! [`OpusTranscoder`] goes the other way for live viewers: a camera's AAC
+//! or G.711 to Opus, which WebRTC plays, started through
+//! [`start_opus_transcoder`] while at least one viewer wants audio, with
+//! the same non-blocking contract.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -20,7 +25,8 @@ use gstreamer_app as gst_app;
 use reallive_core::reencode::BoxError;
 use reallive_core::time::ns_to_90k;
 use reallive_core::{
-    AudioFrame, AudioParameters, AudioSender, AudioTranscoder, G711, StartAudioTranscoder,
+    AudioCodec, AudioFrame, AudioParameters, AudioSender, AudioTranscoder, CameraAudio, G711,
+    StartAudioTranscoder, StartOpusTranscoder,
 };
 
 use crate::EncodeError;
@@ -163,11 +169,8 @@ impl G711Transcoder {
 
     /// Hands over one G.711 packet starting at `pts_90k`. Never blocks.
     pub fn push(&mut self, data: Bytes, pts_90k: i64) -> Result<(), EncodeError> {
-        if let Some(bus) = self.pipeline.bus()
-            && let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error])
-            && let gst::MessageView::Error(e) = msg.view()
-        {
-            return Err(build_error(e.error().to_string()));
+        if let Some(e) = bus_error(&self.pipeline) {
+            return Err(build_error(e));
         }
         let base = *self.base_90k.get_or_init(|| pts_90k);
         let samples = data.len() as u64 / u64::from(self.channels.max(1));
@@ -245,6 +248,290 @@ pub fn start_audio_transcoder() -> StartAudioTranscoder {
             .map(|t| Box::new(t) as Box<dyn AudioTranscoder>)
             .map_err(Into::into)
     })
+}
+
+/// The Opus output: 48 kHz mono, what WebRTC plays.
+const OPUS_CHANNELS: u8 = 1;
+
+/// Opus's bitrate for speech and room sound (a microphone, a camera's),
+/// not music, bit/s.
+pub const OPUS_BITRATE: i32 = 32_000;
+
+/// Opus packet length, ms.
+const OPUS_FRAME_MS: u32 = 20;
+
+/// The packet loss libopus is told to expect, %: in-band FEC spends bits
+/// only when this is above zero.
+const OPUS_EXPECTED_LOSS: i32 = 10;
+
+/// RealLive's one Opus encoder, for whatever sound goes to browsers (the
+/// pusher's microphone, a camera's audio transcoded live): `opusenc` with
+/// [`OPUS_BITRATE`], 20 ms frames and in-band FEC for 10 % expected loss.
+/// Feed it 48 kHz raw audio.
+pub fn opus_encoder() -> Result<gst::Element, EncodeError> {
+    gst::init().map_err(|e| opus_error(e.to_string()))?;
+    let enc =
+        gst::ElementFactory::make("opusenc")
+            .build()
+            .map_err(|_| EncodeError::MissingElement {
+                element: "opusenc",
+                package: "gstreamer1.0-plugins-base",
+            })?;
+    enc.set_property("bitrate", OPUS_BITRATE);
+    let frame_size = enc
+        .find_property("frame-size")
+        .and_then(|p| gst::glib::EnumClass::with_type(p.value_type()))
+        .and_then(|c| c.to_value_by_nick(&OPUS_FRAME_MS.to_string()))
+        .ok_or_else(|| opus_error(format!("opusenc has no {OPUS_FRAME_MS} ms frame size")))?;
+    enc.set_property_from_value("frame-size", &frame_size);
+    enc.set_property("inband-fec", true);
+    enc.set_property("packet-loss-percentage", OPUS_EXPECTED_LOSS);
+    Ok(enc)
+}
+
+/// A running AAC- or G.711-to-Opus pipeline, for live viewers.
+///
+/// `appsrc ! aacparse ! avdec_aac | alawdec|mulawdec ! audioconvert !
+/// audioresample ! audio/x-raw,rate=48000,channels=1 ! opusenc ! appsink`:
+/// 20 ms packets at 32 kbit/s with in-band FEC ([`opus_encoder`]), each an [`AudioFrame`]
+/// with [`AudioParameters::opus(1)`](AudioParameters::opus) and a pts on
+/// the input's clock. `push` never blocks (a second of input queues at
+/// most, then packets are dropped); the Opus packets are offered to the
+/// [`AudioSender`] from the appsink's thread. A packet the decoder cannot
+/// read is skipped (`max-errors=-1`): a gap, not a failure, logged (the
+/// first at `warn`, the rest at `debug`); an error that stops the
+/// pipeline is returned by the next `push`.
+#[derive(Debug)]
+pub struct OpusTranscoder {
+    pipeline: gst::Pipeline,
+    src: gst_app::AppSrc,
+    /// 90 kHz ticks of one input packet when its size does not say (AAC).
+    frame_90k: Option<u32>,
+    /// G.711 bytes (samples) per second: rate × channels.
+    bytes_per_second: u64,
+    base_90k: Arc<OnceLock<i64>>,
+    /// Warnings from the pipeline (input it could not decode).
+    warnings: u64,
+}
+
+impl OpusTranscoder {
+    /// Starts transcoding `input` to Opus; packets go to `out`.
+    pub fn start(input: &CameraAudio, out: AudioSender) -> Result<Self, EncodeError> {
+        gst::init().map_err(|e| opus_error(e.to_string()))?;
+        let make = |name: &'static str| {
+            gst::ElementFactory::make(name)
+                .build()
+                .map_err(|_| EncodeError::MissingElement {
+                    element: name,
+                    package: match name {
+                        "avdec_aac" => "gstreamer1.0-libav",
+                        "aacparse" => "gstreamer1.0-plugins-good",
+                        "alawdec" | "mulawdec" => "gstreamer1.0-plugins-good",
+                        _ => "gstreamer1.0-plugins-base",
+                    },
+                })
+        };
+        let (caps, decoders, frame_90k, bytes_per_second) = match input {
+            CameraAudio::G711 {
+                law,
+                sample_rate,
+                channels,
+            } => {
+                if !(4_000..=48_000).contains(sample_rate) || !(1..=2).contains(channels) {
+                    return Err(EncodeError::InvalidArgument(format!(
+                        "G.711 at {sample_rate} Hz with {channels} channels: expected 4000..=48000 Hz, 1 or 2 channels"
+                    )));
+                }
+                let (caps, decoder) = match law {
+                    G711::ALaw => ("audio/x-alaw", "alawdec"),
+                    G711::MuLaw => ("audio/x-mulaw", "mulawdec"),
+                };
+                let caps = gst::Caps::builder(caps)
+                    .field("rate", i32::try_from(*sample_rate).unwrap_or(8000))
+                    .field("channels", i32::from(*channels))
+                    .build();
+                (
+                    caps,
+                    vec![make(decoder)?],
+                    None,
+                    u64::from(*sample_rate) * u64::from(*channels),
+                )
+            }
+            CameraAudio::Aac(params) => {
+                if params.codec != AudioCodec::Aac || params.sample_rate == 0 {
+                    return Err(EncodeError::InvalidArgument(format!(
+                        "{} at {} Hz is not AAC input",
+                        params.codec, params.sample_rate
+                    )));
+                }
+                let caps = gst::Caps::builder("audio/mpeg")
+                    .field("mpegversion", 4)
+                    .field("stream-format", "raw")
+                    .field("codec_data", gst::Buffer::from_slice(params.config.clone()))
+                    .build();
+                let decode = make("avdec_aac")?;
+                if decode.find_property("max-errors").is_some() {
+                    decode.set_property("max-errors", -1i32);
+                }
+                (
+                    caps,
+                    vec![make("aacparse")?, decode],
+                    Some(AAC_FRAME * 90_000 / params.sample_rate),
+                    0,
+                )
+            }
+        };
+        let src = gst_app::AppSrc::builder()
+            .caps(&caps)
+            .format(gst::Format::Time)
+            .block(false)
+            .max_bytes(QUEUE_BYTES)
+            .leaky_type(gst_app::AppLeakyType::Upstream)
+            .build();
+        let convert = make("audioconvert")?;
+        let resample = make("audioresample")?;
+        let filter = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst::Caps::builder("audio/x-raw")
+                    .field("rate", 48_000i32)
+                    .field("channels", i32::from(OPUS_CHANNELS))
+                    .build(),
+            )
+            .build()
+            .map_err(|e| opus_error(format!("capsfilter: {e}")))?;
+        let encode = opus_encoder()?;
+        let sink = gst_app::AppSink::builder()
+            .caps(&gst::Caps::builder("audio/x-opus").build())
+            .max_buffers(16)
+            .drop(true)
+            .sync(false)
+            .build();
+        let base_90k: Arc<OnceLock<i64>> = Arc::default();
+        let base = base_90k.clone();
+        let params = Arc::new(AudioParameters::opus(OPUS_CHANNELS));
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let Some(frame) = opus_frame(&sample, &params, &base) else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    match out.offer(frame) {
+                        reallive_core::Offer::Closed => Err(gst::FlowError::Eos),
+                        _ => Ok(gst::FlowSuccess::Ok),
+                    }
+                })
+                .build(),
+        );
+        let pipeline = gst::Pipeline::new();
+        let mut elements: Vec<&gst::Element> = vec![src.upcast_ref()];
+        elements.extend(decoders.iter());
+        elements.extend([&convert, &resample, &filter, &encode, sink.upcast_ref()]);
+        crate::add_linked(&pipeline, &elements).map_err(opus_error)?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|_| opus_error("the Opus transcoder would not start".into()))?;
+        Ok(OpusTranscoder {
+            pipeline,
+            src,
+            frame_90k,
+            bytes_per_second,
+            base_90k,
+            warnings: 0,
+        })
+    }
+
+    /// Hands over one input packet (G.711, or one raw AAC frame) starting
+    /// at `pts_90k`. Never blocks.
+    pub fn push(&mut self, data: Bytes, pts_90k: i64) -> Result<(), EncodeError> {
+        crate::check_bus(&self.pipeline, "Opus transcoder", &mut self.warnings)
+            .map_err(opus_error)?;
+        let base = *self.base_90k.get_or_init(|| pts_90k);
+        let Ok(since) = u64::try_from(pts_90k - base) else {
+            // Before the first packet: out of order, dropped.
+            return Ok(());
+        };
+        let duration_ns = match self.frame_90k {
+            Some(d) => u64::from(d) * 100_000 / 9,
+            None => data.len() as u64 * 1_000_000_000 / self.bytes_per_second.max(1),
+        };
+        let mut buffer = gst::Buffer::from_slice(data);
+        if let Some(b) = buffer.get_mut() {
+            b.set_pts(gst::ClockTime::from_nseconds(since * 100_000 / 9));
+            b.set_duration(gst::ClockTime::from_nseconds(duration_ns));
+        }
+        // A full queue drops the packet (the appsrc is leaky): a gap, not
+        // a wait.
+        let _ = self.src.push_buffer(buffer);
+        Ok(())
+    }
+}
+
+/// One Opus packet out of the encoder, on the input's clock.
+fn opus_frame(
+    sample: &gst::Sample,
+    params: &Arc<AudioParameters>,
+    base: &OnceLock<i64>,
+) -> Option<AudioFrame> {
+    let buffer = sample.buffer()?;
+    // The stream headers (OpusHead, OpusTags) come as buffers too.
+    if buffer.flags().contains(gst::BufferFlags::HEADER) {
+        return None;
+    }
+    let map = buffer.map_readable().ok()?;
+    // opusenc stamps its first packet as starting at the first input
+    // sample and shortens it by the encoder's delay (the pre-skip): yet
+    // every packet decodes to a full 20 ms, the first starting pre-skip
+    // early. A packet starts 20 ms before it ends.
+    let duration_90k = OPUS_FRAME_MS * 90;
+    let end_ns = buffer.pts()?.nseconds() + buffer.duration().map_or(0, |d| d.nseconds());
+    let pts_90k = *base.get()? + ns_to_90k(end_ns) - i64::from(duration_90k);
+    Some(AudioFrame {
+        data: Bytes::copy_from_slice(&map),
+        pts_90k,
+        duration_90k,
+        params: params.clone(),
+    })
+}
+
+impl AudioTranscoder for OpusTranscoder {
+    fn push(&mut self, data: Bytes, pts_90k: i64) -> Result<(), BoxError> {
+        OpusTranscoder::push(self, data, pts_90k).map_err(Into::into)
+    }
+}
+
+impl Drop for OpusTranscoder {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The factory the relay takes: one [`OpusTranscoder`] per camera whose
+/// audio live viewers want, while they want it.
+pub fn start_opus_transcoder() -> StartOpusTranscoder {
+    Arc::new(|input, out| {
+        OpusTranscoder::start(&input, out)
+            .map(|t| Box::new(t) as Box<dyn AudioTranscoder>)
+            .map_err(Into::into)
+    })
+}
+
+/// The first error on `pipeline`'s bus, if it stopped.
+fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
+    match msg.view() {
+        gst::MessageView::Error(e) => Some(e.error().to_string()),
+        _ => None,
+    }
+}
+
+fn opus_error(detail: String) -> EncodeError {
+    EncodeError::Build {
+        encoder: "audio to Opus",
+        detail,
+    }
 }
 
 fn build_error(detail: String) -> EncodeError {

@@ -48,6 +48,20 @@
 //! [`AudioTranscoder`](reallive_core::AudioTranscoder), so
 //! `reallive-rtsp` transcodes without linking GStreamer.
 //!
+//! Two transcode live, for viewers, while they watch
+//! (`docs/design/live-transcode.md`):
+//!
+//! - [`live::LiveH264Transcoder`]: a camera's H.265, or H.264 with
+//!   B-frames, to constrained-baseline H.264 capped at 1080p, with
+//!   keyframes on request. It implements
+//!   [`VideoTranscoder`](reallive_core::VideoTranscoder);
+//! - [`audio::OpusTranscoder`]: a camera's AAC or G.711 to 20 ms mono Opus.
+//!   It implements [`AudioTranscoder`](reallive_core::AudioTranscoder).
+//!
+//! Their `push` never blocks (a bounded queue, then drops, counted for
+//! video) and their output is offered to a channel from the appsink's
+//! streaming thread, so the relay can call them from its frame loop.
+//!
 //! And one turns a stored keyframe into a picture:
 //! [`thumbnail::jpeg_from_keyframe`] makes a small baseline JPEG of one
 //! H.264 or H.265 keyframe sample (blocking, bounded by a timeout).
@@ -80,6 +94,7 @@
 pub mod audio;
 mod backends;
 mod error;
+pub mod live;
 pub mod motion;
 mod preview;
 mod settings;
@@ -132,6 +147,40 @@ pub(crate) fn one_decoder_thread(decoder: &gstreamer::Element) {
     if decoder.find_property("max-errors").is_some() {
         decoder.set_property("max-errors", -1i32);
     }
+}
+
+/// What a running pipeline's bus says, read without waiting: the first
+/// error, which means it has stopped, as `Err`. Warnings (a decoder
+/// skipping data it cannot read) are logged, the first at `warn` and
+/// the rest at `debug`, and counted in `warnings`, so that a camera
+/// sending garbage does not flood the log.
+pub(crate) fn check_bus(
+    pipeline: &gstreamer::Pipeline,
+    what: &str,
+    warnings: &mut u64,
+) -> Result<(), String> {
+    use gstreamer::prelude::*;
+    let Some(bus) = pipeline.bus() else {
+        return Ok(());
+    };
+    while let Some(msg) = bus.pop_filtered(&[
+        gstreamer::MessageType::Error,
+        gstreamer::MessageType::Warning,
+    ]) {
+        match msg.view() {
+            gstreamer::MessageView::Error(e) => return Err(e.error().to_string()),
+            gstreamer::MessageView::Warning(w) => {
+                *warnings += 1;
+                if *warnings == 1 {
+                    tracing::warn!("{what}: {} (further warnings at debug level)", w.error());
+                } else {
+                    tracing::debug!(warnings = *warnings, "{what}: {}", w.error());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Adds `elements` to `bin` (a pipeline or a bin) and links them in
