@@ -122,6 +122,10 @@ pub async fn run(
         None
     };
 
+    // A camera's AAC goes live as Opus while a viewer listens.
+    if let Some(live) = server.live() {
+        live.set_opus_transcoder(reallive_encode::audio::start_opus_transcoder());
+    }
     // One supervised recorder per camera, shown live through the relay.
     let floor_warning: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
     let recorders = Arc::new(Recorders::new(RecordersConfig {

@@ -171,3 +171,79 @@ async fn aac_and_g711_cameras_record_aac_beside_their_video() {
     }
     store.close().await;
 }
+
+/// Live sound from RTSP cameras (issue 22): Chromium, on the live page of
+/// an AAC camera and then of a G.711 one, receives their sound as Opus
+/// (transcoded while it listens), decodes it and unmutes it with a click;
+/// once the page is gone, the NVR stops the transcoder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_hears_aac_and_g711_cameras_live_as_opus() {
+    require_elements(&["x264enc", "avenc_aac", "alawdec", "opusenc", "avdec_aac"]);
+    let browser = common::browser_setup();
+    let dir = tempfile::tempdir().unwrap();
+    let cams = [
+        camera("/aac", RtspAudio::Aac),
+        camera("/pcma", RtspAudio::Pcma),
+    ];
+    let config = dir.path().join("nvr.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[cameras]]\nname = \"aac\"\nurl = \"{}\"\n[cameras.motion]\nenabled = false\n\n\
+             [[cameras]]\nname = \"pcma\"\nurl = \"{}\"\n[cameras.motion]\nenabled = false\n",
+            cams[0].url(),
+            cams[1].url(),
+        ),
+    )
+    .unwrap();
+    let nvr = start_nvr(&config, &dir.path().join("data")).await;
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    let ids: Vec<i64> = nvr.cameras.iter().map(|c| c.0).collect();
+    wait_status(&api, 20, "both running", |s| {
+        ids.iter().all(|id| state_of(s, *id) == "running")
+    })
+    .await;
+    for name in ["aac", "pcma"] {
+        let env = [
+            ("RL_USERNAME", "admin"),
+            ("RL_PASSWORD", PASSWORD),
+            ("RL_CAMERA_NAME", name),
+            ("MIN_FRAMES", "30"),
+            // Half a second of 48 kHz sound decoded.
+            ("MIN_AUDIO_SAMPLES", "24000"),
+            ("TIMEOUT_MS", "20000"),
+        ];
+        let v = common::run_e2e(
+            &browser,
+            "live.mjs",
+            nvr.addr,
+            &env,
+            Duration::from_secs(120),
+        )
+        .await;
+        assert_eq!(v["ok"], true, "{name}: {v}\nNVR log:\n{}", nvr.log());
+        assert_eq!(v["audioCodec"], "audio/opus", "{name}: {v}");
+        assert_eq!(v["unmuted"], true, "{name}: {v}");
+    }
+    // Nobody listens any more: each camera's transcoder stops (the relay
+    // notices within a second, the source at its next packet).
+    let mut stopped = 0;
+    for _ in 0..50 {
+        stopped = nvr
+            .log()
+            .matches("live sound: nobody listens; transcoder stopped")
+            .count();
+        if stopped >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = nvr.log();
+    assert_eq!(
+        log.matches("live sound: transcoding the camera's AAC to Opus")
+            .count(),
+        2,
+        "one transcoder per camera: {log}"
+    );
+    assert_eq!(stopped, 2, "both transcoders stopped: {log}");
+}

@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{PASSWORD, start_nvr, wait_status};
@@ -32,7 +31,7 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(150);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_of_a_camera_with_a_4_s_gop_sees_its_first_frame_at_once() {
-    let common::BrowserSetup { web, chromium, .. } = common::browser_setup();
+    let browser = common::browser_setup();
 
     let cam = FakeCamera::spawn(
         RtspCameraConfig {
@@ -68,34 +67,15 @@ async fn a_viewer_of_a_camera_with_a_4_s_gop_sees_its_first_frame_at_once() {
     .await;
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let child = tokio::process::Command::new("node")
-        .arg(web.join("e2e/join.mjs"))
-        .current_dir(&web)
-        .env("BASE_URL", format!("http://{}", nvr.addr))
-        .env("RL_USERNAME", "admin")
-        .env("RL_PASSWORD", PASSWORD)
-        .env("RL_CAMERA_ID", id.to_string())
-        .env("JOINS", JOINS.to_string())
-        .env("CHROMIUM", &chromium)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node (Node.js 20+ is needed for web-ui/e2e/join.mjs)");
-    let out = tokio::time::timeout(BROWSER_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("join.mjs ends within its hard timeout")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    eprintln!("join.mjs: {line}");
-    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "join.mjs printed no JSON line ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let id_text = id.to_string();
+    let joins_text = JOINS.to_string();
+    let env = [
+        ("RL_USERNAME", "admin"),
+        ("RL_PASSWORD", PASSWORD),
+        ("RL_CAMERA_ID", id_text.as_str()),
+        ("JOINS", joins_text.as_str()),
+    ];
+    let v = common::run_e2e(&browser, "join.mjs", nvr.addr, &env, BROWSER_TIMEOUT).await;
     assert_eq!(v["ok"], true, "{v}\nNVR log:\n{}", nvr.log());
     let joins: Vec<u64> = v["joins"]
         .as_array()

@@ -32,7 +32,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{PASSWORD, start_nvr};
@@ -67,11 +66,8 @@ async fn manage_ui_an_admin_sets_up_tunes_grants_stops_and_reads_the_logs() {
 }
 
 async fn manage_flow() {
-    let common::BrowserSetup {
-        root,
-        web,
-        chromium,
-    } = common::browser_setup();
+    let browser = common::browser_setup();
+    let root = browser.root.clone();
 
     let dir = tempfile::tempdir().unwrap();
     // A still picture with a ball moving in its bottom-right corner.
@@ -121,46 +117,23 @@ async fn manage_flow() {
     };
     let good_url = yard.url_with_credentials();
     let bad_url = good_url.replace(CAM_PASSWORD, "not-the-password");
-    let started = Instant::now();
-    let child = tokio::process::Command::new("node")
-        .arg(web.join("e2e/manage.mjs"))
-        .current_dir(&web)
-        .env("BASE_URL", format!("http://{}", nvr.addr))
-        .env("RL_ADMIN_USER", "admin")
-        .env("RL_ADMIN_PASSWORD", PASSWORD)
-        .env("CAM_URL", &good_url)
-        .env("BAD_AUTH_URL", &bad_url)
-        .env("CAM_PASSWORD", CAM_PASSWORD)
-        .env("CAMERA_NAME", "yard")
-        .env("SECOND_CAM_URL", back.url())
-        .env("EXCLUDE_ZONE", EXCLUDE_ZONE)
-        .env("VIEWER_USER", VIEWER)
-        .env("VIEWER_PASSWORD", VIEWER_PASSWORD)
-        .env("LIVE_MS", "5000")
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("CHROMIUM", &chromium)
-        .env(
-            "HARD_TIMEOUT_MS",
-            (BROWSER_TIMEOUT.as_millis() - 5000).to_string(),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node (Node.js 20+ is needed for web-ui/e2e/manage.mjs)");
-    let out = tokio::time::timeout(BROWSER_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("manage.mjs ends within its hard timeout")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    eprintln!(
-        "manage.mjs ({:.1} s): {line}",
-        started.elapsed().as_secs_f64()
-    );
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("manage.mjs printed no JSON line ({e}): {stdout}"));
+    let second_cam_url_text = back.url();
+    let screenshots_text = screenshots.display().to_string();
+    let env = [
+        ("RL_ADMIN_USER", "admin"),
+        ("RL_ADMIN_PASSWORD", PASSWORD),
+        ("CAM_URL", good_url.as_str()),
+        ("BAD_AUTH_URL", bad_url.as_str()),
+        ("CAM_PASSWORD", CAM_PASSWORD),
+        ("CAMERA_NAME", "yard"),
+        ("SECOND_CAM_URL", second_cam_url_text.as_str()),
+        ("EXCLUDE_ZONE", EXCLUDE_ZONE),
+        ("VIEWER_USER", VIEWER),
+        ("VIEWER_PASSWORD", VIEWER_PASSWORD),
+        ("LIVE_MS", "5000"),
+        ("SCREENSHOT_DIR", screenshots_text.as_str()),
+    ];
+    let v = common::run_e2e(&browser, "manage.mjs", nvr.addr, &env, BROWSER_TIMEOUT).await;
 
     // Every check is made and reported, not only the first that fails.
     let mut failures = Vec::new();

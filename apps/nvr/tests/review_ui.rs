@@ -25,7 +25,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{PASSWORD, start_nvr, state_of, wait_json, wait_status};
@@ -77,11 +76,8 @@ async fn review_ui_a_browser_scrubs_plays_exports_and_locks_and_a_viewer_is_refu
 
 async fn review_flow() {
     let test_started = Instant::now();
-    let common::BrowserSetup {
-        root,
-        web,
-        chromium,
-    } = common::browser_setup();
+    let browser = common::browser_setup();
+    let root = browser.root.clone();
 
     let dir = tempfile::tempdir().unwrap();
     let base = RtspCameraConfig {
@@ -234,45 +230,27 @@ async fn review_flow() {
         None => dir.path().join("screenshots"),
     };
     let downloads = dir.path().join("downloads");
-    let browser_started = Instant::now();
-    let child = tokio::process::Command::new("node")
-        .arg(web.join("e2e/review.mjs"))
-        .current_dir(&web)
-        .env("BASE_URL", format!("http://{}", nvr.addr))
-        .env("RL_ADMIN_USER", "admin")
-        .env("RL_ADMIN_PASSWORD", PASSWORD)
-        .env("RL_VIEWER_USER", VIEWER)
-        .env("RL_VIEWER_PASSWORD", VIEWER_PASSWORD)
-        .env("MOTION_CAMERA", motion.to_string())
-        .env("STILL_CAMERA", still.to_string())
-        .env("EVENT_ID", event_id.to_string())
-        .env("EVENT_START_MS", event_start.to_string())
-        .env("PRE_ROLL_MS", PRE_ROLL_MS.to_string())
-        .env("DOWNLOAD_DIR", &downloads)
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("CHROMIUM", &chromium)
-        .env(
-            "HARD_TIMEOUT_MS",
-            (BROWSER_TIMEOUT.as_millis() - 5000).to_string(),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node (Node.js 20+ is needed for web-ui/e2e/review.mjs)");
-    let out = tokio::time::timeout(BROWSER_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("review.mjs ends within its hard timeout")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    eprintln!(
-        "review.mjs ({:.1} s): {line}",
-        browser_started.elapsed().as_secs_f64()
-    );
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("review.mjs printed no JSON line ({e}): {stdout}"));
+    let motion_camera_text = motion.to_string();
+    let still_camera_text = still.to_string();
+    let event_id_text = event_id.to_string();
+    let event_start_ms_text = event_start.to_string();
+    let pre_roll_ms_text = PRE_ROLL_MS.to_string();
+    let downloads_text = downloads.display().to_string();
+    let screenshots_text = screenshots.display().to_string();
+    let env = [
+        ("RL_ADMIN_USER", "admin"),
+        ("RL_ADMIN_PASSWORD", PASSWORD),
+        ("RL_VIEWER_USER", VIEWER),
+        ("RL_VIEWER_PASSWORD", VIEWER_PASSWORD),
+        ("MOTION_CAMERA", motion_camera_text.as_str()),
+        ("STILL_CAMERA", still_camera_text.as_str()),
+        ("EVENT_ID", event_id_text.as_str()),
+        ("EVENT_START_MS", event_start_ms_text.as_str()),
+        ("PRE_ROLL_MS", pre_roll_ms_text.as_str()),
+        ("DOWNLOAD_DIR", downloads_text.as_str()),
+        ("SCREENSHOT_DIR", screenshots_text.as_str()),
+    ];
+    let v = common::run_e2e(&browser, "review.mjs", nvr.addr, &env, BROWSER_TIMEOUT).await;
 
     // Logging out in the browser revoked the admin's tokens: sign in again.
     let admin = Api::new(nvr.addr).login("admin", PASSWORD).await;
@@ -444,7 +422,7 @@ async fn review_flow() {
         _ => {}
     }
     eprintln!("whole test {:.1} s", test_started.elapsed().as_secs_f64());
-    assert!(failures.is_empty(), "{failures:#?}\n{line}\n{log}");
+    assert!(failures.is_empty(), "{failures:#?}\n{v}\n{log}");
 }
 
 /// How much of the camera a `/api/recordings` answer covers, in ms.

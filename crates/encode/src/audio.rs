@@ -129,21 +129,7 @@ impl G711Transcoder {
         let base_90k: Arc<OnceLock<i64>> = Arc::default();
         let base = base_90k.clone();
         let params: Mutex<Option<(Bytes, Arc<AudioParameters>)>> = Mutex::new(None);
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let Some(frame) = aac_frame(&sample, &params, &base) else {
-                        return Ok(gst::FlowSuccess::Ok);
-                    };
-                    match out.offer(frame) {
-                        // Nobody listens any more: stop the pipeline's work.
-                        reallive_core::Offer::Closed => Err(gst::FlowError::Eos),
-                        _ => Ok(gst::FlowSuccess::Ok),
-                    }
-                })
-                .build(),
-        );
+        offer_samples(&sink, out, move |sample| aac_frame(sample, &params, &base));
         let pipeline = gst::Pipeline::new();
         let elements = [
             src.upcast_ref(),
@@ -190,6 +176,30 @@ impl G711Transcoder {
 }
 
 /// One AAC frame out of the encoder, on the input's clock.
+/// Offers each sample of `sink`, made a frame by `frame` (`None`: skipped),
+/// to `out` from the streaming thread, never blocking it; once nobody
+/// receives any more, the pipeline's work stops (EOS upstream).
+fn offer_samples(
+    sink: &gst_app::AppSink,
+    out: AudioSender,
+    frame: impl Fn(&gst::Sample) -> Option<AudioFrame> + Send + Sync + 'static,
+) {
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let Some(frame) = frame(&sample) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                match out.offer(frame) {
+                    reallive_core::Offer::Closed => Err(gst::FlowError::Eos),
+                    _ => Ok(gst::FlowSuccess::Ok),
+                }
+            })
+            .build(),
+    );
+}
+
 fn aac_frame(
     sample: &gst::Sample,
     params: &Mutex<Option<(Bytes, Arc<AudioParameters>)>>,
@@ -410,20 +420,7 @@ impl OpusTranscoder {
         let base_90k: Arc<OnceLock<i64>> = Arc::default();
         let base = base_90k.clone();
         let params = Arc::new(AudioParameters::opus(OPUS_CHANNELS));
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let Some(frame) = opus_frame(&sample, &params, &base) else {
-                        return Ok(gst::FlowSuccess::Ok);
-                    };
-                    match out.offer(frame) {
-                        reallive_core::Offer::Closed => Err(gst::FlowError::Eos),
-                        _ => Ok(gst::FlowSuccess::Ok),
-                    }
-                })
-                .build(),
-        );
+        offer_samples(&sink, out, move |sample| opus_frame(sample, &params, &base));
         let pipeline = gst::Pipeline::new();
         let mut elements: Vec<&gst::Element> = vec![src.upcast_ref()];
         elements.extend(decoders.iter());

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,7 +15,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use reallive_auth::{CameraStatus, random_token};
-use reallive_core::{EncodedFrame, ErrorKind};
+use reallive_core::{
+    AudioCodec, AudioFrame, AudioParameters, AudioTranscoder, CameraAudio, EncodedFrame, ErrorKind,
+    StartOpusTranscoder, audio_channel,
+};
 use reallive_relay::{PeerRole, Relay, RelayEvent, SessionId};
 use reallive_signaling::{Action, ConnId, Directory, Hub, Message, Proof, Refusal, Role, Status};
 use tokio::sync::mpsc;
@@ -80,6 +83,130 @@ struct Inner {
     socket_clients: reallive_http::ClientSlots,
     /// Permits for offers being answered.
     offers: Arc<tokio::sync::Semaphore>,
+    /// Starts the Opus transcoder of a local camera's AAC, while a viewer
+    /// listens (the NVR sets it; without it, only Opus sound goes live).
+    opus: OnceLock<OpusStart>,
+}
+
+/// [`StartOpusTranscoder`], shown in `Debug` by name.
+struct OpusStart(StartOpusTranscoder);
+
+impl std::fmt::Debug for OpusStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartOpusTranscoder")
+    }
+}
+
+/// Opus packets queued from a live-sound transcoder to the relay: 200 ms.
+const LIVE_SOUND_QUEUE: usize = 10;
+
+/// A local camera's sound for its live viewers (`docs/design/audio.md`,
+/// "Live sound from RTSP cameras"): Opus goes as it is; AAC goes through
+/// an Opus transcoder, started when a viewer has taken audio and dropped
+/// (stopping it) at the first packet after none has. One per camera,
+/// whatever the number of viewers.
+#[derive(Debug)]
+struct LiveSound {
+    camera: i64,
+    /// Set by the relay while a viewer of the camera took audio.
+    heard: Arc<AtomicBool>,
+    transcoder: Option<Transcoding>,
+    /// A transcoder failed to start or run: not tried again in this run
+    /// of the camera (logged once).
+    failed: bool,
+}
+
+struct Transcoding {
+    params: Arc<AudioParameters>,
+    transcoder: Box<dyn AudioTranscoder>,
+}
+
+impl std::fmt::Debug for Transcoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcoding")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveSound {
+    fn offer(&mut self, relay: &Relay, start: Option<&StartOpusTranscoder>, frame: &AudioFrame) {
+        if !self.heard.load(Ordering::Relaxed) {
+            if self.transcoder.take().is_some() {
+                tracing::info!(
+                    camera = self.camera,
+                    "live sound: nobody listens; transcoder stopped"
+                );
+            }
+            return;
+        }
+        match frame.params.codec {
+            AudioCodec::Opus => {
+                let _ = relay.offer_local_audio(self.camera, frame.clone());
+            }
+            AudioCodec::Aac => self.transcode(relay, start, frame),
+        }
+    }
+
+    fn transcode(
+        &mut self,
+        relay: &Relay,
+        start: Option<&StartOpusTranscoder>,
+        frame: &AudioFrame,
+    ) {
+        if self
+            .transcoder
+            .as_ref()
+            .is_some_and(|t| *t.params != *frame.params)
+        {
+            // The camera's audio changed: a transcoder for the new one.
+            self.transcoder = None;
+        }
+        if self.transcoder.is_none() {
+            let Some(start) = start.filter(|_| !self.failed) else {
+                return;
+            };
+            let (tx, mut rx) = audio_channel(LIVE_SOUND_QUEUE);
+            match start(CameraAudio::Aac(frame.params.clone()), tx) {
+                Ok(transcoder) => {
+                    let relay = relay.clone();
+                    let camera = self.camera;
+                    // Ends when the transcoder is dropped (its sender with it).
+                    tokio::spawn(async move {
+                        while let Some(a) = rx.recv().await {
+                            let _ = relay.offer_local_audio(camera, a);
+                        }
+                    });
+                    tracing::info!(
+                        camera = self.camera,
+                        "live sound: transcoding the camera's AAC to Opus"
+                    );
+                    self.transcoder = Some(Transcoding {
+                        params: frame.params.clone(),
+                        transcoder,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        camera = self.camera,
+                        "live sound: the Opus transcoder did not start: {e}"
+                    );
+                    self.failed = true;
+                    return;
+                }
+            }
+        }
+        if let Some(t) = self.transcoder.as_mut()
+            && let Err(e) = t.transcoder.push(frame.data.clone(), frame.pts_90k)
+        {
+            tracing::warn!(
+                camera = self.camera,
+                "live sound: the Opus transcoder failed: {e}"
+            );
+            self.transcoder = None;
+            self.failed = true;
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -145,9 +272,18 @@ pub struct LocalSource {
     /// viewer's first frame; bounded as the relay's cache is.
     gop: Vec<EncodedFrame>,
     gop_bytes: usize,
+    sound: LiveSound,
 }
 
 impl LocalSource {
+    /// Hands a packet of the camera's sound to its viewers that listen,
+    /// as Opus ([`LiveSound`]); never waits.
+    pub fn offer_audio(&mut self, frame: &AudioFrame) {
+        let inner = &self.live.inner;
+        let start = inner.opus.get().map(|o| &o.0);
+        self.sound.offer(&inner.relay, start, frame);
+    }
+
     /// Hands a frame to the relay without waiting, while the camera has a
     /// viewer; otherwise only keeps the current GOP. When the first viewer
     /// comes, the kept GOP goes first, so it starts at once at its
@@ -219,6 +355,10 @@ impl LocalSource {
 impl reallive_record::live::LiveFeed for LocalSource {
     fn offer(&mut self, frame: &EncodedFrame) {
         LocalSource::offer(self, frame);
+    }
+
+    fn offer_audio(&mut self, frame: &AudioFrame) {
+        LocalSource::offer_audio(self, frame);
     }
 
     fn close(self: Box<Self>) -> reallive_record::BoxFuture<'static, ()> {
@@ -308,6 +448,7 @@ impl LiveState {
                 limits,
                 socket_clients: reallive_http::ClientSlots::default(),
                 offers: Arc::new(tokio::sync::Semaphore::new(limits.offers_in_flight.max(1))),
+                opus: OnceLock::new(),
             }),
         };
         let pump = live.clone();
@@ -407,7 +548,20 @@ impl LiveState {
             sending: false,
             gop: Vec::new(),
             gop_bytes: 0,
+            sound: LiveSound {
+                camera,
+                heard: self.inner.relay.heard(camera),
+                transcoder: None,
+                failed: false,
+            },
         }
+    }
+
+    /// Lets local cameras' AAC sound go live, through Opus transcoders
+    /// `start` makes (one per camera while a viewer listens). Set once;
+    /// later calls are ignored.
+    pub fn set_opus_transcoder(&self, start: StartOpusTranscoder) {
+        let _ = self.inner.opus.set(OpusStart(start));
     }
 
     /// Carries out the hub's actions.

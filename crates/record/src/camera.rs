@@ -361,7 +361,7 @@ pub async fn record(
 /// One run of an NVR camera: until its frames end (a failure, a stop) or
 /// the camera stops. The recorder's consumer calls this for every start of
 /// the camera's source; with `audio`, the camera's audio is recorded
-/// beside its video (live viewers get the video only).
+/// beside its video, and offered to its live viewers too.
 pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver, mut audio: Option<AudioReceiver>) {
     let name = reallive_core::CameraId(cam.id).store_key();
     let (ev_tx, mut ev_rx) = mpsc::channel(16);
@@ -388,7 +388,12 @@ pub async fn run(cam: Arc<Camera>, mut frames: FrameReceiver, mut audio: Option<
                 None => break,
             },
             a = AudioReceiver::recv_from(audio.as_mut()) => match a {
-                Some(a) => run.audio(a),
+                Some(a) => {
+                    if let Some(feed) = shell.feed.as_mut() {
+                        feed.offer_audio(&a);
+                    }
+                    run.audio(a);
+                }
                 None => {
                     audio = None;
                     run.audio_ended();

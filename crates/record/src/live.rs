@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 
-use reallive_core::EncodedFrame;
+use reallive_core::{AudioFrame, EncodedFrame};
 
 use crate::BoxFuture;
 
@@ -20,6 +20,10 @@ pub trait LiveFeed: Send + Debug {
     /// Offers a frame; never blocks. A frame the viewers have no room for
     /// is dropped, with every delta up to the next keyframe.
     fn offer(&mut self, frame: &EncodedFrame);
+
+    /// Offers a packet of the camera's sound (on its frames' clock); never
+    /// blocks. A feed without live sound ignores it.
+    fn offer_audio(&mut self, _frame: &AudioFrame) {}
 
     /// The camera is offline again.
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;

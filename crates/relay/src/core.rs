@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reallive_core::EncodedFrame;
+use reallive_core::{AudioCodec, AudioFrame, EncodedFrame};
 use str0m::change::SdpOffer;
 use str0m::format::{Codec as RtcCodec, PayloadParams};
 use str0m::media::{
@@ -139,6 +139,8 @@ struct Camera {
     flowing: bool,
     /// The current GOP, for a new viewer's first frame.
     gop: GopCache<Cached>,
+    /// A local source's pts on the relay's clock.
+    clock: LocalClock,
 }
 
 impl Camera {
@@ -150,7 +152,42 @@ impl Camera {
             last_frame: None,
             flowing: false,
             gop: GopCache::new(gop_bytes),
+            clock: LocalClock::default(),
         }
+    }
+}
+
+/// The instant a local source's pts stands for, given to str0m as the
+/// wall clock of the frames and sound written with it: viewers sync the
+/// two tracks by the sender reports str0m makes from it, so both must come
+/// from the source's one clock, not from when each reached the relay (the
+/// sound comes later, through its Opus transcoder). Anchored at the first
+/// frame, and again after a jump of more than [`LocalClock::MAX_DRIFT`]
+/// from the relay's clock (a restarted source).
+#[derive(Debug, Default, Clone, Copy)]
+struct LocalClock {
+    anchor: Option<(Instant, i64)>,
+}
+
+impl LocalClock {
+    const MAX_DRIFT: Duration = Duration::from_secs(2);
+
+    fn at(&mut self, pts_90k: i64, now: Instant) -> Instant {
+        if let Some((at, pts)) = self.anchor {
+            let d = pts_90k.saturating_sub(pts);
+            let t = if d >= 0 {
+                at.checked_add(Duration::from_micros(d.unsigned_abs() * 100 / 9))
+            } else {
+                at.checked_sub(Duration::from_micros(d.unsigned_abs() * 100 / 9))
+            };
+            if let Some(t) = t
+                && t.max(now) - t.min(now) <= Self::MAX_DRIFT
+            {
+                return t;
+            }
+        }
+        self.anchor = Some((now, pts_90k));
+        now
     }
 }
 
@@ -777,6 +814,62 @@ impl Core {
         }
     }
 
+    /// Forwards a local source's Opus packet to `camera`'s connected
+    /// viewers that took audio, stamped on the source's clock as its
+    /// frames are (so viewers play the two in sync). Other codecs are
+    /// ignored: WebRTC carries Opus only.
+    pub fn forward_local_audio(&mut self, camera: i64, frame: &AudioFrame, now: Instant) {
+        if frame.params.codec != AudioCodec::Opus {
+            return;
+        }
+        let Some(cam) = self.cameras.get_mut(&camera) else {
+            return;
+        };
+        let wallclock = cam.clock.at(frame.pts_90k, now);
+        let time = MediaTime::new(
+            frame.pts_90k.max(0) as u64 * 48_000 / 90_000,
+            Frequency::FORTY_EIGHT_KHZ,
+        );
+        let data: Arc<[u8]> = Arc::from(&frame.data[..]);
+        let subs: Vec<SessionId> = cam.subscribers.iter().copied().collect();
+        for s in subs {
+            let Some(p) = self.peers.get_mut(&s) else {
+                continue;
+            };
+            let Some(mid) = p.mids.get(&MediaKind::Audio).copied() else {
+                continue;
+            };
+            if !p.connected {
+                continue;
+            }
+            let Some(w) = p.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = w
+                .payload_params()
+                .find(|pp| pp.spec().codec == RtcCodec::Opus)
+                .map(PayloadParams::pt)
+            else {
+                continue;
+            };
+            if w.write(pt, wallclock, time, data.clone()).is_ok() {
+                self.poll_peer(s, now);
+            }
+        }
+    }
+
+    /// Whether a viewer of `camera` took audio: a local source then sends
+    /// its sound (and transcodes it to Opus for that).
+    pub fn heard(&self, camera: i64) -> bool {
+        self.cameras.get(&camera).is_some_and(|c| {
+            c.subscribers.iter().any(|s| {
+                self.peers
+                    .get(s)
+                    .is_some_and(|p| p.mids.contains_key(&MediaKind::Audio))
+            })
+        })
+    }
+
     /// A local source's current GOP, kept while nobody watched, sent when
     /// its first viewer joined: it becomes the camera's GOP cache, and
     /// viewers waiting for a keyframe start their catch-up from it.
@@ -888,6 +981,10 @@ impl Core {
             Frame::Local { keyframe, .. } => (*keyframe, true),
         };
         cam.last_frame = Some(now);
+        let local_wallclock = match &frame {
+            Frame::Local { time, .. } => cam.clock.at(time.numer() as i64, now),
+            Frame::Remote(_) => now,
+        };
         if !cam.flowing {
             cam.flowing = true;
             self.events.push_back(RelayEvent::Media {
@@ -952,7 +1049,7 @@ impl Core {
                     MediaTime::new(t.numer().saturating_add_signed(p.ts_offset), t.frequency());
                 let wallclock = match &frame {
                     Frame::Remote(d) => d.network_time,
-                    Frame::Local { .. } => now,
+                    Frame::Local { .. } => local_wallclock,
                 };
                 write_video(&mut p.rtc, mid, &frame.cached(), wallclock, time)
             } else {

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use reallive_core::{EncodedFrame, LatencyHistogram};
+use reallive_core::{AudioFrame, EncodedFrame, LatencyHistogram};
 
 use crate::RelayError;
 use crate::core::{CameraCounters, Core, PeerRole, RelayEvent, SessionId};
@@ -69,6 +69,10 @@ enum Command {
         camera: i64,
         frames: Vec<EncodedFrame>,
     },
+    LocalAudio {
+        camera: i64,
+        frame: AudioFrame,
+    },
 }
 
 /// A handle on the running relay. Cheap to clone.
@@ -90,6 +94,9 @@ struct Shared {
     /// Per local camera: whether it has a viewer, so that its source
     /// sends frames only then.
     watched: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    /// Per local camera: whether a viewer took audio, so that its source
+    /// sends (and transcodes) its sound only then.
+    heard: Mutex<HashMap<i64, Arc<AtomicBool>>>,
 }
 
 impl Relay {
@@ -238,6 +245,28 @@ impl Relay {
             .clone()
     }
 
+    /// Forwards a local camera's Opus packet to its viewers that took
+    /// audio. Never waits; false when the relay is behind (the packet is
+    /// lost: 20 ms of sound).
+    pub fn offer_local_audio(&self, camera: i64, frame: AudioFrame) -> bool {
+        self.commands
+            .try_send(Command::LocalAudio { camera, frame })
+            .is_ok()
+    }
+
+    /// Whether a viewer of local camera `camera` took audio, kept up to
+    /// date by the relay as [`Relay::watched`] is: a source sends its sound
+    /// only while it is set.
+    pub fn heard(&self, camera: i64) -> Arc<AtomicBool> {
+        self.shared
+            .heard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(camera)
+            .or_default()
+            .clone()
+    }
+
     /// Counters per camera, as of the last second.
     pub fn counters(&self) -> BTreeMap<i64, CameraCounters> {
         self.shared
@@ -379,6 +408,9 @@ async fn run(
                     Command::LocalGop { camera, frames } => {
                         core.local_gop(camera, &frames, now);
                     }
+                    Command::LocalAudio { camera, frame } => {
+                        core.forward_local_audio(camera, &frame, now);
+                    }
                 }
             }
             r = io.socket.readable() => {
@@ -424,6 +456,14 @@ async fn run(
                 .iter()
             {
                 flag.store(core.watched(*camera), Ordering::Relaxed);
+            }
+            for (camera, flag) in shared
+                .heard
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+            {
+                flag.store(core.heard(*camera), Ordering::Relaxed);
             }
             next_counters = now + Duration::from_secs(1);
             if let Ok(mut c) = shared.counters.lock() {

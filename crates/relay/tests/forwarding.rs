@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reallive_core::Codec;
+use bytes::Bytes;
+use reallive_core::{AudioFrame, AudioParameters, Codec};
 use reallive_relay::{Core, PeerRole, RelayEvent};
 use str0m::change::SdpAnswer;
 use str0m::format::Codec as RtcCodec;
@@ -31,7 +33,7 @@ struct Client {
 }
 
 fn client(addr: &str, dir: Direction, core: &mut Core, camera: i64, now: Instant) -> (Client, u64) {
-    client_of(addr, dir, core, camera, now, RtcCodec::H264)
+    client_of(addr, dir, core, camera, now, RtcCodec::H264, false)
 }
 
 /// A client whose offer has only `codec` (H.264 or H.265).
@@ -42,16 +44,21 @@ fn client_of(
     camera: i64,
     now: Instant,
     codec: RtcCodec,
+    audio: bool,
 ) -> (Client, u64) {
     let addr: SocketAddr = addr.parse().unwrap();
     let mut rtc = Rtc::builder()
         .clear_codecs()
         .enable_h264(codec == RtcCodec::H264)
         .enable_h265(codec == RtcCodec::H265)
+        .enable_opus(audio, false)
         .build(now);
     rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
     let mut change = rtc.sdp_api();
     let mid = change.add_media(MediaKind::Video, dir, None, None, None);
+    if audio {
+        change.add_media(MediaKind::Audio, dir, None, None, None);
+    }
     let (offer, pending) = change.apply().unwrap();
     let role = if dir == Direction::SendOnly {
         PeerRole::Publisher
@@ -438,6 +445,7 @@ fn an_h265_camera_passes_through_to_viewers_that_offer_h265() {
         5,
         now,
         RtcCodec::H265,
+        false,
     );
     let (mut avc, _) = client("10.0.0.4:5000", Direction::RecvOnly, &mut core, 5, now);
     let ms = Duration::from_millis(10);
@@ -578,4 +586,87 @@ fn a_viewers_audio_and_video_are_one_media_stream() {
     rtc.sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
         .unwrap();
+}
+
+#[test]
+fn a_local_cameras_sound_goes_to_the_viewers_that_took_audio() {
+    let clip = reallive_test_support::clip::annex_b_frames(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
+        Codec::H264,
+        0,
+        3000,
+    );
+    let mut now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
+    let (mut listener, session) = client_of(
+        "10.0.0.3:5000",
+        Direction::RecvOnly,
+        &mut core,
+        9,
+        now,
+        RtcCodec::H264,
+        true,
+    );
+    let (mut watcher, _) = client("10.0.0.4:5000", Direction::RecvOnly, &mut core, 9, now);
+    let ms = Duration::from_millis(10);
+    for _ in 0..300 {
+        run(&mut core, &mut [&mut listener, &mut watcher], &mut now, ms);
+        if listener.connected && watcher.connected {
+            break;
+        }
+    }
+    assert!(listener.connected && watcher.connected);
+    assert!(core.heard(9), "a viewer took audio");
+    assert!(!core.heard(10));
+    let opus = Arc::new(AudioParameters::opus(1));
+    for i in 0..30i64 {
+        let mut f = clip[i as usize % clip.len()].clone();
+        f.pts_90k = i * 3000;
+        core.forward_local(9, &f, now);
+        // Two 20 ms packets of sound per 33 ms frame, near enough.
+        for j in 0..2 {
+            let pts = i * 3000 + j * 1800;
+            let a = AudioFrame {
+                data: Bytes::from_static(&[0xf8, 0xff, 0xfe]),
+                pts_90k: pts,
+                duration_90k: 1800,
+                params: opus.clone(),
+            };
+            core.forward_local_audio(9, &a, now);
+        }
+        run(
+            &mut core,
+            &mut [&mut listener, &mut watcher],
+            &mut now,
+            Duration::from_millis(33),
+        );
+    }
+    for _ in 0..10 {
+        run(&mut core, &mut [&mut listener, &mut watcher], &mut now, ms);
+    }
+    let sound: Vec<u64> = listener
+        .codecs
+        .iter()
+        .zip(&listener.times)
+        .filter(|(c, _)| **c == RtcCodec::Opus)
+        .map(|(_, t)| t.0)
+        .collect();
+    assert_eq!(sound.len(), 60, "every packet of sound to the listener");
+    for w in sound.windows(2) {
+        assert!(w[1] > w[0], "the sound's RTP times rise: {w:?}");
+    }
+    assert!(
+        !watcher.codecs.contains(&RtcCodec::Opus),
+        "no sound to a viewer without audio"
+    );
+    assert!(
+        listener
+            .codecs
+            .iter()
+            .filter(|c| **c == RtcCodec::H264)
+            .count()
+            >= 29
+    );
+    core.close(session, now);
+    assert!(!core.heard(9), "the listener left");
 }

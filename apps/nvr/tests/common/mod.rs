@@ -244,3 +244,51 @@ pub fn browser_setup() -> BrowserSetup {
         chromium,
     }
 }
+
+/// Runs `web-ui/e2e/<script>` in Node against the NVR at `base`, with
+/// `env` beside `BASE_URL`, `CHROMIUM` and a `HARD_TIMEOUT_MS` 5 s inside
+/// `timeout`, and returns the JSON line it ends with (its stderr goes to
+/// the test's). Panics when it does not end in time or prints no JSON.
+pub async fn run_e2e(
+    browser: &BrowserSetup,
+    script: &str,
+    base: SocketAddr,
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> serde_json::Value {
+    let started = Instant::now();
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(browser.web.join("e2e").join(script))
+        .current_dir(&browser.web)
+        .env("BASE_URL", format!("http://{base}"))
+        .env("CHROMIUM", &browser.chromium)
+        .env(
+            "HARD_TIMEOUT_MS",
+            timeout
+                .saturating_sub(Duration::from_secs(5))
+                .as_millis()
+                .to_string(),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("run node (Node.js 20+) on web-ui/e2e/{script}: {e}"));
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not end within {timeout:?}"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    eprintln!(
+        "{script} ({:.1} s): {line}",
+        started.elapsed().as_secs_f64()
+    );
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON line ({e}): {stdout}"))
+}
