@@ -353,8 +353,8 @@ struct LiveSegment<'a> {
 /// are camera-wide: a file's first segment is its `first_seq`. The
 /// segments ending within three target durations of the live edge list
 /// their parts (`EXT-X-PART`, one per fragment, `INDEPENDENT=YES` on a
-/// keyframe); the newest segment of a file still being written is open
-/// unless it already holds a full segment: it lists only its parts.
+/// keyframe); the newest segment of a file still being written is open,
+/// even when full, until the next part exists: it lists only its parts.
 pub fn live_playlist(recordings: &[Recording], window: usize, uri_prefix: &str) -> LivePlaylist {
     let window = window.max(1);
     let mut segs: Vec<LiveSegment<'_>> = Vec::new();
@@ -369,10 +369,13 @@ pub fn live_playlist(recordings: &[Recording], window: usize, uri_prefix: &str) 
                 break;
             }
             let parts = &rec.fragments[g];
+            // The newest segment of a file being written stays open until
+            // the next part exists, even when full: a playlist that ends
+            // on a complete segment makes hls.js take that segment for the
+            // next one (it turns the trailing segment into its "hint") and
+            // misplace every later segment by one.
             let newest = segs.is_empty() && k + 1 == n;
-            let complete = !(newest
-                && rec.state == RecordingState::Writing
-                && duration_90k(parts) < SEGMENT_CLOSE_90K);
+            let complete = !(newest && rec.state == RecordingState::Writing);
             segs.push(LiveSegment {
                 rec,
                 parts,
@@ -543,7 +546,8 @@ pub enum Blocking {
 
 /// Whether a playlist whose newest segment is `edge` answers `req`:
 /// segment `msn` complete, or (with a part) its part `part` listed, or
-/// anything later.
+/// anything later. Part `part` of a segment that ended with fewer parts
+/// is the next segment's first: that is what is waited for.
 pub fn blocking_state(edge: Option<LiveEdge>, req: BlockingRequest) -> Blocking {
     let newest = edge.map_or(-1, |e| e.msn);
     if req.msn > newest.saturating_add(2) {
@@ -552,11 +556,13 @@ pub fn blocking_state(edge: Option<LiveEdge>, req: BlockingRequest) -> Blocking 
     let Some(e) = edge else {
         return Blocking::Wait;
     };
-    let complete_through = if e.complete { e.msn } else { e.msn - 1 };
-    let ready = complete_through >= req.msn
-        || req
-            .part
-            .is_some_and(|p| e.msn == req.msn && e.parts > p as usize);
+    let ready = match req.part {
+        // Segment `msn` complete, or a later one listed.
+        None => e.msn > req.msn || (e.msn == req.msn && e.complete),
+        // Part `part` of `msn` listed, or a later part: one of a later
+        // segment (a segment's parts past its last are the next's).
+        Some(p) => e.msn > req.msn || (e.msn == req.msn && e.parts > p as usize),
+    };
     if ready {
         Blocking::Ready
     } else {
@@ -840,19 +846,40 @@ mod tests {
                 target_secs: 1
             })
         );
-        // Two parts later the open segment is full: complete, numbers kept.
+        // Two parts later the open segment is full, but stays open until
+        // the next part exists; one more, and it is complete.
         let r2 = parts_rec(1, 0, 25, 10, 100);
         let live2 = live_playlist(std::slice::from_ref(&r2), 6, "/r/");
-        check_ll_rules(&live2.text);
-        assert_eq!(live2.edge.map(|e| (e.msn, e.complete)), Some((104, true)));
+        assert_eq!(check_ll_rules(&live2.text).0, 4);
+        assert_eq!(
+            live2.edge.map(|e| (e.msn, e.parts, e.complete)),
+            Some((104, 5, false))
+        );
+        let r2 = parts_rec(1, 0, 26, 10, 100);
+        let live2 = live_playlist(std::slice::from_ref(&r2), 6, "/r/");
+        assert_eq!(check_ll_rules(&live2.text).0, 5);
+        assert_eq!(
+            live2.edge.map(|e| (e.msn, e.parts, e.complete)),
+            Some((105, 1, false))
+        );
         assert!(
             live2
                 .text
                 .contains("#EXTINF:1.00000,\n#EXT-X-BYTERANGE:5000@20700\n")
         );
+        // A live playlist never ends on a complete segment while the file
+        // is written (hls.js would misplace the next one).
+        assert!(
+            live2
+                .text
+                .lines()
+                .last()
+                .unwrap()
+                .starts_with("#EXT-X-PART:")
+        );
         // A window of 2: the media sequence follows.
         let small = live_playlist(std::slice::from_ref(&r2), 2, "/r/");
-        assert!(small.text.contains("#EXT-X-MEDIA-SEQUENCE:103\n"));
+        assert!(small.text.contains("#EXT-X-MEDIA-SEQUENCE:104\n"));
         // A closed file's last segment is complete, however short.
         let mut closed = r.clone();
         closed.state = RecordingState::Complete;
@@ -895,8 +922,12 @@ mod tests {
             (open, req(13, None), TooFar),
             (open, req(i64::MAX, None), TooFar),
             (full, req(10, None), Ready),
-            (full, req(10, Some(5)), Ready),
+            (full, req(10, Some(1)), Ready),
+            // Past segment 10's last part: that is segment 11's first.
+            (full, req(10, Some(2)), Wait),
+            (full, req(10, Some(5)), Wait),
             (full, req(11, Some(0)), Wait),
+            (full, req(9, Some(9)), Ready),
             (None, req(0, Some(0)), Wait),
             (None, req(2, None), TooFar),
         ] {
