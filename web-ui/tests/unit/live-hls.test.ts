@@ -253,7 +253,7 @@ describe('a live tile without WebRTC', () => {
     await flush()
     expect(badge()).toBe('live · HLS')
     expect(w.find('.overlay').exists()).toBe(false)
-    expect(w.get('[data-testid="tile-note"]').text()).toBe('WebRTC could not connect; playing HLS (a few seconds behind)')
+    expect(w.get('[data-testid="tile-note"]').text()).toBe('WebRTC could not connect; playing HLS (a second or two behind)')
     expect(w.get('.tile').attributes('data-source')).toBe('hls')
 
     // The next session connects and shows frames: HLS goes, WebRTC plays.
