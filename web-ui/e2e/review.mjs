@@ -21,7 +21,11 @@
 //             (the answer's ICE candidates are dropped), STILL_CAMERA's live
 //             tile says HLS and its video decodes frames within 15 s of
 //             opening the page (hlsFallback: when each happened; with
-//             SCREENSHOT_DIR, live-hls-fallback-phone.png)
+//             SCREENSHOT_DIR, live-hls-fallback-phone.png), and how far
+//             behind live it plays over HLS_LATENCY_MS (6000) ms:
+//             hlsFallback.latency.behindLiveMs {min, median, p90, max};
+//             its trace has [behindLiveMs, currentTime, buffered end,
+//             readyState, hls.js latency] per sample
 // plus screenshots of every page at 1280x800 and 375x812 when SCREENSHOT_DIR
 // is set (and timeline-scrub-desktop.png, taken while the thumbnail shows).
 // Diagnostics ride along: playDebug (the playlist head, the media events and
@@ -67,6 +71,8 @@ const DESKTOP = { width: 1280, height: 800 }
 const PHONE = { width: 375, height: 812 }
 /** What the live HLS fallback has, from opening the page, to say so and show frames. */
 const HLS_FALLBACK_MS = 15_000
+/** How long the HLS fallback's distance behind live is sampled, once it plays. */
+const HLS_LATENCY_MS = intEnv('HLS_LATENCY_MS', 6000)
 const tid = (id) => `[data-testid="${id}"]`
 // The brief names the img itself; the UI marks the box around it.
 const THUMB_SELECTOR = 'img[data-testid="timeline-thumb"], [data-testid="timeline-thumb"] img'
@@ -627,6 +633,29 @@ async function stepHlsFallback() {
     const states = await page.evaluate(async () => (await window.__reallive?.stats())?.map((s) => s.state) ?? [])
     if (states.includes('live')) throw new Error(`a WebRTC session connected despite the blocked ICE: ${states}`)
     result.hlsFallback = { saidHlsMs, framesMs: Date.now() - t0, frames: q1.frames, currentTime: q1.time, badge: seen.badge, note: seen.note }
+    // How far behind live it plays: wall clock minus the PROGRAM-DATE-TIME
+    // of the frame on screen (hls.js `playingDate`), sampled every 250 ms
+    // for HLS_LATENCY_MS once it plays.
+    const samples = []
+    const until2 = Date.now() + HLS_LATENCY_MS
+    while (Date.now() < until2) {
+      const h = await page.evaluate(() => window.__reallive?.hls?.() ?? [])
+      const v = await q()
+      if (h[0]?.behindLiveMs != null) samples.push({ ...h[0], t: +v.time.toFixed(2), buf: v.buffered, rs: v.ready })
+      await sleep(250)
+    }
+    const behind = samples.map((x) => x.behindLiveMs).sort((a, b) => a - b)
+    const at = (q) => behind[Math.min(behind.length - 1, Math.floor(q * behind.length))]
+    result.hlsFallback.latency = behind.length
+      ? {
+          samples: behind.length,
+          behindLiveMs: { min: behind[0], median: at(0.5), p90: at(0.9), max: behind[behind.length - 1] },
+          hlsLatencyS: +samples[samples.length - 1].latency.toFixed(3),
+          targetLatencyS: samples[samples.length - 1].targetLatency,
+          lowLatencyMode: samples[samples.length - 1].lowLatencyMode,
+          trace: samples.map((x) => [x.behindLiveMs, x.t, x.buf[1] ?? null, x.rs, +x.latency.toFixed(2)]),
+        }
+      : null
     if (SCREENSHOT_DIR) {
       // The focused tile is about as tall as the phone: bring its caption in.
       await tile.locator(tid('tile-note')).scrollIntoViewIfNeeded()

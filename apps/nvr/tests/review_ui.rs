@@ -382,19 +382,22 @@ async fn review_flow() {
     // fragment at or before `start` to the last fragment overlapping
     // `end`, and only what was recorded. So the file is as long as those
     // fragments, give or take a frame, and has their frames: that is
-    // `end - start` clamped to the recording, plus up to one fragment
-    // before (back to its keyframe) and up to one fragment after.
+    // `end - start` clamped to the recording, plus up to a GOP before
+    // (back to its keyframe; fragments are 200 ms parts, a GOP is 1 s)
+    // and up to one fragment after.
     match (export, export_range) {
         (Some((_, Some(path))), Some((start, end))) => {
             let span = exported_span(&data, motion, start, end).await;
             let (want_ms, want_frames) = (span.ms, span.frames);
             let clamped_ms =
                 (end.min(span.recorded_end_ms) - start.max(span.recorded_start_ms)) as f64;
-            let slack_ms = 2.0 * span.max_fragment_ms;
+            let slack_ms =
+                GOP_MS.max(span.max_fragment_ms.ceil() as i64) as f64 + span.max_fragment_ms;
             if !(clamped_ms - FRAME_MS..=clamped_ms + slack_ms).contains(&want_ms) {
                 failures.push(format!(
                     "export: its fragments ({want_ms:.0} ms) cover the range clamped to the \
-                     recording ({clamped_ms:.0} ms) plus at most a fragment ({:.0} ms) either side",
+                     recording ({clamped_ms:.0} ms) plus at most a GOP ({GOP_MS} ms) before and \
+                     a fragment ({:.0} ms) after",
                     span.max_fragment_ms
                 ));
             }

@@ -173,7 +173,7 @@ impl From<reallive_store::StoreError> for ApiError {
             return ApiError::insufficient_storage(e.to_string());
         }
         let message = match &e {
-            S::NotFound(_) | S::InvalidInput(_) | S::Bitstream(_) | S::Busy(_) => {
+            S::NotFound(_) | S::InvalidInput(_) | S::Bitstream(_) | S::Busy(_) | S::NotYet(_) => {
                 without_paths(&e.to_string())
             }
             _ => {

@@ -663,8 +663,9 @@ async fn events(
 
 /// `body` with `token` on every URI it names, for players that fetched
 /// it with `?token=` and cannot set headers on the requests it makes
-/// (Safari's native HLS): segment lines get `&token=`, `EXT-X-MAP` URIs
-/// `?token=`. The token is percent-encoded; every other line is kept.
+/// (Safari's native HLS): segment lines and the `URI="…"` of every tag
+/// (`EXT-X-MAP`, `EXT-X-PART`) get `?token=` or `&token=`. The token is
+/// percent-encoded; every other line is kept.
 fn with_token(body: &str, token: &str) -> String {
     let token: String = token
         .bytes()
@@ -675,16 +676,29 @@ fn with_token(body: &str, token: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect();
-    let mut out = String::with_capacity(body.len() + 64);
+    let mut out = String::with_capacity(body.len() + body.len() / 4);
     for line in body.lines() {
-        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"")
-            && let Some((uri, tail)) = rest.split_once('"')
+        if line.starts_with('#')
+            && let Some(at) = line.find("URI=\"")
+            && let Some(len) = line[at + 5..].find('"')
         {
-            let sep = if uri.contains('?') { '&' } else { '?' };
-            out.push_str(&format!("#EXT-X-MAP:URI=\"{uri}{sep}token={token}\"{tail}"));
+            let end = at + 5 + len;
+            let sep = if line[at + 5..end].contains('?') {
+                '&'
+            } else {
+                '?'
+            };
+            out.push_str(&line[..end]);
+            out.push(sep);
+            out.push_str("token=");
+            out.push_str(&token);
+            out.push_str(&line[end..]);
         } else if !line.is_empty() && !line.starts_with('#') {
             let sep = if line.contains('?') { '&' } else { '?' };
-            out.push_str(&format!("{line}{sep}token={token}"));
+            out.push_str(line);
+            out.push(sep);
+            out.push_str("token=");
+            out.push_str(&token);
         } else {
             out.push_str(line);
         }
@@ -736,16 +750,33 @@ async fn vod(
     }))
 }
 
-/// An HLS live playlist of the newest fragments. Needs: `view` on the
-/// camera.
+/// Segments in the live playlist (about 1 s each).
+const LIVE_WINDOW_SEGMENTS: usize = 6;
+
+/// The longest a blocking live playlist request is held (RFC 8216bis: three
+/// target durations; the store takes the smaller).
+const LIVE_MAX_BLOCK: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// An LL-HLS live playlist of the newest segments, with 200 ms parts at the
+/// edge (`docs/design/ll-hls.md`). With `_HLS_msn` (and `_HLS_part`) it is
+/// a blocking reload: held until that segment (part) is listed, at most
+/// three target durations (then 503); one more than two segments ahead is
+/// a 400. Needs: `view` on the camera.
 #[utoipa::path(get, path = "/api/cameras/{id}/live.m3u8", tag = "recordings",
     security(("bearer" = []), ("token" = [])),
     extensions(("x-reallive-role" = json!("camera:view"))),
-    params(("id" = i64, Path, description = "camera id")),
+    params(
+        ("id" = i64, Path, description = "camera id"),
+        ("_HLS_msn" = Option<u64>, Query, description = "blocking reload: hold the response until the playlist holds this media sequence number (complete), or with `_HLS_part` that part of it"),
+        ("_HLS_part" = Option<u32>, Query, description = "blocking reload: the part (0-based) of segment `_HLS_msn` to wait for; needs `_HLS_msn`"),
+    ),
     responses(
         (status = 200, content_type = "application/vnd.apple.mpegurl", body = String),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 400, body = ErrorBody, description = "a bad camera id, `_HLS_msn`/`_HLS_part` not non-negative integers, `_HLS_part` alone, or `_HLS_msn` more than two segments past the newest"),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "no such camera, or nothing recorded yet"),
+        (status = 503, body = ErrorBody, description = "a blocking reload whose segment or part did not appear within three target durations"),
     ))]
 async fn live(
     State(s): State<RecordingsState>,
@@ -755,8 +786,15 @@ async fn live(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let name = authorize(&s, &headers, &q, peer, camera, Permission::View)?;
+    let block = reallive_store::hls::BlockingRequest::parse(
+        q.get("_HLS_msn").map(String::as_str),
+        q.get("_HLS_part").map(String::as_str),
+    )?;
     let prefix = format!("/api/cameras/{camera}/files/");
-    let body = s.store.live_playlist(&name, 6, &prefix).await?;
+    let body = s
+        .store
+        .live_playlist_blocking(&name, LIVE_WINDOW_SEGMENTS, &prefix, block, LIVE_MAX_BLOCK)
+        .await?;
     Ok(playlist(match q.get("token") {
         Some(t) => with_token(&body, t),
         None => body,
@@ -1014,6 +1052,12 @@ mod tests {
             got,
             "#EXTM3U\n#EXT-X-MAP:URI=\"/f/a.mp4?token=ab.c%20d\",BYTERANGE=\"700@0\"\n\
              #EXT-X-BYTERANGE:1000@700\n/f/a.mp4?t=0&token=ab.c%20d\n#EXT-X-ENDLIST\n"
+        );
+        // LL-HLS parts name their file in an attribute.
+        let live = "#EXT-X-PART:DURATION=0.20000,URI=\"/f/a.mp4?t=0\",BYTERANGE=\"1000@700\",INDEPENDENT=YES\n";
+        assert_eq!(
+            with_token(live, "k"),
+            "#EXT-X-PART:DURATION=0.20000,URI=\"/f/a.mp4?t=0&token=k\",BYTERANGE=\"1000@700\",INDEPENDENT=YES\n"
         );
     }
 

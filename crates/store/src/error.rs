@@ -40,6 +40,10 @@ pub enum StoreError {
         /// The whole budget.
         budget_bytes: u64,
     },
+    /// What was waited for did not happen in time (a blocking live
+    /// playlist reload); asking again may succeed.
+    #[error("{0}")]
+    NotYet(String),
     /// Reading or writing a recording failed.
     #[error("{context}: {source}")]
     Io {
@@ -58,7 +62,7 @@ impl StoreError {
             StoreError::Corrupt(_) | StoreError::Migrate(_) => ErrorKind::Internal,
             StoreError::NotFound(_) => ErrorKind::NotFound,
             StoreError::Busy(_) | StoreError::NoRoom { .. } => ErrorKind::ResourceExhausted,
-            StoreError::Index(_) => ErrorKind::Unavailable,
+            StoreError::Index(_) | StoreError::NotYet(_) => ErrorKind::Unavailable,
             StoreError::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => ErrorKind::NotFound,
                 std::io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,

@@ -96,7 +96,9 @@ pub struct Recording {
     pub height: u32,
     /// Writing or complete.
     pub state: RecordingState,
-    /// Camera-wide number of its first fragment.
+    /// Camera-wide number of its first segment ([`crate::hls::segments`]):
+    /// the live playlist's media sequence. Files indexed before segments
+    /// grouped fragments counted fragments; numbers only ever grow.
     pub first_seq: i64,
     /// Its committed fragments.
     pub fragments: Vec<FragmentEntry>,

@@ -1393,7 +1393,10 @@ pub struct MuxOutput {
 ///
 /// Fragments are cut at the first keyframe after `fragment_target_90k`, or at
 /// any frame once a fragment reaches four times that (cameras with long
-/// GOPs). A frame's duration is known only when the next one arrives, so
+/// GOPs). With a part target ([`with_parts`](Self::with_parts)) they are
+/// LL-HLS parts instead: cut at every keyframe, and at any frame before a
+/// fragment would grow past the part target (`docs/design/ll-hls.md`).
+/// A frame's duration is known only when the next one arrives, so
 /// the newest frame is held back until then or [`finish`](Self::finish).
 ///
 /// Audio given with [`push_audio`](Self::push_audio) becomes track 2 when
@@ -1404,6 +1407,8 @@ pub struct MuxOutput {
 #[derive(Debug)]
 pub struct Fmp4Muxer {
     fragment_target_90k: u64,
+    /// LL-HLS part target; 0: fragments follow `fragment_target_90k`.
+    part_target_90k: u64,
     params: Option<Arc<CodecParameters>>,
     first_dts: i64,
     pending: Option<EncodedFrame>,
@@ -1426,6 +1431,7 @@ impl Fmp4Muxer {
     pub fn new(fragment_target_90k: u64) -> Self {
         Fmp4Muxer {
             fragment_target_90k: fragment_target_90k.max(1),
+            part_target_90k: 0,
             params: None,
             first_dts: 0,
             pending: None,
@@ -1440,6 +1446,16 @@ impl Fmp4Muxer {
             audio_written: 0,
             audio_dropped: 0,
         }
+    }
+
+    /// A muxer cutting LL-HLS parts of at most about `part_target_90k`
+    /// ticks: a fragment starts at every keyframe, and is cut before the
+    /// next frame would take it past the target (judged by the last frame
+    /// interval). `part_target_90k` 0 is [`new`](Self::new).
+    pub fn with_parts(fragment_target_90k: u64, part_target_90k: u64) -> Self {
+        let mut m = Self::new(fragment_target_90k);
+        m.part_target_90k = part_target_90k;
+        m
     }
 
     /// The file's audio track: the parameters of the first audio packet
@@ -1565,9 +1581,15 @@ impl Fmp4Muxer {
             let duration = u32::try_from(frame.dts_90k - prev.dts_90k).unwrap_or(u32::MAX);
             self.add_sample(prev, duration);
             let elapsed = (frame.dts_90k - self.fragment_start_dts) as u64;
-            if (frame.keyframe && elapsed >= self.fragment_target_90k)
-                || elapsed >= 4 * self.fragment_target_90k
-            {
+            let cut = if self.part_target_90k > 0 {
+                // Without a cut now, the part ends no earlier than one more
+                // frame interval from here.
+                frame.keyframe || elapsed + u64::from(duration) > self.part_target_90k
+            } else {
+                (frame.keyframe && elapsed >= self.fragment_target_90k)
+                    || elapsed >= 4 * self.fragment_target_90k
+            };
+            if cut {
                 out.fragment = self.flush(Some(frame.dts_90k));
                 self.fragment_start_dts = frame.dts_90k;
             }
@@ -1897,6 +1919,46 @@ mod tests {
             shape,
             vec![(0, 10, true), (30_000, 10, true), (60_000, 10, true)]
         );
+        assert_eq!(scanned.valid_len, file.len() as u64);
+    }
+
+    #[test]
+    fn parts_start_on_keyframes_and_stay_within_their_target() {
+        let f = frames("ball-160x120-30f.h264", Codec::H264);
+        let mut m = Fmp4Muxer::with_parts(90_000, 18_000);
+        let mut file = BytesMut::new();
+        for frame in f {
+            let o = m.push(frame).unwrap();
+            if let Some(i) = o.init {
+                file.extend_from_slice(&i);
+            }
+            if let Some(frag) = o.fragment {
+                file.extend_from_slice(&frag.data);
+            }
+        }
+        if let Some(frag) = m.finish(None) {
+            file.extend_from_slice(&frag.data);
+        }
+        let scanned = crate::scan::scan(&mut std::io::Cursor::new(&file)).unwrap();
+        let shape: Vec<(u64, u32, bool)> = scanned
+            .fragments
+            .iter()
+            .map(|f| (f.decode_time_90k, f.frames, f.keyframe))
+            .collect();
+        // 30 fps, keyframes every 10 frames, 200 ms parts: 6 frames, then
+        // the 4 left before the next keyframe.
+        assert_eq!(
+            shape,
+            vec![
+                (0, 6, true),
+                (18_000, 4, false),
+                (30_000, 6, true),
+                (48_000, 4, false),
+                (60_000, 6, true),
+                (78_000, 4, false)
+            ]
+        );
+        assert!(scanned.fragments.iter().all(|f| f.duration_90k <= 18_000));
         assert_eq!(scanned.valid_len, file.len() as u64);
     }
 

@@ -17,8 +17,12 @@ use crate::mp4::{self, Fmp4Muxer, MuxedFragment};
 /// Durations that shape files, in 90 kHz ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmenterConfig {
-    /// Target fragment length (default 1 s).
+    /// Target fragment length when `part_90k` is 0 (1 s).
     pub fragment_90k: u64,
+    /// LL-HLS part target (default 200 ms): fragments start at every
+    /// keyframe and are cut before they grow past this; 0 cuts them by
+    /// `fragment_90k` instead (`docs/design/ll-hls.md`).
+    pub part_90k: u64,
     /// Target file length; a file rotates at the first keyframe after it (default 60 s).
     pub file_90k: i64,
     /// A jump in decode time larger than this is a gap, not jitter (default 2 s).
@@ -31,6 +35,7 @@ impl Default for SegmenterConfig {
     fn default() -> Self {
         SegmenterConfig {
             fragment_90k: 90_000,
+            part_90k: 18_000,
             file_90k: 60 * 90_000,
             gap_90k: 2 * 90_000,
             wall_tolerance_90k: 5 * 90_000,
@@ -230,7 +235,7 @@ impl Segmenter {
                 (false, Some(prev)) => now_utc_ns.max(prev),
                 (_, None) => now_utc_ns,
             };
-            let mut muxer = Fmp4Muxer::new(self.cfg.fragment_90k);
+            let mut muxer = Fmp4Muxer::with_parts(self.cfg.fragment_90k, self.cfg.part_90k);
             for a in self.audio_held.drain(..) {
                 muxer.push_audio(a);
             }
@@ -363,8 +368,10 @@ mod tests {
     }
 
     fn cfg(file_secs: i64) -> SegmenterConfig {
+        // Fragments of one GOP: these tests are about files, not parts.
         SegmenterConfig {
             fragment_90k: 30_000,
+            part_90k: 0,
             file_90k: file_secs * 90_000,
             ..SegmenterConfig::default()
         }

@@ -114,8 +114,12 @@ pub(crate) struct Inner {
     cfg: StoreConfig,
     pub(crate) root: PathBuf,
     pub(crate) pool: SqlitePool,
-    /// Next camera-wide fragment number per camera (live HLS media sequence).
+    /// Next camera-wide segment number per camera (live HLS media
+    /// sequence; [`crate::hls::segments`]).
     next_seq: Mutex<HashMap<String, i64>>,
+    /// Per camera, bumped whenever its live playlist may have changed
+    /// (fragments committed, a file closed): blocking reloads wait on it.
+    live_changes: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     /// Write figures per camera.
     write_stats: Mutex<HashMap<String, Arc<WriteStats>>>,
     /// One retention pass at a time.
@@ -172,6 +176,7 @@ impl Store {
                 root,
                 pool,
                 next_seq: Mutex::new(HashMap::new()),
+                live_changes: Mutex::new(HashMap::new()),
                 write_stats: Mutex::new(HashMap::new()),
                 retention: tokio::sync::Mutex::new(()),
                 camera_retention: Mutex::new(HashMap::new()),

@@ -540,7 +540,9 @@ fn segment(
 
 fn segmenter(file_secs: i64) -> reallive_store::segmenter::Segmenter {
     reallive_store::segmenter::Segmenter::new(reallive_store::segmenter::SegmenterConfig {
+        // One GOP a fragment, as these tests count them (not 200 ms parts).
         fragment_90k: u64::from(FRAME_90K) * GOP as u64,
+        part_90k: 0,
         file_90k: file_secs * 90_000,
         ..Default::default()
     })

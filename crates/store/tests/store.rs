@@ -293,11 +293,12 @@ async fn export_spans_files_from_the_keyframe_before_start() {
     assert!(!s.truncated_at_parameter_change);
     let p = ffprobe::probe(&dest);
     assert_eq!(p.frames, s.frames);
-    // Frames 40..140: whole GOPs of 10 covering the range.
-    assert_eq!(s.frames, 100);
+    // Frames 40..136: from the GOP's keyframe to the end of the 200 ms
+    // part (frames 130..136) that holds the range's end.
+    assert_eq!(s.frames, 96);
     assert!(p.keyframes[0], "starts on a keyframe");
     let d = p.duration_secs.unwrap();
-    assert!((d - 100.0 / 30.0).abs() < 0.05, "duration {d}");
+    assert!((d - 96.0 / 30.0).abs() < 0.05, "duration {d}");
     assert!(
         p.frame_pts.windows(2).all(|w| w[1] > w[0]),
         "one continuous timeline"
@@ -569,4 +570,59 @@ async fn a_deleted_recordings_id_is_never_given_out_again() {
         added.iter().all(|id| *id > newest),
         "{added:?} after deleting {newest}"
     );
+}
+
+/// What 200 ms parts cost over 1 s fragments: the same 60 s of video
+/// recorded both ways. Every extra fragment adds a `moof` (its `trun`
+/// entries are per sample either way) and a 28-byte index entry; each
+/// commit rewrites the open file's fragment BLOB. Prints the figures
+/// (`docs/design/ll-hls.md` quotes them) and bounds them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_cost_a_moof_and_an_index_entry_each() {
+    let mut figures = Vec::new();
+    for (name, part_90k) in [("1 s fragments", 0), ("200 ms parts", 18_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            segmenter: SegmenterConfig {
+                fragment_90k: 90_000,
+                part_90k,
+                ..SegmenterConfig::default()
+            },
+            ..StoreConfig::new(dir.path())
+        };
+        let (store, _) = Store::open(cfg).await.unwrap();
+        // 60 s at 30 fps, keyframes every 10 frames: one 60 s file.
+        record(&store, "cam", frames(1800), T0).await;
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        let media: u64 = recs.iter().map(|r| r.bytes - r.init_bytes).sum();
+        let fragments: usize = recs.iter().map(|r| r.fragments.len()).sum();
+        // Bytes of fragment BLOB written to SQLite: each commit (one per
+        // fragment) rewrites the whole table of the open file.
+        let blob_written: u64 = recs
+            .iter()
+            .map(|r| (1..=r.fragments.len() as u64).sum::<u64>() * 28)
+            .sum();
+        let p = ffprobe::probe(&store.root().join(&recs[0].path));
+        assert_eq!(p.frames, 1800, "{name}: plays whole");
+        figures.push((name, media, fragments, blob_written));
+        store.close().await;
+    }
+    let (_, media_1s, frags_1s, blob_1s) = figures[0];
+    let (_, media_p, frags_p, blob_p) = figures[1];
+    let per_fragment = (media_p - media_1s) as f64 / (frags_p - frags_1s) as f64;
+    let per_hour = (media_p - media_1s) * 60;
+    eprintln!(
+        "60 s at 30 fps: 1 s fragments {frags_1s} ({media_1s} B), 200 ms parts {frags_p} \
+         ({media_p} B): +{per_fragment:.0} B a fragment, +{:.2} MB/hour of file; index \
+         {} -> {} B/hour stored, {:.1} -> {:.1} MB/hour of BLOB written",
+        per_hour as f64 / 1e6,
+        frags_1s * 60 * 28,
+        frags_p * 60 * 28,
+        blob_1s as f64 * 60.0 / 1e6,
+        blob_p as f64 * 60.0 / 1e6,
+    );
+    // GOPs of 10 frames: parts of 6 and 4 frames (6 a second) against
+    // fragments of 30 frames (1 a second).
+    assert_eq!((frags_1s, frags_p), (60, 360));
+    assert!(per_fragment < 120.0, "a moof costs {per_fragment:.0} B");
 }

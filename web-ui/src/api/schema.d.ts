@@ -245,8 +245,11 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * An HLS live playlist of the newest fragments. Needs: `view` on the
-         *     camera.
+         * An LL-HLS live playlist of the newest segments, with 200 ms parts at the
+         *     edge (`docs/design/ll-hls.md`). With `_HLS_msn` (and `_HLS_part`) it is
+         *     a blocking reload: held until that segment (part) is listed, at most
+         *     three target durations (then 503); one more than two segments ahead is
+         *     a 400. Needs: `view` on the camera.
          */
         get: operations["live"];
         put?: never;
@@ -3387,7 +3390,12 @@ export interface operations {
     };
     live: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description blocking reload: hold the response until the playlist holds this media sequence number (complete), or with `_HLS_part` that part of it */
+                _HLS_msn?: number;
+                /** @description blocking reload: the part (0-based) of segment `_HLS_msn` to wait for; needs `_HLS_msn` */
+                _HLS_part?: number;
+            };
             header?: never;
             path: {
                 /** @description camera id */
@@ -3405,6 +3413,7 @@ export interface operations {
                     "application/vnd.apple.mpegurl": string;
                 };
             };
+            /** @description a bad camera id, `_HLS_msn`/`_HLS_part` not non-negative integers, `_HLS_part` alone, or `_HLS_msn` more than two segments past the newest */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3421,8 +3430,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description no such camera, or nothing recorded yet */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a blocking reload whose segment or part did not appear within three target durations */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

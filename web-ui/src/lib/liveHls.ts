@@ -8,18 +8,24 @@ import type { BufferCodecsData, ErrorData, HlsConfig } from 'hls.js'
 import { api as defaultApi, type ApiClient } from './api'
 import { elementHasAudio, tracksHaveAudio, type AudioPresence } from './sound'
 
-/** Live settings: start at the live edge, keep little in memory on a phone. */
+/**
+ * Live settings: LL-HLS (the server lists 200 ms parts and holds blocking
+ * reloads, docs/design/ll-hls.md), start at the live edge, keep little in
+ * memory on a phone. No `liveSyncDuration(Count)`: set, it would override
+ * the playlist's PART-HOLD-BACK, which is what keeps the fallback about a
+ * second behind live rather than three segments.
+ */
 export const LIVE_HLS_CONFIG: Partial<HlsConfig> = {
-  lowLatencyMode: false,
+  lowLatencyMode: true,
   startPosition: -1,
   maxBufferLength: 10,
   backBufferLength: 10,
-  // The server lists the newest 6 fragments: play 3 behind the edge, and
-  // jump back to it before falling out of the window. hls.js takes the
-  // second only with the first.
-  liveSyncDurationCount: 3,
-  liveMaxLatencyDurationCount: 5,
+  // Catch up (up to 1.25x) after a stall instead of staying further behind.
+  maxLiveSyncPlaybackRate: 1.25,
 }
+
+/** The hls.js players of the live fallbacks now attached (for the test hook). */
+export const activeLiveHls = new Set<Hls>()
 
 export interface LiveHlsOptions {
   /** Whose token goes with the requests; the app's client by default. */
@@ -86,6 +92,7 @@ export function attachLiveHls(video: HTMLVideoElement, path: string, opts: LiveH
     if (Ctor?.isSupported()) {
       try {
         hls = startHlsJs(Ctor, video, path, client, fail, audio)
+        activeLiveHls.add(hls)
       } catch {
         // hls.js refused its settings or the element: a tile must not wait forever.
         fail('the video player could not start', 0)
@@ -105,6 +112,7 @@ export function attachLiveHls(video: HTMLVideoElement, path: string, opts: LiveH
     video.removeEventListener('error', onNativeError)
     video.removeEventListener('timeupdate', onNativeProgress)
     if (hls) {
+      activeLiveHls.delete(hls)
       hls.destroy()
       hls = null
     }

@@ -2,8 +2,10 @@
 // live player with the frames its video decoder has produced so far and the
 // audio it received (samples, codec), and
 // `window.__reallive.paths()` what carries each one's media (the selected ICE
-// candidate pair's local end: host, srflx or relay; UDP or TCP).
+// candidate pair's local end: host, srflx or relay; UDP or TCP), and
+// `window.__reallive.hls()` how far behind live each HLS fallback plays.
 
+import { activeLiveHls } from './liveHls'
 import { activePlayers, type PlayerState } from './player'
 
 export interface CameraStats {
@@ -86,11 +88,35 @@ export async function collectPaths(): Promise<CameraPath[]> {
   )
 }
 
+/** How far behind live an HLS fallback plays, as hls.js sees it. */
+export interface HlsLatency {
+  /** Wall clock now minus the PROGRAM-DATE-TIME of the frame playing, ms. */
+  behindLiveMs: number | null
+  /** hls.js `latency`: seconds from the playhead to the playlist's live edge. */
+  latency: number
+  /** hls.js `targetLatency` (the playlist's PART-HOLD-BACK in LL mode), s. */
+  targetLatency: number | null
+  lowLatencyMode: boolean
+}
+
+export function collectHls(now: number = Date.now()): HlsLatency[] {
+  return [...activeLiveHls].map((h) => {
+    const playing = h.playingDate
+    return {
+      behindLiveMs: playing ? now - playing.getTime() : null,
+      latency: h.latency,
+      targetLatency: h.targetLatency,
+      lowLatencyMode: h.lowLatencyMode,
+    }
+  })
+}
+
 declare global {
   interface Window {
     readonly __reallive?: {
       readonly stats: () => Promise<CameraStats[]>
       readonly paths: () => Promise<CameraPath[]>
+      readonly hls: () => HlsLatency[]
     }
   }
 }
@@ -98,7 +124,7 @@ declare global {
 export function installTestHook(target: Window = window): void {
   if (Object.prototype.hasOwnProperty.call(target, '__reallive')) return
   Object.defineProperty(target, '__reallive', {
-    value: Object.freeze({ stats: collectStats, paths: collectPaths }),
+    value: Object.freeze({ stats: collectStats, paths: collectPaths, hls: () => collectHls() }),
     writable: false,
     configurable: false,
     enumerable: false,

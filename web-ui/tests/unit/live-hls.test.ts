@@ -3,7 +3,7 @@ import { mount } from '@vue/test-utils'
 import { createMemoryHistory } from 'vue-router'
 import CameraTile from '../../src/components/CameraTile.vue'
 import { TOKEN_KEY, api, type Camera } from '../../src/lib/api'
-import { LIVE_HLS_CONFIG, attachLiveHls } from '../../src/lib/liveHls'
+import { LIVE_HLS_CONFIG, activeLiveHls, attachLiveHls } from '../../src/lib/liveHls'
 import { activePlayers } from '../../src/lib/player'
 import { createAppRouter } from '../../src/lib/router'
 import { FakePeerConnection, apiError, flush, json, mockFetch, sdpAnswer } from './fakes'
@@ -91,12 +91,17 @@ describe('attachLiveHls', () => {
     expect(hls.url).toBe(PLAYLIST)
     expect(hls.media).toBe(video)
     expect(video.muted).toBe(true)
-    expect(hls.config).toMatchObject({ maxBufferLength: 10, backBufferLength: 10, lowLatencyMode: false, startPosition: -1 })
+    expect(hls.config).toMatchObject({ maxBufferLength: 10, backBufferLength: 10, lowLatencyMode: true, startPosition: -1 })
+    // The playlist's PART-HOLD-BACK sets the latency: nothing overrides it.
+    expect(hls.config).not.toHaveProperty('liveSyncDuration')
+    expect(hls.config).not.toHaveProperty('liveSyncDurationCount')
     const headers: Record<string, string> = {}
     hls.config.xhrSetup({ setRequestHeader: (k, v) => void (headers[k] = v) }, '/api/cameras/7/files/a.mp4')
     expect(headers).toEqual({ Authorization: 'Bearer tok' })
+    expect(activeLiveHls.has(hls as never)).toBe(true)
     detach()
     expect(hls.destroyed).toBe(true)
+    expect(activeLiveHls.size).toBe(0)
   })
 
   it('says whether the playlist carries sound, once, and nothing after detach', async () => {
@@ -248,7 +253,7 @@ describe('a live tile without WebRTC', () => {
     await flush()
     expect(badge()).toBe('live · HLS')
     expect(w.find('.overlay').exists()).toBe(false)
-    expect(w.get('[data-testid="tile-note"]').text()).toBe('WebRTC could not connect; playing HLS (a few seconds behind)')
+    expect(w.get('[data-testid="tile-note"]').text()).toBe('WebRTC could not connect; playing HLS (a second or two behind)')
     expect(w.get('.tile').attributes('data-source')).toBe('hls')
 
     // The next session connects and shows frames: HLS goes, WebRTC plays.

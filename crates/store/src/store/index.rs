@@ -116,20 +116,30 @@ impl Store {
         rows.iter().map(|r| Ok(r.try_get("camera")?)).collect()
     }
 
+    /// Each camera's next segment number: its newest file's first number
+    /// plus that file's segments.
     pub(super) async fn load_sequences(&self) -> Result<(), StoreError> {
         let rows = sqlx::query(
-            "SELECT camera, MAX(first_seq + length(fragments) / 28) AS next FROM recordings GROUP BY camera",
+            "SELECT r.camera AS camera, r.first_seq AS first_seq, r.fragments AS fragments \
+             FROM recordings r WHERE r.id = (SELECT id FROM recordings WHERE camera = r.camera \
+             ORDER BY first_seq DESC, id DESC LIMIT 1)",
         )
         .fetch_all(&self.inner.pool)
         .await?;
+        let mut next = Vec::with_capacity(rows.len());
+        for r in rows {
+            let frags = crate::fragment::unpack(&r.try_get::<Vec<u8>, _>("fragments")?)?;
+            next.push((
+                r.try_get::<String, _>("camera")?,
+                r.try_get::<i64, _>("first_seq")? + crate::hls::segment_count(&frags) as i64,
+            ));
+        }
         let mut seqs = self
             .inner
             .next_seq
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        for r in rows {
-            seqs.insert(r.try_get("camera")?, r.try_get::<i64, _>("next")?);
-        }
+        seqs.extend(next);
         Ok(())
     }
 
@@ -223,17 +233,18 @@ mod tests {
     /// Live HLS numbers fragments camera-wide: the numbers run on across
     /// files and across a restart, so a player never sees one reused.
     #[tokio::test]
-    async fn fragment_numbers_run_on_across_files_and_restarts() {
+    async fn segment_numbers_run_on_across_files_and_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(config(dir.path())).await.unwrap();
-        record(&store, "cam", frames(120), T0).await; // two files of 6 fragments
+        // Two files of 12 parts, 6 segments (one per GOP).
+        record(&store, "cam", frames(120), T0).await;
         record(&store, "other", frames(60), T0).await;
         let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
         let seqs: Vec<(i64, usize)> = recs
             .iter()
             .map(|r| (r.first_seq, r.fragments.len()))
             .collect();
-        assert_eq!(seqs, [(0, 6), (6, 6)]);
+        assert_eq!(seqs, [(0, 12), (6, 12)]);
         store.close().await;
         let (store, _) = Store::open(config(dir.path())).await.unwrap();
         record(&store, "cam", frames(60), T0 + 10 * SEC).await;

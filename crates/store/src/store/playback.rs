@@ -197,13 +197,15 @@ impl Store {
         Ok(playlist)
     }
 
-    /// An HLS live playlist of the newest `window` fragments of `camera`.
+    /// An LL-HLS live playlist of the newest `window` segments of `camera`
+    /// ([`crate::hls::live_playlist`]).
     pub async fn live_playlist(
         &self,
         camera: &str,
         window: usize,
         uri_prefix: &str,
-    ) -> Result<String, StoreError> {
+    ) -> Result<crate::hls::LivePlaylist, StoreError> {
+        // Every file holds at least one segment: `window` files suffice.
         let rows = sqlx::query(concat!(
             "SELECT ",
             recording_columns!(),
@@ -219,6 +221,82 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         recs.reverse();
         Ok(crate::hls::live_playlist(&recs, window, uri_prefix))
+    }
+
+    /// [`live_playlist`](Self::live_playlist), held until it answers a
+    /// blocking reload `block` (RFC 8216bis 6.2.5.2): at most three target
+    /// durations (`max_wait` caps it), then [`StoreError::NotYet`]. A
+    /// request more than two segments past the newest is refused at once
+    /// ([`StoreError::InvalidInput`]). Without `block`, no wait.
+    pub async fn live_playlist_blocking(
+        &self,
+        camera: &str,
+        window: usize,
+        uri_prefix: &str,
+        block: Option<crate::hls::BlockingRequest>,
+        max_wait: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        use crate::hls::Blocking;
+        // Subscribe before reading, so a commit in between is not missed.
+        let mut changes = self.live_changes(camera);
+        let started = tokio::time::Instant::now();
+        loop {
+            changes.borrow_and_update();
+            let p = self.live_playlist(camera, window, uri_prefix).await?;
+            let Some(req) = block else {
+                return Ok(p.text);
+            };
+            match crate::hls::blocking_state(p.edge, req) {
+                Blocking::Ready => return Ok(p.text),
+                Blocking::TooFar => {
+                    return Err(StoreError::InvalidInput(format!(
+                        "_HLS_msn {} is more than two segments past the newest ({})",
+                        req.msn,
+                        p.edge.map_or(-1, |e| e.msn)
+                    )));
+                }
+                Blocking::Wait => {}
+            }
+            let target = p.edge.map_or(1, |e| e.target_secs.max(1));
+            let wait = std::time::Duration::from_secs(3 * u64::from(target)).min(max_wait);
+            let deadline = started + wait;
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                // Timed out (or the store is going away).
+                _ => {
+                    return Err(StoreError::NotYet(format!(
+                        "segment {} part {} did not appear within {} ms",
+                        req.msn,
+                        req.part.map_or_else(|| "-".to_string(), |p| p.to_string()),
+                        wait.as_millis()
+                    )));
+                }
+            }
+        }
+    }
+
+    /// A receiver that sees every change to `camera`'s live playlist.
+    pub(crate) fn live_changes(&self, camera: &str) -> tokio::sync::watch::Receiver<u64> {
+        self.inner
+            .live_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(camera.to_string())
+            .or_insert_with(|| tokio::sync::watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Wakes the blocking reloads of `camera`.
+    pub(crate) fn live_changed(&self, camera: &str) {
+        if let Some(tx) = self
+            .inner
+            .live_changes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(camera)
+        {
+            tx.send_modify(|n| *n += 1);
+        }
     }
 
     /// A multivariant playlist whose one variant is `media_uri` (this
@@ -427,14 +505,14 @@ mod tests {
     async fn a_live_playlist_holds_the_newest_fragments_by_their_numbers() {
         let (_dir, store) = open(|c| c).await;
         record(&store, "cam", frames(120), T0).await; // 12 fragments in two files
-        let p = store.live_playlist("cam", 3, "/r/").await.unwrap();
+        let p = store.live_playlist("cam", 3, "/r/").await.unwrap().text;
         assert_eq!(p.matches("#EXTINF").count(), 3);
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:9\n"), "{p}");
         let newest = &store.recordings("cam", TimeRange::all()).await.unwrap()[1];
         assert!(p.contains(&newest.path));
         assert!(!p.contains("#EXT-X-ENDLIST"), "live has no end");
         record(&store, "cam", frames(30), T0 + 4 * SEC).await;
-        let p = store.live_playlist("cam", 3, "/r/").await.unwrap();
+        let p = store.live_playlist("cam", 3, "/r/").await.unwrap().text;
         assert!(p.contains("#EXT-X-MEDIA-SEQUENCE:12\n"), "{p}");
     }
 }

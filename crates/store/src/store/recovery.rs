@@ -228,7 +228,7 @@ impl Store {
         let start = start_from_file_name(name)
             .or_else(|| mtime.map(|m| m - duration))
             .unwrap_or(0);
-        let first_seq = self.take_seq(&camera, s.fragments.len() as i64);
+        let first_seq = self.take_seq(&camera, crate::hls::segment_count(&s.fragments) as i64);
         sqlx::query(
             "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, codecs, width, \
              height, state, first_seq, fragments) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'complete', ?, ?)",
@@ -349,7 +349,8 @@ mod tests {
         {
             let (store, _) = Store::open(cfg()).await.unwrap();
             let mut s = store.session("cam").unwrap();
-            // Keyframes at 10 .. 50 close five fragments; four are indexed.
+            // Parts of 6 and 4 frames: ten are closed by frame 50, eight
+            // indexed (two flushes of four).
             for f in frames(51) {
                 let now = arrival(&f, T0);
                 s.write_at(f, now).await.unwrap();
@@ -358,7 +359,7 @@ mod tests {
                 store.recordings("cam", TimeRange::all()).await.unwrap()[0]
                     .fragments
                     .len(),
-                4
+                8
             );
             drop(s); // a crash
             store.close().await;
@@ -370,12 +371,12 @@ mod tests {
                 report.fragments_recovered,
                 report.fragments_dropped
             ),
-            (1, 1, 0),
+            (1, 2, 0),
             "{report:?}"
         );
         let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
         assert_eq!(r.state, RecordingState::Complete);
-        assert_eq!(r.fragments.len(), 5);
+        assert_eq!(r.fragments.len(), 10);
         assert_eq!(r.end_utc_ns, T0 + 50 * SEC / 30);
         assert_eq!(
             fs::metadata(store.root().join(&r.path)).unwrap().len(),
@@ -498,7 +499,7 @@ mod tests {
                     assert_eq!(recs.len(), 1, "{rel}");
                     assert_eq!(recs[0].start_utc_ns, start, "{rel}");
                     assert_eq!(recs[0].end_utc_ns, start + 2 * SEC, "{rel}");
-                    assert_eq!(recs[0].fragments.len(), 6, "{rel}");
+                    assert_eq!(recs[0].fragments.len(), 12, "{rel}");
                 }
                 None => assert!(root.join(QUARANTINE).join(rel).exists(), "{rel}"),
             }

@@ -16,7 +16,8 @@ pub(crate) fn frames(n: usize) -> Vec<EncodedFrame> {
     reallive_test_support::clip::ball_frames(n)
 }
 
-/// Fragments of one GOP (10 frames, 1/3 s), files of 2 s (6 fragments).
+/// 200 ms parts in GOPs of 10 frames (1/3 s): 6 frames then 4; files of
+/// 2 s (12 fragments, 6 segments).
 pub(crate) fn config(dir: &Path) -> StoreConfig {
     StoreConfig {
         segmenter: SegmenterConfig {

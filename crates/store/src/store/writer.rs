@@ -72,6 +72,8 @@ struct OpenFile {
     bytes: u64,
     committed_bytes: u64,
     fragments: Vec<FragmentEntry>,
+    /// Segments of `fragments` counted into the camera's media sequence.
+    segments: usize,
     unflushed: u32,
     duration_90k: i64,
 }
@@ -337,6 +339,7 @@ impl RecordingSession {
             bytes: init_len,
             committed_bytes: init_len,
             fragments: Vec::new(),
+            segments: 0,
             unflushed: 0,
             duration_90k: 0,
         });
@@ -374,7 +377,8 @@ impl RecordingSession {
         let Some(f) = self.file.as_mut() else {
             return Ok(());
         };
-        let new = i64::from(f.unflushed);
+        let segments = crate::hls::segment_count(&f.fragments);
+        let new = (segments - f.segments.min(segments)) as i64;
         sqlx::query("UPDATE recordings SET end_utc_ns = ?, bytes = ?, fragments = ? WHERE id = ?")
             .bind(f.start_utc_ns + ticks_to_ns(f.duration_90k))
             .bind(f.bytes as i64)
@@ -384,6 +388,7 @@ impl RecordingSession {
             .await?;
         f.committed_bytes = f.bytes;
         f.unflushed = 0;
+        f.segments = segments;
         let (id, end, bytes) = (f.id, f.start_utc_ns + ticks_to_ns(f.duration_90k), f.bytes);
         self.store.cache_change(&self.camera, |list| {
             if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
@@ -392,6 +397,7 @@ impl RecordingSession {
             }
         });
         self.store.take_seq(&self.camera, new);
+        self.store.live_changed(&self.camera);
         Ok(())
     }
 
@@ -424,6 +430,7 @@ impl RecordingSession {
                 r.state = RecordingState::Complete;
             }
         });
+        self.store.live_changed(&self.camera);
         tracing::debug!(camera = %self.camera, path = %f.rel, fragments = f.fragments.len(), "recording closed");
         self.finished.push(f.id);
         Ok(())
@@ -467,6 +474,7 @@ impl RecordingSession {
                         r.state = RecordingState::Complete;
                     }
                 });
+                self.store.live_changed(&self.camera);
             }
             // Left as 'writing': recovery will close it at next open.
             Err(e) => {
@@ -528,21 +536,22 @@ mod tests {
         })
         .await;
         let mut s = store.session("cam").unwrap();
-        // Keyframes at 10, 20, 30 and 40 close four fragments.
+        // Parts of 6 and 4 frames (keyframes every 10): frames 6, 10, ..,
+        // 36 and 40 close eight fragments; two flushes index six.
         for f in frames(41) {
             let now = arrival(&f, T0);
             s.write_at(f, now).await.unwrap();
         }
         let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
-        assert_eq!(r.fragments.len(), 3);
-        assert_eq!(r.bytes, r.fragments[2].end());
+        assert_eq!(r.fragments.len(), 6);
+        assert_eq!(r.bytes, r.fragments[5].end());
         assert!(
             file_len(&store, &r.path) > r.bytes,
-            "the fourth is written, not committed"
+            "the seventh is written, not committed"
         );
         s.finish().await.unwrap();
         let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
-        assert_eq!(r.fragments.len(), 5, "and the one-frame tail");
+        assert_eq!(r.fragments.len(), 9, "and the one-frame tail");
         assert_eq!(r.bytes, file_len(&store, &r.path));
         assert_eq!(r.end_utc_ns, T0 + 41 * crate::store::testutil::SEC / 30);
     }
