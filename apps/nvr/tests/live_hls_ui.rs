@@ -14,8 +14,7 @@
 
 mod common;
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{PASSWORD, start_nvr, state_of, wait_json, wait_status};
 use reallive_test_support::RtspCameraConfig;
@@ -36,7 +35,7 @@ async fn live_hls_fallback_plays_about_a_second_behind_live() {
 }
 
 async fn flow() {
-    let common::BrowserSetup { web, chromium, .. } = common::browser_setup();
+    let browser = common::browser_setup();
     let dir = tempfile::tempdir().unwrap();
     // 15 fps with a keyframe a second, as the review test's cameras.
     let cam = FakeCamera::spawn(
@@ -75,39 +74,16 @@ async fn flow() {
     )
     .await;
 
-    let started = Instant::now();
-    let child = tokio::process::Command::new("node")
-        .arg(web.join("e2e/review.mjs"))
-        .current_dir(&web)
-        .env("BASE_URL", format!("http://{}", nvr.addr))
-        .env("RL_ADMIN_USER", "admin")
-        .env("RL_ADMIN_PASSWORD", PASSWORD)
-        .env("STILL_CAMERA", still.to_string())
-        .env("STEPS", "hlsFallback")
-        .env("HLS_LATENCY_MS", "8000")
-        .env("CHROMIUM", &chromium)
-        .env(
-            "HARD_TIMEOUT_MS",
-            (BROWSER_TIMEOUT.as_millis() - 5000).to_string(),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("run node (Node.js 20+ is needed for web-ui/e2e/review.mjs)");
-    let out = tokio::time::timeout(BROWSER_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("review.mjs ends within its hard timeout")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    eprintln!(
-        "review.mjs ({:.1} s): {line}",
-        started.elapsed().as_secs_f64()
-    );
-    let v: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("review.mjs printed no JSON line ({e}): {stdout}"));
+    let still_text = still.to_string();
+    let env = [
+        ("RL_ADMIN_USER", "admin"),
+        ("RL_ADMIN_PASSWORD", PASSWORD),
+        ("STILL_CAMERA", still_text.as_str()),
+        ("STEPS", "hlsFallback"),
+        ("HLS_LATENCY_MS", "8000"),
+    ];
+    let v = common::run_e2e(&browser, "review.mjs", nvr.addr, &env, BROWSER_TIMEOUT).await;
+    let line = v.to_string();
     assert_eq!(v["steps"]["hlsFallback"], "pass", "{line}\n{}", nvr.log());
     let lat = &v["hlsFallback"]["latency"];
     assert_eq!(lat["lowLatencyMode"], true, "{line}");

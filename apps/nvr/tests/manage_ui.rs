@@ -32,7 +32,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{PASSWORD, start_nvr};
 use reallive_test_support::RtspCameraConfig;
