@@ -117,7 +117,6 @@ async fn manage_flow() {
     };
     let good_url = yard.url_with_credentials();
     let bad_url = good_url.replace(CAM_PASSWORD, "not-the-password");
-    let second_cam_url_text = back.url();
     let screenshots_text = screenshots.display().to_string();
     let env = [
         ("RL_ADMIN_USER", "admin"),
@@ -126,7 +125,7 @@ async fn manage_flow() {
         ("BAD_AUTH_URL", bad_url.as_str()),
         ("CAM_PASSWORD", CAM_PASSWORD),
         ("CAMERA_NAME", "yard"),
-        ("SECOND_CAM_URL", second_cam_url_text.as_str()),
+        ("SECOND_CAM_URL", back.url()),
         ("EXCLUDE_ZONE", EXCLUDE_ZONE),
         ("VIEWER_USER", VIEWER),
         ("VIEWER_PASSWORD", VIEWER_PASSWORD),
