@@ -149,13 +149,13 @@ pub fn try_probe(path: &Path) -> Result<VideoProbe, ProbeError> {
 /// before the first bright one's: a frame is a sample, 33 ms apart at
 /// 30 fps. For each flash, the nearest click within 500 ms, as
 /// `(click − first bright frame, how far the click falls outside that
-/// interval)`, in seconds: the second is 0 for a click inside it, negative
-/// before it, positive after. A flash is the first frame whose mean luma is
+/// interval, the first bright frame's pts)`, in seconds: the second is 0
+/// for a click inside it, negative before it, positive after. A flash is the first frame whose mean luma is
 /// at least 200 after one below 180; a click is where ffmpeg's
 /// `silencedetect` (−30 dB, 0.3 s) ends a silence.
 ///
 /// Panics with ffmpeg's stderr when either track does not decode.
-pub fn flash_click_offsets(path: &Path) -> Vec<(f64, f64)> {
+pub fn flash_click_offsets(path: &Path) -> Vec<(f64, f64, f64)> {
     let video = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(path)
@@ -237,7 +237,7 @@ pub fn flash_click_offsets(path: &Path) -> Vec<(f64, f64)> {
             } else {
                 0.0
             };
-            Some((click - bright, outside))
+            Some((click - bright, outside, bright))
         })
         .collect()
 }
