@@ -277,7 +277,7 @@ pub struct LocalSource {
 
 impl LocalSource {
     /// Hands a packet of the camera's sound to its viewers that listen,
-    /// as Opus ([`LiveSound`]); never waits.
+    /// as Opus (transcoded from AAC while one listens); never waits.
     pub fn offer_audio(&mut self, frame: &AudioFrame) {
         let inner = &self.live.inner;
         let start = inner.opus.get().map(|o| &o.0);
