@@ -172,6 +172,11 @@ impl From<reallive_store::StoreError> for ApiError {
         if let S::NoRoom { .. } = e {
             return ApiError::insufficient_storage(e.to_string());
         }
+        if let S::NotYet(_) = e {
+            // A blocking playlist reload that timed out: expected, not a
+            // fault; the client is told what did not come, and to ask again.
+            return ApiError::busy(without_paths(&e.to_string()), 1);
+        }
         let message = match &e {
             S::NotFound(_) | S::InvalidInput(_) | S::Bitstream(_) | S::Busy(_) | S::NotYet(_) => {
                 without_paths(&e.to_string())

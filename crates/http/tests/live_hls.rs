@@ -230,6 +230,16 @@ async fn blocking_reloads_wait_for_the_next_part_and_refuse_the_rest() {
     )
     .await;
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    // It says what did not come, and when to ask again.
+    let body = String::from_utf8_lossy(&r.body);
+    assert!(body.contains("did not appear within"), "{body}");
+    assert!(
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "retry-after" && v == "1"),
+        "{:?}",
+        r.headers
+    );
     let waited = t.elapsed();
     assert!(
         waited >= Duration::from_millis(2900) && waited < Duration::from_secs(5),
