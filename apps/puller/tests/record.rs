@@ -273,12 +273,15 @@ async fn thirty_seconds_recorded_play_back_whole() {
     let files = recorded.len();
     eprintln!("sent {sent}; recorded {frames} frames, {secs:.2} s in {files} files");
     // Every file has the two tracks, and the sound lasts as long as the
-    // picture (its first packets may race the session's start).
+    // picture: its first packets may race the session's start, and until
+    // the relay's first audio sender report (up to 5 s) the sound is placed
+    // by arrival, then moved by up to 150 ms, which can lose the packets it
+    // overlaps (a known gap, docs/design/audio.md): within 2 s.
     let (audio_secs, audio_files) = probe_audio(&recorded);
     eprintln!("recorded {audio_secs:.2} s of Opus in {audio_files} of {files} files");
     assert_eq!(audio_files, files, "files without sound; {log}");
     assert!(
-        audio_secs >= secs - 1.5 && audio_secs <= secs + 0.5,
+        audio_secs >= secs - 2.0 && audio_secs <= secs + 0.5,
         "{audio_secs:.2} s of sound for {secs:.2} s of picture"
     );
     assert!((secs - 30.0).abs() <= 1.0, "{secs:.2} s recorded; {log}");
