@@ -144,6 +144,18 @@ fn run(core: &mut Core, clients: &mut [&mut Client], now: &mut Instant, step: Du
     core.tick(*now);
 }
 
+/// Runs the network in 10 ms steps until every client has connected (ICE
+/// and DTLS done), at most 3 s.
+fn connect(core: &mut Core, clients: &mut [&mut Client], now: &mut Instant) {
+    for _ in 0..300 {
+        run(core, clients, now, Duration::from_millis(10));
+        if clients.iter().all(|c| c.connected) {
+            return;
+        }
+    }
+    panic!("ICE and DTLS did not complete within 3 s");
+}
+
 #[test]
 fn frames_reach_every_subscriber_from_a_keyframe_and_requests_merge() {
     let _ = tracing_subscriber::fmt()
@@ -386,14 +398,7 @@ fn a_local_cameras_kept_gop_starts_its_first_viewer_at_once() {
     assert!(!core.watched(9));
     let (mut s1, _) = client("10.0.0.3:5000", Direction::RecvOnly, &mut core, 9, now);
     assert!(core.watched(9), "a viewer, connecting");
-    let ms = Duration::from_millis(10);
-    for _ in 0..300 {
-        run(&mut core, &mut [&mut s1], &mut now, ms);
-        if s1.connected {
-            break;
-        }
-    }
-    assert!(s1.connected);
+    connect(&mut core, &mut [&mut s1], &mut now);
     assert!(s1.frames.is_empty());
     // Frames 10..=16 (keyframe 10) were kept: the first goes at once.
     core.local_gop(9, &clip[10..=16], now);
@@ -448,14 +453,7 @@ fn an_h265_camera_passes_through_to_viewers_that_offer_h265() {
         false,
     );
     let (mut avc, _) = client("10.0.0.4:5000", Direction::RecvOnly, &mut core, 5, now);
-    let ms = Duration::from_millis(10);
-    for _ in 0..300 {
-        run(&mut core, &mut [&mut hevc, &mut avc], &mut now, ms);
-        if hevc.connected && avc.connected {
-            break;
-        }
-    }
-    assert!(hevc.connected && avc.connected);
+    connect(&mut core, &mut [&mut hevc, &mut avc], &mut now);
     for (i, f) in clip.iter().enumerate() {
         let mut f = f.clone();
         f.pts_90k = i as i64 * 3000;
@@ -609,13 +607,7 @@ fn a_local_cameras_sound_goes_to_the_viewers_that_took_audio() {
     );
     let (mut watcher, _) = client("10.0.0.4:5000", Direction::RecvOnly, &mut core, 9, now);
     let ms = Duration::from_millis(10);
-    for _ in 0..300 {
-        run(&mut core, &mut [&mut listener, &mut watcher], &mut now, ms);
-        if listener.connected && watcher.connected {
-            break;
-        }
-    }
-    assert!(listener.connected && watcher.connected);
+    connect(&mut core, &mut [&mut listener, &mut watcher], &mut now);
     assert!(core.heard(9), "a viewer took audio");
     assert!(!core.heard(10));
     let opus = Arc::new(AudioParameters::opus(1));
