@@ -4,7 +4,8 @@
 // video decoder has produced more than MIN_FRAMES frames.
 //
 // Prints one JSON line and exits 0 ({"ok":true,"framesDecoded":N,"ms":T,
-// "firstFrameMs":F,"path":{...}}) or 1 ({"ok":false,"reason":"...",
+// "firstFrameMs":F,"path":{...},"tiles":[{cameraId,name,state,badge,badgeTitle,
+// transcoded,note,overlay}]}) or 1 ({"ok":false,"reason":"...",
 // "stats":[...]}). `ms` counts from the moment the live page appeared to
 // MIN_FRAMES; `firstFrameMs` from the click on "Sign in" to the first
 // decoded frame (what a user waits for); `path` is the
@@ -22,6 +23,9 @@
 //      MIN_FRAMES (60), MIN_AUDIO_SAMPLES (0: no check), TIMEOUT_MS (10000),
 //      CHROMIUM (/usr/bin/chromium),
 //      CHROMIUM_EXTRA_ARGS (space-separated flags added to the fixed ones),
+//      SCREENSHOT (a path: a PNG of the page at success), VIEWPORT (1280x800),
+//      SCREENSHOT_PHONE (a path: then the page at 390x844, the whole page),
+//      SETTLE_MS (0: wait this long after success before reading the tiles),
 //      HARD_TIMEOUT_MS (default: 3 × TIMEOUT_MS + 30000).
 
 import { closeBrowser, envInt, guardRun, launchChromium, sleep } from './harness.mjs'
@@ -53,6 +57,12 @@ const POLL_MS = 200
 // came back), then measure until a new connection decodes RESUME_FRAMES.
 const RESTART_FILE = process.env.RESTART_FILE || ''
 const RESUME_FRAMES = intEnv('RESUME_FRAMES', 30)
+// A PNG of the page at success, when set (a path).
+const SCREENSHOT = process.env.SCREENSHOT || ''
+const SCREENSHOT_PHONE = process.env.SCREENSHOT_PHONE || ''
+// How long to wait after success before reading the tiles (their notes
+// settle) and taking the screenshot.
+const SETTLE_MS = intEnv('SETTLE_MS', 0)
 const RESTART_WAIT_MS = intEnv('RESTART_WAIT_MS', 60_000)
 
 function finish(ok, fields) {
@@ -117,7 +127,8 @@ async function unmute(page, cameraId, timeoutMs) {
 async function run() {
   if (!USERNAME) throw new Error('RL_USERNAME is not set')
   browser = await launchChromium()
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const [vw, vh] = (process.env.VIEWPORT || '1280x800').split('x').map(Number)
+  const context = await browser.newContext({ viewport: { width: vw || 1280, height: vh || 800 } })
   const page = await context.newPage()
   page.setDefaultTimeout(TIMEOUT_MS)
   const pageErrors = []
@@ -185,7 +196,16 @@ async function run() {
         return
       }
       const paths = await page.evaluate(() => window.__reallive?.paths?.() ?? []).catch(() => [])
-      finish(true, { framesDecoded: best, ms, firstFrameMs, path: paths[0] ?? null, ...audioFields(audio), ...sound })
+      if (SETTLE_MS > 0) await sleep(Math.min(SETTLE_MS, left()))
+      const tiles = await tileFields(page)
+      if (SCREENSHOT) await page.screenshot({ path: SCREENSHOT }).catch(() => {})
+      if (SCREENSHOT_PHONE) {
+        // The same page on a phone: the layout reflows, nothing reconnects.
+        await page.setViewportSize({ width: 390, height: 844 }).catch(() => {})
+        await sleep(500)
+        await page.screenshot({ path: SCREENSHOT_PHONE, fullPage: true }).catch(() => {})
+      }
+      finish(true, { framesDecoded: best, ms, firstFrameMs, path: paths[0] ?? null, tiles, ...audioFields(audio), ...sound })
       return
     }
     // Fast polls until the first frame, so its time is measured closely.
@@ -198,6 +218,28 @@ async function run() {
     throw new Error(`no camera received more than ${MIN_AUDIO_SAMPLES} audio samples within ${TIMEOUT_MS} ms (most: ${got})${extra}`)
   }
   throw new Error(`no camera decoded more than ${MIN_FRAMES} frames within ${TIMEOUT_MS} ms${extra}`)
+}
+
+/** What each tile shows: its camera, badge, note and overlay, and whether
+ * it marks the picture as transcoded by the server. */
+async function tileFields(page) {
+  return page
+    .evaluate(() =>
+      [...document.querySelectorAll('.tile')].map((el) => {
+        const badge = el.querySelector('[data-testid="tile-badge"]')
+        return {
+          cameraId: Number(el.getAttribute('data-camera-id')),
+          name: el.querySelector('.tile-name')?.textContent ?? null,
+          state: el.getAttribute('data-state'),
+          badge: badge?.textContent?.trim() ?? null,
+          badgeTitle: badge?.getAttribute('title') ?? null,
+          transcoded: el.getAttribute('data-transcoded') === 'yes',
+          note: el.querySelector('[data-testid="tile-note"]')?.textContent?.trim() ?? null,
+          overlay: el.querySelector('.overlay')?.textContent?.trim() ?? null,
+        }
+      }),
+    )
+    .catch(() => [])
 }
 
 async function resumeAfterRestart(page, firstFrames, firstMs, sound = {}) {

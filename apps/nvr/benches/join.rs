@@ -13,7 +13,11 @@
 //! - **RTSP, 4 s GOP:** a fake 720p30 camera (gst-rtsp-server, x264, a
 //!   keyframe every 4 s, 2 Mbit/s), which nobody can ask for a keyframe;
 //! - **pusher:** `reallive-pusher --source test` at 720p30, which answers
-//!   a keyframe request.
+//!   a keyframe request;
+//! - **RTSP H.265, 4 s GOP, transcoded:** the same camera in H.265, which
+//!   Chromium cannot decode: every join goes through the NVR's live
+//!   transcode to H.264 (cache on only). The first join starts the
+//!   transcode; the later ones find it running (it lingers 10 s).
 //!
 //! Per run: join (RTCPeerConnection made to first frame presented) median
 //! and worst, page load to first frame median, the jitter buffer's mean
@@ -27,10 +31,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use reallive_test_support::RtspCameraConfig;
 use reallive_test_support::bench::{arg, cpu_of};
 use reallive_test_support::camera_process::FakeCamera;
 use reallive_test_support::http::Api;
+use reallive_test_support::{RtspCameraConfig, RtspCodec};
 use serde_json::json;
 use tokio::process::Command;
 
@@ -113,20 +117,24 @@ async fn main() {
         "{} is missing: cargo build --release -p reallive-pusher",
         pusher_bin.display()
     );
-    let camera = FakeCamera::spawn(
-        RtspCameraConfig {
-            path: "/gate".into(),
-            width: 1280,
-            height: 720,
-            fps: 30,
-            keyframe_interval: 120,
-            bitrate_kbps: 2000,
-            pattern: "ball".into(),
-            ..RtspCameraConfig::default()
-        }
-        .into(),
-    )
-    .await;
+    let camera_of = |path: &str, codec| {
+        FakeCamera::spawn(
+            RtspCameraConfig {
+                path: path.into(),
+                width: 1280,
+                height: 720,
+                fps: 30,
+                keyframe_interval: 120,
+                bitrate_kbps: 2000,
+                pattern: "ball".into(),
+                codec,
+                ..RtspCameraConfig::default()
+            }
+            .into(),
+        )
+    };
+    let camera = camera_of("/gate", RtspCodec::H264).await;
+    let hevc = camera_of("/hevc", RtspCodec::H265).await;
     println!(
         "{n} joins per run, 1.3 s apart, each held 4 s; {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
@@ -136,15 +144,20 @@ async fn main() {
         "| source | GOP cache | join median, ms | join worst, ms | page load to first frame, median ms | jitter buffer delay after 2 s, mean ms | NVR CPU, % of a core |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for source in ["rtsp", "pusher"] {
-        for cache_mib in [8u32, 0] {
+    for source in ["rtsp", "pusher", "h265"] {
+        let caches: &[u32] = if source == "h265" { &[8] } else { &[8, 0] };
+        for &cache_mib in caches {
             let dir = tempfile::tempdir().unwrap();
-            let url = (source == "rtsp").then(|| camera.url().to_string());
+            let url = match source {
+                "rtsp" => Some(camera.url().to_string()),
+                "h265" => Some(hevc.url().to_string()),
+                _ => None,
+            };
             let nvr = start_nvr(dir.path(), url.as_deref(), cache_mib).await;
             let pid = nvr.child.id().unwrap();
             let api = Api::new(nvr.addr).login("admin", common::PASSWORD).await;
             let mut pusher = None;
-            let id = if source == "rtsp" {
+            let id = if url.is_some() {
                 nvr.cameras[0].0
             } else {
                 let made = api
@@ -185,10 +198,13 @@ async fn main() {
             let jitter_mean = jitter.iter().sum::<f64>() / jitter.len().max(1) as f64;
             println!(
                 "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} % |",
-                if source == "rtsp" {
-                    "RTSP camera, 720p30, 4 s GOP"
-                } else {
-                    "pusher, 720p30 (answers keyframe requests)"
+                match source {
+                    "rtsp" => "RTSP camera, 720p30, 4 s GOP".to_string(),
+                    "pusher" => "pusher, 720p30 (answers keyframe requests)".to_string(),
+                    _ => format!(
+                        "RTSP H.265 camera, 720p30, 4 s GOP, transcoded (first join, starting it: {:.0} ms)",
+                        j.first().copied().unwrap_or(f64::NAN)
+                    ),
                 },
                 if cache_mib > 0 { "on (8 MiB)" } else { "off" },
                 median(j.clone()),

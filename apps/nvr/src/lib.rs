@@ -122,9 +122,11 @@ pub async fn run(
         None
     };
 
-    // A camera's AAC goes live as Opus while a viewer listens.
+    // A camera's AAC goes live as Opus while a viewer listens; its H.265
+    // or B-frames as H.264 while a viewer cannot play them.
     if let Some(live) = server.live() {
         live.set_opus_transcoder(reallive_encode::audio::start_opus_transcoder());
+        live.set_video_transcoder(reallive_encode::live::start_video_transcoder());
     }
     // One supervised recorder per camera, shown live through the relay.
     let floor_warning: Arc<std::sync::Mutex<Option<String>>> = Arc::default();

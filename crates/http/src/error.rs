@@ -87,6 +87,14 @@ impl ApiError {
         }
     }
 
+    /// The same error with its own `code` in the body, for a client to
+    /// tell it from others of its status.
+    #[must_use]
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.status = Some((self.status(), code));
+        self
+    }
+
     /// An error with an explicit status and code, for the HTTP-level
     /// failures that have no domain kind (413, 415, 422).
     pub fn with_status(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {

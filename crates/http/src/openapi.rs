@@ -130,13 +130,14 @@ mod live {
         request_body(content = String, content_type = "application/sdp", description = "the SDP offer"),
         responses(
             (status = 201, content_type = "application/sdp", body = String, description = "the SDP answer",
-                headers(("Location" = String, description = "the session: DELETE it to stop"))),
+                headers(("Location" = String, description = "the session: DELETE it to stop"),
+                    ("X-Reallive-Transcoded" = String, description = "present (`h264`) when the viewer gets the camera's live transcode: its offer lacked the camera's codec, or the camera sends B-frames"))),
             (status = 400, body = ErrorBody, description = "an SDP the relay refuses"),
             (status = 401, body = ErrorBody),
             (status = 404, body = ErrorBody),
             (status = 415, body = ErrorBody, description = "not `application/sdp`"),
             (status = 429, body = ErrorBody, description = "the user holds as many live sessions as allowed"),
-            (status = 503, body = ErrorBody, description = "the camera has no publisher now: try again when it is online"),
+            (status = 503, body = ErrorBody, description = "the camera has no publisher now: try again when it is online; or (code `transcode_limit`, with `Retry-After`) the viewer needs the camera transcoded and the server already runs as many live transcodes as it may"),
         ))]
     #[allow(dead_code)]
     fn whep() {}

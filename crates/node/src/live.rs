@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use reallive_auth::{CameraStatus, random_token};
 use reallive_core::{
-    AudioCodec, AudioFrame, AudioParameters, AudioTranscoder, CameraAudio, EncodedFrame, ErrorKind,
-    StartOpusTranscoder, audio_channel,
+    AudioCodec, AudioFrame, AudioParameters, AudioTranscoder, CameraAudio, Codec, EncodedFrame,
+    ErrorKind, StartOpusTranscoder, StartVideoTranscoder, VideoTranscoder, audio_channel,
+    frame_channel,
 };
-use reallive_relay::{PeerRole, Relay, RelayEvent, SessionId};
+use reallive_relay::{PeerRole, Relay, RelayEvent, SessionId, TranscodeWant};
 use reallive_signaling::{Action, ConnId, Directory, Hub, Message, Proof, Refusal, Role, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -86,6 +87,9 @@ struct Inner {
     /// Starts the Opus transcoder of a local camera's AAC, while a viewer
     /// listens (the NVR sets it; without it, only Opus sound goes live).
     opus: OnceLock<OpusStart>,
+    /// Starts the live H.264 transcode of a local camera that some viewer
+    /// cannot play (the NVR sets it).
+    video: OnceLock<VideoStart>,
 }
 
 /// [`StartOpusTranscoder`], shown in `Debug` by name.
@@ -94,6 +98,200 @@ struct OpusStart(StartOpusTranscoder);
 impl std::fmt::Debug for OpusStart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("StartOpusTranscoder")
+    }
+}
+
+/// [`StartVideoTranscoder`], shown in `Debug` by name.
+struct VideoStart(StartVideoTranscoder);
+
+impl std::fmt::Debug for VideoStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartVideoTranscoder")
+    }
+}
+
+/// Frames queued from a live transcoder to the relay: 1 s at 30 fps.
+const LIVE_TRANSCODE_QUEUE: usize = 30;
+
+/// A kept GOP of at most this many frames goes into a new transcoder at
+/// once, so its first viewer starts at the last keyframe; a longer one
+/// would overflow the transcoder's queue (30 frames), and the transcode
+/// starts at the camera's next keyframe instead.
+const TRANSCODE_GOP_FRAMES: usize = 25;
+
+/// A local camera's live transcode (`docs/design/live-transcode.md`): the
+/// relay says what the camera sends; while it wants the transcode (a
+/// viewer cannot play the camera's stream, or left less than 10 s ago),
+/// one transcoder runs, whatever the number of such viewers, and its
+/// H.264 goes back to the relay for them.
+#[derive(Debug)]
+struct LiveVideo {
+    camera: i64,
+    want: Arc<TranscodeWant>,
+    /// What the relay was last told the camera sends, and whether the
+    /// telling got through (else it is said again at the next keyframe).
+    told: Option<((Codec, bool), bool)>,
+    transcoder: Option<VideoTranscoding>,
+    /// A transcoder failed to start or run: the next is tried at this
+    /// frame's time, later after each failure in a row (1 s doubling to
+    /// 30 s); reset when nobody wants the transcode.
+    retry: Option<std::time::Instant>,
+    backoff: reallive_core::Backoff,
+}
+
+/// The first retry of a failed live transcode, doubling to the second.
+const TRANSCODE_RETRY: (std::time::Duration, std::time::Duration) = (
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(30),
+);
+
+struct VideoTranscoding {
+    codec: Codec,
+    transcoder: Box<dyn VideoTranscoder>,
+    started: std::time::Instant,
+}
+
+impl std::fmt::Debug for VideoTranscoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoTranscoding")
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveVideo {
+    /// `frame` is already the last of `gop`, the camera's current GOP.
+    fn offer(
+        &mut self,
+        relay: &Relay,
+        start: Option<&StartVideoTranscoder>,
+        gop: &[EncodedFrame],
+        frame: &EncodedFrame,
+    ) {
+        if frame.keyframe {
+            self.tell(relay, frame);
+        }
+        if !self.want.wanted() {
+            if self.transcoder.take().is_some() {
+                tracing::info!(
+                    camera = self.camera,
+                    "live transcode stopped: no viewer needs it"
+                );
+            }
+            self.retry = None;
+            self.backoff.reset();
+            return;
+        }
+        if self
+            .transcoder
+            .as_ref()
+            .is_some_and(|t| t.codec != frame.params.codec)
+        {
+            // The camera changed codec: a transcoder for the new one.
+            self.transcoder = None;
+        }
+        let Some(t) = self.transcoder.as_mut() else {
+            self.start(relay, start, gop, frame);
+            return;
+        };
+        if self.want.take_keyframe() {
+            t.transcoder.request_keyframe();
+        }
+        if let Err(e) = t.transcoder.push(frame) {
+            self.transcoder = None;
+            self.failed(&format!("failed: {e}"));
+        } else if self.backoff.is_raised() && t.started.elapsed() >= TRANSCODE_RETRY.1 {
+            // It has run a while: the next failure is retried soon again.
+            self.backoff.reset();
+        }
+    }
+
+    /// A transcoder failed: the next one is tried after a delay.
+    fn failed(&mut self, what: &str) {
+        let delay = self.backoff.next_delay();
+        tracing::warn!(
+            camera = self.camera,
+            "live transcode {what}; trying again in {:.0} s",
+            delay.as_secs_f64()
+        );
+        self.retry = Some(std::time::Instant::now() + delay);
+    }
+
+    /// Tells the relay what the camera sends, when that changed or the
+    /// last telling did not get through.
+    fn tell(&mut self, relay: &Relay, frame: &EncodedFrame) {
+        let codec = frame.params.codec;
+        let reorders =
+            codec == Codec::H264 && frame.params.stream_info().is_ok_and(|i| i.may_reorder);
+        let video = (codec, reorders);
+        if self.told != Some((video, true)) {
+            let ok = relay.set_local_video(self.camera, Some(video));
+            self.told = Some((video, ok));
+        }
+    }
+
+    fn start(
+        &mut self,
+        relay: &Relay,
+        start: Option<&StartVideoTranscoder>,
+        gop: &[EncodedFrame],
+        frame: &EncodedFrame,
+    ) {
+        if self.retry.is_some_and(|at| std::time::Instant::now() < at) {
+            return;
+        }
+        self.retry = None;
+        let Some(start) = start else {
+            self.failed("cannot start: this program has no transcoder");
+            return;
+        };
+        let (tx, mut rx) = frame_channel(LIVE_TRANSCODE_QUEUE);
+        let mut transcoder = match start(frame.params.codec, tx) {
+            Ok(t) => t,
+            Err(e) => {
+                self.failed(&format!("did not start: {e}"));
+                return;
+            }
+        };
+        let relay_out = relay.clone();
+        let camera = self.camera;
+        // Ends when the transcoder is dropped (its sender with it).
+        tokio::spawn(async move {
+            while let Some(f) = rx.recv().await {
+                let _ = relay_out.offer_transcoded(camera, f);
+            }
+        });
+        tracing::info!(
+            camera,
+            codec = %frame.params.codec,
+            "live transcode started: H.264 for viewers that cannot play the camera's stream"
+        );
+        // Its first picture from the last keyframe, when the GOP so far is
+        // short enough to go at once; else from the next keyframe.
+        let first: &[EncodedFrame] = if gop.len() <= TRANSCODE_GOP_FRAMES {
+            gop
+        } else {
+            std::slice::from_ref(frame)
+        };
+        let _ = self.want.take_keyframe();
+        for f in first {
+            if let Err(e) = transcoder.push(f) {
+                self.failed(&format!("failed: {e}"));
+                return;
+            }
+        }
+        self.transcoder = Some(VideoTranscoding {
+            codec: frame.params.codec,
+            transcoder,
+            started: std::time::Instant::now(),
+        });
+    }
+
+    /// The source is gone: the relay forgets what it sent.
+    fn forget(&self, relay: &Relay) {
+        if self.told.is_some() {
+            let _ = relay.set_local_video(self.camera, None);
+        }
     }
 }
 
@@ -273,6 +471,7 @@ pub struct LocalSource {
     gop: Vec<EncodedFrame>,
     gop_bytes: usize,
     sound: LiveSound,
+    video: LiveVideo,
 }
 
 impl LocalSource {
@@ -292,6 +491,15 @@ impl LocalSource {
     /// they cannot decode.
     pub fn offer(&mut self, frame: &EncodedFrame) {
         self.keep(frame);
+        let inner = &self.live.inner;
+        let start = inner.video.get().map(|v| &v.0);
+        // After `keep`, a GOP kept ends with `frame`.
+        let gop: &[EncodedFrame] = if self.gop.is_empty() {
+            std::slice::from_ref(frame)
+        } else {
+            &self.gop
+        };
+        self.video.offer(&inner.relay, start, gop, frame);
         if !self.watched.load(Ordering::Relaxed) {
             self.sending = false;
             return;
@@ -343,6 +551,7 @@ impl LocalSource {
 
     /// The camera is offline again.
     pub async fn close(self) {
+        self.video.forget(&self.live.inner.relay);
         let actions = lock(&self.live.inner.hub).external_publisher(
             self.camera,
             false,
@@ -449,6 +658,7 @@ impl LiveState {
                 socket_clients: reallive_http::ClientSlots::default(),
                 offers: Arc::new(tokio::sync::Semaphore::new(limits.offers_in_flight.max(1))),
                 opus: OnceLock::new(),
+                video: OnceLock::new(),
             }),
         };
         let pump = live.clone();
@@ -554,7 +764,23 @@ impl LiveState {
                 transcoder: None,
                 failed: false,
             },
+            video: LiveVideo {
+                camera,
+                want: self.inner.relay.transcode(camera),
+                told: None,
+                transcoder: None,
+                retry: None,
+                backoff: reallive_core::Backoff::exact(TRANSCODE_RETRY.0, TRANSCODE_RETRY.1),
+            },
         }
+    }
+
+    /// Lets local cameras that a viewer cannot play (H.265, B-frames) go
+    /// live through an H.264 transcode `start` makes (one per camera while
+    /// needed, within the relay's limit). Set once; later calls are
+    /// ignored.
+    pub fn set_video_transcoder(&self, start: StartVideoTranscoder) {
+        let _ = self.inner.video.set(VideoStart(start));
     }
 
     /// Lets local cameras' AAC sound go live, through Opus transcoders
@@ -727,7 +953,9 @@ impl LiveState {
             Role::Viewer => PeerRole::Subscriber,
         };
         match self.inner.relay.accept(camera, peer_role, sdp).await {
-            Ok((session, answer)) => {
+            Ok(reallive_relay::Accepted {
+                session, answer, ..
+            }) => {
                 let old = lock(&self.inner.ws_sessions).insert((conn, camera), session);
                 if let Some(old) = old {
                     self.inner.relay.close(old).await;
@@ -773,6 +1001,17 @@ impl LiveState {
                 out,
                 "reallive_relay_subscribers{{camera=\"{cam}\"}} {}",
                 c.subscribers.len()
+            );
+        }
+        out.push_str(
+            "# HELP reallive_relay_transcoding Whether a local camera's live transcode runs, for viewers that cannot play its stream.\n# TYPE reallive_relay_transcoding gauge\n\
+             # HELP reallive_relay_transcoded_subscribers Viewers that get a camera's live transcode.\n# TYPE reallive_relay_transcoded_subscribers gauge\n",
+        );
+        for (cam, c) in counters.iter().filter(|(_, c)| c.transcoding) {
+            let _ = writeln!(
+                out,
+                "reallive_relay_transcoding{{camera=\"{cam}\"}} 1\nreallive_relay_transcoded_subscribers{{camera=\"{cam}\"}} {}",
+                c.transcoded_subscribers
             );
         }
         out.push_str(
@@ -989,12 +1228,17 @@ fn created(location: String, answer: String) -> Response {
 }
 
 fn relay_error(e: reallive_relay::RelayError) -> ApiError {
+    if let reallive_relay::RelayError::TranscodeLimit { .. } = e {
+        // A limit, not a fault: said as it is, with its own code, so a
+        // page tells it from an offline camera.
+        return ApiError::busy(e.to_string(), 10).with_code("transcode_limit");
+    }
     ApiError::new(e.kind(), e.to_string())
 }
 
 /// Hands an admitted WHIP or WHEP offer to the relay and keeps the
-/// session under a random id (its URL). Returns the id, the relay's
-/// session and the SDP answer.
+/// session under a random id (its URL). Returns the id and what the relay
+/// accepted.
 async fn open_http_session(
     live: &LiveState,
     camera: i64,
@@ -1002,8 +1246,8 @@ async fn open_http_session(
     user: Option<i64>,
     proof: SessionProof,
     sdp: String,
-) -> Result<(String, SessionId, String), ApiError> {
-    let (session, answer) = live
+) -> Result<(String, reallive_relay::Accepted), ApiError> {
+    let accepted = live
         .inner
         .relay
         .accept(camera, role, sdp)
@@ -1012,13 +1256,13 @@ async fn open_http_session(
     let id = random_token::<16>().expose().to_string();
     let s = HttpSession {
         camera,
-        session,
+        session: accepted.session,
         role,
         user,
         proof,
     };
     lock(&live.inner.http_sessions).insert(id.clone(), s);
-    Ok((id, session, answer))
+    Ok((id, accepted))
 }
 
 /// WHIP: publish with the camera's stream key.
@@ -1032,7 +1276,7 @@ async fn whip(
         .ok_or_else(|| ApiError::unauthenticated("send the stream key as a Bearer token"))?;
     live.admit(camera, Role::Publisher, Proof::StreamKey(Some(key)))?;
     let sdp = sdp_body(&headers, &body)?;
-    let (id, session, answer) = open_http_session(
+    let (id, accepted) = open_http_session(
         &live,
         camera,
         PeerRole::Publisher,
@@ -1041,11 +1285,15 @@ async fn whip(
         sdp,
     )
     .await?;
+    let session = accepted.session;
     live.record_start(camera, session).await;
     let actions = lock(&live.inner.hub).external_publisher(camera, true, &Dir(&live.inner.api));
     live.execute(actions).await;
     tracing::info!(camera, session, "WHIP publisher connected");
-    Ok(created(format!("/whip/{camera}/sessions/{id}"), answer))
+    Ok(created(
+        format!("/whip/{camera}/sessions/{id}"),
+        accepted.answer,
+    ))
 }
 
 async fn whip_delete(
@@ -1085,7 +1333,7 @@ async fn whep(
         ));
     }
     let sdp = sdp_body(&headers, &body)?;
-    let (id, _, answer) = open_http_session(
+    let (id, accepted) = open_http_session(
         &live,
         camera,
         PeerRole::Subscriber,
@@ -1098,8 +1346,18 @@ async fn whep(
         sdp,
     )
     .await?;
-    Ok(created(format!("/whep/{camera}/sessions/{id}"), answer))
+    let mut r = created(format!("/whep/{camera}/sessions/{id}"), accepted.answer);
+    if accepted.transcoded {
+        // The page marks the picture as transcoded (lower quality, later).
+        r.headers_mut()
+            .insert(TRANSCODED_HEADER, HeaderValue::from_static("h264"));
+    }
+    Ok(r)
 }
+
+/// On a WHEP answer: the viewer gets the camera's live transcode, in the
+/// codec named (the browser could not play the camera's own stream).
+pub const TRANSCODED_HEADER: &str = "x-reallive-transcoded";
 
 async fn whep_delete(
     State(live): State<LiveState>,

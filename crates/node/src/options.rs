@@ -223,6 +223,9 @@ impl NodeOptions {
                     )));
                 }
             },
+            max_transcodes: file
+                .max_live_transcodes
+                .map_or_else(reallive_relay::default_max_transcodes, |n| n as usize),
         });
         let from_file = match &flags.admin_password_file {
             Some(path) => Some(Secret::new(

@@ -1082,6 +1082,7 @@ async fn openapi_is_served_and_matches_proto() {
         public_ips: Vec::new(),
         ice_tcp: Some("127.0.0.1:0".parse().unwrap()),
         gop_cache_bytes: reallive_relay::DEFAULT_GOP_CACHE_BYTES,
+        max_transcodes: 1,
     });
     let srv = start(opts).await;
     let doc = srv.api().get("/api/openapi.json").await.json();

@@ -38,6 +38,7 @@ impl Live {
             public_ips: vec![],
             ice_tcp: Some("127.0.0.1:0".parse().unwrap()),
             gop_cache_bytes: reallive_relay::DEFAULT_GOP_CACHE_BYTES,
+            max_transcodes: 1,
         });
         tune(&mut o);
         let server = reallive_node::start(o).await.unwrap();

@@ -75,6 +75,10 @@ pub struct ServerSection {
     /// Each camera's current GOP kept for a new viewer's instant first
     /// frame, at most this many MiB per camera; default 8, 0 turns it off.
     pub gop_cache_mib: Option<u32>,
+    /// Local cameras transcoded live at once for viewers that cannot play
+    /// their stream (H.265, B-frames); default one per core, 0 turns live
+    /// transcoding off.
+    pub max_live_transcodes: Option<u32>,
     /// `[server.turn]`: a TURN server sharing a secret with this one, for
     /// short-lived credentials minted per viewer and session.
     pub turn: Option<TurnSection>,

@@ -304,6 +304,7 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
             public_ips: vec![],
             ice_tcp: None,
             gop_cache_bytes: reallive_relay::DEFAULT_GOP_CACHE_BYTES,
+            max_transcodes: 1,
         },
         stop.clone(),
     )
@@ -311,7 +312,11 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
     .unwrap();
     // The publisher, on its own thread.
     let (mut publ, offer, pending) = Peer::new(Direction::SendOnly);
-    let (_, answer) = relay.accept(1, PeerRole::Publisher, offer).await.unwrap();
+    let answer = relay
+        .accept(1, PeerRole::Publisher, offer)
+        .await
+        .unwrap()
+        .answer;
     publ.rtc
         .sdp_api()
         .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
@@ -386,7 +391,11 @@ async fn round(n: usize, seconds: u64) -> (f64, u64, String) {
             offers.push(v["offer"].as_str().unwrap().to_string());
         }
         for offer in offers {
-            let (_, answer) = relay.accept(1, PeerRole::Subscriber, offer).await.unwrap();
+            let answer = relay
+                .accept(1, PeerRole::Subscriber, offer)
+                .await
+                .unwrap()
+                .answer;
             writeln!(inp, "{}", serde_json::json!({ "answer": answer })).unwrap();
         }
         child = Some((c, out, inp));

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reallive_core::{AudioCodec, AudioFrame, EncodedFrame};
-use str0m::change::SdpOffer;
+use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::{Codec as RtcCodec, PayloadParams};
 use str0m::media::{
     Direction, Frequency, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid,
@@ -29,6 +29,18 @@ pub const MEDIA_IDLE: Duration = Duration::from_secs(3);
 
 /// A peer that never completes ICE within this is dropped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A camera's live transcode goes on this long after its last viewer that
+/// needed it left: a page reloaded, or a phone switching networks, finds
+/// it still running.
+pub const TRANSCODE_LINGER: Duration = Duration::from_secs(10);
+
+/// Live transcodes one node runs at once unless told otherwise: one per
+/// core (`docs/design/live-transcode.md`: a 1080p30 H.265 camera takes most
+/// of one).
+pub fn default_max_transcodes() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
 
 /// What a peer does in its camera's room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,6 +109,10 @@ pub struct CameraCounters {
     pub keyframes_asked: u64,
     /// Keyframe requests that reached the publisher.
     pub keyframes_sent: u64,
+    /// Whether the camera's live transcode runs (or lingers).
+    pub transcoding: bool,
+    /// Of the subscribers, those that get the transcode.
+    pub transcoded_subscribers: usize,
 }
 
 struct Peer {
@@ -109,6 +125,11 @@ struct Peer {
     mids: HashMap<MediaKind, Mid>,
     kinds: HashMap<Mid, MediaKind>,
     gate: Gate,
+    /// A viewer of a local camera it cannot play as it is (another codec,
+    /// or B-frames): it gets the camera's transcoded variant.
+    transcoded: bool,
+    /// The video codecs its answer took; `None` without a video m-line.
+    video_codecs: Option<Vec<RtcCodec>>,
     /// A new viewer's way from the cached keyframe to the live edge.
     catch_up: Option<CatchUp<Cached>>,
     /// Added to each video frame's source timestamp for this viewer: what
@@ -141,6 +162,10 @@ struct Camera {
     gop: GopCache<Cached>,
     /// A local source's pts on the relay's clock.
     clock: LocalClock,
+    /// What a local source sends, once it said.
+    local: Option<LocalVideo>,
+    /// The local source's live transcode, while wanted.
+    transcode: Option<Transcode>,
 }
 
 impl Camera {
@@ -153,6 +178,66 @@ impl Camera {
             flowing: false,
             gop: GopCache::new(gop_bytes),
             clock: LocalClock::default(),
+            local: None,
+            transcode: None,
+        }
+    }
+
+    /// Nobody is in the room and nothing keeps it.
+    fn is_idle(&self) -> bool {
+        self.publisher.is_none()
+            && self.subscribers.is_empty()
+            && self.local.is_none()
+            && self.transcode.is_none()
+    }
+}
+
+/// A local source's video, as the relay decides who can play it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct LocalVideo {
+    codec: RtcCodec,
+    /// H.264 with B-frames: no browser plays it over WebRTC.
+    reorders: bool,
+}
+
+/// A local camera's transcoded variant (constrained-baseline H.264 made by
+/// the node's transcoder), for the viewers that cannot play the camera's
+/// own stream: its own GOP cache and keyframe requests.
+struct Transcode {
+    gop: GopCache<Cached>,
+    merger: KeyframeMerger,
+    /// A keyframe request for the transcoder, not yet taken by the shell.
+    keyframe: bool,
+    /// When it stops: set when its last viewer leaves.
+    stop_at: Option<Instant>,
+}
+
+impl Transcode {
+    fn new(gop_bytes: usize) -> Self {
+        Transcode {
+            gop: GopCache::new(gop_bytes),
+            merger: KeyframeMerger::default(),
+            keyframe: false,
+            stop_at: None,
+        }
+    }
+}
+
+/// Which of a camera's streams a frame or a viewer belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    /// The camera's own frames.
+    Source,
+    /// The local camera's transcode.
+    Transcoded,
+}
+
+impl Variant {
+    fn of(peer: &Peer) -> Variant {
+        if peer.transcoded {
+            Variant::Transcoded
+        } else {
+            Variant::Source
         }
     }
 }
@@ -268,6 +353,10 @@ pub struct Core {
     events: VecDeque<RelayEvent>,
     transmits: Vec<Transmit>,
     gop_cache_bytes: usize,
+    max_transcodes: usize,
+    /// A camera's transcode started, stopped or wants a keyframe since
+    /// the shell last looked.
+    transcode_changed: bool,
 }
 
 impl std::fmt::Debug for Core {
@@ -302,7 +391,18 @@ impl Core {
             events: VecDeque::new(),
             transmits: Vec::new(),
             gop_cache_bytes: DEFAULT_GOP_CACHE_BYTES,
+            max_transcodes: default_max_transcodes(),
+            transcode_changed: false,
         })
+    }
+
+    /// Runs at most `n` live transcodes at once (cameras, whatever their
+    /// viewers); a viewer that would need one more is refused with
+    /// [`RelayError::TranscodeLimit`]. 0 turns live transcoding off.
+    #[must_use]
+    pub fn with_transcode_limit(mut self, n: usize) -> Core {
+        self.max_transcodes = n;
+        self
     }
 
     /// Keeps at most `bytes` of each camera's current GOP for new viewers'
@@ -313,11 +413,46 @@ impl Core {
         self
     }
 
-    /// Whether `camera` has a viewer (connected or connecting).
+    /// Whether `camera` has a viewer (connected or connecting) of its own
+    /// stream, not of its transcode: a local source sends its frames only
+    /// then.
     pub fn watched(&self, camera: i64) -> bool {
+        self.cameras.get(&camera).is_some_and(|c| {
+            c.subscribers
+                .iter()
+                .any(|s| self.peers.get(s).is_some_and(|p| !p.transcoded))
+        })
+    }
+
+    /// Whether local camera `camera`'s live transcode should run: a viewer
+    /// needs it, or its last one left less than [`TRANSCODE_LINGER`] ago.
+    pub fn transcoding(&self, camera: i64) -> bool {
         self.cameras
             .get(&camera)
-            .is_some_and(|c| !c.subscribers.is_empty())
+            .is_some_and(|c| c.transcode.is_some())
+    }
+
+    /// Cameras whose live transcode runs.
+    pub fn transcodes(&self) -> usize {
+        self.cameras
+            .values()
+            .filter(|c| c.transcode.is_some())
+            .count()
+    }
+
+    /// Takes `camera`'s waiting keyframe request for its transcoder (a
+    /// viewer joined with nothing cached, or lost packets).
+    pub fn take_transcode_keyframe(&mut self, camera: i64) -> bool {
+        self.cameras
+            .get_mut(&camera)
+            .and_then(|c| c.transcode.as_mut())
+            .is_some_and(|t| std::mem::take(&mut t.keyframe))
+    }
+
+    /// Whether a transcode started, stopped or wants a keyframe since the
+    /// last call: the shell then tells the sources.
+    pub fn take_transcode_changed(&mut self) -> bool {
+        std::mem::take(&mut self.transcode_changed)
     }
 
     /// Offers passive ICE-TCP host candidates at `addrs` too, after the
@@ -415,6 +550,8 @@ impl Core {
             mids: HashMap::new(),
             kinds: HashMap::new(),
             gate: Gate::WaitKeyframe,
+            transcoded: false,
+            video_codecs: video_codecs(&answer),
             catch_up: None,
             ts_offset: 0,
             next_timeout: now,
@@ -429,7 +566,7 @@ impl Core {
                 // The old publisher's GOP does not lead into the new one's.
                 cam.gop.clear();
                 if let Some(old) = cam.publisher.replace(id) {
-                    self.remove(old);
+                    self.remove(old, now);
                 }
                 // Everyone waits for the new publisher's first keyframe.
                 let subs: Vec<SessionId> = self
@@ -448,6 +585,16 @@ impl Core {
             }
         }
         self.poll_peer(id, now);
+        if role == PeerRole::Subscriber
+            && let Err(e) = self.place(id, now)
+        {
+            // Refused before anyone heard of it: no event.
+            self.peers.remove(&id);
+            if let Some(cam) = self.cameras.get_mut(&camera) {
+                cam.subscribers.remove(&id);
+            }
+            return Err(e);
+        }
         let answer = answer.to_sdp_string();
         Ok(match role {
             PeerRole::Subscriber => {
@@ -470,11 +617,11 @@ impl Core {
 
     /// Ends a session.
     pub fn close(&mut self, session: SessionId, now: Instant) {
-        self.remove(session);
+        self.remove(session, now);
         self.tick(now);
     }
 
-    fn remove(&mut self, session: SessionId) {
+    fn remove(&mut self, session: SessionId, now: Instant) {
         let Some(mut peer) = self.peers.remove(&session) else {
             return;
         };
@@ -502,8 +649,15 @@ impl Core {
                 }
             }
             if cam.publisher.is_none() && cam.subscribers.is_empty() {
-                self.cameras.remove(&peer.camera);
+                // A local source sends its GOP again to the next viewer.
+                cam.gop.clear();
             }
+        }
+        if peer.transcoded {
+            self.release_transcode(peer.camera, now);
+        }
+        if self.cameras.get(&peer.camera).is_some_and(Camera::is_idle) {
+            self.cameras.remove(&peer.camera);
         }
         self.events.push_back(RelayEvent::SessionEnded {
             session,
@@ -578,7 +732,7 @@ impl Core {
         };
         if let Err(e) = peer.rtc.handle_input(input) {
             tracing::debug!(peer = id, "input refused: {e}");
-            self.remove(id);
+            self.remove(id, now);
             return;
         }
         peer.counters.transport = Some(match proto {
@@ -600,12 +754,12 @@ impl Core {
             if let Some(p) = self.peers.get_mut(&id) {
                 if !p.connected && now.duration_since(p.created) > CONNECT_TIMEOUT {
                     tracing::debug!(peer = id, "ICE never completed");
-                    self.remove(id);
+                    self.remove(id, now);
                     continue;
                 }
                 if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
                     tracing::debug!(peer = id, "timeout refused: {e}");
-                    self.remove(id);
+                    self.remove(id, now);
                     continue;
                 }
             }
@@ -642,7 +796,21 @@ impl Core {
                     flowing: false,
                 });
             }
-            if cam.merger.poll(now) {
+            let retry = cam.merger.poll(now);
+            if let Some(t) = cam.transcode.as_mut() {
+                if t.stop_at.is_some_and(|at| at <= now) {
+                    tracing::debug!(camera, "nobody needs the live transcode; it stops");
+                    cam.transcode = None;
+                    self.transcode_changed = true;
+                    if cam.is_idle() {
+                        self.cameras.remove(&camera);
+                    }
+                } else if t.merger.poll(now) {
+                    t.keyframe = true;
+                    self.transcode_changed = true;
+                }
+            }
+            if retry {
                 self.send_keyframe_request(camera, now);
             }
         }
@@ -660,6 +828,11 @@ impl Core {
         for c in self.cameras.values() {
             if let Some(d) = c.merger.next_due() {
                 t = t.min(d);
+            }
+            if let Some(tc) = &c.transcode {
+                for d in [tc.stop_at, tc.merger.next_due()].into_iter().flatten() {
+                    t = t.min(d);
+                }
             }
         }
         t.max(now)
@@ -695,6 +868,12 @@ impl Core {
                         subscribers: c.subscribers.iter().filter_map(peer).collect(),
                         keyframes_asked: asked,
                         keyframes_sent: sent,
+                        transcoding: c.transcode.is_some(),
+                        transcoded_subscribers: c
+                            .subscribers
+                            .iter()
+                            .filter(|s| self.peers.get(s).is_some_and(|p| p.transcoded))
+                            .count(),
                     },
                 )
             })
@@ -708,14 +887,14 @@ impl Core {
                 return;
             };
             if !peer.rtc.is_alive() {
-                self.remove(id);
+                self.remove(id, now);
                 return;
             }
             let out = match peer.rtc.poll_output() {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::debug!(peer = id, "poll failed: {e}");
-                    self.remove(id);
+                    self.remove(id, now);
                     return;
                 }
             };
@@ -747,14 +926,14 @@ impl Core {
                 if peer.role == PeerRole::Subscriber {
                     // Video starts at the cached keyframe, else at the
                     // next one: ask for one now.
-                    let camera = peer.camera;
+                    let (camera, variant) = (peer.camera, Variant::of(peer));
                     if !self.start_catch_up(id, now) {
-                        self.ask_keyframe(camera, now);
+                        self.ask_keyframe(camera, variant, now);
                     }
                 }
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.remove(id);
+                self.remove(id, now);
             }
             Event::MediaAdded(m) => {
                 peer.mids.entry(m.kind).or_insert(m.mid);
@@ -767,14 +946,14 @@ impl Core {
                 peer.counters.bytes += data.data.len() as u64;
                 let camera = peer.camera;
                 if let Some(kind) = kind {
-                    self.forward(camera, kind, Frame::Remote(&data), now);
+                    self.forward(camera, kind, Frame::Remote(&data), Variant::Source, now);
                 }
             }
             Event::KeyframeRequest(_) => {
                 peer.counters.keyframe_requests += 1;
-                let camera = peer.camera;
+                let (camera, variant) = (peer.camera, Variant::of(peer));
                 if peer.role == PeerRole::Subscriber {
-                    self.ask_keyframe(camera, now);
+                    self.ask_keyframe(camera, variant, now);
                 }
             }
             Event::PeerStats(s) => {
@@ -810,7 +989,133 @@ impl Core {
     pub fn forward_local(&mut self, camera: i64, frame: &EncodedFrame, now: Instant) {
         self.camera(camera);
         if let Some(local) = local_frame(frame) {
-            self.forward(camera, MediaKind::Video, local, now);
+            self.forward(camera, MediaKind::Video, local, Variant::Source, now);
+        }
+    }
+
+    /// A frame of local camera `camera`'s live transcode, to its viewers
+    /// that cannot play the camera's own stream. Ignored when no transcode
+    /// is wanted (it stopped).
+    pub fn forward_local_transcoded(&mut self, camera: i64, frame: &EncodedFrame, now: Instant) {
+        if !self.transcoding(camera) {
+            return;
+        }
+        if let Some(local) = local_frame(frame) {
+            self.forward(camera, MediaKind::Video, local, Variant::Transcoded, now);
+        }
+    }
+
+    /// What local camera `camera` sends (`None`: the source is gone), from
+    /// its first keyframe and whenever it changes: a viewer that cannot
+    /// play it gets its transcode. Viewers already in are placed again; one
+    /// that would need a transcode beyond the limit is dropped (its next
+    /// try is refused with the reason).
+    pub fn set_local_video(
+        &mut self,
+        camera: i64,
+        video: Option<(reallive_core::Codec, bool)>,
+        now: Instant,
+    ) {
+        let local = video.and_then(|(codec, reorders)| {
+            Some(LocalVideo {
+                codec: match codec {
+                    reallive_core::Codec::H264 => RtcCodec::H264,
+                    reallive_core::Codec::H265 => RtcCodec::H265,
+                    _ => return None,
+                },
+                reorders: reorders && codec == reallive_core::Codec::H264,
+            })
+        });
+        let cam = self.camera(camera);
+        if cam.local == local {
+            return;
+        }
+        cam.local = local;
+        let subs: Vec<SessionId> = cam.subscribers.iter().copied().collect();
+        for s in subs {
+            if let Err(e) = self.place(s, now) {
+                tracing::info!(peer = s, camera, "viewer dropped: {e}");
+                self.remove(s, now);
+            }
+        }
+        if self.cameras.get(&camera).is_some_and(Camera::is_idle) {
+            self.cameras.remove(&camera);
+        }
+    }
+
+    /// Whether viewer `session` gets its camera's transcode.
+    pub fn transcoded(&self, session: SessionId) -> bool {
+        self.peers.get(&session).is_some_and(|p| p.transcoded)
+    }
+
+    /// Puts viewer `id` on the variant of its camera it can play: the
+    /// transcode when the camera is local and sends what the viewer's
+    /// answer lacks, or B-frames; the camera's own stream otherwise
+    /// (and while a local camera has not said what it sends).
+    fn place(&mut self, id: SessionId, now: Instant) -> Result<(), RelayError> {
+        let running = self.transcodes();
+        let (max, gop_bytes) = (self.max_transcodes, self.gop_cache_bytes);
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return Ok(());
+        };
+        let camera = peer.camera;
+        let local = self.cameras.get(&camera).and_then(|c| c.local);
+        let need = local.is_some_and(|l| needs_transcode(peer, l));
+        if need == peer.transcoded {
+            return Ok(());
+        }
+        if need {
+            let Some(cam) = self.cameras.get_mut(&camera) else {
+                return Ok(());
+            };
+            if cam.transcode.is_none() {
+                if running >= max {
+                    return Err(RelayError::TranscodeLimit { limit: max });
+                }
+                tracing::debug!(camera, "a viewer needs the live transcode; it starts");
+                cam.transcode = Some(Transcode::new(gop_bytes));
+                self.transcode_changed = true;
+            }
+            if let Some(t) = cam.transcode.as_mut() {
+                t.stop_at = None;
+            }
+        }
+        peer.transcoded = need;
+        // Its frames so far were of the other variant.
+        peer.wait_keyframe();
+        let connected = peer.connected;
+        if !need {
+            self.release_transcode(camera, now);
+        }
+        if connected && !self.start_catch_up(id, now) {
+            let variant = if need {
+                Variant::Transcoded
+            } else {
+                Variant::Source
+            };
+            self.ask_keyframe(camera, variant, now);
+        }
+        Ok(())
+    }
+
+    /// The transcode of `camera` stops [`TRANSCODE_LINGER`] from `now`
+    /// if none of its viewers needs it.
+    fn release_transcode(&mut self, camera: i64, now: Instant) {
+        let Some(cam) = self.cameras.get(&camera) else {
+            return;
+        };
+        let needed = cam
+            .subscribers
+            .iter()
+            .any(|s| self.peers.get(s).is_some_and(|p| p.transcoded));
+        if let Some(t) = self
+            .cameras
+            .get_mut(&camera)
+            .and_then(|c| c.transcode.as_mut())
+            && !needed
+            && t.stop_at.is_none()
+        {
+            t.stop_at = Some(now + TRANSCODE_LINGER);
         }
     }
 
@@ -889,7 +1194,10 @@ impl Core {
             .into_iter()
             .filter(|s| {
                 self.peers.get(s).is_some_and(|p| {
-                    p.connected && p.gate == Gate::WaitKeyframe && p.catch_up.is_none()
+                    p.connected
+                        && !p.transcoded
+                        && p.gate == Gate::WaitKeyframe
+                        && p.catch_up.is_none()
                 })
             })
             .collect();
@@ -916,9 +1224,17 @@ impl Core {
         let Some(cam) = self.cameras.get(&peer.camera) else {
             return false;
         };
-        let frames = cam.gop.frames();
+        let gop = if peer.transcoded {
+            match &cam.transcode {
+                Some(t) => &t.gop,
+                None => return false,
+            }
+        } else {
+            &cam.gop
+        };
+        let frames = gop.frames();
         let rate = frames.first().map_or(90_000, |f| f.item.frequency.get());
-        let Some(up) = CatchUp::start(frames, rate, 2 * cam.gop.max_bytes(), now) else {
+        let Some(up) = CatchUp::start(frames, rate, 2 * gop.max_bytes(), now) else {
             return false;
         };
         tracing::debug!(
@@ -963,13 +1279,21 @@ impl Core {
         if failed {
             p.wait_keyframe();
             p.counters.frames_dropped += 1;
-            let camera = p.camera;
-            self.ask_keyframe(camera, now);
+            let (camera, variant) = (p.camera, Variant::of(p));
+            self.ask_keyframe(camera, variant, now);
         }
     }
 
-    /// A publisher's frame to every subscriber of its camera.
-    fn forward(&mut self, camera: i64, kind: MediaKind, frame: Frame<'_>, now: Instant) {
+    /// A publisher's frame to every subscriber of its camera; a video
+    /// frame of `variant` to the viewers of that variant only.
+    fn forward(
+        &mut self,
+        camera: i64,
+        kind: MediaKind,
+        frame: Frame<'_>,
+        variant: Variant,
+        now: Instant,
+    ) {
         let Some(cam) = self.cameras.get_mut(&camera) else {
             return;
         };
@@ -992,17 +1316,32 @@ impl Core {
                 flowing: true,
             });
         }
+        let (merger, gop) = match variant {
+            Variant::Source => (&mut cam.merger, &mut cam.gop),
+            Variant::Transcoded => match cam.transcode.as_mut() {
+                Some(t) => (&mut t.merger, &mut t.gop),
+                None => return,
+            },
+        };
         if keyframe {
-            cam.merger.keyframe_seen();
+            merger.keyframe_seen();
         }
         if kind == MediaKind::Video {
             if !contiguous && !keyframe {
-                cam.gop.clear();
+                gop.clear();
             }
-            cam.gop.push(timed(&frame, keyframe));
+            gop.push(timed(&frame, keyframe));
         }
-        let retry = cam.merger.poll(now);
-        let subs: Vec<SessionId> = cam.subscribers.iter().copied().collect();
+        let retry = variant == Variant::Source && cam.merger.poll(now);
+        let subs: Vec<SessionId> = cam
+            .subscribers
+            .iter()
+            .copied()
+            .filter(|s| {
+                kind != MediaKind::Video
+                    || self.peers.get(s).is_some_and(|p| Variant::of(p) == variant)
+            })
+            .collect();
         let mut want_keyframe = false;
         if kind == MediaKind::Video && !contiguous && !keyframe {
             // The publisher's stream has a hole: nobody can decode on
@@ -1076,14 +1415,26 @@ impl Core {
             self.send_keyframe_request(camera, now);
         }
         if want_keyframe {
-            self.ask_keyframe(camera, now);
+            self.ask_keyframe(camera, variant, now);
         }
     }
 
-    fn ask_keyframe(&mut self, camera: i64, now: Instant) {
+    /// A viewer of `variant` needs a keyframe: from the publisher (merged),
+    /// or from the camera's transcoder. A local camera's own stream cannot
+    /// be asked.
+    fn ask_keyframe(&mut self, camera: i64, variant: Variant, now: Instant) {
         let Some(cam) = self.cameras.get_mut(&camera) else {
             return;
         };
+        if variant == Variant::Transcoded {
+            if let Some(t) = cam.transcode.as_mut()
+                && t.merger.request(now)
+            {
+                t.keyframe = true;
+                self.transcode_changed = true;
+            }
+            return;
+        }
         if cam.publisher.is_none() {
             return;
         }
@@ -1124,6 +1475,23 @@ impl Core {
             cam.merger.unsent();
         }
     }
+}
+
+/// Whether `peer` cannot play `local` as it is: B-frames, or a codec its
+/// answer lacks. A peer without video needs nothing.
+fn needs_transcode(peer: &Peer, local: LocalVideo) -> bool {
+    peer.video_codecs
+        .as_ref()
+        .is_some_and(|codecs| local.reorders || !codecs.contains(&local.codec))
+}
+
+/// The codecs of the first video m-line of `answer`; `None` without one.
+fn video_codecs(answer: &SdpAnswer) -> Option<Vec<RtcCodec>> {
+    let line = answer
+        .media_lines
+        .iter()
+        .find(|m| m.typ.is_media() && MediaKind::from(m.typ.clone()) == MediaKind::Video)?;
+    Some(line.rtp_params().iter().map(|p| p.spec().codec).collect())
 }
 
 /// A local source's frame as the relay forwards it (H.264, 90 kHz).

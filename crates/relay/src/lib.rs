@@ -41,10 +41,11 @@
 //! use tokio_util::sync::CancellationToken;
 //!
 //! # async fn demo(offer: String) -> Result<(), reallive_relay::RelayError> {
-//! let config = RelayConfig { bind: "127.0.0.1:8189".parse().unwrap(), public_ips: vec![], ice_tcp: Some("127.0.0.1:8190".parse().unwrap()), gop_cache_bytes: reallive_relay::DEFAULT_GOP_CACHE_BYTES };
+//! let config = RelayConfig { bind: "127.0.0.1:8189".parse().unwrap(), public_ips: vec![], ice_tcp: Some("127.0.0.1:8190".parse().unwrap()), gop_cache_bytes: reallive_relay::DEFAULT_GOP_CACHE_BYTES, max_transcodes: 1 };
 //! let (relay, mut events) = Relay::start(config, CancellationToken::new()).await?;
 //! // The SDP answer goes back to the publisher over signaling or WHIP.
-//! let (_session, _answer) = relay.accept(1, PeerRole::Publisher, offer).await?;
+//! let accepted = relay.accept(1, PeerRole::Publisher, offer).await?;
+//! let _answer = accepted.answer;
 //! while let Some(event) = events.recv().await {
 //!     if let RelayEvent::Media { camera, flowing } = event {
 //!         // The server tells the signaling hub, which tells the viewers.
@@ -68,11 +69,12 @@ use std::net::SocketAddr;
 use reallive_core::ErrorKind;
 
 pub use crate::core::{
-    CameraCounters, Core, PeerCounters, PeerRole, RelayEvent, SessionId, Transmit,
+    CameraCounters, Core, PeerCounters, PeerRole, RelayEvent, SessionId, TRANSCODE_LINGER,
+    Transmit, default_max_transcodes,
 };
 pub use gop::DEFAULT_GOP_CACHE_BYTES;
 pub use keyframe::{Gate, KeyframeMerger, MIN_KEYFRAME_REQUEST_INTERVAL};
-pub use shell::{Relay, RelayConfig};
+pub use shell::{Accepted, Relay, RelayConfig, TranscodeWant};
 
 /// The UDP port the relay listens on unless told otherwise.
 pub const DEFAULT_RTC_PORT: u16 = 8189;
@@ -92,6 +94,16 @@ pub enum RelayError {
     /// The SDP offer or a candidate was refused; the message says why.
     #[error("{0}")]
     BadSdp(String),
+    /// The viewer cannot play the camera's stream, and the node already
+    /// runs as many live transcodes as it may.
+    #[error(
+        "this browser cannot play this camera's video as it is, and the server is already \
+         converting {limit} camera(s) for browsers, its limit"
+    )]
+    TranscodeLimit {
+        /// The node's limit.
+        limit: usize,
+    },
     /// No such session (closed, or never existed).
     #[error("no such relay session")]
     NoSession,
@@ -107,7 +119,9 @@ impl RelayError {
     /// The category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            RelayError::Bind { .. } | RelayError::Stopped => ErrorKind::Unavailable,
+            RelayError::Bind { .. } | RelayError::Stopped | RelayError::TranscodeLimit { .. } => {
+                ErrorKind::Unavailable
+            }
             RelayError::BadSdp(_) => ErrorKind::InvalidArgument,
             RelayError::NoSession => ErrorKind::NotFound,
             RelayError::Internal(_) => ErrorKind::Internal,

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use reallive_core::{AudioFrame, EncodedFrame, LatencyHistogram};
+use reallive_core::{AudioFrame, Codec, EncodedFrame, LatencyHistogram};
 
 use crate::RelayError;
 use crate::core::{CameraCounters, Core, PeerRole, RelayEvent, SessionId};
@@ -45,6 +45,45 @@ pub struct RelayConfig {
     /// Each camera's current GOP kept for new viewers' first frame, at
     /// most this many bytes ([`DEFAULT_GOP_CACHE_BYTES`](crate::DEFAULT_GOP_CACHE_BYTES); 0 turns it off).
     pub gop_cache_bytes: usize,
+    /// Local cameras transcoded live at once, for viewers that cannot play
+    /// their stream ([`default_max_transcodes`](crate::default_max_transcodes):
+    /// one per core; 0 turns live transcoding off).
+    pub max_transcodes: usize,
+}
+
+/// An accepted offer.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    /// The new session.
+    pub session: SessionId,
+    /// The SDP answer.
+    pub answer: String,
+    /// The viewer gets its camera's live transcode (H.264 made from what
+    /// it could not play): a user interface says so.
+    pub transcoded: bool,
+}
+
+/// A local camera's live transcode as the relay wants it, kept up to date
+/// by the relay task: the camera's source runs a transcoder while
+/// [`wanted`](Self::wanted), and asks it for a keyframe when
+/// [`take_keyframe`](Self::take_keyframe) says so.
+#[derive(Debug, Default)]
+pub struct TranscodeWant {
+    wanted: AtomicBool,
+    keyframe: AtomicBool,
+}
+
+impl TranscodeWant {
+    /// Whether a viewer needs the transcode, or left less than
+    /// [`TRANSCODE_LINGER`](crate::TRANSCODE_LINGER) ago.
+    pub fn wanted(&self) -> bool {
+        self.wanted.load(Ordering::Relaxed)
+    }
+
+    /// Whether a viewer asked for a keyframe since the last call.
+    pub fn take_keyframe(&self) -> bool {
+        self.keyframe.swap(false, Ordering::Relaxed)
+    }
 }
 
 enum Command {
@@ -52,7 +91,7 @@ enum Command {
         camera: i64,
         role: PeerRole,
         sdp: String,
-        reply: oneshot::Sender<Result<(SessionId, String), RelayError>>,
+        reply: oneshot::Sender<Result<Accepted, RelayError>>,
     },
     Candidate {
         session: SessionId,
@@ -72,6 +111,14 @@ enum Command {
     LocalAudio {
         camera: i64,
         frame: AudioFrame,
+    },
+    LocalVideo {
+        camera: i64,
+        video: Option<(Codec, bool)>,
+    },
+    LocalTranscoded {
+        camera: i64,
+        frame: EncodedFrame,
     },
 }
 
@@ -97,6 +144,8 @@ struct Shared {
     /// Per local camera: whether a viewer took audio, so that its source
     /// sends (and transcodes) its sound only then.
     heard: Mutex<HashMap<i64, Arc<AtomicBool>>>,
+    /// Per local camera: its live transcode.
+    transcodes: Mutex<HashMap<i64, Arc<TranscodeWant>>>,
 }
 
 impl Relay {
@@ -123,7 +172,9 @@ impl Relay {
             source,
         })?;
         let candidates = candidates(local, &config.public_ips);
-        let mut core = Core::new(candidates.clone())?.with_gop_cache(config.gop_cache_bytes);
+        let mut core = Core::new(candidates.clone())?
+            .with_gop_cache(config.gop_cache_bytes)
+            .with_transcode_limit(config.max_transcodes);
         let span = tracing::info_span!("relay", %local);
         let tcp = if let Some(bind) = config.ice_tcp {
             let listener = tokio::net::TcpListener::bind(bind)
@@ -186,7 +237,7 @@ impl Relay {
         camera: i64,
         role: PeerRole,
         sdp: String,
-    ) -> Result<(SessionId, String), RelayError> {
+    ) -> Result<Accepted, RelayError> {
         let (reply, rx) = oneshot::channel();
         self.commands
             .send(Command::Accept {
@@ -252,6 +303,37 @@ impl Relay {
         self.commands
             .try_send(Command::LocalAudio { camera, frame })
             .is_ok()
+    }
+
+    /// Tells the relay what local camera `camera` sends, from its first
+    /// keyframe and whenever it changes (`None` when the source goes):
+    /// `codec`, and whether it may carry B-frames. Viewers that cannot play
+    /// it get its live transcode. Never waits; false when the relay is
+    /// behind (say it again with the next frame).
+    pub fn set_local_video(&self, camera: i64, video: Option<(Codec, bool)>) -> bool {
+        self.commands
+            .try_send(Command::LocalVideo { camera, video })
+            .is_ok()
+    }
+
+    /// Forwards a frame of local camera `camera`'s live transcode to the
+    /// viewers that need it. Never waits; false when the relay is behind
+    /// (those viewers then wait for the transcode's next keyframe).
+    pub fn offer_transcoded(&self, camera: i64, frame: EncodedFrame) -> bool {
+        self.commands
+            .try_send(Command::LocalTranscoded { camera, frame })
+            .is_ok()
+    }
+
+    /// Local camera `camera`'s live transcode, as the relay wants it.
+    pub fn transcode(&self, camera: i64) -> Arc<TranscodeWant> {
+        self.shared
+            .transcodes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(camera)
+            .or_default()
+            .clone()
     }
 
     /// Whether a viewer of local camera `camera` took audio, kept up to
@@ -390,7 +472,10 @@ async fn run(
                 let now = Instant::now();
                 match cmd {
                     Command::Accept { camera, role, sdp, reply } => {
-                        let _ = reply.send(core.accept(camera, role, &sdp, now));
+                        let accepted = core.accept(camera, role, &sdp, now).map(|(session, answer)| {
+                            Accepted { session, answer, transcoded: core.transcoded(session) }
+                        });
+                        let _ = reply.send(accepted);
                         membership_changed = true;
                     }
                     Command::Candidate { session, candidate } => {
@@ -410,6 +495,13 @@ async fn run(
                     }
                     Command::LocalAudio { camera, frame } => {
                         core.forward_local_audio(camera, &frame, now);
+                    }
+                    Command::LocalVideo { camera, video } => {
+                        core.set_local_video(camera, video, now);
+                        membership_changed = true;
+                    }
+                    Command::LocalTranscoded { camera, frame } => {
+                        core.forward_local_transcoded(camera, &frame, now);
                     }
                 }
             }
@@ -443,6 +535,22 @@ async fn run(
         for e in core.drain_events() {
             if events.try_send(e).is_err() {
                 tracing::warn!("relay event queue full; an event was dropped");
+            }
+        }
+        // A transcode to start or stop, or a keyframe to ask its
+        // transcoder for, is told at once.
+        if core.take_transcode_changed() || membership_changed || now >= next_counters {
+            for (camera, want) in shared
+                .transcodes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+            {
+                want.wanted
+                    .store(core.transcoding(*camera), Ordering::Relaxed);
+                if core.take_transcode_keyframe(*camera) {
+                    want.keyframe.store(true, Ordering::Relaxed);
+                }
             }
         }
         // Who is in which room shows at once; traffic counters each second.

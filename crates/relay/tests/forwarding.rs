@@ -662,3 +662,150 @@ fn a_local_cameras_sound_goes_to_the_viewers_that_took_audio() {
     core.close(session, now);
     assert!(!core.heard(9), "the listener left");
 }
+
+/// An H.264-only viewer's offer, for a refusal.
+fn h264_offer(now: Instant) -> String {
+    let mut rtc = Rtc::builder().clear_codecs().enable_h264(true).build(now);
+    rtc.add_local_candidate(Candidate::host("10.0.0.9:5000".parse().unwrap(), "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    change.apply().unwrap().0.to_sdp_string()
+}
+
+#[test]
+fn an_h265_camera_is_transcoded_for_viewers_without_h265_within_the_limit() {
+    let h265 = reallive_test_support::clip::annex_b_frames(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-10f.h265"),
+        Codec::H265,
+        0,
+        3000,
+    );
+    let h264 = reallive_test_support::clip::annex_b_frames(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
+        Codec::H264,
+        0,
+        3000,
+    );
+    let mut now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()])
+        .unwrap()
+        .with_transcode_limit(1);
+    core.set_local_video(5, Some((Codec::H265, true)), now);
+    assert!(!core.transcoding(5), "nobody watches yet");
+    let (mut hevc, hevc_session) = client_of(
+        "10.0.0.3:5000",
+        Direction::RecvOnly,
+        &mut core,
+        5,
+        now,
+        RtcCodec::H265,
+        false,
+    );
+    let (mut avc, avc_session) = client("10.0.0.4:5000", Direction::RecvOnly, &mut core, 5, now);
+    assert!(!core.transcoded(hevc_session), "H.265 passes through");
+    assert!(
+        core.transcoded(avc_session),
+        "an H.264-only viewer gets the transcode"
+    );
+    assert!(core.transcoding(5));
+    assert!(core.take_transcode_changed());
+    assert!(
+        core.watched(5),
+        "the H.265 viewer watches the camera's own stream"
+    );
+    connect(&mut core, &mut [&mut hevc, &mut avc], &mut now);
+    assert!(
+        core.take_transcode_keyframe(5),
+        "nothing transcoded is cached: the transcoder is asked for a keyframe"
+    );
+    for i in 0..h264.len() {
+        let mut f = h265[i % h265.len()].clone();
+        f.pts_90k = i as i64 * 3000;
+        f.keyframe = i == 0;
+        core.forward_local(5, &f, now);
+        let mut t = h264[i].clone();
+        t.pts_90k = i as i64 * 3000;
+        core.forward_local_transcoded(5, &t, now);
+        run(
+            &mut core,
+            &mut [&mut hevc, &mut avc],
+            &mut now,
+            Duration::from_millis(33),
+        );
+    }
+    assert!(hevc.codecs.iter().all(|c| *c == RtcCodec::H265));
+    assert!(avc.codecs.iter().all(|c| *c == RtcCodec::H264));
+    assert!(avc.frames.len() >= 29, "{}", avc.frames.len());
+    assert!(avc.frames[0].0, "the transcode starts at its keyframe");
+    assert!(hevc.frames.len() >= 29, "{}", hevc.frames.len());
+    let c = &core.counters()[&5];
+    assert!(c.transcoding);
+    assert_eq!(c.transcoded_subscribers, 1);
+
+    // A second camera needing a transcode is over the limit: refused, and
+    // nothing of it stays.
+    core.set_local_video(6, Some((Codec::H264, true)), now);
+    let peers = core.peers();
+    let e = core
+        .accept(6, PeerRole::Subscriber, &h264_offer(now), now)
+        .unwrap_err();
+    assert!(
+        matches!(e, reallive_relay::RelayError::TranscodeLimit { limit: 1 }),
+        "{e}"
+    );
+    assert!(e.to_string().contains("limit"), "{e}");
+    assert_eq!(core.peers(), peers);
+    assert!(!core.transcoding(6));
+
+    // The transcode outlives its last viewer by 10 s, then stops; the
+    // next camera then gets one.
+    core.close(avc_session, now);
+    let left = now;
+    core.tick(left + Duration::from_millis(9_900));
+    assert!(core.transcoding(5), "it lingers");
+    core.tick(left + Duration::from_millis(10_100));
+    assert!(!core.transcoding(5), "stopped 10 s after the last viewer");
+    assert!(core.take_transcode_changed());
+    let now = left + Duration::from_millis(10_200);
+    let (b_session, _) = core
+        .accept(6, PeerRole::Subscriber, &h264_offer(now), now)
+        .unwrap();
+    assert!(core.transcoded(b_session), "B-frames are transcoded too");
+    assert!(core.transcoding(6));
+    assert!(!core.watched(6), "nobody watches camera 6's own stream");
+}
+
+#[test]
+fn a_viewer_in_before_the_camera_said_its_codec_moves_to_the_transcode() {
+    let now = Instant::now();
+    let mut core = Core::new(vec![RELAY.parse().unwrap()])
+        .unwrap()
+        .with_transcode_limit(0);
+    let (session, _) = core
+        .accept(8, PeerRole::Subscriber, &h264_offer(now), now)
+        .unwrap();
+    assert!(
+        !core.transcoded(session),
+        "nothing known yet: the camera's own"
+    );
+    // Transcoding is off (limit 0): the viewer cannot be served, and goes.
+    core.set_local_video(8, Some((Codec::H265, false)), now);
+    assert_eq!(core.peers(), 0);
+    assert!(
+        core.drain_events()
+            .any(|e| matches!(e, RelayEvent::SessionEnded { session: s, .. } if s == session))
+    );
+    let mut core = Core::new(vec![RELAY.parse().unwrap()])
+        .unwrap()
+        .with_transcode_limit(1);
+    let (session, _) = core
+        .accept(8, PeerRole::Subscriber, &h264_offer(now), now)
+        .unwrap();
+    core.set_local_video(8, Some((Codec::H265, false)), now);
+    assert!(core.transcoded(session));
+    assert!(core.transcoding(8));
+    // An H.264 camera without B-frames needs none: back to its own stream.
+    core.set_local_video(8, Some((Codec::H264, false)), now);
+    assert!(!core.transcoded(session));
+    assert!(core.watched(8));
+}

@@ -6255,6 +6255,8 @@ export interface operations {
                 headers: {
                     /** @description the session: DELETE it to stop */
                     Location?: string;
+                    /** @description present (`h264`) when the viewer gets the camera's live transcode: its offer lacked the camera's codec, or the camera sends B-frames */
+                    "X-Reallive-Transcoded"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -6304,7 +6306,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the camera has no publisher now: try again when it is online */
+            /** @description the camera has no publisher now: try again when it is online; or (code `transcode_limit`, with `Retry-After`) the viewer needs the camera transcoded and the server already runs as many live transcodes as it may */
             503: {
                 headers: {
                     [name: string]: unknown;

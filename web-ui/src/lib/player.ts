@@ -47,6 +47,13 @@ export interface PlayerOptions {
   /** Called when the session's sound is found (or found missing); back to
    * `unknown` with each new session. */
   onAudio?: (audio: AudioPresence) => void
+  /** Called with each new session: whether the server transcodes the
+   * camera for this browser (it cannot play the camera's own stream). */
+  onTranscoded?: (transcoded: boolean) => void
+  /** Called when the server refuses this browser for a limit (its live
+   * transcodes are all taken), with its words; `null` once a session is
+   * accepted. The player keeps trying. */
+  onRefused?: (message: string | null) => void
   random?: () => number
 }
 
@@ -294,6 +301,8 @@ export class LivePlayer {
       this.watch(session, gen)
       await session.start()
       if (gen !== this.generation) return
+      this.opts.onRefused?.(null)
+      this.opts.onTranscoded?.(session.transcoded != null)
       this.connectTimer = setTimeout(() => {
         if (gen === this.generation && this.state !== 'live') this.fail('did not connect in time')
       }, this.opts.connectTimeoutMs ?? 15_000)
@@ -305,7 +314,10 @@ export class LivePlayer {
         this.stop()
         return
       }
-      if (e instanceof WhepError && e.offline) this.fail('camera offline', 'offline')
+      if (e instanceof WhepError && e.transcodeLimit) {
+        this.opts.onRefused?.(e.message)
+        this.fail('the server is transcoding all it can')
+      } else if (e instanceof WhepError && e.offline) this.fail('camera offline', 'offline')
       else if (e instanceof WhepError && e.status === 404) this.fail('camera not available', 'offline')
       else this.fail(e instanceof Error ? e.message : String(e))
     }

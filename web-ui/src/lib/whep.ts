@@ -17,7 +17,13 @@ export class WhepError extends Error {
 
   /** The camera has no publisher right now. */
   get offline(): boolean {
-    return this.status === 503
+    return this.status === 503 && !this.transcodeLimit
+  }
+
+  /** This browser needs the camera transcoded, and the server transcodes
+   * as many cameras as it may: a limit, not an offline camera. */
+  get transcodeLimit(): boolean {
+    return this.code === 'transcode_limit'
   }
 
   /** The token is expired or revoked. */
@@ -83,6 +89,10 @@ export class WhepSession {
   readonly stream: MediaStream | null
   /** The session URL from `Location`, once the server accepted the offer. */
   location: string | null = null
+  /** The codec the server transcodes the camera to for this browser (it
+   * could not play the camera's own stream), from `X-Reallive-Transcoded`;
+   * null when the picture is the camera's own. */
+  transcoded: string | null = null
   private readonly opts: WhepOptions
   private readonly fetchFn: typeof fetch
   private closed = false
@@ -130,6 +140,7 @@ export class WhepSession {
     }
     if (res.status !== 201 && !res.ok) throw await readError(res)
 
+    this.transcoded = res.headers.get('X-Reallive-Transcoded')
     const location = res.headers.get('Location')
     if (location) this.location = resolveLocation(location, this.opts.url, this.opts.baseUrl)
     const answer = await res.text()

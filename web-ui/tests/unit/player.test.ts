@@ -115,6 +115,30 @@ describe('LivePlayer', () => {
     expect(player.state).toBe('live')
   })
 
+  it('tells a transcode limit from an offline camera, and a transcoded session from the camera\'s own', async () => {
+    const limit = 'this browser cannot play this camera\'s video as it is, and the server is already converting 1 camera(s) for browsers, its limit'
+    const transcoded = (loc: string) => {
+      const r = sdpAnswer(loc)
+      r.headers.set('X-Reallive-Transcoded', 'h264')
+      return r
+    }
+    const { player, states } = setup((_, n) => (n === 0 ? apiError(503, 'transcode_limit', limit, { 'Retry-After': '10' }) : transcoded('/whep/3/sessions/t')))
+    const refusals: (string | null)[] = []
+    const marks: boolean[] = []
+    Object.assign(player['opts'], { onRefused: (m: string | null) => refusals.push(m), onTranscoded: (t: boolean) => marks.push(t) })
+    player.start()
+    await flush(30)
+    expect(states.at(-1)).toBe('reconnecting')
+    expect(player.detail).not.toContain('offline')
+    expect(refusals).toEqual([limit])
+    await vi.advanceTimersByTimeAsync(1000)
+    await flush(30)
+    expect(refusals).toEqual([limit, null])
+    expect(marks).toEqual([true])
+    FakePeerConnection.instances.at(-1)!.setState('connected')
+    expect(player.state).toBe('live')
+  })
+
   it('replaces a failed connection, DELETEing the old session first', async () => {
     const { player, log, states } = setup((_, n) => sdpAnswer(`/whep/3/sessions/${n}`))
     player.start()
