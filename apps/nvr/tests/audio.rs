@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{PASSWORD, start_nvr, state_of, wait_status};
+use common::{PASSWORD, start_nvr};
 use reallive_store::{Store, StoreConfig, TimeRange};
 use reallive_test_support::http::Api;
 use reallive_test_support::process::signal;
@@ -127,10 +127,7 @@ async fn aac_and_g711_cameras_record_aac_beside_their_video() {
     assert_eq!(nvr.cameras.len(), 3, "{}", nvr.log());
     let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
     let ids: Vec<i64> = nvr.cameras.iter().map(|c| c.0).collect();
-    wait_status(&api, 20, "all three running", |s| {
-        ids.iter().all(|id| state_of(s, *id) == "running")
-    })
-    .await;
+    common::wait_running(&api, &ids).await;
     tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(
         signal(&mut nvr.child, "-TERM").await.success(),
@@ -199,10 +196,7 @@ async fn chromium_hears_aac_and_g711_cameras_live_as_opus() {
     let nvr = start_nvr(&config, &dir.path().join("data")).await;
     let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
     let ids: Vec<i64> = nvr.cameras.iter().map(|c| c.0).collect();
-    wait_status(&api, 20, "both running", |s| {
-        ids.iter().all(|id| state_of(s, *id) == "running")
-    })
-    .await;
+    common::wait_running(&api, &ids).await;
     for name in ["aac", "pcma"] {
         let env = [
             ("RL_USERNAME", "admin"),

@@ -207,10 +207,7 @@ async fn chromium_plays_an_h265_camera_through_the_live_transcode() {
     let mut nvr = start_nvr(&config, &dir.path().join("data")).await;
     let ids = [nvr.cameras[0].0, nvr.cameras[1].0];
     let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
-    wait_status(&api, 20, "both running", |s| {
-        ids.iter().all(|id| state_of(s, *id) == "running")
-    })
-    .await;
+    common::wait_running(&api, &ids).await;
 
     // `SCREENSHOT_DIR=docs/screenshots` refreshes the pictures of it.
     let shot = |name: &str| {

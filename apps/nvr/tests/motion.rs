@@ -18,7 +18,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{PASSWORD, recorded, start_nvr, state_of, wait_status};
+use common::{PASSWORD, recorded, start_nvr, state_of};
 use reallive_store::{Store, StoreConfig, TimeRange};
 use reallive_test_support::camera_process::FakeCamera;
 use reallive_test_support::http::Api;
@@ -201,10 +201,7 @@ async fn motion_mode_records_motion_and_ignores_stillness_excluded_zones_and_lig
     let sub = id("sub");
     let ids = [still, burst, corner, light, sub];
     let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
-    wait_status(&api, 20, "all five running", |s| {
-        ids.iter().all(|id| state_of(s, *id) == "running")
-    })
-    .await;
+    common::wait_running(&api, &ids).await;
     let watching = Instant::now();
 
     // The scripted switches, when the cameras applied them.

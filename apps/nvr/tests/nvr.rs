@@ -69,10 +69,7 @@ async fn four_cameras_record_and_a_failing_one_is_supervised() {
     let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
     let ids: Vec<i64> = nvr.cameras.iter().map(|c| c.0).collect();
 
-    wait_status(&api, 20, "all four running", |s| {
-        ids.iter().all(|id| state_of(s, *id) == "running")
-    })
-    .await;
+    common::wait_running(&api, &ids).await;
 
     // Health counts them, for a signed-in user; a stranger learns only ok.
     let h = api.get("/api/health").await.json();

@@ -19,6 +19,18 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 
 const RELAY: &str = "10.0.0.1:8189";
 
+/// A test clip of `crates/store/testdata`, as 30 fps access units.
+fn clip(name: &str, codec: Codec) -> Vec<reallive_core::EncodedFrame> {
+    reallive_test_support::clip::annex_b_frames(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../store/testdata")
+            .join(name),
+        codec,
+        0,
+        3000,
+    )
+}
+
 struct Client {
     rtc: Rtc,
     addr: SocketAddr,
@@ -162,12 +174,7 @@ fn frames_reach_every_subscriber_from_a_keyframe_and_requests_merge() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let clip = reallive_test_support::clip::annex_b_frames(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
-        Codec::H264,
-        0,
-        3000,
-    );
+    let clip = clip("ball-160x120-30f.h264", Codec::H264);
     assert!(clip[0].keyframe);
     let mut now = Instant::now();
     // Without the GOP cache: the keyframe policy alone.
@@ -291,12 +298,7 @@ fn frames_reach_every_subscriber_from_a_keyframe_and_requests_merge() {
 
 #[test]
 fn a_viewer_joining_mid_gop_starts_at_the_cached_keyframe_and_catches_up() {
-    let clip = reallive_test_support::clip::annex_b_frames(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
-        Codec::H264,
-        0,
-        3000,
-    );
+    let clip = clip("ball-160x120-30f.h264", Codec::H264);
     let mut now = Instant::now();
     let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
     let (mut publ, _) = client("10.0.0.2:5000", Direction::SendOnly, &mut core, 7, now);
@@ -387,12 +389,7 @@ fn a_viewer_joining_mid_gop_starts_at_the_cached_keyframe_and_catches_up() {
 fn a_local_cameras_kept_gop_starts_its_first_viewer_at_once() {
     // An NVR camera: no publisher peer; its recorder keeps the GOP while
     // nobody watches, and hands it over when the first viewer comes.
-    let clip = reallive_test_support::clip::annex_b_frames(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
-        Codec::H264,
-        0,
-        3000,
-    );
+    let clip = clip("ball-160x120-30f.h264", Codec::H264);
     let mut now = Instant::now();
     let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
     assert!(!core.watched(9));
@@ -434,12 +431,7 @@ fn a_local_cameras_kept_gop_starts_its_first_viewer_at_once() {
 
 #[test]
 fn an_h265_camera_passes_through_to_viewers_that_offer_h265() {
-    let clip = reallive_test_support::clip::annex_b_frames(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-10f.h265"),
-        Codec::H265,
-        0,
-        3000,
-    );
+    let clip = clip("ball-160x120-10f.h265", Codec::H265);
     assert!(clip[0].keyframe);
     let mut now = Instant::now();
     let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
@@ -588,12 +580,7 @@ fn a_viewers_audio_and_video_are_one_media_stream() {
 
 #[test]
 fn a_local_cameras_sound_goes_to_the_viewers_that_took_audio() {
-    let clip = reallive_test_support::clip::annex_b_frames(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
-        Codec::H264,
-        0,
-        3000,
-    );
+    let clip = clip("ball-160x120-30f.h264", Codec::H264);
     let mut now = Instant::now();
     let mut core = Core::new(vec![RELAY.parse().unwrap()]).unwrap();
     let (mut listener, session) = client_of(
@@ -674,18 +661,8 @@ fn h264_offer(now: Instant) -> String {
 
 #[test]
 fn an_h265_camera_is_transcoded_for_viewers_without_h265_within_the_limit() {
-    let h265 = reallive_test_support::clip::annex_b_frames(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-10f.h265"),
-        Codec::H265,
-        0,
-        3000,
-    );
-    let h264 = reallive_test_support::clip::annex_b_frames(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../store/testdata/ball-160x120-30f.h264"),
-        Codec::H264,
-        0,
-        3000,
-    );
+    let h265 = clip("ball-160x120-10f.h265", Codec::H265);
+    let h264 = clip("ball-160x120-30f.h264", Codec::H264);
     let mut now = Instant::now();
     let mut core = Core::new(vec![RELAY.parse().unwrap()])
         .unwrap()

@@ -617,14 +617,14 @@ mod tests {
 
     const NTP_SEC: u64 = 1 << 32;
 
-    #[test]
-    fn sender_reports_place_the_sound_by_the_senders_clock() {
+    /// Two frames a second apart (RTP 1000 at pts 0, then 91000), and
+    /// reports that say the video's RTP time 1000 - 9000 was at 100 s on
+    /// the sender's clock, and the sound's 50000 at 100.5 s.
+    fn two_frames_and_reports() -> (Instant, Timeline, Reports) {
         let t0 = Instant::now();
         let mut timeline = Timeline::default();
         timeline.pts(1_000, t0);
         timeline.pts(1_000 + 90_000, t0 + Duration::from_secs(1));
-        // The video's RTP time 1000 - 9000 was at 100 s on the sender's
-        // clock, and the sound's 50000 at 100.5 s.
         let reports = Reports {
             video: Some(Report {
                 ntp: 100 * NTP_SEC,
@@ -635,6 +635,12 @@ mod tests {
                 rtp: 50_000,
             }),
         };
+        (t0, timeline, reports)
+    }
+
+    #[test]
+    fn sender_reports_place_the_sound_by_the_senders_clock() {
+        let (t0, timeline, reports) = two_frames_and_reports();
         let mut clock = AudioClock::default();
         // 0.1 s after the sound's report: 100.6 s, the video's RTP time
         // 1000 - 9000 + 54000 = 46000, half way from the first frame (RTP
@@ -658,20 +664,7 @@ mod tests {
 
     #[test]
     fn the_sound_waits_for_the_sender_reports_and_is_placed_by_them() {
-        let t0 = Instant::now();
-        let mut timeline = Timeline::default();
-        timeline.pts(1_000, t0);
-        timeline.pts(1_000 + 90_000, t0 + Duration::from_secs(1));
-        let reports = Reports {
-            video: Some(Report {
-                ntp: 100 * NTP_SEC,
-                rtp: 1_000u32.wrapping_sub(9_000),
-            }),
-            audio: Some(Report {
-                ntp: 100 * NTP_SEC + NTP_SEC / 2,
-                rtp: 50_000,
-            }),
-        };
+        let (t0, timeline, reports) = two_frames_and_reports();
         let early = Reports {
             audio: None,
             ..reports

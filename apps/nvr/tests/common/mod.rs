@@ -96,6 +96,15 @@ pub async fn wait_status(
     wait_json(api, "/api/status", secs, what, done).await
 }
 
+/// Waits (at most 20 s) until every camera of `ids` records.
+pub async fn wait_running(api: &Api, ids: &[i64]) -> serde_json::Value {
+    let what = format!("cameras {ids:?} running");
+    wait_status(api, 20, &what, |s| {
+        ids.iter().all(|id| state_of(s, *id) == "running")
+    })
+    .await
+}
+
 /// Polls GET `path` until `done` holds for its JSON, at most `secs`.
 pub async fn wait_json(
     api: &Api,
