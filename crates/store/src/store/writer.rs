@@ -106,6 +106,10 @@ struct OpenFile {
     /// Fragments written since the last flush, and their media.
     unflushed: usize,
     unflushed_90k: u64,
+    /// An `fdatasync` failed: whether what was written since the last one
+    /// reached the disk is unknown (a second `fsync` may report success
+    /// without it).
+    sync_failed: bool,
     duration_90k: i64,
 }
 
@@ -264,10 +268,16 @@ impl RecordingSession {
             .take()
             .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
         let (data, abs, offset) = (data.clone(), f.abs.clone(), f.bytes);
-        let (file, result) = blocking(move || {
-            let r = file
-                .write_all(&data)
-                .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+        let (file, result, sync_failed) = blocking(move || {
+            let mut sync_failed = false;
+            let r = file.write_all(&data).and_then(|()| {
+                if !sync {
+                    return Ok(());
+                }
+                let r = file.sync_data();
+                sync_failed = r.is_err();
+                r
+            });
             if r.is_err() {
                 use std::io::Seek;
                 let _ = file
@@ -277,11 +287,13 @@ impl RecordingSession {
             Ok((
                 file,
                 r.map_err(|e| StoreError::io(format!("writing {}", abs.display()), e)),
+                sync_failed,
             ))
         })
         .await?;
         f.file = Some(file);
-        if sync && result.is_ok() {
+        f.sync_failed |= sync_failed;
+        if sync && !sync_failed {
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         }
         result
@@ -392,6 +404,7 @@ impl RecordingSession {
             segment_90k: 0,
             unflushed: 0,
             unflushed_90k: 0,
+            sync_failed: false,
             duration_90k: 0,
         });
         Ok(())
@@ -419,6 +432,7 @@ impl RecordingSession {
         })
         .await?;
         f.file = Some(file);
+        f.sync_failed |= synced.is_err();
         synced?;
         self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.commit().await
@@ -498,31 +512,40 @@ impl RecordingSession {
         Ok(())
     }
 
-    /// After a failed write: cut the file back to what the index holds and
-    /// close it, so the index and the file agree; the segmenter starts over
-    /// at the next keyframe.
+    /// After a failed write: close the file at its last fragment known to
+    /// be whole on disk, so the index and the file agree; the segmenter
+    /// starts over at the next keyframe. The fragments written since the
+    /// last flush are kept if they sync now, unless an `fdatasync` already
+    /// failed: whether they reached the disk is then unknown (a later
+    /// `fsync` may succeed without them), so the file is cut back to what
+    /// the index holds.
     async fn abandon_file(&mut self) {
         self.seg.abort();
         let Some(mut f) = self.file.take() else {
             return;
         };
-        // Off the live playlist before the file is cut back.
+        // Off the live playlist before the file may be cut back.
         self.store.parts_closed(&self.camera, f.id);
-        let committed = f.committed_bytes;
-        let n = f.fragments.len() - f.unflushed;
-        f.fragments.truncate(n);
-        if let Some(file) = f.file.take() {
-            let _ = blocking(move || {
+        let (committed, written) = (f.committed_bytes, f.bytes);
+        let try_written = !f.sync_failed && written > committed;
+        let kept = match f.file.take() {
+            Some(file) => blocking(move || {
+                if try_written && file.set_len(written).and_then(|()| file.sync_all()).is_ok() {
+                    return Ok(written);
+                }
                 let _ = file.set_len(committed).and_then(|()| file.sync_all());
-                Ok(())
+                Ok(committed)
             })
-            .await;
-        }
+            .await
+            .unwrap_or(committed),
+            None => committed,
+        };
+        f.fragments.retain(|x| x.end() <= kept);
         let duration: i64 = f.fragments.iter().map(|x| i64::from(x.duration_90k)).sum();
         let done = sqlx::query(
             "UPDATE recordings SET state = 'complete', bytes = ?, end_utc_ns = ?, fragments = ? WHERE id = ?",
         )
-        .bind(committed as i64)
+        .bind(kept as i64)
         .bind(f.start_utc_ns + ticks_to_ns(duration))
         .bind(fragment::pack(&f.fragments))
         .bind(f.id)
@@ -534,7 +557,7 @@ impl RecordingSession {
                 self.store.cache_change(&self.camera, |list| {
                     if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
                         r.end_utc_ns = end;
-                        r.bytes = committed;
+                        r.bytes = kept;
                         r.state = RecordingState::Complete;
                     }
                 });
@@ -694,6 +717,41 @@ mod tests {
         assert!(store.open_parts("cam").is_empty());
         let live = store.live_playlist("cam", 6, "/r/").await.unwrap();
         assert_eq!(live.text.matches("#EXT-X-PART:").count(), 6);
+    }
+
+    /// A flush whose commit fails (here the index refuses it) closes the
+    /// file at its last whole part: the parts written since the previous
+    /// flush are kept (they sync), not cut back to what the index held.
+    #[tokio::test]
+    async fn a_failed_commit_keeps_the_parts_already_written() {
+        let (_dir, store) = open(|c| c).await;
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF fragments ON recordings \
+             WHEN NEW.state = 'writing' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(&store.inner.pool)
+        .await
+        .unwrap();
+        let mut s = store.session("cam").unwrap();
+        let mut failed = None;
+        for (i, f) in frames(41).into_iter().enumerate() {
+            let now = arrival(&f, T0);
+            if s.write_at(f, now).await.is_err() {
+                failed = Some(i);
+                break;
+            }
+        }
+        // Frame 30 closes the sixth part, 1 s: its flush is refused.
+        assert_eq!(failed, Some(30));
+        let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
+        assert_eq!(r.state, RecordingState::Complete);
+        assert_eq!(r.fragments.len(), 6, "every part written");
+        assert_eq!(r.bytes, file_len(&store, &r.path));
+        let scanned =
+            crate::scan::scan(&mut std::fs::File::open(store.root().join(&r.path)).unwrap())
+                .unwrap();
+        assert_eq!(scanned.fragments, r.fragments);
+        assert!(store.open_parts("cam").is_empty());
     }
 
     #[tokio::test]
