@@ -541,6 +541,11 @@ impl RecordingSession {
             None => committed,
         };
         f.fragments.retain(|x| x.end() <= kept);
+        // The kept parts' segments count into the camera's media sequence,
+        // as a commit's would: the next file's numbers follow them.
+        let segments = crate::hls::segment_count(&f.fragments);
+        self.store
+            .take_seq(&self.camera, segments.saturating_sub(f.segments) as i64);
         let duration: i64 = f.fragments.iter().map(|x| i64::from(x.duration_90k)).sum();
         let done = sqlx::query(
             "UPDATE recordings SET state = 'complete', bytes = ?, end_utc_ns = ?, fragments = ? WHERE id = ?",
@@ -752,6 +757,23 @@ mod tests {
                 .unwrap();
         assert_eq!(scanned.fragments, r.fragments);
         assert!(store.open_parts("cam").is_empty());
+        // The index takes commits again: the next keyframe (frame 40)
+        // starts a file whose segment numbers follow the kept ones.
+        sqlx::query("DROP TRIGGER refuse")
+            .execute(&store.inner.pool)
+            .await
+            .unwrap();
+        for f in frames(70).into_iter().skip(31) {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        s.finish().await.unwrap();
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            recs[1].first_seq,
+            recs[0].first_seq + crate::hls::segment_count(&recs[0].fragments) as i64
+        );
     }
 
     #[tokio::test]
