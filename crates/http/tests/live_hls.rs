@@ -3,7 +3,8 @@
 //! back once that part is written, and not before; users without `view`
 //! are refused, before any wait; hostile `_HLS_msn`/`_HLS_part` values are
 //! a prompt 400, never a hang; a part that never comes is a 503 after
-//! three target durations.
+//! three target durations. Parts are listed (and fetched) as soon as they
+//! are written, before the writer's once-a-segment index commit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -79,8 +80,18 @@ fn edge(p: &str) -> (i64, usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blocking_reloads_wait_for_the_next_part_and_refuse_the_rest() {
+/// Real accounts, a real store and the recordings API on loopback.
+struct Env {
+    _dir: tempfile::TempDir,
+    accounts: Accounts,
+    api: ApiState,
+    store: Store,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+}
+
+async fn serve() -> Env {
     let dir = tempfile::tempdir().unwrap();
     let accounts = Accounts::open(dir.path()).await.unwrap();
     let api = ApiState::new(
@@ -89,26 +100,6 @@ async fn blocking_reloads_wait_for_the_next_part_and_refuse_the_rest() {
         ApiOptions::default(),
     )
     .unwrap();
-    let admin = user(&accounts, "admin", Role::Admin).await;
-    let (camera, _) = accounts
-        .create_camera(admin.id, "front", None)
-        .await
-        .unwrap();
-    let (camera_b, _) = accounts
-        .create_camera(admin.id, "back", None)
-        .await
-        .unwrap();
-    let alice = user(&accounts, "alice", Role::Viewer).await;
-    let bob = user(&accounts, "bob", Role::Viewer).await;
-    accounts
-        .grant(camera.id, alice.id, Permission::View)
-        .await
-        .unwrap();
-    // Bob may view another camera only.
-    accounts
-        .grant(camera_b.id, bob.id, Permission::View)
-        .await
-        .unwrap();
     let (store, _) = Store::open(StoreConfig::new(dir.path().join("data")))
         .await
         .unwrap();
@@ -126,6 +117,50 @@ async fn blocking_reloads_wait_for_the_next_part_and_refuse_the_rest() {
             .await
             .unwrap();
     });
+    Env {
+        _dir: dir,
+        accounts,
+        api,
+        store,
+        addr,
+        stop,
+        server,
+    }
+}
+
+impl Env {
+    async fn close(self) {
+        self.stop.cancel();
+        self.server.await.unwrap();
+        self.store.close().await;
+        self.accounts.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_reloads_wait_for_the_next_part_and_refuse_the_rest() {
+    let env = serve().await;
+    let (accounts, api, store, addr) = (&env.accounts, &env.api, &env.store, env.addr);
+    let admin = user(accounts, "admin", Role::Admin).await;
+    let (camera, _) = accounts
+        .create_camera(admin.id, "front", None)
+        .await
+        .unwrap();
+    let (camera_b, _) = accounts
+        .create_camera(admin.id, "back", None)
+        .await
+        .unwrap();
+    let alice = user(accounts, "alice", Role::Viewer).await;
+    let bob = user(accounts, "bob", Role::Viewer).await;
+    accounts
+        .grant(camera.id, alice.id, Permission::View)
+        .await
+        .unwrap();
+    // Bob may view another camera only.
+    accounts
+        .grant(camera_b.id, bob.id, Permission::View)
+        .await
+        .unwrap();
 
     // 1.5 s recorded, the file still open (default 200 ms parts).
     let clip = reallive_test_support::clip::ball_frames(30);
@@ -172,7 +207,7 @@ async fn blocking_reloads_wait_for_the_next_part_and_refuse_the_rest() {
         lag < Duration::from_millis(500),
         "answered {lag:?} after the part was written"
     );
-    eprintln!("blocking reload answered {lag:?} after the part was committed");
+    eprintln!("blocking reload answered {lag:?} after the part was written");
 
     // Already there: no wait.
     let t = Instant::now();
@@ -247,8 +282,136 @@ async fn blocking_reloads_wait_for_the_next_part_and_refuse_the_rest() {
     );
 
     session.finish().await.unwrap();
-    stop.cancel();
-    server.await.unwrap();
-    store.close().await;
-    accounts.close().await;
+    env.close().await;
+}
+
+/// The one recording of `camera`, as the index holds it.
+async fn committed(store: &Store, camera: &str) -> reallive_store::Recording {
+    let recs = store
+        .recordings(camera, reallive_store::TimeRange::all())
+        .await
+        .unwrap();
+    assert_eq!(recs.len(), 1);
+    recs.into_iter().next().unwrap()
+}
+
+/// `(offset, len)` of every `EXT-X-PART` of a playlist, in order.
+fn part_ranges(p: &str) -> Vec<(u64, u64)> {
+    p.lines()
+        .filter(|l| l.starts_with("#EXT-X-PART:"))
+        .map(|l| {
+            let r = l.split("BYTERANGE=\"").nth(1).unwrap();
+            let (len, off) = r.split('"').next().unwrap().split_once('@').unwrap();
+            (off.parse().unwrap(), len.parse().unwrap())
+        })
+        .collect()
+}
+
+/// The writer syncs and commits the index once a segment (about 1 s), but
+/// the live playlist lists each 200 ms part as soon as it is in the file,
+/// from the writer's memory: a blocking reload answers before the index
+/// row holds the part, and the part's bytes are there to fetch. Once the
+/// flush comes, the index holds exactly what the playlist listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parts_are_listed_before_their_segment_is_committed() {
+    let env = serve().await;
+    let (store, addr) = (&env.store, env.addr);
+    let admin = user(&env.accounts, "admin", Role::Admin).await;
+    let (camera, _) = env
+        .accounts
+        .create_camera(admin.id, "front", None)
+        .await
+        .unwrap();
+    let token = env.api.issue_token(&admin).0;
+    let name = reallive_core::CameraId(camera.id).store_key();
+    let uri = format!("/api/cameras/{}/live.m3u8", camera.id);
+    // Frames 0..45, GOPs of 10: parts of 6 and 4 frames. The parts up to
+    // frame 30 hold 1 s, and were flushed; 30..36 and 36..40 are written,
+    // not yet committed (40..45 is still in the muxer).
+    let clip = reallive_test_support::clip::ball_frames(30);
+    let mut session = store.session(&name).unwrap();
+    write(&mut session, &clip, 0..45).await;
+    let row = committed(store, &name).await;
+    assert_eq!(row.fragments.len(), 6, "one flush, at 1 s");
+    let r = get(addr, &uri, Some(&token)).await;
+    assert_eq!(r.status, 200);
+    let p = String::from_utf8(r.body).unwrap();
+    let (msn, parts) = edge(&p);
+    assert_eq!((msn, parts), (3, 2), "{p}");
+    let listed = part_ranges(&p);
+    let uncommitted: Vec<(u64, u64)> = listed
+        .iter()
+        .copied()
+        .filter(|(off, _)| *off >= row.bytes)
+        .collect();
+    assert_eq!(uncommitted.len(), 2, "{p}");
+    assert_eq!(uncommitted[0].0, row.bytes, "they follow the index's end");
+
+    // Those bytes are in the file for any reader (the page cache).
+    let part_uri = p
+        .lines()
+        .rfind(|l| l.starts_with("#EXT-X-PART:"))
+        .and_then(|l| l.split("URI=\"").nth(1))
+        .and_then(|u| u.split('"').next())
+        .unwrap()
+        .to_string();
+    let (off, len) = *uncommitted.last().unwrap();
+    let range = format!("bytes={off}-{}", off + len - 1);
+    let auth = format!("Bearer {token}");
+    let r = request(
+        addr,
+        "GET",
+        &part_uri,
+        &[("Authorization", &auth), ("Range", &range)],
+        b"",
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body.len() as u64, len);
+    assert_eq!(&r.body[4..8], b"moof", "a whole part");
+
+    // A blocking reload for the next part answers once it is written,
+    // still before any commit.
+    let next = format!("{uri}?_HLS_msn={msn}&_HLS_part={parts}");
+    let waiting = {
+        let (next, t) = (next.clone(), token.clone());
+        tokio::spawn(async move { (get(addr, &next, Some(&t)).await, Instant::now()) })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "answered before the part exists");
+    write(&mut session, &clip, 45..47).await;
+    let written = Instant::now();
+    let (r, answered) = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the blocking reload did not return")
+        .unwrap();
+    let p = String::from_utf8(r.body).unwrap();
+    assert_eq!(r.status, 200, "{p}");
+    assert_eq!(edge(&p), (msn + 1, 1), "{p}");
+    assert!(answered.saturating_duration_since(written) < Duration::from_millis(500));
+    assert_eq!(
+        committed(store, &name).await.fragments.len(),
+        6,
+        "the part was listed from memory, before its commit"
+    );
+
+    // Frames up to 61 close the parts up to frame 60: 1 s since the last
+    // flush, so the writer flushes. The index then holds exactly the
+    // parts the playlist listed, and the playlist did not change by it.
+    write(&mut session, &clip, 47..61).await;
+    let row = committed(store, &name).await;
+    assert_eq!(row.fragments.len(), 12, "the second flush, at 2 s");
+    let p = String::from_utf8(get(addr, &uri, Some(&token)).await.body).unwrap();
+    let listed = part_ranges(&p);
+    let indexed: Vec<(u64, u64)> = row
+        .fragments
+        .iter()
+        .map(|f| (f.offset, u64::from(f.size)))
+        .collect();
+    assert!(indexed.ends_with(&listed), "{listed:?} vs {indexed:?}");
+    assert_eq!(listed.last().map(|(o, l)| o + l), Some(row.bytes));
+
+    session.finish().await.unwrap();
+    env.close().await;
 }

@@ -90,7 +90,7 @@ async fn write_cost(dir: &Path) {
     runs.sort();
     let (cpu, wall, writes) = runs[1];
     println!(
-        "| write, 4 Mbit/s, fdatasync per 1 s fragment (median of 3) | {secs} s of media in {wall:.2?} | CPU {cpu:?} = {:.3} % of a core per real-time stream (runs: {}) | {:.1} write-class syscalls per fragment (file + WAL) |",
+        "| write, 4 Mbit/s, 200 ms parts, a flush (fdatasync + commit) a second (median of 3) | {secs} s of media in {wall:.2?} | CPU {cpu:?} = {:.3} % of a core per real-time stream (runs: {}) | {:.1} write-class syscalls per second of media (file + WAL) |",
         cpu.as_secs_f64() / secs as f64 * 100.0,
         runs.iter()
             .map(|r| format!("{:.3} %", r.0.as_secs_f64() / secs as f64 * 100.0))

@@ -64,12 +64,16 @@ pub const SEGMENT_TARGET_90K: u64 = 90_000;
 
 /// A segment closes once it holds this much (0.9 s), so 200 ms parts that
 /// jitter a little still make 1 s segments, not 1.2 s ones.
-const SEGMENT_CLOSE_90K: u64 = SEGMENT_TARGET_90K * 9 / 10;
+pub(crate) const SEGMENT_CLOSE_90K: u64 = SEGMENT_TARGET_90K * 9 / 10;
 
 /// Whether fragment `f` (after `prev`, in a segment of `open_90k` ticks so
 /// far) starts a new segment: at a keyframe, once the open one is full, or
 /// where the bytes are not contiguous.
-fn starts_segment(prev: Option<&FragmentEntry>, open_90k: u64, f: &FragmentEntry) -> bool {
+pub(crate) fn starts_segment(
+    prev: Option<&FragmentEntry>,
+    open_90k: u64,
+    f: &FragmentEntry,
+) -> bool {
     match prev {
         None => true,
         Some(p) => f.keyframe || open_90k >= SEGMENT_CLOSE_90K || p.end() != f.offset,

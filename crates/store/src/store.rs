@@ -8,6 +8,8 @@
 //! - `index.rs`: the SQLite queries that list recordings and usage, and the
 //!   camera-wide fragment sequence numbers;
 //! - `writer.rs`: [`RecordingSession`], how frames become files and rows;
+//! - `live.rs`: the parts written to open files but not yet committed,
+//!   which the live playlist lists from memory;
 //! - `recovery.rs`: what opening the store repairs after a crash;
 //! - `retention.rs`: running the planner of [`crate::retention`], and the
 //!   disk figures it needs;
@@ -39,6 +41,7 @@ mod index;
 mod deletion;
 mod events;
 mod export_jobs;
+mod live;
 mod locks;
 mod playback;
 mod recovery;
@@ -78,7 +81,18 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
     /// Fragment and file lengths, gap thresholds.
     pub segmenter: SegmenterConfig,
-    /// Fragments per `fdatasync` + index commit (default 1: every fragment).
+    /// How often the open file is made durable (`fdatasync`, then an index
+    /// commit), in segments of about a second (default 1). Every fragment
+    /// (200 ms part) is written to the file at once, readable by playback
+    /// and listed in the live playlist from memory; the flush comes once
+    /// the fragments written since the last one hold `flush_interval` × 1 s
+    /// of media, or `flush_interval` × 0.9 s when the newest one fills its
+    /// segment (`hls::segments` closes a segment at 0.9 s), or when 32
+    /// fragments wait (the live list's bound); and always when the file
+    /// closes. With 1 s fragments (`SegmenterConfig::part_90k` 0) and the
+    /// default, that is every fragment, as before parts. A power cut loses
+    /// at most what waits for the flush (`docs/design/recording.md`, "Loss
+    /// bound").
     pub flush_interval: u32,
     /// What to delete, and when.
     pub retention: RetentionPolicy,
@@ -118,8 +132,10 @@ pub(crate) struct Inner {
     /// sequence; [`crate::hls::segments`]).
     next_seq: Mutex<HashMap<String, i64>>,
     /// Per camera, bumped whenever its live playlist may have changed
-    /// (fragments committed, a file closed): blocking reloads wait on it.
+    /// (a part written, a file closed): blocking reloads wait on it.
     live_changes: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+    /// Parts written to open files but not committed yet (`live.rs`).
+    live_parts: Mutex<live::LiveParts>,
     /// Write figures per camera.
     write_stats: Mutex<HashMap<String, Arc<WriteStats>>>,
     /// One retention pass at a time.
@@ -177,6 +193,7 @@ impl Store {
                 pool,
                 next_seq: Mutex::new(HashMap::new()),
                 live_changes: Mutex::new(HashMap::new()),
+                live_parts: Mutex::new(live::LiveParts::default()),
                 write_stats: Mutex::new(HashMap::new()),
                 retention: tokio::sync::Mutex::new(()),
                 camera_retention: Mutex::new(HashMap::new()),

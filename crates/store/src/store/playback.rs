@@ -198,13 +198,17 @@ impl Store {
     }
 
     /// An LL-HLS live playlist of the newest `window` segments of `camera`
-    /// ([`crate::hls::live_playlist`]).
+    /// ([`crate::hls::live_playlist`]): the index's rows, and the parts the
+    /// writer has appended to the open file since its last commit, from
+    /// memory (`live.rs`), so a part is listed as soon as it is written.
     pub async fn live_playlist(
         &self,
         camera: &str,
         window: usize,
         uri_prefix: &str,
     ) -> Result<crate::hls::LivePlaylist, StoreError> {
+        // Before the rows: see `live::merge`.
+        let open = self.open_parts(camera);
         // Every file holds at least one segment: `window` files suffice.
         let rows = sqlx::query(concat!(
             "SELECT ",
@@ -220,6 +224,7 @@ impl Store {
             .map(row_to_recording)
             .collect::<Result<Vec<_>, _>>()?;
         recs.reverse();
+        super::live::merge(&mut recs, &open);
         Ok(crate::hls::live_playlist(&recs, window, uri_prefix))
     }
 
@@ -237,7 +242,7 @@ impl Store {
         max_wait: std::time::Duration,
     ) -> Result<String, StoreError> {
         use crate::hls::Blocking;
-        // Subscribe before reading, so a commit in between is not missed.
+        // Subscribe before reading, so a part written in between is not missed.
         let mut changes = self.live_changes(camera);
         let started = tokio::time::Instant::now();
         loop {

@@ -1,20 +1,25 @@
 //! The write path: a [`RecordingSession`] turns frames into fragmented MP4
 //! files and index rows, in the order of `docs/design/recording.md`:
-//! append the fragment, `fdatasync` (every `flush_interval` fragments),
-//! commit its index rows; on close, `fsync` the file and its directory.
+//! append each fragment (a 200 ms part) and publish it to the live playlist
+//! at once; once a segment's worth is written (`flush_interval`, about 1 s),
+//! `fdatasync` and commit the index row; on close, `fsync` the file and its
+//! directory.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use reallive_core::EncodedFrame;
 use reallive_core::time::UtcNs;
 
+use super::live::MAX_UNFLUSHED_PARTS;
 use super::{Store, blocking};
 use crate::StoreError;
 use crate::durable::fsync_dir;
 use crate::fragment::{self, FragmentEntry};
+use crate::hls::{SEGMENT_CLOSE_90K, SEGMENT_TARGET_90K, starts_segment};
 use crate::model::{
     Recording, RecordingState, codec_name, file_path, ticks_to_ns, validate_camera,
 };
@@ -30,6 +35,28 @@ pub struct WriteStats {
     pub bytes: std::sync::atomic::AtomicU64,
     /// Fragments written.
     pub fragments: std::sync::atomic::AtomicU64,
+    /// `fdatasync`s and `fsync`s of recording files: one when a file
+    /// starts, one per flush (about one a second, `flush_interval`), one
+    /// when it closes.
+    pub syncs: std::sync::atomic::AtomicU64,
+    /// Index commits of fragments (one per flush).
+    pub commits: std::sync::atomic::AtomicU64,
+    /// Bytes of fragment table those commits wrote (each rewrites the open
+    /// file's whole table).
+    pub index_bytes: std::sync::atomic::AtomicU64,
+}
+
+/// Whether the fragments written since the last flush, with a new one,
+/// are due a flush (`StoreConfig::flush_interval`): `unflushed` of them
+/// holding `unflushed_90k` of media, the new one included, which leaves its
+/// segment `segment_90k` long.
+fn flush_due(flush_interval: u32, unflushed: usize, unflushed_90k: u64, segment_90k: u64) -> bool {
+    let n = u64::from(flush_interval.max(1));
+    unflushed >= MAX_UNFLUSHED_PARTS
+        || unflushed_90k >= n * SEGMENT_TARGET_90K
+        // The segment is full: the next part starts another. Jittery 200 ms
+        // parts make full segments a little short of 1 s.
+        || (segment_90k >= SEGMENT_CLOSE_90K && unflushed_90k >= n * SEGMENT_CLOSE_90K)
 }
 
 impl Store {
@@ -74,7 +101,15 @@ struct OpenFile {
     fragments: Vec<FragmentEntry>,
     /// Segments of `fragments` counted into the camera's media sequence.
     segments: usize,
-    unflushed: u32,
+    /// Media in the newest segment of `fragments` ([`crate::hls::segments`]).
+    segment_90k: u64,
+    /// Fragments written since the last flush, and their media.
+    unflushed: usize,
+    unflushed_90k: u64,
+    /// An `fdatasync` failed: whether what was written since the last one
+    /// reached the disk is unknown (a second `fsync` may report success
+    /// without it).
+    sync_failed: bool,
     duration_90k: i64,
 }
 
@@ -137,7 +172,7 @@ impl RecordingSession {
         for out in self.seg.finish() {
             self.apply(out).await?;
         }
-        Ok(self.finished)
+        Ok(std::mem::take(&mut self.finished))
     }
 
     async fn apply(&mut self, out: Output) -> Result<(), StoreError> {
@@ -153,9 +188,27 @@ impl RecordingSession {
                     .file
                     .as_mut()
                     .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
+                let entry = FragmentEntry {
+                    decode_time_90k: frag.decode_time_90k,
+                    duration_90k: u32::try_from(frag.duration_90k).unwrap_or(u32::MAX),
+                    offset: f.bytes,
+                    size: frag.data.len() as u32,
+                    frames: frag.frames,
+                    keyframe: frag.keyframe,
+                };
+                let segment_90k = if starts_segment(f.fragments.last(), f.segment_90k, &entry) {
+                    0
+                } else {
+                    f.segment_90k
+                } + u64::from(entry.duration_90k);
                 // When this fragment completes a flush, write and fdatasync in
                 // one trip to the blocking pool.
-                let sync = f.unflushed + 1 >= self.store.inner.cfg.flush_interval.max(1);
+                let sync = flush_due(
+                    self.store.inner.cfg.flush_interval,
+                    f.unflushed + 1,
+                    f.unflushed_90k + u64::from(entry.duration_90k),
+                    segment_90k,
+                );
                 let mut written = self.append(&frag.data, sync).await;
                 if written.as_ref().is_err_and(StoreError::is_disk_full) {
                     // Recording does not stop for a full disk: free the
@@ -170,17 +223,15 @@ impl RecordingSession {
                     .file
                     .as_mut()
                     .ok_or_else(|| StoreError::Corrupt("fragment without an open file".into()))?;
-                f.fragments.push(FragmentEntry {
-                    decode_time_90k: frag.decode_time_90k,
-                    duration_90k: u32::try_from(frag.duration_90k).unwrap_or(u32::MAX),
-                    offset: f.bytes,
-                    size: frag.data.len() as u32,
-                    frames: frag.frames,
-                    keyframe: frag.keyframe,
-                });
+                f.fragments.push(entry);
                 f.bytes += frag.data.len() as u64;
                 f.duration_90k += frag.duration_90k as i64;
+                f.segment_90k = segment_90k;
                 f.unflushed += 1;
+                f.unflushed_90k += u64::from(entry.duration_90k);
+                // Listed in the live playlist now, synced or not: its bytes
+                // are in the file for every reader.
+                self.store.part_written(&self.camera, f.id, entry);
                 if sync {
                     self.commit().await?;
                 }
@@ -188,10 +239,8 @@ impl RecordingSession {
                 stats.latency.record(started.elapsed());
                 stats
                     .bytes
-                    .fetch_add(frag.data.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                stats
-                    .fragments
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    .fetch_add(frag.data.len() as u64, Ordering::Relaxed);
+                stats.fragments.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Output::EndFile { end_utc_ns, .. } => self.end_file(end_utc_ns).await,
@@ -219,10 +268,16 @@ impl RecordingSession {
             .take()
             .ok_or_else(|| StoreError::Corrupt("file handle lost".into()))?;
         let (data, abs, offset) = (data.clone(), f.abs.clone(), f.bytes);
-        let (file, result) = blocking(move || {
-            let r = file
-                .write_all(&data)
-                .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+        let (file, result, sync_failed) = blocking(move || {
+            let mut sync_failed = false;
+            let r = file.write_all(&data).and_then(|()| {
+                if !sync {
+                    return Ok(());
+                }
+                let r = file.sync_data();
+                sync_failed = r.is_err();
+                r
+            });
             if r.is_err() {
                 use std::io::Seek;
                 let _ = file
@@ -232,10 +287,15 @@ impl RecordingSession {
             Ok((
                 file,
                 r.map_err(|e| StoreError::io(format!("writing {}", abs.display()), e)),
+                sync_failed,
             ))
         })
         .await?;
         f.file = Some(file);
+        f.sync_failed |= sync_failed;
+        if sync && !sync_failed {
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+        }
         result
     }
 
@@ -290,6 +350,7 @@ impl RecordingSession {
             ))
         })
         .await?;
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         let first_seq = self.store.take_seq(&self.camera, 0);
         let r = sqlx::query(
             "INSERT INTO recordings (camera, path, start_utc_ns, end_utc_ns, bytes, init_bytes, codec, codecs, width, \
@@ -340,7 +401,10 @@ impl RecordingSession {
             committed_bytes: init_len,
             fragments: Vec::new(),
             segments: 0,
+            segment_90k: 0,
             unflushed: 0,
+            unflushed_90k: 0,
+            sync_failed: false,
             duration_90k: 0,
         });
         Ok(())
@@ -368,26 +432,37 @@ impl RecordingSession {
         })
         .await?;
         f.file = Some(file);
+        f.sync_failed |= synced.is_err();
         synced?;
+        self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.commit().await
     }
 
     /// Commits the synced fragments to the index (their bytes are on disk).
+    /// The live playlist already lists them (`live.rs`): nothing to wake.
     async fn commit(&mut self) -> Result<(), StoreError> {
         let Some(f) = self.file.as_mut() else {
             return Ok(());
         };
         let segments = crate::hls::segment_count(&f.fragments);
         let new = (segments - f.segments.min(segments)) as i64;
+        let table = fragment::pack(&f.fragments);
+        let table_len = table.len() as u64;
         sqlx::query("UPDATE recordings SET end_utc_ns = ?, bytes = ?, fragments = ? WHERE id = ?")
             .bind(f.start_utc_ns + ticks_to_ns(f.duration_90k))
             .bind(f.bytes as i64)
-            .bind(fragment::pack(&f.fragments))
+            .bind(table)
             .bind(f.id)
             .execute(&self.store.inner.pool)
             .await?;
+        self.stats.commits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .index_bytes
+            .fetch_add(table_len, Ordering::Relaxed);
+        self.store.parts_committed(&self.camera, f.id);
         f.committed_bytes = f.bytes;
         f.unflushed = 0;
+        f.unflushed_90k = 0;
         f.segments = segments;
         let (id, end, bytes) = (f.id, f.start_utc_ns + ticks_to_ns(f.duration_90k), f.bytes);
         self.store.cache_change(&self.camera, |list| {
@@ -397,7 +472,6 @@ impl RecordingSession {
             }
         });
         self.store.take_seq(&self.camera, new);
-        self.store.live_changed(&self.camera);
         Ok(())
     }
 
@@ -417,6 +491,7 @@ impl RecordingSession {
                 }
             })
             .await?;
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
         }
         sqlx::query("UPDATE recordings SET state = 'complete', end_utc_ns = ? WHERE id = ?")
             .bind(end_utc_ns)
@@ -430,35 +505,52 @@ impl RecordingSession {
                 r.state = RecordingState::Complete;
             }
         });
+        self.store.parts_closed(&self.camera, id);
         self.store.live_changed(&self.camera);
         tracing::debug!(camera = %self.camera, path = %f.rel, fragments = f.fragments.len(), "recording closed");
         self.finished.push(f.id);
         Ok(())
     }
 
-    /// After a failed write: cut the file back to what the index holds and
-    /// close it, so the index and the file agree; the segmenter starts over
-    /// at the next keyframe.
+    /// After a failed write: close the file at its last fragment known to
+    /// be whole on disk, so the index and the file agree; the segmenter
+    /// starts over at the next keyframe. The fragments written since the
+    /// last flush are kept if they sync now, unless an `fdatasync` already
+    /// failed: whether they reached the disk is then unknown (a later
+    /// `fsync` may succeed without them), so the file is cut back to what
+    /// the index holds.
     async fn abandon_file(&mut self) {
         self.seg.abort();
         let Some(mut f) = self.file.take() else {
             return;
         };
-        let committed = f.committed_bytes;
-        let n = f.fragments.len() - f.unflushed as usize;
-        f.fragments.truncate(n);
-        if let Some(file) = f.file.take() {
-            let _ = blocking(move || {
+        // Off the live playlist before the file may be cut back.
+        self.store.parts_closed(&self.camera, f.id);
+        let (committed, written) = (f.committed_bytes, f.bytes);
+        let try_written = !f.sync_failed && written > committed;
+        let kept = match f.file.take() {
+            Some(file) => blocking(move || {
+                if try_written && file.set_len(written).and_then(|()| file.sync_all()).is_ok() {
+                    return Ok(written);
+                }
                 let _ = file.set_len(committed).and_then(|()| file.sync_all());
-                Ok(())
+                Ok(committed)
             })
-            .await;
-        }
+            .await
+            .unwrap_or(committed),
+            None => committed,
+        };
+        f.fragments.retain(|x| x.end() <= kept);
+        // The kept parts' segments count into the camera's media sequence,
+        // as a commit's would: the next file's numbers follow them.
+        let segments = crate::hls::segment_count(&f.fragments);
+        self.store
+            .take_seq(&self.camera, segments.saturating_sub(f.segments) as i64);
         let duration: i64 = f.fragments.iter().map(|x| i64::from(x.duration_90k)).sum();
         let done = sqlx::query(
             "UPDATE recordings SET state = 'complete', bytes = ?, end_utc_ns = ?, fragments = ? WHERE id = ?",
         )
-        .bind(committed as i64)
+        .bind(kept as i64)
         .bind(f.start_utc_ns + ticks_to_ns(duration))
         .bind(fragment::pack(&f.fragments))
         .bind(f.id)
@@ -470,7 +562,7 @@ impl RecordingSession {
                 self.store.cache_change(&self.camera, |list| {
                     if let Some(r) = list.iter_mut().rev().find(|r| r.id == id) {
                         r.end_utc_ns = end;
-                        r.bytes = committed;
+                        r.bytes = kept;
                         r.state = RecordingState::Complete;
                     }
                 });
@@ -480,6 +572,18 @@ impl RecordingSession {
             Err(e) => {
                 tracing::warn!(camera = %self.camera, error = %e, "could not close a failed recording")
             }
+        }
+    }
+}
+
+impl Drop for RecordingSession {
+    /// A session dropped with its file open (a crash, as far as the file
+    /// goes: recovery closes it) takes the file's uncommitted parts off
+    /// the live playlist; they are in the file, and recovery indexes them.
+    fn drop(&mut self) {
+        if let Some(f) = &self.file {
+            self.store.parts_closed(&self.camera, f.id);
+            self.store.live_changed(&self.camera);
         }
     }
 }
@@ -513,8 +617,9 @@ mod tests {
             open_now.iter().map(|r| r.state).collect::<Vec<_>>(),
             [RecordingState::Complete, RecordingState::Writing]
         );
-        // What the index holds of the open file is on disk.
-        assert_eq!(open_now[1].bytes, file_len(&store, &open_now[1].path));
+        // What the index holds of the open file is in it; the file may hold
+        // more (parts written since the last flush, about a second).
+        assert!(open_now[1].bytes <= file_len(&store, &open_now[1].path));
         for f in all[70..].iter().cloned() {
             let now = arrival(&f, T0);
             s.write_at(f, now).await.unwrap();
@@ -526,18 +631,51 @@ mod tests {
         assert!(recs.iter().all(|r| r.state == RecordingState::Complete));
     }
 
-    /// With `flush_interval` 3 the index learns of fragments three at a
-    /// time; what it holds is always on disk, and `finish` commits the rest.
+    /// When the parts written since the last flush are due one: a second
+    /// of them, or 0.9 s when the newest fills its segment, or too many to
+    /// keep in the live list.
+    #[test]
+    fn a_flush_comes_once_a_segment_s_worth_is_written() {
+        use super::{MAX_UNFLUSHED_PARTS, flush_due};
+        let ms = |n: u64| n * 90;
+        // (flush_interval, parts waiting, their media, newest segment's media, due)
+        let cases = [
+            // 200 ms parts, GOP of 1 s: the fifth fills the segment.
+            (1, 4, ms(800), ms(800), false),
+            (1, 5, ms(1000), ms(1000), true),
+            // Jittery parts fill it a little short of 1 s.
+            (1, 5, ms(950), ms(950), true),
+            (1, 5, ms(899), ms(899), false),
+            // GOPs of 1/3 s: segments never fill; a second of them is due.
+            (1, 5, ms(867), ms(200), false),
+            (1, 6, ms(1000), ms(333), true),
+            // A keyframe cut the segment short after a flush: 0.9 s of
+            // parts across two segments wait for the whole second.
+            (1, 5, ms(950), ms(400), false),
+            // Two segments a flush.
+            (2, 5, ms(1000), ms(1000), false),
+            (2, 10, ms(2000), ms(1000), true),
+            // 0 is taken as 1.
+            (0, 5, ms(1000), ms(1000), true),
+            // One-frame parts (a keyframe every frame): the list's bound.
+            (1, MAX_UNFLUSHED_PARTS - 1, ms(516), ms(16), false),
+            (1, MAX_UNFLUSHED_PARTS, ms(533), ms(16), true),
+        ];
+        for (i, (interval, n, media, segment, due)) in cases.into_iter().enumerate() {
+            assert_eq!(flush_due(interval, n, media, segment), due, "case {i}");
+        }
+    }
+
+    /// The index learns of the parts once a second: what it holds is on
+    /// disk, the parts after it are in the file (and the live playlist)
+    /// already, and `finish` commits the rest.
     #[tokio::test]
-    async fn the_index_follows_the_file_every_flush_interval_fragments() {
-        let (_dir, store) = open(|c| crate::StoreConfig {
-            flush_interval: 3,
-            ..c
-        })
-        .await;
+    async fn the_index_follows_the_file_once_a_second() {
+        let (_dir, store) = open(|c| c).await;
         let mut s = store.session("cam").unwrap();
         // Parts of 6 and 4 frames (keyframes every 10): frames 6, 10, ..,
-        // 36 and 40 close eight fragments; two flushes index six.
+        // 36 and 40 close eight parts; the sixth brings 1 s (30 frames),
+        // so six are flushed and two wait.
         for f in frames(41) {
             let now = arrival(&f, T0);
             s.write_at(f, now).await.unwrap();
@@ -547,13 +685,95 @@ mod tests {
         assert_eq!(r.bytes, r.fragments[5].end());
         assert!(
             file_len(&store, &r.path) > r.bytes,
-            "the seventh is written, not committed"
+            "the seventh and eighth are written, not committed"
         );
+        let live = store.live_playlist("cam", 6, "/r/").await.unwrap();
+        assert_eq!(live.text.matches("#EXT-X-PART:").count(), 8);
+        let stats = store.write_stats("cam");
+        // The file's creation, and one flush.
+        assert_eq!(stats.syncs.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.commits.load(Ordering::Relaxed), 1);
         s.finish().await.unwrap();
         let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
         assert_eq!(r.fragments.len(), 9, "and the one-frame tail");
         assert_eq!(r.bytes, file_len(&store, &r.path));
         assert_eq!(r.end_utc_ns, T0 + 41 * crate::store::testutil::SEC / 30);
+        // The last flush, and the close.
+        assert_eq!(stats.syncs.load(Ordering::Relaxed), 4);
+        assert_eq!(stats.commits.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            stats.index_bytes.load(Ordering::Relaxed),
+            (6 + 9) * crate::fragment::PACKED_LEN as u64
+        );
+    }
+
+    /// A session dropped mid-file (a crash, for the file) leaves no parts
+    /// in the live list: the playlist lists what the index holds.
+    #[tokio::test]
+    async fn a_dropped_session_takes_its_parts_off_the_live_list() {
+        let (_dir, store) = open(|c| c).await;
+        let mut s = store.session("cam").unwrap();
+        for f in frames(41) {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        assert_eq!(store.open_parts("cam")[0].parts.len(), 2);
+        drop(s);
+        assert!(store.open_parts("cam").is_empty());
+        let live = store.live_playlist("cam", 6, "/r/").await.unwrap();
+        assert_eq!(live.text.matches("#EXT-X-PART:").count(), 6);
+    }
+
+    /// A flush whose commit fails (here the index refuses it) closes the
+    /// file at its last whole part: the parts written since the previous
+    /// flush are kept (they sync), not cut back to what the index held.
+    #[tokio::test]
+    async fn a_failed_commit_keeps_the_parts_already_written() {
+        let (_dir, store) = open(|c| c).await;
+        sqlx::query(
+            "CREATE TRIGGER refuse BEFORE UPDATE OF fragments ON recordings \
+             WHEN NEW.state = 'writing' BEGIN SELECT RAISE(ABORT, 'refused'); END",
+        )
+        .execute(&store.inner.pool)
+        .await
+        .unwrap();
+        let mut s = store.session("cam").unwrap();
+        let mut failed = None;
+        for (i, f) in frames(41).into_iter().enumerate() {
+            let now = arrival(&f, T0);
+            if s.write_at(f, now).await.is_err() {
+                failed = Some(i);
+                break;
+            }
+        }
+        // Frame 30 closes the sixth part, 1 s: its flush is refused.
+        assert_eq!(failed, Some(30));
+        let r = &store.recordings("cam", TimeRange::all()).await.unwrap()[0];
+        assert_eq!(r.state, RecordingState::Complete);
+        assert_eq!(r.fragments.len(), 6, "every part written");
+        assert_eq!(r.bytes, file_len(&store, &r.path));
+        let scanned =
+            crate::scan::scan(&mut std::fs::File::open(store.root().join(&r.path)).unwrap())
+                .unwrap();
+        assert_eq!(scanned.fragments, r.fragments);
+        assert!(store.open_parts("cam").is_empty());
+        // The index takes commits again: the next keyframe (frame 40)
+        // starts a file whose segment numbers follow the kept ones.
+        sqlx::query("DROP TRIGGER refuse")
+            .execute(&store.inner.pool)
+            .await
+            .unwrap();
+        for f in frames(70).into_iter().skip(31) {
+            let now = arrival(&f, T0);
+            s.write_at(f, now).await.unwrap();
+        }
+        s.finish().await.unwrap();
+        let recs = store.recordings("cam", TimeRange::all()).await.unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(
+            recs[1].first_seq,
+            recs[0].first_seq + crate::hls::segment_count(&recs[0].fragments) as i64
+        );
     }
 
     #[tokio::test]
