@@ -1,6 +1,8 @@
 //! kill -9 a recorder at pseudo-random moments, 20 times; after each
 //! restart every committed fragment must play, the index must match the
-//! files, and at most one fragment plus `flush_interval` may be lost.
+//! files, and at most the fragment in flight may be lost: a killed
+//! process's written fragments are in the page cache, and recovery rescans
+//! the open file (a power cut may lose up to `flush_interval` segments).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

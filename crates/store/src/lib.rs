@@ -2,9 +2,9 @@
 //!
 //! The store is where a user's footage lives. Its format is fragmented MP4:
 //! an init segment (`ftyp` + `moov` with `mvex`) followed by one `moof` +
-//! `mdat` per fragment of about a second, so a file is playable up to its
-//! last complete fragment even after a crash, and HLS can address each
-//! fragment by byte range.
+//! `mdat` per fragment (200 ms parts for LL-HLS by default, about a second
+//! without), so a file is playable up to its last complete fragment even
+//! after a crash, and HLS can address each fragment by byte range.
 //!
 //! This crate has no GStreamer dependency: it takes
 //! [`EncodedFrame`](reallive_core::EncodedFrame)s from any source.

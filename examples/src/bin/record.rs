@@ -35,7 +35,8 @@ struct Cli {
     /// Target file length in seconds.
     #[arg(long, default_value_t = 60)]
     file_secs: i64,
-    /// Fragments per fdatasync and index commit.
+    /// Segments (about a second of fragments each) per fdatasync and index
+    /// commit; with 1 s fragments, fragments.
     #[arg(long, default_value_t = 1)]
     flush_interval: u32,
 }
