@@ -329,6 +329,67 @@ async fn chromium_plays_an_h265_camera_through_the_live_transcode() {
     assert!(signal(&mut nvr.child, "-TERM").await.success());
 }
 
+/// An H.264 camera that sends B-frames (main profile, as many IP cameras
+/// do) is transcoded for every viewer, even one with H.264: the status
+/// says so, the NVR starts the camera's transcode, and webrtcbin decodes
+/// its pictures at the camera's size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_camera_with_b_frames_is_transcoded_for_every_viewer() {
+    reallive_test_support::require_elements(webrtcbin::ELEMENTS);
+    let dir = tempfile::tempdir().unwrap();
+    let camera = FakeCamera::spawn(
+        RtspCameraConfig {
+            path: "/bframes".into(),
+            width: 640,
+            height: 360,
+            fps: 30,
+            keyframe_interval: 30,
+            codec: RtspCodec::H264,
+            bframes: 2,
+            ..RtspCameraConfig::default()
+        }
+        .into(),
+    )
+    .await;
+    let config = write_config(dir.path(), camera.url());
+    let mut nvr = start_nvr(&config, &dir.path().join("data")).await;
+    let id = nvr.cameras[0].0;
+    let api = Api::new(nvr.addr).login("admin", PASSWORD).await;
+    let status = common::wait_running(&api, &[id]).await;
+    let cam = status
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"] == id))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(cam["codec"], "h264", "{status:#}");
+    assert_eq!(cam["b_frames"], true, "{status:#}");
+    assert_eq!(cam["browser_playable"], false, "{status:#}");
+
+    let avc = viewer(&nvr, &api, id, vec![OfferCodec::H264]).await;
+    let decoded = avc.wait_decoded(FRAMES, Duration::from_secs(15)).await;
+    eprintln!(
+        "webrtcbin, B-frame camera: first transcoded picture {:?} after play; {} pictures at {:?}",
+        avc.first_frame_after(),
+        decoded.frames,
+        decoded.size
+    );
+    assert!(
+        decoded.frames >= FRAMES,
+        "{decoded:?}; {}; pipeline: {:?}\n{}",
+        avc.connection_state(),
+        avc.errors(),
+        nvr.log()
+    );
+    assert_eq!(decoded.size, Some((640, 360)));
+    let log = nvr.log();
+    assert!(
+        log.contains("live transcode started") && log.contains("codec=h264"),
+        "{log}"
+    );
+    avc.stop().await;
+    assert!(signal(&mut nvr.child, "-TERM").await.success());
+}
+
 /// An H.264-only webrtcbin viewer of camera `id`, or the refusal.
 async fn viewer_result(nvr: &Nvr, api: &Api, id: i64) -> Result<WhepViewer, WhepError> {
     WhepViewer::connect(WhepViewerConfig {

@@ -157,8 +157,10 @@ struct CameraStatus {
     height: Option<u32>,
     /// The stream may carry B-frames: browsers cannot play it live as is.
     b_frames: bool,
-    /// H.264 without B-frames: what WebRTC viewers can play as it is.
-    /// H.265 is recorded but not shown live.
+    /// H.264 without B-frames: what every WebRTC viewer can play as it is.
+    /// Other streams go live as they are to viewers that can play them
+    /// (H.265 in some browsers) and through the NVR's live transcode to
+    /// the others.
     browser_playable: bool,
     /// Frames recorded since the start.
     frames: u64,

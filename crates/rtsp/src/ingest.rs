@@ -12,9 +12,12 @@
 //! - **Timestamps come from RTP**: a frame's `pts_90k` is its RTP
 //!   timestamp, unwrapped and rebased to the session's first packet.
 //!   Arrival times never space frames, so a file's frame intervals are the
-//!   camera's own. A timestamp that goes backwards or jumps more than
-//!   [`MAX_JUMP_SECS`] ends the session, as does a new SSRC: the worker
-//!   restarts it, and the store starts a new run.
+//!   camera's own. A timestamp that goes back more than 1 s (further than
+//!   any B-frame) or jumps more than [`MAX_JUMP_SECS`] ends the session, as
+//!   does a new SSRC: the worker restarts it, and the store starts a new
+//!   run. A stream with B-frames (its SPS says it may reorder, or a frame
+//!   comes before one already shown) gets decode times (`DecodeClock`):
+//!   one frame interval apart, each keyframe two intervals before its pts.
 //! - **Nothing is lost silently**: a hole in the RTP sequence numbers drops
 //!   the frames up to the next keyframe (H.264's only safe recovery),
 //!   counted in [`IngestStats`] and logged once per hole.
@@ -36,7 +39,6 @@
 //!   retina cannot parse ends the session with an [`IngestError`]; the
 //!   latter says to try `backend = "gstreamer"`.
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
@@ -222,7 +224,52 @@ pub struct AccessUnits {
     /// what a hole's missing frames are counted from.
     last_pts: Option<i64>,
     step: Option<i64>,
+    /// The latest pts so far: frames before it in time but after it in
+    /// decode order are B-frames (reordered).
+    max_pts: Option<i64>,
+    /// Decode times, once the stream reorders: see [`DecodeClock`].
+    decode: Option<DecodeClock>,
+    /// The last frame's decode time: they only ever increase.
+    last_dts: Option<i64>,
+    /// Why the camera's stream must restart (its clock stepped back past
+    /// any reordering, or jumped forward), for [`take_restart`](Self::take_restart).
+    restart: Option<String>,
     stats: Arc<IngestStats>,
+}
+
+/// How far a B-frame's pts may lie before the latest pts so far (1 s):
+/// further back is a camera that restarted its clock.
+const MAX_REORDER_90K: i64 = 90_000;
+
+/// Decode timestamps for a stream with B-frames, whose RTP timestamps are
+/// presentation times and come out of order. Every frame decodes one
+/// frame interval after the one before, and a keyframe (whose pts is the
+/// earliest of what follows it) decodes `depth` intervals before it is
+/// shown: for a constant frame rate that puts every frame's decode time at
+/// or before its presentation time, increasing, and the same distance
+/// behind the pts of the frames shown in order. After a gap it starts again
+/// from the next pts. A frame it would put after its pts (a camera that
+/// varies its rate) gets a negative composition offset, which MP4 allows.
+#[derive(Debug, Clone, Copy)]
+struct DecodeClock {
+    last: i64,
+    depth: i64,
+}
+
+impl DecodeClock {
+    fn next(&mut self, pts: i64, keyframe: bool, step: i64) -> i64 {
+        let step = step.max(1);
+        let lead = self.depth * step;
+        let by_step = self.last + step;
+        let dts = if keyframe || pts - lead > by_step + 2 * step {
+            // A keyframe, or the stream ran ahead (lost frames): from its pts.
+            (pts - lead).max(self.last + 1)
+        } else {
+            by_step
+        };
+        self.last = dts;
+        dts
+    }
 }
 
 impl AccessUnits {
@@ -234,8 +281,19 @@ impl AccessUnits {
             waiting_keyframe: true,
             last_pts: None,
             step: None,
+            max_pts: None,
+            decode: None,
+            last_dts: None,
+            restart: None,
             stats,
         }
+    }
+
+    /// Why the stream must restart, once: its RTP clock stepped back
+    /// further than any reordering (1 s), or jumped more than
+    /// [`MAX_JUMP_SECS`] ahead. The frame that showed it was dropped.
+    pub fn take_restart(&mut self) -> Option<String> {
+        self.restart.take()
     }
 
     /// The frame to record, or `None` when it must be dropped. `frame` must
@@ -251,6 +309,19 @@ impl AccessUnits {
         } else {
             elapsed.saturating_mul(90_000) / rate
         };
+        if let Some(max) = self.max_pts {
+            let back = max.saturating_sub(pts_90k);
+            let ahead = pts_90k.saturating_sub(max);
+            if back > MAX_REORDER_90K || ahead > i64::from(MAX_JUMP_SECS) * 90_000 {
+                self.restart = Some(format!(
+                    "its RTP clock stepped back or jumped over {MAX_JUMP_SECS} s"
+                ));
+                self.drop_frame();
+                return None;
+            }
+        }
+        let reordered = self.max_pts.is_some_and(|max| pts_90k < max);
+        self.max_pts = Some(self.max_pts.map_or(pts_90k, |m| m.max(pts_90k)));
         let gap = self.last_pts.map(|last| pts_90k.saturating_sub(last));
         self.last_pts = Some(pts_90k);
         let loss = frame.loss();
@@ -275,7 +346,12 @@ impl AccessUnits {
             }
             self.waiting_keyframe = true;
         } else if let Some(gap) = gap.filter(|g| *g > 0) {
-            self.step = Some(gap);
+            // The frame interval: the smallest forward step lately (a
+            // reordered stream's steps are several intervals).
+            self.step = Some(match self.step {
+                Some(s) if reordered || self.decode.is_some() => s.min(gap),
+                _ => gap,
+            });
         }
         // retina calls an access unit with no non-IDR slice a random access
         // point (parameter sets alone qualify), and an H.265 CRA not one:
@@ -324,10 +400,38 @@ impl AccessUnits {
         } else {
             data
         };
+        // B-frames: the stream says it may reorder (an H.264 SPS), or a
+        // frame came before one already shown. Decode times from then on.
+        if self.decode.is_none()
+            && (reordered
+                || (self.codec == Codec::H264 && params.stream_info().is_ok_and(|i| i.may_reorder)))
+        {
+            tracing::info!("the stream has B-frames: decode times are made for it");
+            // The frame interval from the SPS when it says; else the
+            // smallest step seen (not the first: I to P spans several).
+            if let Some(fps) = params
+                .stream_info()
+                .ok()
+                .and_then(|i| i.fps)
+                .filter(|f| f.num > 0 && f.den > 0)
+            {
+                self.step = Some((90_000 * i64::from(fps.den) / i64::from(fps.num)).max(1));
+            }
+            let start = pts_90k - 2 * self.step.unwrap_or(3000) - 1;
+            self.decode = Some(DecodeClock {
+                last: self.last_dts.map_or(start, |d| d.max(start)),
+                depth: 2,
+            });
+        }
+        let dts_90k = match self.decode.as_mut() {
+            Some(d) => d.next(pts_90k, keyframe, self.step.unwrap_or(3000)),
+            None => pts_90k,
+        };
+        self.last_dts = Some(dts_90k);
         Some(EncodedFrame {
             data,
             pts_90k,
-            dts_90k: pts_90k,
+            dts_90k,
             duration_90k: None,
             keyframe,
             params,
@@ -758,9 +862,9 @@ impl RtspSource {
                     ),
                 }
             }
-            let max_jump = NonZeroU32::new(MAX_JUMP_SECS).unwrap_or(NonZeroU32::MIN);
+            // Timestamps are checked by `AccessUnits`: B-frames step back.
             let playing = session
-                .play(PlayOptions::default().enforce_timestamps_with_max_jump_secs(max_jump))
+                .play(PlayOptions::default())
                 .await
                 .map_err(|e| probe::classify(&e, &redact))?
                 .demuxed()
@@ -830,6 +934,9 @@ impl RtspSource {
             last_video = tokio::time::Instant::now();
             let arrived = frame.start_ctx().received();
             let Some(f) = units.frame(frame) else {
+                if let Some(why) = units.take_restart() {
+                    return Err(IngestError::Restarted(why));
+                }
                 continue;
             };
             if let Some(t) = audio.as_mut() {

@@ -253,6 +253,53 @@ async fn h265_records_every_frame() {
     }
 }
 
+/// A camera that sends B-frames (main profile, as many do): its RTP
+/// timestamps are presentation times and step back at each B-frame. Every
+/// frame is recorded, with decode times that rise and never pass the
+/// presentation times, and the file plays in ffprobe with its reordering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_with_b_frames_records_every_frame_with_decode_times() {
+    require_elements(&["x264enc", "rtph264pay"]);
+    let camera = RtspCameraServer::start(RtspCameraConfig {
+        bframes: 2,
+        keyframe_interval: 30,
+        ..small()
+    });
+    let r = record(&camera.url(), options(), Duration::from_secs(4)).await;
+    assert!(r.ended.is_none(), "the run ended early: {:?}", r.ended);
+    let frames: Vec<&EncodedFrame> = r.frames.iter().map(|f| &f.frame).collect();
+    assert!(frames.len() >= 60, "only {} frames", frames.len());
+    assert!(frames[0].keyframe);
+    assert!(
+        frames.windows(2).any(|w| w[1].pts_90k < w[0].pts_90k),
+        "no B-frame came before a frame already shown"
+    );
+    assert!(
+        frames.windows(2).all(|w| w[1].dts_90k > w[0].dts_90k),
+        "decode times rise"
+    );
+    assert!(
+        frames.iter().all(|f| f.dts_90k <= f.pts_90k),
+        "a frame decodes before it is shown: {:?}",
+        frames
+            .iter()
+            .take(40)
+            .map(|f| (f.pts_90k / 3000, f.dts_90k as f64 / 3000.0, f.keyframe))
+            .collect::<Vec<_>>()
+    );
+    // In presentation order, one frame every 1/30 s.
+    let mut pts: Vec<i64> = frames.iter().map(|f| f.pts_90k).collect();
+    pts.sort_unstable();
+    assert!(pts.windows(2).all(|w| w[1] - w[0] == 3000), "{pts:?}");
+    assert_eq!(r.stats.holes(), 0);
+    assert_eq!(r.stats.dropped(), 0);
+    assert_eq!(r.files.len(), 1, "one file: {:?}", file_names(&r));
+    let (_, p) = &r.files[0];
+    assert_eq!(p.codec_name, "h264");
+    assert!(p.has_b_frames > 0, "ffprobe sees the reordering: {p:?}");
+    assert_eq!(p.frames, frames.len() as u64, "ffprobe decodes every frame");
+}
+
 /// Records a camera with `audio` beside its video: the video records as
 /// without it, and the camera did offer the track (`rtpmap` as in the SDP
 /// the client read).
@@ -514,6 +561,7 @@ async fn renumbered_mid_session(mid_frame: bool) {
             after: Duration::from_millis(2500),
             seq_offset: 1000,
             ssrc: None,
+            ts_offset: 0,
             mid_frame,
         },
     )
@@ -573,9 +621,17 @@ async fn new_sequence_numbers_inside_a_frame_count_that_frame_as_dropped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sequence_jump_past_half_the_range_or_a_new_ssrc_ends_the_session() {
+async fn a_sequence_jump_a_new_ssrc_or_a_clock_step_ends_the_session() {
     require_elements(&["x264enc", "rtph264pay"]);
-    for (seq_offset, ssrc) in [(40_000, None), (10, Some(0x5eed_5eed))] {
+    // A sequence jump, a new SSRC, and a clock stepped 5 s back or 60 s
+    // ahead (further than any B-frame reorders, or a gap could explain).
+    let cases: [(u16, Option<u32>, u32); 4] = [
+        (40_000, None, 0),
+        (10, Some(0x5eed_5eed), 0),
+        (0, None, 0u32.wrapping_sub(5 * 90_000)),
+        (0, None, 60 * 90_000),
+    ];
+    for (seq_offset, ssrc, ts_offset) in cases {
         let camera = RtspCameraServer::start(small());
         let proxy = RtspProxy::start(
             camera_addr(&camera),
@@ -583,6 +639,7 @@ async fn a_sequence_jump_past_half_the_range_or_a_new_ssrc_ends_the_session() {
                 after: Duration::from_millis(1500),
                 seq_offset,
                 ssrc,
+                ts_offset,
                 mid_frame: false,
             },
         )
@@ -594,7 +651,7 @@ async fn a_sequence_jump_past_half_the_range_or_a_new_ssrc_ends_the_session() {
             Duration::from_secs(6),
         )
         .await;
-        let what = format!("offset {seq_offset}, ssrc {ssrc:?}");
+        let what = format!("offset {seq_offset}, ssrc {ssrc:?}, timestamps {ts_offset:+}");
         let e = r.error();
         assert!(
             matches!(e, IngestError::Restarted(_)),

@@ -457,6 +457,8 @@ fn camera_args(camera: &RtspCameraConfig, port: u16) -> Vec<String> {
         camera.bitrate_kbps.to_string(),
         "--slices".to_owned(),
         camera.slices.to_string(),
+        "--bframes".to_owned(),
+        camera.bframes.to_string(),
     ];
     if let Some((user, password)) = &camera.credentials {
         args.extend(["--user".to_owned(), user.clone()]);
@@ -499,13 +501,14 @@ mod tests {
             audio: true,
             pattern: "smpte".into(),
             bitrate_kbps: 500,
+            bframes: 2,
             ..RtspCameraConfig::default()
         };
         assert_eq!(
             camera_args(&camera, 9000).join(" "),
             "--port 9000 --path /cam2 --width 640 --height 360 --fps 30 \
              --keyframe-interval 30 --codec h265 --pattern smpte --bitrate-kbps 500 \
-             --slices 1 --user admin --password pw --audio"
+             --slices 1 --bframes 2 --user admin --password pw --audio"
         );
         let scripted = RtspCameraConfig {
             source: Some("videotestsrc pattern=smpte ! videobalance name=light".into()),

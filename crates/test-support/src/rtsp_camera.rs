@@ -110,6 +110,11 @@ pub struct RtspCameraConfig {
     /// Slices per H.264 picture (x264's sliced threads); default 1. Many
     /// real cameras send several; the capture must put them back together.
     pub slices: u32,
+    /// H.264 B-frames between reference pictures (x264's `bframes`);
+    /// default 0. Many IP cameras send some (main or high profile), which
+    /// browsers cannot play over WebRTC: the NVR transcodes them live.
+    /// Without zerolatency then (it forbids them), and not with slices.
+    pub bframes: u32,
     /// Send H.264's SPS and PPS only in the SDP (`sprop-parameter-sets`),
     /// never in band, as some cameras do: x264 writes `avc` with
     /// `repeat-headers=0` (parameter sets in its `codec_data` alone) and
@@ -173,6 +178,7 @@ impl Default for RtspCameraConfig {
             pattern: "ball".into(),
             bitrate_kbps: 2048,
             slices: 1,
+            bframes: 0,
             sdp_only_parameters: false,
             resizable: false,
             port: None,
@@ -572,15 +578,30 @@ fn launch_line(cfg: &RtspCameraConfig) -> String {
     let (enc, pay) = match cfg.codec {
         RtspCodec::H264 => (
             format!(
-                "x264enc tune=zerolatency speed-preset=ultrafast threads={} bframes=0 key-int-max={} \
-                 bitrate={}{} ! video/x-h264,profile=constrained-baseline{}",
-                cfg.slices.max(1),
+                "x264enc {} key-int-max={} \
+                 bitrate={}{} ! video/x-h264,profile={}{}",
+                if cfg.bframes == 0 {
+                    format!(
+                        "tune=zerolatency speed-preset=ultrafast threads={} bframes=0",
+                        cfg.slices.max(1)
+                    )
+                } else {
+                    format!(
+                        "speed-preset=ultrafast threads=1 bframes={} b-adapt=false rc-lookahead=4",
+                        cfg.bframes
+                    )
+                },
                 cfg.keyframe_interval,
                 cfg.bitrate_kbps,
                 if sdp_only {
                     " option-string=\"repeat-headers=0\""
                 } else {
                     ""
+                },
+                if cfg.bframes == 0 {
+                    "constrained-baseline"
+                } else {
+                    "main"
                 },
                 if sdp_only { ",stream-format=avc" } else { "" }
             ),

@@ -74,6 +74,10 @@ pub enum Fault {
         seq_offset: u16,
         /// The new SSRC, if it changes.
         ssrc: Option<u32>,
+        /// Added (wrapping) to each RTP timestamp: a camera whose clock
+        /// stepped (`0u32.wrapping_sub(5 * 90_000)` steps a 90 kHz video
+        /// clock 5 s back).
+        ts_offset: u32,
         /// Start inside an access unit rather than at its first packet.
         mid_frame: bool,
     },
@@ -375,8 +379,13 @@ async fn camera_to_client(
                     continue;
                 }
                 Fault::Renumber {
-                    seq_offset, ssrc, ..
-                } if renumbering && renumber(channel, &mut frame[4..], seq_offset, ssrc) => {
+                    seq_offset,
+                    ssrc,
+                    ts_offset,
+                    ..
+                } if renumbering
+                    && renumber(channel, &mut frame[4..], seq_offset, ssrc, ts_offset) =>
+                {
                     c.faults.fetch_add(1, Ordering::Relaxed);
                 }
                 Fault::Garbage { kind, .. } if due && !injected => {
@@ -430,13 +439,22 @@ fn sdp_body(message: &[u8]) -> Option<String> {
 
 /// Renumbers an RTP packet (even channel) or an RTCP sender report (odd
 /// channel) in place; whether it changed anything.
-fn renumber(channel: u8, packet: &mut [u8], seq_offset: u16, ssrc: Option<u32>) -> bool {
+fn renumber(
+    channel: u8,
+    packet: &mut [u8],
+    seq_offset: u16,
+    ssrc: Option<u32>,
+    ts_offset: u32,
+) -> bool {
     if packet.len() < 12 || packet[0] >> 6 != 2 {
         return false;
     }
     if channel.is_multiple_of(2) {
         let seq = u16::from_be_bytes([packet[2], packet[3]]).wrapping_add(seq_offset);
         packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]])
+            .wrapping_add(ts_offset);
+        packet[4..8].copy_from_slice(&ts.to_be_bytes());
         if let Some(ssrc) = ssrc {
             packet[8..12].copy_from_slice(&ssrc.to_be_bytes());
         }
@@ -542,15 +560,17 @@ mod tests {
     }
 
     #[test]
-    fn renumbering_changes_sequence_and_ssrc_only() {
+    fn renumbering_changes_sequence_timestamp_and_ssrc_only() {
         let mut rtp = [0x80, 96, 0xff, 0xfe, 1, 2, 3, 4, 9, 9, 9, 9, 0x65];
-        assert!(renumber(0, &mut rtp, 5, Some(0x0102_0304)));
+        assert!(renumber(0, &mut rtp, 5, Some(0x0102_0304), 0));
         assert_eq!(rtp, [0x80, 96, 0, 3, 1, 2, 3, 4, 1, 2, 3, 4, 0x65]);
+        assert!(renumber(0, &mut rtp, 0, None, 0x0100_0000));
+        assert_eq!(rtp[4..8], [2, 2, 3, 4]);
         let mut sr = [0x80, 200, 0, 6, 9, 9, 9, 9, 0, 0, 0, 0];
-        assert!(renumber(1, &mut sr, 5, Some(7)));
+        assert!(renumber(1, &mut sr, 5, Some(7), 0));
         assert_eq!(sr[4..8], [0, 0, 0, 7]);
-        assert!(!renumber(1, &mut sr, 5, None));
-        assert!(!renumber(0, &mut [0x80, 96, 0], 5, None), "too short");
+        assert!(!renumber(1, &mut sr, 5, None, 0));
+        assert!(!renumber(0, &mut [0x80, 96, 0], 5, None, 0), "too short");
     }
 
     #[test]

@@ -1770,8 +1770,10 @@ export interface components {
              */
             bitrate_kbps: number;
             /**
-             * @description H.264 without B-frames: what WebRTC viewers can play as it is.
-             *     H.265 is recorded but not shown live.
+             * @description H.264 without B-frames: what every WebRTC viewer can play as it is.
+             *     Other streams go live as they are to viewers that can play them
+             *     (H.265 in some browsers) and through the NVR's live transcode to
+             *     the others.
              */
             browser_playable: boolean;
             /**

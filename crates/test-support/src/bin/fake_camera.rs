@@ -100,6 +100,9 @@ struct Args {
     /// H.264 slices per picture.
     #[arg(long, default_value_t = 1)]
     slices: u32,
+    /// H.264 B-frames between references (0: none, as browsers need).
+    #[arg(long, default_value_t = 0)]
+    bframes: u32,
     /// Also send an audio track (G.711 µ-law unless --audio-codec says).
     #[arg(long)]
     audio: bool,
@@ -181,6 +184,7 @@ fn main() -> ExitCode {
         pattern: args.pattern,
         bitrate_kbps: args.bitrate_kbps,
         slices: args.slices,
+        bframes: args.bframes,
         sdp_only_parameters: args.sdp_only_parameters,
         resizable: args.resizable,
         port: Some(args.port),
