@@ -16,8 +16,9 @@
 //!   a keyframe request;
 //! - **RTSP H.265, 4 s GOP, transcoded:** the same camera in H.265, which
 //!   Chromium cannot decode: every join goes through the NVR's live
-//!   transcode to H.264 (cache on only). The first join starts the
-//!   transcode; the later ones find it running (it lingers 10 s).
+//!   transcode to H.264 (cache on only). join.mjs opens the live grid
+//!   first, which starts the transcode; every join then finds it running
+//!   (it lingers 10 s between pages), and its NVR CPU is the transcode's.
 //!
 //! Per run: join (RTCPeerConnection made to first frame presented) median
 //! and worst, page load to first frame median, the jitter buffer's mean
@@ -202,7 +203,7 @@ async fn main() {
                     "rtsp" => "RTSP camera, 720p30, 4 s GOP".to_string(),
                     "pusher" => "pusher, 720p30 (answers keyframe requests)".to_string(),
                     _ => format!(
-                        "RTSP H.265 camera, 720p30, 4 s GOP, transcoded (first join, starting it: {:.0} ms)",
+                        "RTSP H.265 camera, 720p30, 4 s GOP, transcoded (first join {:.0} ms; the live grid, opened first, started the transcode)",
                         j.first().copied().unwrap_or(f64::NAN)
                     ),
                 },
