@@ -495,7 +495,6 @@ impl Core {
             // A loss older than that is healed by a keyframe request.
             .set_send_buffer_video(128)
             .set_stats_interval(Some(Duration::from_secs(1)))
-            .set_rtcp_report_interval_audio(Duration::from_secs(1))
             .clear_codecs()
             .enable_h264(true)
             // H.265 cameras pass through to viewers that offer it (Chrome

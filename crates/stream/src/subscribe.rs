@@ -2,11 +2,9 @@
 //! [`EncodedFrame`]s, over WebRTC (the `webrtc` crate) set up through
 //! `/ws/signaling` or WHEP, reconnecting on its own.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use reallive_core::{
     AudioFrame, AudioParameters, AudioSender, Codec, CodecParameters, EncodedFrame, FrameSender,
@@ -302,13 +300,13 @@ async fn receive(
                 }
             }
             ev = next_sound(&sound) => match ev {
-                Some(TrackRemoteEvent::OnRtpPacket(p)) => if let Some(a) = audio {
-                    let params = audio_clock.params(&p.payload);
-                    for (pts, data) in audio_clock.place(p.header.timestamp, p.payload, timeline, &reports, Instant::now()) {
+                Some(TrackRemoteEvent::OnRtpPacket(p)) => {
+                    if let (Some(a), Some(pts)) = (audio, audio_clock.pts(p.header.timestamp, timeline, &reports, Instant::now())) {
+                        let params = audio_clock.params(&p.payload);
                         // A full queue loses 20 ms of sound, nothing else.
-                        let _ = a.offer(AudioFrame { data, pts_90k: pts, duration_90k: OPUS_FRAME_90K, params: params.clone() });
+                        let _ = a.offer(AudioFrame { data: p.payload, pts_90k: pts, duration_90k: OPUS_FRAME_90K, params });
                     }
-                },
+                }
                 Some(TrackRemoteEvent::OnRtcpPacket(ps)) => reports.audio = last_report(&ps).or(reports.audio),
                 // Video carries the session; without audio it goes on.
                 Some(TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) | None => sound = None,
@@ -423,69 +421,22 @@ fn last_report(packets: &[Box<dyn rtc::rtcp::Packet>]) -> Option<Report> {
 
 /// Places Opus packets on the frames' timeline. With both tracks' sender
 /// reports, by the sender's clock: a packet's RTP time is an instant there,
-/// which is a video RTP time, which is a pts. Until both have come (the
-/// relay sends them every second), the sound is held, at most
-/// [`HOLD_SOUND`] and [`HOLD_SOUND_PACKETS`], and placed by them when they
-/// come. Without them by then, by arrival: the first packet is placed where
-/// the picture is at that moment, and each one after it by its RTP time
-/// from the one before. Arrival is late by however far the picture is
-/// behind live, as it is while the relay's GOP catch-up plays: measured at
-/// −140 to +112 ms in recordings that kept the arrival anchor.
+/// which is a video RTP time, which is a pts. Before them (the first second
+/// or so), by arrival: the first packet is placed where the picture is at
+/// that moment, and each one after it by its RTP time from the one before.
+/// Arrival is late by however far the picture is behind live, as it is
+/// while the relay's GOP catch-up plays: measured at +112 ms in a recording
+/// that kept the arrival anchor.
 #[derive(Debug, Default)]
 struct AudioClock {
     /// The last packet's RTP time and pts.
     anchor: Option<(u32, i64)>,
     /// Whether the sender reports place the packets yet.
     by_reports: bool,
-    /// Packets waiting for the sender reports: RTP time, payload, arrival.
-    held: VecDeque<(u32, Bytes, Instant)>,
-    /// The reports did not come in time: by arrival until they do.
-    gave_up: bool,
     params: Option<Arc<AudioParameters>>,
 }
 
-/// The longest the sound waits for the sender reports that place it.
-const HOLD_SOUND: Duration = Duration::from_secs(3);
-/// The most packets held meanwhile (4 s of 20 ms packets).
-const HOLD_SOUND_PACKETS: usize = 200;
-
 impl AudioClock {
-    /// The packets ready to go, with their pts, now that one with RTP
-    /// time `ts` arrived at `now`: none while it is held for the sender
-    /// reports, the ones held before it and it once they place it (or the
-    /// wait is over).
-    fn place(
-        &mut self,
-        ts: u32,
-        data: Bytes,
-        timeline: &Timeline,
-        reports: &Reports,
-        now: Instant,
-    ) -> Vec<(i64, Bytes)> {
-        if !self.by_reports && !self.gave_up && reports_pts(ts, timeline, reports).is_none() {
-            let waited = self.held.front().map_or(Duration::ZERO, |(_, _, at)| {
-                now.saturating_duration_since(*at)
-            });
-            if waited < HOLD_SOUND && self.held.len() < HOLD_SOUND_PACKETS {
-                self.held.push_back((ts, data, now));
-                return Vec::new();
-            }
-            self.gave_up = true;
-            tracing::debug!(
-                held = self.held.len(),
-                "no sender reports for the sound in time: placed by its arrival until they come"
-            );
-        }
-        let mut out = Vec::with_capacity(self.held.len() + 1);
-        let held = std::mem::take(&mut self.held);
-        for (t, d, at) in held.into_iter().chain(std::iter::once((ts, data, now))) {
-            if let Some(pts) = self.pts(t, timeline, reports, at) {
-                out.push((pts, d));
-            }
-        }
-        out
-    }
-
     /// The pts of an Opus packet with RTP time `ts` arriving at `now`;
     /// `None` before the connection's first video frame (no timeline yet)
     /// or for a packet from before the anchor.
@@ -660,46 +611,6 @@ mod tests {
             clock.pts(54_800, &timeline, &half, late_arrival),
             Some(90_000 + 2 * 90_000)
         );
-    }
-
-    #[test]
-    fn the_sound_waits_for_the_sender_reports_and_is_placed_by_them() {
-        let (t0, timeline, reports) = two_frames_and_reports();
-        let early = Reports {
-            audio: None,
-            ..reports
-        };
-        let data = Bytes::from_static(&[0xf8]);
-        let mut clock = AudioClock::default();
-        // Before the sound's report: held, whenever it arrives.
-        for i in 0..10u32 {
-            let at = t0 + Duration::from_millis(1_000 + u64::from(i) * 20);
-            let got = clock.place(54_800 + i * 960, data.clone(), &timeline, &early, at);
-            assert!(got.is_empty(), "packet {i} went before the reports");
-        }
-        // The report comes: the held packets go first, each placed by it
-        // (as `sender_reports_place_the_sound_by_the_senders_clock`), 20 ms
-        // apart, then the one that arrived.
-        let got = clock.place(
-            54_800 + 10 * 960,
-            data.clone(),
-            &timeline,
-            &reports,
-            t0 + Duration::from_millis(1_200),
-        );
-        let pts: Vec<i64> = got.iter().map(|p| p.0).collect();
-        let want: Vec<i64> = (0..=10).map(|i| 45_000 + i * 1_800).collect();
-        assert_eq!(pts, want);
-
-        // No reports within 3 s: by arrival, the held packets and the rest.
-        let mut clock = AudioClock::default();
-        let mut placed = Vec::new();
-        for i in 0..200u32 {
-            let at = t0 + Duration::from_millis(1_000 + u64::from(i) * 20);
-            placed.extend(clock.place(7 + i * 960, data.clone(), &timeline, &early, at));
-        }
-        assert_eq!(placed.len(), 200, "all, none lost");
-        assert!(placed.windows(2).all(|w| w[1].0 - w[0].0 == 1_800));
     }
 
     #[test]
