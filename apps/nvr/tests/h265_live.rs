@@ -60,19 +60,7 @@ async fn viewer(nvr: &Nvr, api: &Api, id: i64, codecs: Vec<OfferCodec>) -> WhepV
 async fn an_h265_camera_plays_as_h265_in_webrtcbin() {
     reallive_test_support::require_elements(webrtcbin::ELEMENTS);
     let dir = tempfile::tempdir().unwrap();
-    let camera = FakeCamera::spawn(
-        RtspCameraConfig {
-            path: "/hevc".into(),
-            width: 640,
-            height: 360,
-            fps: 30,
-            keyframe_interval: 30,
-            codec: RtspCodec::H265,
-            ..RtspCameraConfig::default()
-        }
-        .into(),
-    )
-    .await;
+    let camera = fake_camera("/hevc", RtspCodec::H265, (640, 360), 30, 0).await;
     let config = write_config(dir.path(), camera.url());
     let mut nvr = start_nvr(&config, &dir.path().join("data")).await;
     let id = nvr.cameras[0].0;
@@ -176,22 +164,8 @@ async fn chromium_plays_an_h265_camera_through_the_live_transcode() {
     reallive_test_support::require_elements(webrtcbin::ELEMENTS);
     let browser = common::browser_setup();
     let dir = tempfile::tempdir().unwrap();
-    let camera = |path: &str, width, height, fps| {
-        FakeCamera::spawn(
-            RtspCameraConfig {
-                path: path.into(),
-                width,
-                height,
-                fps,
-                keyframe_interval: fps,
-                codec: RtspCodec::H265,
-                ..RtspCameraConfig::default()
-            }
-            .into(),
-        )
-    };
-    let first = camera("/hevc", 640, 360, 30).await;
-    let second = camera("/small", 320, 180, 10).await;
+    let first = fake_camera("/hevc", RtspCodec::H265, (640, 360), 30, 0).await;
+    let second = fake_camera("/small", RtspCodec::H265, (320, 180), 10, 0).await;
     let config = dir.path().join("nvr.toml");
     std::fs::write(
         &config,
@@ -337,20 +311,7 @@ async fn chromium_plays_an_h265_camera_through_the_live_transcode() {
 async fn a_camera_with_b_frames_is_transcoded_for_every_viewer() {
     reallive_test_support::require_elements(webrtcbin::ELEMENTS);
     let dir = tempfile::tempdir().unwrap();
-    let camera = FakeCamera::spawn(
-        RtspCameraConfig {
-            path: "/bframes".into(),
-            width: 640,
-            height: 360,
-            fps: 30,
-            keyframe_interval: 30,
-            codec: RtspCodec::H264,
-            bframes: 2,
-            ..RtspCameraConfig::default()
-        }
-        .into(),
-    )
-    .await;
+    let camera = fake_camera("/bframes", RtspCodec::H264, (640, 360), 30, 2).await;
     let config = write_config(dir.path(), camera.url());
     let mut nvr = start_nvr(&config, &dir.path().join("data")).await;
     let id = nvr.cameras[0].0;
@@ -388,6 +349,31 @@ async fn a_camera_with_b_frames_is_transcoded_for_every_viewer() {
     );
     avc.stop().await;
     assert!(signal(&mut nvr.child, "-TERM").await.success());
+}
+
+/// A fake camera at `path` sending `codec` at `size` and `fps`, a keyframe
+/// every second, with `bframes` B-frames (H.264 only).
+async fn fake_camera(
+    path: &str,
+    codec: RtspCodec,
+    (width, height): (u32, u32),
+    fps: u32,
+    bframes: u32,
+) -> FakeCamera {
+    FakeCamera::spawn(
+        RtspCameraConfig {
+            path: path.into(),
+            width,
+            height,
+            fps,
+            keyframe_interval: fps,
+            codec,
+            bframes,
+            ..RtspCameraConfig::default()
+        }
+        .into(),
+    )
+    .await
 }
 
 /// An H.264-only webrtcbin viewer of camera `id`, or the refusal.
