@@ -107,7 +107,7 @@ class Program:
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen(
             [str(a) for a in argv],
-            env={**os.environ, **env},
+            env={**os.environ, "RUST_BACKTRACE": "1", **env},
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -364,6 +364,12 @@ def stopped_cleanly(program):
     ok = rc == 0 and "panicked" not in log
     if not ok:
         say(f"{program.name}: exit {rc}; panic in the log: {'panicked' in log} ({program.log_path})")
+        # The log stays on the machine that ran it: say where it panicked.
+        lines = log.splitlines()
+        for i, line in enumerate(lines):
+            if "panicked" in line:
+                for shown in lines[max(0, i - 5) : i + 15]:
+                    say(f"  | {shown}")
     return ok
 
 
