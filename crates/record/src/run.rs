@@ -33,10 +33,11 @@ pub const MAX_PRE_ROLL: Duration = Duration::from_secs(60);
 /// video frame's arrival) for the audio's first packet, so that the file
 /// starts with its audio track rather than being cut at the next keyframe
 /// when the audio comes (`docs/design/audio.md`). A transcoded camera's
-/// first AAC comes a few hundred ms after its video, more on a busy host.
-/// Live viewers never wait; the ring keeps every frame meanwhile (within
-/// its byte bound).
-pub const AUDIO_WAIT: Duration = Duration::from_secs(2);
+/// first AAC comes a few hundred ms after its video, more on a busy host;
+/// a WebRTC subscriber holds its first sound until the relay's sender
+/// reports can place it, 1–3 s. Live viewers never wait; the ring keeps
+/// every frame meanwhile (within its byte bound).
+pub const AUDIO_WAIT: Duration = Duration::from_secs(4);
 
 /// The audio ring's bound, in packets: a minute of AAC at 48 kHz.
 const MAX_AUDIO_RING: usize = 3000;

@@ -495,6 +495,9 @@ impl Core {
             // A loss older than that is healed by a keyframe request.
             .set_send_buffer_video(128)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // Sender reports place a subscriber's sound on its picture;
+            // str0m's default for audio is every 5 s.
+            .set_rtcp_report_interval_audio(Duration::from_secs(1))
             .clear_codecs()
             .enable_h264(true)
             // H.265 cameras pass through to viewers that offer it (Chrome

@@ -2,9 +2,11 @@
 //! [`EncodedFrame`]s, over WebRTC (the `webrtc` crate) set up through
 //! `/ws/signaling` or WHEP, reconnecting on its own.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures::future::BoxFuture;
 use reallive_core::{
     AudioFrame, AudioParameters, AudioSender, Codec, CodecParameters, EncodedFrame, FrameSender,
@@ -260,6 +262,7 @@ async fn receive(
     let mut audio_clock = AudioClock::default();
     let mut reports = Reports::default();
     let mut media_ssrc = 0u32;
+    let mut sound_ssrc: Option<u32> = None;
     // Holes wait for NACK retransmissions this long, then are given up.
     let mut assembler = Assembler::new(HOLE_WAIT, MAX_HELD_PACKETS);
     let mut params: Option<Arc<CodecParameters>> = None;
@@ -293,6 +296,7 @@ async fn receive(
             t = events.tracks.recv(), if track.is_none() || (audio.is_some() && sound.is_none()) => {
                 let Some(t) = t else { continue };
                 if t.kind().await == RtpCodecKind::Audio {
+                    sound_ssrc = t.ssrcs().await.first().copied();
                     sound = Some(t);
                 } else if track.is_none() {
                     media_ssrc = t.ssrcs().await.first().copied().unwrap_or(0);
@@ -300,14 +304,14 @@ async fn receive(
                 }
             }
             ev = next_sound(&sound) => match ev {
-                Some(TrackRemoteEvent::OnRtpPacket(p)) => {
-                    if let (Some(a), Some(pts)) = (audio, audio_clock.pts(p.header.timestamp, timeline, &reports, Instant::now())) {
-                        let params = audio_clock.params(&p.payload);
+                Some(TrackRemoteEvent::OnRtpPacket(p)) => if let Some(a) = audio {
+                    let params = audio_clock.params(&p.payload);
+                    for (pts, data) in audio_clock.place(p.header.timestamp, p.payload, timeline, &reports, Instant::now()) {
                         // A full queue loses 20 ms of sound, nothing else.
-                        let _ = a.offer(AudioFrame { data: p.payload, pts_90k: pts, duration_90k: OPUS_FRAME_90K, params });
+                        let _ = a.offer(AudioFrame { data, pts_90k: pts, duration_90k: OPUS_FRAME_90K, params: params.clone() });
                     }
-                }
-                Some(TrackRemoteEvent::OnRtcpPacket(ps)) => reports.audio = last_report(&ps).or(reports.audio),
+                },
+                Some(TrackRemoteEvent::OnRtcpPacket(ps)) => reports.take(&ps, media_ssrc, sound_ssrc),
                 // Video carries the session; without audio it goes on.
                 Some(TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) | None => sound = None,
                 Some(_) => {}
@@ -317,7 +321,7 @@ async fn receive(
                 Some(TrackRemoteEvent::OnRtpPacket(p)) => {
                     assembler.push(p.header.sequence_number, p.header.timestamp, p.header.marker, p.payload);
                 }
-                Some(TrackRemoteEvent::OnRtcpPacket(ps)) => reports.video = last_report(&ps).or(reports.video),
+                Some(TrackRemoteEvent::OnRtcpPacket(ps)) => reports.take(&ps, media_ssrc, sound_ssrc),
                 Some(TrackRemoteEvent::OnEnded | TrackRemoteEvent::OnError) | None => {
                     return Ended::Failed("the track ended".into());
                 }
@@ -407,36 +411,97 @@ fn is_sender_report(p: &dyn rtc::rtcp::Packet) -> bool {
     p.as_any().is::<SenderReport>()
 }
 
-/// The last sender report among `packets`.
-fn last_report(packets: &[Box<dyn rtc::rtcp::Packet>]) -> Option<Report> {
-    packets
-        .iter()
-        .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
-        .map(|sr| Report {
-            ntp: sr.ntp_time,
-            rtp: sr.rtp_time,
-        })
-        .next_back()
+impl Reports {
+    /// Takes the sender reports among `packets`, each for the track whose
+    /// SSRC it carries (`video`, `audio`), whichever track's event brought
+    /// it: webrtc-rs hands a whole compound RTCP packet to the track of its
+    /// first packet's SSRC, and the relay (str0m) sends the audio's and the
+    /// video's reports in one compound when both are due.
+    fn take(&mut self, packets: &[Box<dyn rtc::rtcp::Packet>], video: u32, audio: Option<u32>) {
+        for sr in packets
+            .iter()
+            .filter_map(|p| p.as_any().downcast_ref::<SenderReport>())
+        {
+            let report = Some(Report {
+                ntp: sr.ntp_time,
+                rtp: sr.rtp_time,
+            });
+            if sr.ssrc == video {
+                self.video = report;
+            } else if Some(sr.ssrc) == audio {
+                self.audio = report;
+            }
+        }
+    }
 }
 
 /// Places Opus packets on the frames' timeline. With both tracks' sender
 /// reports, by the sender's clock: a packet's RTP time is an instant there,
-/// which is a video RTP time, which is a pts. Before them (the first second
-/// or so), by arrival: the first packet is placed where the picture is at
-/// that moment, and each one after it by its RTP time from the one before.
-/// Arrival is late by however far the picture is behind live, as it is
-/// while the relay's GOP catch-up plays: measured at +112 ms in a recording
-/// that kept the arrival anchor.
+/// which is a video RTP time, which is a pts; each packet after that by
+/// its RTP time from the one before, placed by the reports again only when
+/// they differ by over [`RESYNC_90K`]. Until both have come (the
+/// relay sends them every second), the sound is held, at most
+/// [`HOLD_SOUND`] and [`HOLD_SOUND_PACKETS`], and placed by them when they
+/// come. Without them by then, by arrival: the first packet is placed where
+/// the picture is at that moment, and each one after it by its RTP time
+/// from the one before. Arrival is late by however far the picture is
+/// behind live, as it is while the relay's GOP catch-up plays: measured at
+/// −140 to +112 ms in recordings that kept the arrival anchor.
 #[derive(Debug, Default)]
 struct AudioClock {
     /// The last packet's RTP time and pts.
     anchor: Option<(u32, i64)>,
     /// Whether the sender reports place the packets yet.
     by_reports: bool,
+    /// Packets waiting for the sender reports: RTP time, payload, arrival.
+    held: VecDeque<(u32, Bytes, Instant)>,
+    /// The reports did not come in time: by arrival until they do.
+    gave_up: bool,
     params: Option<Arc<AudioParameters>>,
 }
 
+/// The longest the sound waits for the sender reports that place it.
+const HOLD_SOUND: Duration = Duration::from_secs(3);
+/// The most packets held meanwhile (4 s of 20 ms packets).
+const HOLD_SOUND_PACKETS: usize = 200;
+
 impl AudioClock {
+    /// The packets ready to go, with their pts, now that one with RTP
+    /// time `ts` arrived at `now`: none while it is held for the sender
+    /// reports, the ones held before it and it once they place it (or the
+    /// wait is over).
+    fn place(
+        &mut self,
+        ts: u32,
+        data: Bytes,
+        timeline: &Timeline,
+        reports: &Reports,
+        now: Instant,
+    ) -> Vec<(i64, Bytes)> {
+        if !self.by_reports && !self.gave_up && reports_pts(ts, timeline, reports).is_none() {
+            let waited = self.held.front().map_or(Duration::ZERO, |(_, _, at)| {
+                now.saturating_duration_since(*at)
+            });
+            if waited < HOLD_SOUND && self.held.len() < HOLD_SOUND_PACKETS {
+                self.held.push_back((ts, data, now));
+                return Vec::new();
+            }
+            self.gave_up = true;
+            tracing::debug!(
+                held = self.held.len(),
+                "no sender reports for the sound in time: placed by its arrival until they come"
+            );
+        }
+        let mut out = Vec::with_capacity(self.held.len() + 1);
+        let held = std::mem::take(&mut self.held);
+        for (t, d, at) in held.into_iter().chain(std::iter::once((ts, data, now))) {
+            if let Some(pts) = self.pts(t, timeline, reports, at) {
+                out.push((pts, d));
+            }
+        }
+        out
+    }
+
     /// The pts of an Opus packet with RTP time `ts` arriving at `now`;
     /// `None` before the connection's first video frame (no timeline yet)
     /// or for a packet from before the anchor.
@@ -447,35 +512,36 @@ impl AudioClock {
         reports: &Reports,
         now: Instant,
     ) -> Option<i64> {
-        let pts = match reports_pts(ts, timeline, reports) {
-            Some(pts) => {
-                if !self.by_reports {
-                    self.by_reports = true;
-                    let moved = self.anchor.map(|(a_ts, a_pts)| {
-                        pts - (a_pts + i64::from(ts.wrapping_sub(a_ts) as i32) * 90_000 / 48_000)
-                    });
-                    tracing::debug!(
-                        moved_ms = moved.map(|m| m / 90),
-                        "the sound is placed by the sender reports from now on"
-                    );
-                }
-                pts
+        let by_rtp = self.anchor.and_then(|(a_ts, a_pts)| {
+            let d = ts.wrapping_sub(a_ts) as i32;
+            // A new publisher's random RTP base: anchor again.
+            (0..=MAX_RTP_STEP_48K)
+                .contains(&d)
+                .then(|| a_pts + i64::from(d) * 90_000 / 48_000)
+        });
+        let pts = match (reports_pts(ts, timeline, reports), by_rtp) {
+            // Placed by the reports once, then by the RTP time from the
+            // packet before, so the sound runs on in even 20 ms steps: the
+            // relay's reports are as good as its forwarding times (a few
+            // ms apart from one to the next). Placed again when they say
+            // it is a packet or more off.
+            (Some(r), Some(c)) if self.by_reports && (r - c).abs() <= RESYNC_90K => c,
+            (Some(r), c) => {
+                tracing::debug!(
+                    moved_ms = c.map(|c| (r - c) / 90),
+                    "the sound is placed by the sender reports"
+                );
+                self.by_reports = true;
+                r
             }
-            None => {
-                let by_rtp = self.anchor.and_then(|(a_ts, a_pts)| {
-                    let d = ts.wrapping_sub(a_ts) as i32;
-                    // A new publisher's random RTP base: anchor again.
-                    (0..=MAX_RTP_STEP_48K)
-                        .contains(&d)
-                        .then(|| a_pts + i64::from(d) * 90_000 / 48_000)
-                });
-                match by_rtp {
-                    Some(pts) => pts,
-                    None => {
-                        let (p, at) = timeline.last.filter(|_| timeline.last_ts.is_some())?;
-                        p + now.saturating_duration_since(at).as_micros() as i64 * 9 / 100
-                    }
-                }
+            (None, Some(c)) => c,
+            (None, None) => {
+                // Where the picture was when it arrived: a packet held
+                // while frames went on arrived before the last.
+                let (p, at) = timeline.last.filter(|_| timeline.last_ts.is_some())?;
+                let after = now.saturating_duration_since(at).as_micros() as i64;
+                let before = at.saturating_duration_since(now).as_micros() as i64;
+                p + (after - before) * 9 / 100
             }
         };
         self.anchor = Some((ts, pts));
@@ -505,6 +571,14 @@ const MAX_HELD_PACKETS: usize = 1500;
 const MAX_RTP_STEP_90K: i32 = 5 * 90_000;
 /// The same for the sound's 48 kHz RTP clock.
 const MAX_RTP_STEP_48K: i32 = 5 * 48_000;
+
+/// How far the sender reports may put the sound from where its RTP time
+/// runs on before it is placed again: one packet, 20 ms. The relay's
+/// reports wander by a few ms from one to the next (it stamps them by its
+/// forwarding times), which must not break the even 20 ms steps; a sound
+/// card's clock drifts from the picture's (the pusher's test tone ran 0.33
+/// ms a second behind), which the reports must correct.
+const RESYNC_90K: i64 = 1_800;
 
 /// The pts of the Opus packet with RTP time `ts` by both tracks' sender
 /// reports and the video's place on the timeline; `None` without them, or
@@ -611,6 +685,105 @@ mod tests {
             clock.pts(54_800, &timeline, &half, late_arrival),
             Some(90_000 + 2 * 90_000)
         );
+    }
+
+    #[test]
+    fn the_sound_waits_for_the_sender_reports_and_is_placed_by_them() {
+        let (t0, timeline, reports) = two_frames_and_reports();
+        let early = Reports {
+            audio: None,
+            ..reports
+        };
+        let data = Bytes::from_static(&[0xf8]);
+        let mut clock = AudioClock::default();
+        // Before the sound's report: held, whenever it arrives.
+        for i in 0..10u32 {
+            let at = t0 + Duration::from_millis(1_000 + u64::from(i) * 20);
+            let got = clock.place(54_800 + i * 960, data.clone(), &timeline, &early, at);
+            assert!(got.is_empty(), "packet {i} went before the reports");
+        }
+        // The report comes: the held packets go first, each placed by it
+        // (as `sender_reports_place_the_sound_by_the_senders_clock`), 20 ms
+        // apart, then the one that arrived.
+        let got = clock.place(
+            54_800 + 10 * 960,
+            data.clone(),
+            &timeline,
+            &reports,
+            t0 + Duration::from_millis(1_200),
+        );
+        let pts: Vec<i64> = got.iter().map(|p| p.0).collect();
+        let want: Vec<i64> = (0..=10).map(|i| 45_000 + i * 1_800).collect();
+        assert_eq!(pts, want);
+
+        // No reports within 3 s: by arrival, the held packets and the rest.
+        // The first arrived half a second before the last frame (pts
+        // 90000 at 1 s): it is placed where the picture was then.
+        let mut clock = AudioClock::default();
+        let mut placed = Vec::new();
+        for i in 0..200u32 {
+            let at = t0 + Duration::from_millis(500 + u64::from(i) * 20);
+            placed.extend(clock.place(7 + i * 960, data.clone(), &timeline, &early, at));
+        }
+        assert_eq!(placed.len(), 200, "all, none lost");
+        assert_eq!(placed[0].0, 45_000);
+        assert!(placed.windows(2).all(|w| w[1].0 - w[0].0 == 1_800));
+    }
+
+    #[test]
+    fn the_sound_runs_on_by_its_rtp_time_through_wandering_reports() {
+        let (t0, timeline, reports) = two_frames_and_reports();
+        let mut clock = AudioClock::default();
+        let at = t0 + Duration::from_secs(3);
+        assert_eq!(clock.pts(54_800, &timeline, &reports, at), Some(45_000));
+        // Reports that put the sound 2 ms later: 20 ms steps on.
+        let wandered = |by_48k: u32| Reports {
+            audio: reports.audio.map(|a| Report {
+                rtp: a.rtp.wrapping_sub(by_48k),
+                ..a
+            }),
+            ..reports
+        };
+        let pts: Vec<i64> = (1..=5)
+            .map(|i| {
+                clock
+                    .pts(54_800 + i * 960, &timeline, &wandered(96), at)
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(pts, [46_800, 48_600, 50_400, 52_200, 54_000]);
+        // 50 ms: placed again, by them.
+        assert_eq!(
+            clock.pts(54_800 + 6 * 960, &timeline, &wandered(2_400), at),
+            Some(45_000 + 6 * 1_800 + 4_500)
+        );
+    }
+
+    #[test]
+    fn each_sender_report_goes_to_the_track_of_its_ssrc() {
+        let sr = |ssrc, rtp| -> Box<dyn rtc::rtcp::Packet> {
+            Box::new(SenderReport {
+                ssrc,
+                ntp_time: 100 * NTP_SEC,
+                rtp_time: rtp,
+                ..SenderReport::default()
+            })
+        };
+        let mut reports = Reports::default();
+        // One compound with the sound's report first, as webrtc-rs hands
+        // it to the sound track; the video's last, as str0m sends both.
+        reports.take(&[sr(22, 48_000), sr(11, 90_000)], 11, Some(22));
+        assert_eq!(reports.video.map(|r| r.rtp), Some(90_000));
+        assert_eq!(reports.audio.map(|r| r.rtp), Some(48_000));
+        // The video's first: the sound's report is still the sound's.
+        reports.take(&[sr(11, 180_000), sr(22, 96_000)], 11, Some(22));
+        assert_eq!(reports.video.map(|r| r.rtp), Some(180_000));
+        assert_eq!(reports.audio.map(|r| r.rtp), Some(96_000));
+        // Another stream's report, or the sound's before its track came,
+        // changes nothing.
+        reports.take(&[sr(33, 1), sr(22, 2)], 11, None);
+        assert_eq!(reports.video.map(|r| r.rtp), Some(180_000));
+        assert_eq!(reports.audio.map(|r| r.rtp), Some(96_000));
     }
 
     #[test]

@@ -540,19 +540,19 @@ fn the_first_file_waits_for_audio_so_it_starts_with_it() {
 }
 
 #[test]
-fn a_camera_without_audio_is_waited_for_two_seconds_at_most() {
+fn a_camera_without_audio_is_waited_for_four_seconds_at_most() {
     // A pre-roll shorter than the wait: the ring keeps every frame.
     let config = with_audio(RunConfig {
         pre_roll: Duration::ZERO,
         ..RunConfig::default()
     });
-    let seen = run(config, &[Frames(0, 35), Drop]);
-    assert_eq!(seen.frames(), vec![range(0, 35)]);
-    // Held until 2 s after the first frame: frame 20 lets them out.
-    let seen = run(with_audio(RunConfig::default()), &[Frames(0, 20)]);
+    let seen = run(config, &[Frames(0, 55), Drop]);
+    assert_eq!(seen.frames(), vec![range(0, 55)]);
+    // Held until 4 s after the first frame: frame 40 lets them out.
+    let seen = run(with_audio(RunConfig::default()), &[Frames(0, 40)]);
     assert!(seen.files.is_empty(), "{:?}", seen.files);
-    let seen = run(with_audio(RunConfig::default()), &[Frames(0, 21)]);
-    assert_eq!(seen.frames(), vec![range(0, 21)]);
+    let seen = run(with_audio(RunConfig::default()), &[Frames(0, 41)]);
+    assert_eq!(seen.frames(), vec![range(0, 41)]);
     // An audio channel that ends stops the wait at once.
     let seen = run(
         with_audio(RunConfig::default()),
