@@ -246,10 +246,27 @@ impl LiveVideo {
             return;
         };
         let (tx, mut rx) = frame_channel(LIVE_TRANSCODE_QUEUE);
-        let mut transcoder = match start(frame.params.codec, tx) {
+        // Its first picture from the last keyframe, when the GOP so far is
+        // short enough to go at once; else from the next keyframe.
+        let first: &[EncodedFrame] = if gop.len() <= TRANSCODE_GOP_FRAMES {
+            gop
+        } else {
+            std::slice::from_ref(frame)
+        };
+        // Building the pipeline, and its decoder and encoder at the first
+        // keyframe, blocks for tens of ms.
+        let started = blocking(|| {
+            let mut transcoder =
+                start(frame.params.codec, tx).map_err(|e| format!("did not start: {e}"))?;
+            for f in first {
+                transcoder.push(f).map_err(|e| format!("failed: {e}"))?;
+            }
+            Ok::<_, String>(transcoder)
+        });
+        let transcoder = match started {
             Ok(t) => t,
             Err(e) => {
-                self.failed(&format!("did not start: {e}"));
+                self.failed(&e);
                 return;
             }
         };
@@ -266,20 +283,7 @@ impl LiveVideo {
             codec = %frame.params.codec,
             "live transcode started: H.264 for viewers that cannot play the camera's stream"
         );
-        // Its first picture from the last keyframe, when the GOP so far is
-        // short enough to go at once; else from the next keyframe.
-        let first: &[EncodedFrame] = if gop.len() <= TRANSCODE_GOP_FRAMES {
-            gop
-        } else {
-            std::slice::from_ref(frame)
-        };
         let _ = self.want.take_keyframe();
-        for f in first {
-            if let Err(e) = transcoder.push(f) {
-                self.failed(&format!("failed: {e}"));
-                return;
-            }
-        }
         self.transcoder = Some(VideoTranscoding {
             codec: frame.params.codec,
             transcoder,
@@ -292,6 +296,20 @@ impl LiveVideo {
         if self.told.is_some() {
             let _ = relay.set_local_video(self.camera, None);
         }
+    }
+}
+
+/// Runs `f`, which blocks (it builds a GStreamer pipeline), on a camera's
+/// task without stalling the other tasks of its worker thread: on a
+/// multi-thread runtime they move to another worker meanwhile
+/// (`block_in_place`); elsewhere (a current-thread runtime, no runtime) it
+/// simply runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
@@ -365,7 +383,8 @@ impl LiveSound {
                 return;
             };
             let (tx, mut rx) = audio_channel(LIVE_SOUND_QUEUE);
-            match start(CameraAudio::Aac(frame.params.clone()), tx) {
+            // Building the pipeline blocks.
+            match blocking(|| start(CameraAudio::Aac(frame.params.clone()), tx)) {
                 Ok(transcoder) => {
                     let relay = relay.clone();
                     let camera = self.camera;
