@@ -304,22 +304,15 @@ fn work(
         };
         let reply: Reply = match made {
             Ok(jpeg) => {
-                if keep {
-                    // Kept before it is served, so the next request finds
-                    // it. The write runs as a task, waited for here: a
-                    // `block_on` from this thread would go on polling while
-                    // the runtime shuts down (the program stopping), and
-                    // panic on its timers; a task is dropped instead.
-                    let (store, jpeg) = (s.store.clone(), jpeg.clone());
-                    let (done, kept) = tokio::sync::oneshot::channel();
-                    handle.spawn(async move {
-                        let _ =
-                            done.send(store.add_thumbnail(k.recording_id, k.at_utc_ns, jpeg).await);
-                    });
-                    if let Ok(Err(e)) = kept.blocking_recv() {
-                        // Served anyway; made again next time.
-                        tracing::debug!("thumbnails: keeping one: {e}");
-                    }
+                if keep
+                    && let Err(e) = handle.block_on(s.store.add_thumbnail(
+                        k.recording_id,
+                        k.at_utc_ns,
+                        jpeg.clone(),
+                    ))
+                {
+                    // Served anyway; made again next time.
+                    tracing::debug!("thumbnails: keeping one: {e}");
                 }
                 Ok(Arc::new(jpeg))
             }
