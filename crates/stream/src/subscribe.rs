@@ -439,7 +439,8 @@ impl Reports {
 /// reports, by the sender's clock: a packet's RTP time is an instant there,
 /// which is a video RTP time, which is a pts; each packet after that by
 /// its RTP time from the one before, placed by the reports again only when
-/// they differ by over [`RESYNC_90K`]. Until both have come (the
+/// they differ by over [`RESYNC_90K`] (a packet they place back over
+/// sound already handed on is dropped). Until both have come (the
 /// relay sends them every second), the sound is held, at most
 /// [`HOLD_SOUND`] and [`HOLD_SOUND_PACKETS`], and placed by them when they
 /// come. Without them by then, by arrival: the first packet is placed where
@@ -451,6 +452,9 @@ impl Reports {
 struct AudioClock {
     /// The last packet's RTP time and pts.
     anchor: Option<(u32, i64)>,
+    /// Where the last packet handed on ends: one the reports place back
+    /// over it is dropped, not sent out of order.
+    end: Option<i64>,
     /// Whether the sender reports place the packets yet.
     by_reports: bool,
     /// Packets waiting for the sender reports: RTP time, payload, arrival.
@@ -545,6 +549,16 @@ impl AudioClock {
             }
         };
         self.anchor = Some((ts, pts));
+        // Placed back over sound already handed on (by more than half a
+        // packet): dropped, and the ones after it go on from here. A
+        // recording plays its packets in pts order, back to back.
+        if self
+            .end
+            .is_some_and(|end| pts < end - i64::from(OPUS_FRAME_90K) / 2)
+        {
+            return None;
+        }
+        self.end = Some(pts + i64::from(OPUS_FRAME_90K));
         Some(pts)
     }
 
@@ -752,10 +766,18 @@ mod tests {
             })
             .collect();
         assert_eq!(pts, [46_800, 48_600, 50_400, 52_200, 54_000]);
-        // 50 ms: placed again, by them.
+        // 50 ms later: placed again, by them.
         assert_eq!(
             clock.pts(54_800 + 6 * 960, &timeline, &wandered(2_400), at),
             Some(45_000 + 6 * 1_800 + 4_500)
+        );
+        // 30 ms earlier than that: over the packet already handed on, so
+        // dropped; the next goes on from the new place, 20 ms after it.
+        let back = wandered(2_400 - 1_440);
+        assert_eq!(clock.pts(54_800 + 7 * 960, &timeline, &back, at), None);
+        assert_eq!(
+            clock.pts(54_800 + 8 * 960, &timeline, &back, at),
+            Some(45_000 + 8 * 1_800 + 4_500 - 2_700)
         );
     }
 
